@@ -1,0 +1,295 @@
+"""The int8 model: a graph of TFLite-style operators over named, quantized tensors.
+
+This is the one contract in the middle of minitiny. The quantizer and the `.tflite`
+importer build a `QModel`; the NumPy int8 reference (`kernels.py`), the `.tflite` writer,
+the C generator and the firmware harness read it. Layouts are TFLite's (see docs/DESIGN.md):
+
+    fully_connected    weight (out, in)               bias (out,) int32
+    conv_2d            weight (out, kh, kw, in)       bias (out,) int32
+    depthwise_conv_2d  weight (1, kh, kw, in * m)     bias (in * m,) int32
+
+A quantized value q stands for the real number  r = scale * (q - zero_point).
+"""
+import json
+import os
+import tempfile
+import zipfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Every operator kind the graph may hold, with the options each one takes.
+OP_OPTIONS = {
+    "fully_connected": ("activation",),
+    "conv_2d": ("stride", "padding", "activation"),
+    "depthwise_conv_2d": ("stride", "padding", "depth_multiplier", "activation"),
+    "max_pool_2d": ("pool_size", "stride", "padding", "activation"),
+    "average_pool_2d": ("pool_size", "stride", "padding", "activation"),
+    "mean": ("axes", "keep_dims"),
+    "add": ("activation",),
+    "reshape": (),
+    "softmax": ("beta",),
+    "logistic": (),
+    "tanh": (),
+    "relu": (),
+    "relu6": (),
+}
+ACTIVATIONS = ("none", "relu", "relu6")
+PADDINGS = ("same", "valid")
+
+
+class GraphError(ValueError):
+    """A QModel that is not well formed: names the op or tensor and what is wrong."""
+
+
+@dataclass
+class QTensor:
+    name: str
+    shape: tuple            # activations: without batch, e.g. (28, 28, 1); constants: full shape
+    dtype: str              # 'int8' or 'int32'
+    scale: np.ndarray       # float32, () per tensor or (C,) per channel
+    zero_point: np.ndarray  # int32, same shape as scale
+    data: np.ndarray = None  # constants only (weights, bias); None for activations
+    quantized_dimension: int = 0  # axis the per-channel scales run along
+
+    def __post_init__(self):
+        self.shape = tuple(int(d) for d in self.shape)
+        self.scale = np.asarray(self.scale, dtype=np.float32)
+        self.zero_point = np.asarray(self.zero_point, dtype=np.int32)
+        if self.dtype not in ("int8", "int32"):
+            raise GraphError(f"tensor {self.name!r}: dtype must be 'int8' or 'int32', got {self.dtype!r}")
+        if self.scale.shape != self.zero_point.shape:
+            raise GraphError(f"tensor {self.name!r}: scale shape {self.scale.shape} "
+                             f"!= zero_point shape {self.zero_point.shape}")
+        if not np.all(np.isfinite(self.scale)) or np.any(self.scale <= 0):
+            raise GraphError(f"tensor {self.name!r}: scales must be finite and > 0, got {self.scale}")
+        if self.data is not None:
+            self.data = np.asarray(self.data, dtype=self.dtype)
+            if self.data.shape != self.shape:
+                raise GraphError(f"tensor {self.name!r}: data shape {self.data.shape} != shape {self.shape}")
+
+    @property
+    def is_constant(self):
+        return self.data is not None
+
+    @property
+    def per_channel(self):
+        return self.scale.ndim == 1
+
+    @property
+    def nbytes(self):
+        return int(np.prod(self.shape, dtype=np.int64)) * (1 if self.dtype == "int8" else 4)
+
+    def quantize(self, real):
+        """float -> int8 with this tensor's per-tensor scale and zero point (round half away)."""
+        # np.round is half-to-even; TFLite's converter rounds half away from zero.
+        x = np.asarray(real, dtype=np.float64) / float(self.scale)
+        q = np.sign(x) * np.floor(np.abs(x) + 0.5) + int(self.zero_point)
+        return np.clip(q, -128, 127).astype(np.int8)
+
+    def dequantize(self, q):
+        """int8 -> float32: r = scale * (q - zero_point)."""
+        return (self.scale * (np.asarray(q, dtype=np.int32) - self.zero_point)).astype(np.float32)
+
+
+@dataclass
+class QOp:
+    kind: str
+    name: str
+    inputs: list
+    outputs: list
+    options: dict = field(default_factory=dict)
+    params: dict = None  # integer parameters, filled once by QModel.prepare()
+
+    def __post_init__(self):
+        self.inputs, self.outputs = list(self.inputs), list(self.outputs)
+        # JSON round trips turn tuples into lists: keep one form (tuples) for every option
+        self.options = {k: tuple(v) if isinstance(v, list) else v for k, v in self.options.items()}
+        if self.kind not in OP_OPTIONS:
+            raise GraphError(f"op {self.name!r}: unsupported kind {self.kind!r}; "
+                             f"supported: {', '.join(OP_OPTIONS)}")
+        unknown = set(self.options) - set(OP_OPTIONS[self.kind])
+        if unknown:
+            raise GraphError(f"op {self.name!r} ({self.kind}): unknown options {sorted(unknown)}")
+        act = self.options.get("activation", "none")
+        if act not in ACTIVATIONS:
+            raise GraphError(f"op {self.name!r}: activation {act!r} is not one of {ACTIVATIONS}")
+        pad = self.options.get("padding", "valid")
+        if pad not in PADDINGS:
+            raise GraphError(f"op {self.name!r}: padding {pad!r} is not one of {PADDINGS}")
+
+
+class QModel:
+    """An int8 model. `ops` run in list order; `inputs`/`outputs` name activation tensors."""
+
+    def __init__(self, name, tensors, ops, inputs, outputs):
+        self.name = name
+        self.tensors = dict(tensors)
+        self.ops = list(ops)
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.validate()
+        self.prepare()
+
+    # -- structure ---------------------------------------------------------------------
+    def validate(self):
+        """Every name resolves, every activation is written once before it is read."""
+        for name, t in self.tensors.items():
+            if name != t.name:
+                raise GraphError(f"tensor key {name!r} != tensor.name {t.name!r}")
+        written = set(self.inputs)
+        for name in self.inputs + self.outputs:
+            if name not in self.tensors:
+                raise GraphError(f"model {self.name!r}: input/output {name!r} is not a tensor")
+        seen_ops = set()
+        for op in self.ops:
+            if op.name in seen_ops:
+                raise GraphError(f"two ops are named {op.name!r}")
+            seen_ops.add(op.name)
+            for name in op.inputs:
+                if name not in self.tensors:
+                    raise GraphError(f"op {op.name!r}: input {name!r} is not a tensor")
+                if not self.tensors[name].is_constant and name not in written:
+                    raise GraphError(f"op {op.name!r}: input {name!r} is read before it is written")
+            for name in op.outputs:
+                if name not in self.tensors:
+                    raise GraphError(f"op {op.name!r}: output {name!r} is not a tensor")
+                if name in written:
+                    raise GraphError(f"op {op.name!r}: tensor {name!r} is written twice")
+                written.add(name)
+        for name in self.outputs:
+            if name not in written:
+                raise GraphError(f"model output {name!r} is never written")
+
+    def prepare(self):
+        """Compute every op's integer parameters once (TFLM's Prepare)."""
+        from . import kernels
+        for op in self.ops:
+            op.params = kernels.prepare(op, self.tensors)
+
+    def activations(self, op):
+        """The non-constant input tensors of `op`, in order."""
+        return [self.tensors[n] for n in op.inputs if not self.tensors[n].is_constant]
+
+    @property
+    def input(self):
+        return self.tensors[self.inputs[0]]
+
+    @property
+    def output(self):
+        return self.tensors[self.outputs[0]]
+
+    # -- running the NumPy int8 reference ----------------------------------------------
+    def predict_int8(self, x, return_all=False):
+        """x: int8 (N, *input.shape) -> int8 (N, *output.shape); all tensors if return_all."""
+        from . import kernels
+        x = np.asarray(x)
+        want = self.input.shape
+        if x.shape[1:] != want:
+            if x.shape == want:
+                x = x[None]
+            else:
+                raise GraphError(f"model {self.name!r}: input shape {x.shape} does not fit "
+                                 f"(N, {', '.join(map(str, want))})")
+        if x.dtype != np.int8:
+            if np.issubdtype(x.dtype, np.integer) and x.size and (x.min() < -128 or x.max() > 127):
+                raise GraphError(f"model {self.name!r}: int8 input out of range [{x.min()}, {x.max()}]")
+            x = x.astype(np.int8)
+        values = {self.inputs[0]: x}
+        for op in self.ops:
+            args = [values[n] if n in values else self.tensors[n].data for n in op.inputs]
+            values[op.outputs[0]] = kernels.run(op, self.tensors, args)
+        return values if return_all else values[self.outputs[0]]
+
+    def quantize_input(self, x):
+        return self.input.quantize(x)
+
+    def dequantize_output(self, q):
+        return self.output.dequantize(q)
+
+    def predict(self, x, batch_size=256):
+        """Float in, float out, like Keras' predict: quantize, run int8, dequantize."""
+        x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 1 and self.input.shape == (1,):
+            x = x[:, None]
+        outs = [self.dequantize_output(self.predict_int8(self.quantize_input(x[i:i + batch_size])))
+                for i in range(0, len(x), batch_size)]
+        return np.concatenate(outs) if outs else np.zeros((0,) + self.output.shape, np.float32)
+
+    def evaluate(self, x, y, metric=None):
+        """Accuracy for classifiers (integer or one-hot labels), mean squared error otherwise."""
+        pred = self.predict(x)
+        y = np.asarray(y)
+        if metric is None:
+            metric = "accuracy" if pred.shape[-1] > 1 else "mse"
+        if metric == "accuracy":
+            labels = y.argmax(-1) if y.ndim == pred.ndim else y.reshape(len(y))
+            return float(np.mean(pred.argmax(-1) == labels))
+        if metric == "mse":
+            return float(np.mean((pred.reshape(len(pred), -1) - y.reshape(len(y), -1)) ** 2))
+        raise GraphError(f"unknown metric {metric!r}: use 'accuracy' or 'mse'")
+
+    # -- files: one .npz, arrays plus a JSON description; never pickle ------------------
+    FORMAT = "minitiny.qmodel/1"
+
+    def save(self, path):
+        """Write the model to `path` (.npz) atomically: a crash never leaves half a file."""
+        arrays, tensors = {}, []
+        for i, t in enumerate(self.tensors.values()):
+            arrays[f"scale_{i}"], arrays[f"zero_point_{i}"] = t.scale, t.zero_point
+            if t.is_constant:
+                arrays[f"data_{i}"] = t.data
+            tensors.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
+                            "quantized_dimension": t.quantized_dimension, "constant": t.is_constant})
+        config = {"format": self.FORMAT, "name": self.name, "tensors": tensors,
+                  "ops": [{"kind": op.kind, "name": op.name, "inputs": op.inputs, "outputs": op.outputs,
+                           "options": op.options} for op in self.ops],
+                  "inputs": self.inputs, "outputs": self.outputs}
+        arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
+        path = os.fspath(path)
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+    @classmethod
+    def load(cls, path):
+        """Read a model written by `save`. Never unpickles: a model file cannot run code."""
+        path = os.fspath(path)
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                arrays = {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
+            raise GraphError(f"{path}: not a readable minitiny int8 model ({e})") from None
+        try:
+            config = json.loads(bytes(arrays["config"]).decode())
+            if config.get("format") != cls.FORMAT:
+                raise GraphError(f"{path}: format {config.get('format')!r}, expected {cls.FORMAT!r}")
+            tensors = {}
+            for i, t in enumerate(config["tensors"]):
+                tensors[t["name"]] = QTensor(t["name"], t["shape"], t["dtype"], arrays[f"scale_{i}"],
+                                             arrays[f"zero_point_{i}"],
+                                             arrays[f"data_{i}"] if t["constant"] else None,
+                                             t["quantized_dimension"])
+            ops = [QOp(o["kind"], o["name"], o["inputs"], o["outputs"], o["options"]) for o in config["ops"]]
+            return cls(config["name"], tensors, ops, config["inputs"], config["outputs"])
+        except GraphError as e:
+            raise GraphError(f"{path}: {e}") from None
+        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+            raise GraphError(f"{path}: corrupted minitiny int8 model ({type(e).__name__}: {e})") from None
+
+    # -- sizes ---------------------------------------------------------------------------
+    def weight_bytes(self):
+        return sum(t.nbytes for t in self.tensors.values() if t.is_constant)
+
+    def summary(self):
+        lines = [f"QModel {self.name!r}: {len(self.ops)} ops, {self.weight_bytes()} weight bytes"]
+        for i, op in enumerate(self.ops):
+            ins = ", ".join(f"{n}{list(self.tensors[n].shape)}" for n in op.inputs)
+            out = self.tensors[op.outputs[0]]
+            lines.append(f"{i:3d} {op.kind:18s} {op.name:20s} {ins} -> {list(out.shape)}")
+        return "\n".join(lines)
