@@ -1,0 +1,22 @@
+"""minitiny.codegen: a QModel becomes readable, dependency-free C99.
+
+    minitiny.codegen.generate(qmodel, "build/sine", name="sine")
+        # -> sine_model.h, sine_model.c, sine_manifest.json, sine.qmodel.npz
+    fn = minitiny.codegen.load("build/sine")   # compiled on the host (cffi), cached
+    fn(x_int8)                                 # == qmodel.predict_int8(x_int8), bit for bit
+
+Files, in reading order:
+    names.py      identifiers and comments that cannot break the C
+    planner.py    the arena: lifetimes, shared buffers, greedy offsets
+    generator.py  QModel -> template context -> files (written atomically)
+    templates/    one Jinja2 template per op kind, model.c.j2 / model.h.j2 around them,
+                  fixedpoint.c.j2 with the integer helpers
+    loader.py     compile on the host and call through cffi; sanitizer builds
+    float_codegen.py  the float32 C of an unquantized model, to read beside the int8 C
+"""
+from .generator import CodegenError, Generated, generate, model_hash
+from .loader import CompileError, SanitizerError, load
+from .planner import plan_qmodel
+
+__all__ = ["generate", "load", "plan_qmodel", "model_hash", "Generated", "CodegenError",
+           "CompileError", "SanitizerError"]

@@ -1,2 +1,52 @@
-"""minitiny: TinyML from data to a Cortex-M, in code small enough to read."""
+"""minitiny: TinyML from data to a Cortex-M, in code small enough to read.
+
+    import minitiny as mt
+    model = mt.Sequential([mt.layers.Dense(units=1, input_shape=[1])])
+    model.compile(optimizer="sgd", loss="mean_squared_error")
+    model.fit(xs, ys, epochs=500, verbose=0)
+"""
 __version__ = "0.1.0"
+
+# ---- the float training engine (always available: NumPy only) ---------------------------
+from minitiny import random
+from minitiny.tensor import Tensor, no_grad
+from minitiny import ops, layers, losses, optimizers, metrics, callbacks, data
+from minitiny.layers import Input
+from minitiny.models import Model, Sequential
+from minitiny.saving import load_model
+
+__all__ = ["Tensor", "no_grad", "Input", "Model", "Sequential", "load_model", "random", "ops",
+           "layers", "losses", "optimizers", "metrics", "callbacks", "data"]
+
+# ---- the rest of the workflow, imported on first use --------------------------------------
+# Other parts of minitiny register their entry points HERE: public name -> (module,
+# attribute or None for the module itself). They load lazily (PEP 562), so a missing
+# optional dependency (jinja2, cffi, flatbuffers, ...) or a part not installed never breaks
+# `import minitiny`; the error appears when that name is used, saying what is missing.
+_LAZY = {
+    "QModel": ("minitiny.quant.graph", "QModel"),
+    "quantize": ("minitiny.quant.quantizer", "quantize"),
+    "quantize_aware": ("minitiny.quant.qat", "quantize_aware"),
+    "from_tflite": ("minitiny.quant.tflite_io", "from_tflite"),
+    "codegen": ("minitiny.codegen", None),
+    "datasets": ("minitiny.datasets", None),
+}
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'minitiny' has no attribute {name!r}")
+    import importlib
+    module, attr = _LAZY[name]
+    try:
+        value = importlib.import_module(module)
+        value = value if attr is None else getattr(value, attr)
+    except (ImportError, AttributeError) as e:
+        raise AttributeError(f"minitiny.{name} is unavailable: importing {module} failed "
+                             f"({type(e).__name__}: {e})") from e
+    globals()[name] = value              # cache: __getattr__ runs once per name
+    return value
+
+
+def __dir__():
+    return sorted(list(globals()) + list(_LAZY))

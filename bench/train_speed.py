@@ -1,0 +1,194 @@
+"""Training speed: one epoch of minitiny against PyTorch (and Keras, when installed), CPU.
+
+Two models, batch 32, Adam, sparse categorical cross-entropy, on random data of MNIST's
+shape (60,000 x 28 x 28; the numbers do not matter for speed):
+
+    mlp  Flatten -> Dense(20, relu) -> Dense(10, softmax)
+    cnn  Conv2D(8, 3x3, relu) -> MaxPool(2) -> Conv2D(16, 3x3, relu) -> MaxPool(2)
+         -> Flatten -> Dense(10)
+
+Every framework trains the same model for `--epochs` epochs in the same process, on the same
+data, with as many threads as the machine has cores; the table shows the fastest epoch
+(the first one also pays for warm-up) and the ratio to PyTorch. Targets: the mlp faster than
+PyTorch, the cnn within 1.5x of it.
+
+    python bench/train_speed.py                 # both models, 2 epochs each
+    python bench/train_speed.py --only mlp --profile     # + cProfile of minitiny's epoch
+
+Some machines set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which pin NumPy's BLAS to a kernel
+that may not suit the CPU. For a benchmark, run without them:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/train_speed.py
+"""
+import argparse
+import cProfile
+import io
+import os
+import platform
+import pstats
+import time
+
+import numpy as np
+
+import minitiny as mt
+
+BATCH = 32
+
+
+# ---- minitiny -----------------------------------------------------------------------------
+def minitiny_model(kind):
+    L = mt.layers
+    if kind == "mlp":
+        layers = [L.Flatten(input_shape=(28, 28)), L.Dense(20, activation="relu"),
+                  L.Dense(10, activation="softmax")]
+        loss = "sparse_categorical_crossentropy"
+    else:
+        layers = [L.Conv2D(8, 3, activation="relu", input_shape=(28, 28, 1)),
+                  L.MaxPooling2D(2), L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(2),
+                  L.Flatten(), L.Dense(10)]
+        loss = mt.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model = mt.Sequential(layers)
+    model.compile(optimizer="adam", loss=loss)
+    return model
+
+
+class EpochTimer(mt.callbacks.Callback):
+    """Wall time of each epoch, from its first batch to its end (as Keras prints it)."""
+
+    def __init__(self):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t0 = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._t0)
+
+
+def time_minitiny(kind, x, y, epochs, profile=False):
+    mt.random.seed(0)
+    model = minitiny_model(kind)
+    timer = EpochTimer()
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[timer])
+    if profile:
+        prof = cProfile.Profile()
+        prof.enable()
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0)
+        prof.disable()
+        out = io.StringIO()
+        pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(18)
+        print(f"\ncProfile of one minitiny {kind} epoch (fit, {len(x) // BATCH} steps; "
+              "profiling itself slows it down):")
+        print("\n".join(out.getvalue().splitlines()[4:]))
+    return timer.times
+
+
+# ---- PyTorch ------------------------------------------------------------------------------
+def time_torch(kind, x, y, epochs):
+    import torch
+    from torch import nn
+    torch.set_num_threads(os.cpu_count())
+    torch.manual_seed(0)
+    if kind == "mlp":
+        model = nn.Sequential(nn.Flatten(), nn.Linear(784, 20), nn.ReLU(), nn.Linear(20, 10))
+        xt = torch.from_numpy(x)
+    else:      # NCHW, PyTorch's native layout
+        model = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Conv2d(8, 16, 3), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(400, 10))
+        xt = torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+    yt = torch.from_numpy(y.astype(np.int64))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = nn.CrossEntropyLoss()            # log_softmax + NLL on the logits, fused
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        order = torch.randperm(len(xt))
+        for start in range(0, len(xt), BATCH):
+            idx = order[start:start + BATCH]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+# ---- Keras (optional) ---------------------------------------------------------------------
+def time_keras(kind, x, y, epochs):
+    import keras
+    from keras import layers as L
+    if kind == "mlp":
+        model = keras.Sequential([keras.Input((28, 28)), L.Flatten(),
+                                  L.Dense(20, activation="relu"),
+                                  L.Dense(10, activation="softmax")])
+        loss = "sparse_categorical_crossentropy"
+    else:
+        model = keras.Sequential([keras.Input((28, 28, 1)),
+                                  L.Conv2D(8, 3, activation="relu"), L.MaxPooling2D(2),
+                                  L.Conv2D(16, 3, activation="relu"), L.MaxPooling2D(2),
+                                  L.Flatten(), L.Dense(10)])
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer="adam", loss=loss)
+    times = []
+
+    class Timer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t0 = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.t0)
+    model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[Timer()])
+    return times
+
+
+def version(module):
+    try:
+        return __import__(module).__version__
+    except ImportError:
+        return None
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--only", choices=["mlp", "cnn"], help="run one model only")
+    ap.add_argument("--samples", type=int, default=60000, help="training examples (60000)")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per framework (best counts)")
+    ap.add_argument("--profile", action="store_true", help="cProfile one minitiny epoch")
+    args = ap.parse_args()
+
+    rng = np.random.default_rng(0)
+    x = rng.random((args.samples, 28, 28), dtype=np.float32)
+    y = rng.integers(0, 10, args.samples)
+    frameworks = [("minitiny", lambda k, xs: time_minitiny(k, xs, y, args.epochs, args.profile))]
+    if version("torch"):
+        frameworks.append((f"PyTorch {version('torch')}",
+                           lambda k, xs: time_torch(k, xs, y, args.epochs)))
+    if version("keras"):
+        frameworks.append((f"Keras {version('keras')}",
+                           lambda k, xs: time_keras(k, xs, y, args.epochs)))
+
+    cores = os.cpu_count()
+    blas = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
+    print(f"{platform.processor() or platform.machine()}, {cores} cores "
+          f"(PyTorch threads = {cores}), Python {platform.python_version()}, "
+          f"NumPy {np.__version__}, {args.samples} samples, batch {BATCH}, "
+          f"best of {args.epochs} epochs" + (f", env {blas}" if blas else ""))
+
+    rows = []
+    for kind in ["mlp", "cnn"] if args.only is None else [args.only]:
+        xs = x if kind == "mlp" else x[..., None]          # (N, 28, 28, 1) for the cnn
+        for name, run in frameworks:
+            times = run(kind, xs)
+            rows.append((kind, name, min(times), times[0]))
+            print(f"  {kind} {name}: " + ", ".join(f"{t:.2f}s" for t in times), flush=True)
+
+    print(f"\n{'model':6}{'framework':18}{'s/epoch':>9}{'1st epoch':>11}{'vs PyTorch':>12}")
+    for kind, name, best, first in rows:
+        ref = [b for k, n, b, _ in rows if k == kind and n.startswith("PyTorch")]
+        ratio = f"{best / ref[0]:.2f}x" if ref else "-"
+        print(f"{kind:6}{name:18}{best:9.2f}{first:11.2f}{ratio:>12}")
+
+
+if __name__ == "__main__":
+    main()

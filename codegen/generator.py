@@ -1,0 +1,419 @@
+"""QModel -> readable, dependency-free C99: `generate(qmodel, out_dir, name=...)`.
+
+What is written (NAME is the model's C prefix):
+
+    NAME_model.h          the public interface: sizes, scales, zero points, NAME_invoke()
+    NAME_model.c          weights, one static function per layer, the arena, NAME_invoke()
+    NAME_manifest.json    shapes, sizes, per-layer MACs and bytes, the arena plan
+    NAME.qmodel.npz       the QModel the C was generated from (QModel.load reads it back)
+
+How. Every number the C needs was computed in Python already: `QModel.prepare()` fills
+`op.params` (multipliers, shifts, offsets, clamps, paddings; minitiny/quant/kernels.py) and
+`planner.py` gives every activation an offset in the arena. This file only gathers those
+numbers into a context and renders the Jinja2 templates in `templates/`: one per op kind,
+`model.c.j2` around them, `fixedpoint.c.j2` with the integer helpers. The C is never
+assembled from strings here; filters only format numbers (`c_int`, `c_row`, ...).
+
+Files are rendered in memory, written to a temporary directory and moved into place only
+when all of them succeeded, so a failure never leaves half a model behind.
+"""
+import functools
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+
+import jinja2
+import numpy as np
+
+from . import planner
+from .names import Namer, c_comment, c_identifier, c_macro_prefix, template_identifiers
+
+GENERATOR = "minitiny.codegen"
+TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+
+# op kind -> template of its scalar kernel (the readable reference path).
+TEMPLATES = {
+    "fully_connected": "fully_connected.c.j2",
+    "conv_2d": "conv_2d.c.j2",
+    "depthwise_conv_2d": "depthwise_conv_2d.c.j2",
+    "max_pool_2d": "max_pool_2d.c.j2",
+    "average_pool_2d": "average_pool_2d.c.j2",
+    "mean": "mean.c.j2",
+    "add": "add.c.j2",
+    "reshape": "reshape.c.j2",
+    "softmax": "softmax.c.j2",
+    "logistic": "logistic.c.j2",
+    "tanh": "tanh.c.j2",
+    "relu": "relu.c.j2",
+    "relu6": "relu.c.j2",       # the same clamp as relu: kernels.prepare sets act_min/act_max
+}
+
+# The kernel-variant selection point. "scalar" is the plain C of TEMPLATES. A faster variant
+# for a given core (e.g. "dsp" using Cortex-M DSP-SIMD instructions for fully_connected,
+# conv_2d and depthwise_conv_2d) adds its templates here, under its own name, beside the
+# scalar ones; a kind a variant does not list falls back to the scalar template. The tests
+# run every variant against the same NumPy reference, bit for bit.
+KERNEL_VARIANTS = {
+    "scalar": {},
+}
+
+# Which fixed-point helpers (fixedpoint.c.j2) each op kind calls directly; the helpers' own
+# dependencies are in FIXEDPOINT_DEPENDS. Only what is used is emitted (-Wunused-function).
+FIXEDPOINT_USES = {
+    "fully_connected": ["MultiplyByQuantizedMultiplier"],
+    "conv_2d": ["MultiplyByQuantizedMultiplier"],
+    "depthwise_conv_2d": ["MultiplyByQuantizedMultiplier"],
+    "mean": ["MultiplyByQuantizedMultiplier"],
+    "add": ["MultiplyByQuantizedMultiplier"],
+    "relu": ["MultiplyByQuantizedMultiplier"],
+    "softmax": ["MultiplyByQuantizedMultiplierGreaterThanOne", "exp_on_negative_values",
+                "GetReciprocal", "RoundingDivideByPOT", "SaturatingRoundingDoublingHighMul"],
+    "logistic": ["MultiplyByQuantizedMultiplier", "gemmlowp_logistic", "RoundingDivideByPOT"],
+    "tanh": ["MultiplyByQuantizedMultiplier", "gemmlowp_tanh", "RoundingDivideByPOT"],
+}
+FIXEDPOINT_DEPENDS = {
+    "RoundingDivideByPOT": [],
+    "SaturatingRoundingDoublingHighMul": [],
+    "SaturatingRoundingMultiplyByPOT": ["RoundingDivideByPOT"],
+    "MultiplyByQuantizedMultiplier": ["SaturatingRoundingDoublingHighMul", "RoundingDivideByPOT"],
+    "MultiplyByQuantizedMultiplierGreaterThanOne": ["SaturatingRoundingDoublingHighMul"],
+    "RoundingHalfSum": [],
+    "exp_on_interval_between_negative_one_quarter_and_0_excl":
+        ["SaturatingRoundingDoublingHighMul", "SaturatingRoundingMultiplyByPOT"],
+    "exp_on_negative_values": ["exp_on_interval_between_negative_one_quarter_and_0_excl",
+                               "SaturatingRoundingDoublingHighMul", "SaturatingRoundingMultiplyByPOT"],
+    "newton_raphson_reciprocal": ["SaturatingRoundingDoublingHighMul", "SaturatingRoundingMultiplyByPOT"],
+    "one_over_one_plus_x_for_x_in_0_1": ["RoundingHalfSum", "newton_raphson_reciprocal",
+                                         "SaturatingRoundingMultiplyByPOT"],
+    "one_minus_x_over_one_plus_x_for_x_in_0_1": ["RoundingHalfSum", "newton_raphson_reciprocal",
+                                                 "SaturatingRoundingMultiplyByPOT"],
+    "CountLeadingZeros": [],
+    "GetReciprocal": ["CountLeadingZeros", "one_over_one_plus_x_for_x_in_0_1"],
+    "gemmlowp_logistic": ["exp_on_negative_values", "one_over_one_plus_x_for_x_in_0_1"],
+    "gemmlowp_tanh": ["exp_on_negative_values", "one_minus_x_over_one_plus_x_for_x_in_0_1"],
+}
+# With TFLITE_SINGLE_ROUNDING, requantization is one 64-bit multiply and shift.
+FIXEDPOINT_DEPENDS_SINGLE_ROUNDING = {
+    "MultiplyByQuantizedMultiplier": [],
+    "MultiplyByQuantizedMultiplierGreaterThanOne": ["MultiplyByQuantizedMultiplier"],
+}
+
+# Code bytes per layer, an estimate for the flash report: Thumb-2 code of each scalar
+# kernel compiled with arm-none-eabi-gcc -Os -mcpu=cortex-m4 (measured on this project's
+# templates; bench/codegen_sizes.py re-measures). The firmware build reports the exact size.
+CODE_BYTES = {
+    "fully_connected": 120, "conv_2d": 220, "depthwise_conv_2d": 220, "max_pool_2d": 140,
+    "average_pool_2d": 170, "mean": 110, "add": 150, "reshape": 0, "softmax": 260,
+    "logistic": 110, "tanh": 110, "relu": 80, "relu6": 80,
+}
+CODE_BYTES_FIXED = {"invoke": 60}    # NAME_invoke: copies in and out, the layer calls
+CODE_BYTES_HELPERS = 600             # the fixed-point helpers, when all are emitted
+
+# Names the generated .c declares itself: a layer may not take them (nor any identifier the
+# templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
+RESERVED = {"arena"} | set(FIXEDPOINT_DEPENDS)
+LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift")
+
+
+class CodegenError(ValueError):
+    """The model cannot be turned into C: names the model, layer and what is wrong."""
+
+
+# -- number formatting (the only text made in Python: numbers, never code) ---------------
+def c_int(value):
+    """An integer literal; INT32_MIN cannot be written as a literal in C."""
+    value = int(value)
+    if value == -(1 << 31):
+        return "(-2147483647 - 1)"
+    return str(value)
+
+
+def c_float(value):
+    """A float literal that reads back to the same float32: '%.9g' plus 'f'."""
+    text = "%.9g" % float(np.float32(value))
+    if not any(ch in text for ch in ".eEn"):
+        text += ".0"
+    return text + "f"
+
+
+def c_row(array):
+    """A (nested) brace initializer on one line: [[1, 2], [3, 4]] -> '{{1, 2}, {3, 4}}'."""
+    array = np.asarray(array)
+    if array.ndim == 0:
+        return c_int(array)
+    if array.ndim == 1:
+        return "{" + ", ".join(c_int(v) for v in array.tolist()) + "}"
+    return "{" + ", ".join(c_row(sub) for sub in array) + "}"
+
+
+def c_dims(shape):
+    """The array part of a C declaration: (20, 784) -> '[20][784]'."""
+    return "".join(f"[{int(d)}]" for d in shape)
+
+
+def shape_text(shape, dtype="int8"):
+    return f"{dtype}[{']['.join(str(int(d)) for d in shape)}]" if shape else f"{dtype}[1]"
+
+
+@functools.lru_cache(maxsize=None)
+def _environment():
+    """The Jinja2 environment (built once: it caches the compiled templates)."""
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
+    env.filters.update(c_int=c_int, c_float=c_float, c_row=c_row, c_dims=c_dims,
+                       comment=c_comment, shape=shape_text)
+    env.tests["array"] = lambda v: isinstance(v, np.ndarray) and v.ndim > 0
+    return env
+
+
+@functools.lru_cache(maxsize=None)
+def _template_identifiers():
+    texts = []
+    for fname in sorted(os.listdir(TEMPLATE_DIR)):
+        if fname.endswith(".j2"):
+            with open(os.path.join(TEMPLATE_DIR, fname), encoding="utf-8") as f:
+                texts.append(f.read())
+    return frozenset(template_identifiers(texts))
+
+
+# -- hashing -------------------------------------------------------------------------------
+def model_hash(qmodel):
+    """SHA-256 over everything that defines the model: structure, options and every array."""
+    h = hashlib.sha256()
+    structure = {"name": qmodel.name, "inputs": qmodel.inputs, "outputs": qmodel.outputs,
+                 "ops": [[op.kind, op.name, op.inputs, op.outputs, sorted(op.options.items())]
+                         for op in qmodel.ops],
+                 "tensors": [[t.name, list(t.shape), t.dtype, t.quantized_dimension, t.is_constant]
+                             for t in qmodel.tensors.values()]}
+    h.update(json.dumps(structure, sort_keys=True, default=str).encode())
+    for t in qmodel.tensors.values():
+        for arr in (t.scale, t.zero_point) + ((t.data,) if t.is_constant else ()):
+            h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+# -- the context the templates read --------------------------------------------------------
+def _plain(value):
+    """op.params values for Jinja: NumPy scalars -> int/float/bool, arrays stay arrays."""
+    if isinstance(value, np.ndarray) and value.ndim > 0:
+        return value
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)) or (isinstance(value, np.ndarray) and value.dtype.kind in "iu"):
+        return int(value)
+    if isinstance(value, (float, np.floating)) or isinstance(value, np.ndarray):
+        return float(value)
+    return value
+
+
+def _tensor_view(t, offset=None):
+    scale = t.scale if t.per_channel else float(t.scale)
+    zero_point = t.zero_point if t.per_channel else int(t.zero_point)
+    return {"label": c_comment(t.name), "shape": t.shape, "dtype": t.dtype,
+            "size": int(np.prod(t.shape, dtype=np.int64)), "nbytes": t.nbytes,
+            "scale": scale, "zero_point": zero_point, "per_channel": t.per_channel,
+            "data": t.data, "offset": offset}
+
+
+def _layer(index, op, qmodel, arena, namer, variant):
+    kind = op.kind
+    template = KERNEL_VARIANTS[variant].get(kind, TEMPLATES.get(kind))
+    if template is None:
+        raise CodegenError(f"model {qmodel.name!r}, layer {index} {op.name!r}: op kind {kind!r} "
+                           f"has no C template; supported: {', '.join(sorted(TEMPLATES))}")
+    if op.params is None:
+        raise CodegenError(f"layer {op.name!r}: op.params is empty; call qmodel.prepare() first")
+    p = {k: _plain(v) for k, v in op.params.items()}
+    name = namer.claim(op.name, LAYER_SUFFIXES, fallback=kind)
+    acts = [_tensor_view(t, arena.offsets[t.name]) for t in qmodel.activations(op)]
+    consts = [_tensor_view(qmodel.tensors[n]) for n in op.inputs if qmodel.tensors[n].is_constant]
+    out = _tensor_view(qmodel.tensors[op.outputs[0]], arena.offsets[op.outputs[0]])
+    weight = consts[0] if consts else None
+    bias = consts[1] if len(consts) > 1 else None
+    if weight is not None and kind == "depthwise_conv_2d":
+        weight = dict(weight, data=weight["data"][0], shape=weight["shape"][1:])  # drop the leading 1
+    per_channel = False
+    if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
+        per_channel = bool(len(set(p["output_multiplier"].tolist())) > 1
+                           or len(set(p["output_shift"].tolist())) > 1)
+    # bytes in flash: weights and bias, plus per-channel multipliers and shifts (int32 each)
+    weight_bytes = sum(c["nbytes"] for c in consts) + (8 * len(p["output_multiplier"]) if per_channel else 0)
+    # the banner's list of integer parameters (multipliers, shifts, offsets, clamps, sizes)
+    scalars = [(k, v) for k, v in p.items() if isinstance(v, int) and not isinstance(v, bool)
+               and k not in ("macs",)]
+    if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d") and not per_channel:
+        scalars[:0] = [("output_multiplier", int(p["output_multiplier"][0])),
+                       ("output_shift", int(p["output_shift"][0]))]
+    return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind,
+            "template": template, "p": p, "options": op.options, "inputs": acts, "input": acts[0],
+            "output": out, "weight": weight, "bias": bias, "per_channel": per_channel,
+            "activation": op.options.get("activation", "none"), "macs": int(p.get("macs", 0)),
+            "weight_bytes": int(weight_bytes), "code_bytes": CODE_BYTES[kind],
+            "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
+            "shared": arena.shared.get(op.name), "scalars": scalars}
+
+
+def _helpers(kinds, single_rounding=False):
+    """The fixed-point helpers the kinds use, with everything they call."""
+    depends = dict(FIXEDPOINT_DEPENDS, **(FIXEDPOINT_DEPENDS_SINGLE_ROUNDING if single_rounding else {}))
+    todo = [h for k in kinds for h in FIXEDPOINT_USES.get(k, ())]
+    used = set()
+    while todo:
+        h = todo.pop()
+        if h not in used:
+            used.add(h)
+            todo.extend(depends[h])
+    return used
+
+
+def _check_model(qmodel):
+    if len(qmodel.inputs) != 1 or len(qmodel.outputs) != 1:
+        raise CodegenError(f"model {qmodel.name!r}: the generated C has one input and one output, "
+                           f"got inputs {qmodel.inputs} and outputs {qmodel.outputs}")
+    for role, t in (("input", qmodel.input), ("output", qmodel.output)):
+        if t.dtype != "int8" or t.per_channel:
+            raise CodegenError(f"model {qmodel.name!r}: {role} {t.name!r} must be int8 with one "
+                               f"scale, got {t.dtype} with scale shape {t.scale.shape}")
+    unsupported = sorted({op.kind for op in qmodel.ops} - set(TEMPLATES))
+    if unsupported:
+        raise CodegenError(f"model {qmodel.name!r}: op kind(s) {', '.join(unsupported)} have no C "
+                           f"template; supported: {', '.join(sorted(TEMPLATES))}")
+    rounding = {bool(op.params.get("single_rounding", False)) for op in qmodel.ops if op.params}
+    if len(rounding) > 1:
+        raise CodegenError(f"model {qmodel.name!r}: ops mix single and double rounding")
+    return rounding == {True}
+
+
+def build_context(qmodel, name=None, variant="scalar"):
+    """Everything the templates need, computed once: names, plan, layers, sizes."""
+    from minitiny import __version__
+    if variant not in KERNEL_VARIANTS:
+        raise CodegenError(f"unknown kernel variant {variant!r}; known: {', '.join(KERNEL_VARIANTS)}")
+    single_rounding = _check_model(qmodel)
+    prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
+    arena = planner.plan_qmodel(qmodel)
+    namer = Namer(RESERVED | _template_identifiers() | {prefix + "_invoke", prefix + "_quantize_input",
+                              prefix + "_dequantize_output"})
+    layers = [_layer(i, op, qmodel, arena, namer, variant) for i, op in enumerate(qmodel.ops)]
+    helpers = _helpers((op.kind for op in qmodel.ops), single_rounding)
+    weight_bytes = sum(layer["weight_bytes"] for layer in layers)
+    code_bytes = (sum(layer["code_bytes"] for layer in layers) + CODE_BYTES_FIXED["invoke"]
+                  + (CODE_BYTES_HELPERS * len(helpers)) // len(FIXEDPOINT_DEPENDS))
+    x, y = qmodel.input, qmodel.output
+    return {
+        "generator": f"{GENERATOR} {__version__}", "model_name": c_comment(qmodel.name),
+        "raw_model_name": qmodel.name, "model_hash": model_hash(qmodel),
+        "prefix": prefix, "PREFIX": c_macro_prefix(prefix), "variant": variant,
+        "input": _tensor_view(x, arena.offsets[x.name]), "output": _tensor_view(y, arena.offsets[y.name]),
+        "layers": layers, "helpers": helpers, "single_rounding": single_rounding,
+        "arena": arena, "arena_size": max(arena.size, 4),
+        "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
+        "weight_bytes": weight_bytes, "code_bytes": code_bytes,
+    }
+
+
+def manifest(context, qmodel):
+    """The JSON summary the firmware harness and the reports read."""
+    x, y = qmodel.input, qmodel.output
+    arena = context["arena"]
+    return {
+        "name": context["prefix"], "model_name": qmodel.name, "generator": context["generator"],
+        "model_hash": context["model_hash"], "variant": context["variant"],
+        "header": f"{context['prefix']}_model.h", "source": f"{context['prefix']}_model.c",
+        "invoke": f"{context['prefix']}_invoke",
+        "input_shape": list(x.shape), "output_shape": list(y.shape),
+        "input_scale": float(x.scale), "input_zero_point": int(x.zero_point),
+        "output_scale": float(y.scale), "output_zero_point": int(y.zero_point),
+        "arena_bytes": context["arena_size"], "arena_lower_bound": arena.lower_bound,
+        "input_copied_into_arena": True,
+        "weight_bytes": context["weight_bytes"], "code_bytes_estimate": context["code_bytes"],
+        "macs": sum(layer["macs"] for layer in context["layers"]),
+        "layers": [{"index": layer["index"], "name": qmodel.ops[layer["index"]].name,
+                    "c_name": layer["name"], "kind": layer["kind"],
+                    "input_shapes": [list(t["shape"]) for t in layer["inputs"]],
+                    "output_shape": list(layer["output"]["shape"]), "macs": layer["macs"],
+                    "weight_bytes": layer["weight_bytes"], "code_bytes_estimate": layer["code_bytes"],
+                    "ram_bytes": layer["ram_bytes"], "activation": layer["activation"],
+                    "shares_buffer": layer["shared"][0] if layer["shared"] else None}
+                   for layer in context["layers"]],
+        "plan": arena.rows(),
+    }
+
+
+def render(context):
+    """{file name: text} for the header and the source."""
+    env = _environment()
+    prefix = context["prefix"]
+    return {f"{prefix}_model.h": env.get_template("model.h.j2").render(context),
+            f"{prefix}_model.c": env.get_template("model.c.j2").render(context)}
+
+
+def _write_atomically(out_dir, files):
+    """Write {name: bytes} into a fresh temp directory beside out_dir, then move them in."""
+    out_dir = os.path.abspath(os.fspath(out_dir))
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".minitiny-codegen-", dir=parent)
+    try:
+        for fname, data in files.items():
+            writer = data if callable(data) else None
+            path = os.path.join(tmp, fname)
+            if writer:
+                writer(path)
+            else:
+                with open(path, "wb") as f:
+                    f.write(data)
+        if not os.path.exists(out_dir):
+            try:
+                os.rename(tmp, out_dir)          # the whole directory appears at once
+                return out_dir
+            except OSError:
+                os.makedirs(out_dir, exist_ok=True)
+        for fname in files:                      # each file replaced atomically
+            os.replace(os.path.join(tmp, fname), os.path.join(out_dir, fname))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out_dir
+
+
+class Generated:
+    """What `generate` wrote: the directory, the file paths and the manifest."""
+
+    def __init__(self, out_dir, files, manifest):
+        self.dir, self.files, self.manifest = out_dir, files, manifest
+        self.name = manifest["name"]
+        self.header = os.path.join(out_dir, manifest["header"])
+        self.source = os.path.join(out_dir, manifest["source"])
+
+    def __repr__(self):
+        m = self.manifest
+        return (f"Generated({self.name!r} in {self.dir!r}: arena {m['arena_bytes']} B "
+                f"(lower bound {m['arena_lower_bound']}), weights {m['weight_bytes']} B)")
+
+
+def generate(model, out_dir, name=None, variant="scalar"):
+    """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
+
+    model:   a QModel (int8: the C is bit-exact with qmodel.predict_int8) or an unquantized
+             minitiny float model (float32 C, see float_codegen.py)
+    name:    the C prefix (default: the model's name), sanitised into an identifier
+    variant: the kernel variant ("scalar": the readable reference kernels)
+    """
+    from minitiny.quant.graph import QModel
+    if not isinstance(model, QModel):
+        if hasattr(model, "graph") or hasattr(model, "layers"):
+            from .float_codegen import generate_float
+            return generate_float(model, out_dir, name=name)
+        raise CodegenError(f"generate: expected a QModel or a minitiny float model, got "
+                           f"{type(model).__name__}")
+    context = build_context(model, name, variant)
+    files = {fname: text.encode() for fname, text in render(context).items()}
+    info = manifest(context, model)
+    prefix = context["prefix"]
+    files[f"{prefix}_manifest.json"] = (json.dumps(info, indent=1) + "\n").encode()
+    files[f"{prefix}.qmodel.npz"] = model.save      # QModel.save(path) writes the file itself
+    out_dir = _write_atomically(out_dir, files)
+    return Generated(out_dir, sorted(files), info)

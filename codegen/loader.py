@@ -1,0 +1,237 @@
+"""Run generated C on the host: `load(dir)` compiles NAME_model.c and returns a callable.
+
+    fn = minitiny.codegen.load("build/sine")
+    y = fn(x_int8)            # (N, *input_shape) int8 -> (N, *output_shape) int8
+
+How. The model is compiled as a shared library with the same strict flags a firmware build
+uses (-std=c99 -Wall -Wextra -Werror -pedantic) and called through cffi's ABI mode
+(`ffi.dlopen`): no Python extension is built, so any C compiler works (gcc, clang). The
+library goes into a cache directory keyed by the SHA-256 of the sources, the flags and the
+compiler's version ($MINITINY_CACHE, default ~/.cache/minitiny/cffi), so identical sources
+are compiled once, across test runs too.
+
+`load(dir, sanitize=True)` builds a standalone executable instead, under
+-fsanitize=address,undefined, with a small C main (templates/host_main.c.j2) that reads the
+inputs from a file and writes the outputs to another. (AddressSanitizer inside a cffi module
+loaded by Python would need LD_PRELOAD; a separate process is simpler.) Any out-of-bounds
+access or undefined behaviour aborts it, and the error carries the sanitizer's report.
+
+The callable is not thread-safe: the generated model keeps its activations in one static arena.
+"""
+import glob
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+
+import numpy as np
+
+from .generator import _environment
+
+STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+SHARED_FLAGS = ["-O2", "-fPIC", "-shared", "-DMINITINY_FLOAT_HELPERS"]
+SANITIZE_FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                  "-fno-sanitize-recover=all", "-DMINITINY_FLOAT_HELPERS"]
+
+
+class CompileError(RuntimeError):
+    """The C compiler refused the generated code: carries the command and its messages."""
+
+
+class SanitizerError(RuntimeError):
+    """The sanitized build found an error at run time: carries the sanitizer's report."""
+
+
+def cache_dir():
+    return os.environ.get("MINITINY_CACHE") or os.path.join(
+        os.path.expanduser("~"), ".cache", "minitiny", "cffi")
+
+
+_VERSIONS = {}
+
+
+def compiler_version(cc):
+    """The first line of `cc --version` (part of the cache key)."""
+    if cc not in _VERSIONS:
+        try:
+            out = subprocess.run([cc, "--version"], capture_output=True, text=True, check=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise CompileError(f"C compiler {cc!r} cannot be run: {e}") from None
+        _VERSIONS[cc] = out.stdout.splitlines()[0] if out.stdout else cc
+    return _VERSIONS[cc]
+
+
+def default_compiler():
+    return os.environ.get("CC") or shutil.which("gcc") or shutil.which("clang") or "cc"
+
+
+def read_manifest(model_dir, name=None):
+    """The manifest of the model in `model_dir` (the only one, or the one called `name`)."""
+    model_dir = os.fspath(model_dir)
+    if name is not None:
+        paths = [os.path.join(model_dir, f"{name}_manifest.json")]
+        if not os.path.exists(paths[0]):
+            raise FileNotFoundError(f"{model_dir}: no model {name!r} ({name}_manifest.json is missing)")
+    else:
+        paths = sorted(glob.glob(os.path.join(glob.escape(model_dir), "*_manifest.json")))
+        if not paths:
+            raise FileNotFoundError(f"{model_dir}: no generated model here (no *_manifest.json); "
+                                    f"run minitiny.codegen.generate first")
+        if len(paths) > 1:
+            names = [os.path.basename(p)[:-len("_manifest.json")] for p in paths]
+            raise ValueError(f"{model_dir} holds several models {names}: pass name=...")
+    with open(paths[0], encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _build(model_dir, manifest, cc, flags, kind, extra_sources=None):
+    """Compile (or find in the cache) a shared library or executable; return its path."""
+    sources = {manifest["header"]: None, manifest["source"]: None}
+    for fname in sources:
+        with open(os.path.join(model_dir, fname), "rb") as f:
+            sources[fname] = f.read()
+    sources.update(extra_sources or {})
+    key = hashlib.sha256()
+    for part in [kind, cc, compiler_version(cc)] + flags:
+        key.update(part.encode() + b"\0")
+    for fname in sorted(sources):
+        key.update(fname.encode() + b"\0" + sources[fname] + b"\0")
+    digest = key.hexdigest()[:32]
+    out_dir = os.path.join(cache_dir(), digest)
+    target = os.path.join(out_dir, manifest["name"] + (".so" if kind == "shared" else ".exe"))
+    if os.path.exists(target):
+        return target
+    os.makedirs(out_dir, exist_ok=True)
+    build = tempfile.mkdtemp(prefix=".build-", dir=out_dir)
+    try:
+        for fname, data in sources.items():
+            with open(os.path.join(build, fname), "wb") as f:
+                f.write(data)
+        c_files = [os.path.join(build, f) for f in sorted(sources) if f.endswith(".c")]
+        tmp_target = os.path.join(build, "out")
+        cmd = [cc] + flags + ["-I", build, "-o", tmp_target] + c_files
+        result = subprocess.run(cmd, capture_output=True, text=True)
+        if result.returncode != 0:
+            raise CompileError(f"compiling {manifest['source']} failed:\n$ {' '.join(cmd)}\n"
+                               f"{result.stderr.strip()}")
+        os.replace(tmp_target, target)          # atomic: parallel builders cannot clash
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+    return target
+
+
+def _as_batch(x, shape, what):
+    """int8 (N, *shape) or (*shape) -> (contiguous (N, size) int8, single?)."""
+    x = np.asarray(x)
+    single = x.shape == tuple(shape)
+    if single:
+        x = x[None]
+    if x.shape[1:] != tuple(shape):
+        raise ValueError(f"{what}: input shape {x.shape} does not fit (N, {', '.join(map(str, shape))})")
+    if x.dtype != np.int8:
+        if not np.issubdtype(x.dtype, np.integer):
+            raise ValueError(f"{what}: expected int8 input, got {x.dtype} (quantize it first)")
+        if x.size and (x.min() < -128 or x.max() > 127):
+            raise ValueError(f"{what}: int8 input out of range [{x.min()}, {x.max()}]")
+    return np.ascontiguousarray(x, dtype=np.int8).reshape(len(x), -1), single
+
+
+class CModel:
+    """A generated model compiled for the host: call it on int8 inputs."""
+
+    def __init__(self, path, manifest):
+        import cffi
+        self.path, self.manifest = path, manifest
+        self.name = manifest["name"]
+        self.input_shape = tuple(manifest["input_shape"])
+        self.output_shape = tuple(manifest["output_shape"])
+        self.ffi = cffi.FFI()
+        p = self.name
+        self.ffi.cdef(f"int {p}_invoke(const int8_t *input, int8_t *output);\n"
+                      f"void {p}_quantize_input(const float *input, int8_t *output);\n"
+                      f"void {p}_dequantize_output(const int8_t *input, float *output);")
+        self.lib = self.ffi.dlopen(path)
+        self.invoke = getattr(self.lib, f"{p}_invoke")
+
+    def __call__(self, x):
+        batch, single = _as_batch(x, self.input_shape, self.name)
+        n, in_size = batch.shape
+        out = np.empty((n, int(np.prod(self.output_shape, dtype=np.int64))), dtype=np.int8)
+        pin = self.ffi.cast("const int8_t *", self.ffi.from_buffer(batch))
+        pout = self.ffi.cast("int8_t *", self.ffi.from_buffer(out))
+        out_size = out.shape[1]
+        invoke = self.invoke
+        for i in range(n):
+            status = invoke(pin + i * in_size, pout + i * out_size)
+            if status != 0:
+                raise RuntimeError(f"{self.name}_invoke returned {status}")
+        out = out.reshape((n,) + self.output_shape)
+        return out[0] if single else out
+
+    def quantize_input(self, x):
+        """C's NAME_quantize_input on float32 inputs (N, *input_shape)."""
+        x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, int(np.prod(self.input_shape)))
+        out = np.empty(x.shape, dtype=np.int8)
+        fn = getattr(self.lib, f"{self.name}_quantize_input")
+        for i in range(len(x)):
+            fn(self.ffi.from_buffer("float[]", x[i]), self.ffi.from_buffer("int8_t[]", out[i]))
+        return out.reshape((-1,) + self.input_shape)
+
+    def dequantize_output(self, q):
+        """C's NAME_dequantize_output on int8 outputs (N, *output_shape)."""
+        q = np.ascontiguousarray(q, dtype=np.int8).reshape(-1, int(np.prod(self.output_shape)))
+        out = np.empty(q.shape, dtype=np.float32)
+        fn = getattr(self.lib, f"{self.name}_dequantize_output")
+        for i in range(len(q)):
+            fn(self.ffi.from_buffer("int8_t[]", q[i]), self.ffi.from_buffer("float[]", out[i]))
+        return out.reshape((-1,) + self.output_shape)
+
+    def __repr__(self):
+        return f"CModel({self.name!r}, {self.input_shape} -> {self.output_shape})"
+
+
+class SanitizedModel:
+    """The same model built as an executable under AddressSanitizer + UBSan."""
+
+    def __init__(self, path, manifest):
+        self.path, self.manifest, self.name = path, manifest, manifest["name"]
+        self.input_shape = tuple(manifest["input_shape"])
+        self.output_shape = tuple(manifest["output_shape"])
+
+    def __call__(self, x):
+        batch, single = _as_batch(x, self.input_shape, self.name)
+        with tempfile.TemporaryDirectory() as tmp:
+            src, dst = os.path.join(tmp, "inputs.bin"), os.path.join(tmp, "outputs.bin")
+            batch.tofile(src)
+            env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
+                       UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+            result = subprocess.run([self.path, src, dst], capture_output=True, text=True, env=env)
+            if result.returncode != 0 or "runtime error" in result.stderr:
+                raise SanitizerError(f"{self.name}: the sanitized build failed (exit "
+                                     f"{result.returncode}):\n{result.stderr.strip()}")
+            out = np.fromfile(dst, dtype=np.int8)
+        out = out.reshape((len(batch),) + self.output_shape)
+        return out[0] if single else out
+
+
+def load(model_dir, name=None, compiler=None, flags=(), sanitize=False):
+    """Compile the model generated in `model_dir` (cached) and return a callable.
+
+    name:     which model, if the directory holds several
+    compiler: the C compiler (default: $CC, else gcc, else clang)
+    flags:    extra compiler flags (e.g. ["-O3"]); they are part of the cache key
+    sanitize: build an executable under -fsanitize=address,undefined and run it per call
+    """
+    model_dir = os.fspath(model_dir)
+    manifest = read_manifest(model_dir, name)
+    cc = compiler or default_compiler()
+    if sanitize:
+        main = _environment().get_template("host_main.c.j2").render(
+            prefix=manifest["name"], PREFIX=manifest["name"].upper(), header=manifest["header"])
+        path = _build(model_dir, manifest, cc, STRICT_FLAGS + SANITIZE_FLAGS + list(flags), "exe",
+                      {"host_main.c": main.encode()})
+        return SanitizedModel(path, manifest)
+    path = _build(model_dir, manifest, cc, STRICT_FLAGS + SHARED_FLAGS + list(flags), "shared")
+    return CModel(path, manifest)

@@ -1,0 +1,152 @@
+"""What the firmware reads from a generated model directory: the contract with codegen.
+
+For a model named NAME, `minitiny.codegen.generate(qmodel, dir)` writes:
+
+    NAME_model.h        include guard, <stdint.h>, the macros NAME_INPUT_SIZE,
+                        NAME_OUTPUT_SIZE (int8 element counts), NAME_ARENA_SIZE,
+                        NAME_INPUT_SCALE, NAME_INPUT_ZERO_POINT, NAME_OUTPUT_SCALE,
+                        NAME_OUTPUT_ZERO_POINT, and
+                        int NAME_invoke(const int8_t *input, int8_t *output);
+                        (0 on success, nonzero for a NULL pointer)
+    NAME_model.c        the model; it calls MINITINY_LAYER_HOOK(i) before layer i and
+                        MINITINY_LAYER_HOOK(n) after the last one (empty by default)
+    NAME_manifest.json  {"name", "input_shape", "output_shape", "arena_bytes",
+                         "layers": [{"index", "name", "kind", "macs", "weight_bytes"}, ...]}
+    NAME.qmodel.npz     the int8 model, whose NumPy reference checks the outputs
+
+Only the header and the source are required; without the manifest there are no per-layer
+figures, without the .npz no reference check.
+"""
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+class ModelDirError(ValueError):
+    """A model directory that does not follow the contract: names the file and the problem."""
+
+
+@dataclass
+class ModelFiles:
+    name: str                 # NAME as in NAME_invoke
+    dir: Path
+    header: Path
+    source: Path
+    input_size: int
+    output_size: int
+    input_scale: float = None
+    input_zero_point: int = None
+    output_scale: float = None
+    output_zero_point: int = None
+    manifest: dict = None
+    qmodel_path: Path = None
+    layers: list = field(default_factory=list)
+
+    @property
+    def macro(self):
+        return self.name.upper()
+
+    @property
+    def input_shape(self):
+        shape = (self.manifest or {}).get("input_shape")
+        return tuple(shape) if shape else (self.input_size,)
+
+    @property
+    def output_shape(self):
+        shape = (self.manifest or {}).get("output_shape")
+        return tuple(shape) if shape else (self.output_size,)
+
+
+_DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*(?:/[/*].*)?$", re.M)
+
+
+def _number(text, kind, where):
+    """A macro's value: '32', '(28 * 28 * 1)', '0.0039215689f', '(-128)' -> int or float."""
+    t = text.strip()
+    while t.startswith("(") and t.endswith(")"):
+        t = t[1:-1].strip()
+    t = re.sub(r"(?<=[0-9.])[fFuUlL]+\b", "", t)
+    try:
+        if kind is float:
+            return float(t)
+        factors = [f.strip().strip("()") for f in t.split("*")]   # a product of sizes
+        return math.prod(int(f) for f in factors)
+    except ValueError:
+        raise ModelDirError(f"{where}: cannot read the value {text.strip()!r}") from None
+
+
+def load(model_dir):
+    """Find NAME_model.{h,c} (and the optional manifest and .qmodel.npz) in model_dir."""
+    d = Path(model_dir)
+    if not d.is_dir():
+        raise ModelDirError(f"{d}: not a directory (expected the output of minitiny.codegen.generate)")
+    headers = sorted(d.glob("*_model.h"))
+    if not headers:
+        raise ModelDirError(f"{d}: no NAME_model.h found (expected the output of "
+                            f"minitiny.codegen.generate)")
+    if len(headers) > 1:
+        raise ModelDirError(f"{d}: several models ({', '.join(h.name for h in headers)}); "
+                            f"give a directory with one")
+    header = headers[0]
+    name = header.name[:-len("_model.h")]
+    source = d / f"{name}_model.c"
+    if not source.is_file():
+        raise ModelDirError(f"{d}: {header.name} has no matching {source.name}")
+    manifest = None
+    manifest_path = d / f"{name}_manifest.json"
+    if manifest_path.is_file():
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelDirError(f"{manifest_path}: not valid JSON ({e})") from None
+
+    macros = dict(_DEFINE.findall(header.read_text(encoding="utf-8", errors="replace")))
+    up = name.upper()
+
+    def macro(suffix, kind, required=True):
+        key = f"{up}_{suffix}"
+        if key not in macros:
+            if required:
+                raise ModelDirError(f"{header}: missing the macro {key}")
+            return None
+        return _number(macros[key], kind, f"{header}: {key}")
+
+    files = ModelFiles(
+        name=name, dir=d, header=header, source=source,
+        input_size=macro("INPUT_SIZE", int), output_size=macro("OUTPUT_SIZE", int),
+        input_scale=macro("INPUT_SCALE", float, False),
+        input_zero_point=macro("INPUT_ZERO_POINT", int, False),
+        output_scale=macro("OUTPUT_SCALE", float, False),
+        output_zero_point=macro("OUTPUT_ZERO_POINT", int, False),
+        manifest=manifest,
+        qmodel_path=(d / f"{name}.qmodel.npz") if (d / f"{name}.qmodel.npz").is_file() else None,
+        layers=list((manifest or {}).get("layers", [])),
+    )
+    for what, shape in (("input", files.input_shape), ("output", files.output_shape)):
+        size = getattr(files, f"{what}_size")
+        if size <= 0:
+            raise ModelDirError(f"{header}: {up}_{what.upper()}_SIZE must be > 0, got {size}")
+        if math.prod(shape) != size:
+            raise ModelDirError(f"{manifest_path.name}: {what}_shape {list(shape)} holds "
+                                f"{math.prod(shape)} values but {header.name} says "
+                                f"{up}_{what.upper()}_SIZE {size}")
+    for i, layer in enumerate(files.layers):
+        if not isinstance(layer, dict) or "name" not in layer:
+            raise ModelDirError(f"{manifest_path.name}: layer {i} needs at least a 'name'")
+    return files
+
+
+def load_reference(files):
+    """The QModel saved beside the C (NAME.qmodel.npz), or None when absent or unreadable."""
+    if files.qmodel_path is None:
+        return None
+    try:
+        from minitiny.quant.graph import QModel
+    except ImportError:
+        return None
+    loader = getattr(QModel, "load", None)
+    if loader is None:
+        return None
+    return loader(files.qmodel_path)

@@ -1,0 +1,742 @@
+"""The `minitiny` command: the workflow as subcommands that chain, e.g. in a Makefile.
+
+    minitiny train model.py --data mnist --epochs 10 --out build/model.npz
+    minitiny quantize build/model.npz --data mnist --out build/model.qmodel.npz
+    minitiny generate build/model.qmodel.npz --out build/digits --name digits
+    minitiny verify build/digits --data mnist               # C == NumPy int8 (== TFLite Micro)
+    minitiny firmware run build/digits --board cortex-m4     # on an emulated Cortex-M4
+    minitiny report build/digits --board nano33ble --data mnist --rate 1/s --battery cr2032
+    minitiny demo                                             # all of it, on MNIST
+
+Exit status, for scripts: 0 ok; 1 a check failed (a verification mismatch, a model that does
+not fit its board) or the work itself failed; 2 a usage error (bad arguments, a missing or
+unreadable file, an unknown name, a tool or feature that is not available).
+Errors print one clear message; --debug prints the Python traceback too. Long work shows a
+progress bar on a terminal, never in a pipe, and --quiet silences it.
+
+Each subcommand is one small function `cmd_NAME(args)` that calls the library; this file
+only parses, loads files and prints.
+"""
+import argparse
+import importlib.util
+import json
+import math
+import os
+import sys
+import tempfile
+import traceback
+
+import numpy as np
+
+PROG = "minitiny"
+
+
+class UsageError(Exception):
+    """Bad arguments or input: exit status 2."""
+
+
+class CheckFailed(Exception):
+    """The command ran and a check failed: exit status 1."""
+
+
+def _say(args, *parts):
+    """Print unless --quiet."""
+    if not getattr(args, "quiet", False):
+        print(*parts, flush=True)
+
+
+def _bar_enabled(args):
+    from minitiny.reporting.progress import on_terminal
+    return not getattr(args, "quiet", False) and on_terminal()
+
+
+# ---- loading what the user names ---------------------------------------------------------
+class Data:
+    """Arrays from --data: training and test splits (either may be missing), class names."""
+
+    def __init__(self, x_train, y_train, x_test, y_test, classes=None, source=""):
+        self.x_train, self.y_train, self.x_test, self.y_test = x_train, y_train, x_test, y_test
+        self.classes, self.source = classes, source
+
+    @property
+    def test(self):
+        """The data to evaluate on: the test split, else the only arrays given."""
+        if self.x_test is not None:
+            return self.x_test, self.y_test
+        return self.x_train, self.y_train
+
+    @property
+    def train(self):
+        return (self.x_train, self.y_train) if self.x_train is not None else self.test
+
+
+def _float_images(x):
+    """uint8 pixels 0..255 -> float32 0..1 (the scaling every course model uses)."""
+    x = np.asarray(x)
+    return x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x
+
+
+def _load_npy(path, what):
+    if not os.path.exists(path):
+        raise UsageError(f"{what} {path}: no such file")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise UsageError(f"{what} {path}: not a readable .npy array ({e})") from None
+
+
+def load_data(spec):
+    """--data: a data set name ('mnist', 'sine', ...) or 'x.npy[,y.npy]' -> Data."""
+    if spec is None:
+        return None
+    if spec.endswith(".npy") or "," in spec or os.sep in spec:
+        parts = [p for p in spec.split(",") if p]
+        if len(parts) > 2:
+            raise UsageError(f"--data {spec}: give 'x.npy' or 'x.npy,y.npy'")
+        x = _float_images(_load_npy(parts[0], "--data"))
+        y = _load_npy(parts[1], "--data") if len(parts) == 2 else None
+        if y is not None and len(y) != len(x):
+            raise UsageError(f"--data {spec}: x has {len(x)} samples but y has {len(y)}")
+        return Data(x, y, None, None, source=spec)
+    from minitiny import datasets
+    try:
+        info = datasets.info(spec)
+    except KeyError as e:
+        raise UsageError(f"--data {spec}: {e.args[0]} (or give x.npy,y.npy)") from None
+    loaded = getattr(datasets, info.loader)()
+    try:
+        (x_train, y_train), (x_test, y_test) = loaded
+        arrays = [np.asarray(a) for a in (x_train, y_train, x_test, y_test)]
+    except (TypeError, ValueError):
+        raise UsageError(f"--data {spec}: {info.loader}() does not return "
+                         "((x_train, y_train), (x_test, y_test)) arrays; load it in the model "
+                         "file's load_data() instead") from None
+    x_train, y_train, x_test, y_test = arrays
+    return Data(_float_images(x_train), y_train, _float_images(x_test), y_test,
+                classes=list(info.classes) or None, source=info.name)
+
+
+def load_model_file(path):
+    """Import a model definition file (it defines build(); optionally load_data())."""
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such model file")
+    spec = importlib.util.spec_from_file_location("minitiny_user_model", path)
+    if spec is None:
+        raise UsageError(f"{path}: not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    except Exception as e:
+        line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
+                     if os.path.abspath(f.filename) == os.path.abspath(path)), "?")
+        raise UsageError(f"{path}, line {line}: {type(e).__name__}: {e}") from e
+    if not callable(getattr(module, "build", None)):
+        raise UsageError(f"{path} defines no build() function; it must return a compiled model "
+                         "(see `minitiny train --help`)")
+    return module
+
+
+def load_float_model(path):
+    from minitiny import load_model
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such model file")
+    return load_model(path)
+
+
+def load_qmodel(path):
+    from minitiny.quant.graph import GraphError, QModel
+    if os.path.isdir(path):
+        from minitiny.codegen.loader import read_manifest
+        m = read_manifest(path)
+        path = os.path.join(path, f"{m['name']}.qmodel.npz")
+    if not os.path.exists(path):
+        raise UsageError(f"{path}: no such int8 model file")
+    try:
+        return QModel.load(path)
+    except GraphError as e:
+        raise UsageError(f"{e} (a float model from `minitiny train` is quantized first: "
+                         "minitiny quantize MODEL --data ...)") from None
+
+
+def _write_json(path, obj):
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(obj, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _makedirs_for(path):
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+
+
+# ---- train ---------------------------------------------------------------------------------
+def cmd_train(args):
+    import minitiny as mt
+    from minitiny.reporting.collect import history_path
+    from minitiny.reporting.progress import TrainingProgress
+    module = load_model_file(args.model_file)
+    mt.random.seed(args.seed)
+    model = module.build()
+    if not isinstance(model, mt.Model):
+        raise UsageError(f"{args.model_file}: build() returned {type(model).__name__}, not a "
+                         "minitiny model")
+    if model.loss is None:
+        raise UsageError(f"{args.model_file}: build() must compile the model "
+                         "(model.compile(optimizer=..., loss=...))")
+    data = load_data(args.data)
+    if data is None:
+        if not callable(getattr(module, "load_data", None)):
+            raise UsageError(f"no data: pass --data NAME|x.npy,y.npy or define load_data() in "
+                             f"{args.model_file}")
+        loaded = module.load_data()
+        try:
+            (x, y), test = loaded
+            x_test, y_test = test if test is not None else (None, None)
+        except (TypeError, ValueError):
+            try:
+                (x, y), x_test, y_test = loaded, None, None
+            except (TypeError, ValueError):
+                raise UsageError(f"{args.model_file}: load_data() must return (x, y) or "
+                                 "((x_train, y_train), (x_test, y_test))") from None
+        data = Data(x, y, x_test, y_test, source="load_data()")
+    x, y = data.train
+    if y is None:
+        raise UsageError(f"--data {args.data}: training needs labels (x.npy,y.npy)")
+    epochs = args.epochs if args.epochs is not None else getattr(module, "EPOCHS", 10)
+    batch = args.batch_size if args.batch_size is not None else getattr(module, "BATCH_SIZE", 32)
+    n_fit = len(x) - (int(math.ceil(len(x) * args.validation_split)) if args.validation_split else 0)
+    progress = TrainingProgress(epochs, max(1, math.ceil(n_fit / batch)),
+                                enabled=_bar_enabled(args), verbose=not args.quiet)
+    _say(args, f"training {model.name!r} ({model.count_params():,} parameters) on "
+               f"{len(x):,} samples from {data.source}, {epochs} epochs")
+    history = model.fit(x, y, epochs=epochs, batch_size=batch, verbose=0, callbacks=[progress],
+                        validation_split=args.validation_split or 0.0)
+    _makedirs_for(args.out)
+    model.save(args.out)
+    _write_json(history_path(args.out), history.history)
+    _say(args, f"wrote {args.out} (and its training curves, {history_path(args.out)})")
+    if data.x_test is not None and data.y_test is not None:
+        result = model.evaluate(data.x_test, data.y_test, return_dict=True)
+        print("test: " + " - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
+    if args.plot:
+        from minitiny import plots
+        plots.plot_history(history, args.plot, title=model.name)
+        _say(args, f"wrote {args.plot}")
+    return 0
+
+
+# ---- quantize ----------------------------------------------------------------------------
+def calibration_observer(observer, percentile, bar):
+    """Wrap an observer so that every range update advances `bar` (quantize's observer=)."""
+    from minitiny.quant.calibrate import make_observer
+    base = make_observer(observer, percentile)
+
+    class Counted:
+        def __init__(self):
+            self.inner = base()
+            self.name = getattr(self.inner, "name", "observer")
+
+        def update(self, values, n_batches=1):
+            self.inner.update(values, n_batches)
+            bar.update()
+
+        def range(self):
+            return self.inner.range()
+    return Counted
+
+
+def cmd_quantize(args):
+    from minitiny.quant.lower import lower
+    from minitiny.quant.quantizer import quantize
+    from minitiny.reporting.progress import Progress
+    model = load_float_model(args.model)
+    data = load_data(args.data)
+    if data is None:
+        raise UsageError("quantize needs representative data: --data NAME|x.npy")
+    x_cal = data.train[0][:args.samples]
+    batch = 64
+    updates = math.ceil(len(x_cal) / batch) * (1 + len(lower(model).ops))
+    with Progress(updates, f"calibrating on {len(x_cal)} samples", enabled=_bar_enabled(args)) as bar:
+        qmodel = quantize(model, x_cal, observer=calibration_observer(args.observer, 99.99, bar),
+                          per_channel_dense=not args.per_tensor, batch_size=batch)
+    _makedirs_for(args.out)
+    qmodel.save(args.out)
+    _say(args, f"wrote {args.out}: {len(qmodel.ops)} int8 ops, {qmodel.weight_bytes():,} weight "
+               f"bytes (calibrated on {len(x_cal)} samples of {data.source}, {args.observer})")
+    x_test, y_test = data.test
+    if y_test is not None:
+        n = min(len(x_test), args.eval_samples)
+        int8 = qmodel.evaluate(x_test[:n], y_test[:n])
+        pred = model.predict(x_test[:n])
+        metric = "accuracy" if pred.shape[-1] > 1 else "mse"
+        flt = _metric(pred, y_test[:n], metric)
+        print(f"{metric} on {n:,} samples: float {flt:.4f}, int8 {int8:.4f}")
+    return 0
+
+
+def _metric(pred, y, metric):
+    y = np.asarray(y)
+    if metric == "accuracy":
+        labels = y.argmax(-1) if y.ndim == pred.ndim else y.reshape(len(y))
+        return float(np.mean(pred.argmax(-1) == labels))
+    return float(np.mean((pred.reshape(len(pred), -1) - y.reshape(len(y), -1)) ** 2))
+
+
+# ---- generate ----------------------------------------------------------------------------
+def cmd_generate(args):
+    from minitiny import codegen
+    qmodel = load_qmodel(args.model)
+    g = codegen.generate(qmodel, args.out, name=args.name)
+    m = g.manifest
+    _say(args, f"wrote {', '.join(g.files)} in {g.dir}")
+    print(f"{m['name']}: {len(m['layers'])} layers, {m['macs']:,} MACs, weights {m['weight_bytes']:,} B, "
+          f"arena {m['arena_bytes']:,} B (lower bound {m['arena_lower_bound']:,})")
+    return 0
+
+
+# ---- verify ------------------------------------------------------------------------------
+def _compare(label, got, want):
+    """'label: k/N outputs identical' and the first difference; True when all are identical."""
+    got, want = np.asarray(got), np.asarray(want)
+    n = len(want)
+    same = np.all(got.reshape(n, -1) == want.reshape(n, -1), axis=1)
+    line = f"  {label:34s} {int(same.sum()):>7,}/{n:,} outputs identical"
+    if not same.all():
+        i = int(np.argmin(same))
+        j = int(np.argmax(got.reshape(n, -1)[i] != want.reshape(n, -1)[i]))
+        line += (f"  MISMATCH: first at input {i}, output {j}: "
+                 f"{int(got.reshape(n, -1)[i, j])} vs {int(want.reshape(n, -1)[i, j])}")
+    print(line)
+    return bool(same.all())
+
+
+def _verify_inputs(args, qmodel):
+    if args.inputs and args.data:
+        raise UsageError("give --inputs or --data, not both")
+    if args.inputs:
+        x, what = _load_npy(args.inputs, "--inputs"), args.inputs
+    elif args.data:
+        data = load_data(args.data)
+        x, what = data.test[0], f"the {data.source} test inputs"
+    else:
+        rng = np.random.default_rng(args.seed)
+        n = args.n or 256
+        return (rng.integers(-128, 128, size=(n,) + qmodel.input.shape, dtype=np.int8),
+                f"{n} random int8 inputs (seed {args.seed}; --data or --inputs for real ones)")
+    x = np.asarray(x)
+    if args.n:
+        x = x[:args.n]
+    if x.shape[1:] != qmodel.input.shape:
+        if x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(qmodel.input.shape)):
+            x = x.reshape((len(x),) + qmodel.input.shape)
+        else:
+            raise UsageError(f"inputs of shape {x.shape} do not fit model {qmodel.name!r}: "
+                             f"(N, {', '.join(map(str, qmodel.input.shape))})")
+    if np.issubdtype(x.dtype, np.floating):
+        return qmodel.quantize_input(x), f"{len(x):,} of {what}, quantized with the input scale"
+    if x.min() < -128 or x.max() > 127:
+        raise UsageError(f"integer inputs must be int8, got values in [{x.min()}, {x.max()}]")
+    return x.astype(np.int8), f"{len(x):,} int8 inputs from {what}"
+
+
+def cmd_verify(args):
+    from minitiny import codegen
+    from minitiny.quant import tflm
+    from minitiny.reporting.progress import Progress
+    if not os.path.isdir(args.dir):
+        raise UsageError(f"{args.dir}: not a directory written by `minitiny generate`")
+    qmodel = load_qmodel(args.dir)
+    x, what = _verify_inputs(args, qmodel)
+    print(f"verify {args.dir}: {what}")
+    ok = True
+    reference = qmodel.predict_int8(x)
+    fn = codegen.load(args.dir)
+    with Progress(len(x), "C on the host", enabled=_bar_enabled(args)) as bar:
+        outs = []
+        for i in range(0, len(x), 500):
+            outs.append(fn(x[i:i + 500]))
+            bar.update(len(outs[-1]))
+    ok &= _compare("C on the host (cffi) vs NumPy int8", np.concatenate(outs), reference)
+    if tflm.available():
+        if args.tflite:
+            with open(args.tflite, "rb") as f:
+                tfl = f.read()
+            label = f"TFLite Micro ({os.path.basename(args.tflite)})"
+        else:
+            from minitiny.quant.tflite_io import to_tflite
+            tfl, label = to_tflite(qmodel), "TFLite Micro (.tflite written here)"
+        ok &= _compare(f"{label} vs NumPy int8", tflm.run_tflm(tfl, x), reference)
+    else:
+        print("  TFLite Micro: skipped (not installed: pip install tflite-micro)")
+    if args.board:
+        ok &= _verify_firmware(args, x, reference)
+    if not ok:
+        raise CheckFailed("outputs differ: the generated code is not bit-exact")
+    print("OK: bit-exact")
+    return 0
+
+
+def _verify_firmware(args, x, reference):
+    from minitiny import firmware
+    from minitiny.reporting.collect import toolchain_missing
+    from minitiny.reporting.progress import Progress
+    why = toolchain_missing()
+    if why:
+        print(f"  firmware on {args.board}: skipped ({why})")
+        return True
+    n = min(len(x), args.firmware_inputs)
+    outs, chunk = [], 16
+    with Progress(n, f"firmware on {args.board}", enabled=_bar_enabled(args)) as bar:
+        for i in range(0, n, chunk):
+            r = firmware.run(args.dir, board=args.board, inputs=x[i:min(i + chunk, n)],
+                             n=None, profile=False, expected=reference[i:min(i + chunk, n)])
+            if r.outputs is None:
+                print(f"  firmware on {args.board}: {r.status}: {r.message}")
+                return False
+            outs.append(r.outputs)
+            bar.update(len(r.outputs))
+    return _compare(f"firmware on {args.board} vs NumPy int8", np.concatenate(outs), reference[:n])
+
+
+# ---- firmware, import, export, data: other parts' entry points ------------------------------
+def cmd_firmware(args):
+    from minitiny.firmware.__main__ import main as firmware_main
+    rest = [a for a in args.rest if a not in ("--debug", "--quiet")]
+    if not rest or rest[0] in ("-h", "--help"):
+        print(FIRMWARE_HELP)
+        return 0 if rest else 2
+    code = firmware_main(rest)
+    if "-h" in rest or "--help" in rest:
+        print("\n" + FIRMWARE_EXAMPLES)
+    return code
+
+
+def cmd_import(args):
+    from minitiny.quant import tflite_io
+    if not hasattr(tflite_io, "from_tflite"):
+        raise UsageError("importing .tflite files is not available in this version of minitiny "
+                         "yet (minitiny.from_tflite is missing)")
+    from minitiny import codegen
+    if not os.path.exists(args.tflite):
+        raise UsageError(f"{args.tflite}: no such file")
+    qmodel = tflite_io.from_tflite(args.tflite)
+    g = codegen.generate(qmodel, args.out, name=args.name)
+    _say(args, f"imported {args.tflite}: wrote {', '.join(g.files)} in {g.dir}")
+    return 0
+
+
+def cmd_export(args):
+    from minitiny import firmware
+    export = getattr(firmware, "export_arduino", None)
+    if export is None:
+        raise UsageError("exporting an Arduino library is not available in this version of "
+                         "minitiny yet (minitiny.firmware.export_arduino is missing)")
+    result = export(args.dir, args.out) if args.out else export(args.dir)
+    _say(args, f"exported {args.dir} for Arduino" + (f": {result}" if result else ""))
+    return 0
+
+
+def cmd_data(args):
+    from minitiny.datasets import __main__ as data_main
+    if args.data_command == "list":
+        return data_main.cmd_list(args)
+    return data_main.cmd_fetch(args)
+
+
+# ---- report ------------------------------------------------------------------------------
+def cmd_report(args):
+    from minitiny.reporting import collect, format_report, write_html
+    data = load_data(args.data)
+    x = y = classes = None
+    if data is not None:
+        x, y = data.test
+        x = x[:args.samples] if args.samples else x
+        y = None if y is None else (y[:args.samples] if args.samples else y)
+        classes = data.classes
+    if args.rate and not args.board:
+        raise UsageError("--rate needs --board (a board's clock and currents)")
+    report = collect(args.model, board=args.board, x=x, y=y, class_names=classes,
+                     float_model=args.float_model, rate=args.rate, battery=args.battery,
+                     run_firmware=not args.no_firmware, firmware_inputs=args.n)
+    print(format_report(report))
+    html = args.html or (os.path.join(args.model, "report.html") if os.path.isdir(args.model)
+                         else os.path.splitext(args.model)[0] + ".report.html")
+    if args.plots:
+        os.makedirs(args.plots, exist_ok=True)
+    write_html(report, html, plots_dir=args.plots)
+    print(f"\nwrote {html}" + (f" and the plots in {args.plots}" if args.plots else ""))
+    failed = []
+    if report.budget and not report.budget["fits"]:
+        failed.append(f"the model does not fit {report.budget['board']}")
+    if report.firmware is not None and not report.firmware.ok:
+        failed.append(f"the firmware run failed ({report.firmware.status})")
+    if failed:
+        raise CheckFailed("; ".join(failed))
+    return 0
+
+
+# ---- demo --------------------------------------------------------------------------------
+def cmd_demo(args):
+    from minitiny import demo
+    return demo.run(out=args.out, board=args.board, quick=args.quick, quiet=args.quiet)
+
+
+# ---- the parser ----------------------------------------------------------------------------
+FIRMWARE_EXAMPLES = """examples:
+  minitiny firmware run build/digits --board cortex-m4
+  minitiny firmware run build/digits --board nano33ble --inputs x_test.npy -n 16"""
+FIRMWARE_HELP = f"""usage: minitiny firmware run DIR [--board BOARD] [--inputs x.npy] [-n N] ...
+
+Build the generated model in DIR for a Cortex-M core or board, run it in QEMU and print the
+instructions per layer, flash and RAM (needs arm-none-eabi-gcc and qemu-system-arm).
+`minitiny firmware run --help` lists every option.
+
+{FIRMWARE_EXAMPLES}"""
+
+MODEL_FILE_HELP = """The model file is plain Python. It defines build(), returning a compiled model, and
+optionally load_data() (returning (x, y) or ((x_train, y_train), (x_test, y_test))),
+EPOCHS and BATCH_SIZE:
+
+    import minitiny as mt
+    from minitiny.layers import Dense, Flatten
+
+    def build():
+        model = mt.Sequential([Flatten(input_shape=(28, 28)),
+                               Dense(20, activation="relu"), Dense(10, activation="softmax")])
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+"""
+
+COMMANDS = {
+    "train": ("train a model defined in a Python file", MODEL_FILE_HELP + """
+examples:
+  minitiny train digits.py --data mnist --epochs 10 --out build/digits.npz
+  minitiny train sine.py --data x.npy,y.npy --epochs 500 --out build/sine.npz --plot build/sine.png"""),
+    "quantize": ("quantize a trained model to int8 (post-training, TFLite's scheme)", """
+examples:
+  minitiny quantize build/digits.npz --data mnist --out build/digits.qmodel.npz
+  minitiny quantize build/sine.npz --data x.npy --observer percentile --out build/sine.qmodel.npz"""),
+    "generate": ("generate C99 from an int8 model", """
+examples:
+  minitiny generate build/digits.qmodel.npz --out build/digits --name digits"""),
+    "verify": ("check that the C, NumPy int8 and TFLite Micro agree bit for bit", """
+examples:
+  minitiny verify build/digits --data mnist
+  minitiny verify build/digits --inputs x_test.npy --tflite digits.tflite
+  minitiny verify build/digits --data mnist --board cortex-m4 --firmware-inputs 32"""),
+    "firmware": ("run generated C on an emulated Cortex-M (QEMU)", FIRMWARE_EXAMPLES),
+    "import": ("import a .tflite model and generate C from it", """
+examples:
+  minitiny import model.tflite --out build/kws --name kws"""),
+    "export": ("export a generated model as an Arduino library", """
+examples:
+  minitiny export arduino build/digits --out build/digits-arduino"""),
+    "report": ("write a model report: text, HTML page, plots", """
+The report shows per layer the kind, output shape, parameters, MACs, weight and activation
+bytes, scale and zero point (and the int8-vs-float error when --float and --data are given);
+flash and RAM against the board's budget; the arena plan; float vs int8 accuracy and a
+confusion matrix on --data; and with --rate the latency, energy and battery life (from a
+firmware run: needs arm-none-eabi-gcc and qemu-system-arm).
+Exits 1 when the model does not fit the board or the firmware run fails.
+
+examples:
+  minitiny report build/digits --data mnist --float build/digits.npz
+  minitiny report build/kws --board nano33ble --rate 1/s --battery cr2032
+  minitiny report build/digits.qmodel.npz --board tiny --html digits.html --plots build/plots"""),
+    "data": ("list and fetch the data sets", """
+examples:
+  minitiny data list
+  minitiny data fetch mnist fashion_mnist"""),
+    "demo": ("the whole workflow on MNIST in a minute or two", """
+Trains the course's digit classifier (Flatten -> Dense(20, relu) -> Dense(10, softmax)),
+quantizes it to int8, generates C, checks C == NumPy int8 bit for bit on the test set, and
+runs it on an emulated Cortex-M4 when arm-none-eabi-gcc and qemu-system-arm are installed.
+Without MNIST (and no way to fetch it) it uses the sine model instead.
+
+examples:
+  minitiny demo
+  minitiny demo --quick --out build/demo"""),
+}
+
+
+def _common():
+    """--debug and --quiet, accepted before or after the subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                   help="print the Python traceback of an error")
+    p.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                   help="no progress bars and no chatter, only results")
+    return p
+
+
+def build_parser():
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog=PROG, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="minitiny: data -> train -> int8 -> C99 -> an emulated Cortex-M.",
+        epilog=__doc__.split("\n\n")[1] + "\n\nexit status: 0 ok, 1 a check failed, 2 usage "
+               "error. `minitiny COMMAND --help` for each command.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name, run, **kw):
+        summary, examples = COMMANDS[name]
+        p = sub.add_parser(name, parents=[common], help=summary, description=summary[0].upper()
+                           + summary[1:] + ".", epilog=examples.strip("\n"),
+                           formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
+        p.set_defaults(run=run)
+        return p
+
+    p = add("train", cmd_train)
+    p.add_argument("model_file", metavar="MODEL_PY", help="a Python file defining build()")
+    p.add_argument("--data", metavar="NAME|x.npy,y.npy",
+                   help="a data set name (see `minitiny data list`) or arrays; default: the "
+                        "file's load_data()")
+    p.add_argument("--epochs", type=int, help="passes over the data (default: the file's EPOCHS, else 10)")
+    p.add_argument("--batch-size", type=int, help="samples per step (default: BATCH_SIZE, else 32)")
+    p.add_argument("--validation-split", type=float, default=0.1,
+                   help="fraction held out for validation curves (default 0.1; 0 for none)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--out", default="model.npz", help="the trained model (default model.npz)")
+    p.add_argument("--plot", metavar="PNG", help="also draw the loss and accuracy curves")
+
+    p = add("quantize", cmd_quantize)
+    p.add_argument("model", metavar="MODEL.npz", help="a float model from `minitiny train`")
+    p.add_argument("--data", required=True, metavar="NAME|x.npy[,y.npy]",
+                   help="representative data (the training split of a data set)")
+    p.add_argument("--out", default="model.qmodel.npz", help="the int8 model (default model.qmodel.npz)")
+    p.add_argument("--observer", default="minmax", choices=("minmax", "percentile", "moving_average"),
+                   help="how activation ranges are measured (default minmax, as TFLite)")
+    p.add_argument("--samples", type=int, default=500, help="calibration samples (default 500)")
+    p.add_argument("--per-tensor", action="store_true",
+                   help="one weight scale per Dense layer instead of per output channel")
+    p.add_argument("--eval-samples", type=int, default=10000,
+                   help="test samples for the float vs int8 comparison (default 10000)")
+
+    p = add("generate", cmd_generate)
+    p.add_argument("model", metavar="MODEL.qmodel.npz", help="an int8 model")
+    p.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    p.add_argument("--name", help="C prefix of the generated names (default: the model's name)")
+
+    p = add("verify", cmd_verify)
+    p.add_argument("dir", metavar="DIR", help="a directory from `minitiny generate`")
+    p.add_argument("--inputs", metavar="x.npy", help="inputs, float (quantized here) or int8")
+    p.add_argument("--data", metavar="NAME|x.npy", help="a data set's test inputs")
+    p.add_argument("--tflite", metavar="FILE", help="run this .tflite in TFLite Micro "
+                   "(default: the model written as .tflite here)")
+    p.add_argument("-n", type=int, help="use the first N inputs (default: all; 256 random)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the random inputs")
+    p.add_argument("--board", help="also run on an emulated core or board (cortex-m4, nano33ble)")
+    p.add_argument("--firmware-inputs", type=int, default=16,
+                   help="inputs to run on the emulator (default 16)")
+
+    p = add("firmware", cmd_firmware, add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER, help="run DIR --board ... (see above)")
+
+    p = add("import", cmd_import)
+    p.add_argument("tflite", metavar="MODEL.tflite")
+    p.add_argument("--out", required=True, metavar="DIR")
+    p.add_argument("--name", help="C prefix (default: the model's name)")
+
+    p = add("export", cmd_export)
+    p.add_argument("target", choices=("arduino",), help="what to export for")
+    p.add_argument("dir", metavar="DIR", help="a directory from `minitiny generate`")
+    p.add_argument("--out", metavar="DIR", help="where to write the library")
+
+    p = add("report", cmd_report)
+    p.add_argument("model", metavar="MODEL_OR_DIR",
+                   help="a generated directory, an int8 .qmodel.npz or a float model .npz")
+    p.add_argument("--board", help="budget (and firmware target): a board (nano33ble, "
+                   "stm32l4r5, tiny, ...) or a core (cortex-m4)")
+    p.add_argument("--data", metavar="NAME|x.npy[,y.npy]",
+                   help="test data: accuracy float vs int8, confusion matrix, per-layer error")
+    p.add_argument("--float", dest="float_model", metavar="MODEL.npz",
+                   help="the float model the int8 one came from (for the float vs int8 columns)")
+    p.add_argument("--rate", help="inferences per time for the power estimate: 1/s, 10/min, 0.5Hz")
+    p.add_argument("--battery", help="battery for the battery life: cr2032, 2xaa, lipo500")
+    p.add_argument("--html", metavar="FILE", help="the HTML page (default: DIR/report.html)")
+    p.add_argument("--plots", metavar="DIR", help="also write the plots as PNG files here")
+    p.add_argument("--samples", type=int, help="use the first N test samples (default: all)")
+    p.add_argument("-n", type=int, default=8, help="inputs for the firmware run (default 8)")
+    p.add_argument("--no-firmware", action="store_true", help="skip the firmware run")
+
+    p = add("data", cmd_data)
+    dsub = p.add_subparsers(dest="data_command", metavar="list|fetch", required=True)
+    dsub.add_parser("list", parents=[common], help="the data sets and their cache status")
+    d = dsub.add_parser("fetch", parents=[common], help="fetch data sets into the cache")
+    d.add_argument("names", nargs="+", metavar="NAME", help="data set names, or 'all'")
+
+    p = add("demo", cmd_demo)
+    p.add_argument("--quick", action="store_true", help="seconds instead of a minute: fewer "
+                   "epochs and samples")
+    p.add_argument("--board", default="cortex-m4", help="emulated core or board (default cortex-m4)")
+    p.add_argument("--out", default=os.path.join("build", "demo"), help="output directory "
+                   "(default build/demo)")
+    return parser
+
+
+# ---- errors and exit status ------------------------------------------------------------------
+def exit_status(error):
+    """0 ok, 1 a check failed (or the work failed), 2 usage: what the caller gave is not usable."""
+    if isinstance(error, CheckFailed):
+        return 1
+    if isinstance(error, (UsageError, ValueError, KeyError, FileNotFoundError,
+                          IsADirectoryError, NotADirectoryError, PermissionError)):
+        return 2
+    try:
+        from minitiny.firmware import ToolchainError
+        if isinstance(error, ToolchainError):
+            return 2
+    except ImportError:
+        pass
+    return 1
+
+
+def error_message(error):
+    text = error.args[0] if isinstance(error, KeyError) and error.args else str(error)
+    if isinstance(error, (UsageError, CheckFailed)) or type(error).__module__.startswith("minitiny"):
+        return text or type(error).__name__
+    return f"{type(error).__name__}: {text}"
+
+
+def main(argv=None):
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:                # argparse: 2 for a usage error, 0 after --help
+        return e.code
+    if not getattr(args, "command", None):
+        parser.print_help(sys.stderr)
+        return 2
+    args.debug = getattr(args, "debug", False)
+    args.quiet = getattr(args, "quiet", False)
+    try:
+        return args.run(args) or 0
+    except KeyboardInterrupt:
+        print(f"\n{PROG} {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:                 # noqa: BLE001  (every error becomes one message)
+        status = exit_status(e)
+        if args.debug:
+            traceback.print_exc()
+        lines = error_message(e).splitlines() or [""]
+        what = "check failed" if isinstance(e, CheckFailed) else "error"
+        print(f"{PROG} {args.command}: {what}: {lines[0]}", file=sys.stderr)
+        for line in lines[1:5]:
+            print(f"  {line}", file=sys.stderr)
+        if len(lines) > 5:
+            print(f"  ... ({len(lines) - 5} more lines: run with --debug)", file=sys.stderr)
+        if status == 1 and not isinstance(e, CheckFailed) and not args.debug:
+            print(f"  (run `{PROG} {args.command} ... --debug` for the traceback)", file=sys.stderr)
+        return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

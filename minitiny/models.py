@@ -1,0 +1,613 @@
+"""Models: a graph of layers, and the training loop (Keras' Sequential / Model API).
+
+    model = Sequential([Dense(16, activation="relu", input_shape=[4]), Dense(3, "softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(x, y, epochs=20, validation_split=0.2)
+
+Functional models allow branches (residual blocks):
+
+    x = Input((32, 32, 3)); y = Conv2D(3, 3, padding="same")(x); z = Add()([x, y])
+    model = Model(x, z)
+
+The graph (read by the quantizer): `model.graph` is a list of `Node(layer, inputs)` in
+execution order, `inputs` naming the model input (`model.input_name`) or earlier layers;
+the last node is the output. `forward_all(x)` returns every node's output by name.
+
+One training step (Model._train_step) is the whole of deep learning in five lines:
+forward, loss, clear gradients, backward, optimizer step.
+"""
+import sys
+import time
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+
+from minitiny import callbacks as mt_callbacks
+from minitiny import losses as mt_losses
+from minitiny import metrics as mt_metrics
+from minitiny import optimizers as mt_optimizers
+from minitiny import random as mt_random
+from minitiny.data import check_finite
+from minitiny.layers import (BatchNormalization, InputLayer, Layer, SymbolicTensor,
+                             layer_from_config, shape_str, unique_name)
+from minitiny.tensor import Tensor, no_grad
+
+
+def _check_batch_size(batch_size):
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+@dataclass
+class Node:
+    layer: Layer
+    inputs: list            # names: the model's input_name or earlier layers' names
+
+    @property
+    def name(self):
+        return self.layer.name
+
+
+class Model:
+    """Functional model: Model(inputs=Input(...), outputs=<SymbolicTensor>)."""
+
+    def __init__(self, inputs=None, outputs=None, name=None):
+        self.name = name or unique_name("sequential" if isinstance(self, Sequential)
+                                        else "functional")
+        self.optimizer = self.loss = None
+        self.metric_names = []
+        self.history = None
+        self.stop_training = False
+        self._input_layer, self._graph = None, None
+        if isinstance(self, Sequential):
+            return
+        if inputs is None or outputs is None:
+            raise ValueError("Model(inputs, outputs) needs both: inputs=Input(shape) and the "
+                             "output of the last layer")
+        self._trace(inputs, outputs)
+
+    # ---- building the graph -------------------------------------------------------------
+    def _trace(self, inputs, outputs):
+        inputs = inputs[0] if isinstance(inputs, (list, tuple)) and len(inputs) == 1 else inputs
+        outputs = outputs[0] if isinstance(outputs, (list, tuple)) and len(outputs) == 1 \
+            else outputs
+        if not isinstance(inputs, SymbolicTensor) or not isinstance(inputs.layer, InputLayer):
+            raise ValueError("Model inputs must be one placeholder made by minitiny.Input(shape)")
+        if not isinstance(outputs, SymbolicTensor):
+            raise ValueError("Model outputs must be the result of calling a layer on the "
+                             "input (one output; minitiny models have one output)")
+        graph, seen = [], set()
+
+        def visit(t):                            # depth-first: inputs before their users
+            if t.layer is inputs.layer:
+                return
+            if isinstance(t.layer, InputLayer):
+                raise ValueError(f"the graph uses Input {t.layer.name!r}, which is not the "
+                                 f"model's input {inputs.layer.name!r}")
+            if id(t.layer) in seen:
+                return
+            for i in t.inputs:
+                visit(i)
+            seen.add(id(t.layer))
+            graph.append(Node(t.layer, [i.name for i in t.inputs]))
+
+        visit(outputs)
+        if not graph:
+            raise ValueError("the model has no layers between its input and its output")
+        self._set_graph(inputs.layer, graph)
+
+    def _set_graph(self, input_layer, graph):
+        names = [input_layer.name] + [n.layer.name for n in graph]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"model {self.name!r}: layer names must be unique, {dupes} appear "
+                             "more than once (each layer object can be used once)")
+        self._input_layer, self._graph = input_layer, graph
+
+    # ---- the graph contract ------------------------------------------------------------
+    @property
+    def built(self):
+        return self._graph is not None
+
+    def _require_built(self):
+        if not self.built:
+            raise ValueError(f"model {self.name!r} is not built yet: give the first layer "
+                             "input_shape=..., start with minitiny.Input(shape), or call fit "
+                             "or predict once")
+
+    @property
+    def graph(self):
+        self._require_built()
+        return self._graph
+
+    @property
+    def layers(self):
+        return [n.layer for n in self.graph]
+
+    @property
+    def input_name(self):
+        self._require_built()
+        return self._input_layer.name
+
+    @property
+    def input_shape(self):
+        self._require_built()
+        return self._input_layer.input_shape
+
+    @property
+    def output_shape(self):
+        return self.graph[-1].layer.output_shape
+
+    @property
+    def dtype(self):
+        return self.layers[0].dtype
+
+    def forward(self, x, training=False, pre_activation=False):
+        """Run the graph on a batch -> Tensor. pre_activation: the last layer stops before
+        its activation (the logits the cross-entropy losses want)."""
+        x = x if isinstance(x, Tensor) else Tensor(x, dtype=self.dtype)
+        values = {self._input_layer.name: x}
+        last = self._graph[-1].layer
+        for node in self._graph:
+            ins = [values[n] for n in node.inputs]
+            arg = ins[0] if len(ins) == 1 and node.layer.n_inputs == 1 else ins
+            if pre_activation and node.layer is last:
+                out = node.layer._linear(arg, training)
+            else:
+                out = node.layer.call(arg, training=training)
+            values[node.layer.name] = out
+        return out
+
+    def forward_all(self, x):
+        """{input_name: x, layer name: that layer's output} as ndarrays, inference mode."""
+        x = self._check_x(x, "x")
+        values = {self.input_name: Tensor(x)}
+        with no_grad():
+            for node in self._graph:
+                ins = [values[n] for n in node.inputs]
+                arg = ins[0] if len(ins) == 1 and node.layer.n_inputs == 1 else ins
+                values[node.layer.name] = node.layer.call(arg, training=False)
+        return {k: v.data for k, v in values.items()}
+
+    def __call__(self, x, training=False):
+        if isinstance(x, SymbolicTensor):
+            raise ValueError("calling a model on Input(...) (nesting models) is not supported; "
+                             "use its layers directly")
+        if isinstance(x, Tensor):                    # keep its graph; check only the shape
+            self._ensure_built_for(x)
+            shape = x.shape[1:] if x.ndim > 1 or self.input_shape != (1,) else (1,)
+            if shape != self.input_shape:
+                self._check_x(x.data, "x")               # raises the usual clear error
+        else:
+            x = self._check_x(x, "x")
+        return self.forward(x, training=training)
+
+    def _ensure_built_for(self, x):
+        """Sequential models without an input shape build on the first data they see."""
+
+    # ---- data checks -------------------------------------------------------------------
+    def _check_x(self, x, name):
+        if isinstance(x, Tensor):
+            x = x.data
+        try:
+            x = np.asarray(x)
+        except Exception as e:
+            raise ValueError(f"{name} cannot be turned into an array: {e}") from None
+        if x.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold numbers, got dtype {x.dtype}")
+        if x.ndim == 0:
+            raise ValueError(f"{name} must have a batch axis, got a scalar")
+        check_finite(x, name)
+        self._ensure_built_for(x)
+        want = self.input_shape
+        if x.ndim == 1 and want == (1,):
+            x = x.reshape(-1, 1)                      # Keras: rank-1 x is (N, 1)
+        if x.shape[1:] != want:
+            first = next(n.layer.name for n in self._graph if self.input_name in n.inputs)
+            hint = "; for one sample use x[None]" if x.shape == want else ""
+            raise ValueError(f"model {self.name!r}: layer {first!r} expects input "
+                             f"{shape_str(want)}, got {name} of shape {shape_str(x.shape[1:])}"
+                             f"{hint}")
+        return x.astype(self.dtype, copy=False)
+
+    def _check_y(self, y, name, n):
+        if y is None:
+            raise ValueError(f"{name} is missing: fit and evaluate need labels")
+        y = np.asarray(y.data if isinstance(y, Tensor) else y)
+        if y.ndim == 0:
+            raise ValueError(f"{name} must have one entry per sample, got a scalar")
+        if y.dtype.kind not in "biuf":
+            raise ValueError(f"{name} must hold numbers, got dtype {y.dtype}")
+        if len(y) != n:
+            raise ValueError(f"x has {n} samples but {name} has {len(y)}; they must match")
+        check_finite(y, name)
+        try:
+            return self.loss.prepare(y, self.output_shape, self.dtype)
+        except ValueError as e:
+            if name == "y":
+                raise
+            raise ValueError(f"{name}: {e}") from None      # say which labels are wrong
+
+    # ---- compile -----------------------------------------------------------------------
+    def compile(self, optimizer="sgd", loss=None, metrics=None):
+        """optimizer: 'sgd' | 'adam' | Optimizer; loss: Keras name or Loss; metrics: names."""
+        self.optimizer = mt_optimizers.get(optimizer)
+        self.loss = None if loss is None else mt_losses.get(loss)
+        if isinstance(metrics, str):
+            metrics = [metrics]
+        self.metric_names = list(metrics or [])
+        for m in self.metric_names:               # fail now on a typo, not after building
+            mt_metrics.get(m, (), (2,))
+
+    def _require_compiled(self):
+        if self.optimizer is None or self.loss is None:
+            raise ValueError(f"model {self.name!r} is not compiled with a loss: call "
+                             "model.compile(optimizer=..., loss=...) before fit or evaluate")
+
+    def _loss_plan(self):
+        """Where the loss reads from: (pre_activation, loss_on_logits, metric_logits)."""
+        last = self._graph[-1].layer
+        act = getattr(last, "activation", None)
+        if self.loss.from_logits:
+            if act in ("softmax", "sigmoid"):
+                warnings.warn(f"loss {self.loss.name!r} has from_logits=True but layer "
+                              f"{last.name!r} ends in {act!r}: the loss will treat "
+                              "probabilities as logits. Use from_logits=False, or drop the "
+                              "activation.", stacklevel=3)
+            return False, True, None
+        if self.loss.activation is not None and act == self.loss.activation:
+            return True, True, act                   # use the logits before softmax/sigmoid
+        return False, False, None
+
+    # ---- training ----------------------------------------------------------------------
+    def trainable_params(self):
+        return [t for layer in self.layers for t in layer.trainable_weights]
+
+    def _train_step(self, xb, tb, params, plan):
+        out = self.forward(Tensor(xb), training=True, pre_activation=plan[0])   # forward
+        loss = self.loss.compute(tb, out, plan[1])                               # how wrong
+        for p in params:                                                         # clear
+            p.grad = None
+        if loss.requires_grad:
+            loss.backward()                                                      # backward
+            self.optimizer.step(params)                                          # update
+        return float(loss.data), out.data
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, seed=None,
+            initial_epoch=0):
+        """Train for `epochs` passes over (x, y) -> History.
+
+        validation_split takes the LAST fraction of x, y (before any shuffling), as Keras.
+        seed reseeds minitiny.random first: same seed, same batches, same dropout, same
+        history. Ctrl-C stops cleanly after recording the epochs already finished.
+        """
+        self._require_compiled()
+        _check_batch_size(batch_size)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
+        if seed is not None:
+            mt_random.seed(seed)
+        x = self._check_x(x, "x")
+        target = self._check_y(y, "y", len(x))
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val)")
+            x_val = self._check_x(validation_data[0], "validation x")
+            t_val = self._check_y(validation_data[1], "validation y", len(x_val))
+        elif validation_split:
+            if not 0.0 < validation_split < 1.0:
+                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+            split_at = int(np.floor(len(x) * (1.0 - validation_split)))
+            if split_at == 0 or split_at == len(x):
+                raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
+                                 "leaves no training or no validation data")
+            x, x_val = x[:split_at], x[split_at:]
+            target, t_val = target[:split_at], target[split_at:]
+        else:
+            x_val = t_val = None
+
+        plan = self._loss_plan()
+        metrics = [mt_metrics.get(m, target.shape[1:], self.output_shape)
+                   for m in self.metric_names]
+        params = self.trainable_params()
+        if not params:
+            warnings.warn(f"model {self.name!r} has no trainable weights (every layer is "
+                          "frozen); fit will not change it", stacklevel=2)
+        history = mt_callbacks.History()
+        cbs = [history] + list(callbacks or [])
+        for cb in cbs:
+            cb.set_model(self)
+        batch_cbs = [cb for cb in cbs if type(cb).on_train_batch_end
+                     is not mt_callbacks.Callback.on_train_batch_end]
+        self.history, self.stop_training = history, False
+        n, rng = len(x), mt_random.rng()
+
+        for cb in cbs:
+            cb.on_train_begin()
+        epoch = initial_epoch
+        try:
+            for epoch in range(initial_epoch, epochs):
+                for cb in cbs:
+                    cb.on_epoch_begin(epoch)
+                t0 = time.perf_counter()
+                order = rng.permutation(n) if shuffle else None
+                loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
+                for b, start in enumerate(range(0, n, batch_size)):
+                    if order is None:
+                        xb, tb = x[start:start + batch_size], target[start:start + batch_size]
+                    else:
+                        idx = order[start:start + batch_size]
+                        xb, tb = x[idx], target[idx]
+                    loss, out = self._train_step(xb, tb, params, plan)
+                    loss_sum += loss * len(xb)
+                    for i, m in enumerate(metrics):
+                        metric_sums[i] += float(m(tb, out, plan[2], self.loss.from_logits).sum())
+                    for cb in batch_cbs:
+                        cb.on_train_batch_end(b, {"loss": loss})
+                logs = {"loss": loss_sum / n}
+                logs.update({m.name: s / n for m, s in zip(metrics, metric_sums)})
+                if x_val is not None:
+                    val = self._evaluate_arrays(x_val, t_val, batch_size, plan, metrics)
+                    logs.update({"val_" + k: v for k, v in val.items()})
+                if verbose:
+                    dt = time.perf_counter() - t0
+                    took = f"{dt:.1f}s" if dt >= 1 else f"{1000 * dt:.0f}ms"
+                    print(f"Epoch {epoch + 1}/{epochs} - {took} - "
+                          + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
+                for cb in cbs:
+                    cb.on_epoch_end(epoch, logs)
+                if self.stop_training:
+                    break
+        except KeyboardInterrupt:
+            self.stop_training = True
+            print(f"\nTraining interrupted during epoch {epoch + 1}/{epochs}: keeping the "
+                  f"history of the {len(history.epoch)} finished epoch(s); the weights are "
+                  "those of the last finished step.", file=sys.stderr, flush=True)
+        for cb in cbs:
+            cb.on_train_end()
+        return history
+
+    # ---- inference ---------------------------------------------------------------------
+    def _evaluate_arrays(self, x, target, batch_size, plan, metrics):
+        loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                xb, tb = x[start:start + batch_size], target[start:start + batch_size]
+                out = self.forward(Tensor(xb), training=False, pre_activation=plan[0])
+                loss_sum += float(self.loss.compute(tb, out, plan[1]).data) * len(xb)
+                for i, m in enumerate(metrics):
+                    metric_sums[i] += float(m(tb, out.data, plan[2],
+                                              self.loss.from_logits).sum())
+        n = max(len(x), 1)
+        return {"loss": loss_sum / n, **{m.name: s / n for m, s in zip(metrics, metric_sums)}}
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
+        """Loss on (x, y) in inference mode; [loss, *metrics] when metrics were compiled."""
+        self._require_compiled()
+        _check_batch_size(batch_size)
+        x = self._check_x(x, "x")
+        target = self._check_y(y, "y", len(x))
+        metrics = [mt_metrics.get(m, target.shape[1:], self.output_shape)
+                   for m in self.metric_names]
+        logs = self._evaluate_arrays(x, target, batch_size, self._loss_plan(), metrics)
+        if verbose:
+            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if return_dict:
+            return logs
+        return list(logs.values()) if metrics else logs["loss"]
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """Outputs for every sample of x (inference mode) -> ndarray (N, *output_shape)."""
+        _check_batch_size(batch_size)
+        x = self._check_x(x, "x")
+        out = np.empty((len(x),) + self.output_shape, dtype=self.dtype)
+        with no_grad():
+            for start in range(0, len(x), batch_size):
+                out[start:start + batch_size] = self.forward(
+                    Tensor(x[start:start + batch_size]), training=False).data
+        return out
+
+    # ---- weights -----------------------------------------------------------------------
+    def get_weights(self):
+        """Every layer's weights, in layer order, each layer in Keras' order."""
+        return [w for layer in self.layers for w in layer.get_weights()]
+
+    def set_weights(self, arrays):
+        arrays = list(arrays)
+        want = sum(len(layer.weights) for layer in self.layers)
+        if len(arrays) != want:
+            listing = "; ".join(f"{layer.name}: {', '.join(layer.weights)}"
+                                for layer in self.layers if layer.weights)
+            raise ValueError(f"model {self.name!r} has {want} weight arrays ({listing}), "
+                             f"got {len(arrays)}")
+        i = 0
+        for layer in self.layers:                  # check every shape before changing any
+            for (n, t), a in zip(layer.weights.items(), arrays[i:i + len(layer.weights)]):
+                if np.shape(a) != t.data.shape:
+                    raise ValueError(f"set_weights: layer {layer.name!r} weight {n!r} has shape "
+                                     f"{t.data.shape}, got an array of shape {np.shape(a)}")
+            i += len(layer.weights)
+        i = 0
+        for layer in self.layers:
+            layer.set_weights(arrays[i:i + len(layer.weights)])
+            i += len(layer.weights)
+
+    def count_params(self):
+        return sum(layer.count_params() for layer in self.layers)
+
+    def save(self, path):
+        """One .npz file: weights + JSON config, written atomically (see saving.py)."""
+        from minitiny.saving import save_model
+        return save_model(self, path)
+
+    # ---- config (saving.py stores it) --------------------------------------------------
+    def get_config(self):
+        return {"class_name": "Sequential" if isinstance(self, Sequential) else "Model",
+                "name": self.name, "input_name": self.input_name,
+                "input_shape": list(self.input_shape),
+                "input_dtype": self._input_layer.dtype,
+                "layers": [{"class_name": type(n.layer).__name__,
+                            "config": n.layer.get_config(), "inputs": list(n.inputs)}
+                           for n in self.graph]}
+
+    # ---- summary -----------------------------------------------------------------------
+    def summary(self, board=None, print_fn=None):
+        """A table of layers (output shape, parameters, multiply-accumulates) and totals:
+        float32 and int8 sizes, and with `board` (e.g. 'cortex-m4') the flash and RAM
+        estimates against that board's budget."""
+        print_fn = print_fn or print
+        rows, functional = [], not isinstance(self, Sequential)
+        for node in self.graph:
+            layer = node.layer
+            rows.append((f"{layer.name} ({type(layer).__name__})",
+                         str((None,) + layer.output_shape), f"{layer.count_params():,}",
+                         f"{layer.macs():,}", ", ".join(node.inputs)))
+        head = ("Layer (type)", "Output Shape", "Param #", "MACs", "Connected to")
+        cols = 5 if functional else 4
+        width = [max(len(r[i]) for r in rows + [head]) for i in range(cols)]
+
+        def line(r):
+            cells = [r[0].ljust(width[0]), r[1].ljust(width[1]),
+                     r[2].rjust(width[2]), r[3].rjust(width[3])] + \
+                    ([r[4].ljust(width[4])] if functional else [])
+            return "  ".join(cells).rstrip()
+        rule = "=" * len(line(head))
+        total = self.count_params()
+        trainable = sum(t.data.size for t in self.trainable_params())
+        macs = sum(layer.macs() for layer in self.layers)
+        flash, ram, ram_at = self.memory_estimate()
+        out = [f'Model: "{self.name}"', line(head), rule] + [line(r) for r in rows] + [rule]
+        out += [f"Total params: {total:,} (trainable {trainable:,}, non-trainable "
+                f"{total - trainable:,})",
+                f"Total MACs per inference: {macs:,}",
+                f"Weights: {4 * total:,} bytes as float32; about {flash:,} bytes as int8 "
+                "(int8 weights, int32 biases, BatchNorm folded)",
+                f"Largest activations (input + output of one layer, int8): {ram:,} bytes "
+                f"at {ram_at!r}"]
+        if board is not None:
+            from minitiny import boards          # written by the firmware part; lazy import
+            b = boards.get(board)
+
+            def verdict(need, have):
+                return f"{need:,} of {have:,} bytes ({100 * need / have:.1f}%) " + \
+                    ("fits" if need <= have else "DOES NOT FIT")
+            out += [f"Board {board!r} (model only; code and runtime not counted):",
+                    f"  flash (int8 weights): {verdict(flash, b.flash_bytes)}",
+                    f"  RAM (largest activation pair): {verdict(ram, b.ram_bytes)}"]
+        print_fn("\n".join(out))
+
+    def memory_estimate(self):
+        """(int8 weight bytes, largest input+output activation bytes, at which layer).
+
+        Weights: kernels 1 byte per value, biases 4 (int32), BatchNormalization 0 (folded
+        into the previous layer by the quantizer). Activations: int8, 1 byte per value;
+        a layer needs its inputs and its output alive at once. With skip connections more
+        tensors stay alive, so this is a lower bound; the code generator's arena planner
+        gives the exact figure."""
+        flash = 0
+        for layer in self.layers:
+            if not isinstance(layer, BatchNormalization):
+                flash += sum(t.data.size * (4 if n == "bias" else 1)
+                             for n, t in layer.weights.items())
+        sizes = {self.input_name: int(np.prod(self.input_shape))}
+        ram, ram_at = 0, self.input_name
+        for node in self.graph:
+            sizes[node.name] = int(np.prod(node.layer.output_shape))
+            need = sum(sizes[n] for n in node.inputs) + sizes[node.name]
+            if need > ram:
+                ram, ram_at = need, node.name
+        return flash, ram, ram_at
+
+
+class Sequential(Model):
+    """A plain stack: each layer feeds the next."""
+
+    def __init__(self, layers=None, name=None):
+        super().__init__(name=name)
+        self._layers = []
+        self._pending_input = None
+        for layer in layers or []:
+            self.add(layer)
+
+    def add(self, layer):
+        if isinstance(layer, SymbolicTensor) and isinstance(layer.layer, InputLayer):
+            if self._layers:
+                raise ValueError("an Input can only be the first entry of a Sequential model")
+            self._pending_input = layer.layer
+            return
+        if isinstance(layer, InputLayer):
+            if self._layers:
+                raise ValueError("an InputLayer can only be the first entry of a Sequential "
+                                 "model")
+            self._pending_input = layer
+            return
+        if isinstance(layer, Model):
+            raise TypeError("nesting a model inside a Sequential is not supported; add its "
+                            "layers instead")
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential takes layers, got {type(layer).__name__}")
+        self._layers.append(layer)
+        if self.built:
+            prev = self._graph[-1].layer
+            layer.ensure_built(prev.output_shape)
+            self._set_graph(self._input_layer, self._graph + [Node(layer, [prev.name])])
+        elif self._pending_input is not None:
+            self.build(self._pending_input.input_shape)
+        elif len(self._layers) == 1 and layer.declared_input_shape is not None:
+            self.build(layer.declared_input_shape)
+
+    def build(self, input_shape):
+        """Build every layer for samples of `input_shape` (Keras' (None, ...) also works)."""
+        input_shape = tuple(input_shape)
+        if input_shape and input_shape[0] is None:
+            input_shape = input_shape[1:]
+        if not self._layers:
+            raise ValueError(f"model {self.name!r} has no layers")
+        if self._pending_input is not None and self._pending_input.input_shape == input_shape:
+            inp = self._pending_input
+        else:
+            inp = InputLayer(shape=input_shape, dtype=self._layers[0].dtype)
+        shape, graph, prev = inp.input_shape, [], inp.name
+        for layer in self._layers:
+            layer.ensure_built(shape)
+            shape = layer.output_shape
+            graph.append(Node(layer, [prev]))
+            prev = layer.name
+        self._set_graph(inp, graph)
+
+    @property
+    def layers(self):
+        return list(self._layers)
+
+    def _ensure_built_for(self, x):
+        if not self.built:
+            x = x.data if isinstance(x, Tensor) else np.asarray(x)
+            self.build(x.shape[1:] if x.ndim > 1 else (1,))
+
+
+def model_from_config(cfg):
+    """Rebuild an (untrained) model from Model.get_config(); layers from the registry."""
+    layers = [layer_from_config(lc) for lc in cfg["layers"]]
+    inp = InputLayer(shape=cfg["input_shape"], name=cfg["input_name"],
+                     dtype=cfg.get("input_dtype", "float32"))
+    if cfg["class_name"] == "Sequential":
+        model = Sequential(name=cfg["name"])
+        model.add(inp)
+        for layer in layers:
+            model.add(layer)
+        return model
+    if cfg["class_name"] != "Model":
+        raise ValueError(f"unknown model class {cfg['class_name']!r}")
+    values = {inp.name: SymbolicTensor(inp.input_shape, inp, [])}
+    for layer, lc in zip(layers, cfg["layers"]):
+        try:
+            ins = [values[n] for n in lc["inputs"]]
+        except KeyError as e:
+            raise ValueError(f"layer {layer.name!r} reads {e.args[0]!r}, which is not an "
+                             "earlier layer or the input") from None
+        values[layer.name] = layer(ins if layer.n_inputs != 1 else ins[0])
+    return Model(values[inp.name], values[layers[-1].name], name=cfg["name"])

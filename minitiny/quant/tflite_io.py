@@ -1,0 +1,317 @@
+"""`QModel` -> `.tflite`: the flatbuffer TFLite and TFLite Micro read.
+
+A `.tflite` file is a FlatBuffer (schema: tensorflow/lite/schema/schema.fbs, accessors
+and builders generated into the `tflite` package). Its shape, top down:
+
+    Model  version 3, file identifier "TFL3"
+      operator_codes  one per kind used: builtin_code (+ deprecated_builtin_code, an int8
+                      that holds codes up to 127; larger codes store 127 there)
+      subgraphs[0]    tensors, operators (opcode index, input/output tensor indices,
+                      builtin options), input and output tensor indices
+      buffers         raw little-endian bytes of the constants; buffer 0 is the empty
+                      sentinel that every tensor without data points to
+
+The file written here is a full-integer model as TFLite's converter makes one: int8
+input and output, activations with batch dimension 1, weights with per-channel
+`quantized_dimension`. FlatBuffers are built back to front, so every vector, string and
+child table is written before the table that refers to it.
+"""
+import os
+import tempfile
+
+import flatbuffers
+import numpy as np
+import tflite as tfl
+from tflite import ActivationFunctionType, BuiltinOperator, BuiltinOptions, Padding, TensorType
+
+from .. import __version__
+from .graph import GraphError, QTensor
+
+SCHEMA_VERSION = 3
+FILE_IDENTIFIER = b"TFL3"
+PLACEHOLDER_FOR_GREATER_OP_CODES = 127
+
+# kind -> (builtin operator, operator version TFLite's converter gives the int8 kernel)
+BUILTINS = {
+    "fully_connected": (BuiltinOperator.FULLY_CONNECTED, 4),
+    "conv_2d": (BuiltinOperator.CONV_2D, 3),
+    "depthwise_conv_2d": (BuiltinOperator.DEPTHWISE_CONV_2D, 3),
+    "max_pool_2d": (BuiltinOperator.MAX_POOL_2D, 2),
+    "average_pool_2d": (BuiltinOperator.AVERAGE_POOL_2D, 2),
+    "mean": (BuiltinOperator.MEAN, 2),
+    "add": (BuiltinOperator.ADD, 2),
+    "reshape": (BuiltinOperator.RESHAPE, 1),
+    "softmax": (BuiltinOperator.SOFTMAX, 2),
+    "logistic": (BuiltinOperator.LOGISTIC, 2),
+    "tanh": (BuiltinOperator.TANH, 2),
+    "relu": (BuiltinOperator.RELU, 2),
+    "relu6": (BuiltinOperator.RELU6, 2),
+}
+ACTIVATION = {"none": ActivationFunctionType.NONE, "relu": ActivationFunctionType.RELU,
+              "relu6": ActivationFunctionType.RELU6}
+PADDING = {"same": Padding.SAME, "valid": Padding.VALID}
+TENSOR_TYPE = {"int8": TensorType.INT8, "int32": TensorType.INT32}
+
+
+def deprecated_builtin_code(code):
+    """The int8 `deprecated_builtin_code` field: the code itself up to 127, else 127
+    (PLACEHOLDER_FOR_GREATER_OP_CODES), so old readers see "look at builtin_code"."""
+    return min(int(code), PLACEHOLDER_FOR_GREATER_OP_CODES)
+
+
+def _int_vector(b, start_vector, values, prepend):
+    start_vector(b, len(values))
+    for v in reversed(values):
+        prepend(int(v))
+    return b.EndVector()
+
+
+def _i32_vector(b, start_vector, values):
+    return _int_vector(b, start_vector, list(values), b.PrependInt32)
+
+
+def _bytes_vector(b, data, alignment=16):
+    """A [ubyte] vector aligned to 16 bytes, as TFLite's converter aligns buffers."""
+    b.StartVector(1, len(data), alignment)
+    b.head = b.head - len(data)
+    b.Bytes[b.head:b.head + len(data)] = data
+    return b.EndVector()
+
+
+class _Writer:
+    """Collects tensors and buffers, then writes them in flatbuffer order."""
+
+    def __init__(self, qmodel):
+        self.q = qmodel
+        self.b = flatbuffers.Builder(1024 + 2 * qmodel.weight_bytes())
+        self.tensor_index = {}      # name -> index in the subgraph's tensor list
+        self.tensors = []           # (name, shape, type, buffer index, quantization or None)
+        self.buffers = [b""]        # buffer 0: the empty sentinel
+
+    def add_tensor(self, name, shape, ttype, data=None, quant=None):
+        while name in self.tensor_index:          # a helper tensor whose name is taken
+            name += "_"
+        buf = 0
+        if data is not None:
+            self.buffers.append(np.ascontiguousarray(data).astype(data.dtype.newbyteorder("<")).tobytes())
+            buf = len(self.buffers) - 1
+        self.tensor_index[name] = len(self.tensors)
+        self.tensors.append((name, tuple(int(d) for d in shape), ttype, buf, quant))
+        return self.tensor_index[name]
+
+    # -- leaves --------------------------------------------------------------------------
+    def quantization(self, t):
+        b = self.b
+        scale = np.atleast_1d(t.scale).astype(np.float32)
+        zp = np.atleast_1d(t.zero_point).astype(np.int64)
+        tfl.QuantizationParametersStartScaleVector(b, len(scale))
+        for v in reversed(scale):
+            b.PrependFloat32(float(v))
+        scale_off = b.EndVector()
+        zp_off = _int_vector(b, tfl.QuantizationParametersStartZeroPointVector,
+                             zp, b.PrependInt64)
+        tfl.QuantizationParametersStart(b)
+        tfl.QuantizationParametersAddScale(b, scale_off)
+        tfl.QuantizationParametersAddZeroPoint(b, zp_off)
+        tfl.QuantizationParametersAddQuantizedDimension(b, int(t.quantized_dimension) if t.per_channel else 0)
+        return tfl.QuantizationParametersEnd(b)
+
+    def tensor(self, name, shape, ttype, buf, quant):
+        b = self.b
+        name_off = b.CreateString(name)
+        shape_off = _i32_vector(b, tfl.TensorStartShapeVector, shape)
+        quant_off = self.quantization(quant) if quant is not None else None
+        tfl.TensorStart(b)
+        tfl.TensorAddShape(b, shape_off)
+        tfl.TensorAddType(b, ttype)
+        tfl.TensorAddBuffer(b, buf)
+        tfl.TensorAddName(b, name_off)
+        if quant_off is not None:
+            tfl.TensorAddQuantization(b, quant_off)
+        return tfl.TensorEnd(b)
+
+    def options(self, op):
+        """(BuiltinOptions type, offset) of an op's options table."""
+        b, o = self.b, op.options
+        act = ACTIVATION[o.get("activation", "none")]
+        kind = op.kind
+        if kind == "fully_connected":
+            tfl.FullyConnectedOptionsStart(b)
+            tfl.FullyConnectedOptionsAddFusedActivationFunction(b, act)
+            return BuiltinOptions.FullyConnectedOptions, tfl.FullyConnectedOptionsEnd(b)
+        if kind == "conv_2d":
+            tfl.Conv2DOptionsStart(b)
+            tfl.Conv2DOptionsAddPadding(b, PADDING[o.get("padding", "valid")])
+            tfl.Conv2DOptionsAddStrideH(b, int(o.get("stride", (1, 1))[0]))
+            tfl.Conv2DOptionsAddStrideW(b, int(o.get("stride", (1, 1))[1]))
+            tfl.Conv2DOptionsAddDilationHFactor(b, 1)
+            tfl.Conv2DOptionsAddDilationWFactor(b, 1)
+            tfl.Conv2DOptionsAddFusedActivationFunction(b, act)
+            return BuiltinOptions.Conv2DOptions, tfl.Conv2DOptionsEnd(b)
+        if kind == "depthwise_conv_2d":
+            tfl.DepthwiseConv2DOptionsStart(b)
+            tfl.DepthwiseConv2DOptionsAddPadding(b, PADDING[o.get("padding", "valid")])
+            tfl.DepthwiseConv2DOptionsAddStrideH(b, int(o.get("stride", (1, 1))[0]))
+            tfl.DepthwiseConv2DOptionsAddStrideW(b, int(o.get("stride", (1, 1))[1]))
+            tfl.DepthwiseConv2DOptionsAddDepthMultiplier(b, int(o.get("depth_multiplier", 1)))
+            tfl.DepthwiseConv2DOptionsAddDilationHFactor(b, 1)
+            tfl.DepthwiseConv2DOptionsAddDilationWFactor(b, 1)
+            tfl.DepthwiseConv2DOptionsAddFusedActivationFunction(b, act)
+            return BuiltinOptions.DepthwiseConv2DOptions, tfl.DepthwiseConv2DOptionsEnd(b)
+        if kind in ("max_pool_2d", "average_pool_2d"):
+            pool, stride = o.get("pool_size", (2, 2)), o.get("stride", (1, 1))
+            tfl.Pool2DOptionsStart(b)
+            tfl.Pool2DOptionsAddPadding(b, PADDING[o.get("padding", "valid")])
+            tfl.Pool2DOptionsAddStrideH(b, int(stride[0]))
+            tfl.Pool2DOptionsAddStrideW(b, int(stride[1]))
+            tfl.Pool2DOptionsAddFilterHeight(b, int(pool[0]))
+            tfl.Pool2DOptionsAddFilterWidth(b, int(pool[1]))
+            tfl.Pool2DOptionsAddFusedActivationFunction(b, act)
+            return BuiltinOptions.Pool2DOptions, tfl.Pool2DOptionsEnd(b)
+        if kind == "mean":
+            tfl.ReducerOptionsStart(b)
+            tfl.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
+            return BuiltinOptions.ReducerOptions, tfl.ReducerOptionsEnd(b)
+        if kind == "add":
+            tfl.AddOptionsStart(b)
+            tfl.AddOptionsAddFusedActivationFunction(b, act)
+            return BuiltinOptions.AddOptions, tfl.AddOptionsEnd(b)
+        if kind == "reshape":
+            shape = (1,) + self.q.tensors[op.outputs[0]].shape
+            new_shape = _i32_vector(b, tfl.ReshapeOptionsStartNewShapeVector, shape)
+            tfl.ReshapeOptionsStart(b)
+            tfl.ReshapeOptionsAddNewShape(b, new_shape)
+            return BuiltinOptions.ReshapeOptions, tfl.ReshapeOptionsEnd(b)
+        if kind == "softmax":
+            tfl.SoftmaxOptionsStart(b)
+            tfl.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
+            return BuiltinOptions.SoftmaxOptions, tfl.SoftmaxOptionsEnd(b)
+        return BuiltinOptions.NONE, None     # logistic, tanh, relu, relu6 take no options
+
+    # -- the model -----------------------------------------------------------------------
+    def collect(self):
+        """Every QTensor, plus the int32 constants TFLite wants as inputs (MEAN's axes,
+        RESHAPE's new shape), each op's list of tensor indices."""
+        q = self.q
+        for t in q.tensors.values():
+            shape = t.shape if t.is_constant else (1,) + t.shape      # batch 1 on activations
+            self.add_tensor(t.name, shape, TENSOR_TYPE[t.dtype], t.data, t)
+        op_io = []
+        for op in q.ops:
+            inputs = [self.tensor_index[n] for n in op.inputs]
+            if op.kind == "fully_connected" and len(inputs) == 2:
+                inputs.append(-1)                                      # optional bias absent
+            if op.kind in ("conv_2d", "depthwise_conv_2d") and len(inputs) == 2:
+                # TFLite's converter always gives convolutions a bias, and TFLM's depthwise
+                # kernel crashes without one: write zeros (scale s_in * s_w, as a bias has).
+                inputs.append(self.add_zero_bias(op))
+            if op.kind == "mean":
+                axes = np.array([a + 1 for a in op.options.get("axes", (0, 1))], dtype=np.int32)
+                inputs.append(self.add_tensor(f"{op.name}/axes", axes.shape, TensorType.INT32, axes))
+            if op.kind == "reshape":
+                shape = np.array((1,) + q.tensors[op.outputs[0]].shape, dtype=np.int32)
+                inputs.append(self.add_tensor(f"{op.name}/shape", shape.shape, TensorType.INT32, shape))
+            op_io.append((inputs, [self.tensor_index[n] for n in op.outputs]))
+        return op_io
+
+    def add_zero_bias(self, op):
+        x, w = self.q.tensors[op.inputs[0]], self.q.tensors[op.inputs[1]]
+        n = w.shape[3] if op.kind == "depthwise_conv_2d" else w.shape[0]
+        scale = (np.float32(x.scale) * np.broadcast_to(w.scale, (n,))).astype(np.float32)
+        bias = QTensor(f"{op.name}/zero_bias", (n,), "int32", scale, np.zeros(n, np.int32),
+                       np.zeros(n, np.int32))
+        return self.add_tensor(bias.name, bias.shape, TensorType.INT32, bias.data, bias)
+
+    def write(self):
+        q, b = self.q, self.b
+        for name in q.inputs + q.outputs:
+            if q.tensors[name].dtype != "int8":
+                raise GraphError(f"model {q.name!r}: input/output {name!r} must be int8")
+        op_io = self.collect()
+        kinds = list(dict.fromkeys(op.kind for op in q.ops))          # first-use order
+
+        # buffers (the bulk of the file) first
+        buffer_offs = []
+        for data in self.buffers:
+            data_off = _bytes_vector(b, data) if data else None
+            tfl.BufferStart(b)
+            if data_off is not None:
+                tfl.BufferAddData(b, data_off)
+            buffer_offs.append(tfl.BufferEnd(b))
+        tensor_offs = [self.tensor(*t) for t in self.tensors]
+        operator_offs = []
+        for op, (ins, outs) in zip(q.ops, op_io):
+            in_off = _i32_vector(b, tfl.OperatorStartInputsVector, ins)
+            out_off = _i32_vector(b, tfl.OperatorStartOutputsVector, outs)
+            opt_type, opt_off = self.options(op)
+            tfl.OperatorStart(b)
+            tfl.OperatorAddOpcodeIndex(b, kinds.index(op.kind))
+            tfl.OperatorAddInputs(b, in_off)
+            tfl.OperatorAddOutputs(b, out_off)
+            if opt_off is not None:
+                tfl.OperatorAddBuiltinOptionsType(b, opt_type)
+                tfl.OperatorAddBuiltinOptions(b, opt_off)
+            operator_offs.append(tfl.OperatorEnd(b))
+        code_offs = []
+        for kind in kinds:
+            code, version = BUILTINS[kind]
+            tfl.OperatorCodeStart(b)
+            tfl.OperatorCodeAddDeprecatedBuiltinCode(b, deprecated_builtin_code(code))
+            tfl.OperatorCodeAddBuiltinCode(b, code)
+            tfl.OperatorCodeAddVersion(b, version)
+            code_offs.append(tfl.OperatorCodeEnd(b))
+
+        def offsets(start, offs):
+            start(b, len(offs))
+            for o in reversed(offs):
+                b.PrependUOffsetTRelative(o)
+            return b.EndVector()
+
+        tensors_vec = offsets(tfl.SubGraphStartTensorsVector, tensor_offs)
+        ops_vec = offsets(tfl.SubGraphStartOperatorsVector, operator_offs)
+        inputs_vec = _i32_vector(b, tfl.SubGraphStartInputsVector, [self.tensor_index[n] for n in q.inputs])
+        outputs_vec = _i32_vector(b, tfl.SubGraphStartOutputsVector, [self.tensor_index[n] for n in q.outputs])
+        sg_name = b.CreateString(q.name)
+        tfl.SubGraphStart(b)
+        tfl.SubGraphAddTensors(b, tensors_vec)
+        tfl.SubGraphAddInputs(b, inputs_vec)
+        tfl.SubGraphAddOutputs(b, outputs_vec)
+        tfl.SubGraphAddOperators(b, ops_vec)
+        tfl.SubGraphAddName(b, sg_name)
+        subgraph = tfl.SubGraphEnd(b)
+
+        codes_vec = offsets(tfl.ModelStartOperatorCodesVector, code_offs)
+        subgraphs_vec = offsets(tfl.ModelStartSubgraphsVector, [subgraph])
+        buffers_vec = offsets(tfl.ModelStartBuffersVector, buffer_offs)
+        description = b.CreateString(f"minitiny {__version__}")
+        tfl.ModelStart(b)
+        tfl.ModelAddVersion(b, SCHEMA_VERSION)
+        tfl.ModelAddOperatorCodes(b, codes_vec)
+        tfl.ModelAddSubgraphs(b, subgraphs_vec)
+        tfl.ModelAddDescription(b, description)
+        tfl.ModelAddBuffers(b, buffers_vec)
+        b.Finish(tfl.ModelEnd(b), file_identifier=FILE_IDENTIFIER)
+        return bytes(b.Output())
+
+
+def to_tflite(qmodel):
+    """The `.tflite` flatbuffer of `qmodel`, as bytes."""
+    for op in qmodel.ops:
+        if op.kind not in BUILTINS:
+            raise GraphError(f"op {op.name!r}: kind {op.kind!r} has no TFLite builtin here")
+    return _Writer(qmodel).write()
+
+
+def save_tflite(qmodel, path):
+    """Write `qmodel` as a `.tflite` file, atomically (temp file + rename)."""
+    data = to_tflite(qmodel)
+    path = os.fspath(path)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return path

@@ -1,0 +1,182 @@
+"""The report as one self-contained HTML page: `write_html(report, path)`.
+
+Everything is inline (CSS, the arena timeline as SVG, plots as PNG data URIs): the page
+opens from a file, offline, and can be mailed or archived as one file. It has no
+JavaScript at all, and a Content-Security-Policy that forbids any, so a model whose layer is
+named `<script>...` cannot run code in the reader's browser: the template (report.html.j2)
+is rendered with Jinja2's autoescape on, so every name from a model is escaped, and the
+numbers for the SVG are computed here as plain floats.
+"""
+import base64
+import functools
+import os
+import shutil
+import tempfile
+
+import jinja2
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
+           "#ff9da7", "#9c755f", "#bab0ac")
+
+
+@functools.lru_cache(maxsize=None)
+def _environment():
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE), autoescape=True,
+                             undefined=jinja2.StrictUndefined, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["n"] = lambda v: "-" if v is None else f"{v:,}"
+    env.filters["shape"] = lambda s: "(" + ", ".join(str(d) for d in s) + ")"
+    return env
+
+
+# ---- the arena plan as a timeline ------------------------------------------------------
+def timeline(report, width=860, height=280, left=70, bottom=110, top=10, right=10):
+    """Rectangles for the SVG: x = step (input copy, each op, output copy), y = arena offset.
+
+    One rectangle per buffer: it spans the steps from the one that writes it to the last one
+    that reads it, at its offset, as tall as its size. Tensors sharing a buffer (a reshape's
+    alias, an in-place activation) are one rectangle labelled with all their names."""
+    plan, names = report.plan, report.op_names
+    if not plan:
+        return None
+    arena = max(max(b["offset"] + b["size"] for b in plan), 1)
+    steps = len(names) + 2                                  # -1 .. n
+    sw = (width - left - right) / steps
+    sy = (height - top - bottom) / arena
+    rects = []
+    for i, b in enumerate(plan):
+        x = left + (b["first"] + 1) * sw
+        w = (b["last"] - b["first"] + 1) * sw
+        y = top + b["offset"] * sy
+        h = max(b["size"] * sy, 3.0)            # a tiny buffer stays visible
+        label = " = ".join(b["tensors"])
+        rects.append({"x": round(x + 1, 2), "y": round(y, 2), "w": round(max(w - 2, 1), 2),
+                      "h": round(h, 2), "color": PALETTE[i % len(PALETTE)],
+                      "label": label if h >= 12 and w >= 8 * min(len(label), 40) * 0.6 else "",
+                      "tip": f"{label}: {b['size']:,} B at offset {b['offset']:,}, alive from "
+                             f"step {b['first']} to {b['last']}",
+                      "tx": round(x + 4, 2), "ty": round(y + min(h, 24) / 2 + 4, 2)})
+    labels = ["input copy"] + list(names) + ["output copy"]
+    ticks = [{"x": round(left + (s + 0.5) * sw, 2), "label": lab}
+             for s, lab in enumerate(labels)]
+    yticks = [{"y": round(top + v * sy, 2), "label": f"{v:,}"}
+              for v in sorted({0, arena // 2, arena})]
+    return {"width": width, "height": height, "left": left, "top": top,
+            "plot_h": height - top - bottom, "plot_w": width - left - right,
+            "base": height - bottom, "rects": rects, "ticks": ticks, "yticks": yticks,
+            "arena": arena}
+
+
+# ---- plots as data URIs --------------------------------------------------------------------
+def plot_images(report, folder=None):
+    """{title: PNG bytes} for the plots this report has data for; {} without matplotlib.
+
+    folder: also keep the PNG files there (the command line's --plots DIR)."""
+    from minitiny import plots
+    if not plots.available():
+        return {}, "plots need matplotlib: pip install 'minitiny[plots]'"
+    out, made = {}, []
+    tmp = tempfile.mkdtemp(prefix="minitiny-plots-")
+    where = folder or tmp
+    try:
+        a = report.arrays
+        if report.history:
+            made.append(("training curves", plots.plot_history(
+                report.history, os.path.join(where, "history.png"), title=report.name)))
+        if report.confusion and folder:
+            made.append(("confusion matrix", plots.plot_confusion_matrix(
+                report.confusion["matrix"], os.path.join(where, "confusion.png"),
+                report.confusion["classes"], title=f"Confusion matrix ({report.confusion['model']})")))
+        if report.task == "regression" and a.get("y") is not None:
+            x = a["x"] if a["x"][0].size == 1 else None
+            made.append(("predicted vs true", plots.plot_predictions(
+                x, a["y"], os.path.join(where, "predictions.png"), a["outputs"])))
+        if report.roc and a.get("scores"):
+            made.append(("ROC", plots.plot_roc(a["y"], a["scores"], os.path.join(where, "roc.png"))))
+        for title, path in made:
+            if title == "confusion matrix":     # the page shows it as a table already
+                continue
+            with open(path, "rb") as f:
+                out[title] = f.read()
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out, None
+
+
+# ---- the power section ---------------------------------------------------------------------
+def power_rows(est):
+    from minitiny.power import _sig, fmt_hours, fmt_si
+    rows = [("cycles per instruction", est.cpi, lambda x: f"{x:.2f}"),
+            ("latency per inference", est.latency_s, lambda x: fmt_si(x, "s")),
+            ("energy per inference", est.energy_j, lambda x: fmt_si(x, "J")),
+            ("duty cycle", est.duty_cycle, lambda x: f"{_sig(100 * x)} %"),
+            ("average current", est.average_current_a, lambda x: fmt_si(x, "A")),
+            ("average power", est.average_power_w, lambda x: fmt_si(x, "W"))]
+    if est.battery_life_h is not None:
+        rows.append((f"battery life ({est.battery.name})", est.battery_life_h, fmt_hours))
+    if est.macs:
+        rows.append(("cycles per MAC", est.cycles_per_mac, _sig))
+    return [(label, f(s.best), f(s.typ), f(s.worst)) for label, s, f in rows]
+
+
+def eval_tables(ev):
+    """EvaluationReport.tables() with every cell formatted as text."""
+    from minitiny.evaluation import fmt
+    return [(title, [str(h) for h in head], [[fmt(c) for c in row] for row in rows])
+            for title, head, rows in ev.tables()]
+
+
+def confusion_cells(conf):
+    """Each cell's count and a shade from its share of the true class (the row)."""
+    out = []
+    for row in conf["matrix"]:
+        total = sum(row) or 1
+        out.append([{"v": v, "alpha": round(0.85 * v / total, 3), "dark": v / total > 0.55}
+                    for v in row])
+    return out
+
+
+def render(report, plots_dir=None, with_plots=True):
+    images, plots_note = plot_images(report, plots_dir) if with_plots else ({}, None)
+    budget_rows = []
+    if report.budget:
+        b = report.budget
+        for what in ("flash", "ram"):
+            used, have = b[f"{what}_used"], b[f"{what}_budget"]
+            share = used / have if have else 0
+            budget_rows.append({"what": "flash" if what == "flash" else "RAM", "used": used,
+                                "budget": have, "pct": round(100 * share, 2),
+                                "width": round(min(100 * share, 100), 2), "fits": used <= have})
+    fw = report.firmware
+    context = {
+        "r": report, "t": report.totals, "timeline": timeline(report),
+        "int8": report.kind == "int8", "has_error": any(r.error for r in report.layers),
+        "budget_rows": budget_rows,
+        "confusion_cells": confusion_cells(report.confusion) if report.confusion else None,
+        "eval_tables": eval_tables(report.evaluation) if report.evaluation is not None else [],
+        "firmware_text": fw.table() if fw is not None else None,
+        "power_rows": power_rows(report.power) if report.power is not None else None,
+        "images": [(title, base64.b64encode(data).decode("ascii")) for title, data in images.items()],
+        "plots_note": plots_note,
+        "card": report.card.as_dict() if report.card is not None else None,
+    }
+    return _environment().get_template("report.html.j2").render(context)
+
+
+def write_html(report, path, plots_dir=None, with_plots=True):
+    """Render and write atomically (temp file in the same folder + os.replace); return path."""
+    text = render(report, plots_dir, with_plots)
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".html.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path

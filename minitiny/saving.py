@@ -1,0 +1,187 @@
+"""Save and load models: ONE `.npz` file, no pickle, written atomically.
+
+File layout (a NumPy .npz, i.e. a zip of .npy arrays):
+
+    config        uint8 array holding UTF-8 JSON:
+                  {"format": "minitiny-model", "format_version": 1,
+                   "model": Model.get_config()   (layers by class name, their arguments,
+                                                  which inputs each reads),
+                   "weights": [{"layer", "name", "key", "shape"}, ...],
+                   "compile": {"optimizer", "loss", "metrics"} or null}
+    w0000, w0001  the weight arrays, in get_weights() order ("key" above)
+
+Loading reads with `allow_pickle=False` (a model file can never run code) and looks class
+names up in minitiny's registries (layers.LAYERS, losses, optimizers), never importing
+anything named by the file. Every problem (not a zip, truncated, no config, another
+format or version, a weight of the wrong shape) raises ModelFileError naming the file.
+
+The optimizer's state (momentum, Adam's moments, its step count) is NOT saved: a loaded
+model is compiled with a fresh optimizer of the same kind and settings, so training
+resumes with a few steps of warm-up, which is usually harmless.
+
+Saving writes a temporary file in the target's directory and renames it over the target
+(os.replace is atomic), so a crash or Ctrl-C mid-save never leaves half a model file.
+"""
+import json
+import os
+import tempfile
+import warnings
+import zipfile
+
+import numpy as np
+
+from minitiny import losses as mt_losses
+from minitiny import optimizers as mt_optimizers
+
+FORMAT = "minitiny-model"
+FORMAT_VERSION = 1
+
+
+class ModelFileError(ValueError):
+    """A model file that cannot be loaded; the message names the file and the problem."""
+
+
+def _compile_config(model):
+    if model.loss is None or model.optimizer is None:
+        return None
+    try:
+        optimizer = mt_optimizers.serialize(model.optimizer)
+    except ValueError as e:         # e.g. a custom learning-rate schedule
+        warnings.warn(f"saving without the optimizer settings: {e}", stacklevel=3)
+        optimizer = None
+    return {"optimizer": optimizer, "loss": mt_losses.serialize(model.loss),
+            "metrics": list(model.metric_names)}
+
+
+def save_model(model, path):
+    """Write `model` to `path` (one .npz) atomically; returns the path."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"cannot save model to {path!r}: directory {directory!r} "
+                                "does not exist")
+    arrays, index = {}, []
+    for layer in model.layers:
+        for name, t in layer.weights.items():
+            key = f"w{len(index):04d}"
+            arrays[key] = t.data
+            index.append({"layer": layer.name, "name": name, "key": key,
+                          "shape": list(t.data.shape)})
+    config = {"format": FORMAT, "format_version": FORMAT_VERSION,
+              "model": model.get_config(), "weights": index,
+              "compile": _compile_config(model)}
+    arrays["config"] = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
+
+    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
+                               dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)                  # atomic: the old file or the new, never half
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    return path
+
+
+def _read(path):
+    """Every array of the .npz, read eagerly so damage shows up here."""
+    with open(path, "rb") as f:
+        magic = f.read(6)
+    if magic.startswith(b"\x93NUMPY"):
+        raise ModelFileError(f"{path!r} is a single .npy array, not a minitiny model "
+                             "(.npz archive)")
+    if not magic.startswith(b"PK"):
+        raise ModelFileError(f"{path!r} is not a minitiny model file: not a .npz (zip) "
+                             f"archive, it starts with {magic!r}" if magic else
+                             f"{path!r} is empty, not a minitiny model file")
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except ValueError as e:
+        if "pickle" in str(e):
+            raise ModelFileError(f"{path!r} holds pickled (object) arrays, which minitiny "
+                                 "never loads (they could run code); not a minitiny model") \
+                from None
+        raise ModelFileError(f"{path!r} is damaged and cannot be read: {e}") from None
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError) as e:
+        raise ModelFileError(f"{path!r} is truncated or corrupted (not a readable .npz "
+                             f"archive): {e}") from None
+    except Exception as e:                     # zlib / struct errors from a damaged archive
+        raise ModelFileError(f"{path!r} is damaged and cannot be read: "
+                             f"{type(e).__name__}: {e}") from None
+
+
+def load_model(path, compile=True):
+    """Read a model written by `model.save(path)`; compiled again if it was compiled."""
+    from minitiny.models import model_from_config      # models imports this module lazily
+
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"model file {path!r} does not exist")
+    arrays = _read(path)
+    if "config" not in arrays:
+        raise ModelFileError(f"{path!r} has no 'config' entry: it is a .npz archive but not "
+                             "a minitiny model")
+    raw = arrays["config"]
+    try:
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ValueError(f"config is {raw.dtype} {raw.shape}, expected 1-D uint8")
+        config = json.loads(raw.tobytes().decode("utf-8"))
+        if not isinstance(config, dict):
+            raise ValueError("config is not a JSON object")
+    except ValueError as e:
+        raise ModelFileError(f"{path!r}: the config entry is not valid JSON text: {e}") from None
+    if config.get("format") != FORMAT:
+        raise ModelFileError(f"{path!r} is not a minitiny model file (format "
+                             f"{config.get('format')!r}, expected {FORMAT!r})")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(f"{path!r} has format version {version!r}; this minitiny reads "
+                             f"version {FORMAT_VERSION}"
+                             + (" (saved by a newer minitiny?)" if isinstance(version, int)
+                                and version > FORMAT_VERSION else ""))
+    try:
+        model = model_from_config(config["model"])
+        weights = []
+        by_layer = {layer.name: layer for layer in model.layers}
+        for layer in model.layers:
+            for name, t in layer.weights.items():
+                entry = next((w for w in config["weights"]
+                              if w["layer"] == layer.name and w["name"] == name), None)
+                if entry is None or entry["key"] not in arrays:
+                    raise ValueError(f"weight {name!r} of layer {layer.name!r} is missing")
+                a = arrays[entry["key"]]
+                if a.shape != t.data.shape:
+                    raise ValueError(f"layer {layer.name!r} weight {name!r} has shape "
+                                     f"{a.shape} in the file, the layer needs {t.data.shape}")
+                if a.dtype.kind != "f":
+                    raise ValueError(f"layer {layer.name!r} weight {name!r} has dtype "
+                                     f"{a.dtype}, expected floats")
+                weights.append(a)
+        unknown = {w["layer"] for w in config["weights"]} - set(by_layer)
+        if unknown:
+            raise ValueError(f"weights for unknown layers {sorted(unknown)}")
+        model.set_weights(weights)
+    except ModelFileError:
+        raise
+    except (KeyError, TypeError, ValueError) as e:
+        what = f"missing entry {e}" if isinstance(e, KeyError) else str(e)
+        raise ModelFileError(f"{path!r}: cannot rebuild the model: {what}") from None
+
+    cc = config.get("compile")
+    if compile and cc:
+        try:
+            optimizer = mt_optimizers.deserialize(cc["optimizer"]) if cc.get("optimizer") \
+                else "sgd"
+            model.compile(optimizer=optimizer, loss=mt_losses.deserialize(cc["loss"]),
+                          metrics=cc.get("metrics") or None)
+        except (KeyError, TypeError, ValueError) as e:
+            raise ModelFileError(f"{path!r}: cannot restore the compile settings: {e}") from None
+    return model

@@ -1,0 +1,287 @@
+"""The generated C against the NumPy int8 reference, bit for bit.
+
+Every test generates C from a QModel, compiles it on the host (gcc or clang, with
+-std=c99 -Wall -Wextra -Werror -pedantic; cached by minitiny.codegen.load) and demands that
+the C's int8 outputs equal QModel.predict_int8's for random inputs with -128 and 127 in every
+sample. The models: each op kind alone (tests/int8_oracle.py's builders and hypothesis
+configurations), and random multi-layer chains drawn by hypothesis (`random_model`), where
+`add` joins the current tensor with an earlier one of the same shape (a skip connection), so
+the arena planner meets long-lived tensors and in-place ops. A few models also run under
+-fsanitize=address,undefined, and the code is compiled for Cortex-M with arm-none-eabi-gcc.
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+sys.path.insert(0, os.path.dirname(__file__))
+import int8_oracle as o  # noqa: E402
+
+from minitiny import codegen  # noqa: E402
+from minitiny.codegen import generator  # noqa: E402
+from minitiny.quant import kernels  # noqa: E402
+from minitiny.quant.graph import QModel, QOp, QTensor  # noqa: E402
+
+SPATIAL_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean")
+ANY_KINDS = ("fully_connected", "softmax", "relu", "relu6", "logistic", "tanh", "add", "reshape")
+KINDS = SPATIAL_KINDS + ANY_KINDS
+
+
+def _window(rng, h, w):
+    padding = str(rng.choice(["same", "valid"]))
+    k = (int(rng.integers(1, (3 if padding == "same" else min(h, 3)) + 1)),
+         int(rng.integers(1, (3 if padding == "same" else min(w, 3)) + 1)))
+    return dict(stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))), padding=padding), k
+
+
+def add_layer(b, kind):
+    """Append `kind` to int8_oracle.Builder `b` with a configuration drawn from b.rng; False if
+    the kind does not fit the current shape (spatial kinds need (H, W, C))."""
+    rng, shape = b.rng, b.t.shape
+    act = str(rng.choice(["none", "relu", "relu6"]))
+    if kind in SPATIAL_KINDS and len(shape) != 3:
+        return False
+    if kind == "fully_connected":
+        b.dense(int(rng.integers(1, 12)), act, per_channel=bool(rng.random() < 0.5),
+                bias=bool(rng.random() < 0.8))
+    elif kind in ("conv_2d", "depthwise_conv_2d"):
+        cfg, k = _window(rng, *shape[:2])
+        cfg.update(kernel=k, activation=act, per_channel=bool(rng.random() < 0.7),
+                   bias=bool(rng.random() < 0.8))
+        if kind == "conv_2d":
+            b.conv(int(rng.integers(1, 6)), **cfg)
+        else:
+            b.depthwise(int(rng.integers(1, 3)), **cfg)
+    elif kind in ("max_pool_2d", "average_pool_2d"):
+        cfg, k = _window(rng, *shape[:2])
+        b.pool(kind, pool_size=k, activation=str(rng.choice(["none", "relu"])), **cfg)
+    elif kind == "mean":
+        b.mean(keep_dims=bool(rng.random() < 0.5), same_quantization=bool(rng.random() < 0.3))
+    elif kind == "add":
+        # a skip connection: an earlier activation of the same shape (or the tensor itself)
+        earlier = [n for n, t in b.tensors.items() if not t.is_constant and t.shape == shape and n != b.cur]
+        b.add(earlier[int(rng.integers(len(earlier)))] if earlier and rng.random() < 0.8 else b.cur,
+              activation=str(rng.choice(["none", "relu"])))
+    elif kind == "reshape":
+        b.flatten() if len(shape) == 3 else b.reshape((1, 1, shape[0]) if len(shape) == 1 else shape[::-1])
+    elif kind == "softmax":
+        b.softmax(beta=float(rng.choice([1.0, 0.5, 2.0])))
+    else:
+        getattr(b, kind)()
+    return True
+
+
+def random_model(seed, kinds, input_shape=None, name="random"):
+    """A QModel running `kinds` in order (kinds that do not fit the shape are skipped)."""
+    rng = np.random.default_rng(seed)
+    if input_shape is None:
+        input_shape = (int(rng.integers(3, 9)), int(rng.integers(3, 9)), int(rng.integers(1, 4)))
+    b = o.Builder(seed, tuple(input_shape), name)
+    for kind in kinds:
+        add_layer(b, kind)
+    if not b.ops:
+        b.relu()
+    return b.model()
+
+
+def renamed(model, op_names=(), tensor_names=(), model_name=None):
+    """The same model with new op / activation-tensor names (for the name-sanitising tests)."""
+    acts = [n for n, t in model.tensors.items() if not t.is_constant]
+    mapping = dict(zip(acts, tensor_names))
+    tensors = {}
+    for n, t in model.tensors.items():
+        new = mapping.get(n, n)
+        tensors[new] = QTensor(new, t.shape, t.dtype, t.scale, t.zero_point, t.data, t.quantized_dimension)
+    ops = [QOp(op.kind, op_names[i] if i < len(op_names) else op.name,
+               [mapping.get(n, n) for n in op.inputs], [mapping.get(n, n) for n in op.outputs], op.options)
+           for i, op in enumerate(model.ops)]
+    return QModel(model_name or model.name, tensors, ops, [mapping.get(n, n) for n in model.inputs],
+                  [mapping.get(n, n) for n in model.outputs])
+
+
+# =======================================================================================
+# The tests: generated C == QModel.predict_int8, bit for bit
+# =======================================================================================
+GCC, CLANG, ARM_GCC = shutil.which("gcc"), shutil.which("clang"), shutil.which("arm-none-eabi-gcc")
+requires_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed")
+EVERY_KIND = ["conv_2d", "relu", "depthwise_conv_2d", "add", "max_pool_2d", "relu6", "average_pool_2d",
+              "logistic", "tanh", "add", "mean", "reshape", "fully_connected", "softmax"]
+
+
+def every_kind_model(seed=0, name="every_kind"):
+    """One model holding all 13 op kinds (mean keeps dims so reshape can flatten after it)."""
+    for s in range(seed, seed + 100):
+        model = random_model(s, EVERY_KIND, input_shape=(7, 6, 3), name=name)
+        if {op.kind for op in model.ops} == set(generator.TEMPLATES):
+            return model
+    raise AssertionError("no seed gave a model with every kind")
+
+
+def check_bit_exact(model, x, compiler=None, sanitize=False, variant="scalar"):
+    """Generate, compile, run; assert the C's int8 outputs equal predict_int8's."""
+    with tempfile.TemporaryDirectory() as d:
+        codegen.generate(model, d, name="m", variant=variant)
+        fn = codegen.load(d, compiler=compiler, sanitize=sanitize)
+        got = fn(x)
+    want = model.predict_int8(x)
+    if not np.array_equal(got, want):
+        bad = np.argwhere(got != want)
+        i = tuple(bad[0])
+        raise AssertionError(f"{len(bad)} of {want.size} outputs differ; first at {i}: C {got[i]}, "
+                             f"NumPy {want[i]}\n{model.summary()}")
+    return got
+
+
+def inputs_for(model, seed, n=16):
+    """Random int8 inputs with -128 and 127 in every sample (int8_oracle.int8_input)."""
+    return o.int8_input(np.random.default_rng(seed), model.input.shape, n)
+
+
+# -- each op kind alone ----------------------------------------------------------------
+ONE_OP_MODELS = {
+    "fully_connected": lambda: o.single_op_model(1, "fully_connected", (4, 3), units=7, activation="relu"),
+    "fully_connected per channel": lambda: o.single_op_model(2, "fully_connected", (16,), units=5,
+                                                             per_channel=True, activation="relu6"),
+    "fully_connected no bias": lambda: o.single_op_model(3, "fully_connected", (9,), units=4, bias=False),
+    "conv_2d same": lambda: o.single_op_model(4, "conv_2d", (7, 6, 3), out_c=4, kernel=(3, 2),
+                                              stride=(2, 1), activation="relu"),
+    "conv_2d valid per tensor": lambda: o.single_op_model(5, "conv_2d", (6, 6, 2), out_c=3, padding="valid",
+                                                          per_channel=False, bias=False),
+    "depthwise_conv_2d": lambda: o.single_op_model(6, "depthwise_conv_2d", (6, 6, 3), depth_multiplier=2,
+                                                   stride=(2, 2)),
+    "depthwise_conv_2d valid": lambda: o.single_op_model(7, "depthwise_conv_2d", (5, 6, 2), padding="valid",
+                                                         kernel=(2, 3), activation="relu6"),
+    "max_pool_2d": lambda: o.single_op_model(8, "max_pool_2d", (5, 7, 3), pool_size=(3, 2), padding="same",
+                                             activation="relu"),
+    "average_pool_2d": lambda: o.single_op_model(9, "average_pool_2d", (5, 7, 3), pool_size=(3, 3),
+                                                 stride=(1, 2), padding="same"),
+    "mean": lambda: o.single_op_model(10, "mean", (5, 3, 4)),
+    "mean same quantization": lambda: o.single_op_model(11, "mean", (4, 4, 3), same_quantization=True,
+                                                        keep_dims=True),
+    "softmax": lambda: o.single_op_model(12, "softmax", (3, 10), beta=0.7),
+    "logistic": lambda: o.elementwise_model("logistic", np.float32(0.05), 3),
+    "tanh": lambda: o.elementwise_model("tanh", np.float32(0.03), -5),
+    "relu": lambda: o.elementwise_model("relu", np.float32(0.05), 3, np.float32(0.04), -128),
+    "relu6": lambda: o.elementwise_model("relu6", np.float32(0.05), 3),
+    "add (residual)": lambda: random_model(13, ["conv_2d", "add"], input_shape=(4, 4, 2)),
+    "reshape": lambda: random_model(14, ["reshape", "fully_connected"], input_shape=(3, 2, 2)),
+}
+
+
+@requires_gcc
+@pytest.mark.parametrize("label", sorted(ONE_OP_MODELS))
+def test_each_op_kind_alone(label):
+    model = ONE_OP_MODELS[label]()
+    check_bit_exact(model, inputs_for(model, seed=len(label), n=32))
+    if model.input.shape == (256,):          # elementwise: every int8 value once
+        check_bit_exact(model, o.ALL_INT8)
+
+
+ONE_OP_KINDS = ["fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
+                "mean", "softmax"]
+
+
+@requires_gcc
+@given(st.sampled_from(ONE_OP_KINDS).flatmap(lambda k: o.op_configs(k).map(lambda c: (k,) + tuple(c))),
+       o.seeds)
+def test_one_op_drawn_by_hypothesis(config, seed):
+    """int8_oracle's configurations: shapes, strides, paddings, depth multipliers, activations."""
+    kind, in_shape, cfg = config
+    model = o.single_op_model(seed, kind, in_shape, **cfg)
+    check_bit_exact(model, inputs_for(model, seed=0))
+
+
+@requires_gcc
+@given(st.sampled_from(["logistic", "tanh", "relu", "relu6"]), o.seeds)
+def test_elementwise_ops_on_every_int8_value(kind, seed):
+    rng = np.random.default_rng(seed)
+    s_in, z_in = o.log_uniform(rng, 1e-3, 1.0), o.zero_point(rng)
+    model = o.elementwise_model(kind, s_in, z_in, np.float32(s_in * o.log_uniform(rng, 0.3, 3)),
+                                o.zero_point(rng))
+    check_bit_exact(model, o.ALL_INT8)
+
+
+@requires_gcc
+@given(st.integers(0, 2 ** 16), st.lists(st.sampled_from(KINDS), min_size=1, max_size=7))
+def test_random_models_drawn_by_hypothesis(seed, kinds):
+    model = random_model(seed, kinds)
+    check_bit_exact(model, inputs_for(model, seed))
+
+
+# -- one model with every kind: compilers, sanitizers, rounding ----------------------------
+@pytest.fixture(scope="module")
+def every_kind():
+    return every_kind_model()
+
+
+@requires_gcc
+def test_every_kind_in_one_model_gcc(every_kind):
+    check_bit_exact(every_kind, inputs_for(every_kind, 1, 64), compiler=GCC)
+
+
+@pytest.mark.skipif(CLANG is None, reason="clang is not installed")
+def test_every_kind_in_one_model_clang(every_kind):
+    check_bit_exact(every_kind, inputs_for(every_kind, 2, 64), compiler=CLANG)
+
+
+EXTRA_WARNINGS = ["-Wshadow", "-Wconversion", "-Wsign-conversion", "-Wcast-qual", "-Wcast-align",
+                  "-Wstrict-prototypes", "-Wmissing-prototypes", "-Wundef", "-Wdouble-promotion",
+                  "-Wpointer-arith", "-Wvla", "-Wredundant-decls"]
+
+
+@pytest.mark.parametrize("cc", [c for c in (GCC, CLANG) if c])
+def test_generated_c_passes_extra_warnings(every_kind, tmp_path, cc):
+    """Beyond the promised -Wall -Wextra -pedantic: what a strict firmware build may add."""
+    g = codegen.generate(every_kind, tmp_path)
+    for defines in ([], ["-DMINITINY_FLOAT_HELPERS"]):
+        subprocess.run([cc, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O2"] + EXTRA_WARNINGS
+                       + defines + ["-c", g.source, "-o", os.devnull], check=True)
+
+
+@pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc is not installed")
+@pytest.mark.parametrize("cpu", ["cortex-m0plus", "cortex-m4", "cortex-m7"])
+def test_generated_c_compiles_for_cortex_m(every_kind, tmp_path, cpu):
+    g = codegen.generate(every_kind, tmp_path)
+    subprocess.run([ARM_GCC, f"-mcpu={cpu}", "-mthumb", "-std=c99", "-Wall", "-Wextra", "-Werror",
+                    "-pedantic", "-Os", "-ffreestanding", "-c", g.source, "-o", str(tmp_path / "m.o")],
+                   check=True)
+
+
+@requires_gcc
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_sanitizers_run_clean(seed):
+    model = every_kind_model(seed * 10)
+    check_bit_exact(model, inputs_for(model, seed, 16), sanitize=True)
+
+
+@requires_gcc
+def test_sanitizer_build_catches_an_out_of_bounds_write(tmp_path):
+    """The harness itself: a planted off-by-one must be reported, not pass silently."""
+    model = o.single_op_model(1, "fully_connected", (16,), units=8)
+    g = codegen.generate(model, tmp_path)
+    src = open(g.source).read()
+    assert "out_channel < 8;" in src
+    with open(g.source, "w") as f:
+        f.write(src.replace("out_channel < 8;", "out_channel < 9;"))
+    fn = codegen.load(g.dir, sanitize=True)
+    with pytest.raises(codegen.SanitizerError, match="out of bounds|overflow"):
+        fn(inputs_for(model, 0, 2))
+
+
+@requires_gcc
+def test_single_rounding_models(every_kind):
+    """TFLITE_SINGLE_ROUNDING's requantization (one 64-bit rounding) in the C as in NumPy."""
+    for op in every_kind.ops:
+        op.params = kernels.prepare(op, every_kind.tensors, single_rounding=True)
+    try:
+        with tempfile.TemporaryDirectory() as d:
+            codegen.generate(every_kind, d)
+            assert "single rounding" in open(os.path.join(d, "every_kind_model.c")).read()
+        check_bit_exact(every_kind, inputs_for(every_kind, 3, 64))
+    finally:
+        every_kind.prepare()
