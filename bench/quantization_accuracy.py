@@ -138,7 +138,8 @@ def outlier_task(quick):
 # ---- one row ----------------------------------------------------------------------------------
 def metric(task, pred):
     if task["metric"] == "mse":
-        return float(np.mean((pred.reshape(len(pred), -1) - task["yt"].reshape(len(pred), -1)) ** 2))
+        err = pred.reshape(len(pred), -1) - task["yt"].reshape(len(pred), -1)
+        return float(np.mean(err ** 2))
     return float(np.mean(pred.argmax(-1) == task["yt"]))
 
 

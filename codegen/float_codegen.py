@@ -20,8 +20,8 @@ import numpy as np
 from minitiny import ops as mt_ops
 
 from . import planner
-from .generator import (GENERATOR, CodegenError, Generated, _environment, _write_atomically,
-                        c_float)
+from .generator import (GENERATOR, CodegenError, Generated, _environment, _template_identifiers,
+                        _write_atomically, c_float)
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 
 # layer class -> (template, planner kind: how the arena may share its buffer)
@@ -121,7 +121,7 @@ def _view(name, shape, offset):
 
 
 def generate_float(model, out_dir, name=None):
-    """Write NAME_model.h / NAME_model.c (float32 C) and NAME_manifest.json to out_dir."""
+    """Write NAME_model.h / NAME_model.c (float32 C), NAME_manifest.json and NAME.model.npz."""
     from minitiny import __version__
     try:
         graph = model.graph
@@ -150,7 +150,7 @@ def generate_float(model, out_dir, name=None):
     arena = planner.plan(steps, sizes, [input_name], [output_name], align=1)
 
     # -- one context per layer ------------------------------------------------------------
-    namer = Namer({"arena", prefix + "_invoke"})
+    namer = Namer({"arena", prefix + "_invoke"} | _template_identifiers())
     layers, uses = [], set()
     for i, node in enumerate(graph):
         layer, kind = node.layer, type(node.layer).__name__
@@ -171,6 +171,7 @@ def generate_float(model, out_dir, name=None):
     context = {
         "generator": f"{GENERATOR} {__version__}", "model_name": c_comment(model_name),
         "prefix": prefix, "PREFIX": c_macro_prefix(prefix), "layers": layers, "uses": uses,
+        "needs_libm": bool(uses & {"sigmoid", "tanh", "softmax"}),
         "input": _view(input_name, input_shape, arena.offsets[input_name]),
         "output": _view(output_name, shapes[output_name], arena.offsets[output_name]),
         "arena": arena, "arena_size": max(arena.size, 1),
@@ -182,7 +183,7 @@ def generate_float(model, out_dir, name=None):
              f"{prefix}_model.c": env.get_template("float_model.c.j2").render(context).encode()}
     info = {
         "name": prefix, "model_name": model_name, "generator": context["generator"],
-        "dtype": "float32", "libm": bool(uses & {"sigmoid", "tanh", "softmax"}),
+        "dtype": "float32", "libm": context["needs_libm"],
         "header": f"{prefix}_model.h", "source": f"{prefix}_model.c", "invoke": f"{prefix}_invoke",
         "input_shape": list(input_shape), "output_shape": list(shapes[output_name]),
         "arena_bytes": 4 * context["arena_size"], "arena_lower_bound": 4 * arena.lower_bound,
@@ -195,6 +196,8 @@ def generate_float(model, out_dir, name=None):
         "plan": arena.rows(),
     }
     files[f"{prefix}_manifest.json"] = (json.dumps(info, indent=1) + "\n").encode()
+    if hasattr(model, "save"):
+        files[f"{prefix}.model.npz"] = model.save      # minitiny.load_model reads it back
     out_dir = _write_atomically(out_dir, files)
     return Generated(out_dir, sorted(files), info)
 

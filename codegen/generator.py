@@ -47,7 +47,7 @@ TEMPLATES = {
     "logistic": "logistic.c.j2",
     "tanh": "tanh.c.j2",
     "relu": "relu.c.j2",
-    "relu6": "relu.c.j2",       # the same clamp as relu: kernels.prepare sets act_min/act_max
+    "relu6": "relu.c.j2",       # one template for both: relu6 is a clamp to [lower, upper]
 }
 
 # The kernel-variant selection point. "scalar" is the plain C of TEMPLATES. A faster variant
@@ -100,16 +100,25 @@ FIXEDPOINT_DEPENDS_SINGLE_ROUNDING = {
     "MultiplyByQuantizedMultiplierGreaterThanOne": ["MultiplyByQuantizedMultiplier"],
 }
 
-# Code bytes per layer, an estimate for the flash report: Thumb-2 code of each scalar
-# kernel compiled with arm-none-eabi-gcc -Os -mcpu=cortex-m4 (measured on this project's
-# templates; bench/codegen_sizes.py re-measures). The firmware build reports the exact size.
+# Flash bytes of code, the estimate in the layer table and the manifest: Thumb-2 code of each
+# scalar kernel and helper, compiled with arm-none-eabi-gcc -Os -mcpu=cortex-m4 -fno-inline
+# (measured with `python -m minitiny.codegen.sizes DIR` on single-layer models; windowed
+# kernels vary by about +-30 % with their shapes). The firmware build reports the exact size.
 CODE_BYTES = {
-    "fully_connected": 120, "conv_2d": 220, "depthwise_conv_2d": 220, "max_pool_2d": 140,
-    "average_pool_2d": 170, "mean": 110, "add": 150, "reshape": 0, "softmax": 260,
-    "logistic": 110, "tanh": 110, "relu": 80, "relu6": 80,
+    "fully_connected": 110, "conv_2d": 190, "depthwise_conv_2d": 230, "max_pool_2d": 160,
+    "average_pool_2d": 270, "mean": 90, "add": 100, "reshape": 0, "softmax": 160,
+    "logistic": 80, "tanh": 70, "relu": 60, "relu6": 40,
 }
-CODE_BYTES_FIXED = {"invoke": 60}    # NAME_invoke: copies in and out, the layer calls
-CODE_BYTES_HELPERS = 600             # the fixed-point helpers, when all are emitted
+CODE_BYTES_HELPERS = {
+    "SaturatingRoundingDoublingHighMul": 72, "RoundingDivideByPOT": 28,
+    "SaturatingRoundingMultiplyByPOT": 50, "MultiplyByQuantizedMultiplier": 28,
+    "MultiplyByQuantizedMultiplierGreaterThanOne": 10, "RoundingHalfSum": 54,
+    "exp_on_interval_between_negative_one_quarter_and_0_excl": 82, "exp_on_negative_values": 104,
+    "newton_raphson_reciprocal": 56, "one_over_one_plus_x_for_x_in_0_1": 18,
+    "one_minus_x_over_one_plus_x_for_x_in_0_1": 22, "CountLeadingZeros": 30, "GetReciprocal": 30,
+    "gemmlowp_logistic": 50, "gemmlowp_tanh": 32,
+}
+CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, checks, one call per layer
 
 # Names the generated .c declares itself: a layer may not take them (nor any identifier the
 # templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
@@ -148,6 +157,16 @@ def c_row(array):
     return "{" + ", ".join(c_row(sub) for sub in array) + "}"
 
 
+def c_float_row(array):
+    """Nested brace initializer of float32 values, one line: [[0.5, 1]] -> '{{0.5f, 1.0f}}'."""
+    array = np.asarray(array, dtype=np.float32)
+    if array.ndim == 0:
+        return c_float(array)
+    if array.ndim == 1:
+        return "{" + ", ".join(c_float(v) for v in array.tolist()) + "}"
+    return "{" + ", ".join(c_float_row(sub) for sub in array) + "}"
+
+
 def c_dims(shape):
     """The array part of a C declaration: (20, 784) -> '[20][784]'."""
     return "".join(f"[{int(d)}]" for d in shape)
@@ -163,9 +182,8 @@ def _environment():
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
                              trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    env.filters.update(c_int=c_int, c_float=c_float, c_row=c_row, c_dims=c_dims,
+    env.filters.update(c_int=c_int, c_float=c_float, c_row=c_row, c_float_row=c_float_row, c_dims=c_dims,
                        comment=c_comment, shape=shape_text)
-    env.tests["array"] = lambda v: isinstance(v, np.ndarray) and v.ndim > 0
     return env
 
 
@@ -197,15 +215,10 @@ def model_hash(qmodel):
 
 # -- the context the templates read --------------------------------------------------------
 def _plain(value):
-    """op.params values for Jinja: NumPy scalars -> int/float/bool, arrays stay arrays."""
+    """op.params values for Jinja: NumPy scalars -> bool/int/float, arrays stay arrays."""
     if isinstance(value, np.ndarray) and value.ndim > 0:
         return value
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)) or (isinstance(value, np.ndarray) and value.dtype.kind in "iu"):
-        return int(value)
-    if isinstance(value, (float, np.floating)) or isinstance(value, np.ndarray):
-        return float(value)
+    value = value.item() if isinstance(value, (np.ndarray, np.generic)) else value
     return value
 
 
@@ -300,8 +313,8 @@ def build_context(qmodel, name=None, variant="scalar"):
     layers = [_layer(i, op, qmodel, arena, namer, variant) for i, op in enumerate(qmodel.ops)]
     helpers = _helpers((op.kind for op in qmodel.ops), single_rounding)
     weight_bytes = sum(layer["weight_bytes"] for layer in layers)
-    code_bytes = (sum(layer["code_bytes"] for layer in layers) + CODE_BYTES_FIXED["invoke"]
-                  + (CODE_BYTES_HELPERS * len(helpers)) // len(FIXEDPOINT_DEPENDS))
+    code_bytes = (sum(layer["code_bytes"] for layer in layers) + CODE_BYTES_INVOKE
+                  + CODE_BYTES_PER_CALL * len(layers) + sum(CODE_BYTES_HELPERS[h] for h in helpers))
     x, y = qmodel.input, qmodel.output
     return {
         "generator": f"{GENERATOR} {__version__}", "model_name": c_comment(qmodel.name),
@@ -328,6 +341,7 @@ def manifest(context, qmodel):
         "input_scale": float(x.scale), "input_zero_point": int(x.zero_point),
         "output_scale": float(y.scale), "output_zero_point": int(y.zero_point),
         "arena_bytes": context["arena_size"], "arena_lower_bound": arena.lower_bound,
+        "max_layer_bytes": max(arena.layer_bytes + [0]),     # max over layers of inputs + output
         "input_copied_into_arena": True,
         "weight_bytes": context["weight_bytes"], "code_bytes_estimate": context["code_bytes"],
         "macs": sum(layer["macs"] for layer in context["layers"]),

@@ -138,6 +138,16 @@ def _as_batch(x, shape, what):
     return np.ascontiguousarray(x, dtype=np.int8).reshape(len(x), -1), single
 
 
+def _as_float_batch(x, shape, what):
+    x = np.asarray(x, dtype=np.float32)
+    single = x.shape == tuple(shape)
+    if single:
+        x = x[None]
+    if x.shape[1:] != tuple(shape):
+        raise ValueError(f"{what}: input shape {x.shape} does not fit (N, {', '.join(map(str, shape))})")
+    return np.ascontiguousarray(x).reshape(len(x), -1), single
+
+
 class CModel:
     """A generated model compiled for the host: call it on int8 inputs."""
 
@@ -149,18 +159,26 @@ class CModel:
         self.output_shape = tuple(manifest["output_shape"])
         self.ffi = cffi.FFI()
         p = self.name
-        self.ffi.cdef(f"int {p}_invoke(const int8_t *input, int8_t *output);\n"
-                      f"void {p}_quantize_input(const float *input, int8_t *output);\n"
-                      f"void {p}_dequantize_output(const int8_t *input, float *output);")
+        self.dtype = np.dtype(manifest.get("dtype", "int8"))
+        if self.dtype == np.float32:            # the float C of an unquantized model
+            self.ffi.cdef(f"int {p}_invoke(const float *input, float *output);")
+        else:
+            self.ffi.cdef(f"int {p}_invoke(const int8_t *input, int8_t *output);\n"
+                          f"void {p}_quantize_input(const float *input, int8_t *output);\n"
+                          f"void {p}_dequantize_output(const int8_t *input, float *output);")
         self.lib = self.ffi.dlopen(path)
         self.invoke = getattr(self.lib, f"{p}_invoke")
 
     def __call__(self, x):
-        batch, single = _as_batch(x, self.input_shape, self.name)
+        if self.dtype == np.float32:
+            batch, single = _as_float_batch(x, self.input_shape, self.name)
+        else:
+            batch, single = _as_batch(x, self.input_shape, self.name)
         n, in_size = batch.shape
-        out = np.empty((n, int(np.prod(self.output_shape, dtype=np.int64))), dtype=np.int8)
-        pin = self.ffi.cast("const int8_t *", self.ffi.from_buffer(batch))
-        pout = self.ffi.cast("int8_t *", self.ffi.from_buffer(out))
+        out = np.empty((n, int(np.prod(self.output_shape, dtype=np.int64))), dtype=self.dtype)
+        ctype = "float" if self.dtype == np.float32 else "int8_t"
+        pin = self.ffi.cast(f"const {ctype} *", self.ffi.from_buffer(batch))
+        pout = self.ffi.cast(f"{ctype} *", self.ffi.from_buffer(out))
         out_size = out.shape[1]
         invoke = self.invoke
         for i in range(n):
@@ -227,11 +245,14 @@ def load(model_dir, name=None, compiler=None, flags=(), sanitize=False):
     model_dir = os.fspath(model_dir)
     manifest = read_manifest(model_dir, name)
     cc = compiler or default_compiler()
+    if sanitize and manifest.get("dtype") == "float32":
+        raise ValueError(f"{model_dir}: sanitize=True runs int8 models; this one is float32")
     if sanitize:
         main = _environment().get_template("host_main.c.j2").render(
             prefix=manifest["name"], PREFIX=manifest["name"].upper(), header=manifest["header"])
         path = _build(model_dir, manifest, cc, STRICT_FLAGS + SANITIZE_FLAGS + list(flags), "exe",
                       {"host_main.c": main.encode()})
         return SanitizedModel(path, manifest)
-    path = _build(model_dir, manifest, cc, STRICT_FLAGS + SHARED_FLAGS + list(flags), "shared")
+    libs = ["-lm"] if manifest.get("libm") else []
+    path = _build(model_dir, manifest, cc, STRICT_FLAGS + SHARED_FLAGS + list(flags) + libs, "shared")
     return CModel(path, manifest)

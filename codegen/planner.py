@@ -57,9 +57,6 @@ class ArenaPlan:
     live_bytes: list = field(default_factory=list)  # per op: bytes of all live buffers
     layer_bytes: list = field(default_factory=list)  # per op: bytes of its inputs + output
 
-    def buffer_of(self, tensor):
-        return next(b for b in self.buffers if tensor in b.tensors)
-
     def rows(self):
         """The plan as JSON-ready rows, ordered by offset."""
         return [{"offset": b.offset, "size": b.size, "first": b.first, "last": b.last,

@@ -25,6 +25,8 @@ def parser():
     r.add_argument("--timeout", type=float, default=60, help="seconds before QEMU is stopped")
     r.add_argument("--counter", choices=("auto", "plugin", "icount"), default="auto",
                    help="instruction counter: the QEMU plugin, or the -icount fallback")
+    r.add_argument("--opt", choices=("-O0", "-O1", "-O2", "-O3", "-Os"), default="-O2",
+                   help="compiler optimisation level (default: -O2)")
     return p
 
 
@@ -47,7 +49,7 @@ def main(argv=None):
                 raise ValueError(f"--inputs {args.inputs}: cannot read a .npy array ({e})") from None
         result = run(args.dir, board=args.board, inputs=inputs, n=args.n,
                      profile=not args.no_profile, timeout=args.timeout, stack=args.stack,
-                     counter=args.counter)
+                     counter=args.counter, opt=args.opt)
     except (ModelDirError, ValueError) as e:
         print(f"minitiny firmware: {e}", file=sys.stderr)
         return 2

@@ -149,4 +149,7 @@ def load_reference(files):
     loader = getattr(QModel, "load", None)
     if loader is None:
         return None
-    return loader(files.qmodel_path)
+    try:
+        return loader(files.qmodel_path)
+    except (OSError, ValueError, KeyError) as e:
+        raise ModelDirError(f"{files.qmodel_path}: cannot load the int8 model ({e})") from None

@@ -26,8 +26,11 @@ void Reset_Handler(void)
     *(volatile uint32_t *)0xE000ED88u |= 0xFu << 20;
     __asm__ volatile("dsb\n\tisb" ::: "memory");
 #endif
-    for (uint32_t *src = _sidata, *dst = _sdata; dst < _edata;) *dst++ = *src++; /* .data */
-    for (uint32_t *dst = _sbss; dst < _ebss;) *dst++ = 0u;                       /* .bss  */
+    /* Sizes from addresses (link.ld aligns both sections to 4 bytes). */
+    uintptr_t data_words = ((uintptr_t)_edata - (uintptr_t)_sdata) / 4u;
+    uintptr_t bss_words = ((uintptr_t)_ebss - (uintptr_t)_sbss) / 4u;
+    for (uintptr_t i = 0; i < data_words; i++) _sdata[i] = _sidata[i]; /* .data: first values */
+    for (uintptr_t i = 0; i < bss_words; i++) _sbss[i] = 0u;          /* .bss: zeros         */
     sh_exit(main());
 }
 

@@ -28,8 +28,16 @@ _LAZY = {
     "quantize": ("minitiny.quant.quantizer", "quantize"),
     "quantize_aware": ("minitiny.quant.qat", "quantize_aware"),
     "from_tflite": ("minitiny.quant.tflite_io", "from_tflite"),
+    "quantization_report": ("minitiny.quant.report", "quantization_report"),
     "codegen": ("minitiny.codegen", None),
+    "firmware": ("minitiny.firmware", None),
     "datasets": ("minitiny.datasets", None),
+    "boards": ("minitiny.boards", None),
+    "power": ("minitiny.power", None),
+    "evaluation": ("minitiny.evaluation", None),
+    "evaluate_report": ("minitiny.evaluation", "evaluate_report"),
+    "model_card": ("minitiny.modelcard", "model_card"),
+    "write_model_card": ("minitiny.modelcard", "write_model_card"),
 }
 
 

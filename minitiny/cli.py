@@ -307,7 +307,7 @@ def _compare(label, got, want):
     got, want = np.asarray(got), np.asarray(want)
     n = len(want)
     same = np.all(got.reshape(n, -1) == want.reshape(n, -1), axis=1)
-    line = f"  {label:34s} {int(same.sum()):>7,}/{n:,} outputs identical"
+    line = f"  {label:52s} {int(same.sum()):>7,}/{n:,} outputs identical"
     if not same.all():
         i = int(np.argmin(same))
         j = int(np.argmax(got.reshape(n, -1)[i] != want.reshape(n, -1)[i]))
@@ -408,7 +408,7 @@ def _verify_firmware(args, x, reference):
 # ---- firmware, import, export, data: other parts' entry points ------------------------------
 def cmd_firmware(args):
     from minitiny.firmware.__main__ import main as firmware_main
-    rest = [a for a in args.rest if a not in ("--debug", "--quiet")]
+    rest = [a for a in args.rest if a not in ("--debug", "--quiet", "-q")]
     if not rest or rest[0] in ("-h", "--help"):
         print(FIRMWARE_HELP)
         return 0 if rest else 2
@@ -485,7 +485,8 @@ def cmd_report(args):
 # ---- demo --------------------------------------------------------------------------------
 def cmd_demo(args):
     from minitiny import demo
-    return demo.run(out=args.out, board=args.board, quick=args.quick, quiet=args.quiet)
+    return demo.run(out=args.out, board=args.board, quick=args.quick, quiet=args.quiet,
+                    fetch=not args.no_fetch)
 
 
 # ---- the parser ----------------------------------------------------------------------------
@@ -679,6 +680,8 @@ def build_parser():
     p.add_argument("--board", default="cortex-m4", help="emulated core or board (default cortex-m4)")
     p.add_argument("--out", default=os.path.join("build", "demo"), help="output directory "
                    "(default build/demo)")
+    p.add_argument("--no-fetch", action="store_true", help="never download MNIST (use the "
+                   "sine model when it is not in the cache)")
     return parser
 
 
@@ -706,10 +709,22 @@ def error_message(error):
     return f"{type(error).__name__}: {text}"
 
 
+def _delegated(argv):
+    """`minitiny firmware ...` goes to the firmware's own command line, options and all."""
+    flags = {"--debug", "--quiet", "-q"}
+    words = [a for a in argv if a not in flags]
+    if not words or words[0] != "firmware":
+        return None
+    ns = argparse.Namespace(command="firmware", rest=words[1:], run=cmd_firmware,
+                            debug="--debug" in argv, quiet=bool(flags & set(argv) - {"--debug"}))
+    return ns
+
+
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = _delegated(argv) or parser.parse_args(argv)
     except SystemExit as e:                # argparse: 2 for a usage error, 0 after --help
         return e.code
     if not getattr(args, "command", None):
@@ -722,6 +737,10 @@ def main(argv=None):
     except KeyboardInterrupt:
         print(f"\n{PROG} {args.command}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:                # `minitiny report ... | head`: the reader left
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
     except Exception as e:                 # noqa: BLE001  (every error becomes one message)
         status = exit_status(e)
         if args.debug:

@@ -341,6 +341,8 @@ class EvaluationReport:
             oo = other.overall
             out.append((f"overall ({name})", head, [[oo["n"], oo["accuracy"], oo["accuracy_ci95"]]
                                                     + [oo.get(m, Undefined("not computed")) for m in head[3:]]]))
+        out.append(("confusion matrix (rows: true class, columns: predicted)", [""] + self.class_names,
+                    [[c] + row for c, row in zip(self.class_names, self.confusion.tolist())]))
         cols = ["support", "predicted", "precision", "recall", "f1", "fpr", "fnr"]
         out.append(("per class", ["class"] + cols,
                     [[name] + [c[m] for m in cols] for name, c in self.per_class.items()]))
@@ -522,6 +524,7 @@ def evaluate_report(model_or_qmodel=None, x=None, y=None, *, groups=None, class_
                          {name: model or its outputs}: the same report for each, plus the change
                          per group, so you see whether quantization hurt one group more
     threshold:           single-output binary models: class 1 when score >= threshold
+                         (0.5 for a sigmoid probability; 0 if the model outputs logits)
     primary_metric:      what `worst_group` and `gap` rank groups by (default accuracy)
     min_group_size:      groups smaller than this are flagged as noisy
     """
@@ -546,6 +549,10 @@ def evaluate_report(model_or_qmodel=None, x=None, y=None, *, groups=None, class_
     else:
         pred, scores, k_out, thresholded = _outputs(out, n, name, threshold)
     groups = _check_groups(groups, n, expected_groups)
+    if k_out and k_onehot and k_out != k_onehot:
+        raise EvaluationError(f"y is one-hot over {k_onehot} classes but {name} gives {k_out}")
+    if k_out and labels.size and labels.max() >= k_out:
+        raise EvaluationError(f"y contains class {int(labels.max())} but {name} gives only {k_out} classes")
     k = max([v for v in (k_out, k_onehot) if v] + [int(labels.max(initial=-1)) + 1,
                                                     int(pred.max(initial=-1)) + 1, 2])
     if class_names is not None:
@@ -641,7 +648,8 @@ def roc_curve(y_true, y_score):
     y, s = _binary(y_true, y_score)
     pos, neg = int(y.sum()), len(y) - int(y.sum())
     if pos == 0 or neg == 0:
-        raise EvaluationError(f"ROC needs positives and negatives, got {pos} and {neg}")
+        missing = "no samples" if pos == neg else "no positives" if pos == 0 else "no negatives"
+        raise EvaluationError(f"ROC needs positives and negatives: {missing}")
     thr, tps, fps = _counts(y, s)
     return np.r_[0.0, fps / neg], np.r_[0.0, tps / pos], np.r_[np.inf, thr]
 
@@ -783,6 +791,9 @@ def threshold_c_define(name, threshold, scale, zero_point):
     if not isinstance(name, str) or not _C_MACRO.match(name):
         raise EvaluationError(f"{name!r} is not a valid C macro name")
     t_q = threshold_to_int8(threshold, scale, zero_point)
+    if t_q == -128:      # every output fires; and `q >= -128` trips gcc's -Wtype-limits (-Wextra)
+        raise EvaluationError(f"threshold {float(threshold):.6g} is at or below the lowest int8 output: "
+                              "the detector would always fire; choose a higher threshold")
     scale, zp = float(np.float32(np.asarray(scale).reshape(()))), int(np.asarray(zero_point).reshape(()))
     return (f"/* {name}: fire when the score >= {float(threshold):.9g}, i.e. when the int8 output q >= {t_q}:\n"
             f" * {scale:.9g} * (q - ({zp})) >= {float(threshold):.9g}  <=>  q >= {t_q} "

@@ -89,12 +89,15 @@ def plot_history(history, path, title=None):
         if h.get("val_" + q):
             ax.plot(epochs[:len(h["val_" + q])], h["val_" + q], "s--", ms=3, label="validation")
         ax.set_xlabel("epoch")
-        ax.set_ylabel(q)
-        ax.set_title(q)
+        values = [v for v in list(h[q]) + list(h.get("val_" + q) or []) if v > 0]
+        if q == "loss" and values and max(values) > 20 * min(values):
+            ax.set_yscale("log")                # the first epochs would flatten the rest
+            ax.set_ylabel("loss (log scale)")
+        else:
+            ax.set_ylabel(q)
+        ax.set_title(f"{title}: {q}" if title else q)
         ax.grid(alpha=0.3)
         ax.legend()
-    if title:
-        fig.suptitle(title)
     return _save(fig, path)
 
 

@@ -260,6 +260,11 @@ def config(kind, integers, choice):
     elif kind == "softmax":
         in_shape = choice([(1,), (2,), (10,), (3, 7), (2, 2, 5), (100,)])
         cfg = dict(beta=choice([1.0, 0.5, 2.0, 0.1, 8.0]))
+    elif kind in ("logistic", "tanh", "relu", "relu6"):
+        in_shape, cfg = choice([(1,), (10,), (3, 4, 5)]), {}
+    elif kind == "reshape":
+        in_shape = choice([(2, 3, 4), (24,), (4, 6)])
+        cfg = dict(shape=choice([(24,), (6, 4), (2, 12), (1, 1, 24)]))
     else:
         raise ValueError(kind)
     return in_shape, cfg

@@ -285,3 +285,76 @@ def test_single_rounding_models(every_kind):
         check_bit_exact(every_kind, inputs_for(every_kind, 3, 64))
     finally:
         every_kind.prepare()
+
+
+# -- the float32 C of an unquantized model ------------------------------------------------
+# Tolerance: the C sums in another order than NumPy's float32 matmul; with the few hundred
+# terms of these models the difference stays near 1e-7 (measured), so 1e-5 of the output
+# scale leaves a wide margin while still catching any wrong weight, index or activation.
+FLOAT_TOLERANCE = 1e-5
+
+
+def float_models():
+    import minitiny as mt
+    L = mt.layers
+    mt.random.seed(3)
+    seq = mt.Sequential([
+        L.Conv2D(4, 3, padding="same", activation="relu", input_shape=(8, 7, 2)),
+        L.BatchNormalization(),
+        L.DepthwiseConv2D(3, strides=2, depth_multiplier=2, activation="relu6"),
+        L.MaxPooling2D(2, padding="same"), L.AveragePooling2D((2, 1), strides=1),
+        L.Activation("tanh"), L.Dropout(0.5), L.Flatten(), L.Dense(10, activation="sigmoid"),
+        L.ReLU(0.7), L.Activation("linear"), L.Dense(5, activation="softmax")], name="float seq")
+    bn = seq.layers[1]
+    rng = np.random.default_rng(0)
+    bn.set_weights([rng.random(4) + 0.5, rng.normal(size=4), rng.normal(size=4), rng.random(4) + 0.5])
+    x = mt.Input((6, 6, 3))
+    y = L.Conv2D(3, 3, padding="same", activation="relu")(x)
+    z = L.Add()([x, y])
+    w = L.Conv2D(3, 1, use_bias=False)(z)
+    s = L.Add()([z, w, y])
+    out = L.Dense(4, activation="tanh")(L.GlobalAveragePooling2D()(s))
+    return [seq, mt.Model(x, out, name="residual")]
+
+
+@requires_gcc
+def test_float_models_match_numpy_float32(tmp_path):
+    import minitiny as mt
+    for i, model in enumerate(float_models()):
+        g = codegen.generate(model, tmp_path / str(i))
+        assert g.manifest["dtype"] == "float32"
+        assert g.manifest["arena_bytes"] >= g.manifest["arena_lower_bound"]
+        back = mt.load_model(os.path.join(g.dir, f"{g.name}.model.npz"))
+        assert [type(l).__name__ for l in back.layers] == [type(l).__name__ for l in model.layers]
+        src = open(g.source).read()
+        assert "static const float" in src and "int8_t" not in src
+        fn = codegen.load(g.dir)
+        x = np.random.default_rng(i).normal(size=(32,) + tuple(model.input_shape)).astype(np.float32)
+        got, want = fn(x), model.predict(x)
+        assert got.dtype == np.float32 and got.shape == want.shape
+        np.testing.assert_allclose(got, want, rtol=FLOAT_TOLERANCE,
+                                   atol=FLOAT_TOLERANCE * max(1.0, float(np.abs(want).max())))
+
+
+def test_float_codegen_names_an_unsupported_layer(tmp_path):
+    import minitiny as mt
+
+    class _Gelu(mt.layers.Layer):          # a leading "_" keeps it out of the layer registry
+        def call(self, x, training=False):
+            return x
+    model = mt.Sequential([mt.layers.Dense(3, input_shape=(2,)), _Gelu()])
+    with pytest.raises(codegen.CodegenError, match="_Gelu.*supported: .*Conv2D"):
+        codegen.generate(model, tmp_path / "m")
+    assert not (tmp_path / "m").exists()
+
+
+@pytest.mark.skipif(ARM_GCC is None or not shutil.which("arm-none-eabi-nm"),
+                    reason="the arm-none-eabi toolchain is not installed")
+def test_code_size_estimate_is_close_to_the_measured_size(every_kind, tmp_path):
+    """The manifest's code estimate (generator.CODE_BYTES...) against arm-none-eabi-gcc -Os."""
+    from minitiny.codegen import sizes
+    g = codegen.generate(every_kind, tmp_path)
+    measured = sizes.measure(g.dir)
+    estimate = g.manifest["code_bytes_estimate"]
+    assert 0.6 * estimate <= measured["total_code"] <= 1.5 * estimate, (measured, estimate)
+    assert measured["rodata"] >= sum(t.nbytes for t in every_kind.tensors.values() if t.is_constant)

@@ -48,6 +48,8 @@ def test_confusion_matrix_by_hand():
     cm = confusion_matrix(Y, PRED, 4)
     assert cm.tolist() == [[2, 1, 0, 0], [0, 1, 0, 1], [1, 0, 2, 0], [0, 0, 0, 0]]
     assert hand_report().confusion.tolist() == cm.tolist()
+    onehot = evaluate_report(y=np.eye(4)[Y], y_pred=PRED, class_names=NAMES)     # one-hot labels
+    assert onehot.confusion.tolist() == cm.tolist()
 
 
 def test_per_class_metrics_by_hand():
@@ -321,6 +323,8 @@ def test_threshold_c_define_compiles_and_names_the_value():
     assert "#define KWS_THRESHOLD_Q ((int8_t)77)" in text and "0.8" in text
     with pytest.raises(EvaluationError, match="C macro"):
         threshold_c_define("2bad name", 0.8, 1 / 256, -128)
+    with pytest.raises(EvaluationError, match="always fire"):          # q >= -128: always true
+        threshold_c_define("T", 0.0, 1 / 256, -128)
     if shutil.which("gcc") is None:
         pytest.skip("no gcc to compile the macro with")
     src = ("#include <stdint.h>\n" + text +
@@ -409,6 +413,8 @@ def test_single_output_detector_uses_the_threshold():
     (dict(y=Y, y_pred=PRED, class_names=["a", "b"]), "y contains class 2, but class_names has only 2"),
     (dict(y=Y, y_score=np.zeros((8, 3)), class_names=NAMES), "4 class_names but the model outputs have 3"),
     (dict(y=[0.5, 1.0], y_pred=[0, 1]), "integers"),
+    (dict(y=Y, y_score=np.zeros((8, 2))), "y contains class 2 but model gives only 2 classes"),
+    (dict(y=np.eye(3)[Y], y_score=np.zeros((8, 4))), "one-hot over 3 classes but model gives 4"),
     (dict(y=Y), "exactly one of"),
     (dict(y=Y, y_pred=PRED, y_score=np.zeros(8)), "exactly one of"),
     (dict(y=Y, y_score=np.full(8, np.nan)), "NaN"),

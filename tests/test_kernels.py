@@ -22,7 +22,7 @@ from minitiny.quant import kernels
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
 
 KINDS = ["fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
-         "mean", "add", "softmax"]
+         "mean", "add", "reshape", "softmax", "logistic", "tanh", "relu", "relu6"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -55,17 +55,10 @@ def test_op_sweep_matches_tflm(kind):
         O.check_against_tflm(model, O.random_inputs(model, i, 16), label=kind)
 
 
-@O.requires_tflm
-def test_reshape_matches_tflm():
-    b = O.Builder(0, (4, 6, 2))
-    b.reshape((12, 4))
-    O.check_against_tflm(b.model())
-
-
 # ---------------------------------------------------------------------------------------
 # 2. Elementwise ops: all 256 inputs, scales over seven orders of magnitude
 # ---------------------------------------------------------------------------------------
-SCALES = np.float32(np.exp(np.linspace(np.log(1e-4), np.log(1e3), 40)))
+SCALES = np.float32(np.exp(np.linspace(np.log(1e-4), np.log(1e3), 200)))
 ZERO_POINTS = [-128, 127, 0, -1, 64, -77, 13, -128, 127, 100]
 
 
@@ -107,7 +100,7 @@ def test_extreme_scales_match_tflm():
         b = O.Builder(i, hw + (3,), "mean", O.log_uniform(rng, 1e-4, 10))
         b.mean(keep_dims=bool(i % 2))
         b.tensors[b.cur].scale = np.float32(b.tensors["x"].scale * O.log_uniform(rng, 1e-3, 1e3))
-        model = O.QModel("mean", b.tensors, b.ops, b.inputs, [b.cur])
+        model = QModel("mean", b.tensors, b.ops, b.inputs, [b.cur])
         x = O.int8_input(rng, hw + (3,), 8)
         x[:4] = np.where(rng.random(x[:4].shape) < 0.5, -128, 127)
         x[4], x[5] = 127, -128                           # the largest sums of both signs
@@ -120,13 +113,36 @@ def test_extreme_scales_match_tflm():
         other = b.input("x2", (256,), s_b)
         b.add(other, activation=O.ACTIVATIONS[i % 3])
         b.tensors[b.cur].scale = np.float32(max(s_a, s_b) * O.log_uniform(rng, 0.01, 100))
-        model = O.QModel("add", b.tensors, b.ops, b.inputs, [b.cur])
+        model = QModel("add", b.tensors, b.ops, b.inputs, [b.cur])
         O.check_against_tflm(model, [a, rng.permuted(a, axis=1)], label="add (extreme scales)")
     for i in range(60):
         shape = [(10,), (3, 7), (100,), (1,)][i % 4]
         b = O.Builder(i, shape, "softmax", O.log_uniform(rng, 1e-4, 30))
         b.softmax(beta=float(O.log_uniform(rng, 0.1, 10)))
         O.check_against_tflm(b.model(), O.random_inputs(b.model(), i, 16)[0], label="softmax (extreme scales)")
+
+
+@O.requires_tflm
+@pytest.mark.parametrize("kind", ["fully_connected", "conv_2d", "depthwise_conv_2d"])
+def test_multipliers_above_one_match_tflm(kind):
+    """s_in * s_w / s_out > 1 (a positive shift: the accumulator is shifted left first, and
+    wraps in int32 as in TFLM when it overflows). Small weights keep some outputs unsaturated."""
+    rng = np.random.default_rng(3)
+    unsaturated = 0
+    for i in range(20):
+        in_shape = (12,) if kind == "fully_connected" else (5, 5, 3)
+        cfg = {"fully_connected": {"units": 6}, "conv_2d": {"out_c": 4}}.get(kind, {})
+        model = O.single_op_model(i, kind, in_shape, **cfg)
+        w, b, y = (model.tensors[n] for n in model.ops[0].inputs[1:] + model.ops[0].outputs)
+        w.data = rng.integers(-1, 2, size=w.shape).astype(np.int8)
+        b.data = rng.integers(-50, 51, size=b.shape).astype(np.int32)
+        y.scale = np.float32(float(model.input.scale) * float(np.max(w.scale)) / O.log_uniform(rng, 1.0, 30.0))
+        model = QModel(kind, model.tensors, model.ops, model.inputs, model.outputs)
+        assert np.any(model.ops[0].params["output_shift"] > 0)
+        x = O.random_inputs(model, i, 16)
+        unsaturated += np.sum(np.abs(model.predict_int8(x[0]).astype(int) + 0.5) < 127)
+        O.check_against_tflm(model, x, label="multiplier > 1")
+    assert unsaturated > 100
 
 
 # ---------------------------------------------------------------------------------------
@@ -461,6 +477,15 @@ def test_prepare_refuses_bad_conv(case):
     with pytest.raises(GraphError, match=re.escape(message)) as e:
         kernels.prepare(op, ts)
     assert "bad_conv" in str(e.value)
+
+
+@pytest.mark.parametrize("bad", [0.0, float("nan"), float("inf")])
+def test_prepare_refuses_bad_scales(bad):
+    for name in ("x", "w", "y"):
+        ts = _conv_tensors()
+        ts[name].scale = np.full_like(ts[name].scale, bad)     # QTensor checks at creation only
+        with pytest.raises(GraphError, match=f"op 'c' \\(conv_2d\\).*{name!r}: scales must be finite"):
+            kernels.prepare(QOp("conv_2d", "c", ["x", "w", "b"], ["y"], {"padding": "same"}), ts)
 
 
 def test_prepare_refuses_bad_fixed_output_quantization():

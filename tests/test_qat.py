@@ -12,6 +12,7 @@ from minitiny.quant import tflm
 from minitiny.quant.qat import QATModel, fake_quant, fake_quant_weights, quantize_aware
 from minitiny.quant.quantizer import (QuantizationError, activation_params, quantize,
                                       quantize_weights, weight_scales)
+from minitiny.quant.report import quantization_report
 from minitiny.tensor import Tensor
 
 requires_tflm = pytest.mark.skipif(not tflm.available(),
@@ -168,9 +169,14 @@ def test_qat_recovers_accuracy_that_ptq_loses():
     l1.set_weights([k, b])
     l2.set_weights([w2, b2])
     acc_float = accuracy(m.predict(xt), yt)
-    acc_ptq = quantize(m, x[:500]).evaluate(xt, yt)
+    ptq = quantize(m, x[:500])
+    acc_ptq = ptq.evaluate(xt, yt)
     assert acc_float > 0.97
     assert acc_ptq < acc_float - 0.1                       # PTQ clearly loses
+    # the report points at the cause: one channel of layer 1's output spans ~300x the others
+    rep = quantization_report(m, ptq, xt[:300])
+    assert rep.rows[1].name == l1.name and rep.rows[1].spread > 100
+    assert "Outlier channels" in str(rep) and f"{l1.name!r} (" in str(rep)
 
     qat = quantize_aware(m, representative_data=x[:500])
     qat.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])

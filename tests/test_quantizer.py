@@ -316,8 +316,8 @@ def test_fixed_and_inherited_output_params():
                     L.Dense(3, activation="sigmoid"), L.Dense(3, activation="softmax")])
     x = np.random.default_rng(3).normal(size=(32, 6, 6, 1)).astype(np.float32)
     q = quantize(m, x)
-    params = {op.kind: (float(q.tensors[op.outputs[0]].scale), int(q.tensors[op.outputs[0]].zero_point))
-              for op in q.ops}
+    out = {op.kind: q.tensors[op.outputs[0]] for op in q.ops}
+    params = {kind: (float(t.scale), int(t.zero_point)) for kind, t in out.items()}
     conv = params["conv_2d"]
     assert params["max_pool_2d"] == params["average_pool_2d"] == params["reshape"] == conv
     assert params["tanh"] == (1 / 128, 0)
@@ -411,7 +411,7 @@ def test_every_op_kind_equals_tflite_micro():
     np.testing.assert_array_equal(q.predict_int8(xq), tflm.run_tflm(q, xq))
 
 
-# ---- 5. the report --------------------------------------------------------------------------------
+# ---- 5. the report ----------------------------------------------------------------------------
 def test_report_rows_and_divergence(spiral_model):
     m, x, xt, yt = spiral_model
     q = quantize(m, x[:500])
@@ -440,7 +440,7 @@ def test_report_rows_and_divergence(spiral_model):
     assert f"First op to diverge: {broken.ops[1].name!r}" in str(rep)
 
 
-# ---- 6. errors --------------------------------------------------------------------------------------
+# ---- 6. errors ----------------------------------------------------------------------------------
 def test_nan_weights_name_the_layer():
     m = Sequential([L.Dense(4, input_shape=[3], name="encoder"), L.Dense(2, name="head")])
     m.layers[1].weights["kernel"].data[1, 0] = np.nan

@@ -172,8 +172,8 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, single_rounding=False
     Double rounding (TFLM's default, as gemmlowp):
         left = max(shift, 0); right = max(-shift, 0)
         RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x * 2^left, m), right)
-    `x * 2^left` is int32 arithmetic in C; it is wrapped to int32 here the way the hardware
-    wraps it (callers keep it from overflowing).
+    `x * 2^left` is int32 arithmetic in C: when it overflows (a multiplier > 1 on a huge
+    accumulator) it wraps, in TFLM as here (test_kernels checks this against TFLM).
     Single rounding (TFLITE_SINGLE_ROUNDING):
         total = 31 - shift; (x * m + 2^(total - 1)) >> total       in int64
     """
@@ -241,8 +241,8 @@ _EXP_BARREL = ((-2, 1672461947), (-1, 1302514674), (0, 790015084), (1, 290630308
 def exp_on_negative_values(a, integer_bits):
     """exp(a) for a <= 0 (gemmlowp exp_on_negative_values): a in Q{integer_bits}, result Q0.31.
 
-    Split a = r + (-q/4) with r in [-1/4, 0): exp(r) by the polynomial above, then multiply
-    by exp(-2^k) for every bit k set in the multiple of 1/4 that was cut off.
+    Write a = r - m with r in [-1/4, 0) and m >= 0 a multiple of 1/4: exp(r) comes from the
+    polynomial above, exp(-m) from multiplying by exp(-2^k) for every bit 2^k set in m.
     """
     a = _i64(a)
     frac_bits = 31 - integer_bits

@@ -122,7 +122,10 @@ class QOp:
 class QModel:
     """An int8 model. `ops` run in list order; `inputs`/`outputs` name activation tensors."""
 
-    def __init__(self, name, tensors, ops, inputs, outputs):
+    def __init__(self, name, tensors, ops, inputs, outputs, single_rounding=False):
+        # single_rounding: requantize with TFLITE_SINGLE_ROUNDING's one rounding step instead
+        # of gemmlowp's two (TFLM's default, and minitiny's). The C generator follows it.
+        self.single_rounding = bool(single_rounding)
         self.name = name
         self.tensors = dict(tensors)
         self.ops = list(ops)
@@ -165,7 +168,7 @@ class QModel:
         """Compute every op's integer parameters once (TFLM's Prepare)."""
         from . import kernels
         for op in self.ops:
-            op.params = kernels.prepare(op, self.tensors)
+            op.params = kernels.prepare(op, self.tensors, single_rounding=self.single_rounding)
 
     def activations(self, op):
         """The non-constant input tensors of `op`, in order."""
@@ -244,7 +247,8 @@ class QModel:
         config = {"format": self.FORMAT, "name": self.name, "tensors": tensors,
                   "ops": [{"kind": op.kind, "name": op.name, "inputs": op.inputs, "outputs": op.outputs,
                            "options": op.options} for op in self.ops],
-                  "inputs": self.inputs, "outputs": self.outputs}
+                  "inputs": self.inputs, "outputs": self.outputs,
+                  "single_rounding": self.single_rounding}
         arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
         path = os.fspath(path)
         fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
@@ -276,7 +280,8 @@ class QModel:
                                              arrays[f"data_{i}"] if t["constant"] else None,
                                              t["quantized_dimension"])
             ops = [QOp(o["kind"], o["name"], o["inputs"], o["outputs"], o["options"]) for o in config["ops"]]
-            return cls(config["name"], tensors, ops, config["inputs"], config["outputs"])
+            return cls(config["name"], tensors, ops, config["inputs"], config["outputs"],
+                       single_rounding=config.get("single_rounding", False))
         except GraphError as e:
             raise GraphError(f"{path}: {e}") from None
         except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:

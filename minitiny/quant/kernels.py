@@ -50,8 +50,15 @@ def _fail(op, msg):
     raise GraphError(f"op {op.name!r} ({op.kind}): {msg}")
 
 
+def _check_scales(op, t, role):
+    scale = np.asarray(t.scale, dtype=np.float64)
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        _fail(op, f"{role} {t.name!r}: scales must be finite and > 0, got {scale.ravel()[:4]}")
+
+
 def _activation_tensor(op, tensors, name, role):
     t = tensors[name]
+    _check_scales(op, t, role)
     if t.is_constant:
         _fail(op, f"{role} {name!r} must be an activation, not a constant")
     if t.dtype != "int8":
@@ -86,6 +93,7 @@ def activation_range(activation, scale, zero_point):
 def _weights_and_bias(op, tensors, n_out, channel_axis):
     """Check weight (int8, symmetric) and bias (int32) tensors; return (w, w_scales, b)."""
     w = tensors[op.inputs[1]]
+    _check_scales(op, w, "weight")
     if not w.is_constant or w.dtype != "int8":
         _fail(op, f"weight {w.name!r} must be a constant int8 tensor")
     if np.any(w.zero_point != 0):

@@ -198,9 +198,10 @@ def _check_finite(op):
         for wname, t in layer.weights.items():
             bad = ~np.isfinite(np.asarray(t.data))
             if bad.any():
+                first = tuple(int(i) for i in np.argwhere(bad)[0])
                 raise LoweringError(f"layer {layer.name!r} ({type(layer).__name__}): weight "
                                     f"{wname!r} {tuple(t.shape)} has {int(bad.sum())} NaN/inf "
-                                    f"values (first at index {tuple(int(i) for i in np.argwhere(bad)[0])})")
+                                    f"values (first at index {first})")
     if op.bn is not None:
         var = np.asarray(op.bn.weights["moving_variance"].data, dtype=np.float64)
         eps = float(getattr(op.bn, "epsilon", 1e-3))
@@ -427,7 +428,7 @@ SUPPORTED_LAYERS = tuple(_Lowering.HANDLERS)
 
 
 def lower(model):
-    """model (Sequential or functional Model) -> FloatGraph, weights folded. Raises LoweringError."""
+    """model (Sequential or functional Model) -> FloatGraph, BN folded. Raises LoweringError."""
     graph = _Lowering(model).run()
     _fold_all(graph)
     return graph

@@ -94,7 +94,8 @@ class QATModel(Model):
 
     def calibrate(self, representative_data, batch_size=64):
         """Start every range from a min/max calibration, as post-training quantization would."""
-        r = calibrate(self.lowered(refresh=True), representative_data, "minmax", batch_size=batch_size)
+        r = calibrate(self.lowered(refresh=True), representative_data, "minmax",
+                      batch_size=batch_size)
         self._ranges = {k: [lo, hi] for k, (lo, hi) in r.items() if self.needs_range(k)}
 
     def lowered(self, refresh=True):

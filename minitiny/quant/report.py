@@ -15,6 +15,8 @@ the float value:
              every bit of precision is worth about 6 dB)
     alone  = the LSB error of the op by itself: the float op run on the dequantized int8
              inputs (so earlier errors are not counted), as TFLite's quantization debugger does
+    ch spread = the widest channel's range / the median channel's range: activations are
+             quantized per tensor, so one wide channel costs all the others resolution
 
 The error accumulates along the graph; the first op whose %range exceeds `threshold` is
 where the int8 model starts to diverge: look at its range (an outlier activation?), its
@@ -27,6 +29,9 @@ import numpy as np
 from ..tensor import Tensor, no_grad
 from .calibrate import prepare_data
 from .lower import lower, run_op
+from .quantizer import FIXED_OUTPUT
+
+OUTLIER_SPREAD = 10.0       # a channel range this many times the median is worth a warning
 
 
 @dataclass
@@ -45,6 +50,7 @@ class OpError:
     rel: float              # RMSE / (float_max - float_min)
     sqnr_db: float
     alone_lsb: float        # the op's own error, in LSB of its output
+    spread: float           # largest channel range / median channel range (last axis)
 
 
 @dataclass
@@ -60,10 +66,10 @@ class QuantizationReport:
 
     def __str__(self):
         head = ("#", "op", "kind", "layers", "scale", "zp", "RMSE", "max|err|", "LSB", "%range",
-                "SQNR dB", "alone LSB")
+                "SQNR dB", "alone LSB", "ch spread")
         rows = [(str(r.index), r.name, r.kind, r.layers, f"{r.scale:.4g}", str(r.zero_point),
                  f"{r.rmse:.4g}", f"{r.max_abs:.4g}", f"{r.lsb:.2f}", f"{100 * r.rel:.2f}",
-                 f"{r.sqnr_db:.1f}", f"{r.alone_lsb:.2f}") for r in self.rows]
+                 f"{r.sqnr_db:.1f}", f"{r.alone_lsb:.2f}", f"{r.spread:.1f}") for r in self.rows]
         width = [max(len(row[i]) for row in rows + [head]) for i in range(len(head))]
         left = (1, 2, 3)
 
@@ -80,6 +86,12 @@ class QuantizationReport:
                        f"{d.rmse:.4g} = {d.lsb:.1f} LSB = {100 * d.rel:.2f}% of its range "
                        f"[{d.float_min:.4g}, {d.float_max:.4g}] (threshold "
                        f"{100 * self.threshold:g}%); on its own it adds {d.alone_lsb:.2f} LSB.")
+        wide = [r for r in self.rows if r.spread >= OUTLIER_SPREAD and r.kind not in FIXED_OUTPUT]
+        if wide:
+            out.append("Outlier channels (one channel's range >= "
+                       f"{OUTLIER_SPREAD:g}x the median; per-tensor int8 leaves the others few "
+                       "levels): " + ", ".join(f"{r.name!r} ({r.spread:.0f}x)" for r in wide)
+                       + ". Quantization-aware training (quantize_aware) can adapt to it.")
         if self.metric is not None:
             out.append(f"{self.metric}: float {self.float_metric:.4f}, int8 {self.int8_metric:.4f}")
         return "\n".join(out)
@@ -95,6 +107,7 @@ class _Sums:
         self.n = 0
         self.sq_err = self.sq_sig = self.sq_alone = 0.0
         self.max_abs, self.lo, self.hi = 0.0, np.inf, -np.inf
+        self.ch_lo = self.ch_hi = None              # per channel (last axis) min and max
 
     def add(self, f, r, alone):
         e = r - f
@@ -104,6 +117,22 @@ class _Sums:
         self.sq_alone += float(np.sum((r - alone) ** 2))
         self.max_abs = max(self.max_abs, float(np.abs(e).max(initial=0.0)))
         self.lo, self.hi = min(self.lo, float(f.min())), max(self.hi, float(f.max()))
+        per_channel = f.reshape(-1, f.shape[-1])
+        lo, hi = per_channel.min(axis=0), per_channel.max(axis=0)
+        self.ch_lo = lo if self.ch_lo is None else np.minimum(self.ch_lo, lo)
+        self.ch_hi = hi if self.ch_hi is None else np.maximum(self.ch_hi, hi)
+
+    def spread(self):
+        span = self.ch_hi - self.ch_lo
+        median = float(np.median(span))
+        return float(span.max() / median) if median > 0 else (np.inf if span.max() > 0 else 1.0)
+
+
+def _sqnr_db(signal, noise):
+    """10 log10(signal / noise); +inf without noise, -inf for an all-zero signal."""
+    if noise == 0:
+        return np.inf
+    return float(10 * np.log10(signal / noise)) if signal > 0 else -np.inf
 
 
 def _metric(pred, y):
@@ -159,8 +188,8 @@ def quantization_report(model, qmodel, x, y=None, threshold=0.02, batch_size=256
         row = OpError(i, qop.name, qop.kind, graph.op(qop.name).layer_names.replace("'", ""),
                       scale, int(t.zero_point), s.lo, s.hi, float(rmse), s.max_abs,
                       float(rmse / scale), float(rmse / span) if span > 0 else 0.0,
-                      float(10 * np.log10(s.sq_sig / s.sq_err)) if s.sq_err > 0 else np.inf,
-                      float(np.sqrt(s.sq_alone / s.n) / scale))
+                      _sqnr_db(s.sq_sig, s.sq_err),
+                      float(np.sqrt(s.sq_alone / s.n) / scale), s.spread())
         report.rows.append(row)
         if report.first_divergent is None and row.rel > threshold:
             report.first_divergent = row

@@ -9,6 +9,7 @@ import re
 import tempfile
 
 import numpy as np
+import tflite
 
 
 class TFLMUnavailable(RuntimeError):
@@ -82,12 +83,12 @@ def tflm_arena_bytes(model):
     """The tensor arena TFLM used for one inference, from its allocation report, or None.
 
     The interpreter prints the report to the C stderr stream, so it is captured at the file
-    descriptor level.
+    descriptor level. The total is the arena's head (activations, planned by TFLM's memory
+    planner) plus its tail (persistent tensor structs, op data).
     """
     data = _model_bytes(model)
     interp = interpreter(data)
-    from tflite import Model
-    for i in range(Model.GetRootAs(data, 0).Subgraphs(0).InputsLength()):
+    for i in range(tflite.Model.GetRootAs(data, 0).Subgraphs(0).InputsLength()):
         details = interp.get_input_details(i)
         interp.set_input(np.zeros(details["shape"], dtype=details["dtype"]), i)
     interp.invoke()

@@ -208,10 +208,10 @@ def _evaluate(report, x, y, class_names):
         return
     n = len(x)
     outs = {}
-    if q is not None:
-        outs["int8"] = q.predict(x)
     if f is not None:
         outs["float"] = f.predict(x)
+    if q is not None:
+        outs["int8"] = q.predict(x)
     report.arrays.update(x=x, y=y, outputs=outs)
     if y is None:
         report.notes.append("no labels given: accuracy and the confusion matrix need y")
@@ -306,7 +306,7 @@ def _power(report, board, rate, battery):
 # ---- the whole report -----------------------------------------------------------------
 def collect(model_path, *, board=None, x=None, y=None, class_names=None, float_model=None,
             rate=None, battery=None, run_firmware=True, firmware_inputs=8, calibration=500,
-            max_error_samples=1000, card=True):
+            max_error_samples=1000, card=True, firmware_result=None):
     """Everything the report shows -> ModelReport.
 
     model_path:    generated directory, .qmodel.npz or float model .npz
@@ -316,6 +316,8 @@ def collect(model_path, *, board=None, x=None, y=None, class_names=None, float_m
                    error; y may be None
     float_model:   the float model (or its .npz path) the int8 model came from
     rate, battery: inference rate ('1/s') and battery name for the power estimate
+    run_firmware:  False: no firmware run (no instructions, so no power estimate)
+    firmware_result: a firmware.run result made already (it is not run again)
     """
     from minitiny import load_model
     from minitiny.quant.graph import QModel
@@ -385,7 +387,9 @@ def collect(model_path, *, board=None, x=None, y=None, class_names=None, float_m
             if qmodel is not None and fmodel is not None:
                 _layer_errors(report, x[:max_error_samples])
         if board is not None:
-            if run_firmware and model_dir is not None:
+            if firmware_result is not None:
+                report.firmware = firmware_result
+            elif run_firmware and model_dir is not None:
                 _run_firmware(report, model_dir, board, x, firmware_inputs)
             elif not run_firmware:
                 report.firmware_note = "no firmware run (--no-firmware)"

@@ -10,6 +10,7 @@ numbers for the SVG are computed here as plain floats.
 import base64
 import functools
 import os
+import re
 import shutil
 import tempfile
 
@@ -31,7 +32,7 @@ def _environment():
 
 
 # ---- the arena plan as a timeline ------------------------------------------------------
-def timeline(report, width=860, height=280, left=70, bottom=110, top=10, right=10):
+def timeline(report, width=1100, height=280, left=70, bottom=110, top=10, right=10):
     """Rectangles for the SVG: x = step (input copy, each op, output copy), y = arena offset.
 
     One rectangle per buffer: it spans the steps from the one that writes it to the last one
@@ -124,7 +125,8 @@ def eval_tables(ev):
     """EvaluationReport.tables() with every cell formatted as text."""
     from minitiny.evaluation import fmt
     return [(title, [str(h) for h in head], [[fmt(c) for c in row] for row in rows])
-            for title, head, rows in ev.tables()]
+            for title, head, rows in ev.tables()
+            if not title.lower().startswith("confusion")]     # shown shaded, above
 
 
 def confusion_cells(conf):
@@ -135,6 +137,55 @@ def confusion_cells(conf):
         out.append([{"v": v, "alpha": round(0.85 * v / total, 3), "dark": v / total > 0.55}
                     for v in row])
     return out
+
+
+def markdown_blocks(text):
+    """Just enough Markdown for the model card: headings, tables and paragraphs, as text.
+
+    The text is escaped by the template like everything else; HTML comments (the card's
+    TODO(user) markers) are dropped and emphasis markers removed."""
+    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    blocks, table, para = [], None, []
+
+    def clean(s):
+        return re.sub(r"(\*\*|__|(?<![\w])_|_(?![\w])|`)", "", s).strip()
+
+    def flush():
+        nonlocal table
+        if table is not None:
+            blocks.append(table)
+            table = None
+        if para:
+            blocks.append({"kind": "p", "text": clean(" ".join(para))})
+            para.clear()
+    for line in text.splitlines():
+        s = line.strip()
+        if s.startswith("|"):
+            if para:
+                flush()
+            cells = [clean(c.replace("\\|", "|")) for c in re.split(r"(?<!\\)\|", s.strip("|"))]
+            table = table or {"kind": "table", "head": None, "rows": []}
+            if all(re.fullmatch(r":?-{3,}:?", c) for c in cells if c):     # the |---| line
+                if len(table["rows"]) == 1:
+                    head = table["rows"].pop()
+                    table["head"] = head if any(head) else None
+            else:
+                table["rows"].append(cells)
+        elif s.startswith("#"):
+            flush()
+            blocks.append({"kind": "h", "text": clean(s.lstrip("#"))})
+        elif not s:
+            flush()
+        elif s.startswith("- "):                       # a list item: its own paragraph
+            flush()
+            para.append("• " + s[2:])
+            flush()
+        else:
+            if table is not None:
+                flush()
+            para.append(s)
+    flush()
+    return blocks
 
 
 def render(report, plots_dir=None, with_plots=True):
@@ -159,7 +210,9 @@ def render(report, plots_dir=None, with_plots=True):
         "power_rows": power_rows(report.power) if report.power is not None else None,
         "images": [(title, base64.b64encode(data).decode("ascii")) for title, data in images.items()],
         "plots_note": plots_note,
-        "card": report.card.as_dict() if report.card is not None else None,
+        "card": None if report.card is None else dict(
+            report.card.as_dict(), blocks=[(t, markdown_blocks(body))
+                                           for t, body in report.card.sections]),
     }
     return _environment().get_template("report.html.j2").render(context)
 

@@ -1,0 +1,310 @@
+"""The `minitiny` command line: help, exit codes, error messages, the workflow chain, progress.
+
+Exit codes are the contract scripts rely on: 0 ok, 1 a check failed, 2 usage error.
+The end-to-end chain runs train -> quantize -> generate -> verify on a tiny synthetic model
+through main() (in-process, so it is fast) and checks the files each step leaves.
+"""
+import io
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from minitiny import cli
+from minitiny.reporting.progress import Progress, TrainingProgress
+
+SUBCOMMANDS = ["train", "quantize", "generate", "verify", "firmware", "import", "export",
+               "report", "data", "demo"]
+
+
+def run(capsys, *argv):
+    code = cli.main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+# ---- help and usage ------------------------------------------------------------------------
+@pytest.mark.parametrize("command", SUBCOMMANDS)
+def test_every_subcommand_has_help_with_examples(capsys, command):
+    code, out, err = run(capsys, command, "--help")
+    assert code == 0, err
+    assert "examples:" in out
+    assert f"minitiny {command}" in out
+
+
+def test_top_level_help_lists_every_subcommand(capsys):
+    code, out, _ = run(capsys, "--help")
+    assert code == 0
+    for command in SUBCOMMANDS:
+        assert command in out
+    assert "exit status" in out
+
+
+@pytest.mark.parametrize("argv", [[], ["frobnicate"], ["generate", "model.qmodel.npz"],
+                                  ["train", "--epochs", "many", "model.py"],
+                                  ["quantize", "m.npz", "--data", "x.npy", "--observer", "best"]])
+def test_usage_errors_exit_2(capsys, argv):
+    code, _, _ = run(capsys, *argv)
+    assert code == 2
+
+
+def test_python_dash_m_runs_the_same_command():
+    r = subprocess.run([sys.executable, "-m", "minitiny", "verify", "--help"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "bit for bit" in r.stdout
+
+
+# ---- errors: one clear line, the traceback only with --debug ---------------------------------
+def test_missing_file_is_one_line_without_traceback(capsys, tmp_path):
+    missing = tmp_path / "nothere.qmodel.npz"
+    code, out, err = run(capsys, "generate", str(missing), "--out", str(tmp_path / "c"))
+    assert code == 2
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("minitiny generate: error:")
+    assert "nothere.qmodel.npz" in lines[0]
+
+
+def test_debug_adds_the_traceback(capsys, tmp_path):
+    missing = str(tmp_path / "nothere.qmodel.npz")
+    for argv in (["--debug", "generate", missing, "--out", "x"],
+                 ["generate", missing, "--out", "x", "--debug"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2
+        assert "Traceback (most recent call last)" in err
+        assert "minitiny generate: error:" in err
+
+
+def test_bad_model_file_names_the_line(capsys, tmp_path):
+    model_py = tmp_path / "broken.py"
+    model_py.write_text("import minitiny\n\nx = 1 / 0\n")
+    code, _, err = run(capsys, "train", str(model_py), "--data", "sine")
+    assert code == 2
+    assert "broken.py, line 3: ZeroDivisionError" in err
+    assert "Traceback" not in err
+
+
+def test_model_file_without_build(capsys, tmp_path):
+    model_py = tmp_path / "empty.py"
+    model_py.write_text("EPOCHS = 3\n")
+    code, _, err = run(capsys, "train", str(model_py), "--data", "sine")
+    assert code == 2 and "defines no build()" in err
+
+
+def test_unknown_data_set(capsys, tmp_path):
+    code, _, err = run(capsys, "quantize", str(tmp_path / "m.npz"), "--data", "no_such_set")
+    assert code == 2
+
+
+def test_import_and_export_say_what_is_missing(capsys, tmp_path):
+    from minitiny import firmware
+    from minitiny.quant import tflite_io
+    code, _, err = run(capsys, "import", str(tmp_path / "none.tflite"), "--out", str(tmp_path / "o"))
+    assert code == 2
+    if not hasattr(tflite_io, "from_tflite"):
+        assert "not available in this version" in err
+    code, _, err = run(capsys, "export", "arduino", str(tmp_path / "nodir"))
+    assert code == 2
+    if not hasattr(firmware, "export_arduino"):
+        assert "not available in this version" in err
+
+
+def test_data_list(capsys):
+    code, out, _ = run(capsys, "data", "list")
+    assert code == 0
+    assert "mnist" in out and "sine" in out
+
+
+def test_firmware_usage_error_is_2(capsys, tmp_path):
+    code, _, err = run(capsys, "firmware", "run", str(tmp_path / "nodir"))
+    assert code == 2
+
+
+# ---- the workflow chain on a tiny synthetic model -------------------------------------------
+MODEL_PY = textwrap.dedent("""
+    import numpy as np
+    import minitiny as mt
+    from minitiny.layers import Dense
+
+    EPOCHS = 15
+
+    def build():
+        model = mt.Sequential([Dense(8, activation="relu", input_shape=[4]),
+                               Dense(3, activation="softmax")], name="blobs")
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
+                      metrics=["accuracy"])
+        return model
+
+    def load_data():
+        # three Gaussian blobs in 4-D, centres far apart: easy to separate
+        rng = np.random.default_rng(1)
+        centres = np.array([[2, 0, 0, 0], [0, 2, 0, 0], [0, 0, 2, 0]], np.float32)
+        y = rng.integers(0, 3, 360)
+        x = centres[y] + 0.4 * rng.standard_normal((360, 4)).astype(np.float32)
+        return (x[:300], y[:300]), (x[300:], y[300:])
+""")
+
+
+@pytest.fixture(scope="module")
+def chain(tmp_path_factory):
+    """train -> quantize -> generate, run once for the tests below."""
+    d = tmp_path_factory.mktemp("chain")
+    (d / "blobs.py").write_text(MODEL_PY)
+    ns = {}
+    exec(MODEL_PY, ns)
+    (x_train, y_train), (x_test, y_test) = ns["load_data"]()
+    np.save(d / "x.npy", x_test)
+    np.save(d / "y.npy", y_test)
+    np.save(d / "x_train.npy", x_train)
+    codes = [cli.main(["--quiet", "train", str(d / "blobs.py"), "--out", str(d / "blobs.npz")]),
+             cli.main(["quantize", str(d / "blobs.npz"), "--data", f"{d / 'x_train.npy'}",
+                       "--out", str(d / "blobs.qmodel.npz"), "--quiet"]),
+             cli.main(["generate", str(d / "blobs.qmodel.npz"), "--out", str(d / "c"),
+                       "--name", "blobs"])]
+    return d, codes, (x_test, y_test)
+
+
+def test_chain_steps_succeed_and_leave_their_files(chain):
+    d, codes, _ = chain
+    assert codes == [0, 0, 0]
+    for f in ["blobs.npz", "blobs.history.json", "blobs.qmodel.npz", "c/blobs_model.c",
+              "c/blobs_model.h", "c/blobs_manifest.json", "c/blobs.qmodel.npz"]:
+        assert (d / f).exists(), f
+
+
+def test_chain_models_are_what_the_steps_say(chain):
+    """The trained model learned (an independent check: the blobs are separable) and the
+    int8 model agrees with it."""
+    import minitiny as mt
+    from minitiny.quant.graph import QModel
+    d, _, (x_test, y_test) = chain
+    model = mt.load_model(str(d / "blobs.npz"))
+    float_pred = model.predict(x_test).argmax(-1)
+    assert np.mean(float_pred == y_test) > 0.9
+    q = QModel.load(str(d / "blobs.qmodel.npz"))
+    assert np.mean(q.predict(x_test).argmax(-1) == float_pred) > 0.95
+
+
+def test_verify_passes_on_the_generated_code(chain, capsys):
+    d, _, _ = chain
+    code, out, err = run(capsys, "verify", str(d / "c"), "--inputs", str(d / "x.npy"))
+    assert code == 0, err
+    assert "60/60 outputs identical" in out
+    assert "OK: bit-exact" in out
+
+
+def test_verify_exits_1_when_outputs_differ(chain, capsys, tmp_path):
+    """Change the reference model's biases: the C (generated from the original) must now
+    disagree with the NumPy int8 run, and verify must say so with exit status 1."""
+    from minitiny.quant.graph import QModel
+    d, _, _ = chain
+    bad = tmp_path / "c"
+    shutil.copytree(d / "c", bad)
+    q = QModel.load(str(bad / "blobs.qmodel.npz"))
+    for t in q.tensors.values():
+        if t.dtype == "int32":
+            t.data = (t.data + 5000).astype(np.int32)
+    q.save(str(bad / "blobs.qmodel.npz"))
+    code, out, err = run(capsys, "verify", str(bad), "--inputs", str(d / "x.npy"))
+    assert code == 1
+    assert "MISMATCH" in out
+    assert "check failed" in err
+
+
+def test_report_on_the_chain(chain, capsys, tmp_path):
+    d, _, _ = chain
+    html = tmp_path / "r.html"
+    code, out, err = run(capsys, "report", str(d / "c"), "--data", f"{d / 'x.npy'},{d / 'y.npy'}",
+                         "--float", str(d / "blobs.npz"), "--html", str(html))
+    assert code == 0, err
+    assert "accuracy on 60 samples" in out
+    assert html.exists() and html.read_text().startswith("<!DOCTYPE html>")
+
+
+def test_report_exits_1_when_the_model_does_not_fit(capsys, tmp_path):
+    """300 -> 250 Dense: 75,000 int8 weights > the 64 KB flash of board 'tiny'
+    (boards.json: flash_bytes 65536)."""
+    import minitiny as mt
+    from minitiny.layers import Dense
+    model = mt.Sequential([Dense(250, input_shape=[300])])
+    model.save(str(tmp_path / "big.npz"))
+    code, out, err = run(capsys, "report", str(tmp_path / "big.npz"), "--board", "tiny",
+                         "--no-firmware", "--html", str(tmp_path / "big.html"))
+    assert code == 1
+    assert "DOES NOT FIT" in out
+    assert "does not fit tiny" in err
+
+
+def test_quiet_train_prints_no_epoch_lines(chain, capsys, tmp_path):
+    d, _, _ = chain
+    code, out, _ = run(capsys, "train", str(d / "blobs.py"), "--epochs", "2", "--quiet",
+                       "--out", str(tmp_path / "m.npz"))
+    assert code == 0
+    assert "Epoch" not in out
+    code, out, _ = run(capsys, "train", str(d / "blobs.py"), "--epochs", "2",
+                       "--out", str(tmp_path / "m.npz"))
+    assert "Epoch 1/2" in out and "Epoch 2/2" in out
+
+
+# ---- the demo --------------------------------------------------------------------------------
+def test_demo_falls_back_to_sine_without_mnist(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("MINITINY_DATA", str(tmp_path / "empty-cache"))
+    code, out, err = run(capsys, "demo", "--quick", "--no-fetch", "--out", str(tmp_path / "demo"))
+    assert code == 0, err
+    assert "sine" in out
+    assert "identical" in out
+    assert (tmp_path / "demo" / "sine" / "sine_model.c").exists()
+
+
+# ---- the progress bar -------------------------------------------------------------------------
+class FakeTerminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_draws_on_a_terminal_only():
+    tty, pipe = FakeTerminal(), io.StringIO()
+    for stream in (tty, pipe):
+        with Progress(10, "work", stream=stream, min_interval=0) as bar:
+            for _ in range(10):
+                bar.update()
+    assert "\rwork [" in tty.getvalue() and "10/10" in tty.getvalue()
+    assert tty.getvalue().endswith("\r")                # erased at the end: a clean line
+    assert pipe.getvalue() == ""
+    quiet = FakeTerminal()
+    with Progress(10, "work", stream=quiet, enabled=False) as bar:
+        bar.update(10)
+    assert quiet.getvalue() == ""
+
+
+def test_training_progress_prints_keras_lines_after_erasing_the_bar():
+    import minitiny as mt
+    from minitiny.layers import Dense
+    tty, out = FakeTerminal(), io.StringIO()
+    model = mt.Sequential([Dense(1, input_shape=[1])])
+    model.compile(optimizer="sgd", loss="mean_squared_error")
+    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(-1, 1)
+    cb = TrainingProgress(2, 2, stream=tty, out=out, enabled=True)
+    model.fit(x, 2 * x, epochs=2, batch_size=32, verbose=0, callbacks=[cb])
+    lines = out.getvalue().splitlines()
+    assert [l.split(" - ")[0] for l in lines] == ["Epoch 1/2", "Epoch 2/2"]
+    assert "loss:" in lines[0]
+    assert "\rEpoch 1/2 [" in tty.getvalue() and "2/2" in tty.getvalue()  # drawn when full
+    assert tty.getvalue().endswith("\r")
+
+
+@pytest.mark.skipif(shutil.which("minitiny") is None, reason="console script not installed")
+def test_console_script_is_installed():
+    r = subprocess.run(["minitiny", "--help"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "minitiny" in r.stdout
+
+
+def test_exit_status_mapping():
+    assert cli.exit_status(cli.CheckFailed("x")) == 1
+    assert cli.exit_status(cli.UsageError("x")) == 2
+    assert cli.exit_status(ValueError("bad shape")) == 2
+    assert cli.exit_status(FileNotFoundError("x")) == 2
+    assert cli.exit_status(RuntimeError("compiler crashed")) == 1
