@@ -22,6 +22,7 @@ that may not suit the CPU. For a benchmark, run without them:
 """
 import argparse
 import cProfile
+import importlib.metadata
 import io
 import os
 import platform
@@ -84,10 +85,10 @@ def time_minitiny(kind, x, y, epochs, profile=False):
 
 
 # ---- PyTorch ------------------------------------------------------------------------------
-def time_torch(kind, x, y, epochs):
+def time_torch(kind, x, y, epochs, threads):
     import torch
     from torch import nn
-    torch.set_num_threads(os.cpu_count())
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     if kind == "mlp":
         model = nn.Sequential(nn.Flatten(), nn.Linear(784, 20), nn.ReLU(), nn.Linear(20, 10))
@@ -142,10 +143,11 @@ def time_keras(kind, x, y, epochs):
     return times
 
 
-def version(module):
+def version(dist):
+    """The installed version of a package, without importing it (None if absent)."""
     try:
-        return __import__(module).__version__
-    except ImportError:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
         return None
 
 
@@ -155,6 +157,9 @@ def main():
     ap.add_argument("--samples", type=int, default=60000, help="training examples (60000)")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per framework (best counts)")
     ap.add_argument("--profile", action="store_true", help="cProfile one minitiny epoch")
+    ap.add_argument("--threads", type=int, default=os.cpu_count(),
+                    help="PyTorch threads (default: all cores; NumPy's BLAS reads "
+                         "OPENBLAS_NUM_THREADS instead)")
     args = ap.parse_args()
 
     rng = np.random.default_rng(0)
@@ -163,15 +168,14 @@ def main():
     frameworks = [("minitiny", lambda k, xs: time_minitiny(k, xs, y, args.epochs, args.profile))]
     if version("torch"):
         frameworks.append((f"PyTorch {version('torch')}",
-                           lambda k, xs: time_torch(k, xs, y, args.epochs)))
+                           lambda k, xs: time_torch(k, xs, y, args.epochs, args.threads)))
     if version("keras"):
         frameworks.append((f"Keras {version('keras')}",
                            lambda k, xs: time_keras(k, xs, y, args.epochs)))
 
-    cores = os.cpu_count()
     blas = {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")}
-    print(f"{platform.processor() or platform.machine()}, {cores} cores "
-          f"(PyTorch threads = {cores}), Python {platform.python_version()}, "
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
+          f"(PyTorch threads = {args.threads}), Python {platform.python_version()}, "
           f"NumPy {np.__version__}, {args.samples} samples, batch {BATCH}, "
           f"best of {args.epochs} epochs" + (f", env {blas}" if blas else ""))
 

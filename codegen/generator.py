@@ -202,6 +202,7 @@ def model_hash(qmodel):
     """SHA-256 over everything that defines the model: structure, options and every array."""
     h = hashlib.sha256()
     structure = {"name": qmodel.name, "inputs": qmodel.inputs, "outputs": qmodel.outputs,
+                 "single_rounding": bool(getattr(qmodel, "single_rounding", False)),
                  "ops": [[op.kind, op.name, op.inputs, op.outputs, sorted(op.options.items())]
                          for op in qmodel.ops],
                  "tensors": [[t.name, list(t.shape), t.dtype, t.quantized_dimension, t.is_constant]

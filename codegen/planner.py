@@ -21,6 +21,11 @@ Lower bound: at every step all live buffers must be in memory at once, so
 N >= max over steps of the sum of live buffer sizes. For a chain of layers that is
 max over layers of (input bytes + output bytes), with an in-place output counted once;
 with skip connections the tensors held for later count too.
+
+Scratch. A kernel may need working memory while it runs (the DSP-SIMD conv_2d keeps int16
+im2col columns): `scratch={step: bytes}` adds a buffer live at that one step only, placed
+by the same greedy rule, so it reuses bytes no live tensor holds at that step. It is named
+"<op name> scratch" in the plan and counted in the lower bound and the layer's bytes.
 """
 from dataclasses import dataclass, field
 
@@ -55,7 +60,8 @@ class ArenaPlan:
     offsets: dict = field(default_factory=dict)     # tensor name -> byte offset
     shared: dict = field(default_factory=dict)      # op name -> 'alias' | 'in place' (of input)
     live_bytes: list = field(default_factory=list)  # per op: bytes of all live buffers
-    layer_bytes: list = field(default_factory=list)  # per op: bytes of its inputs + output
+    layer_bytes: list = field(default_factory=list)  # per op: bytes of its inputs + output (+ scratch)
+    scratch: dict = field(default_factory=dict)     # op index -> byte offset of its scratch buffer
 
     def rows(self):
         """The plan as JSON-ready rows, ordered by offset."""
@@ -85,12 +91,18 @@ def lifetimes(steps, inputs, outputs):
     return life
 
 
-def plan(steps, sizes, inputs, outputs, align=4):
+def scratch_name(op_name):
+    """The plan's name for an op's scratch buffer."""
+    return f"{op_name} scratch"
+
+
+def plan(steps, sizes, inputs, outputs, align=4, scratch=None):
     """Lay out the activations of a graph.
 
     steps:   [(op_name, kind, [activation input names], output name)] in execution order
     sizes:   {tensor name: bytes}
     inputs, outputs: model input / output tensor names
+    scratch: {step index: bytes} of working memory an op needs while it runs (optional)
     """
     life = lifetimes(steps, inputs, outputs)
     # -- 2. group tensors that share bytes ------------------------------------------------
@@ -126,6 +138,14 @@ def plan(steps, sizes, inputs, outputs, align=4):
                 shared[op_name] = ("in place", dying[0])
                 continue
         new_buffer(out)
+    scratch_of = {}                                 # step -> its scratch Buffer
+    for i, nbytes in sorted((scratch or {}).items()):
+        if nbytes > 0:                               # live at step i only
+            name = scratch_name(steps[i][0])
+            while name in group_of:                  # never shadow a tensor's name
+                name += "'"
+            scratch_of[i] = group_of[name] = Buffer([name], int(nbytes), i, i)
+            buffers.append(scratch_of[i])
 
     # -- 3. greedy: largest first, lowest offset that fits --------------------------------
     for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
@@ -142,19 +162,22 @@ def plan(steps, sizes, inputs, outputs, align=4):
     size = _align(max([b.offset + b.size for b in buffers] + [0]), align)
     live = [sum(b.size for b in buffers if b.live_at(s)) for s in range(-1, n + 1)]
     layer_bytes = [sum({id(group_of[t]): group_of[t].size for t in list(ins) + [out]}.values())
-                   for _, _, ins, out in steps]
+                   + (scratch_of[i].size if i in scratch_of else 0)
+                   for i, (_, _, ins, out) in enumerate(steps)]
     result = ArenaPlan(buffers, size, max(live + [0]), shared=shared,
                        live_bytes=live[1:n + 1], layer_bytes=layer_bytes)
     result.offsets = {t: group_of[t].offset for t in group_of}
+    result.scratch = {i: b.offset for i, b in scratch_of.items()}
     return result
 
 
-def plan_qmodel(qmodel, align=4):
-    """The arena plan of a QModel (activations only; constants live in flash)."""
+def plan_qmodel(qmodel, align=4, scratch=None):
+    """The arena plan of a QModel (activations only; constants live in flash), plus any
+    scratch={op index: bytes} the kernels need."""
     steps = []
     for op in qmodel.ops:
         ins = [t.name for t in qmodel.activations(op)]
         steps.append((op.name, op.kind, ins, op.outputs[0]))
     sizes = {name: t.nbytes for name, t in qmodel.tensors.items() if not t.is_constant}
-    return plan(steps, sizes, qmodel.inputs, qmodel.outputs, align)
+    return plan(steps, sizes, qmodel.inputs, qmodel.outputs, align, scratch)
 

@@ -19,11 +19,9 @@ only parses, loads files and prints.
 """
 import argparse
 import importlib.util
-import json
 import math
 import os
 import sys
-import tempfile
 import traceback
 
 import numpy as np
@@ -158,28 +156,29 @@ def load_qmodel(path):
                          "minitiny quantize MODEL --data ...)") from None
 
 
-def _write_json(path, obj):
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump(obj, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
 def _makedirs_for(path):
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
 
 
 # ---- train ---------------------------------------------------------------------------------
+def _from_load_data(loaded, where):
+    """load_data()'s (x, y) or ((x_train, y_train), (x_test, y_test)) -> Data."""
+    if isinstance(loaded, (tuple, list)) and len(loaded) == 2:
+        first, second = loaded
+        if isinstance(first, (tuple, list)) and len(first) == 2:
+            x_test, y_test = second if second is not None else (None, None)
+            return Data(np.asarray(first[0]), np.asarray(first[1]),
+                        None if x_test is None else np.asarray(x_test),
+                        None if y_test is None else np.asarray(y_test), source="load_data()")
+        return Data(np.asarray(first), np.asarray(second), None, None, source="load_data()")
+    raise UsageError(f"{where}: load_data() must return (x, y) or "
+                     "((x_train, y_train), (x_test, y_test))")
+
+
 def cmd_train(args):
     import minitiny as mt
-    from minitiny.reporting.collect import history_path
+    from minitiny.reporting.model_report import save_history
     from minitiny.reporting.progress import TrainingProgress
     module = load_model_file(args.model_file)
     mt.random.seed(args.seed)
@@ -195,23 +194,13 @@ def cmd_train(args):
         if not callable(getattr(module, "load_data", None)):
             raise UsageError(f"no data: pass --data NAME|x.npy,y.npy or define load_data() in "
                              f"{args.model_file}")
-        loaded = module.load_data()
-        try:
-            (x, y), test = loaded
-            x_test, y_test = test if test is not None else (None, None)
-        except (TypeError, ValueError):
-            try:
-                (x, y), x_test, y_test = loaded, None, None
-            except (TypeError, ValueError):
-                raise UsageError(f"{args.model_file}: load_data() must return (x, y) or "
-                                 "((x_train, y_train), (x_test, y_test))") from None
-        data = Data(x, y, x_test, y_test, source="load_data()")
+        data = _from_load_data(module.load_data(), args.model_file)
     x, y = data.train
     if y is None:
         raise UsageError(f"--data {args.data}: training needs labels (x.npy,y.npy)")
     epochs = args.epochs if args.epochs is not None else getattr(module, "EPOCHS", 10)
     batch = args.batch_size if args.batch_size is not None else getattr(module, "BATCH_SIZE", 32)
-    n_fit = len(x) - (int(math.ceil(len(x) * args.validation_split)) if args.validation_split else 0)
+    n_fit = int(np.floor(len(x) * (1.0 - (args.validation_split or 0.0))))   # as fit splits
     progress = TrainingProgress(epochs, max(1, math.ceil(n_fit / batch)),
                                 enabled=_bar_enabled(args), verbose=not args.quiet)
     _say(args, f"training {model.name!r} ({model.count_params():,} parameters) on "
@@ -220,8 +209,8 @@ def cmd_train(args):
                         validation_split=args.validation_split or 0.0)
     _makedirs_for(args.out)
     model.save(args.out)
-    _write_json(history_path(args.out), history.history)
-    _say(args, f"wrote {args.out} (and its training curves, {history_path(args.out)})")
+    curves = save_history(args.out, history)
+    _say(args, f"wrote {args.out} (and its training curves, {curves})")
     if data.x_test is not None and data.y_test is not None:
         result = model.evaluate(data.x_test, data.y_test, return_dict=True)
         print("test: " + " - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
@@ -385,7 +374,7 @@ def cmd_verify(args):
 
 def _verify_firmware(args, x, reference):
     from minitiny import firmware
-    from minitiny.reporting.collect import toolchain_missing
+    from minitiny.reporting.model_report import toolchain_missing
     from minitiny.reporting.progress import Progress
     why = toolchain_missing()
     if why:

@@ -23,6 +23,7 @@ import numpy as np
 
 import minitiny as mt
 from minitiny.layers import Dense, Flatten
+from minitiny.reporting.model_report import save_history
 from minitiny.reporting.progress import Progress, TrainingProgress, on_terminal
 
 
@@ -134,7 +135,7 @@ def verify_on_host(demo, c_dir, qmodel, x_int8):
 def run_on_microcontroller(demo, c_dir, x_int8):
     """Build firmware for the board and run a few inputs in QEMU -> FirmwareResult, or None
     (and the reason) when the cross-compiler or the emulator is missing."""
-    from minitiny.reporting.collect import toolchain_missing
+    from minitiny.reporting.model_report import toolchain_missing
     why = toolchain_missing()
     if why:
         return None, why
@@ -191,9 +192,7 @@ def run(out=os.path.join("build", "demo"), board="cortex-m4", quick=False, quiet
     demo.say(f"float32 test {metric}: {float_score:.4f}")
     model_path = os.path.join(out, f"{name}.npz")
     model.save(model_path)
-    from minitiny.cli import _write_json
-    from minitiny.reporting.collect import history_path
-    _write_json(history_path(model_path), model.history.history)
+    save_history(model_path, model.history)                # the curves, for the report
     demo.record("train (float32)", f"{epochs} epochs, test {metric} {float_score:.4f}", t0)
 
     t0 = demo.step("4. quantize to int8")

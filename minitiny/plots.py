@@ -186,7 +186,7 @@ def plot_roc(y_true, scores, path, title="ROC curve"):
     fig, ax = plt.subplots(figsize=(4.6, 4.4))
     ax.plot([0, 1], [0, 1], ":", color="0.6", label="chance (AUC 0.5)")
     for k, (fpr, tpr, _) in curves.items():
-        ax.plot(fpr, tpr, "-", lw=1.6, drawstyle="steps-post" if len(fpr) > 50 else "default",
+        ax.plot(fpr, tpr, "-", lw=1.6,
                 label=f"{k} (AUC {auc(fpr, tpr):.3f})")
     ax.set_xlim(-0.01, 1.01)
     ax.set_ylim(-0.01, 1.01)

@@ -12,7 +12,8 @@ Conventions
 * Broadcasting works as in NumPy; the gradient of a broadcast input is summed back over
   the axes it was stretched along (`_unbroadcast`).
 * `with no_grad():` records nothing (evaluation, optimiser updates).
-* Treat `.grad` as read-only: it may share memory with another gradient of the same pass.
+* A leaf's `.grad` (a weight's) is a writeable array no other leaf shares; an
+  intermediate tensor's `.grad` may share memory with another gradient of the same pass.
 """
 import numpy as np
 
@@ -361,7 +362,7 @@ class Tensor:
 
     def sqrt(self):
         out = np.sqrt(self.data)
-        return Tensor.make(out, (self,), lambda g: (g / (2 * out),))    # d(sqrt x)/dx = 1/(2 sqrt x)
+        return Tensor.make(out, (self,), lambda g: (g / (2 * out),))    # d(sqrt x) = 1/(2 sqrt x)
 
     def relu(self):
         # max(x, 0) as x * (x > 0): NumPy's multiply by a mask is faster than np.maximum

@@ -5,6 +5,7 @@ The end-to-end chain runs train -> quantize -> generate -> verify on a tiny synt
 through main() (in-process, so it is fast) and checks the files each step leaves.
 """
 import io
+import os
 import shutil
 import subprocess
 import sys
@@ -214,14 +215,30 @@ def test_verify_exits_1_when_outputs_differ(chain, capsys, tmp_path):
     assert "check failed" in err
 
 
+def test_train_with_load_data_returning_x_y(capsys, tmp_path):
+    """load_data() may return just (x, y); two samples must not be mistaken for two splits."""
+    model_py = tmp_path / "two.py"
+    model_py.write_text(MODEL_PY.replace(
+        "return (x[:300], y[:300]), (x[300:], y[300:])", "return x[:2], y[:2]"))
+    code, out, err = run(capsys, "train", str(model_py), "--epochs", "1", "--validation-split",
+                         "0", "--out", str(tmp_path / "two.npz"))
+    assert code == 0, err
+    assert "on 2 samples" in out and "test:" not in out
+
+
 def test_report_on_the_chain(chain, capsys, tmp_path):
     d, _, _ = chain
     html = tmp_path / "r.html"
     code, out, err = run(capsys, "report", str(d / "c"), "--data", f"{d / 'x.npy'},{d / 'y.npy'}",
-                         "--float", str(d / "blobs.npz"), "--html", str(html))
+                         "--float", str(d / "blobs.npz"), "--html", str(html),
+                         "--plots", str(tmp_path / "plots"))
     assert code == 0, err
     assert "accuracy on 60 samples" in out
     assert html.exists() and html.read_text().startswith("<!DOCTYPE html>")
+    from minitiny import plots
+    if plots.available():      # the training curves (blobs.history.json) and the confusion matrix
+        assert sorted(os.listdir(tmp_path / "plots")) == ["confusion.png", "history.png"]
+        assert "data:image/png;base64," in html.read_text()
 
 
 def test_report_exits_1_when_the_model_does_not_fit(capsys, tmp_path):
@@ -257,6 +274,31 @@ def test_demo_falls_back_to_sine_without_mnist(capsys, tmp_path, monkeypatch):
     assert "sine" in out
     assert "identical" in out
     assert (tmp_path / "demo" / "sine" / "sine_model.c").exists()
+
+
+def _mnist_cached():
+    try:
+        from minitiny import datasets
+        datasets.load_mnist()
+        return True
+    except Exception:                     # noqa: BLE001  missing or unreadable: skip
+        return False
+
+
+@pytest.mark.skipif(not _mnist_cached(), reason="MNIST not in the cache (minitiny data fetch mnist)")
+def test_demo_on_mnist(capsys, tmp_path):
+    """The README's demo, quick: the course MLP reaches well over chance (10%) on the
+    10,000 test digits (a 20-unit MLP reaches ~91% after 3 epochs on 12,000 images; 85% leaves
+    room for other seeds), int8 stays within a point of float, and the C matches bit for bit."""
+    import re
+    code, out, err = run(capsys, "demo", "--quick", "--out", str(tmp_path / "demo"))
+    assert code == 0, err
+    accs = [float(a) for a in re.findall(r"test accuracy: (0\.\d+)", out)]
+    float_acc = accs[0]
+    int8_acc = float(re.search(r"int8 test accuracy: (0\.\d+)", out).group(1))
+    assert float_acc > 0.85 and abs(int8_acc - float_acc) < 0.01
+    assert "10,000/10,000 test inputs give identical int8 outputs" in out
+    assert (tmp_path / "demo" / "report.html").exists()
 
 
 # ---- the progress bar -------------------------------------------------------------------------
@@ -308,3 +350,31 @@ def test_exit_status_mapping():
     assert cli.exit_status(ValueError("bad shape")) == 2
     assert cli.exit_status(FileNotFoundError("x")) == 2
     assert cli.exit_status(RuntimeError("compiler crashed")) == 1
+
+
+# ---- the guided reading path (docs/READING.md) -------------------------------------------
+READING = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                       "docs", "READING.md")
+
+
+def test_reading_path_experiments_run(capsys):
+    """Every Python experiment in docs/READING.md runs as written (they are the reader's
+    first contact with the API: they must not rot)."""
+    import re
+    blocks = re.findall(r"```python\n(.*?)```", open(READING, encoding="utf-8").read(), re.S)
+    assert len(blocks) >= 9
+    for block in blocks:
+        exec(compile(block, READING, "exec"), {})
+    out = capsys.readouterr().out
+    assert "[7. 9.]" in out                       # step 1: d/dx (x^2 + 3x) = 2x + 3 at 2, 3
+    assert "(2, 3) 9 6" in out                    # step 3: a Dense(3) on 2 inputs
+
+
+def test_reading_path_names_files_that_exist():
+    import re
+    root = os.path.dirname(READING)[:-len("docs")]
+    text = open(READING, encoding="utf-8").read()
+    paths = set(re.findall(r"`((?:minitiny|codegen|firmware|docs)/[\w/.]+)`", text))
+    assert len(paths) > 20
+    missing = [p for p in paths if not os.path.exists(os.path.join(root, p))]
+    assert not missing, missing

@@ -228,6 +228,17 @@ def test_activation_fusion_rules():
     x = np.random.default_rng(2).normal(size=(5, 4)).astype(np.float32)
     np.testing.assert_allclose(graph.run(x)[graph.output], m.predict(x), rtol=1e-5, atol=1e-6)
 
+    # Readers pass through layers that lower to nothing (Dropout, a Flatten of a flat value):
+    # `shared2` is read by the Add too, so the ReLU behind Dropout + Flatten cannot fuse.
+    inp = L.Input((4,))
+    a = L.Dense(3, name="shared2")(inp)
+    r = L.ReLU(name="relu_b")(L.Flatten()(L.Dropout(0.1)(a)))
+    m = Model(inp, L.Add(name="sum2")([a, r]))
+    graph = lower(m)
+    assert [(op.kind, op.options.get("activation")) for op in graph.ops] == [
+        ("fully_connected", "none"), ("relu", None), ("add", "none")]
+    np.testing.assert_allclose(graph.run(x)[graph.output], m.predict(x), rtol=1e-5, atol=1e-6)
+
 
 # ---- 2. parameters: TFLite's formulas, by hand ------------------------------------------------
 def test_activation_params_tflite_rule():
@@ -375,6 +386,11 @@ def test_spiral_classifier_keeps_its_accuracy(spiral_model):
     assert acc_int8 >= acc_float - 0.02
     acc_tensor = quantize(m, x[:500], per_channel_dense=False).evaluate(xt, yt)
     assert acc_tensor >= acc_float - 0.03
+    for observer in ("percentile", "moving_average"):
+        assert quantize(m, x[:500], observer=observer, batch_size=50).evaluate(xt, yt) \
+            >= acc_float - 0.03
+    with pytest.raises(ValueError, match="unknown observer 'median'.*minmax, percentile"):
+        quantize(m, x[:500], observer="median")
 
 
 def test_cnn_with_bn_depthwise_and_residual_keeps_its_accuracy(cnn_model):

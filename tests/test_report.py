@@ -114,15 +114,16 @@ def test_text_report_names_every_layer(evil_report):
     assert "budget of tiny" in text
 
 
-def _overlap(a, b):
-    return (a["x"] < b["x"] + b["w"] and b["x"] < a["x"] + a["w"]
-            and a["y"] < b["y"] + b["h"] and b["y"] < a["y"] + a["h"])
+def _overlap(a, b, eps=0.05):
+    """Do two rectangles share area (touching edges, within rounding, do not count)?"""
+    return (a["x"] + eps < b["x"] + b["w"] and b["x"] + eps < a["x"] + a["w"]
+            and a["y"] + eps < b["y"] + b["h"] and b["y"] + eps < a["y"] + a["h"])
 
 
 def test_arena_timeline_geometry():
     """Rectangles follow the plan: x from the step range, y from the offset; buffers alive at
     the same time are drawn apart, and the top edge of offset 0 is the plot's top."""
-    from minitiny.reporting.collect import ModelReport
+    from minitiny.reporting.model_report import ModelReport
     plan = [{"offset": 0, "size": 100, "first": -1, "last": 0, "tensors": ["in"]},
             {"offset": 100, "size": 50, "first": 0, "last": 1, "tensors": ["a"]},
             {"offset": 0, "size": 40, "first": 1, "last": 2, "tensors": ["b", "b2"]}]
@@ -161,9 +162,9 @@ def test_regression_report_mse(tmp_path):
 
 
 def test_power_says_why_without_the_toolchain(evil, monkeypatch):
-    from minitiny.reporting import collect as collect_module
+    from minitiny.reporting import model_report
     d = evil[0]
-    monkeypatch.setattr(collect_module.shutil, "which", lambda name: None)
+    monkeypatch.setattr(model_report.shutil, "which", lambda name: None)
     r = collect(str(d / "c"), board="nano33ble", rate="1/s", battery="cr2032")
     assert r.power is None
     assert "unavailable" in r.power_note and "arm-none-eabi-gcc" in r.power_note

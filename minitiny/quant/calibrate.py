@@ -18,6 +18,7 @@ and ReLU produce exact zeros).
 import numpy as np
 
 from .. import random as _random
+from ..tensor import Tensor
 from .lower import LoweringError
 
 
@@ -110,8 +111,10 @@ def prepare_data(graph, data):
     if data is None:
         raise CalibrationError("quantize needs representative_data: a few hundred typical "
                                "inputs (e.g. x_train[:500]) to measure activation ranges")
-    x = np.asarray(data, dtype=np.float64) if not hasattr(data, "data") else \
-        np.asarray(data.data, dtype=np.float64)
+    try:
+        x = np.asarray(data.data if isinstance(data, Tensor) else data, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise CalibrationError(f"representative_data is not an array of numbers ({e})") from None
     if x.ndim == 1 and graph.input_shape == (1,):
         x = x[:, None]
     if x.shape[1:] != graph.input_shape:
@@ -128,6 +131,9 @@ def calibrate(graph, data, observer="minmax", percentile=99.99, batch_size=64):
 
     The model input gets a range too (TFLite quantizes the input with the input's range).
     """
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
     x = prepare_data(graph, data)
     factory = make_observer(observer, percentile)
     observers = {graph.input: factory()}

@@ -254,12 +254,11 @@ class _Lowering:
         # Dropout and InputLayer are identities: see through them when counting readers.
         self.identity = {n.layer.name: (n.inputs[0] if n.inputs else self.input)
                          for n in self.nodes if type(n.layer).__name__ in IDENTITY_LAYERS}
-        self.readers = {}                           # tensor (identities resolved) -> readers
+        self.readers = {}                           # Keras name -> names of layers reading it
         for n in self.nodes:
             if n.layer.name not in self.identity:
                 for i in n.inputs:
-                    self.readers[self.resolve(i)] = self.readers.get(self.resolve(i), 0) + 1
-        self.output = self.resolve(self.nodes[-1].layer.name) if self.nodes else self.input
+                    self.readers.setdefault(self.resolve(i), []).append(n.layer.name)
 
     # ---- helpers ---------------------------------------------------------------------
     def resolve(self, name):
@@ -267,10 +266,14 @@ class _Lowering:
             name = self.identity[name]
         return name
 
-    def sole_reader(self, keras_name):
-        """True if exactly one layer reads this value and it is not the model output."""
-        name = self.resolve(keras_name)
-        return self.readers.get(name, 0) == 1 and name != self.output
+    def sole_reader(self, tensor):
+        """True if one layer alone reads `tensor` (the layer being lowered), so that it may
+        merge into the op that writes it. Readers of every Keras value that became this
+        tensor count (a no-op Flatten passes its readers on), except layers merged into it."""
+        keras = [k for k, t in self.alias.items() if t == tensor]
+        who = {r for k in keras for r in self.readers.get(self.resolve(k), [])
+               if self.alias.get(r) != tensor}
+        return len(who) == 1
 
     def emit(self, kind, name, inputs, shape, layers, **options):
         base, i = name, 1
@@ -341,7 +344,7 @@ class _Lowering:
         prev = self.producer.get(ins[0])
         foldable = prev is not None and prev.kind in WEIGHTED \
             and prev.bn is None and prev.options["activation"] == "none" and len(prev.layers) == 1
-        if foldable and self.sole_reader(node.inputs[0]):
+        if foldable and self.sole_reader(ins[0]):
             prev.bn = node.layer
             prev.layers.append(node.layer)
             return prev.name
@@ -360,7 +363,7 @@ class _Lowering:
 
     def activation(self, node, ins, shapes, where):
         act, prev = _activation_name(node.layer), self.producer.get(ins[0])
-        if prev is not None and self.sole_reader(node.inputs[0]):
+        if prev is not None and self.sole_reader(ins[0]):
             return self.activate(node.layer, prev, act)       # may fuse into the producer
         if act == "linear":
             return ins[0]

@@ -8,11 +8,12 @@
 
 Files, in reading order:
     progress.py       a dependency-free progress bar (only on a terminal) and a fit callback
-    collect.py        what a report holds, gathered from a model, the data and the firmware
+    model_report.py   what a report holds (ModelReport), gathered by collect() from a model,
+                      the data and a firmware run
     text.py           the report as text
     html.py           the report as HTML (report.html.j2, autoescaped; the arena as SVG)
 """
-from .collect import LayerRow, ModelReport, ReportError, collect
+from .model_report import LayerRow, ModelReport, ReportError, collect
 from .html import render as render_html, write_html
 from .progress import Progress, TrainingProgress, on_terminal
 from .text import format_report

@@ -71,53 +71,59 @@ def timeline(report, width=1100, height=280, left=70, bottom=110, top=10, right=
 
 # ---- plots as data URIs --------------------------------------------------------------------
 def plot_images(report, folder=None):
-    """{title: PNG bytes} for the plots this report has data for; {} without matplotlib.
+    """({title: PNG bytes}, note) for the plots this report has data for; without matplotlib
+    no plots and a note saying how to get them. A plot that fails becomes a note too: the
+    page is still written.
 
     folder: also keep the PNG files there (the command line's --plots DIR)."""
     from minitiny import plots
     if not plots.available():
         return {}, "plots need matplotlib: pip install 'minitiny[plots]'"
-    out, made = {}, []
-    tmp = tempfile.mkdtemp(prefix="minitiny-plots-")
+    a, tmp = report.arrays, tempfile.mkdtemp(prefix="minitiny-plots-")
     where = folder or tmp
+    wanted = []                           # (title, file name, draw(path), shown on the page?)
+    if report.history:
+        wanted.append(("training curves", "history.png",
+                       lambda p: plots.plot_history(report.history, p, title=report.name), True))
+    if report.confusion and folder:       # the page shows it as a shaded table instead
+        c = report.confusion
+        wanted.append(("confusion matrix", "confusion.png", lambda p: plots.plot_confusion_matrix(
+            c["matrix"], p, c["classes"], title=f"Confusion matrix ({c['model']})"), False))
+    if report.task == "regression" and a.get("y") is not None:
+        x = a["x"] if a["x"][0].size == 1 else None         # one feature: the sine plot
+        wanted.append(("predicted vs true", "predictions.png",
+                       lambda p: plots.plot_predictions(x, a["y"], p, a["outputs"]), True))
+    if report.roc and a.get("scores"):
+        wanted.append(("ROC", "roc.png", lambda p: plots.plot_roc(a["y"], a["scores"], p), True))
+    out, failed = {}, []
     try:
-        a = report.arrays
-        if report.history:
-            made.append(("training curves", plots.plot_history(
-                report.history, os.path.join(where, "history.png"), title=report.name)))
-        if report.confusion and folder:
-            made.append(("confusion matrix", plots.plot_confusion_matrix(
-                report.confusion["matrix"], os.path.join(where, "confusion.png"),
-                report.confusion["classes"], title=f"Confusion matrix ({report.confusion['model']})")))
-        if report.task == "regression" and a.get("y") is not None:
-            x = a["x"] if a["x"][0].size == 1 else None
-            made.append(("predicted vs true", plots.plot_predictions(
-                x, a["y"], os.path.join(where, "predictions.png"), a["outputs"])))
-        if report.roc and a.get("scores"):
-            made.append(("ROC", plots.plot_roc(a["y"], a["scores"], os.path.join(where, "roc.png"))))
-        for title, path in made:
-            if title == "confusion matrix":     # the page shows it as a table already
+        for title, fname, draw, shown in wanted:
+            try:
+                path = draw(os.path.join(where, fname))
+            except (ValueError, RuntimeError) as e:
+                failed.append(f"{title}: {e}")
                 continue
-            with open(path, "rb") as f:
-                out[title] = f.read()
+            if shown:
+                with open(path, "rb") as f:
+                    out[title] = f.read()
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return out, None
+    return out, ("some plots failed: " + "; ".join(failed)) if failed else None
 
 
 # ---- the power section ---------------------------------------------------------------------
 def power_rows(est):
-    from minitiny.power import _sig, fmt_hours, fmt_si
+    from minitiny.power import fmt_hours, fmt_si
     rows = [("cycles per instruction", est.cpi, lambda x: f"{x:.2f}"),
             ("latency per inference", est.latency_s, lambda x: fmt_si(x, "s")),
             ("energy per inference", est.energy_j, lambda x: fmt_si(x, "J")),
-            ("duty cycle", est.duty_cycle, lambda x: f"{_sig(100 * x)} %"),
+            ("duty cycle", est.duty_cycle, lambda x: f"{100 * x:.3g} %"),
             ("average current", est.average_current_a, lambda x: fmt_si(x, "A")),
             ("average power", est.average_power_w, lambda x: fmt_si(x, "W"))]
     if est.battery_life_h is not None:
         rows.append((f"battery life ({est.battery.name})", est.battery_life_h, fmt_hours))
     if est.macs:
-        rows.append(("cycles per MAC", est.cycles_per_mac, _sig))
+        rows.append(("cycles per MAC", est.cycles_per_mac, lambda x: f"{x:.3g}"))
     return [(label, f(s.best), f(s.typ), f(s.worst)) for label, s, f in rows]
 
 

@@ -67,8 +67,9 @@ def format_report(report):
         out.append(f"RAM (model):   {_n(t['arena_bytes'])} B arena (lower bound "
                    f"{_n(t['arena_lower_bound'])}: the most bytes alive at one step)")
     else:
-        out.append(f"float32 weights {_n(t['weight_bytes'])} B; as int8 about "
-                   f"{_n(t['flash_estimate'])} B flash and {_n(t['ram_estimate'])} B of activations")
+        out.append(f"float32 weights {_n(t['float_bytes'])} B; as int8 about "
+                   f"{_n(t['flash_estimate'])} B of weights (flash) and {_n(t['ram_estimate'])} B "
+                   "of activations (RAM)")
     b = r.budget
     if b:
         how = "measured by the firmware build" if b["measured"] else "model only, estimated"
@@ -90,7 +91,7 @@ def format_report(report):
         names = r.confusion["classes"]
         rows = [[names[i]] + [str(v) for v in row] for i, row in enumerate(r.confusion["matrix"])]
         out += ["  " + line for line in _table(["true\\pred"] + names, rows, left={0})]
-    if r.roc:
+    if r.roc and r.task != "anomaly":
         out += ["", "ROC AUC (" + r.roc["score"] + "): " +
                 ", ".join(f"{k} {v:.4f}" for k, v in r.roc["auc"].items())]
     if r.firmware is not None:

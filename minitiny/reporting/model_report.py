@@ -118,6 +118,22 @@ def history_path(model_path):
     return base + ".history.json"
 
 
+def save_history(model_path, history):
+    """Write fit's history ({'loss': [...], ...}) beside the model, atomically; -> the path."""
+    path = history_path(model_path)
+    h = getattr(history, "history", history)
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".json.tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({k: [float(v) for v in vs] for k, vs in h.items()}, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
 # ---- the per-layer table --------------------------------------------------------------
 def int8_rows(qmodel, manifest):
     by_name = {layer["name"]: layer for layer in manifest["layers"]} if manifest else {}
@@ -137,9 +153,13 @@ def int8_rows(qmodel, manifest):
 
 
 def float_rows(model):
+    """The layer table of a float model, with the bytes its int8 version would take
+    (weights 1 byte, biases 4; BatchNormalization folds away, as Model.memory_estimate)."""
+    from minitiny.layers import BatchNormalization
     rows = []
     for i, layer in enumerate(model.layers):
-        flash = sum(t.data.size * (4 if n == "bias" else 1) for n, t in layer.weights.items())
+        flash = 0 if isinstance(layer, BatchNormalization) else \
+            sum(t.data.size * (4 if n == "bias" else 1) for n, t in layer.weights.items())
         rows.append(LayerRow(
             index=i, name=layer.name, kind=type(layer).__name__,
             output_shape=tuple(layer.output_shape), params=int(layer.count_params()),
@@ -374,7 +394,8 @@ def collect(model_path, *, board=None, x=None, y=None, class_names=None, float_m
             flash, ram, _ = fmodel.memory_estimate()
             report.totals = {"params": fmodel.count_params(),
                              "macs": sum(r.macs for r in report.layers),
-                             "weight_bytes": 4 * fmodel.count_params(),
+                             "weight_bytes": sum(r.weight_bytes for r in report.layers),
+                             "float_bytes": 4 * fmodel.count_params(),
                              "flash_estimate": flash, "ram_estimate": ram}
             report.notes.append("a float model without data: sizes are estimates for its int8 "
                                 "version (give --data to quantize it and compare)")
@@ -389,10 +410,13 @@ def collect(model_path, *, board=None, x=None, y=None, class_names=None, float_m
         if board is not None:
             if firmware_result is not None:
                 report.firmware = firmware_result
-            elif run_firmware and model_dir is not None:
-                _run_firmware(report, model_dir, board, x, firmware_inputs)
             elif not run_firmware:
                 report.firmware_note = "no firmware run (--no-firmware)"
+            elif model_dir is None:
+                report.firmware_note = ("no firmware run: a float model has no C yet "
+                                        "(minitiny quantize, then minitiny generate)")
+            else:
+                _run_firmware(report, model_dir, board, x, firmware_inputs)
             report.budget = _budget(report, board)
             if rate is not None:
                 _power(report, board, rate, battery)

@@ -1,0 +1,149 @@
+"""Make the `.tflite` test files in tests/data/tflite/ with TensorFlow's own converter.
+
+    python scripts/make_tflite_testdata.py [OUT_DIR]      (default: tests/data/tflite)
+
+Made with TensorFlow 2.21.0 (tensorflow-cpu, Keras 3), run once, in a virtual environment
+of its own (TensorFlow is about 1.6 GB, so neither minitiny nor its CI installs it):
+
+    python -m venv tfenv && tfenv/bin/pip install tensorflow-cpu==2.21.0
+    tfenv/bin/python scripts/make_tflite_testdata.py
+
+Each model is a small Keras model, trained for a few epochs on synthetic data (so the
+weights are not random noise), then converted with full-integer post-training quantization
+and a representative data set, as TensorFlow's "Post-training integer quantization" guide
+does it: `optimizations = [tf.lite.Optimize.DEFAULT]`, `representative_dataset`,
+`target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]`, and int8 input and
+output types unless the model keeps float edges on purpose.
+
+    dense_per_channel.tflite   Dense classifier, the converter's default (per-channel FULLY_CONNECTED)
+    dense_per_tensor.tflite    the same, with per-tensor Dense weights
+    cnn_residual.tflite        Conv2D, DepthwiseConv2D, residual Add, AveragePooling2D,
+                               MaxPooling2D, GlobalAveragePooling2D (MEAN), Dense, softmax
+    float_edges_tanh.tflite    float32 input and output (QUANTIZE / DEQUANTIZE at the edges),
+                               Flatten (RESHAPE), tanh and sigmoid (TANH, LOGISTIC), ReLU6
+    conv1d_squeeze.tflite      Conv1D (EXPAND_DIMS -> CONV_2D -> RESHAPE), Flatten, standalone ReLU
+    unsupported_ops.tflite     MUL, CONCATENATION, LEAKY_RELU: the import error lists all three
+
+Also written: manifest.json with the TensorFlow version and each file's size and SHA-256.
+"""
+import hashlib
+import json
+import os
+import sys
+
+import numpy as np
+import tensorflow as tf
+
+keras = tf.keras
+SEED = 20250101
+
+
+def representative(shape, n=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(0.0, 1.0, size=(n,) + shape).astype(np.float32)
+
+
+def trained(model, shape, classes, seed):
+    """A few epochs on a synthetic task: the label is the argmax of a fixed random projection."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(0.0, 1.0, size=(512,) + shape).astype(np.float32)
+    proj = rng.normal(size=(int(np.prod(shape)), classes)).astype(np.float32)
+    y = (x.reshape(len(x), -1) @ proj).argmax(-1)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    return model
+
+
+def dense_classifier():
+    return keras.Sequential([keras.Input((16,)), keras.layers.Dense(24, activation="relu"),
+                             keras.layers.Dense(12, activation="relu"),
+                             keras.layers.Dense(4, activation="softmax")])
+
+
+def cnn_residual():
+    x = keras.Input((12, 12, 2))
+    a = keras.layers.Conv2D(6, 3, padding="same", activation="relu")(x)
+    b = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu")(a)
+    h = keras.layers.Add()([a, b])                                    # residual: not a chain
+    h = keras.layers.AveragePooling2D(2)(h)
+    h = keras.layers.Conv2D(8, 3, strides=2, padding="valid", activation="relu6")(h)
+    h = keras.layers.MaxPooling2D(2, padding="same")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)                      # MEAN over H, W
+    y = keras.layers.Dense(3, activation="softmax")(h)
+    return keras.Model(x, y)
+
+
+def float_edges_tanh():
+    return keras.Sequential([keras.Input((4, 4, 1)), keras.layers.Flatten(),
+                             keras.layers.Dense(10, activation="tanh"),
+                             keras.layers.Dense(8), keras.layers.ReLU(max_value=6.0),
+                             keras.layers.Dense(3, activation="sigmoid")])
+
+
+def conv1d_squeeze():
+    """Conv1D becomes EXPAND_DIMS -> CONV_2D -> RESHAPE in TFLite."""
+    return keras.Sequential([keras.Input((20, 3)),
+                             keras.layers.Conv1D(4, 3, activation="relu"),
+                             keras.layers.Conv1D(4, 3, strides=2, padding="same"),
+                             keras.layers.Flatten(), keras.layers.ReLU(),
+                             keras.layers.Dense(3)])
+
+
+def unsupported_ops():
+    """Operators minitiny does not run (MUL, CONCATENATION, LEAKY_RELU): the import error
+    must list every one of them."""
+    x = keras.Input((8,))
+    h = keras.layers.Dense(8)(x)
+    a = keras.layers.LeakyReLU(negative_slope=0.1)(h)
+    m = keras.layers.Multiply()([h, a])
+    c = keras.layers.Concatenate()([m, a])
+    return keras.Model(x, keras.layers.Dense(2)(c))
+
+
+def convert(model, shape, int8_edges=True, per_channel_dense=True):
+    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = lambda: ([x[None]] for x in representative(shape))
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if int8_edges:
+        converter.inference_input_type = tf.int8
+        converter.inference_output_type = tf.int8
+    if not per_channel_dense:
+        converter._experimental_disable_per_channel_quantization_for_dense_layers = True
+    return converter.convert()
+
+
+def main(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    keras.utils.set_random_seed(SEED)
+    dense = trained(dense_classifier(), (16,), 4, 1)
+    cnn = trained(cnn_residual(), (12, 12, 2), 3, 2)
+    fl = trained(float_edges_tanh(), (4, 4, 1), 3, 3)
+    c1 = trained(conv1d_squeeze(), (20, 3), 3, 4)
+    bad = trained(unsupported_ops(), (8,), 2, 5)
+    models = {
+        "dense_per_channel": (dense, (16,), dict()),
+        "dense_per_tensor": (dense, (16,), dict(per_channel_dense=False)),
+        "cnn_residual": (cnn, (12, 12, 2), dict()),
+        "float_edges_tanh": (fl, (4, 4, 1), dict(int8_edges=False)),
+        "conv1d_squeeze": (c1, (20, 3), dict()),
+        "unsupported_ops": (bad, (8,), dict()),
+    }
+    manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
+                "made_by": "scripts/make_tflite_testdata.py", "files": {}}
+    for name, (model, shape, options) in models.items():
+        data = convert(model, shape, **options)
+        with open(os.path.join(out_dir, f"{name}.tflite"), "wb") as f:
+            f.write(data)
+        manifest["files"][f"{name}.tflite"] = {"bytes": len(data),
+                                                "sha256": hashlib.sha256(data).hexdigest(),
+                                                "input_shape": list(shape), **options}
+        print(f"{name}.tflite: {len(data)} bytes")
+    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
+        json.dump(manifest, f, indent=1)
+        f.write("\n")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..",
+                                                             "tests", "data", "tflite"))

@@ -1,0 +1,349 @@
+"""Equivalence by property: one int8 model, every engine, the same bits.
+
+Hypothesis draws whole models -- chains and residual graphs (a skip connection around one
+or two layers, or a diamond: two branches from one tensor joined by ADD) of all 13 op kinds,
+with random shapes, strides, paddings, depth multipliers, fused activations, per-tensor or
+per-channel weights, input scales log-uniform over nine orders of magnitude (1e-6 .. 1e3;
+every later scale follows from it), zero points at -128 and 127 a third of the time -- and
+random int8 inputs with -128 and 127 in every sample. Every engine must give the identical
+int8 outputs:
+
+    NumPy reference    QModel.predict_int8 (minitiny/quant/kernels.py)     the baseline
+    host C             minitiny.codegen.generate + load (gcc, cffi)
+    TFLite Micro       minitiny.quant.tflm.run_tflm (the installed interpreter; the oracle)
+    Cortex-M4          minitiny.firmware.run under QEMU, once per kernel variant
+                       (codegen KERNEL_VARIANTS: 'scalar', and e.g. 'dsp' once it exists);
+                       a handful of fixed models only: each build + run costs about a second.
+
+How many models and int8 outputs each engine compared, and how many differed (0, or the
+test fails), is printed at the end of the module, also when the run passes.
+"""
+import shutil
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import int8_oracle as O
+from minitiny import codegen
+from minitiny.codegen import generator
+from minitiny.quant import tflm
+from minitiny.quant.graph import QModel, QOp
+
+GCC = shutil.which("gcc") or shutil.which("clang")
+HAVE_FIRMWARE = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
+
+# engine -> [models, int8 outputs compared with the NumPy reference, outputs that differed]
+FIGURES = {}
+STACK = {}      # kernel variant -> the deepest stack bound of the models run on the M4, bytes
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_figures(request):
+    yield
+    if not FIGURES:
+        return
+    lines = ["", "equivalence with the NumPy int8 reference (models, int8 outputs, mismatches):"]
+    lines += [f"  {engine:28s} {m:5d} models {n:9d} outputs {bad:4d} mismatched"
+              for engine, (m, n, bad) in FIGURES.items()]
+    lines += [f"  stack on the Cortex-M4 ({v}): at most {n} bytes (gcc -fstack-usage, call graph)"
+              for v, n in STACK.items()]
+    text = "\n".join(lines)
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if capture is not None and reporter is not None:
+        with capture.global_and_fixture_disabled():
+            reporter.write_line(text)
+    else:
+        print(text)
+
+
+def compare(engine, model, got, want):
+    """Tally one engine's outputs against the reference; fail on the first difference."""
+    got = np.asarray(got).reshape(want.shape)
+    bad = got != want
+    row = FIGURES.setdefault(engine, [0, 0, 0])
+    row[0] += 1
+    row[1] += want.size
+    row[2] += int(bad.sum())
+    if bad.any():
+        i = tuple(np.argwhere(bad)[0])
+        raise AssertionError(f"{engine}: {int(bad.sum())} of {want.size} int8 outputs differ from "
+                             f"the NumPy reference; first at {i}: {engine} {got[i]}, NumPy "
+                             f"{want[i]}\n{model.summary()}")
+
+
+# ---------------------------------------------------------------------------------------
+# Drawing whole models
+# ---------------------------------------------------------------------------------------
+SPATIAL = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean")
+ANYWHERE = ("fully_connected", "add", "reshape", "softmax", "logistic", "tanh", "relu", "relu6")
+STEPS = SPATIAL + ANYWHERE + ("residual", "diamond")
+
+
+def _choice(rng, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def _window(rng, shape, stride_one=False):
+    """A random window, stride and padding that give a non-empty output on `shape`."""
+    h, w = shape[0], shape[1]
+    padding = "same" if stride_one else _choice(rng, ("same", "valid"))
+    kmax_h, kmax_w = (4, 4) if padding == "same" else (min(4, h), min(4, w))
+    k = (int(rng.integers(1, kmax_h + 1)), int(rng.integers(1, kmax_w + 1)))
+    stride = (1, 1) if stride_one else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    return k, stride, padding
+
+
+def layer(b, kind, keep_shape=False):
+    """Append one `kind` layer to int8_oracle.Builder `b`, configured from b.rng.
+
+    keep_shape: the output must have the input's shape (a branch of a residual block).
+    Returns False when the kind does not fit the current tensor (spatial kinds need H, W, C).
+    """
+    rng, shape = b.rng, b.t.shape
+    act = _choice(rng, O.ACTIVATIONS)
+    spatial = len(shape) == 3
+    if kind in SPATIAL and not spatial:
+        return False
+    if kind == "fully_connected":
+        if keep_shape and len(shape) != 1:
+            return False
+        units = shape[0] if keep_shape else int(rng.integers(1, 17))
+        b.dense(units, act, per_channel=bool(rng.random() < 0.5), bias=bool(rng.random() < 0.8))
+    elif kind in ("conv_2d", "depthwise_conv_2d"):
+        k, stride, padding = _window(rng, shape, keep_shape)
+        cfg = dict(kernel=k, stride=stride, padding=padding, activation=act,
+                   per_channel=bool(rng.random() < 0.7), bias=bool(rng.random() < 0.8))
+        if kind == "conv_2d":
+            b.conv(shape[2] if keep_shape else int(rng.integers(1, 7)), **cfg)
+        else:
+            b.depthwise(1 if keep_shape else int(rng.integers(1, 4)), **cfg)
+    elif kind in ("max_pool_2d", "average_pool_2d"):
+        k, stride, padding = _window(rng, shape, keep_shape)
+        b.pool(kind, pool_size=k, stride=stride, padding=padding, activation=act)
+    elif kind == "mean":
+        if keep_shape:
+            return False
+        b.mean(keep_dims=bool(rng.random() < 0.5), same_quantization=bool(rng.random() < 0.3))
+    elif kind == "add":
+        # join with an earlier activation of the same shape (a skip), or with itself
+        earlier = [n for n, t in b.tensors.items()
+                   if not t.is_constant and t.shape == shape and n != b.cur]
+        other = _choice(rng, earlier) if earlier and rng.random() < 0.8 else b.cur
+        b.add(other, activation=act)
+    elif kind == "reshape":
+        if keep_shape:
+            return False
+        if spatial:
+            b.flatten() if rng.random() < 0.7 else b.reshape((shape[1], shape[0], shape[2]))
+        else:
+            b.reshape((1, 1, shape[0]) if rng.random() < 0.5 else (shape[0], 1, 1))
+    elif kind == "softmax":
+        if shape[-1] > 4095 or (shape[-1] == 1 and rng.random() < 0.9):
+            return False                       # softmax over one value is always 1.0
+        b.softmax(beta=float(_choice(rng, (1.0, 0.5, 2.0, 0.1, 8.0))))
+    else:                                      # logistic, tanh, relu, relu6
+        getattr(b, kind)()
+    return True
+
+
+BRANCH_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
+                "fully_connected", "relu", "relu6", "logistic", "tanh")
+
+
+def branch(b, n):
+    """n shape-keeping layers from b.cur (kinds that do not fit are redrawn)."""
+    done = 0
+    while done < n:
+        done += layer(b, _choice(b.rng, BRANCH_KINDS), keep_shape=True)
+
+
+def _varies(b, x):
+    """Does the current tensor still take more than one value over the sample batch x?"""
+    values = b.model().predict_int8(x, return_all=True)
+    return len(np.unique(values[b.cur])) > 1
+
+
+def _append(b, x, add, tries=4):
+    """Run add(b) (it appends one layer or a block), preferring configurations that keep
+    the output varying: a zero point or scale that clamps every value to one constant ends
+    what the rest of the model can show, and drawn independently per tensor, extremes would
+    do so in most deep models. So a collapsed draw is redrawn up to `tries` times (and kept
+    outright one time in thirty): collapses and saturation stay in the sample, but rarer."""
+    for attempt in range(tries):
+        state = dict(b.tensors), list(b.ops), b.cur
+        if add(b) is False:
+            return
+        if attempt == tries - 1 or b.rng.random() < 1 / 30 or _varies(b, x):
+            return
+        b.tensors, b.ops, b.cur = state
+
+
+def build(seed, steps, spatial=True, tries=4):
+    """A QModel running `steps` in order; 'residual' adds a skip connection around one or
+    two layers, 'diamond' two branches from one tensor joined by ADD. A model whose output
+    is one constant over its sample inputs is drawn again (up to `tries` times; one in ten
+    is kept), for the same reason as in _append."""
+    for attempt in range(tries):
+        model = _build(seed + attempt * 1_000_003, steps, spatial)
+        x = inputs(model, seed)
+        if attempt == tries - 1 or seed % 10 == 0 or len(np.unique(model.predict_int8(x))) > 1:
+            return model
+
+
+def _build(seed, steps, spatial):
+    rng = np.random.default_rng(seed)
+    in_shape = ((int(rng.integers(1, 11)), int(rng.integers(1, 11)), int(rng.integers(1, 5)))
+                if spatial else (int(rng.integers(1, 41)),))
+    b = O.Builder(seed, in_shape, "equivalence", in_scale=O.log_uniform(rng, 1e-6, 1e3))
+    x = inputs_of_shape(in_shape, seed)
+
+    def residual(b):
+        saved = b.cur
+        branch(b, int(b.rng.integers(1, 3)))
+        b.add(saved, activation=_choice(b.rng, O.ACTIVATIONS))
+
+    def diamond(b):
+        saved = b.cur
+        branch(b, 1)
+        left, b.cur = b.cur, saved
+        branch(b, 1)
+        b.add(left, activation=_choice(b.rng, O.ACTIVATIONS))
+
+    for step in steps:
+        _append(b, x, {"residual": residual, "diamond": diamond}.get(step, lambda b: layer(b, step)))
+    if not b.ops:
+        b.relu()
+    return b.model()
+
+
+@st.composite
+def models(draw):
+    seed = draw(O.seeds, label="seed")
+    spatial = draw(st.booleans(), label="spatial input")
+    steps = draw(st.lists(st.sampled_from(STEPS), min_size=1, max_size=8), label="steps")
+    return build(seed, steps, spatial)
+
+
+def inputs_of_shape(shape, seed, n=16):
+    """Random int8 inputs with -128 and 127 in every sample (int8_oracle.int8_input)."""
+    return O.int8_input(np.random.default_rng(seed), shape, n)
+
+
+def inputs(model, seed, n=16):
+    return inputs_of_shape(model.input.shape, seed, n)
+
+
+def host_c(model, x, compiler=None, variant="scalar"):
+    with tempfile.TemporaryDirectory() as d:
+        codegen.generate(model, d, name="eq", variant=variant)
+        return codegen.load(d, compiler=compiler)(x)
+
+
+# ---------------------------------------------------------------------------------------
+# The property: NumPy == host C == TFLM, for every drawn model
+# ---------------------------------------------------------------------------------------
+@pytest.mark.skipif(GCC is None, reason="no C compiler (gcc or clang)")
+@given(models(), st.integers(0, 2 ** 16))
+def test_random_models_give_identical_int8_on_every_engine(model, input_seed):
+    x = inputs(model, input_seed)
+    want = model.predict_int8(x)
+    compare("NumPy reference", model, want, want)
+    compare("host C", model, host_c(model, x), want)
+    if tflm.available():
+        compare("TFLite Micro", model, tflm.run_tflm(model, x), want)
+
+
+SWEEP = 100        # fixed random models on top of hypothesis' examples (about 0.2 s each)
+
+
+@pytest.mark.skipif(GCC is None, reason="no C compiler (gcc or clang)")
+def test_sweep_of_random_models_on_every_engine():
+    """A fixed sweep of models from a seeded generator: more models than the hypothesis
+    budget allows, the same engines. Every fifth model also runs with TFLITE_SINGLE_ROUNDING
+    requantization (NumPy and C only: the installed TFLM is built with double rounding)."""
+    rng = np.random.default_rng(2024)
+    for i in range(SWEEP):
+        steps = [_choice(rng, STEPS) for _ in range(int(rng.integers(1, 9)))]
+        model = build(int(rng.integers(2 ** 32)), steps, spatial=bool(i % 4))
+        x = inputs(model, i)
+        want = model.predict_int8(x)
+        compare("NumPy reference", model, want, want)
+        compare("host C", model, host_c(model, x), want)
+        if tflm.available():
+            compare("TFLite Micro", model, tflm.run_tflm(model, x), want)
+        if i % 5 == 0:
+            single = single_rounding(model)
+            want = single.predict_int8(x)
+            compare("host C, single rounding", single, host_c(single, x), want)
+
+
+def single_rounding(model):
+    """The same graph with TFLITE_SINGLE_ROUNDING's requantization."""
+    ops = [QOp(op.kind, op.name, op.inputs, op.outputs, op.options) for op in model.ops]
+    return QModel(model.name, model.tensors, ops, model.inputs, model.outputs, single_rounding=True)
+
+
+def test_drawn_models_cover_every_kind_and_shape_of_graph():
+    """The drawer itself: over a fixed sweep it builds every op kind, both kinds of branch,
+    per-channel and per-tensor weights, every fused activation, extreme zero points and
+    scales across many orders of magnitude (else the property above proves less)."""
+    rng = np.random.default_rng(0)
+    kinds, acts, zps, scales, per_channel, joins = set(), set(), set(), [], set(), 0
+    for i in range(150):
+        steps = [_choice(rng, STEPS) for _ in range(int(rng.integers(1, 9)))]
+        model = build(int(rng.integers(2 ** 32)), steps, spatial=bool(i % 3))
+        for op in model.ops:
+            kinds.add(op.kind)
+            acts.add(op.options.get("activation", "none"))
+            if op.kind == "add" and op.inputs[0] != op.inputs[1]:
+                joins += 1
+        for t in model.tensors.values():
+            if t.dtype == "int8" and not t.is_constant:
+                zps.add(int(t.zero_point))
+                scales.append(float(t.scale))
+            elif t.dtype == "int8":
+                per_channel.add(t.per_channel)
+    assert kinds == set(generator.TEMPLATES), set(generator.TEMPLATES) - kinds
+    assert acts == {"none", "relu", "relu6"}
+    assert {-128, 127} <= zps
+    assert per_channel == {True, False}
+    assert max(scales) / min(scales) > 1e8
+    assert joins > 50
+
+
+# ---------------------------------------------------------------------------------------
+# The emulated Cortex-M4: a handful of fixed models, every kernel variant
+# ---------------------------------------------------------------------------------------
+M4_MODELS = {
+    "every kind": (11, ["conv_2d", "relu", "depthwise_conv_2d", "residual", "max_pool_2d", "relu6",
+                        "average_pool_2d", "logistic", "tanh", "diamond", "mean", "reshape",
+                        "fully_connected", "softmax"], True),
+    "residual cnn": (12, ["conv_2d", "residual", "residual", "depthwise_conv_2d", "diamond",
+                          "average_pool_2d", "reshape", "fully_connected"], True),
+    "strided cnn": (13, ["conv_2d", "conv_2d", "depthwise_conv_2d", "max_pool_2d", "mean",
+                         "fully_connected", "softmax"], True),
+    "mlp": (14, ["fully_connected", "residual", "fully_connected", "diamond", "tanh",
+                 "fully_connected", "softmax"], False),
+}
+
+
+@pytest.mark.skipif(not HAVE_FIRMWARE, reason="arm-none-eabi-gcc or qemu-system-arm is missing")
+@pytest.mark.parametrize("variant", sorted(generator.KERNEL_VARIANTS))
+@pytest.mark.parametrize("label", list(M4_MODELS))
+def test_fixed_models_on_the_emulated_cortex_m4(label, variant, tmp_path):
+    from minitiny import firmware
+    seed, steps, spatial = M4_MODELS[label]
+    model = build(seed, steps, spatial)
+    assert len(model.ops) >= len(steps)
+    x = inputs(model, seed, n=8)
+    want = model.predict_int8(x)
+    codegen.generate(model, tmp_path, name="eq", variant=variant)
+    result = firmware.run(tmp_path, board="cortex-m4", inputs=x, profile=False)
+    assert result.ok, result.message
+    compare(f"Cortex-M4 ({variant})", model, result.outputs, want)
+    # the stack the model needs on the core, from gcc -fstack-usage along its call graph
+    assert result.ram["stack_bound"] <= 1024, result.ram
+    STACK[variant] = max(STACK.get(variant, 0), int(result.ram["stack_bound"]))
