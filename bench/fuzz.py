@@ -694,8 +694,9 @@ def _alarm(signum, frame):
     raise Timeout()
 
 
-def fuzz(target, seconds, seed=0, timeout=5.0, save_dir=None, max_corpus=200):
-    """Fuzz one target for `seconds`; returns {'inputs', 'crashes': [...], 'corpus'}."""
+def fuzz(target, seconds, seed=0, timeout=5.0, save_dir=None, max_corpus=200, inputs=None):
+    """Fuzz one target for `seconds` (or until `inputs` inputs were tried, if sooner: a
+    run that is the same on every machine); returns {'inputs', 'crashes': [...], 'corpus'}."""
     rng = random.Random(f"{target.name}:{seed}")
     work = tempfile.mkdtemp(prefix=f"fuzz-{target.name}-")
     if hasattr(target, "prepare"):
@@ -726,13 +727,14 @@ def fuzz(target, seconds, seed=0, timeout=5.0, save_dir=None, max_corpus=200):
         tried += 1
         if finding:
             _record(crashes, finding, data, target, save_dir)
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and (inputs is None or tried < inputs):
         data = target.mutate(rng, rng.choice(corpus), corpus)
         finding, _ = one(data)
         tried += 1
         if finding:
             _record(crashes, finding, data, target, save_dir)
-    return {"target": target.name, "what": target.what, "inputs": tried, "seconds": seconds,
+    return {"target": target.name, "what": target.what, "inputs": tried,
+            "seconds": round(seconds - max(0.0, deadline - time.monotonic()), 2),
             "corpus": len(corpus), "crashes": sorted(crashes.values(), key=lambda c: -c["count"])}
 
 
@@ -765,6 +767,9 @@ def main(argv=None):
     p.add_argument("--seconds", type=float, default=60.0, help="per target (default 60)")
     p.add_argument("--target", action="append", choices=sorted(TARGETS),
                    help="fuzz only these (repeatable; default: all)")
+    p.add_argument("--inputs", action="append", metavar="[TARGET=]N", default=[],
+                   help="stop after N inputs, for every target or the one named (repeatable): "
+                        "the same inputs on every machine")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=5.0, help="seconds one input may take")
     p.add_argument("--memory-mb", type=int, default=3072, help="address-space limit")
@@ -775,10 +780,15 @@ def main(argv=None):
     resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
     import warnings
     warnings.simplefilter("ignore")
+    budgets = {}
+    for spec in args.inputs:
+        name, _, n = spec.rpartition("=")
+        budgets[name or None] = int(n)
     results = []
     for name in args.target or list(TARGETS):
         try:
-            results.append(fuzz(TARGETS[name], args.seconds, args.seed, args.timeout, args.save_crashes))
+            results.append(fuzz(TARGETS[name], args.seconds, args.seed, args.timeout, args.save_crashes,
+                                inputs=budgets.get(name, budgets.get(None))))
         except ImportError as e:                  # e.g. the .tflite importer not installed
             results.append({"target": name, "what": TARGETS[name].what, "inputs": 0,
                             "seconds": 0, "corpus": 0, "skipped": str(e), "crashes": []})

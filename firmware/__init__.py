@@ -10,12 +10,14 @@ Needs arm-none-eabi-gcc and qemu-system-arm (Debian/Ubuntu:
 Files, in reading order: cores.py (cores and boards), model.py (the contract with
 codegen), startup.c, semihosting.c, link.ld, marker.h, harness.c.j2 (the program),
 build.py (compiling), mtcount.c (counting instructions), runner.py (running),
-sizes.py and report.py (flash, RAM, the table), __main__.py (the command line).
+sizes.py and report.py (flash, RAM, the table), __main__.py (the command line);
+arduino.py writes a model as an Arduino library (`minitiny export arduino`).
 """
+from .arduino import ArduinoExportError, export_arduino
 from .build import BuildError, DoesNotFit, FirmwareError, ToolchainError
 from .cores import CORES, Target, target
 from .model import ModelDirError
 from .runner import FirmwareResult, run
 
-__all__ = ["run", "FirmwareResult", "FirmwareError", "BuildError", "DoesNotFit",
-           "ToolchainError", "ModelDirError", "CORES", "Target", "target"]
+__all__ = ["run", "export_arduino", "ArduinoExportError", "FirmwareResult", "FirmwareError",
+           "BuildError", "DoesNotFit", "ToolchainError", "ModelDirError", "CORES", "Target", "target"]

@@ -27,7 +27,7 @@ _LAZY = {
     "QModel": ("minitiny.quant.graph", "QModel"),
     "quantize": ("minitiny.quant.quantizer", "quantize"),
     "quantize_aware": ("minitiny.quant.qat", "quantize_aware"),
-    "from_tflite": ("minitiny.quant.tflite_io", "from_tflite"),
+    "from_tflite": ("minitiny.quant.tflite_read", "from_tflite"),
     "quantization_report": ("minitiny.quant.report", "quantization_report"),
     "codegen": ("minitiny.codegen", None),
     "firmware": ("minitiny.firmware", None),

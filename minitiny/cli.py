@@ -361,7 +361,10 @@ def cmd_verify(args):
         else:
             from minitiny.quant.tflite_io import to_tflite
             tfl, label = to_tflite(qmodel), "TFLite Micro (.tflite written here)"
-        ok &= _compare(f"{label} vs NumPy int8", tflm.run_tflm(tfl, x), reference)
+        # run_tflm_int8 feeds int8 whatever the file's edges are (float edges: s·(q − z) in,
+        # and the float outputs mapped back to int8), so any converter output compares
+        from minitiny.quant.tflite_read import run_tflm_int8
+        ok &= _compare(f"{label} vs NumPy int8", run_tflm_int8(tfl, x), reference)
     else:
         print("  TFLite Micro: skipped (not installed: pip install tflite-micro)")
     if args.board:
@@ -408,14 +411,15 @@ def cmd_firmware(args):
 
 
 def cmd_import(args):
-    from minitiny.quant import tflite_io
-    if not hasattr(tflite_io, "from_tflite"):
+    from minitiny import codegen
+    from minitiny.reporting.model_report import tflite_reader
+    from_tflite = tflite_reader()
+    if from_tflite is None:
         raise UsageError("importing .tflite files is not available in this version of minitiny "
                          "yet (minitiny.from_tflite is missing)")
-    from minitiny import codegen
     if not os.path.exists(args.tflite):
         raise UsageError(f"{args.tflite}: no such file")
-    qmodel = tflite_io.from_tflite(args.tflite)
+    qmodel = from_tflite(args.tflite)
     g = codegen.generate(qmodel, args.out, name=args.name)
     _say(args, f"imported {args.tflite}: wrote {', '.join(g.files)} in {g.dir}")
     return 0
@@ -666,7 +670,8 @@ def build_parser():
     p = add("demo", cmd_demo)
     p.add_argument("--quick", action="store_true", help="seconds instead of a minute: fewer "
                    "epochs and samples")
-    p.add_argument("--board", default="cortex-m4", help="emulated core or board (default cortex-m4)")
+    p.add_argument("--board", default="nano33ble", help="emulated board or core (default nano33ble: "
+                   "the Arduino Nano 33 BLE Sense's Cortex-M4F with its 1 MB flash and 256 KB RAM)")
     p.add_argument("--out", default=os.path.join("build", "demo"), help="output directory "
                    "(default build/demo)")
     p.add_argument("--no-fetch", action="store_true", help="never download MNIST (use the "

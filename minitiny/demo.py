@@ -161,7 +161,7 @@ def summary(demo, files):
     return "\n".join(lines)
 
 
-def run(out=os.path.join("build", "demo"), board="cortex-m4", quick=False, quiet=False,
+def run(out=os.path.join("build", "demo"), board="nano33ble", quick=False, quiet=False,
         fetch=True):
     """The demo; returns the exit status (0 all verified, 1 a verification failed)."""
     demo = Demo(out, board, quick, quiet, fetch)
@@ -241,21 +241,31 @@ def run(out=os.path.join("build", "demo"), board="cortex-m4", quick=False, quiet
     report_path = write_report(demo, c_dir, model_path, x_test, y_test, fw)
     if report_path:
         demo.record("report", report_path, t0)
-    files = [model_path, generated.source, generated.header,
-             os.path.join(c_dir, f"{name}_manifest.json")] + ([report_path] if report_path else [])
+    files = [_short(f) for f in [model_path, generated.source, generated.header,
+                                 os.path.join(c_dir, f"{name}_manifest.json")]
+             + ([report_path] if report_path else [])]
     text = summary(demo, files)
-    print(text if not quiet else text.split("files:")[0].strip())
-    demo.say(f"\ntotal {time.perf_counter() - start:.1f}s. Next: read {generated.source}, "
-             f"then docs/READING.md.")
+    if quiet:                                 # the table and the verdict, not the file list
+        table, _, rest = text.partition("\nfiles:")
+        text = table.rstrip() + "\n\n" + rest.strip().splitlines()[-1]
+    print(text)
+    demo.say(f"\ntotal {time.perf_counter() - start:.1f}s. Next: open {_short(report_path or c_dir)} "
+             f"in a browser, read {_short(generated.source)}, and follow the guided reading path "
+             "(docs/READING.md in the minitiny repository).")
     return 1 if demo.failed else 0
+
+
+def _short(path):
+    """A path relative to the current directory when it is below it (shorter to read)."""
+    rel = os.path.relpath(path)
+    return path if rel.startswith("..") else rel
 
 
 def write_report(demo, c_dir, model_path, x_test, y_test, fw):
     """The HTML report of the generated model, beside it (plots when matplotlib is there)."""
     from minitiny.reporting import collect, write_html
-    n = 2000 if demo.quick else len(x_test)
     try:
-        report = collect(c_dir, board=demo.board, x=x_test[:n], y=y_test[:n],
+        report = collect(c_dir, board=demo.board, x=x_test, y=y_test,
                          float_model=model_path, run_firmware=False, firmware_result=fw,
                          max_error_samples=500)
         return write_html(report, os.path.join(demo.out, "report.html"))

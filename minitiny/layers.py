@@ -55,9 +55,28 @@ def _fans(shape):
     return shape[-2] * receptive, shape[-1] * receptive
 
 
+_INITIALIZERS = ("glorot_uniform", "he_normal", "he_uniform", "zeros", "ones")
+_placeholders = [False]     # True inside placeholder_weights(): weights are zeros, no draws
+
+
+class placeholder_weights:
+    """Inside `with placeholder_weights():` new layers get zero weights instead of drawing
+    them: loading a model overwrites every weight anyway, so it neither spends time nor
+    moves minitiny.random's stream on them (and np.zeros does not touch memory, so a file
+    declaring an absurd size is refused at the shape check, not after filling gigabytes)."""
+
+    def __enter__(self):
+        self.saved, _placeholders[0] = _placeholders[0], True
+
+    def __exit__(self, *exc):
+        _placeholders[0] = self.saved
+
+
 def initialize(kind, shape, dtype="float32"):
     """Glorot & Bengio 2010 (uniform +-sqrt(6/(fan_in+fan_out))), He et al. 2015
     (normal, std sqrt(2/fan_in)), zeros, ones. Draws from minitiny.random."""
+    if _placeholders[0] and kind in _INITIALIZERS:
+        return np.zeros(shape, dtype)
     fan_in, fan_out = _fans(shape) if shape else (1, 1)
     if kind == "glorot_uniform":
         limit = math.sqrt(6.0 / (fan_in + fan_out))

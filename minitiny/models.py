@@ -17,7 +17,9 @@ the last node is the output. `forward_all(x)` returns every node's output by nam
 One training step (Model._train_step) is the whole of deep learning in five lines:
 forward, loss, clear gradients, backward, optimizer step.
 """
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -39,6 +41,48 @@ def _check_batch_size(batch_size):
     if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
             or batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+
+class _StopOnSignal:
+    """While fit runs: SIGINT (Ctrl-C) and SIGTERM (`kill`, a job scheduler's time limit)
+    ask for a clean stop instead of killing the process or raising mid-step.
+
+    The handler only sets a flag; fit looks at it after every step and every epoch, so a
+    step is never half applied (some weights updated, others not), an epoch's logs are
+    recorded whole or not at all, and a checkpoint being written is finished. A second
+    signal raises KeyboardInterrupt at once, for a step that takes too long. Handlers are
+    installed only in the main thread (Python delivers signals there) and only over the
+    default ones -- a handler the program installed itself is left alone -- and the previous
+    handlers come back when fit returns."""
+    SIGNALS = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL}
+
+    def __init__(self):
+        self.received, self.handled, self.saved = None, False, {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def install(self):
+        if threading.current_thread() is threading.main_thread():
+            for name, default in self.SIGNALS.items():
+                sig = getattr(signal, name, None)
+                if sig is not None and signal.getsignal(sig) is default:
+                    self.saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def restore(self):
+        for sig, previous in self.saved.items():
+            signal.signal(sig, previous)
+        if self.received is not None and not self.handled:
+            # it came after fit's last look (training had just ended): deliver it as if no
+            # handler had been there, rather than swallow the request to stop
+            signal.raise_signal(getattr(signal, self.received))
+
+    def check(self):
+        if self.received is not None:
+            raise KeyboardInterrupt(self.received)
 
 
 @dataclass
@@ -283,7 +327,9 @@ class Model:
 
         validation_split takes the LAST fraction of x, y (before any shuffling), as Keras.
         seed reseeds minitiny.random first: same seed, same batches, same dropout, same
-        history. Ctrl-C stops cleanly after recording the epochs already finished.
+        history. Ctrl-C or SIGTERM stops cleanly after the current step: the history holds
+        the epochs already finished, callbacks still get on_train_end (EarlyStopping
+        restores its best weights), and checkpoints already written stay whole.
         """
         self._require_compiled()
         _check_batch_size(batch_size)
@@ -329,6 +375,7 @@ class Model:
         for cb in cbs:
             cb.on_train_begin()
         epoch = initial_epoch
+        stop = _StopOnSignal().install()
         try:
             for epoch in range(initial_epoch, epochs):
                 for cb in cbs:
@@ -348,6 +395,7 @@ class Model:
                         metric_sums[i] += float(m(tb, out, plan[2], self.loss.from_logits).sum())
                     for cb in batch_cbs:
                         cb.on_train_batch_end(b, {"loss": loss})
+                    stop.check()                # a signal: stop between two steps
                 logs = {"loss": loss_sum / n}
                 logs.update({m.name: s / n for m, s in zip(metrics, metric_sums)})
                 if x_val is not None:
@@ -360,13 +408,18 @@ class Model:
                           + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
                 for cb in cbs:
                     cb.on_epoch_end(epoch, logs)
+                stop.check()
                 if self.stop_training:
                     break
         except KeyboardInterrupt:
             self.stop_training = True
-            print(f"\nTraining interrupted during epoch {epoch + 1}/{epochs}: keeping the "
-                  f"history of the {len(history.epoch)} finished epoch(s); the weights are "
+            stop.handled = True
+            why = stop.received or "Ctrl-C"
+            print(f"\nTraining interrupted ({why}) during epoch {epoch + 1}/{epochs}: keeping "
+                  f"the history of the {len(history.epoch)} finished epoch(s); the weights are "
                   "those of the last finished step.", file=sys.stderr, flush=True)
+        finally:
+            stop.restore()
         for cb in cbs:
             cb.on_train_end()
         return history
@@ -609,5 +662,7 @@ def model_from_config(cfg):
         except KeyError as e:
             raise ValueError(f"layer {layer.name!r} reads {e.args[0]!r}, which is not an "
                              "earlier layer or the input") from None
+        if not ins:
+            raise ValueError(f"layer {layer.name!r} reads no input")
         values[layer.name] = layer(ins if layer.n_inputs != 1 else ins[0])
     return Model(values[inp.name], values[layers[-1].name], name=cfg["name"])

@@ -31,6 +31,7 @@ import zipfile
 import numpy as np
 
 from minitiny import losses as mt_losses
+from minitiny.layers import placeholder_weights
 from minitiny import optimizers as mt_optimizers
 
 FORMAT = "minitiny-model"
@@ -118,6 +119,51 @@ def _read(path):
                              f"{type(e).__name__}: {e}") from None
 
 
+_MISSING = object()
+
+
+def _check_structure(config):
+    """The config's skeleton, before anything is built from it: the right JSON types in
+    the right places (a forged file gets a message, not an AttributeError from deep inside)."""
+    def need(value, kind, what):
+        if value is _MISSING:
+            raise KeyError(what.split()[-1].strip("'"))      # -> "missing entry 'layers'"
+        if isinstance(value, bool) or not isinstance(value, kind):
+            raise ValueError(f"{what} must be {getattr(kind, '__name__', 'a list')}, "
+                             f"got {type(value).__name__} {str(value)[:40]}")
+        return value
+
+    model = need(config.get("model", _MISSING), dict, "'model'")
+    for key, kind in (("class_name", str), ("name", str), ("input_name", str),
+                      ("input_shape", list), ("layers", list)):
+        need(model.get(key, _MISSING), kind, f"model {key!r}")
+    if not model["layers"]:
+        raise ValueError("the model has no layers")
+    for i, lc in enumerate(model["layers"]):
+        need(lc, dict, f"layer {i}")
+        need(lc.get("class_name", _MISSING), str, f"layer {i} 'class_name'")
+        need(lc.get("config", {}), dict, f"layer {i} 'config'")
+        for n in need(lc.get("inputs", []), list, f"layer {i} 'inputs'"):
+            need(n, str, f"an input name of layer {i}")
+    for i, w in enumerate(need(config.get("weights", _MISSING), list, "'weights'")):
+        need(w, dict, f"weight entry {i}")
+        for key in ("layer", "name", "key"):
+            need(w.get(key, _MISSING), str, f"weight entry {i} {key!r}")
+
+
+def _serialized(obj, what, optional=False):
+    """{'class_name': str, 'config': {...}} as optimizers/losses.serialize write it."""
+    if obj is None and optional:
+        return
+    if not (isinstance(obj, dict) and isinstance(obj.get("class_name"), str)
+            and isinstance(obj.get("config", {}), dict)):
+        raise ValueError(f"{what} must be {{'class_name': ..., 'config': {{...}}}}, got "
+                         f"{str(obj)[:60]}")
+    rate = obj.get("config", {}).get("learning_rate")
+    if isinstance(rate, dict):
+        _serialized(rate, f"{what} learning_rate")
+
+
 def load_model(path, compile=True):
     """Read a model written by `model.save(path)`; compiled again if it was compiled."""
     from minitiny.models import model_from_config      # models imports this module lazily
@@ -148,7 +194,9 @@ def load_model(path, compile=True):
                              + (" (saved by a newer minitiny?)" if isinstance(version, int)
                                 and version > FORMAT_VERSION else ""))
     try:
-        model = model_from_config(config["model"])
+        _check_structure(config)
+        with placeholder_weights():                 # every weight comes from the file
+            model = model_from_config(config["model"])
         weights = []
         by_layer = {layer.name: layer for layer in model.layers}
         for layer in model.layers:
@@ -174,14 +222,26 @@ def load_model(path, compile=True):
     except (KeyError, TypeError, ValueError) as e:
         what = f"missing entry {e}" if isinstance(e, KeyError) else str(e)
         raise ModelFileError(f"{path!r}: cannot rebuild the model: {what}") from None
+    except (MemoryError, OverflowError) as e:
+        raise ModelFileError(f"{path!r}: the file describes a model too large to build "
+                             f"({type(e).__name__}: {e})") from None
 
     cc = config.get("compile")
+    if cc is not None and not isinstance(cc, dict):
+        raise ModelFileError(f"{path!r}: 'compile' must be a JSON object or null, got "
+                             f"{type(cc).__name__}")
     if compile and cc:
         try:
+            for key in ("optimizer", "loss"):
+                _serialized(cc.get(key), key, optional=key == "optimizer")
             optimizer = mt_optimizers.deserialize(cc["optimizer"]) if cc.get("optimizer") \
                 else "sgd"
+            metrics = cc.get("metrics") or None
+            if metrics is not None and not (isinstance(metrics, list)
+                                            and all(isinstance(m, str) for m in metrics)):
+                raise ValueError(f"metrics must be a list of names, got {str(metrics)[:40]}")
             model.compile(optimizer=optimizer, loss=mt_losses.deserialize(cc["loss"]),
-                          metrics=cc.get("metrics") or None)
-        except (KeyError, TypeError, ValueError) as e:
+                          metrics=metrics)
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelFileError(f"{path!r}: cannot restore the compile settings: {e}") from None
     return model

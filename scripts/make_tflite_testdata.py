@@ -24,7 +24,9 @@ output types unless the model keeps float edges on purpose.
     conv1d_squeeze.tflite      Conv1D (EXPAND_DIMS -> CONV_2D -> RESHAPE), Flatten, standalone ReLU
     unsupported_ops.tflite     MUL, CONCATENATION, LEAKY_RELU: the import error lists all three
 
-Also written: manifest.json with the TensorFlow version and each file's size and SHA-256.
+Also written: manifest.json with the TensorFlow version and each file's size and SHA-256
+(tests/test_tflite_import.py checks the files against it). Seeds are fixed: a second run
+writes the same bytes.
 """
 import hashlib
 import json
@@ -108,9 +110,16 @@ def convert(model, shape, int8_edges=True, per_channel_dense=True):
     if int8_edges:
         converter.inference_input_type = tf.int8
         converter.inference_output_type = tf.int8
-    if not per_channel_dense:
+    if not per_channel_dense:        # TF 2.21's only switch for per-tensor Dense weights (private)
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     return converter.convert()
+
+
+def write_atomically(path, data):
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.replace(tmp, path)
 
 
 def main(out_dir):
@@ -133,15 +142,12 @@ def main(out_dir):
                 "made_by": "scripts/make_tflite_testdata.py", "files": {}}
     for name, (model, shape, options) in models.items():
         data = convert(model, shape, **options)
-        with open(os.path.join(out_dir, f"{name}.tflite"), "wb") as f:
-            f.write(data)
+        write_atomically(os.path.join(out_dir, f"{name}.tflite"), data)
         manifest["files"][f"{name}.tflite"] = {"bytes": len(data),
                                                 "sha256": hashlib.sha256(data).hexdigest(),
                                                 "input_shape": list(shape), **options}
         print(f"{name}.tflite: {len(data)} bytes")
-    with open(os.path.join(out_dir, "manifest.json"), "w") as f:
-        json.dump(manifest, f, indent=1)
-        f.write("\n")
+    write_atomically(os.path.join(out_dir, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ say() { printf '\n==> %s\n' "$*"; }
 say "Python package (editable) with test and plot extras"
 python -m pip install --quiet --disable-pip-version-check -e ".[test,plots]"
 
-apt_packages=(gcc clang cppcheck gcc-arm-none-eabi qemu-system-arm)
+# chromium + a font: the HTML report is checked in a real headless browser
+apt_packages=(gcc clang cppcheck gcc-arm-none-eabi qemu-system-arm chromium fonts-dejavu-core)
 missing=()
 for p in "${apt_packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

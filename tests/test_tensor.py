@@ -59,6 +59,13 @@ def test_constants_on_either_side():
     y.sum().backward()
     np.testing.assert_allclose(y.data, 2.0 - 3 * x.data + 1 / x.data + 1)
     np.testing.assert_allclose(x.grad, -3 - 1 / x.data ** 2)     # d/dx (2 - 3x + 1/x)
+    x.zero_grad()                              # an ndarray or NumPy scalar on the left:
+    z1 = np.full(3, 2.0) * x                   # NumPy defers to Tensor's reflected ops
+    z2 = np.float64(1.0) / x
+    z3 = np.ones((2, 3)) @ x.reshape(3, 1)     # (2, 1)
+    assert all(isinstance(z, Tensor) for z in (z1, z2, z3))
+    (z1.sum() - z2.sum() + z3.sum()).backward()
+    np.testing.assert_allclose(x.grad, 2 + 1 / x.data ** 2 + 2)
 
 
 # ---- matmul --------------------------------------------------------------------------------

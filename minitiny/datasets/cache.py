@@ -93,6 +93,7 @@ def atomic_write(path, data):
             out.write(data)
             out.flush()
             os.fsync(out.fileno())
+        os.chmod(tmp, 0o644)                       # mkstemp's 0600 would make the cache private
         os.replace(tmp, path)                      # atomic on POSIX and Windows
     except BaseException:
         try:

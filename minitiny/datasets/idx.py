@@ -43,6 +43,9 @@ def parse_idx(data, where="<bytes>"):
                            f"{ndim} dimensions need {header})")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_TYPES[type_code]
+    if int(np.prod([d or 1 for d in shape], dtype=object)) * dtype.itemsize > np.iinfo(np.intp).max:
+        # a zero dimension makes the data empty, but NumPy still refuses such a shape
+        raise DatasetError(f"{where}: IDX dimensions {shape} are too large for any array")
     expected = dtype.itemsize * int(np.prod(shape, dtype=object))   # Python ints: no overflow
     got = len(data) - header
     if got != expected:

@@ -42,6 +42,22 @@ class GraphError(ValueError):
     """A QModel that is not well formed: names the op or tensor and what is wrong."""
 
 
+def _exact(values, dtype, what):
+    """values as `dtype` ('int8' or 'int32'), refusing values a cast would change (wrap or
+    truncate) instead of changing them silently."""
+    a = np.asarray(values)
+    if a.dtype == dtype:
+        return a
+    info = np.iinfo(dtype)
+    if a.dtype.kind not in "iufb" or (a.size and (
+            not np.all(np.isfinite(a)) if a.dtype.kind == "f" else False)):
+        raise GraphError(f"{what}: expected {dtype} values, got {a.dtype}")
+    if a.size and (a.min() < info.min or a.max() > info.max or np.any(a != np.round(a))):
+        raise GraphError(f"{what}: values must be integers in [{info.min}, {info.max}], "
+                         f"got [{a.min()}, {a.max()}]")
+    return a.astype(dtype)
+
+
 @dataclass
 class QTensor:
     name: str
@@ -55,7 +71,7 @@ class QTensor:
     def __post_init__(self):
         self.shape = tuple(int(d) for d in self.shape)
         self.scale = np.asarray(self.scale, dtype=np.float32)
-        self.zero_point = np.asarray(self.zero_point, dtype=np.int32)
+        self.zero_point = _exact(self.zero_point, "int32", f"tensor {self.name!r}: zero point")
         if self.dtype not in ("int8", "int32"):
             raise GraphError(f"tensor {self.name!r}: dtype must be 'int8' or 'int32', got {self.dtype!r}")
         if self.scale.shape != self.zero_point.shape:
@@ -64,7 +80,7 @@ class QTensor:
         if not np.all(np.isfinite(self.scale)) or np.any(self.scale <= 0):
             raise GraphError(f"tensor {self.name!r}: scales must be finite and > 0, got {self.scale}")
         if self.data is not None:
-            self.data = np.asarray(self.data, dtype=self.dtype)
+            self.data = _exact(self.data, self.dtype, f"tensor {self.name!r}: data")
             if self.data.shape != self.shape:
                 raise GraphError(f"tensor {self.name!r}: data shape {self.data.shape} != shape {self.shape}")
 
@@ -255,6 +271,9 @@ class QModel:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
+                f.flush()
+                os.fsync(f.fileno())        # the bytes reach the disk before the rename
+            os.chmod(tmp, 0o644)            # mkstemp's 0600 would make the model private
             os.replace(tmp, path)
         except BaseException:
             os.unlink(tmp)
@@ -262,29 +281,39 @@ class QModel:
 
     @classmethod
     def load(cls, path):
-        """Read a model written by `save`. Never unpickles: a model file cannot run code."""
+        """Read a model written by `save`. Never unpickles: a model file cannot run code.
+        Every field is checked before use; a damaged or forged file raises GraphError
+        naming the file and the field."""
         path = os.fspath(path)
         try:
+            with open(path, "rb") as f:
+                magic = f.read(4)
+            if not magic.startswith(b"PK"):
+                raise ValueError(f"not a .npz (zip) archive, it starts with {magic!r}")
             with np.load(path, allow_pickle=False) as z:
                 arrays = {k: z[k] for k in z.files}
-        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-            raise GraphError(f"{path}: not a readable minitiny int8 model ({e})") from None
+        except GraphError:
+            raise
+        except OSError as e:
+            raise GraphError(f"{path}: cannot read the int8 model ({e})") from None
+        except Exception as e:      # noqa: BLE001  zip, zlib and .npy header errors of a damaged file
+            raise GraphError(f"{path}: not a readable minitiny int8 model "
+                             f"({type(e).__name__}: {e})") from None
         try:
-            config = json.loads(bytes(arrays["config"]).decode())
-            if config.get("format") != cls.FORMAT:
-                raise GraphError(f"{path}: format {config.get('format')!r}, expected {cls.FORMAT!r}")
+            config = _read_config(arrays)
             tensors = {}
             for i, t in enumerate(config["tensors"]):
-                tensors[t["name"]] = QTensor(t["name"], t["shape"], t["dtype"], arrays[f"scale_{i}"],
-                                             arrays[f"zero_point_{i}"],
-                                             arrays[f"data_{i}"] if t["constant"] else None,
-                                             t["quantized_dimension"])
+                tensors[t["name"]] = QTensor(
+                    t["name"], t["shape"], t["dtype"], _array(arrays, f"scale_{i}", "f"),
+                    _array(arrays, f"zero_point_{i}", "iu"),
+                    _array(arrays, f"data_{i}", t["dtype"]) if t["constant"] else None,
+                    t["quantized_dimension"])
             ops = [QOp(o["kind"], o["name"], o["inputs"], o["outputs"], o["options"]) for o in config["ops"]]
             return cls(config["name"], tensors, ops, config["inputs"], config["outputs"],
-                       single_rounding=config.get("single_rounding", False))
+                       single_rounding=config["single_rounding"])
         except GraphError as e:
             raise GraphError(f"{path}: {e}") from None
-        except (KeyError, TypeError, ValueError, UnicodeDecodeError) as e:
+        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as e:
             raise GraphError(f"{path}: corrupted minitiny int8 model ({type(e).__name__}: {e})") from None
 
     # -- sizes ---------------------------------------------------------------------------
@@ -298,3 +327,69 @@ class QModel:
             out = self.tensors[op.outputs[0]]
             lines.append(f"{i:3d} {op.kind:18s} {op.name:20s} {ins} -> {list(out.shape)}")
         return "\n".join(lines)
+
+
+# -- reading a saved model: every field checked before it is used ---------------------------
+def _fields(obj, where, spec):
+    """obj must be a dict holding each key of spec with a value of its type(s)."""
+    if not isinstance(obj, dict):
+        raise GraphError(f"{where} must be a JSON object, got {type(obj).__name__}")
+    for key, kind in spec.items():
+        if key not in obj:
+            raise GraphError(f"{where} has no {key!r}")
+        value = obj[key]
+        if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+            raise GraphError(f"{where}: {key!r} must be {kind.__name__}, got "
+                             f"{type(value).__name__} {str(value)[:40]!r}")
+    return obj
+
+
+def _names(value, where):
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise GraphError(f"{where} must be a list of tensor names, got {str(value)[:60]}")
+    return value
+
+
+def _read_config(arrays):
+    """The JSON description of a saved QModel, its structure checked."""
+    raw = arrays.get("config")
+    if raw is None:
+        raise GraphError("no 'config' entry: not a minitiny int8 model")
+    if raw.dtype != np.uint8 or raw.ndim != 1:
+        raise GraphError(f"config is {raw.dtype} {raw.shape}, expected 1-D uint8 (JSON text)")
+    try:
+        config = json.loads(raw.tobytes().decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise GraphError(f"config is not JSON text ({e})") from None
+    if not isinstance(config, dict) or config.get("format") != QModel.FORMAT:
+        got = config.get("format") if isinstance(config, dict) else type(config).__name__
+        raise GraphError(f"format {got!r}, expected {QModel.FORMAT!r}")
+    config.setdefault("single_rounding", False)
+    _fields(config, "config", {"name": str, "tensors": list, "ops": list, "inputs": list,
+                               "outputs": list, "single_rounding": bool})
+    for i, t in enumerate(config["tensors"]):
+        _fields(t, f"tensor {i}", {"name": str, "shape": list, "dtype": str,
+                                   "quantized_dimension": int, "constant": bool})
+        if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2 ** 31
+                   for d in t["shape"]):
+            raise GraphError(f"tensor {t['name']!r}: shape {t['shape']} must be sizes in [0, 2^31)")
+    for i, o in enumerate(config["ops"]):
+        _fields(o, f"op {i}", {"kind": str, "name": str, "inputs": list, "outputs": list,
+                               "options": dict})
+        _names(o["inputs"], f"op {o['name']!r} inputs")
+        _names(o["outputs"], f"op {o['name']!r} outputs")
+    _names(config["inputs"], "model inputs")
+    _names(config["outputs"], "model outputs")
+    return config
+
+
+def _array(arrays, key, kind):
+    """arrays[key], required to be of a dtype kind ('f', 'iu') or exactly 'int8' / 'int32'."""
+    if key not in arrays:
+        raise GraphError(f"array {key!r} is missing")
+    a = arrays[key]
+    ok = a.dtype == np.dtype(kind) if kind in ("int8", "int32") else a.dtype.kind in kind
+    if not ok:
+        raise GraphError(f"array {key!r} has dtype {a.dtype}, expected "
+                         f"{kind if kind in ('int8', 'int32') else 'float' if kind == 'f' else 'integer'}")
+    return a

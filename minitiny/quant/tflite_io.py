@@ -310,6 +310,9 @@ def save_tflite(qmodel, path):
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+            f.flush()
+            os.fsync(f.fileno())            # the bytes reach the disk before the rename
+        os.chmod(tmp, 0o644)                # mkstemp's 0600 would make the file private
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)

@@ -95,11 +95,11 @@ def load_any(path):
         raise FileNotFoundError(f"{path}: no such file or directory (expected a directory from "
                                 "`minitiny generate`, a .qmodel.npz or a float model .npz)")
     if path.endswith(".tflite"):
-        from minitiny.quant import tflite_io
-        if not hasattr(tflite_io, "from_tflite"):
+        from_tflite = tflite_reader()
+        if from_tflite is None:
             raise ReportError(f"{path}: reading .tflite files is not available in this version "
                               "of minitiny yet (minitiny.from_tflite is missing)")
-        return "int8", None, tflite_io.from_tflite(path)
+        return "int8", None, from_tflite(path)
     try:
         return "int8", None, QModel.load(path)
     except GraphError as int8_error:
@@ -109,6 +109,20 @@ def load_any(path):
         except ModelFileError as float_error:
             raise ReportError(f"{path}: neither an int8 model ({int8_error}) nor a float model "
                               f"({float_error})") from None
+
+
+def tflite_reader():
+    """minitiny.from_tflite (.tflite -> QModel), or None in a version without it."""
+    import importlib
+    import minitiny
+    try:
+        return minitiny.from_tflite
+    except AttributeError:
+        pass
+    try:                                  # where the reader lives, if the export lags behind
+        return importlib.import_module("minitiny.quant.tflite_read").from_tflite
+    except (ImportError, AttributeError):
+        return None
 
 
 def history_path(model_path):

@@ -1,0 +1,150 @@
+"""The DSP-SIMD kernel variant: weight layouts and scratch memory, decided at generation time.
+
+The kernels in templates/*_dsp.c.j2 run on cores with the Arm DSP extension (Cortex-M4,
+M7, M33, M55). Their inner step loads one 32-bit word of four int8 weights and extends it
+into two words of two int16 lanes each, which `__smlad` multiplies with two int16 pairs of
+inputs and adds: four multiply-accumulates in a handful of instructions. How the weights
+sit in flash decides how few instructions that takes, so this file reorders them once, in
+Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" weights).
+
+    __sxtb16(word)         bytes 0 and 2 -> int16 lanes (b0, b2)
+    sxtb16_ror8(word)      bytes 1 and 3 -> int16 lanes (b1, b3)
+
+* conv_2d: the im2col column holds the window as int16 in order k, k+1, k+2, k+3, read as
+  the pairs (k, k+1) and (k+2, k+3). A group of four weights stored as (w0, w2, w1, w3)
+  extends to exactly (w0, w1) and (w2, w3). `conv_weight` applies that permutation to each
+  full group of four along k = (filter_y, filter_x, in_channel); the last k mod 4 stay.
+* fully_connected: the input word is extended the same way as the weight word, (x0, x2)
+  and (x1, x3), so no permutation is needed; instead four units are interleaved
+  (`dense_weight`) so that one pointer walks them: for every four inputs, the four units'
+  words one after the other. The kernel then keeps four sums in registers and extends
+  each input word once for all four.
+* depthwise_conv_2d: TFLite's (kh, kw, channel) layout already puts four channels of one
+  tap in one word; it stays.
+
+Every layout is a permutation of the same bytes: the flash the weights take is unchanged.
+Scratch: conv_2d keeps two im2col columns of int16 in the arena while it runs.
+"""
+import numpy as np
+
+# op kind -> template of its DSP-SIMD kernel (generator.KERNEL_VARIANTS uses this)
+TEMPLATES = {
+    "fully_connected": "fully_connected_dsp.c.j2",
+    "conv_2d": "conv_2d_dsp.c.j2",
+    "depthwise_conv_2d": "depthwise_conv_2d_dsp.c.j2",
+}
+
+# Flash bytes of code of each DSP kernel, Thumb-2, arm-none-eabi-gcc -Os -mcpu=cortex-m4
+# -fno-inline (measured with `python -m minitiny.codegen.sizes DIR` on single-layer models,
+# as generator.CODE_BYTES); the helpers in dsp.c.j2 are inlined into them.
+CODE_BYTES = {"fully_connected": 330, "conv_2d": 470, "depthwise_conv_2d": 500}
+
+
+# The helpers of templates/dsp.c.j2 each kernel calls, and what they call in turn; only
+# what a model uses is emitted (clang warns about unused static inline functions).
+HELPER_DEPENDS = {
+    "smlad_s8x4": ["sxtb16_ror8"],
+    "depthwise_tap4": ["sxtab16_ror8", "sxtb16_ror8"],
+    "im2col_zero_blocks": ["write_s16x2"],
+    "im2col_copy_blocks": ["read_s8x4", "sxtab16_ror8", "write_s16x2"],
+}
+
+
+def helpers(kind, p):
+    """The dsp.c.j2 helpers the DSP kernel of one layer calls (without their dependencies)."""
+    if kind == "fully_connected":
+        return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else [])
+    if kind == "conv_2d":
+        im2col = ["im2col_zero_blocks", "im2col_copy_blocks"] if p["in_c"] % 4 == 0 else \
+                 ["im2col_zeros", "im2col_copy"]
+        return ["read_s8x4", "read_2_words", "sxtb16_ror8"] + im2col
+    return ["read_s8x4", "depthwise_tap4"]
+
+
+def helper_closure(names):
+    todo, used = list(names), set()
+    while todo:
+        name = todo.pop()
+        if name not in used:
+            used.add(name)
+            todo.extend(HELPER_DEPENDS.get(name, []))
+    return used
+
+
+def padded(k):
+    """k rounded up to a multiple of 4: the kernels read whole groups of four."""
+    return (k + 3) // 4 * 4
+
+
+def sxtb16_order(k):
+    """Index permutation of a row of length k (a multiple of 4): each group of four
+    (0, 1, 2, 3) is stored as (0, 2, 1, 3). reordered = row[sxtb16_order(k)]."""
+    return np.arange(k).reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)
+
+
+def conv_weight(weight):
+    """(out_c, kh, kw, in_c) int8 -> (out_c, K4) with K4 = K = kh * kw * in_c rounded up to a
+    multiple of 4 (zeros appended: they meet the zeros im2col appends to each column), each
+    row in sxtb16_order."""
+    rows = np.asarray(weight).reshape(weight.shape[0], -1)    # (out_c, K)
+    k = padded(rows.shape[1])
+    rows = np.concatenate([rows, np.zeros((rows.shape[0], k - rows.shape[1]), rows.dtype)], axis=1)
+    return rows[:, sxtb16_order(k)]
+
+
+def dense_weight(weight):
+    """(units, in_features) int8 -> the lines of fully_connected_dsp.c.j2's array.
+
+    Each row padded with zeros to a multiple of 4 (the kernel reads the input four at a
+    time; the last word's extra bytes meet zero weights). Units in groups of four, one
+    line per group: for each block of four inputs, the four units' four weights (16 bytes,
+    read with two LDRDs). After the groups, the last units mod 4 as whole rows, one line each."""
+    w = np.asarray(weight)
+    units, n = w.shape
+    w = np.concatenate([w, np.zeros((units, padded(n) - n), w.dtype)], axis=1)
+    groups = units // 4
+    lines = [w[4 * g:4 * g + 4].reshape(4, -1, 4).transpose(1, 0, 2).reshape(-1) for g in range(groups)]
+    return lines + [row for row in w[4 * groups:]]
+
+
+def offset_pair(offset):
+    """An int16 offset in both lanes of an int32: (offset, offset), as a signed int32."""
+    lane = int(offset) & 0xFFFF
+    word = lane | (lane << 16)
+    return word - (1 << 32) if word >= 1 << 31 else word
+
+
+CONV_PIXELS = 4      # output pixels conv_2d_dsp.c.j2 computes per pass (im2col columns)
+
+
+def scratch_bytes(kind, p):
+    """Bytes of arena the DSP kernel of `kind` needs while it runs (0: none)."""
+    if kind == "conv_2d":   # CONV_PIXELS im2col columns of K rounded up to 4, int16
+        return CONV_PIXELS * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"]) * 2
+    return 0
+
+
+def weight_bytes(kind, p):
+    """Flash bytes of the DSP kernel's weight array (rows padded to a multiple of 4), or
+    None when it keeps the scalar kernel's."""
+    if kind == "conv_2d":
+        return p["out_c"] * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"])
+    if kind == "fully_connected":
+        return p["out_features"] * padded(p["in_features"])
+    return None
+
+
+def layer_context(kind, p, weight, scratch_offset=None):
+    """What the DSP template of one layer reads as `layer.dsp`."""
+    ctx = {"offset_pair": offset_pair(p["input_offset"])}
+    if kind == "conv_2d":
+        k = p["kernel_h"] * p["kernel_w"] * p["in_c"]
+        ctx.update(K=k, K4=padded(k), pixels=CONV_PIXELS, weight=conv_weight(weight),
+                   scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p))
+    elif kind == "fully_connected":
+        units, n = weight.shape
+        ctx.update(groups=units // 4, out_tail=units % 4, in_features=padded(n), in_blocks=padded(n) // 4,
+                   weight=dense_weight(weight))
+    elif kind == "depthwise_conv_2d":
+        ctx.update(groups=p["out_c"] // 4, out_tail=p["out_c"] % 4)
+    return ctx
