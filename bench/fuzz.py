@@ -597,7 +597,7 @@ class CliTarget(Target):
     def seeds(self):
         return [json.dumps(list(k)).encode() for k in self.grammar()]
 
-    def _value(self, rng, action, work):
+    def _value(self, rng, action):
         files = ["missing.npz", "dir", "empty.npz", "garbage.npz", "model.qmodel.npz", "x.npy",
                  "bad.tflite", "gen", "", "-", "model.py", "a,b,c", "x.npy,y.npy,z.npy"]
         numbers = ["0", "-1", "1", "3", "1e9", "nan", "inf", "-0", "99999999999999999999", "0x10",
@@ -609,18 +609,18 @@ class CliTarget(Target):
         return rng.choice(files + numbers + ["cortex-m4", "nano33ble", "mnist", "sine", "cr2032",
                                              "\u00e9\u00e8", "a" * 300, "--", "--help"])
 
-    def argv(self, rng, command, work):
+    def argv(self, rng, command):
         actions = self.grammar()[command]
         argv = list(command)
         for a in actions:
             if not a.option_strings:                           # positional
-                argv.append(self._value(rng, a, work))
+                argv.append(self._value(rng, a))
             elif rng.random() < 0.35:
                 flag = rng.choice(a.option_strings)
                 if a.nargs == 0:
                     argv.append(flag)
                 else:
-                    argv += [flag, self._value(rng, a, work)]
+                    argv += [flag, self._value(rng, a)]
         if rng.random() < 0.1:
             argv.insert(rng.randrange(len(argv) + 1), rng.choice(["--bogus", "-x", "--help", "--quiet"]))
         if rng.random() < 0.1 and len(argv) > 1:
@@ -631,7 +631,7 @@ class CliTarget(Target):
         command = tuple(json.loads(data))[:2]
         while command not in self.grammar():
             command = command[:-1] if len(command) > 1 else rng.choice(list(self.grammar()))
-        return json.dumps(self.argv(rng, command, None)).encode()
+        return json.dumps(self.argv(rng, command)).encode()
 
     def prepare(self, work):
         """Files the arguments may name, inside the working directory."""

@@ -9,6 +9,7 @@ Files, in reading order:
     names.py      identifiers and comments that cannot break the C
     planner.py    the arena: lifetimes, shared buffers, greedy offsets
     generator.py  QModel -> template context -> files (written atomically)
+    dsp.py        the DSP-SIMD kernels' weight layouts (variant "dsp" / "auto")
     templates/    one Jinja2 template per op kind, model.c.j2 / model.h.j2 around them,
                   fixedpoint.c.j2 with the integer helpers
     loader.py     compile on the host and call through cffi; sanitizer builds

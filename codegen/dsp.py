@@ -10,20 +10,26 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
     __sxtb16(word)         bytes 0 and 2 -> int16 lanes (b0, b2)
     sxtb16_ror8(word)      bytes 1 and 3 -> int16 lanes (b1, b3)
 
-* conv_2d: the im2col column holds the window as int16 in order k, k+1, k+2, k+3, read as
-  the pairs (k, k+1) and (k+2, k+3). A group of four weights stored as (w0, w2, w1, w3)
-  extends to exactly (w0, w1) and (w2, w3). `conv_weight` applies that permutation to each
-  full group of four along k = (filter_y, filter_x, in_channel); the last k mod 4 stay.
+* conv_2d: im2col turns the window of each output pixel into a column of K int16 values
+  (x - Z, in the order k = filter_y, filter_x, in_channel; zeros where the window lies in
+  the padding), read as the pairs (k, k+1) and (k+2, k+3). A group of four weights stored
+  as (w0, w2, w1, w3) extends to exactly (w0, w1) and (w2, w3): `conv_weight` applies that
+  permutation to each group of four of every output channel's row, after padding the row
+  with zeros to a multiple of 4 (the columns are padded with zeros too, so no tail code).
+  The kernel computes CONV_PIXELS = 4 output pixels per pass, one output channel at a
+  time: each weight word is extended once for four pixels, whose columns are interleaved
+  in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs).
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
-  (`dense_weight`) so that one pointer walks them: for every four inputs, the four units'
-  words one after the other. The kernel then keeps four sums in registers and extends
-  each input word once for all four.
+  (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
+  input word is extended once for all four. Rows padded to a multiple of 4 with zeros;
+  the input's last word may read up to 3 bytes past the input tensor, which stay inside
+  the arena (every buffer starts and ends 4-aligned) and meet those zero weights.
 * depthwise_conv_2d: TFLite's (kh, kw, channel) layout already puts four channels of one
   tap in one word; it stays.
 
-Every layout is a permutation of the same bytes: the flash the weights take is unchanged.
-Scratch: conv_2d keeps two im2col columns of int16 in the arena while it runs.
+The padding is the only change in flash: out_c * (K4 - K) bytes for conv_2d and
+units * (in4 - in) for fully_connected (0 when the sizes are multiples of 4).
 """
 import numpy as np
 
@@ -34,10 +40,11 @@ TEMPLATES = {
     "depthwise_conv_2d": "depthwise_conv_2d_dsp.c.j2",
 }
 
-# Flash bytes of code of each DSP kernel, Thumb-2, arm-none-eabi-gcc -Os -mcpu=cortex-m4
-# -fno-inline (measured with `python -m minitiny.codegen.sizes DIR` on single-layer models,
-# as generator.CODE_BYTES); the helpers in dsp.c.j2 are inlined into them.
-CODE_BYTES = {"fully_connected": 330, "conv_2d": 470, "depthwise_conv_2d": 500}
+# Flash bytes of code of each DSP kernel with the dsp.c.j2 helpers it calls, Thumb-2,
+# arm-none-eabi-gcc -Os -mcpu=cortex-m4 -fno-inline (measured with `python -m
+# minitiny.codegen.sizes DIR` on single-layer models, as generator.CODE_BYTES). The
+# depthwise kernel with depth multiplier 1 writes its 3x3 window out: ~820 bytes, else ~520.
+CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 770}
 
 
 # The helpers of templates/dsp.c.j2 each kernel calls, and what they call in turn; only

@@ -72,7 +72,8 @@ def markdown(results, times, quick, command):
             lines.append(f"- **{r.example}**: {r.notes}")
     lines += ["", "## Run", "",
               f"- mode: {'--quick (CI sizes: less data, fewer epochs)' if quick else 'full'}",
-              "- wall time per example: " + ", ".join(f"{n} {t:.0f} s" for n, t in times.items()),
+              "- wall time per example (compile caches warm): "
+              + ", ".join(f"{n} {t:.0f} s" for n, t in times.items()),
               f"- machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
               f"NumPy {__import__('numpy').__version__}, OPENBLAS_NUM_THREADS=1",
               f"- C compiler (host): {tool_version('gcc')}",

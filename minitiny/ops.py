@@ -9,6 +9,8 @@ ow*sw + j for kernel offsets 0 <= i < kh, 0 <= j < kw (after padding). Two trick
 NumPy fast without any Python loop over pixels:
 * im2col: a strided *view* (no copy) lists every window; one reshape (the only copy)
   turns the windows into rows of a matrix, and the convolution becomes one matmul.
+* Forward of depthwise conv and pooling: a loop over the kh*kw kernel OFFSETS, each one
+  a whole-image NumPy operation on the strided slice x[:, i::sh, j::sw].
 * col2im / pooling backward: a loop over the kh*kw kernel OFFSETS (not over pixels);
   offset (i, j) touches the strided slice x[:, i::sh, j::sw] once, so gradients of
   overlapping windows add up with plain `+=` (no slow np.add.at).
@@ -266,17 +268,18 @@ def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
                       _in_bounds_counts(wd, k[1], strides[1], wo, pads[1][0]))   # (Ho, Wo)
     inv = (1.0 / counts).astype(x.dtype)[:, :, None]              # (Ho, Wo, 1)
     xp = _pad(x.data, pads)                                       # zeros add nothing
+    offsets = [(i, j) for i in range(k[0]) for j in range(k[1])]
 
-    out = _offset(xp, 0, 0, ho, wo, strides).copy()
-    for o in range(1, k[0] * k[1]):
-        out += _offset(xp, o // k[1], o % k[1], ho, wo, strides)
+    out = _offset(xp, 0, 0, ho, wo, strides).copy()               # (N, Ho, Wo, C)
+    for i, j in offsets[1:]:                                      # window sums
+        out += _offset(xp, i, j, ho, wo, strides)
     out *= inv
 
     def backward(g):                          # d out/dx = 1/count for every x in the window
         gs = g * inv
         gxp = np.zeros(xp.shape, g.dtype)
-        for o in range(k[0] * k[1]):
-            _offset(gxp, o // k[1], o % k[1], ho, wo, strides)[...] += gs
+        for i, j in offsets:
+            _offset(gxp, i, j, ho, wo, strides)[...] += gs
         return (_crop(gxp, pads, h, wd),)
     return Tensor.make(out, (x,), backward)
 

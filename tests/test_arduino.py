@@ -276,3 +276,70 @@ def test_example_sketch_runs_on_the_emulated_cortex_m4(which, tmp_path):
         fires = float(model.output.dequantize(want[0])) >= 0.5
         assert f"detected (score >= 0.5): {'yes' if fires else 'no'}" in text
     assert QModel.load(os.path.join(tmp_path, "m", "m.qmodel.npz")).name == model.name
+
+
+# ---------------------------------------------------------------------------------------
+# the detector's threshold in the generated header (codegen.generate(threshold=...)), which
+# the sketch prints: the C decision on every int8 output == the float decision on it
+# ---------------------------------------------------------------------------------------
+DETECT_MAIN = r"""
+#include <stdio.h>
+#include "m_model.h"
+int main(void)
+{
+    for (int q = -128; q <= 127; q++) {
+        const int8_t output[M_OUTPUT_SIZE] = {(int8_t)q};
+        printf("%d %d\n", q, m_detect(output));
+    }
+    printf("constant %d\n", (int)M_WAKE_Q);
+    return 0;
+}
+"""
+
+
+def scored(scale, zero_point, seed=0):
+    """dense 4 -> 1 with the given output quantization: a one-score detector."""
+    b = o.Builder(seed, (4,), "det")
+    b.dense(1, "none")
+    model = b.model()
+    out = model.tensors[model.outputs[0]]
+    from minitiny.quant.graph import QTensor
+    model.tensors[out.name] = QTensor(out.name, out.shape, "int8", np.float32(scale), np.int32(zero_point))
+    return QModel(model.name, model.tensors, model.ops, model.inputs, model.outputs)
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is not installed")
+@pytest.mark.parametrize("scale, zero_point", [(1 / 256, -128), (0.0173, 5), (0.5, 127), (3e-4, -40)])
+def test_threshold_decision_in_c_equals_the_float_decision(scale, zero_point, tmp_path):
+    model = scored(scale, zero_point)
+    y = model.output
+    real = y.dequantize(np.arange(-128, 128)).astype(np.float64)    # what QModel.predict gives
+    # thresholds on grid points (the >= must include them), between them, near both ends
+    candidates = [real[200], real[129], (real[60] + real[61]) / 2, real[1], real[255],
+                  np.nextafter(real[100], np.inf), np.nextafter(real[100], -np.inf)]
+    for i, threshold in enumerate(candidates):
+        d = tmp_path / str(i)
+        g = codegen.generate(model, d, name="m", threshold=float(threshold), threshold_name="WAKE")
+        assert g.manifest["threshold"]["macro"] == "M_WAKE_Q"
+        (d / "main.c").write_text(DETECT_MAIN)
+        exe = str(d / "detect")
+        subprocess.run(["gcc"] + ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-I", str(d),
+                                  str(d / "main.c"), "-o", exe], check=True)
+        lines = subprocess.run([exe], capture_output=True, text=True, check=True).stdout.splitlines()
+        fires = [int(line.split()[1]) for line in lines[:256]]
+        assert fires == (real >= float(threshold)).astype(int).tolist(), threshold
+        assert int(lines[256].split()[1]) == g.manifest["threshold"]["q"]
+        assert fires.index(1) == g.manifest["threshold"]["q"] + 128
+
+
+def test_threshold_is_refused_where_it_cannot_work(tmp_path):
+    model = scored(1 / 256, -128)
+    with pytest.raises(codegen.CodegenError, match="always fire"):
+        codegen.generate(model, tmp_path / "a", threshold=-1.0)
+    with pytest.raises(codegen.CodegenError, match="above the largest int8 output"):
+        codegen.generate(model, tmp_path / "b", threshold=2.0)
+    with pytest.raises(codegen.CodegenError, match="not a C identifier"):
+        codegen.generate(model, tmp_path / "c", threshold=0.5, threshold_name="my threshold")
+    with pytest.raises(codegen.CodegenError, match="one output value"):
+        codegen.generate(small_cnn(), tmp_path / "d", threshold=0.5)
+    assert not any(tmp_path.iterdir())

@@ -13,7 +13,6 @@ A quantized value q stands for the real number  r = scale * (q - zero_point).
 import json
 import os
 import tempfile
-import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np

@@ -1,0 +1,387 @@
+"""The DSP-SIMD kernels (codegen variants "dsp" and "auto") give the scalar kernels' bits.
+
+Oracles, each independent of the code under test:
+* QModel.predict_int8, the NumPy int8 reference, for every output; on the emulated cores
+  also the scalar C build of the same model on the same core.
+* The weight layouts (codegen/dsp.py) against a NumPy model of what the kernels read, with
+  the lanes of SXTB16 as the Arm Architecture Reference Manual defines them.
+* On the host: ACLE_SHIM below, the five DSP intrinsics the kernels use written out in C
+  from the Arm ARM's pseudo-code, stands in for <arm_acle.h>, so gcc compiles the DSP C for
+  the host: hypothesis draws many shapes cheaply, and AddressSanitizer + UBSan check every
+  read and write of the kernels (the tails, the im2col buffer, the padded weight rows).
+* On QEMU's Cortex-M4 (and M7, M55): the real instructions, including the inline assembly.
+
+Needs gcc for the host tests, arm-none-eabi-gcc and qemu-system-arm for the rest (skipped,
+with the reason, without them).
+"""
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+sys.path.insert(0, os.path.dirname(__file__))
+import int8_oracle as o  # noqa: E402
+from test_codegen_models import EXTRA_WARNINGS, every_kind_model, random_model  # noqa: E402
+
+from minitiny import codegen  # noqa: E402
+from minitiny.codegen import dsp  # noqa: E402
+
+GCC = shutil.which("gcc")
+ARM_GCC, QEMU = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")
+ARM_OBJDUMP = shutil.which("arm-none-eabi-objdump")
+requires_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed")
+requires_arm = pytest.mark.skipif(ARM_GCC is None, reason="arm-none-eabi-gcc is not installed")
+requires_qemu = pytest.mark.skipif(ARM_GCC is None or QEMU is None or ARM_OBJDUMP is None, reason=(
+    "arm-none-eabi-gcc or qemu-system-arm not installed (apt-get install -y "
+    "--no-install-recommends gcc-arm-none-eabi qemu-system-arm)"))
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+
+
+# ---------------------------------------------------------------------------------------
+# The layouts, in NumPy
+# ---------------------------------------------------------------------------------------
+def lanes(word_bytes):
+    """SXTB16 and SXTB16 with ROR #8 of a little-endian word: (b0, b2) and (b1, b3)."""
+    b = [int(v) for v in word_bytes]
+    return (b[0], b[2]), (b[1], b[3])
+
+
+@given(st.integers(1, 40), st.integers(1, 7), st.integers(0, 2 ** 16))
+def test_conv_layout_pairs_each_weight_with_its_column_value(k, out_c, seed):
+    """The conv kernel: word of group g, lanes (sxtb16, ror) times the column pairs (k, k+1),
+    (k+2, k+3) must give the plain dot product of the natural weights and the column."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, size=(out_c, 1, 1, k)).astype(np.int8)
+    rows = dsp.conv_weight(w)
+    k4 = dsp.padded(k)
+    assert rows.shape == (out_c, k4) and rows.dtype == np.int8
+    column = np.zeros(k4, np.int64)
+    column[:k] = rng.integers(-255, 256, size=k)           # im2col pads with zeros
+    for c in range(out_c):
+        acc = 0
+        for g in range(k4 // 4):
+            (w0, w1), (w2, w3) = lanes(rows[c, 4 * g:4 * g + 4])
+            x = column[4 * g:4 * g + 4]
+            acc += w0 * x[0] + w1 * x[1] + w2 * x[2] + w3 * x[3]   # two SMLADs
+        assert acc == int(w[c].reshape(-1).astype(np.int64) @ column[:k])
+
+
+@given(st.integers(1, 11), st.integers(1, 30), st.integers(0, 2 ** 16))
+def test_dense_layout_feeds_four_units_per_input_word(units, n, seed):
+    """The dense kernel walks one pointer: per group of 4 units, per input word, 4 words."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-127, 128, size=(units, n)).astype(np.int8)
+    x = np.zeros(dsp.padded(n), np.int64)
+    x[:n] = rng.integers(-255, 256, size=n)
+    x[n:] = rng.integers(-255, 256, size=dsp.padded(n) - n)    # the bytes read past the input
+    flat = np.concatenate(dsp.dense_weight(w))
+    assert flat.size == units * dsp.padded(n)
+    got, pos = [], 0
+    for _ in range(units // 4):
+        acc = [0, 0, 0, 0]
+        for blk in range(dsp.padded(n) // 4):
+            (x0, x2), (x1, x3) = (x[4 * blk], x[4 * blk + 2]), (x[4 * blk + 1], x[4 * blk + 3])
+            for u in range(4):
+                (a, b), (c, d) = lanes(flat[pos:pos + 4])
+                acc[u] += a * x0 + b * x2 + c * x1 + d * x3
+                pos += 4
+        got += acc
+    for _ in range(units % 4):
+        acc = 0
+        for blk in range(dsp.padded(n) // 4):
+            (a, b), (c, d) = lanes(flat[pos:pos + 4])
+            acc += a * x[4 * blk] + b * x[4 * blk + 2] + c * x[4 * blk + 1] + d * x[4 * blk + 3]
+            pos += 4
+        got.append(acc)
+    assert pos == flat.size
+    assert got == (w.astype(np.int64) @ x[:n]).tolist()
+
+
+def test_offset_pair_and_scratch_sizes():
+    assert dsp.offset_pair(5) == 0x00050005
+    assert dsp.offset_pair(-128) == -(1 << 32) + 0xFF80FF80       # (-128, -128) as int32
+    assert dsp.offset_pair(128) == 0x00800080
+    p = dict(kernel_h=3, kernel_w=3, in_c=3)
+    assert dsp.scratch_bytes("conv_2d", p) == dsp.CONV_PIXELS * 28 * 2   # 27 -> 28 int16 per column
+    assert dsp.scratch_bytes("fully_connected", p) == 0
+
+
+# ---------------------------------------------------------------------------------------
+# On the host, with the DSP intrinsics emulated
+# ---------------------------------------------------------------------------------------
+ACLE_SHIM = r"""
+/* The ACLE DSP intrinsics minitiny's DSP kernels use, for a host C compiler: each written
+ * from the pseudo-code of the Arm Architecture Reference Manual (Armv7-M, A7.7: SXTB16,
+ * SXTAB16, SMLAD, SMLABB/SMLATT). All arithmetic on uint32_t, so wrap-around is defined. */
+#ifndef TEST_ACLE_SHIM_H
+#define TEST_ACLE_SHIM_H
+#include <stdint.h>
+static inline int32_t shim_half(int32_t x, int top)       /* SInt(x<15:0>) or SInt(x<31:16>) */
+{
+    return (int16_t)(uint16_t)((uint32_t)x >> (top ? 16 : 0));
+}
+static inline int32_t shim_byte(int32_t x, int i)         /* SInt(x<8i+7:8i>) */
+{
+    return (int8_t)(uint8_t)((uint32_t)x >> (8 * i));
+}
+static inline int32_t shim_pack(int32_t lo, int32_t hi)   /* two 16-bit results */
+{
+    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
+}
+static inline int32_t __sxtb16(int32_t x)
+{
+    return shim_pack(shim_byte(x, 0), shim_byte(x, 2));
+}
+static inline int32_t __sxtab16(int32_t a, int32_t x)
+{
+    return shim_pack(shim_half(a, 0) + shim_byte(x, 0), shim_half(a, 1) + shim_byte(x, 2));
+}
+static inline int32_t __smlad(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(shim_half(a, 0) * shim_half(b, 0))
+                     + (uint32_t)(shim_half(a, 1) * shim_half(b, 1)));
+}
+static inline int32_t __smlabb(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(shim_half(a, 0) * shim_half(b, 0)));
+}
+static inline int32_t __smlatt(int32_t a, int32_t b, int32_t acc)
+{
+    return (int32_t)((uint32_t)acc + (uint32_t)(shim_half(a, 1) * shim_half(b, 1)));
+}
+#endif
+"""
+
+
+@pytest.fixture(scope="module")
+def shim_flags(tmp_path_factory):
+    """Compiler flags that build the DSP kernels on the host; a private compile cache."""
+    d = tmp_path_factory.mktemp("acle")
+    (d / "arm_acle.h").write_text(ACLE_SHIM)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("MINITINY_CACHE", str(tmp_path_factory.mktemp("cache")))
+        yield ["-D__ARM_FEATURE_DSP=1", "-isystem", str(d)]
+
+
+def host_dsp(model, x, flags, sanitize=False, variant="dsp"):
+    with tempfile.TemporaryDirectory() as d:
+        codegen.generate(model, d, name="m", variant=variant)
+        got = codegen.load(d, flags=flags, sanitize=sanitize)(x)
+    want = model.predict_int8(x)
+    if not np.array_equal(got, want):
+        bad = np.argwhere(got != want)
+        raise AssertionError(f"{len(bad)} of {want.size} outputs differ; first at {tuple(bad[0])}: "
+                             f"C {got[tuple(bad[0])]}, NumPy {want[tuple(bad[0])]}\n{model.summary()}")
+
+
+def inputs_for(model, seed, n=8):
+    return o.int8_input(np.random.default_rng(seed), model.input.shape, n)
+
+
+@requires_gcc
+@given(st.sampled_from(["fully_connected", "conv_2d", "depthwise_conv_2d"]).flatmap(
+    lambda k: o.op_configs(k).map(lambda c: (k,) + tuple(c))), o.seeds)
+def test_dsp_kernels_on_the_host_match_numpy(shim_flags, config, seed):
+    """int8_oracle's shapes: odd sizes, channels 1..4, strides, paddings, depth multipliers."""
+    kind, in_shape, cfg = config
+    model = o.single_op_model(seed, kind, in_shape, **cfg)
+    host_dsp(model, inputs_for(model, seed % 1000), shim_flags)
+
+
+@requires_gcc
+@settings(max_examples=15)
+@given(st.integers(1, 12), st.integers(1, 9), st.integers(1, 9), st.integers(1, 3), st.integers(1, 4),
+       st.sampled_from(["same", "valid"]), o.seeds)
+def test_wider_convolutions_on_the_host(shim_flags, in_c, out_c, hw, k, stride, padding, seed):
+    """Channels past 4 (the whole-block im2col and several channel groups), tiny outputs."""
+    k = min(k, hw) if padding == "valid" else k
+    kind = ["conv_2d", "depthwise_conv_2d", "fully_connected"][seed % 3]
+    if kind == "conv_2d":
+        model = o.single_op_model(seed, kind, (hw, hw + 1, in_c), out_c=out_c, kernel=(k, k),
+                                  stride=(stride, stride), padding=padding, activation="relu")
+    elif kind == "depthwise_conv_2d":
+        model = o.single_op_model(seed, kind, (hw, hw + 1, in_c), depth_multiplier=1 + seed % 3,
+                                  kernel=(k, k), stride=(stride, stride), padding=padding)
+    else:
+        model = o.single_op_model(seed, kind, (in_c * hw,), units=out_c * 3 + 1, activation="relu6")
+    host_dsp(model, inputs_for(model, 1), shim_flags)
+
+
+@requires_gcc
+@settings(max_examples=15)
+@given(st.integers(0, 2 ** 16), st.lists(st.sampled_from(["conv_2d", "depthwise_conv_2d", "fully_connected",
+                                                          "max_pool_2d", "add", "relu", "reshape"]),
+                                         min_size=1, max_size=6))
+def test_random_models_on_the_host(shim_flags, seed, kinds):
+    model = random_model(seed, kinds)
+    host_dsp(model, inputs_for(model, seed), shim_flags)
+
+
+@requires_gcc
+@pytest.mark.parametrize("seed", [0, 1])
+def test_sanitizers_run_clean_on_the_dsp_kernels(shim_flags, seed):
+    models = [every_kind_model(seed * 10),
+              o.single_op_model(seed, "conv_2d", (5, 7, 8), out_c=7, kernel=(3, 3), padding="same"),
+              o.single_op_model(seed, "conv_2d", (3, 2, 3), out_c=3, kernel=(3, 3), padding="same"),
+              o.single_op_model(seed, "depthwise_conv_2d", (6, 5, 9), depth_multiplier=1, padding="same"),
+              o.single_op_model(seed, "fully_connected", (33,), units=7)]
+    for model in models:
+        host_dsp(model, inputs_for(model, seed), shim_flags, sanitize=True)
+
+
+@requires_gcc
+def test_auto_builds_the_scalar_kernels_on_the_host_and_dsp_refuses(tmp_path):
+    """The host has no <arm_acle.h>: "auto" compiles only because it keeps the scalar path,
+    and "dsp" stops at its #error, which names what is missing."""
+    model = every_kind_model(2)
+    x = inputs_for(model, 3, 16)
+    codegen.generate(model, tmp_path / "auto", name="m", variant="auto")
+    np.testing.assert_array_equal(codegen.load(tmp_path / "auto")(x), model.predict_int8(x))
+    codegen.generate(model, tmp_path / "dsp", name="m", variant="dsp")
+    with pytest.raises(codegen.CompileError, match="__ARM_FEATURE_DSP"):
+        codegen.load(tmp_path / "dsp")
+    with pytest.raises(codegen.CodegenError, match="unknown kernel variant 'neon'"):
+        codegen.generate(model, tmp_path / "x", variant="neon")
+
+
+def test_the_plan_holds_the_im2col_scratch(tmp_path):
+    model = random_model(4, ["conv_2d", "conv_2d", "fully_connected"], input_shape=(6, 5, 3))
+    scalar = codegen.generate(model, tmp_path / "s", variant="scalar").manifest
+    m = codegen.generate(model, tmp_path / "d", variant="dsp").manifest
+    convs = [i for i, layer in enumerate(m["layers"]) if layer["kind"] == "conv_2d"]
+    for i in convs:
+        layer = m["layers"][i]
+        p = model.ops[i].params
+        assert layer["scratch_bytes"] == dsp.scratch_bytes("conv_2d", p) > 0
+        assert layer["ram_bytes"] == scalar["layers"][i]["ram_bytes"] + layer["scratch_bytes"]
+        rows = [r for r in m["plan"] if r["tensors"] == [f"{model.ops[i].name} scratch"]]
+        assert len(rows) == 1 and rows[0]["first"] == rows[0]["last"] == i      # live at its layer only
+        assert rows[0]["offset"] + rows[0]["size"] <= m["arena_bytes"]
+    assert m["arena_bytes"] >= m["arena_lower_bound"] >= scalar["arena_lower_bound"]
+    src = open(tmp_path / "d" / f"{m['name']}_model.c").read()
+    assert src.count("scratch int16[") == len(convs)               # the layer banners say so
+
+
+# ---------------------------------------------------------------------------------------
+# On the emulated Cortex-M cores
+# ---------------------------------------------------------------------------------------
+def float_models():
+    """Small versions of the benchmark's models (bench/cortexm_mac.py), quantized by minitiny."""
+    import minitiny as mt
+    L = mt.layers
+    mt.random.seed(0)
+    mlp = mt.Sequential([L.Dense(37, activation="relu", input_shape=(50,)), L.Dense(10)], name="mlp")
+    cnn = mt.Sequential([L.Conv2D(8, 3, padding="same", activation="relu", input_shape=(12, 11, 1)),
+                         L.MaxPooling2D(2), L.Conv2D(12, 3, padding="same", activation="relu"),
+                         L.Flatten(), L.Dense(10)], name="cnn")
+    layers = [L.Conv2D(16, (5, 4), strides=2, padding="same", input_shape=(15, 10, 1)),
+              L.BatchNormalization(), L.ReLU()]
+    for _ in range(2):
+        layers += [L.DepthwiseConv2D(3, padding="same"), L.BatchNormalization(), L.ReLU(),
+                   L.Conv2D(16, 1), L.BatchNormalization(), L.ReLU()]
+    ds_cnn = mt.Sequential(layers + [L.GlobalAveragePooling2D(), L.Dense(12)], name="ds_cnn")
+    rng = np.random.default_rng(0)
+    out = {}
+    for model in (mlp, cnn, ds_cnn):
+        rep = rng.normal(size=(32,) + tuple(model.input_shape)).astype(np.float32)
+        out[model.name] = mt.quantize(model, rep)
+    return out
+
+
+@pytest.fixture(scope="module")
+def seed_models():
+    models = float_models()
+    models["every_kind"] = every_kind_model(0)
+    return models
+
+
+def run_on(model, variant, board, tmp, seed=0, n=6):
+    from minitiny import firmware
+    d = tempfile.mkdtemp(dir=tmp)
+    codegen.generate(model, d, name="m", variant=variant)
+    r = firmware.run(d, board=board, inputs=inputs_for(model, seed, n), profile=False)
+    assert r.status == "ok", f"{variant} on {board}: {r.message}"
+    assert r.matches_reference is True                 # the NumPy int8 reference
+    return r
+
+
+@requires_qemu
+@pytest.mark.parametrize("name", ["mlp", "cnn", "ds_cnn", "every_kind"])
+def test_seed_models_dsp_equals_scalar_and_numpy_on_the_m4(seed_models, name, tmp_path):
+    model = seed_models[name]
+    scalar = run_on(model, "scalar", "cortex-m4", tmp_path)
+    fast = run_on(model, "dsp", "cortex-m4", tmp_path)
+    np.testing.assert_array_equal(fast.outputs, scalar.outputs)
+    assert fast.ram["stack_bound"] <= 1024, fast.ram           # as tests/test_equivalence.py asks
+    assert fast.ram["arena"] >= scalar.ram["arena"]            # the im2col scratch is in the arena
+
+
+@requires_qemu
+@pytest.mark.parametrize("board", ["cortex-m7", "cortex-m55"])
+def test_dsp_kernels_on_the_m7_and_m55(seed_models, board, tmp_path):
+    for name in ("ds_cnn", "every_kind"):
+        run_on(seed_models[name], "dsp", board, tmp_path, seed=2)
+
+
+@requires_qemu
+def test_odd_shapes_on_the_m4(tmp_path):
+    """Odd sizes on the real instructions (inline assembly included): channels not multiples
+    of 2 or 4, strides, paddings, depth multipliers, outputs of fewer than 4 pixels."""
+    rng = np.random.default_rng(2024)
+    models = [o.single_op_model(1, "conv_2d", (7, 6, 3), out_c=5, kernel=(3, 2), stride=(2, 1)),
+              o.single_op_model(2, "conv_2d", (5, 5, 8), out_c=3, kernel=(3, 3), padding="same"),
+              o.single_op_model(3, "conv_2d", (2, 3, 5), out_c=7, kernel=(2, 3), padding="valid"),
+              o.single_op_model(4, "depthwise_conv_2d", (6, 7, 5), depth_multiplier=1, stride=(2, 1)),
+              o.single_op_model(5, "depthwise_conv_2d", (5, 4, 3), depth_multiplier=3, padding="same"),
+              o.single_op_model(6, "fully_connected", (2, 3, 5), units=9, per_channel=True),
+              o.single_op_model(7, "fully_connected", (3,), units=2, bias=False)]
+    for kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
+        for _ in range(2):
+            in_shape, cfg = o.random_config(rng, kind)
+            models.append(o.single_op_model(int(rng.integers(1 << 30)), kind, in_shape, **cfg))
+    for i, model in enumerate(models):
+        run_on(model, "dsp", "cortex-m4", tmp_path, seed=i, n=4)
+
+
+def disassembly(result, name="m"):
+    obj = result.build_dir / f"{name}_model.o"
+    return subprocess.run([ARM_OBJDUMP, "-d", str(obj)], capture_output=True, text=True, check=True).stdout
+
+
+@requires_qemu
+def test_auto_picks_the_dsp_kernels_by_core(seed_models, tmp_path):
+    model = seed_models["ds_cnn"]
+    m4 = run_on(model, "auto", "cortex-m4", tmp_path)
+    m3 = run_on(model, "auto", "cortex-m3", tmp_path)        # Armv7-M: no DSP extension
+    np.testing.assert_array_equal(m4.outputs, m3.outputs)
+    assert "smlad" in disassembly(m4) and "smlad" not in disassembly(m3)
+    from minitiny import firmware
+    codegen.generate(model, tmp_path / "dsp_only", name="m", variant="dsp")
+    with pytest.raises(firmware.BuildError, match="__ARM_FEATURE_DSP"):   # no DSP extension
+        firmware.run(tmp_path / "dsp_only", board="cortex-m3", n=1, profile=False)
+
+
+@requires_arm
+def test_dsp_and_auto_compile_clean_for_cortex_m(tmp_path):
+    models = [every_kind_model(1), o.single_op_model(1, "conv_2d", (6, 6, 8), out_c=3),
+              o.single_op_model(2, "fully_connected", (8,), units=3),
+              o.single_op_model(3, "depthwise_conv_2d", (6, 6, 8), depth_multiplier=2)]
+    for i, model in enumerate(models):
+        for variant in ("dsp", "auto"):
+            g = codegen.generate(model, tmp_path / f"{variant}{i}", name="m", variant=variant)
+            for cpu in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"):
+                out = subprocess.run([ARM_GCC, f"-mcpu={cpu}", "-mthumb", "-O2", "-ffreestanding"] + STRICT
+                                     + EXTRA_WARNINGS + ["-c", g.source, "-o", str(tmp_path / "m.o")],
+                                     capture_output=True, text=True)
+                assert out.returncode == 0, f"{variant} {cpu}:\n{out.stderr}"
+    # MINITINY_SCALAR keeps the scalar kernels on a DSP core; without it "auto" uses SMLAD
+    g = codegen.generate(models[1], tmp_path / "scalar_forced", name="m", variant="auto")
+    for defines, has_smlad in (([], True), (["-DMINITINY_SCALAR"], False)):
+        subprocess.run([ARM_GCC, "-mcpu=cortex-m4", "-mthumb", "-O2", "-ffreestanding"] + STRICT + defines
+                       + ["-S", g.source, "-o", str(tmp_path / "m.s")], check=True)
+        assert ("smlad" in (tmp_path / "m.s").read_text()) == has_smlad
