@@ -599,13 +599,17 @@ class CliTarget(Target):
 
     def _value(self, rng, action):
         files = ["missing.npz", "dir", "empty.npz", "garbage.npz", "model.qmodel.npz", "x.npy",
-                 "bad.tflite", "gen", "", "-", "model.py", "a,b,c", "x.npy,y.npy,z.npy"]
+                 "bad.tflite", "gen", "", "-", "model.py", "a,b,c", "x.npy,y.npy,z.npy",
+                 "model.tflite", "float.npz", "good", "x.npy,y.npy", "xq.npy", "train.py"]
         numbers = ["0", "-1", "1", "3", "1e9", "nan", "inf", "-0", "99999999999999999999", "0x10",
                    "1.5", "", "abc", "1/s", "10/min", "0.5Hz", "-3/s", "0/s"]
         if action.choices:
             return rng.choice(list(action.choices) + ["nope", ""])
         if action.type in (int, float):
             return rng.choice(numbers)
+        if rng.random() < 0.4:                 # well-formed, so the command gets further
+            return rng.choice(["model.tflite", "float.npz", "good", "x.npy,y.npy", "xq.npy",
+                               "model.qmodel.npz", "train.py", "out_dir", "out.npz"])
         return rng.choice(files + numbers + ["cortex-m4", "nano33ble", "mnist", "sine", "cr2032",
                                              "\u00e9\u00e8", "a" * 300, "--", "--help"])
 
@@ -615,7 +619,7 @@ class CliTarget(Target):
         for a in actions:
             if not a.option_strings:                           # positional
                 argv.append(self._value(rng, a))
-            elif rng.random() < 0.35:
+            elif a.required or rng.random() < 0.35:
                 flag = rng.choice(a.option_strings)
                 if a.nargs == 0:
                     argv.append(flag)
@@ -645,7 +649,26 @@ class CliTarget(Target):
             f.write("raise ValueError('a model file that fails')\n")
         np.save(os.path.join(work, "x.npy"), np.zeros((2, 3), np.float32))
         np.save(os.path.join(work, "y.npy"), np.arange(2))
-        seed_qmodels()[1].save(os.path.join(work, "model.qmodel.npz"))
+        np.save(os.path.join(work, "xq.npy"), np.zeros((2, 8), np.int8))
+        mlp = seed_qmodels()[1]
+        mlp.save(os.path.join(work, "model.qmodel.npz"))
+        # valid inputs too, so commands get past loading: a .tflite, a generated directory,
+        # a float model and a model file that builds
+        from minitiny.quant.tflite_io import save_tflite
+        save_tflite(mlp, os.path.join(work, "model.tflite"))
+        from minitiny import codegen
+        codegen.generate(mlp, os.path.join(work, "good"), name="good")
+        import minitiny as mt
+        mt.random.seed(0)
+        float_model = mt.Sequential([mt.layers.Dense(2, activation="softmax", input_shape=(3,))])
+        float_model.compile("sgd", "sparse_categorical_crossentropy")
+        float_model.save(os.path.join(work, "float.npz"))
+        with open(os.path.join(work, "train.py"), "w") as f:
+            f.write("import minitiny as mt\nEPOCHS = 1\n"
+                    "def build():\n"
+                    "    m = mt.Sequential([mt.layers.Dense(2, activation='softmax', input_shape=(3,))])\n"
+                    "    m.compile('sgd', 'sparse_categorical_crossentropy')\n"
+                    "    return m\n")
 
     def allowed(self):
         return ()

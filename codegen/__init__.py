@@ -16,8 +16,10 @@ Files, in reading order:
     float_codegen.py  the float32 C of an unquantized model, to read beside the int8 C
 """
 from .generator import CodegenError, Generated, generate, model_hash
+from .generator import _environment as template_environment      # Jinja2 over templates/
+from .generator import _write_atomically as write_atomically      # {file: bytes} -> a folder, whole
 from .loader import CompileError, SanitizerError, load
 from .planner import plan_qmodel
 
 __all__ = ["generate", "load", "plan_qmodel", "model_hash", "Generated", "CodegenError",
-           "CompileError", "SanitizerError"]
+           "CompileError", "SanitizerError", "template_environment", "write_atomically"]

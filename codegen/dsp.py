@@ -18,7 +18,8 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   with zeros to a multiple of 4 (the columns are padded with zeros too, so no tail code).
   The kernel computes CONV_PIXELS = 4 output pixels per pass, one output channel at a
   time: each weight word is extended once for four pixels, whose columns are interleaved
-  in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs).
+  in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs). The
+  k loop runs two blocks per iteration (33 instructions per 32 MACs on a Cortex-M4).
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
@@ -27,6 +28,15 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   the arena (every buffer starts and ends 4-aligned) and meet those zero weights.
 * depthwise_conv_2d: TFLite's (kh, kw, channel) layout already puts four channels of one
   tap in one word; it stays.
+
+Requantization. Each kernel ends every output with requantize_fast_to_int8 (dsp.c.j2):
+TFLM's double rounding in ~6 instructions (SMMULR of 2 acc, then one rounding shift), exact
+when fast_requantize below proves it for the layer (|acc| < 2^30 for every input, shifts
+right by 1..31; the proof is beside requantize_fast in dsp.c.j2). Otherwise the layer keeps
+requantize_to_int8, the scalar kernels' MultiplyByQuantizedMultiplier. The input offset is
+not folded into the bias here: the DSP kernels add it while extending int8 to int16
+(SXTAB16 costs what SXTB16 does), so folding would save nothing; the scalar kernels fold it
+(generator.folded_bias).
 
 The padding is the only change in flash: out_c * (K4 - K) bytes for conv_2d and
 units * (in4 - in) for fully_connected (0 when the sizes are multiples of 4).
@@ -50,22 +60,25 @@ CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 770}
 # The helpers of templates/dsp.c.j2 each kernel calls, and what they call in turn; only
 # what a model uses is emitted (clang warns about unused static inline functions).
 HELPER_DEPENDS = {
+    "requantize_fast_to_int8": ["requantize_fast"],
     "smlad_s8x4": ["sxtb16_ror8"],
     "depthwise_tap4": ["sxtab16_ror8", "sxtb16_ror8"],
     "im2col_zero_blocks": ["write_s16x2"],
-    "im2col_copy_blocks": ["read_s8x4", "sxtab16_ror8", "write_s16x2"],
+    "im2col_copy_blocks": ["read_s8x4", "sxtab16_ror8", "write_s16x2", "pack_lo_lo", "pack_hi_hi"],
 }
 
 
-def helpers(kind, p):
-    """The dsp.c.j2 helpers the DSP kernel of one layer calls (without their dependencies)."""
+def helpers(kind, p, fast):
+    """The dsp.c.j2 helpers the DSP kernel of one layer calls (without their dependencies);
+    fast: the layer's requantization is requantize_fast's (fast_requantize)."""
+    epilogue = ["requantize_fast_to_int8"] if fast else ["requantize_to_int8"]
     if kind == "fully_connected":
-        return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else [])
+        return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else []) + epilogue
     if kind == "conv_2d":
         im2col = ["im2col_zero_blocks", "im2col_copy_blocks"] if p["in_c"] % 4 == 0 else \
                  ["im2col_zeros", "im2col_copy"]
-        return ["read_s8x4", "read_2_words", "sxtb16_ror8"] + im2col
-    return ["read_s8x4", "depthwise_tap4"]
+        return ["read_s8x4", "read_2_words", "sxtb16_ror8"] + im2col + epilogue
+    return ["read_s8x4", "depthwise_tap4"] + epilogue
 
 
 def helper_closure(names):
@@ -141,9 +154,40 @@ def weight_bytes(kind, p):
     return None
 
 
-def layer_context(kind, p, weight, scratch_offset=None):
+# requantize_fast (templates/dsp.c.j2) needs |acc| < 2^30: it doubles acc in an int32.
+FAST_ACC_LIMIT = 1 << 30
+
+
+def accumulator_bound(kind, weight, bias):
+    """The largest |acc| any input can give, per output channel: sum |w| * 255 + |bias|
+    (|x - Z| <= 255 for int8 x and Z). The same argument as Prepare's overflow check
+    (minitiny/quant/kernels.py _check_accumulator), summed over the actual weights."""
+    w = np.abs(np.asarray(weight, dtype=np.int64))
+    if kind == "depthwise_conv_2d":            # (1, kh, kw, out_c): a channel per last index
+        per_channel = w.reshape(-1, w.shape[-1]).sum(axis=0)
+    else:                                      # (out_c, ...): a channel per first index
+        per_channel = w.reshape(w.shape[0], -1).sum(axis=1)
+    b = np.abs(np.asarray(bias, dtype=np.int64)) if bias is not None else 0
+    return per_channel * 255 + b
+
+
+def fast_requantize(kind, p, weight, bias):
+    """True when requantize_fast (templates/dsp.c.j2) gives MultiplyByQuantizedMultiplier's
+    bits for every accumulator this layer can produce: TFLM's double rounding (not the
+    single-rounding build), every channel shifts right by 1..31 (a multiplier below 1/2; a
+    larger one, or 0, keeps the general requantize_to_int8), and |acc| < 2^30 for every
+    input (accumulator_bound). The proof is beside requantize_fast."""
+    shifts = np.asarray(p["output_shift"]).ravel()
+    multipliers = np.asarray(p["output_multiplier"]).ravel()
+    return bool(not p.get("single_rounding", False)
+                and np.all((shifts <= -1) & (shifts >= -31)) and np.all(multipliers >= 1 << 30)
+                and accumulator_bound(kind, weight, bias).max(initial=0) < FAST_ACC_LIMIT)
+
+
+def layer_context(kind, p, weight, bias=None, scratch_offset=None):
     """What the DSP template of one layer reads as `layer.dsp`."""
-    ctx = {"offset_pair": offset_pair(p["input_offset"])}
+    ctx = {"offset_pair": offset_pair(p["input_offset"]),
+           "fast_requantize": fast_requantize(kind, p, weight, bias)}
     if kind == "conv_2d":
         k = p["kernel_h"] * p["kernel_w"] * p["in_c"]
         ctx.update(K=k, K4=padded(k), pixels=CONV_PIXELS, weight=conv_weight(weight),

@@ -25,8 +25,8 @@ import os
 
 import numpy as np
 
-from . import loader
-from .generator import GENERATOR, _environment, _write_atomically, generate
+from . import generate, loader, template_environment, write_atomically
+from .generator import GENERATOR
 from .names import c_identifier, c_macro_prefix
 
 TEMPLATE = "audio_frontend.c.j2"
@@ -57,7 +57,7 @@ def _context(cfg, prefix):
 
 
 def _render(context, part):
-    return _environment().get_template(TEMPLATE).render(context, part=part)
+    return template_environment().get_template(TEMPLATE).render(context, part=part)
 
 
 def _prefix(name):
@@ -74,7 +74,7 @@ def frontend_files(cfg, name="kws"):
 def generate_frontend(cfg, out_dir, name="kws"):
     """Write NAME_frontend.h and NAME_frontend.c into out_dir (atomically); return the paths."""
     files = frontend_files(cfg, name)
-    out = _write_atomically(out_dir, {k: v.encode() for k, v in files.items()})
+    out = write_atomically(out_dir, {k: v.encode() for k, v in files.items()})
     return [os.path.join(out, f) for f in sorted(files)]
 
 
@@ -118,7 +118,7 @@ def generate_pipeline(cfg, qmodel, out_dir, name="kws"):
         "model_dir": net,
     }
     files[f"{p}_pcm_manifest.json"] = json.dumps(manifest, indent=1) + "\n"
-    _write_atomically(out_dir, {k: v.encode() for k, v in files.items()})
+    write_atomically(out_dir, {k: v.encode() for k, v in files.items()})
     return manifest
 
 
@@ -138,12 +138,22 @@ def _compile(out_dir, main_name, sources, headers, cdef):
     main = {"name": main_name, "header": os.path.basename(headers[0]),
             "source": os.path.basename(sources[0])}
     cc = loader.default_compiler()
-    path = loader._build(os.path.join(out_dir, os.path.dirname(sources[0])), main, cc,
-                         loader.STRICT_FLAGS + loader.SHARED_FLAGS, "shared",
-                         {k: v for k, v in extra.items() if k not in (main["header"], main["source"])})
+    path = loader.build(os.path.join(out_dir, os.path.dirname(sources[0])), main, cc,
+                        loader.STRICT_FLAGS + loader.SHARED_FLAGS, "shared",
+                        {k: v for k, v in extra.items() if k not in (main["header"], main["source"])})
     ffi = cffi.FFI()
     ffi.cdef(cdef)
     return ffi, ffi.dlopen(path)
+
+
+def _clips(pcm, n_samples):
+    """(N, n_samples) or (n_samples,) int16 -> (contiguous (N, n_samples) int16, single?)."""
+    pcm = np.ascontiguousarray(pcm, dtype=np.int16)
+    single = pcm.ndim == 1
+    pcm = pcm[None] if single else pcm
+    if pcm.ndim != 2 or pcm.shape[1] != n_samples:
+        raise ValueError(f"clips must have {n_samples} samples, got shape {pcm.shape}")
+    return pcm, single
 
 
 class CFrontend:
@@ -156,11 +166,7 @@ class CFrontend:
         self.run = getattr(self.lib, f"{p}_frontend")
 
     def __call__(self, pcm):
-        pcm = np.ascontiguousarray(pcm, dtype=np.int16)
-        single = pcm.ndim == 1
-        pcm = pcm[None] if single else pcm
-        if pcm.shape[1] != self.cfg.clip_samples:
-            raise ValueError(f"clips must have {self.cfg.clip_samples} samples, got shape {pcm.shape}")
+        pcm, single = _clips(pcm, self.cfg.clip_samples)
         out = np.empty((len(pcm),) + self.cfg.feature_shape, dtype=np.int8)
         for i in range(len(pcm)):
             self.run(self.ffi.from_buffer("int16_t[]", pcm[i]), self.ffi.from_buffer("int8_t[]", out[i]))
@@ -190,11 +196,7 @@ class CPipeline:
     def __call__(self, pcm, as_bytes=False):
         """(N, clip) or (clip,) int16 -> int8 scores; as_bytes: through NAME_pcm_invoke,
         the little-endian byte entry point the firmware uses."""
-        pcm = np.ascontiguousarray(pcm, dtype=np.int16)
-        single = pcm.ndim == 1
-        pcm = pcm[None] if single else pcm
-        if pcm.shape[1] != self.n_samples:
-            raise ValueError(f"clips must have {self.n_samples} samples, got shape {pcm.shape}")
+        pcm, single = _clips(pcm, self.n_samples)
         out = np.empty((len(pcm), int(np.prod(self.output_shape))), dtype=np.int8)
         for i in range(len(pcm)):
             o = self.ffi.from_buffer("int8_t[]", out[i])

@@ -222,6 +222,33 @@ def model_hash(qmodel):
     return h.hexdigest()
 
 
+# -- the input offset folded into the bias (the scalar fully_connected and conv_2d) ----------
+def folded_bias(kind, p, weight, bias):
+    """bias + input_offset * (sum of each output channel's weights), or None to keep the
+    offset in the inner loop. The identity, exact in integers:
+
+        sum_k w_k (x_k + input_offset) + bias = sum_k w_k x_k + (bias + input_offset * sum_k w_k)
+
+    It holds when every tap of the sum meets a real input value: always for
+    fully_connected; for conv_2d only when every window lies inside the image (no padding
+    before, pad_h = pad_w = 0, and none after: the last window ends inside), since at a
+    padded border the kernel skips the taps outside the image and the folded bias would
+    still count them. Overflow: with the offset folded, the partial sums are
+    bias' + sum_{k<j} w_k x_k, |x| <= 128, so |partial sum| <= max|bias'| + 128 sum|w|; that
+    must stay below 2^31 (the C adds in int32), else the offset stays in the loop (Prepare's
+    own bound, kernels.py _check_accumulator, is for the unfolded sums)."""
+    if kind == "conv_2d" and (p["pad_h"] or p["pad_w"]
+                              or (p["out_h"] - 1) * p["stride_h"] + p["kernel_h"] > p["in_h"]
+                              or (p["out_w"] - 1) * p["stride_w"] + p["kernel_w"] > p["in_w"]):
+        return None
+    w = np.asarray(weight, dtype=np.int64).reshape(np.shape(weight)[0], -1)   # (out_c, fan_in)
+    b = np.asarray(bias, dtype=np.int64) if bias is not None else np.zeros(w.shape[0], np.int64)
+    folded = b + int(p["input_offset"]) * w.sum(axis=1)
+    if int(np.abs(folded).max(initial=0) + 128 * np.abs(w).sum(axis=1).max(initial=0)) >= 1 << 31:
+        return None
+    return folded
+
+
 # -- the context the templates read --------------------------------------------------------
 def _plain(value):
     """op.params values for Jinja: NumPy scalars -> bool/int/float, arrays stay arrays."""
@@ -277,16 +304,25 @@ def _layer(index, op, qmodel, arena, namer, variant):
         scalars[:0] = [("output_multiplier", int(p["output_multiplier"][0])),
                        ("output_shift", int(p["output_shift"][0]))]
     code_bytes = dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES[kind]
+    # the scalar kernel's bias with the input offset folded in (None: the offset stays in the
+    # loop); a layer without a bias gets one when the folded values are not all zero
+    folded = None
+    if kind in ("fully_connected", "conv_2d") and (not uses_dsp or dsp_template):
+        folded = folded_bias(kind, p, qmodel.tensors[op.inputs[1]].data, bias["data"] if bias else None)
+        if folded is not None and bias is None and np.any(folded):
+            weight_bytes += 4 * len(folded)
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind,
             "template": template, "dsp_template": dsp_template, "p": p,
             "dsp": dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data,
+                                     bias["data"] if bias is not None else None,
                                      arena.scratch.get(index)) if uses_dsp else None,
             "scratch_bytes": dsp.scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "weight": weight, "bias": bias, "per_channel": per_channel,
             "activation": op.options.get("activation", "none"), "macs": int(p.get("macs", 0)),
             "weight_bytes": int(weight_bytes), "code_bytes": code_bytes,
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
-            "shared": arena.shared.get(op.name), "scalars": scalars}
+            "shared": arena.shared.get(op.name), "scalars": scalars,
+            "folded_bias": folded}
 
 
 def _helpers(kinds, single_rounding=False):
@@ -376,7 +412,8 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
         "layers": layers, "helpers": helpers, "single_rounding": single_rounding,
         "dsp": any(layer["dsp"] is not None for layer in layers), "dsp_pixels": dsp.CONV_PIXELS,
         "dsp_helpers": dsp.helper_closure(h for layer in layers if layer["dsp"] is not None
-                                          for h in dsp.helpers(layer["kind"], layer["p"])),
+                                          for h in dsp.helpers(layer["kind"], layer["p"],
+                                                               layer["dsp"]["fast_requantize"])),
         "arena": arena, "arena_size": max(arena.size, 4),
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
         "weight_bytes": weight_bytes, "code_bytes": code_bytes,

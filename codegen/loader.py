@@ -28,8 +28,6 @@ import tempfile
 
 import numpy as np
 
-from .generator import _environment
-
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SHARED_FLAGS = ["-O2", "-fPIC", "-shared", "-DMINITINY_FLOAT_HELPERS"]
 SANITIZE_FLAGS = ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
@@ -86,8 +84,10 @@ def read_manifest(model_dir, name=None):
         return json.load(f)
 
 
-def _build(model_dir, manifest, cc, flags, kind, extra_sources=None):
-    """Compile (or find in the cache) a shared library or executable; return its path."""
+def build(model_dir, manifest, cc, flags, kind, extra_sources=None):
+    """Compile (or find in the cache) a shared library (kind 'shared') or an executable
+    ('exe'); return its path. manifest names the main files ('name', 'header', 'source' in
+    model_dir); extra_sources {file name: bytes} are compiled beside them."""
     sources = {manifest["header"]: None, manifest["source"]: None}
     for fname in sources:
         with open(os.path.join(model_dir, fname), "rb") as f:
@@ -122,30 +122,20 @@ def _build(model_dir, manifest, cc, flags, kind, extra_sources=None):
     return target
 
 
-def _as_batch(x, shape, what):
-    """int8 (N, *shape) or (*shape) -> (contiguous (N, size) int8, single?)."""
+def _as_batch(x, shape, what, dtype=np.int8):
+    """(N, *shape) or (*shape) -> (contiguous (N, size) of dtype, single?); int8 is checked."""
     x = np.asarray(x)
     single = x.shape == tuple(shape)
     if single:
         x = x[None]
     if x.shape[1:] != tuple(shape):
         raise ValueError(f"{what}: input shape {x.shape} does not fit (N, {', '.join(map(str, shape))})")
-    if x.dtype != np.int8:
+    if dtype == np.int8 and x.dtype != np.int8:
         if not np.issubdtype(x.dtype, np.integer):
             raise ValueError(f"{what}: expected int8 input, got {x.dtype} (quantize it first)")
         if x.size and (x.min() < -128 or x.max() > 127):
             raise ValueError(f"{what}: int8 input out of range [{x.min()}, {x.max()}]")
-    return np.ascontiguousarray(x, dtype=np.int8).reshape(len(x), -1), single
-
-
-def _as_float_batch(x, shape, what):
-    x = np.asarray(x, dtype=np.float32)
-    single = x.shape == tuple(shape)
-    if single:
-        x = x[None]
-    if x.shape[1:] != tuple(shape):
-        raise ValueError(f"{what}: input shape {x.shape} does not fit (N, {', '.join(map(str, shape))})")
-    return np.ascontiguousarray(x).reshape(len(x), -1), single
+    return np.ascontiguousarray(x, dtype=dtype).reshape(len(x), -1), single
 
 
 class CModel:
@@ -170,10 +160,7 @@ class CModel:
         self.invoke = getattr(self.lib, f"{p}_invoke")
 
     def __call__(self, x):
-        if self.dtype == np.float32:
-            batch, single = _as_float_batch(x, self.input_shape, self.name)
-        else:
-            batch, single = _as_batch(x, self.input_shape, self.name)
+        batch, single = _as_batch(x, self.input_shape, self.name, self.dtype)
         n, in_size = batch.shape
         out = np.empty((n, int(np.prod(self.output_shape, dtype=np.int64))), dtype=self.dtype)
         ctype = "float" if self.dtype == np.float32 else "int8_t"
@@ -248,11 +235,12 @@ def load(model_dir, name=None, compiler=None, flags=(), sanitize=False):
     if sanitize and manifest.get("dtype") == "float32":
         raise ValueError(f"{model_dir}: sanitize=True runs int8 models; this one is float32")
     if sanitize:
-        main = _environment().get_template("host_main.c.j2").render(
+        from . import template_environment
+        main = template_environment().get_template("host_main.c.j2").render(
             prefix=manifest["name"], PREFIX=manifest["name"].upper(), header=manifest["header"])
-        path = _build(model_dir, manifest, cc, STRICT_FLAGS + SANITIZE_FLAGS + list(flags), "exe",
+        path = build(model_dir, manifest, cc, STRICT_FLAGS + SANITIZE_FLAGS + list(flags), "exe",
                       {"host_main.c": main.encode()})
         return SanitizedModel(path, manifest)
     libs = ["-lm"] if manifest.get("libm") else []
-    path = _build(model_dir, manifest, cc, STRICT_FLAGS + SHARED_FLAGS + list(flags) + libs, "shared")
+    path = build(model_dir, manifest, cc, STRICT_FLAGS + SHARED_FLAGS + list(flags) + libs, "shared")
     return CModel(path, manifest)

@@ -33,8 +33,8 @@ from minitiny.evaluation import confusion_matrix
 from minitiny.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense,
                              DepthwiseConv2D, Flatten, ReLU)
 
-from common import (NotBitExact, Result, accuracy, arguments, deploy, have_plots, print_table, result,
-                    run_model_on_m4, run_program_on_m4, step, time_per_call)
+from common import (NotBitExact, Result, accuracy, arguments, deploy, flash_ram, have_plots, print_table,
+                    result, run_on_m4, step, time_per_call)
 
 DIGITS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 CLASSES = DIGITS + ("silence", "unknown")
@@ -223,10 +223,11 @@ def main(argv=None):
     host_us = time_per_call(c_pipeline, clips_test[:200])
     n_m4 = 2 if args.quick else 4
     pcm_bytes = clips_test[:n_m4].astype("<i2").view(np.int8)                         # WAV layout
-    m4, m4_note = run_program_on_m4(program, manifest, pcm_bytes, args, expected=reference[:n_m4])
+    # firmware.run builds every C file the pipeline's manifest lists into one program
+    m4, m4_note = run_on_m4(program, pcm_bytes, args, n_m4, expected=reference[:n_m4])
     split = ""
     if m4:     # the model alone on the same clips' features: the rest is the front end
-        net_m4, _ = run_model_on_m4(os.path.join(program, manifest["model_dir"]), q_test[:n_m4], args)
+        net_m4, _ = run_on_m4(os.path.join(program, manifest["model_dir"]), q_test[:n_m4], args)
         split = (f"; of the instructions, the model {net_m4['instructions']:,} and the front end "
                  f"{m4['instructions'] - net_m4['instructions']:,} ({cfg.n_frames} frames)")
         print(split[2:])
@@ -239,15 +240,10 @@ def main(argv=None):
     words_pred = c_pipeline(word_clips[:10]).argmax(axis=1)
     print("the ten original recordings, centred, through the C pipeline: "
           + ", ".join(f"{w}->{CLASSES[p]}" for w, p in zip(DIGITS, words_pred)))
-    qm = manifest
     model_bytes = qmodel.weight_bytes()
-    if m4:
-        flash, ram, measured = m4["flash_total"], m4["ram_total"], True
-    else:
-        net = qm["model_dir"]
-        with open(os.path.join(program, net, f"{net}_manifest.json")) as f:
-            nm = json.load(f)
-        flash, ram, measured = nm["weight_bytes"] + nm["code_bytes_estimate"], nm["arena_bytes"], False
+    net = manifest["model_dir"]
+    with open(os.path.join(program, net, f"{net}_manifest.json")) as f:
+        flash, ram, measured = flash_ram(m4, json.load(f))     # measured, or the model's estimate
     rows.append(Result("keyword spotting B: PCM -> front end -> DS-CNN", "accuracy", float(acc_float), acc_int8,
                        int(model_bytes), int(flash), int(ram), measured, host_us,
                        m4["instructions"] if m4 else None, len(y_test_b),

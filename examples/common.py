@@ -4,8 +4,8 @@ Each example script does steps 1-4 (goal, data, model, training) itself, where t
 can see them, then calls
 
     d = deploy(model, x_representative, x_test, name="digits", args=args)   # steps 5-6
-    row = result(args, "digits (Fashion-MNIST MLP)", "accuracy", float_acc, int8_acc, d)
-    print_table([row])                                                      # step 7
+    row = result("digits (Fashion-MNIST MLP)", "accuracy", float_acc, int8_acc, d, len(y_test))
+    print_table([row], args)                                                # step 7
 
 deploy() quantizes the float model (post-training, TFLite's int8 scheme), writes the C
 (minitiny.codegen), compiles it on the host and runs it on the test inputs through cffi,
@@ -13,26 +13,21 @@ stops with an error unless the C outputs equal the NumPy int8 reference bit for 
 when arm-none-eabi-gcc and qemu-system-arm are installed, runs a few inputs on an emulated
 Cortex-M4 for the instruction count and the measured flash and RAM. The int8 numbers the
 examples print are computed from the C's outputs: what the device would answer.
+The checking and the running are minitiny/deploy.py, which `minitiny demo` uses too.
 
 The keyword-spotting example chains the audio front end and the model into one C program
-(codegen/frontend.py); `run_program_on_m4` builds such a multi-file program with the
-firmware's own flags, runtime, harness and QEMU command (firmware.run takes one model file).
+(codegen/frontend.py); its manifest lists the C files, and run_on_m4 runs it like a model.
 """
 import argparse
 import json
 import os
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 from dataclasses import asdict, dataclass, field
-from types import SimpleNamespace
 
 import numpy as np
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
+from minitiny.deploy import run_on_board, text_table, verify_on_host
 
 
 # ---- the command line every example takes ---------------------------------------------------
@@ -61,12 +56,6 @@ def step(number, title):
     print(f"\n== {number}. {title} " + "=" * max(0, 70 - len(title)))
 
 
-def toolchain_missing():
-    """None when the Cortex-M toolchain and QEMU are installed, else what is missing."""
-    missing = [t for t in ("arm-none-eabi-gcc", "qemu-system-arm") if shutil.which(t) is None]
-    return None if not missing else f"{' and '.join(missing)} not installed"
-
-
 # ---- steps 5-6: convert, generate, check, run ---------------------------------------------
 class NotBitExact(AssertionError):
     """The generated C disagrees with the NumPy int8 reference: a bug, never tolerated."""
@@ -85,11 +74,6 @@ class Deployment:
     m4_note: str = ""            # why there was no emulated run, if there was none
 
 
-def quantize(model, x_representative):
-    import minitiny as mt
-    return mt.quantize(model, x_representative)
-
-
 def time_per_call(fn, x, repeats=3):
     """Microseconds per input of fn(x), the best of a few runs (one call per input)."""
     best = np.inf
@@ -103,58 +87,61 @@ def time_per_call(fn, x, repeats=3):
 def deploy(model, x_representative, x_test, name, args, qmodel=None, n_m4=None, board=None):
     """Quantize (unless qmodel is given), generate C, check it against NumPy on x_test,
     time it, and run a few inputs on the emulated Cortex-M (args.board, or `board`)."""
-    from minitiny import codegen
-    qmodel = qmodel or quantize(model, x_representative)
+    import minitiny as mt
+    qmodel = qmodel or mt.quantize(model, x_representative)
     out_dir = os.path.join(args.out, name)
-    g = codegen.generate(qmodel, out_dir, name=name)
-    c_model = codegen.load(out_dir)
+    g = mt.codegen.generate(qmodel, out_dir, name=name)
     x_int8 = qmodel.quantize_input(np.asarray(x_test, dtype=np.float32))
-    reference = qmodel.predict_int8(x_int8)                                  # NumPy int8
-    out_c = c_model(x_int8)                                                  # the C, via cffi
-    if not np.array_equal(out_c, reference):
-        bad = int(np.sum(np.any(out_c.reshape(len(x_int8), -1) != reference.reshape(len(x_int8), -1), axis=1)))
-        raise NotBitExact(f"{name}: the C differs from the NumPy int8 reference on {bad} of "
-                          f"{len(x_int8)} test inputs")
-    print(f"C on the host == NumPy int8 on all {len(x_int8):,} test inputs (bit for bit)")
-    host_us = time_per_call(c_model, x_int8[:1000])
-    d = Deployment(qmodel, out_dir, g.manifest, x_int8, out_c, qmodel.dequantize_output(out_c), host_us)
-    d.m4, d.m4_note = run_model_on_m4(out_dir, x_int8, args, n_m4, board)
+    check = verify_on_host(qmodel, out_dir, x_int8)             # the C via cffi vs NumPy int8
+    if not check.ok:
+        raise NotBitExact(f"{name}: the C differs from the NumPy int8 reference on "
+                          f"{check.n - check.same} of {check.n} test inputs")
+    print(f"C on the host == NumPy int8 on all {check.n:,} test inputs (bit for bit)")
+    host_us = time_per_call(check.model, x_int8[:1000])
+    d = Deployment(qmodel, out_dir, g.manifest, x_int8, check.outputs,
+                   qmodel.dequantize_output(check.outputs), host_us)
+    d.m4, d.m4_note = run_on_m4(out_dir, x_int8, args, n_m4, board)
     return d
 
 
-def _m4_skipped(args):
-    if args.no_firmware:
-        return "skipped (--no-firmware)"
-    return toolchain_missing()
-
-
-def run_model_on_m4(model_dir, x_int8, args, n=None, board=None):
+def run_on_m4(model_dir, x_int8, args, n=None, board=None, expected=None):
     """firmware.run on the first n inputs -> ({instructions, flash, ram, ...}, note).
 
+    model_dir holds a generated model, or a program of several C files its manifest lists
+    (the keyword-spotting pipeline: pass `expected`, it has no .qmodel.npz of its own).
     The program is linked against the board's flash and RAM: a model that does not fit
     fails here (firmware.DoesNotFit), as it would on the board."""
     board = board or args.board
-    why = _m4_skipped(args)
-    if why:
+    x = x_int8[:n or (2 if args.quick else 4)]
+    r, why = (None, "skipped (--no-firmware)") if args.no_firmware else \
+        run_on_board(model_dir, x, board, profile=not args.quick, expected=expected, timeout=120)
+    if r is None:
         print(f"emulated {board}: {why}")
         return None, why
-    from minitiny import firmware
-    x = x_int8[:n or (2 if args.quick else 4)]
-    r = firmware.run(model_dir, board=board, inputs=x, n=None, profile=not args.quick)
     if not r.ok:
         raise NotBitExact(f"emulated {board}: {r.status}: {r.message}")
     if not args.quick:
         print(r.table())
+    stack = r.ram["stack_used"] or 0
     m4 = {"instructions": r.instructions, "flash": r.flash["weights"] + r.flash["code"] + r.flash["model_data"],
-          "ram": r.ram["arena"] + (r.ram["stack_used"] or 0), "flash_total": r.flash["used"],
-          "ram_total": r.ram["static"] + (r.ram["stack_used"] or 0), "board": board,
+          "ram": r.ram["arena"] + stack, "flash_total": r.flash["used"],
+          "ram_total": r.ram["static"] + stack, "board": board,
           "flash_budget": r.flash["budget"], "ram_budget": r.ram["budget"],
           "ram_reserved": r.ram["static"] + r.ram["stack_reserved"],
           "matches": bool(r.matches_reference)}
+    files = "".join(f"; {f}: flash {v['flash']:,} B, RAM {v['ram']:,} B" for f, v in r.source_sizes.items())
     print(f"emulated {board}: {len(x)} inputs, outputs == NumPy int8, {r.instructions:,} "
           f"instructions per inference; firmware flash {m4['flash_total']:,} B, RAM {m4['ram_total']:,} B "
-          f"(static {r.ram['static']:,} + stack used {r.ram['stack_used'] or 0:,})")
+          f"(static {r.ram['static']:,} + stack used {stack:,}){files}")
     return m4, ""
+
+
+def flash_ram(m4, manifest):
+    """(flash, RAM, measured?): the linked firmware when it ran, else the manifest's
+    estimate of the model alone (weights + code estimate, the arena)."""
+    if m4:
+        return m4["flash_total"], m4["ram_total"], True
+    return manifest["weight_bytes"] + manifest["code_bytes_estimate"], manifest["arena_bytes"], False
 
 
 def budget_text(d, board):
@@ -169,76 +156,6 @@ def budget_text(d, board):
         flash, ram, how = m["weight_bytes"] + m["code_bytes_estimate"], m["arena_bytes"], "model only, estimated"
     return (f"flash {flash:,} of {b.flash_bytes:,} B ({100 * flash / b.flash_bytes:.1f}%), RAM {ram:,} "
             f"of {b.ram_bytes:,} B ({100 * ram / b.ram_bytes:.1f}%) ({how})")
-
-
-# ---- a program of several C files on the emulated Cortex-M ---------------------------------
-def run_program_on_m4(program_dir, manifest, inputs_int8, args, expected=None, timeout=120):
-    """Build the C files manifest['sources'] (+ 'headers') with the firmware's harness,
-    runtime, flags and linker script, run it in QEMU, return ({...}, note).
-
-    manifest: name, sources, headers (paths relative to program_dir), output_shape; the first
-    source defines NAME_invoke(const int8_t *, int8_t *) and the first header NAME_INPUT_SIZE
-    and NAME_OUTPUT_SIZE: the firmware's model contract. firmware.run builds one model file;
-    this does the same for several (firmware/build.py's steps, in a loop over the sources).
-    """
-    why = _m4_skipped(args)
-    if why:
-        print(f"emulated {args.board}: {why}")
-        return None, why
-    from minitiny.firmware import build as fwbuild, cores, runner, sizes
-    target = cores.target(args.board)
-    core = target.core
-    gcc = fwbuild.tool("arm-none-eabi-gcc")
-    x = np.ascontiguousarray(inputs_int8, dtype=np.int8).reshape(len(inputs_int8), -1)
-    counter, plugin = runner._choose_counter("auto", None)
-    files = SimpleNamespace(name=manifest["name"], macro=manifest["name"].upper())
-    harness = runner._render_harness(files, x, 2)
-    work = tempfile.mkdtemp(prefix="minitiny-program-")
-    try:
-        for rel in manifest["sources"] + manifest["headers"]:
-            shutil.copy(os.path.join(program_dir, rel), work)
-        for name in fwbuild.RUNTIME:
-            shutil.copy(fwbuild.HERE / name, work)
-        with open(os.path.join(work, "harness.c"), "w") as f:
-            f.write(harness)
-        defines = [f"-DMINITINY_COUNTER_ADDR={core.counter_addr:#x}u"] if counter == "icount" else []
-        objects = []
-        for src in [os.path.basename(s) for s in manifest["sources"]] + ["harness.c", "startup.c", "semihosting.c"]:
-            obj = src[:-2] + ".o"
-            p = subprocess.run([gcc, *fwbuild.compile_flags(core), *defines, "-I.", "-c", src, "-o", obj],
-                               cwd=work, capture_output=True, text=True)
-            if p.returncode:
-                raise RuntimeError(f"compiling {src} for {core.name} failed:\n{p.stdout}{p.stderr}")
-            objects.append(obj)
-        p = subprocess.run([gcc, *objects, *fwbuild.link_flags(core, target.flash_link, target.ram_link,
-                                                              runner.DEFAULT_STACK), "-o", "firmware.elf"],
-                           cwd=work, capture_output=True, text=True)
-        if p.returncode:
-            raise RuntimeError(f"linking for {target.describe()} failed:\n{p.stdout}{p.stderr}")
-        out_size = int(np.prod(manifest["output_shape"]))
-        r = runner.run_elf(os.path.join(work, "firmware.elf"), core, len(x), out_size, counter=counter,
-                           timeout=timeout, plugin_lib=plugin)
-        if r.status != "ok":
-            raise NotBitExact(f"emulated {args.board}: {r.status}: {r.message}")
-        if expected is not None and not np.array_equal(r.outputs, np.asarray(expected).reshape(len(x), -1)):
-            raise NotBitExact(f"emulated {args.board}: the outputs differ from the NumPy reference")
-        linked = sizes.linker_figures(os.path.join(work, "firmware.elf"))
-        per_file = {s: sizes.object_sizes(os.path.join(work, os.path.basename(s)[:-2] + ".o"))
-                    for s in manifest["sources"]}
-        flash = sum(v["flash"] for v in per_file.values())
-        ram = sum(v["ram"] for v in per_file.values()) + (r.stack_used or 0)
-        instructions = None if r.intervals is None else int(r.intervals[:, 0].max())
-        m4 = {"instructions": instructions, "flash": flash, "ram": ram, "board": args.board,
-              "flash_total": linked["flash_used"], "ram_total": linked["ram_used"] + (r.stack_used or 0),
-              "per_file": {os.path.basename(s): {"flash": v["flash"], "ram": v["ram"]} for s, v in per_file.items()},
-              "matches": expected is not None}
-        print(f"emulated {args.board}: {len(x)} inputs, outputs == NumPy, {instructions:,} "
-              f"instructions per inference; firmware flash {m4['flash_total']:,} B, RAM "
-              f"{m4['ram_total']:,} B (static {linked['ram_used']:,} + stack used {r.stack_used or 0:,}); "
-              + ", ".join(f"{k}: flash {v['flash']:,} B, RAM {v['ram']:,} B" for k, v in m4["per_file"].items()))
-        return m4, ""
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 # ---- step 7: the results table ---------------------------------------------------------------
@@ -263,10 +180,7 @@ class Result:
 
 def result(example, metric, float_value, int8_value, d, n_test, notes=""):
     m = d.manifest
-    if d.m4:
-        flash, ram, measured = d.m4["flash_total"], d.m4["ram_total"], True
-    else:
-        flash, ram, measured = m["weight_bytes"] + m["code_bytes_estimate"], m["arena_bytes"], False
+    flash, ram, measured = flash_ram(d.m4, m)
     return Result(example, metric, float(float_value), float(int8_value), int(m["weight_bytes"]),
                   int(flash), int(ram), measured, float(d.host_us),
                   d.m4["instructions"] if d.m4 else None, int(n_test), notes)
@@ -285,16 +199,8 @@ def _cells(r):
 
 
 def table_text(rows, markdown=False):
-    cells = [HEADER] + [_cells(r) for r in rows]
-    if markdown:
-        lines = ["| " + " | ".join(c) + " |" for c in cells]
-        lines.insert(1, "|" + "|".join("---" if i == 0 else "---:" for i in range(len(HEADER))) + "|")
-        return "\n".join(lines)
-    widths = [max(len(c[i]) for c in cells) for i in range(len(HEADER))]
-    lines = ["  ".join(c[i].ljust(widths[i]) if i == 0 else c[i].rjust(widths[i]) for i in range(len(c)))
-             for c in cells]
-    lines.insert(1, "-" * len(lines[0]))
-    return "\n".join(lines)
+    """The results as text (or Markdown): the example's name on the left, numbers right."""
+    return text_table(HEADER, [_cells(r) for r in rows], right=range(1, len(HEADER)), markdown=markdown)
 
 
 def print_table(rows, args):

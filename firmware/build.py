@@ -3,7 +3,8 @@
 Four C files make the program, each compiled to its own object so that sizes can be told
 apart afterwards (sizes.py):
 
-    NAME_model.c     the generated model                         (from the model directory)
+    NAME_model.c     the generated model                         (from the model directory;
+                     with any further C files its manifest lists: model.py)
     harness.c        main(): test inputs, calls, outputs         (rendered from harness.c.j2)
     startup.c        vector table, reset, faults, memcpy/memset  (firmware/)
     semihosting.c    printing and exiting through the host       (firmware/)
@@ -114,8 +115,7 @@ def link_flags(core, flash, ram, stack):
 class Build:
     dir: Path          # cache directory holding sources, objects, .su/.ci files, map and ELF
     elf: Path
-    model_object: Path
-    harness_object: Path
+    model_objects: list  # [Path]: NAME_model.o first, then the program's further sources
     profile: bool
     counter: str       # 'plugin' (mov r11, r11 markers) or 'icount' (counter stamps)
     flash_budget: int
@@ -148,9 +148,9 @@ def build(files, harness_source, target, *, profile, counter, stack, cache_dir=N
         defines.append(f"-DMINITINY_FAULT_TEST={fault_test:#x}u")
     lflags = link_flags(core, target.flash_link, target.ram_link, stack)
 
-    sources = {files.source.name: files.source.read_bytes(),
-               files.header.name: files.header.read_bytes(),
-               "harness.c": harness_source.encode()}
+    model_sources = [files.source] + files.extra_sources          # the model program's C files
+    sources = {p.name: p.read_bytes() for p in model_sources + [files.header] + files.extra_headers}
+    sources["harness.c"] = harness_source.encode()
     sources.update({name: (HERE / name).read_bytes() for name in RUNTIME})
     key = hashlib.sha256()
     for name in sorted(sources):
@@ -158,8 +158,8 @@ def build(files, harness_source, target, *, profile, counter, stack, cache_dir=N
     key.update(repr((cflags, model_flags, defines, lflags, _version(gcc))).encode())
     digest = key.hexdigest()[:20]
     final = cache_root(cache_dir) / f"{files.name}-{core.name}-{digest}"
-    result = Build(final, final / "firmware.elf", final / f"{files.name}_model.o",
-                   final / "harness.o", profile, counter, target.flash_bytes,
+    result = Build(final, final / "firmware.elf", [final / _object(p.name) for p in model_sources],
+                   profile, counter, target.flash_bytes,
                    target.ram_bytes, stack, cached=True)
     if result.elf.is_file():
         return result
@@ -170,9 +170,9 @@ def build(files, harness_source, target, *, profile, counter, stack, cache_dir=N
             (work / name).write_bytes(data)
         commands = []
         objects = []
-        for src, extra in ((files.source.name, model_flags + defines), ("harness.c", defines),
-                           ("startup.c", []), ("semihosting.c", [])):
-            obj = src[:-2] + ".o"
+        for src, extra in ([(p.name, model_flags + defines) for p in model_sources]
+                           + [("harness.c", defines), ("startup.c", []), ("semihosting.c", [])]):
+            obj = _object(src)
             cmd = [gcc, *cflags, *extra, "-I.", "-c", src, "-o", obj]
             commands.append(cmd)
             rc, out = _run(cmd, work)
@@ -185,7 +185,8 @@ def build(files, harness_source, target, *, profile, counter, stack, cache_dir=N
         (work / "link.log").write_text(out)
         if rc:
             if re.search(r"overflowed by|will not fit in region|RAM overflow", out):
-                _explain_overflow(files, target, stack, work, cmd, out)
+                _explain_overflow(files, target, stack, work, cmd, out,
+                                  [work / _object(p.name) for p in model_sources])
             raise BuildError(f"linking the firmware for {target.describe()} failed:\n{out}")
         (work / "build_commands.txt").write_text(
             "# run in this directory to rebuild firmware.elf\n"
@@ -201,11 +202,15 @@ def build(files, harness_source, target, *, profile, counter, stack, cache_dir=N
     return result
 
 
+def _object(source_name):
+    return source_name[:-2] + ".o"          # NAME.c -> NAME.o
+
+
 def _quote(arg):
     return arg if re.fullmatch(r"[\w@%+=:,./-]+", arg) else "'" + arg.replace("'", "'\\''") + "'"
 
 
-def _explain_overflow(files, target, stack, work, cmd, log):
+def _explain_overflow(files, target, stack, work, cmd, log, model_objects):
     """Link again with all the memory QEMU has, measure, and say what does not fit where."""
     from . import sizes
     core = target.core
@@ -219,7 +224,7 @@ def _explain_overflow(files, target, stack, work, cmd, log):
                          f"{core.flash_max:,} B flash / {core.ram_max:,} B RAM QEMU emulates:\n{log}",
                          {})
     linked = sizes.linker_figures(work / "measure.elf")
-    model = sizes.object_sizes(work / f"{files.name}_model.o")
+    model = sizes.program_sizes(sizes.linked_symbols(work / "measure.elf"), model_objects)
     need_flash = linked["flash_used"]
     need_ram = linked["ram_used"] + stack
     lines = [f"model {files.name!r} does not fit {target.describe()}:"]

@@ -16,6 +16,15 @@ For a model named NAME, `minitiny.codegen.generate(qmodel, dir)` writes:
 
 Only the header and the source are required; without the manifest there are no per-layer
 figures, without the .npz no reference check.
+
+A program of several C files (the audio front end, then the model: PCM in, a class out)
+lists them all in its manifest, paths relative to the directory, NAME_model.c first:
+
+    "sources": ["kws_pcm_model.c", "kws_frontend.c", "kws_net/kws_net_model.c"],
+    "headers": ["kws_pcm_model.h", "kws_frontend.h", "kws_net/kws_net_model.h"]
+
+They are compiled side by side in one folder (so each #include "x.h" finds its header by
+name) and linked into one firmware.
 """
 import json
 import math
@@ -43,6 +52,8 @@ class ModelFiles:
     manifest: dict = None
     qmodel_path: Path = None
     layers: list = field(default_factory=list)
+    extra_sources: list = field(default_factory=list)   # further C files of the program
+    extra_headers: list = field(default_factory=list)
 
     @property
     def macro(self):
@@ -135,7 +146,29 @@ def load(model_dir):
     for i, layer in enumerate(files.layers):
         if not isinstance(layer, dict) or "name" not in layer:
             raise ModelDirError(f"{manifest_path.name}: layer {i} needs at least a 'name'")
+    files.extra_sources = _listed(d, manifest_path, manifest, "sources", source)
+    files.extra_headers = _listed(d, manifest_path, manifest, "headers", header)
+    names = [p.name for p in [source, header] + files.extra_sources + files.extra_headers]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ModelDirError(f"{manifest_path}: the program's files are compiled side by side in "
+                            f"one folder, but several are called {', '.join(twice)}")
     return files
+
+
+def _listed(d, manifest_path, manifest, key, main):
+    """The files the manifest lists under `key` ('sources' or 'headers'), except `main`."""
+    listed = (manifest or {}).get(key) or []
+    if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
+        raise ModelDirError(f"{manifest_path}: '{key}' must be a list of file names, got {listed!r}")
+    paths = []
+    for rel in listed:
+        path = d / rel
+        if not path.is_file():
+            raise ModelDirError(f"{manifest_path}: '{key}' lists {rel!r}, which is not in {d}")
+        if path.resolve() != main.resolve():
+            paths.append(path)
+    return paths
 
 
 def load_reference(files):

@@ -5,7 +5,8 @@ flash and RAM.
     print(result.table())
 
 What happens:
-1. model.py reads the generated directory (NAME_model.{h,c}, the manifest, the .npz).
+1. model.py reads the generated directory (NAME_model.{h,c}, the manifest, the .npz; and
+   any further C files the manifest lists under "sources": a program of several files).
 2. harness.c.j2 becomes harness.c with the test inputs compiled in.
 3. build.py compiles and links for the board (a model that does not fit fails here).
 4. QEMU runs the ELF under a timeout. The TCG plugin mtcount.c logs the instruction count
@@ -54,6 +55,7 @@ class FirmwareResult:
     flash: dict = field(default_factory=dict)   # bytes: code, weights, runtime, used, budget, ...
     ram: dict = field(default_factory=dict)     # bytes: arena, runtime, stack_used, ...
     layer_sizes: dict = field(default_factory=dict)  # {layer name: {'code', 'weights', 'ram'}}
+    source_sizes: dict = field(default_factory=dict)  # several C files: {file: {'flash', 'ram', ...}}
     build_dir: Path = None
 
     @property
@@ -352,14 +354,18 @@ def _intervals(counter, marks_text, stamps, n_inputs):
 
 
 def _sizes(result, files, b, r):
-    """Fill result.flash / result.ram / result.layer_sizes from the build's symbols."""
+    """Fill result.flash / result.ram / result.layer_sizes from the linked ELF's symbols:
+    what the model takes after the linker dropped what nothing uses; the rest is runtime."""
     linked = sizes.linker_figures(b.elf)
-    mdl = sizes.object_sizes(b.model_object)
-    harness = {name: size for name, size, _ in sizes.symbols(b.harness_object)}
+    kept = sizes.linked_symbols(b.elf)
+    mdl = sizes.program_sizes(kept, b.model_objects)
+    test_inputs = sum(size for name, size, _, _ in kept if name == "minitiny_test_inputs")
     result.flash = dict(used=linked["flash_used"], budget=b.flash_budget, code=mdl["code"],
                         weights=mdl["weights"], model_data=mdl["data"],
-                        runtime=linked["flash_used"] - mdl["flash"],
-                        test_inputs=harness.get("minitiny_test_inputs", 0))
+                        runtime=linked["flash_used"] - mdl["flash"], test_inputs=test_inputs)
+    if len(b.model_objects) > 1:      # a program of several files: each one's share
+        result.source_sizes = {o.with_suffix(".c").name: sizes.program_sizes(kept, [o])
+                               for o in b.model_objects}
     frames, calls = sizes.call_graph(b.dir)
     bound, path, exact = sizes.worst_stack(f"{files.name}_invoke", frames, calls)
     result.ram = dict(static=linked["ram_used"], budget=b.ram_budget, arena=mdl["ram"],

@@ -1,9 +1,14 @@
 """Flash and RAM: where the bytes of a firmware go, read from the build with binutils.
 
-* Per symbol, `arm-none-eabi-nm --size-sort -S` on an object file lists each function and
-  array with its size and a letter: T/t code (flash), R/r constants (flash: the model's
-  `static const` weights), D/d initialised data (RAM, and its first value in flash),
-  B/b zeroed data (RAM: the model's arena). Upper case is global, lower case static.
+* Per symbol, `arm-none-eabi-nm -S` lists each function and array with its size and a
+  letter: T/t code (flash), R/r constants (flash: the model's `static const` weights),
+  D/d initialised data (RAM, and its first value in flash), B/b zeroed data (RAM: the
+  model's arena). Upper case is global, lower case static.
+* The model's share is read from the LINKED firmware, not from its object file: the linker
+  (--gc-sections) drops every function and array nothing calls or reads, and an object
+  file still counts them. `nm -a -p` on the ELF lists the symbol table in the linker's
+  order: each input file's name (letter a), then that file's static symbols; the global
+  symbols of all files come last, and each is matched to the object that defines it.
 * The totals come from symbols link.ld defines (`__minitiny_flash_used`, ...).
 * Stack: gcc's `-fstack-usage` gives each function's frame (NAME.su) and
   `-fcallgraph-info=su` the call graph (NAME.ci); the deepest path from a function is
@@ -30,9 +35,34 @@ def symbols(path):
     return rows
 
 
-def object_sizes(path):
-    """Bytes an object file puts in flash and RAM: code, weights (constants), RAM."""
-    rows = symbols(path)
+def linked_symbols(elf):
+    """[(name, size, type letter, file)] of every sized symbol the linked ELF kept; `file` is
+    the source a static symbol came from ('x.c'), None for a global symbol.
+
+    A symbol at the address and of the size of one listed before is an alias, counted once:
+    at -O2 gcc's identical code folding (-fipa-icf) gives identical constant arrays (two
+    layers' equal shift tables, say) one copy in flash and several names."""
+    out = subprocess.run([tool("arm-none-eabi-nm"), "-a", "-p", "-S", "-t", "d", str(elf)],
+                         capture_output=True, text=True, check=True).stdout
+    rows, current, seen = [], None, set()
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1] == "a":        # '00000000 a harness.c': a file begins
+            current = parts[2]
+        elif len(parts) == 4 and (parts[0], parts[1]) not in seen:
+            seen.add((parts[0], parts[1]))
+            name, size, letter = parts[3], int(parts[1]), parts[2]
+            rows.append((name, size, letter, current if letter.islower() else None))
+    return rows
+
+
+def program_sizes(linked, objects):
+    """Bytes the object files' symbols take in the linked firmware (`linked`: linked_symbols
+    of the ELF): code, weights (constants), data, bss, ram, flash and the symbols."""
+    sources = {Path(o).with_suffix(".c").name for o in objects}
+    defined = {name for o in objects for name, _, letter in symbols(o) if letter.isupper()}
+    rows = [(name, size, letter) for name, size, letter, source in linked
+            if (source in sources if letter.islower() else name in defined)]
     total = {kind: sum(s for _, s, t in rows if t in letters)
              for kind, letters in (("code", FLASH_CODE), ("weights", FLASH_CONST),
                                    ("data", RAM_DATA), ("bss", RAM_BSS))}

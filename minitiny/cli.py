@@ -282,7 +282,8 @@ def _metric(pred, y, metric):
 def cmd_generate(args):
     from minitiny import codegen
     qmodel = load_qmodel(args.model)
-    g = codegen.generate(qmodel, args.out, name=args.name)
+    g = codegen.generate(qmodel, args.out, name=args.name, variant=args.variant,
+                         threshold=args.threshold)
     m = g.manifest
     _say(args, f"wrote {', '.join(g.files)} in {g.dir}")
     print(f"{m['name']}: {len(m['layers'])} layers, {m['macs']:,} MACs, weights {m['weight_bytes']:,} B, "
@@ -420,7 +421,8 @@ def cmd_import(args):
     if not os.path.exists(args.tflite):
         raise UsageError(f"{args.tflite}: no such file")
     qmodel = from_tflite(args.tflite)
-    g = codegen.generate(qmodel, args.out, name=args.name)
+    g = codegen.generate(qmodel, args.out, name=args.name, variant=args.variant,
+                         threshold=args.threshold)
     _say(args, f"imported {args.tflite}: wrote {', '.join(g.files)} in {g.dir}")
     return 0
 
@@ -431,7 +433,7 @@ def cmd_export(args):
     if export is None:
         raise UsageError("exporting an Arduino library is not available in this version of "
                          "minitiny yet (minitiny.firmware.export_arduino is missing)")
-    result = export(args.dir, args.out) if args.out else export(args.dir)
+    result = export(args.dir, args.out, library_name=args.name, variant=args.variant)
     _say(args, f"exported {args.dir} for Arduino" + (f": {result}" if result else ""))
     return 0
 
@@ -571,6 +573,16 @@ def _common():
     return p
 
 
+def _add_codegen_options(p):
+    """The C generator's choices, shared by `generate` and `import`."""
+    p.add_argument("--variant", choices=("scalar", "dsp", "auto"), default="scalar",
+                   help="kernels: scalar (the readable reference, default), dsp (Cortex-M DSP SIMD "
+                        "only), auto (both; the DSP ones where __ARM_FEATURE_DSP is defined)")
+    p.add_argument("--threshold", type=float, metavar="SCORE",
+                   help="a detector's float decision threshold, emitted as an int8 constant "
+                        "NAME_THRESHOLD_Q and NAME_detect() in the header")
+
+
 def build_parser():
     common = _common()
     parser = argparse.ArgumentParser(
@@ -618,6 +630,7 @@ def build_parser():
     p.add_argument("model", metavar="MODEL.qmodel.npz", help="an int8 model")
     p.add_argument("--out", required=True, metavar="DIR", help="output directory")
     p.add_argument("--name", help="C prefix of the generated names (default: the model's name)")
+    _add_codegen_options(p)
 
     p = add("verify", cmd_verify)
     p.add_argument("dir", metavar="DIR", help="a directory from `minitiny generate`")
@@ -638,11 +651,15 @@ def build_parser():
     p.add_argument("tflite", metavar="MODEL.tflite")
     p.add_argument("--out", required=True, metavar="DIR")
     p.add_argument("--name", help="C prefix (default: the model's name)")
+    _add_codegen_options(p)
 
     p = add("export", cmd_export)
     p.add_argument("target", choices=("arduino",), help="what to export for")
     p.add_argument("dir", metavar="DIR", help="a directory from `minitiny generate`")
     p.add_argument("--out", metavar="DIR", help="where to write the library")
+    p.add_argument("--name", help="library name (default: from the model's name)")
+    p.add_argument("--variant", choices=("scalar", "dsp", "auto"), default="auto",
+                   help="kernels (default auto: DSP SIMD on the Nano 33 BLE's Cortex-M4F)")
 
     p = add("report", cmd_report)
     p.add_argument("model", metavar="MODEL_OR_DIR",

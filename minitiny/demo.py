@@ -11,6 +11,7 @@ Read `run()` from the top: it is the seven steps of the course in order.
                  the NumPy int8 reference: the outputs must be identical, bit for bit
     7. deploy    with arm-none-eabi-gcc and qemu-system-arm installed: build firmware for an
                  emulated Cortex-M4, run a few images, verify again; instructions, flash, RAM
+    (Steps 6 and 7 and the summary table are minitiny/deploy.py, shared with the examples.)
 
 Without MNIST, and no way to fetch it, the demo says so and uses the sine model of TFLite
 Micro's "hello world" (a regression: mean squared error instead of accuracy).
@@ -22,6 +23,7 @@ import time
 import numpy as np
 
 import minitiny as mt
+from minitiny.deploy import run_on_board, text_table, verify_on_host
 from minitiny.layers import Dense, Flatten
 from minitiny.reporting.model_report import save_history
 from minitiny.reporting.progress import Progress, TrainingProgress, on_terminal
@@ -115,45 +117,11 @@ def score(model_or_qmodel, x, y, classifier):
     return float(np.mean((pred.reshape(len(y), -1) - y.reshape(len(y), -1)) ** 2))
 
 
-# ---- 6. verify on the host -------------------------------------------------------------------
-def verify_on_host(demo, c_dir, qmodel, x_int8):
-    """Compile the generated C (cffi) and compare it with the NumPy int8 reference on every
-    input -> (identical outputs, inputs)."""
-    fn = mt.codegen.load(c_dir)                            # gcc -std=c99 -Wall -Wextra -Werror
-    reference = qmodel.predict_int8(x_int8)                # (N, 10) int8
-    same = 0
-    with Progress(len(x_int8), "C vs NumPy int8", enabled=demo.bars) as bar:
-        for i in range(0, len(x_int8), 1000):
-            c_out = fn(x_int8[i:i + 1000])
-            same += int(np.sum(np.all(c_out.reshape(len(c_out), -1)
-                                      == reference[i:i + 1000].reshape(len(c_out), -1), axis=1)))
-            bar.update(len(c_out))
-    return same, len(x_int8)
-
-
-# ---- 7. deploy on an emulated microcontroller ------------------------------------------------
-def run_on_microcontroller(demo, c_dir, x_int8):
-    """Build firmware for the board and run a few inputs in QEMU -> FirmwareResult, or None
-    (and the reason) when the cross-compiler or the emulator is missing."""
-    from minitiny.reporting.model_report import toolchain_missing
-    why = toolchain_missing()
-    if why:
-        return None, why
-    from minitiny import firmware
-    try:
-        return firmware.run(c_dir, board=demo.board, inputs=x_int8, n=len(x_int8)), None
-    except firmware.ToolchainError as e:
-        return None, str(e).splitlines()[0]
-
-
 # ---- the summary ---------------------------------------------------------------------------
 def summary(demo, files):
-    width = max(len(r[0]) for r in demo.rows)
-    lines = ["", "== Summary", f"{'step':{width}}  {'result':58}  time"]
-    lines.append("-" * len(lines[-1]))
-    for step, result, seconds in demo.rows:
-        took = "" if seconds is None else f"{seconds:5.1f}s"
-        lines.append(f"{step:{width}}  {result:58}  {took}".rstrip())
+    rows = [(step, result, "" if seconds is None else f"{seconds:5.1f}s")
+            for step, result, seconds in demo.rows]
+    lines = ["", "== Summary", text_table(("step", f"{'result':58}", "time"), rows)]
     lines += ["", "files:"] + [f"  {f}" for f in files]
     verdict = ("FAILED: " + "; ".join(demo.failed)) if demo.failed else \
         "every check passed: the C computes exactly what the int8 model computes"
@@ -212,14 +180,16 @@ def run(out=os.path.join("build", "demo"), board="nano33ble", quick=False, quiet
 
     t0 = demo.step("6. verify: C on this machine == NumPy int8")
     x_int8 = qmodel.quantize_input(x_test)
-    same, n = verify_on_host(demo, c_dir, qmodel, x_int8)
+    with Progress(len(x_int8), "C vs NumPy int8", enabled=demo.bars) as bar:
+        check = verify_on_host(qmodel, c_dir, x_int8, progress=bar)
+    same, n = check.same, check.n
     demo.say(f"{same:,}/{n:,} test inputs give identical int8 outputs")
-    if same != n:
+    if not check.ok:
         demo.failed.append(f"C differs from NumPy int8 on {n - same} inputs")
     demo.record("verify C == NumPy int8", f"{same:,}/{n:,} identical (host C via cffi)", t0)
 
     t0 = demo.step(f"7. run on an emulated {board}")
-    fw, why = run_on_microcontroller(demo, c_dir, x_int8[:4 if quick else 8])
+    fw, why = run_on_board(c_dir, x_int8[:4 if quick else 8], board)   # QEMU, or why not
     if fw is None:
         demo.say(f"skipped: {why}")
         demo.record(f"firmware ({board})", "skipped: toolchain not installed", t0)

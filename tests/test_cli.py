@@ -197,6 +197,53 @@ def test_verify_passes_on_the_generated_code(chain, capsys):
     assert "OK: bit-exact" in out
 
 
+def test_generate_auto_variant_emits_both_kernels_and_verifies(chain, capsys, tmp_path):
+    """--variant auto keeps the scalar kernels for the host and adds the DSP ones beside them."""
+    d, _, _ = chain
+    out_dir = tmp_path / "auto"
+    code, _, err = run(capsys, "generate", str(d / "blobs.qmodel.npz"), "--out", str(out_dir),
+                       "--name", "blobs", "--variant", "auto")
+    assert code == 0, err
+    source = (out_dir / "blobs_model.c").read_text()
+    assert "__ARM_FEATURE_DSP" in source
+    code, out, err = run(capsys, "verify", str(out_dir), "--inputs", str(d / "x.npy"))
+    assert code == 0, err
+    assert "OK: bit-exact" in out
+
+
+def test_generate_threshold_needs_a_single_score(chain, capsys, tmp_path):
+    """The blobs classifier has three outputs: a detector threshold makes no sense there."""
+    d, _, _ = chain
+    code, _, err = run(capsys, "generate", str(d / "blobs.qmodel.npz"), "--out",
+                       str(tmp_path / "t"), "--threshold", "0.5")
+    assert code == 2
+    assert "one output value" in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_generate_threshold_on_a_detector(capsys, tmp_path):
+    """A one-output model gets NAME_THRESHOLD_Q and NAME_detect() in its header."""
+    import minitiny as mt
+    mt.random.seed(0)
+    model = mt.Sequential([mt.layers.Dense(4, activation="relu", input_shape=[2]),
+                           mt.layers.Dense(1, activation="sigmoid")])
+    q = mt.quantize(model, representative_data=np.random.default_rng(0).normal(size=(64, 2)))
+    q.save(str(tmp_path / "det.qmodel.npz"))
+    code, _, err = run(capsys, "generate", str(tmp_path / "det.qmodel.npz"), "--out",
+                       str(tmp_path / "c"), "--name", "det", "--threshold", "0.5")
+    assert code == 0, err
+    header = (tmp_path / "c" / "det_model.h").read_text()
+    assert "DET_THRESHOLD_Q" in header and "det_detect" in header
+
+
+def test_export_arduino_with_a_library_name(chain, capsys, tmp_path):
+    d, _, _ = chain
+    code, _, err = run(capsys, "export", "arduino", str(d / "c"), "--out", str(tmp_path / "lib"),
+                       "--name", "BlobsLib")
+    assert code == 0, err
+    assert "name=BlobsLib" in (tmp_path / "lib" / "library.properties").read_text()
+
+
 def test_verify_exits_1_when_outputs_differ(chain, capsys, tmp_path):
     """Change the reference model's biases: the C (generated from the original) must now
     disagree with the NumPy int8 run, and verify must say so with exit status 1."""

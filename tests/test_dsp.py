@@ -29,7 +29,8 @@ import int8_oracle as o  # noqa: E402
 from test_codegen_models import EXTRA_WARNINGS, every_kind_model, random_model  # noqa: E402
 
 from minitiny import codegen  # noqa: E402
-from minitiny.codegen import dsp  # noqa: E402
+from minitiny.codegen import dsp, generator  # noqa: E402
+from minitiny.quant import fixedpoint as fp  # noqa: E402
 
 GCC = shutil.which("gcc")
 ARM_GCC, QEMU = shutil.which("arm-none-eabi-gcc"), shutil.which("qemu-system-arm")
@@ -109,6 +110,75 @@ def test_offset_pair_and_scratch_sizes():
     p = dict(kernel_h=3, kernel_w=3, in_c=3)
     assert dsp.scratch_bytes("conv_2d", p) == dsp.CONV_PIXELS * 28 * 2   # 27 -> 28 int16 per column
     assert dsp.scratch_bytes("fully_connected", p) == 0
+
+
+# ---------------------------------------------------------------------------------------
+# The fast requantization's identity, in Python integers
+# ---------------------------------------------------------------------------------------
+def requantize_fast(acc, multiplier, right_shift):
+    """templates/dsp.c.j2 requantize_fast, step by step: SMMULR (the Arm ARM: the high word
+    of a * b + 2^31) of 2 acc and the multiplier, then the one-line rounding shift."""
+    high = (2 * acc * multiplier + (1 << 31)) >> 32
+    return (high + (high >> 31) + (1 << (right_shift - 1))) >> right_shift
+
+
+@given(st.integers(-(1 << 30) + 1, (1 << 30) - 1), st.integers(1 << 30, (1 << 31) - 1), st.integers(1, 31))
+@settings(max_examples=400)
+def test_requantize_fast_is_tflms_double_rounding(acc, multiplier, right_shift):
+    """Oracle: minitiny/quant/fixedpoint.py (gemmlowp's two roundings as TFLM writes them)."""
+    assert requantize_fast(acc, multiplier, right_shift) == fp.multiply_by_quantized_multiplier(
+        acc, multiplier, -right_shift)
+
+
+def test_requantize_fast_on_ties_and_extremes():
+    """Exact ties of both roundings, both signs, and the ends of the proven range."""
+    cases = [(a, m, r) for r in (1, 2, 7, 30, 31) for m in (1 << 30, (1 << 30) + 1, (1 << 31) - 1)
+             for a in (0, 1, -1, 2, -2, 3, -3, (1 << r) + (1 << (r - 1)), -(1 << (r - 1)),
+                       (1 << 30) - 1, -(1 << 30) + 1, 1 << 29, -(1 << 29))]
+    for acc, m, r in cases:
+        if abs(acc) >= 1 << 30:
+            continue                          # outside the proven range (never generated)
+        assert requantize_fast(acc, m, r) == fp.multiply_by_quantized_multiplier(acc, m, -r), (acc, m, r)
+
+
+def test_fast_requantize_is_used_only_where_proven():
+    w = np.full((3, 5), 127, np.int8)
+    p = dict(output_shift=np.array([-1, -9, -31]), output_multiplier=np.array([1 << 30] * 3))
+    assert dsp.fast_requantize("fully_connected", p, w, None)
+    assert not dsp.fast_requantize("fully_connected", dict(p, single_rounding=True), w, None)
+    for shift in (0, 1, -32):               # a multiplier >= 1/2 (no right shift), or out of range
+        assert not dsp.fast_requantize("fully_connected", dict(p, output_shift=np.array([-3, shift, -3])), w, None)
+    assert not dsp.fast_requantize("fully_connected", dict(p, output_multiplier=np.array([0, 1 << 30, 1 << 30])), w, None)
+    bound = 5 * 127 * 255
+    assert dsp.fast_requantize("fully_connected", p, w, np.array([0, (1 << 30) - 1 - bound, 0]))
+    assert not dsp.fast_requantize("fully_connected", p, w, np.array([0, (1 << 30) - bound, 0]))
+    dw = np.zeros((1, 3, 3, 4), np.int8)
+    dw[0, :, :, 2] = -128                    # channel 2 of a depthwise weight: its last index
+    assert (dsp.accumulator_bound("depthwise_conv_2d", dw, None) == [0, 0, 9 * 128 * 255, 0]).all()
+
+
+# ---------------------------------------------------------------------------------------
+# The scalar kernels' folded input offset (codegen/generator.py folded_bias)
+# ---------------------------------------------------------------------------------------
+def test_folded_bias_is_the_identity_and_refuses_what_it_cannot_prove():
+    rng = np.random.default_rng(0)
+    w = rng.integers(-128, 128, size=(4, 2, 2, 3)).astype(np.int8)
+    x = rng.integers(-128, 128, size=(2, 2, 3))
+    b = rng.integers(-1000, 1000, size=4)
+    p = dict(input_offset=37, pad_h=0, pad_w=0, in_h=2, in_w=2, out_h=1, out_w=1, stride_h=1, stride_w=1,
+             kernel_h=2, kernel_w=2)
+    folded = generator.folded_bias("conv_2d", p, w, b)
+    for c in range(4):                      # Python integers: the unfolded sum
+        assert int(folded[c] + (w[c].astype(np.int64) * x).sum()) == int((w[c].astype(np.int64) * (x + 37)).sum() + b[c])
+    assert generator.folded_bias("conv_2d", dict(p, pad_w=1), w, b) is None        # borders skip taps
+    assert generator.folded_bias("conv_2d", dict(p, in_w=5, out_w=2, stride_w=3), w, b) is not None
+    assert generator.folded_bias("conv_2d", dict(p, in_w=4, out_w=2, stride_w=3), w, b) is None  # padded after
+    assert (generator.folded_bias("fully_connected", p, w.reshape(4, -1), None) == 37 * w.reshape(4, -1).sum(1)).all()
+    # partial sums must fit an int32: max|bias'| + 128 * sum|w| < 2^31
+    w1 = np.full((1, 10), 127, np.int8)
+    edge = (1 << 31) - 1 - 128 * 1270 - 128 * 1270
+    assert generator.folded_bias("fully_connected", dict(p, input_offset=128), w1, np.array([edge])) is not None
+    assert generator.folded_bias("fully_connected", dict(p, input_offset=128), w1, np.array([edge + 1])) is None
 
 
 # ---------------------------------------------------------------------------------------
@@ -234,6 +304,80 @@ def test_sanitizers_run_clean_on_the_dsp_kernels(shim_flags, seed):
         host_dsp(model, inputs_for(model, seed), shim_flags, sanitize=True)
 
 
+def with_real_multiplier(model, real):
+    """The one-op model with its output scale set so that the largest channel's real
+    multiplier s_in * s_w / s_out is `real` (>= 1/2: no right shift, fast_requantize refuses)."""
+    op = model.ops[0]
+    x, w, out = (model.tensors[n] for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    out.scale = np.asarray(np.float32(float(x.scale) * float(np.max(w.scale)) / real))
+    model.prepare()
+    return model
+
+
+def with_bias(model, value):
+    """The one-op model with every bias value set to `value` (the accumulator bound grows)."""
+    op = model.ops[0]
+    b = model.tensors[op.inputs[2]]
+    b.data = np.full_like(b.data, value)
+    model.prepare()
+    return model
+
+
+def edge_models(seed):
+    """Each path beside the common one: general requantization (multipliers >= 1/2, an
+    accumulator bound >= 2^30), the offset kept in the scalar loop (padding, partial sums
+    near 2^31), folded biases for layers without a bias, a 1-channel input."""
+    big = (1 << 30) + 5
+    return [
+        with_real_multiplier(o.single_op_model(seed, "fully_connected", (13,), units=6), 0.7),
+        with_real_multiplier(o.single_op_model(seed, "conv_2d", (5, 6, 4), out_c=5, padding="same"), 3.0),
+        with_real_multiplier(o.single_op_model(seed, "depthwise_conv_2d", (4, 5, 6), depth_multiplier=1), 0.6),
+        with_bias(o.single_op_model(seed, "fully_connected", (9,), units=5), big),
+        with_bias(o.single_op_model(seed, "conv_2d", (4, 4, 3), out_c=2, kernel=(1, 1), padding="valid"), -big),
+        o.single_op_model(seed, "fully_connected", (11,), units=5, bias=False),
+        o.single_op_model(seed, "conv_2d", (6, 5, 3), out_c=4, kernel=(2, 3), padding="valid", bias=False),
+        o.single_op_model(seed, "conv_2d", (7, 6, 1), out_c=5, kernel=(3, 3), stride=(2, 2), padding="same"),
+        o.single_op_model(seed, "depthwise_conv_2d", (5, 5, 3), depth_multiplier=2, stride=(2, 1), padding="valid"),
+        saturated_dense(seed),
+    ]
+
+
+def saturated_dense(seed, n=7):
+    """Weights all 127, input zero point -128 (offset 128), bias at Prepare's limit
+    n * 127 * 255 + bias = 2^31 - 1: folding the offset would let partial sums reach
+    bias + 256 * 127 n > 2^31, so the scalar loop keeps the offset."""
+    model = o.single_op_model(seed, "fully_connected", (n,), units=2)
+    op = model.ops[0]
+    model.tensors[op.inputs[0]].zero_point = np.asarray(np.int32(-128))
+    model.tensors[op.inputs[1]].data = np.full((2, n), 127, np.int8)
+    return with_bias(model, (1 << 31) - 1 - n * 127 * 255)
+
+
+def test_edge_models_take_the_paths_they_name(tmp_path):
+    flags = []
+    for model in edge_models(0):
+        ctx = generator.build_context(model, "m", variant="auto")
+        layer = ctx["layers"][0]
+        flags.append((layer["dsp"]["fast_requantize"], layer["folded_bias"] is not None))
+    assert [f for f, _ in flags[:5]] == [False] * 5            # general requantization
+    assert [f for f, _ in flags[5:9]] == [True] * 4
+    assert [g for _, g in flags[:2]] == [True, False]           # conv "same": offset in the loop
+    assert flags[3][1] and flags[4][1]                          # 2^30 + 128 sum|w| < 2^31: folds
+    assert flags[5][1] and flags[6][1] and not flags[7][1]      # no bias -> a folded one; padding
+    assert flags[9] == (False, False)          # |acc| may reach 2^31 - 1; partial sums could pass it
+
+
+@requires_gcc
+@pytest.mark.parametrize("seed", [0, 1])
+def test_edge_models_on_the_host(shim_flags, seed, tmp_path):
+    for i, model in enumerate(edge_models(seed)):
+        x = inputs_for(model, seed)
+        host_dsp(model, x, shim_flags, sanitize=(i % 3 == seed))
+        codegen.generate(model, tmp_path / f"s{i}", name="m", variant="scalar")   # the folded scalar C
+        np.testing.assert_array_equal(codegen.load(tmp_path / f"s{i}", sanitize=(i % 3 == seed))(x),
+                                      model.predict_int8(x))
+
+
 @requires_gcc
 def test_auto_builds_the_scalar_kernels_on_the_host_and_dsp_refuses(tmp_path):
     """The host has no <arm_acle.h>: "auto" compiles only because it keeps the scalar path,
@@ -344,6 +488,7 @@ def test_odd_shapes_on_the_m4(tmp_path):
         for _ in range(2):
             in_shape, cfg = o.random_config(rng, kind)
             models.append(o.single_op_model(int(rng.integers(1 << 30)), kind, in_shape, **cfg))
+    models += edge_models(3)        # the general requantization, folded and unfolded biases
     for i, model in enumerate(models):
         run_on(model, "dsp", "cortex-m4", tmp_path, seed=i, n=4)
 

@@ -295,6 +295,129 @@ def test_model_runs_bit_exact_on_each_core(tiny, cache, core):
     assert "dense_1" in r.table() and "fully_connected" in r.table()
 
 
+# Nothing calls these: the linker (--gc-sections) drops them, though the object file has them.
+DEAD_CODE = """
+const int8_t tiny_unused_table[3000] = { 1 };
+int tiny_unused(int x) { return x * tiny_unused_table[x & 7] + 12345; }
+"""
+
+
+@needs_toolchain
+def test_flash_counts_only_what_the_linker_kept(tiny, tmp_path, cache):
+    # The oracle: the same model without the dead code links to the same firmware, and the
+    # weights are the bytes the test wrote (not + the 3,000 B table).
+    from minitiny.firmware import sizes
+    model_dir, _ = tiny
+    dead = tmp_path / "dead"
+    shutil.copytree(model_dir, dead)
+    (dead / "tiny_model.c").write_text((model_dir / "tiny_model.c").read_text() + DEAD_CODE)
+    clean = fw.run(model_dir, n=1, profile=False, cache_dir=cache)
+    r = fw.run(dead, n=1, profile=False, cache_dir=cache)
+    assert clean.status == r.status == "ok", r.message
+    assert ("tiny_unused_table", 3000, "R") in sizes.symbols(r.build_dir / "tiny_model.o")
+    assert r.flash["used"] == clean.flash["used"]
+    for part in ("code", "weights", "model_data", "runtime"):
+        assert r.flash[part] == clean.flash[part], part
+    assert r.flash["weights"] == sum(a * b + 4 * b for a, b in zip(DIMS[:-1], DIMS[1:]))
+    assert r.flash["runtime"] >= 0
+    assert r.flash["code"] + r.flash["weights"] + r.flash["model_data"] + r.flash["runtime"] \
+        == r.flash["used"]
+
+
+TWIN_VALUES = [(i * 37) % 100 - 50 for i in range(256)]
+TWIN_SOURCE = """\
+/* two tables with equal contents: gcc -O2 (-fipa-icf) keeps one copy under both names */
+#include <stddef.h>
+#include "twin_model.h"
+
+static const int8_t twin_table_a[256] = { VALUES };
+static const int8_t twin_table_b[256] = { VALUES };
+
+int twin_invoke(const int8_t *input, int8_t *output)
+{
+    if (input == NULL || output == NULL) return 1;
+    for (int i = 0; i < TWIN_OUTPUT_SIZE; i++)
+        output[i] = (int8_t)(twin_table_a[(uint8_t)input[i]] / 2
+                             + twin_table_b[(uint8_t)input[(i + 1) % 4]] / 2);
+    return 0;
+}
+""".replace("VALUES", ", ".join(map(str, TWIN_VALUES)))
+
+
+@needs_toolchain
+def test_a_table_the_compiler_merged_is_counted_once(tmp_path, cache):
+    d = tmp_path / "twin"
+    d.mkdir()
+    (d / "twin_model.h").write_text(HEADER.format(name="twin", NAME="TWIN", n_in=4, n_out=4,
+                                                  arena=4, in_zp=0, out_zp=0))
+    (d / "twin_model.c").write_text(TWIN_SOURCE)
+    x = np.array([[5, -7, 100, -128], [0, 1, 2, 3]], dtype=np.int8)
+    table = np.array(TWIN_VALUES)
+    u = x.astype(np.uint8)
+    want = np.trunc(table[u] / 2) + np.trunc(table[np.roll(u, -1, axis=1)] / 2)
+    r = fw.run(d, inputs=x, expected=want.astype(np.int8), profile=False, cache_dir=cache)
+    assert r.status == "ok", r.message
+    assert r.flash["weights"] == 256                   # one copy in flash, two names
+    assert r.flash["runtime"] >= 0
+    assert r.flash["code"] + r.flash["weights"] + r.flash["runtime"] == r.flash["used"]
+
+
+CHAIN_HEADER = """\
+#ifndef CHAIN_MODEL_H
+#define CHAIN_MODEL_H
+#include <stdint.h>
+#define CHAIN_INPUT_SIZE 32
+#define CHAIN_OUTPUT_SIZE 4
+int chain_invoke(const int8_t *input, int8_t *output);
+#endif
+"""
+CHAIN_SOURCE = """\
+/* a program of two files: the model in net/, then every output halved */
+#include "chain_model.h"
+#include "tiny_model.h"
+
+int chain_invoke(const int8_t *input, int8_t *output)
+{
+    int status = tiny_invoke(input, output);
+    for (int i = 0; i < CHAIN_OUTPUT_SIZE; i++) output[i] = (int8_t)(output[i] / 2);
+    return status;
+}
+"""
+
+
+@needs_toolchain
+def test_a_program_of_several_files_runs_from_its_manifest(tiny, tmp_path, cache):
+    model_dir, layers = tiny
+    d = tmp_path / "chain"
+    shutil.copytree(model_dir, d / "net")
+    (d / "chain_model.h").write_text(CHAIN_HEADER)
+    (d / "chain_model.c").write_text(CHAIN_SOURCE)
+    (d / "chain_manifest.json").write_text(json.dumps({
+        "name": "chain", "input_shape": [32], "output_shape": [4],
+        "sources": ["chain_model.c", "net/tiny_model.c"],
+        "headers": ["chain_model.h", "net/tiny_model.h"]}))
+    x = np.random.default_rng(4).integers(-128, 128, size=(3, DIMS[0])).astype(np.int8)
+    want = np.trunc(oracle(layers, x, in_zp=-3) / 2).astype(np.int8)     # C's '/' truncates
+    r = fw.run(d, inputs=x, expected=want, cache_dir=cache)
+    assert r.status == "ok", r.message
+    np.testing.assert_array_equal(r.outputs, want)
+    # the weights live in the second file: counted in the model's flash, and under its name
+    weights = sum(a * b + 4 * b for a, b in zip(DIMS[:-1], DIMS[1:]))
+    assert r.flash["weights"] == r.source_sizes["tiny_model.c"]["weights"] == weights
+    assert r.source_sizes["chain_model.c"]["code"] > 0
+    assert r.flash["code"] == sum(s["code"] for s in r.source_sizes.values())
+
+
+def test_a_manifest_listing_a_missing_file_is_refused(tiny, tmp_path, cache):
+    d = tmp_path / "broken"
+    shutil.copytree(tiny[0], d)
+    manifest = json.loads((d / "tiny_manifest.json").read_text())
+    manifest["sources"] = ["tiny_model.c", "frontend.c"]
+    (d / "tiny_manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(fw.ModelDirError, match=r"'sources' lists 'frontend.c', which is not in"):
+        fw.run(d, cache_dir=cache)
+
+
 @needs_toolchain
 def test_instruction_counts_are_exact_and_deterministic(exact, cache):
     x = np.array([[10, -20, 30, -40]], dtype=np.int8)

@@ -43,14 +43,14 @@ def parse_idx(data, where="<bytes>"):
                            f"{ndim} dimensions need {header})")
     shape = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
     dtype = IDX_TYPES[type_code]
-    if int(np.prod([d or 1 for d in shape], dtype=object)) * dtype.itemsize > np.iinfo(np.intp).max:
-        # a zero dimension makes the data empty, but NumPy still refuses such a shape
-        raise DatasetError(f"{where}: IDX dimensions {shape} are too large for any array")
     expected = dtype.itemsize * int(np.prod(shape, dtype=object))   # Python ints: no overflow
     got = len(data) - header
     if got != expected:
         what = "truncated" if got < expected else "has trailing bytes"
         raise DatasetError(f"{where}: IDX data {what}: shape {shape} of {dtype.name} needs "
                            f"{expected} bytes after the header, the file has {got}")
+    if int(np.prod([d or 1 for d in shape], dtype=object)) * dtype.itemsize > np.iinfo(np.intp).max:
+        # a zero dimension makes the data empty, but NumPy still refuses such a shape
+        raise DatasetError(f"{where}: IDX dimensions {shape} are too large for any array")
     array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
     return array.astype(dtype.newbyteorder("="))     # native byte order, and a writable copy

@@ -123,9 +123,10 @@ def quantize_multiplier_greater_than_one(real_multiplier):
 def saturating_rounding_doubling_high_mul(a, b):
     """SaturatingRoundingDoublingHighMul (gemmlowp fixedpoint.h): round(a * b / 2^31).
 
-    The high 32 bits of 2ab, rounded to nearest (ties away from zero: the nudge is +2^30 for
-    a positive product and 1 - 2^30 for a negative one, then C division truncates). The one
-    overflow, INT32_MIN * INT32_MIN, saturates to INT32_MAX.
+    The high 32 bits of 2ab, rounded to nearest with ties rounded UP (towards +infinity:
+    -0.5 -> 0, +0.5 -> 1): the nudge is +2^30 for a positive product and 1 - 2^30 for a
+    negative one, then C division truncates. The one overflow, INT32_MIN * INT32_MIN,
+    saturates to INT32_MAX.
     """
     a, b = _i64(a), _i64(b)
     ab = a * b                                         # |ab| <= 2^62 fits int64
