@@ -78,7 +78,7 @@ def helpers(kind, p, fast):
         im2col = ["im2col_zero_blocks", "im2col_copy_blocks"] if p["in_c"] % 4 == 0 else \
                  ["im2col_zeros", "im2col_copy"]
         return ["read_s8x4", "read_2_words", "sxtb16_ror8"] + im2col + epilogue
-    return ["read_s8x4", "depthwise_tap4"] + epilogue
+    return ["read_s8x4"] + (["depthwise_tap4"] if p["out_c"] >= 4 else []) + epilogue
 
 
 def helper_closure(names):

@@ -399,7 +399,11 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
     namer = Namer(RESERVED | _template_identifiers() | {prefix + "_invoke", prefix + "_quantize_input",
                               prefix + "_dequantize_output"})
     layers = [_layer(i, op, qmodel, arena, namer, variant) for i, op in enumerate(qmodel.ops)]
-    helpers = _helpers((op.kind for op in qmodel.ops), single_rounding)
+    # a DSP kernel with the fast requantization calls no fixed-point helper (in "auto" the
+    # scalar kernel beside it still does)
+    helpers = _helpers((layer["kind"] for layer in layers
+                        if not (layer["dsp"] and layer["dsp"]["fast_requantize"] and not layer["dsp_template"])),
+                       single_rounding)
     weight_bytes = sum(layer["weight_bytes"] for layer in layers)
     code_bytes = (sum(layer["code_bytes"] for layer in layers) + CODE_BYTES_INVOKE
                   + CODE_BYTES_PER_CALL * len(layers) + sum(CODE_BYTES_HELPERS[h] for h in helpers))

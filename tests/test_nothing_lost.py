@@ -417,15 +417,18 @@ def test_model_files_never_unpickle(tmp_path):
     with pytest.raises(cli.UsageError):
         cli.load_data(str(tmp_path / "x.npy"))
     assert not os.path.exists(marker)
+    # the control: the same files DO run code when unpickled
+    np.load(tmp_path / "x.npy", allow_pickle=True)
+    assert os.path.exists(marker)
 
 
 def test_the_data_set_unpickler_only_builds_arrays(tmp_path):
     """timeseries._load_pickled_npy reads one pickled data set (after its SHA-256 check) with
     an allow-list unpickler: a global outside the list is refused."""
+    import io
     from minitiny.datasets import DatasetError
     from minitiny.datasets.timeseries import _load_pickled_npy
     marker = str(tmp_path / "PWNED")
-    import io
     buf = io.BytesIO()
     np.save(buf, np.array(_Payload(marker), dtype=object), allow_pickle=True)
     with pytest.raises(DatasetError, match="refusing to load global"):
@@ -434,7 +437,8 @@ def test_the_data_set_unpickler_only_builds_arrays(tmp_path):
     good = io.BytesIO()
     np.save(good, np.array({"X": [np.zeros((3, 6))], "y": [1]}, dtype=object), allow_pickle=True)
     assert _load_pickled_npy(good.getvalue(), "watch.npy")["y"] == [1]
-    assert pickle.dumps(_Payload(marker))             # the payload itself is a real pickle
+    pickle.loads(pickle.dumps(_Payload(marker)))      # the control: plain pickle runs it
+    assert os.path.exists(marker)
 
 
 HOSTILE = ["*/ int INJECTED = 1; /*", "\n#define INJECTED 1\n", "a\\\nINJECTED = 2;", "??/\nINJECTED",

@@ -31,6 +31,7 @@ from gradcheck import numerical_grad
 from minitiny.tensor import Tensor, no_grad
 
 torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install torch)")
+torch.set_num_threads(1)        # these models are tiny; spinning threads only slow a busy CI
 F = torch.nn.functional
 L = mt.layers
 

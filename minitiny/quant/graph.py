@@ -312,7 +312,7 @@ class QModel:
                        single_rounding=config["single_rounding"])
         except GraphError as e:
             raise GraphError(f"{path}: {e}") from None
-        except (KeyError, IndexError, TypeError, ValueError, OverflowError) as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise GraphError(f"{path}: corrupted minitiny int8 model ({type(e).__name__}: {e})") from None
 
     # -- sizes ---------------------------------------------------------------------------
