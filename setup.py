@@ -32,7 +32,8 @@ setup(
     ],
     extras_require={
         # tflite-micro: TFLite Micro's interpreter, the independent oracle for int8 results
-        "test": ["pytest>=7", "hypothesis>=6", "tflite-micro"],
+        # scipy: scipy.io.wavfile is the WAV reader's independent oracle
+        "test": ["pytest>=7", "hypothesis>=6", "tflite-micro", "scipy"],
         "plots": ["matplotlib>=3.5"],
     },
     entry_points={"console_scripts": [

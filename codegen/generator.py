@@ -21,11 +21,11 @@ import functools
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 
 import jinja2
 import numpy as np
+
+from minitiny.files import atomic_folder
 
 from . import dsp, planner
 from .names import Namer, c_comment, c_identifier, c_macro_prefix, template_identifiers
@@ -465,31 +465,8 @@ def render(context):
 
 
 def _write_atomically(out_dir, files):
-    """Write {name: bytes} into a fresh temp directory beside out_dir, then move them in."""
-    out_dir = os.path.abspath(os.fspath(out_dir))
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".minitiny-codegen-", dir=parent)
-    try:
-        for fname, data in files.items():
-            writer = data if callable(data) else None
-            path = os.path.join(tmp, fname)
-            if writer:
-                writer(path)
-            else:
-                with open(path, "wb") as f:
-                    f.write(data)
-        if not os.path.exists(out_dir):
-            try:
-                os.rename(tmp, out_dir)          # the whole directory appears at once
-                return out_dir
-            except OSError:
-                os.makedirs(out_dir, exist_ok=True)
-        for fname in files:                      # each file replaced atomically
-            os.replace(os.path.join(tmp, fname), os.path.join(out_dir, fname))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return out_dir
+    """Write {name: bytes | function(path)} as the folder out_dir, all or nothing."""
+    return atomic_folder(out_dir, files)
 
 
 class Generated:

@@ -81,7 +81,29 @@ def read_manifest(model_dir, name=None):
             names = [os.path.basename(p)[:-len("_manifest.json")] for p in paths]
             raise ValueError(f"{model_dir} holds several models {names}: pass name=...")
     with open(paths[0], encoding="utf-8") as f:
-        return json.load(f)
+        try:
+            manifest = json.load(f)
+        except ValueError as e:
+            raise ValueError(f"{paths[0]}: not a readable manifest ({e})") from None
+    return _check_manifest(manifest, paths[0])
+
+
+def _check_manifest(manifest, where):
+    """The files a manifest names are plain file names inside its own folder: a path in a
+    model file is never followed (a forged manifest could otherwise make load() read and
+    compile any file on the machine)."""
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{where}: a manifest is a JSON object, got {type(manifest).__name__}")
+    for key in ("name", "header", "source"):
+        value = manifest.get(key)
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{where}: '{key}' must be a non-empty string, got {value!r}")
+    for key in ("header", "source"):
+        value = manifest[key]
+        if value != os.path.basename(value) or value in (".", "..") or "\\" in value:
+            raise ValueError(f"{where}: '{key}' must be a file name in the model's folder, "
+                             f"got the path {value!r}")
+    return manifest
 
 
 def build(model_dir, manifest, cc, flags, kind, extra_sources=None):

@@ -28,11 +28,12 @@ C and a sketch's C++ with; tests/test_arduino.py compiles the library with them.
 import argparse
 import os
 import re
-import shutil
 import sys
 import tempfile
 
 import numpy as np
+
+from minitiny.files import atomic_folder
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATES = HERE            # arduino_*.j2 beside this file
@@ -84,29 +85,6 @@ def _test_input(qmodel, inputs, seed):
     return x.astype(np.int8), "the first of the given int8 inputs"
 
 
-def _write_tree(target, files):
-    """Write {relative path: bytes} under `target`, atomically per file; a new folder
-    appears whole (built beside it, then renamed)."""
-    target = os.path.abspath(target)
-    parent = os.path.dirname(target)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".minitiny-arduino-", dir=parent)
-    try:
-        for rel, data in files.items():
-            path = os.path.join(tmp, rel)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            with open(path, "wb") as f:
-                f.write(data)
-        if not os.path.exists(target):
-            os.rename(tmp, target)
-            return target
-        for rel in files:
-            dst = os.path.join(target, rel)
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            os.replace(os.path.join(tmp, rel), dst)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto", inputs=None,
@@ -172,7 +150,7 @@ def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto"
     files[f"examples/{library}/{library}.ino"] = env.get_template("arduino_example.ino.j2").render(context).encode()
     if out_dir is None:
         out_dir = os.path.join(os.path.dirname(os.path.abspath(model_dir)), library)
-    return _write_tree(out_dir, files)
+    return atomic_folder(out_dir, files)
 
 
 def main(argv=None):

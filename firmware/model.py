@@ -28,6 +28,7 @@ name) and linked into one firmware.
 """
 import json
 import math
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -162,8 +163,12 @@ def _listed(d, manifest_path, manifest, key, main):
     if not isinstance(listed, list) or not all(isinstance(p, str) for p in listed):
         raise ModelDirError(f"{manifest_path}: '{key}' must be a list of file names, got {listed!r}")
     paths = []
+    root = d.resolve()
     for rel in listed:
         path = d / rel
+        # a path in a model file is never followed outside the model's folder
+        if os.path.isabs(rel) or root not in path.resolve().parents:
+            raise ModelDirError(f"{manifest_path}: '{key}' lists {rel!r}, which is outside {d}")
         if not path.is_file():
             raise ModelDirError(f"{manifest_path}: '{key}' lists {rel!r}, which is not in {d}")
         if path.resolve() != main.resolve():

@@ -22,6 +22,7 @@ import importlib.util
 import math
 import os
 import sys
+import tokenize
 import traceback
 
 import numpy as np
@@ -79,8 +80,10 @@ def _load_npy(path, what):
         raise UsageError(f"{what} {path}: no such file")
     try:
         return np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise UsageError(f"{what} {path}: not a readable .npy array ({e})") from None
+    # a damaged .npy header reaches Python's tokenizer/parser inside np.load
+    except (OSError, ValueError, EOFError, SyntaxError, tokenize.TokenError) as e:
+        raise UsageError(f"{what} {path}: not a readable .npy array "
+                         f"({type(e).__name__}: {e})") from None
 
 
 def load_data(spec):

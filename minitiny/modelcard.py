@@ -13,11 +13,10 @@ so a card is never published with a silent hole: `card.gaps` lists them, and gre
                       manifest=generated, firmware=fw_result, power=estimate)
     write_model_card("build/watch/MODEL_CARD.md", report, ...)
 """
-import os
-import tempfile
 
 import numpy as np
 
+from .files import atomic_write
 from .evaluation import EvaluationReport, Undefined, fmt, is_defined, markdown_table, threshold_to_int8
 
 SECTIONS = ("Model details", "Intended use", "Data", "Metrics", "Deployment", "Limitations",
@@ -104,15 +103,7 @@ def model_card(report=None, *, name=None, model=None, intended_use=None, out_of_
 def write_model_card(path, report=None, **kwargs):
     """Write the card's Markdown to `path` atomically (temp file + os.replace); return the card."""
     card = model_card(report, **kwargs)
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(card.to_markdown())
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    atomic_write(path, card.to_markdown())
     return card
 
 

@@ -21,10 +21,10 @@ What to look for:
 - ROC: each point is one threshold; the area under it (AUC) is the chance that a random
   anomaly scores above a random normal sample.
 """
-import os
-import tempfile
 
 import numpy as np
+
+from .files import atomic_write
 
 
 class PlotsUnavailable(ImportError):
@@ -53,21 +53,11 @@ def available():
 def _save(fig, path):
     """Write the figure to `path` as PNG atomically; close it; return the path."""
     plt = _pyplot()
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".png.tmp")
     try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+        return atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100,
+                                                        bbox_inches="tight"))
     finally:
         plt.close(fig)
-    return path
 
 
 # ---- loss and accuracy per epoch ---------------------------------------------------------

@@ -62,6 +62,15 @@ def _unbroadcast(g, shape):
     return g.sum(axis=axes, keepdims=True) if axes else g
 
 
+def _elementwise(ufunc, x, y):
+    """ufunc(x, y) on the arrays, with an error that names the shapes if they don't fit."""
+    try:
+        return ufunc(x.data, y.data)
+    except ValueError:
+        raise ValueError(f"{ufunc.__name__}: shapes {x.data.shape} and {y.data.shape} do not "
+                         "broadcast (NumPy rules: trailing axes equal or 1)") from None
+
+
 def _is_basic(index):
     """True for NumPy basic indexing (ints, slices, None, ...): no position chosen twice."""
     items = index if isinstance(index, tuple) else (index,)
@@ -205,7 +214,7 @@ class Tensor:
             gx = _unbroadcast(g, x.data.shape) if x.requires_grad else None
             gy = _unbroadcast(g, y.data.shape) if y.requires_grad else None
             return gx, (gy.copy() if gy is gx and gy is not None else gy)
-        return Tensor.make(x.data + y.data, (x, y), backward)
+        return Tensor.make(_elementwise(np.add, x, y), (x, y), backward)
 
     def __sub__(self, other):
         x, y = self, self._lift(other)
@@ -213,7 +222,7 @@ class Tensor:
         def backward(g):                      # d(x-y)/dx = 1, d(x-y)/dy = -1
             return (_unbroadcast(g, x.data.shape) if x.requires_grad else None,
                     -_unbroadcast(g, y.data.shape) if y.requires_grad else None)
-        return Tensor.make(x.data - y.data, (x, y), backward)
+        return Tensor.make(_elementwise(np.subtract, x, y), (x, y), backward)
 
     def __mul__(self, other):
         x, y = self, self._lift(other)
@@ -221,11 +230,11 @@ class Tensor:
         def backward(g):                      # d(x*y)/dx = y, d(x*y)/dy = x
             return (_unbroadcast(g * y.data, x.data.shape) if x.requires_grad else None,
                     _unbroadcast(g * x.data, y.data.shape) if y.requires_grad else None)
-        return Tensor.make(x.data * y.data, (x, y), backward)
+        return Tensor.make(_elementwise(np.multiply, x, y), (x, y), backward)
 
     def __truediv__(self, other):
         x, y = self, self._lift(other)
-        out = x.data / y.data
+        out = _elementwise(np.divide, x, y)
 
         def backward(g):                      # d(x/y)/dx = 1/y, d(x/y)/dy = -x/y^2 = -out/y
             gx = g / y.data if x.requires_grad else None

@@ -30,6 +30,14 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# PyTorch (CPU): the oracle for training semantics (tests/test_torch_semantics.py) and the
+# peer in bench/train_speed.py. Optional: the tests that need it skip with the reason.
+if ! python -c "import torch" >/dev/null 2>&1; then
+  say "PyTorch 2.13 (CPU), the training-semantics oracle"
+  python -m pip install --quiet --disable-pip-version-check "torch==2.13.0" \
+    || echo "warning: PyTorch did not install; tests/test_torch_semantics.py will skip" >&2
+fi
+
 say "Data sets"
 bash scripts/fetch-data.sh
 

@@ -68,6 +68,13 @@ def test_constants_on_either_side():
     np.testing.assert_allclose(x.grad, 2 + 1 / x.data ** 2 + 2)
 
 
+def test_broadcast_error_names_shapes():
+    with pytest.raises(ValueError, match=r"add: shapes \(2, 3\) and \(4,\) do not broadcast"):
+        Tensor(np.ones((2, 3))) + Tensor(np.ones(4))
+    with pytest.raises(ValueError, match=r"\(2, 3\) and \(2,\)"):
+        Tensor(np.ones((2, 3))) * np.ones(2)
+
+
 # ---- matmul --------------------------------------------------------------------------------
 @given(st.data(), st.integers(1, 4), st.integers(1, 4), st.integers(1, 4),
        st.sampled_from([(), (2,), (3, 1)]), st.sampled_from([(), (1,), (2,)]))

@@ -176,12 +176,14 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, single_rounding=False
     `x * 2^left` is int32 arithmetic in C: when it overflows (a multiplier > 1 on a huge
     accumulator) it wraps, in TFLM as here (test_kernels checks this against TFLM).
     Single rounding (TFLITE_SINGLE_ROUNDING):
-        total = 31 - shift; (x * m + 2^(total - 1)) >> total       in int64
+        total = 31 - shift; (x * m + 2^(total - 1)) >> total       in int64,
+    then static_cast<int32_t>: a result beyond int32 (a multiplier > 1 on a huge
+    accumulator) wraps, in TFLM and the generated C as here.
     """
     x, multiplier, shift = _i64(x), _i64(multiplier), _i64(shift)
     if single_rounding:
         total_shift = 31 - shift
-        return (x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift
+        return wrap_int32((x * multiplier + (np.int64(1) << (total_shift - 1))) >> total_shift)
     if np.any(shift > 0):
         x = wrap_int32(x << np.maximum(shift, 0))
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier),

@@ -16,6 +16,8 @@ import tempfile
 
 import jinja2
 
+from minitiny.files import atomic_write
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#76b7b2", "#edc948", "#b07aa1",
            "#ff9da7", "#9c755f", "#bab0ac")
@@ -225,17 +227,4 @@ def render(report, plots_dir=None, with_plots=True):
 
 def write_html(report, path, plots_dir=None, with_plots=True):
     """Render and write atomically (temp file in the same folder + os.replace); return path."""
-    text = render(report, plots_dir, with_plots)
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".html.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, render(report, plots_dir, with_plots))

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from minitiny.files import atomic_write
+
 
 class ReportError(ValueError):
     """The report cannot be made from what was given: names the file, flag or value."""
@@ -136,16 +138,8 @@ def save_history(model_path, history):
     """Write fit's history ({'loss': [...], ...}) beside the model, atomically; -> the path."""
     path = history_path(model_path)
     h = getattr(history, "history", history)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".json.tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            json.dump({k: [float(v) for v in vs] for k, vs in h.items()}, f, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return atomic_write(path, json.dumps({k: [float(v) for v in vs] for k, vs in h.items()},
+                                         indent=1))
 
 
 # ---- the per-layer table --------------------------------------------------------------
