@@ -41,6 +41,7 @@ import os
 import random
 import re
 import resource
+import shutil
 import signal
 import sys
 import tempfile
@@ -267,6 +268,7 @@ def _mutate_npz_structure(rng, data):
 class Target:
     name = ""
     what = ""
+    timeout = None          # seconds one input may take, if the target needs more than --timeout
     mutate = staticmethod(mutate_bytes)
 
     def seeds(self):
@@ -573,6 +575,7 @@ class CliTarget(Target):
     well formed, edge numbers, garbage, missing files, directories and damaged files."""
     name, what = "cli", "cli.main(argv) (the minitiny command's arguments)"
     SKIP = {"demo", "fetch"}            # long runs, and downloads
+    timeout = 60.0                      # a command may build and run firmware (cold: seconds)
 
     def __init__(self):
         self._grammar = None
@@ -721,6 +724,7 @@ def fuzz(target, seconds, seed=0, timeout=5.0, save_dir=None, max_corpus=200, in
     """Fuzz one target for `seconds` (or until `inputs` inputs were tried, if sooner: a
     run that is the same on every machine); returns {'inputs', 'crashes': [...], 'corpus'}."""
     rng = random.Random(f"{target.name}:{seed}")
+    timeout = max(timeout, target.timeout or 0)
     work = tempfile.mkdtemp(prefix=f"fuzz-{target.name}-")
     if hasattr(target, "prepare"):
         target.prepare(work)
@@ -745,17 +749,20 @@ def fuzz(target, seconds, seed=0, timeout=5.0, save_dir=None, max_corpus=200, in
             signal.setitimer(signal.ITIMER_REAL, 0)
         return finding, time.monotonic() - t0
 
-    for data in list(corpus):                      # the seeds must all pass
-        finding, _ = one(data)
-        tried += 1
-        if finding:
-            _record(crashes, finding, data, target, save_dir)
-    while time.monotonic() < deadline and (inputs is None or tried < inputs):
-        data = target.mutate(rng, rng.choice(corpus), corpus)
-        finding, _ = one(data)
-        tried += 1
-        if finding:
-            _record(crashes, finding, data, target, save_dir)
+    try:
+        for data in list(corpus):                      # the seeds must all pass
+            finding, _ = one(data)
+            tried += 1
+            if finding:
+                _record(crashes, finding, data, target, save_dir)
+        while time.monotonic() < deadline and (inputs is None or tried < inputs):
+            data = target.mutate(rng, rng.choice(corpus), corpus)
+            finding, _ = one(data)
+            tried += 1
+            if finding:
+                _record(crashes, finding, data, target, save_dir)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return {"target": target.name, "what": target.what, "inputs": tried,
             "seconds": round(seconds - max(0.0, deadline - time.monotonic()), 2),
             "corpus": len(corpus), "crashes": sorted(crashes.values(), key=lambda c: -c["count"])}

@@ -24,15 +24,15 @@ Saving writes a temporary file in the target's directory and renames it over the
 """
 import json
 import os
-import tempfile
 import warnings
 import zipfile
 
 import numpy as np
 
 from minitiny import losses as mt_losses
-from minitiny.layers import placeholder_weights
 from minitiny import optimizers as mt_optimizers
+from minitiny.files import atomic_write
+from minitiny.layers import placeholder_weights
 
 FORMAT = "minitiny-model"
 FORMAT_VERSION = 1
@@ -73,21 +73,8 @@ def save_model(model, path):
               "compile": _compile_config(model)}
     arrays["config"] = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
 
-    fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", suffix=".tmp",
-                               dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)                  # atomic: the old file or the new, never half
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    # atomic: the old file or the new, never half (a temp file, fsync, os.replace)
+    atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
 
 

@@ -188,16 +188,21 @@ class Tensor:
         # Gradients of this pass collect in `_g`; only at the end are they added to `.grad`,
         # so calling backward twice accumulates (as PyTorch does) without double counting.
         self._g = grad
-        for node in reversed(order):              # from the output back to the leaves
-            g = node._g
-            if g is None or node._backward is None:
-                continue
-            for p, pg in zip(node._prev, node._backward(g)):
-                if pg is None or not p.requires_grad:
+        try:
+            for node in reversed(order):          # from the output back to the leaves
+                g = node._g
+                if g is None or node._backward is None:
                     continue
-                if pg.dtype != p.data.dtype:
-                    pg = pg.astype(p.data.dtype)
-                p._g = pg if p._g is None else p._g + pg      # a tensor used twice: add up
+                for p, pg in zip(node._prev, node._backward(g)):
+                    if pg is None or not p.requires_grad:
+                        continue
+                    if pg.dtype != p.data.dtype:
+                        pg = pg.astype(p.data.dtype)
+                    p._g = pg if p._g is None else p._g + pg  # a tensor used twice: add up
+        except BaseException:
+            for node in order:                    # leave no half-finished pass behind
+                node._g = None
+            raise
         for node in order:
             g, node._g = node._g, None
             if g is None:

@@ -61,8 +61,9 @@ def oracle_mbqm(x, m, shift):
 
 
 def oracle_mbqm_single(x, m, shift):
-    """Single rounding: x * m / 2^(31 - shift) to the nearest, ties towards +infinity."""
-    return nearest_ties_up(Fraction(x * m, 2 ** (31 - shift)))
+    """Single rounding: x * m / 2^(31 - shift) to the nearest, ties towards +infinity, then
+    stored as int32 (TFLM's static_cast<int32_t>: a result beyond int32 wraps)."""
+    return wrap32(nearest_ties_up(Fraction(x * m, 2 ** (31 - shift))))
 
 
 def oracle_quantize_multiplier(r):

@@ -4,12 +4,13 @@ The fuzzer is bench/fuzz.py (longer runs: `python bench/fuzz.py --seconds 600`).
 runs once per module, in a child process under a 3 GB address-space limit, with a fixed
 seed and a fixed number of inputs per target (the same inputs on every machine; about 20 s
 in all), and every target must end with zero crashes: an exception other than the parser's
-documented error, an input slower than 5 s, or memory beyond the limit. How many inputs each
-target tried is printed at the end of the module.
+documented error, an input slower than 5 s (60 s for a command line, which may build
+firmware), or memory beyond the limit. How many inputs each target tried is printed at the
+end of the module.
 
 The second half pins every crash the fuzzer found, as a small input written by hand, with
-the error the parser now gives. Findings in files this suite may not change are marked
-xfail(strict=True): they fail loudly once fixed, so the marker gets removed.
+the error the parser now gives. A finding not yet fixed in a file this suite may not change
+goes in KNOWN (xfail, strict: it fails loudly once fixed, so the marker gets removed).
 """
 import json
 import os
@@ -32,9 +33,8 @@ import fuzz  # noqa: E402
 # inputs per target: each about 2-4 s on a CI core (measured), ~20 s in all
 BUDGET = {"keras_npz": 2000, "qmodel_npz": 1000, "tflite": 15000, "idx": 200000, "ts": 100000,
           "wav": 200000, "npy_data": 500, "cli": 300}
-# targets with a known finding in a file this suite does not own (see the tests below)
-KNOWN = {"npy_data": "cli._load_npy lets np.load's header errors (tokenize.TokenError, "
-                     "SyntaxError, EOFError) through: needs `except Exception` -> UsageError"}
+# targets with a known, unfixed finding in a file this suite does not own (xfail, strict)
+KNOWN = {}
 
 
 @pytest.fixture(scope="module")
@@ -236,16 +236,36 @@ def test_int8_model_with_an_unknown_zip_compression(tmp_path):
         QModel.load(path)
 
 
+# ---- .tflite files (minitiny.from_tflite) --------------------------------------------------------
+@pytest.mark.parametrize("kind", ["logistic", "tanh"])
+def test_a_logistic_input_scale_tflm_cannot_rescale(kind):
+    """Found (a raw ValueError 'negative shift count' from fixedpoint.calculate_input_radius):
+    a .tflite whose LOGISTIC input scale is below 2^-28."""
+    import struct
+    from minitiny.quant.tflite_io import to_tflite
+    from minitiny.quant.tflite_read import from_tflite
+    import int8_oracle as O
+    with pytest.raises(GraphError, match="below 2\\^-28"):
+        O.elementwise_model(kind, np.float32(1e-12), 0)
+    good = O.elementwise_model(kind, np.float32(2.0 ** -20), 0)
+    data = to_tflite(good)
+    scale = struct.pack("<f", 2.0 ** -20)
+    assert data.count(scale) >= 1
+    with pytest.raises(GraphError, match="below 2\\^-28"):
+        from_tflite(data.replace(scale, struct.pack("<f", 1e-12)))
+
+
 # ---- the command line's --data x.npy,y.npy (minitiny/cli.py) ------------------------------
 def _npy_with_header(header):
     body = (header + " " * (64 - 10 - len(header) - 1) + "\n").encode()
     return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body
 
 
-@pytest.mark.xfail(reason=KNOWN["npy_data"], strict=True)
 @pytest.mark.parametrize("header", ["{'descr': '<f8', 'fortran_order': False, 'shape': (3,",
                                     "{'descr': '<f8', 'fortran_order': False, 'shape': (3,))}"])
 def test_cli_data_with_a_damaged_npy_header(tmp_path, header):
+    """Found: np.load's header parser raised tokenize.TokenError, SyntaxError and EOFError,
+    which cli._load_npy let through (exit 1, 'error: TokenError: ...')."""
     from minitiny import cli
     (tmp_path / "x.npy").write_bytes(_npy_with_header(header))
     with pytest.raises(cli.UsageError):

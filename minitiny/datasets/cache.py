@@ -12,9 +12,10 @@ so a crash or a full disk leaves the old file or none, never half a file.
 import gzip
 import hashlib
 import os
-import tempfile
 import zlib
 from pathlib import Path
+
+from minitiny import files
 
 from .errors import DataMissingError, DatasetError
 
@@ -84,20 +85,6 @@ def read_verified(info, f):
 
 
 def atomic_write(path, data):
-    """Write `data` to `path` via a temp file in the same folder and `os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(tmp, 0o644)                       # mkstemp's 0600 would make the cache private
-        os.replace(tmp, path)                      # atomic on POSIX and Windows
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    """Write `data` to `path` via a temp file in the same folder and `os.replace`
+    (minitiny/files.py, the one atomic writer)."""
+    return Path(files.atomic_write(path, data))

@@ -12,10 +12,11 @@ A quantized value q stands for the real number  r = scale * (q - zero_point).
 """
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from minitiny.files import atomic_write
 
 # Every operator kind the graph may hold, with the options each one takes.
 OP_OPTIONS = {
@@ -265,18 +266,7 @@ class QModel:
                   "inputs": self.inputs, "outputs": self.outputs,
                   "single_rounding": self.single_rounding}
         arrays["config"] = np.frombuffer(json.dumps(config).encode(), dtype=np.uint8)
-        path = os.fspath(path)
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-                f.flush()
-                os.fsync(f.fileno())        # the bytes reach the disk before the rename
-            os.chmod(tmp, 0o644)            # mkstemp's 0600 would make the model private
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+        atomic_write(path, lambda f: np.savez(f, **arrays))     # minitiny/files.py
 
     @classmethod
     def load(cls, path):

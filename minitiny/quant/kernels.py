@@ -386,6 +386,13 @@ def _prepare_logistic_tanh(op, tensors, single_rounding):
         _check_output_quantization(op, out, 1 / 128, 0)
     # logistic_common.cc / tanh.cc CalculateArithmeticOpData (TFLM): x - z_in rescaled into
     # Q4.27 (kInputIntegerBits = 4); beyond input_range_radius the output saturates.
+    # frexp(s * 2^27) gives a negative left shift for s < 2^-28, and TFLM's
+    # CalculateInputRadius then shifts by a negative count (undefined in C++): refuse it.
+    # (Such an input moves the output by less than one step anyway: |x - z| * s < 2^-20.)
+    if float(_scale(x)) < 2.0 ** -28:
+        _fail(op, f"input {x.name!r}: scale {float(_scale(x)):.3g} is below 2^-28, which TFLM's "
+                  f"{op.kind.upper()} cannot rescale (a negative shift); every output would be "
+                  f"{'1/2' if op.kind == 'logistic' else '0'}")
     mult, left_shift, radius = fp.input_scale_multiplier(_scale(x), 4)
     # For input scales >= 4 the radius is <= 1: only x == z_in is multiplied (by 0), so the
     # large left shift never overflows.

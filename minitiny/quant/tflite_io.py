@@ -17,7 +17,6 @@ input and output, activations with batch dimension 1, weights with per-channel
 child table is written before the table that refers to it.
 """
 import os
-import tempfile
 
 import flatbuffers
 import numpy as np
@@ -25,6 +24,7 @@ import tflite as tfl
 from tflite import ActivationFunctionType, BuiltinOperator, BuiltinOptions, Padding, TensorType
 
 from .. import __version__
+from ..files import atomic_write
 from .graph import GraphError, QTensor
 
 SCHEMA_VERSION = 3
@@ -303,18 +303,5 @@ def to_tflite(qmodel):
 
 
 def save_tflite(qmodel, path):
-    """Write `qmodel` as a `.tflite` file, atomically (temp file + rename)."""
-    data = to_tflite(qmodel)
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())            # the bytes reach the disk before the rename
-        os.chmod(tmp, 0o644)                # mkstemp's 0600 would make the file private
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return path
+    """Write `qmodel` as a `.tflite` file, atomically (minitiny/files.py)."""
+    return atomic_write(os.fspath(path), to_tflite(qmodel))
