@@ -20,7 +20,7 @@ import numpy as np
 from minitiny import ops as mt_ops
 
 from . import planner
-from .generator import (GENERATOR, CodegenError, Generated, _environment, _template_identifiers,
+from .generator import (GENERATOR, CodegenError, Generated, _environment, _template_identifiers, window_edges,
                         _write_atomically, c_float)
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 
@@ -162,7 +162,7 @@ def generate_float(model, out_dir, name=None):
         layers.append({
             "index": i, "name": namer.claim(layer.name, FLOAT_SUFFIXES, fallback="layer"),
             "label": c_comment(layer.name), "kind": kind, "template": template, "p": p,
-            "consts": consts,
+            "consts": consts, "window": window_edges(p) if kind in ("MaxPooling2D", "AveragePooling2D") else None,
             "inputs": [_view(n, shapes[n], arena.offsets[n]) for n in node.inputs],
             "output": _view(layer.name, shapes[layer.name], arena.offsets[layer.name]),
             "weight_bytes": 4 * sum(int(a.size) for a in consts.values()),

@@ -249,6 +249,35 @@ def folded_bias(kind, p, weight, bias):
     return folded
 
 
+# -- where the windows meet the image edges (the windowed kernels' clamps) ------------------
+def _how_often(flags):
+    return "always" if all(flags) else "some" if any(flags) else "never"
+
+
+def window_edges(p):
+    """For each axis of a windowed op ("y", "x"), over every output position, how often the
+    window (origin = out * stride - pad, kernel taps) is cut by the image's edges: "begin"
+    (it starts in the padding before: origin < 0), "end" (it runs past the image:
+    size - origin < kernel), "inside" (neither) each "never", "always" or "some"; and "empty"
+    (some window has no tap inside the image). The templates clamp a window only where the
+    clamp can change it, so the C holds no condition whose value the constants decide
+    (a static analyser would rightly call it dead code) and no work the layer never needs."""
+    edges = {}
+    for axis, size, out, stride, pad, kernel in (
+            ("y", p["in_h"], p["out_h"], p["stride_h"], p["pad_h"], p.get("kernel_h", p.get("pool_h"))),
+            ("x", p["in_w"], p["out_w"], p["stride_w"], p["pad_w"], p.get("kernel_w", p.get("pool_w")))):
+        origins = [int(o) * int(stride) - int(pad) for o in range(int(out))]
+        begin = [o < 0 for o in origins]
+        end = [int(size) - o < int(kernel) for o in origins]
+        edges[axis] = {"begin": _how_often(begin), "end": _how_often(end),
+                       "inside": _how_often([not b and not e for b, e in zip(begin, end)]),
+                       "empty": any(min(int(size) - o, int(kernel)) <= max(-o, 0) for o in origins)}
+    return edges
+
+
+WINDOWED = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d")
+
+
 # -- the context the templates read --------------------------------------------------------
 def _plain(value):
     """op.params values for Jinja: NumPy scalars -> bool/int/float, arrays stay arrays."""
@@ -322,7 +351,7 @@ def _layer(index, op, qmodel, arena, namer, variant):
             "weight_bytes": int(weight_bytes), "code_bytes": code_bytes,
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
             "shared": arena.shared.get(op.name), "scalars": scalars,
-            "folded_bias": folded}
+            "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None}
 
 
 def _helpers(kinds, single_rounding=False):
