@@ -332,6 +332,22 @@ def _cpi_text(board, cpi):
 # Text: one estimate in full, many boards in a table
 # ---------------------------------------------------------------------------------------
 
+def rows(est):
+    """The estimate as (label, best, typ, worst) strings: the text table and the HTML report
+    both print these."""
+    table = [("cycles per instruction", est.cpi, lambda x: f"{x:.2f}"),
+             ("latency per inference", est.latency_s, lambda x: fmt_si(x, "s")),
+             ("energy per inference", est.energy_j, lambda x: fmt_si(x, "J")),
+             ("duty cycle", est.duty_cycle, lambda x: f"{_sig(100 * x)} %"),
+             ("average current", est.average_current_a, lambda x: fmt_si(x, "A")),
+             ("average power", est.average_power_w, lambda x: fmt_si(x, "W"))]
+    if est.battery_life_h is not None:
+        table.append((f"battery life ({est.battery.name})", est.battery_life_h, fmt_hours))
+    if est.macs:
+        table.append(("cycles per MAC", est.cycles_per_mac, _sig))
+    return [(label, *(f(x) for x in _values(s))) for label, s, f in table]
+
+
 def format_estimate(est):
     b = est.board
     lines = [f"Power estimate: {b.name} ({b.title}: {b.mcu}, {b.core} @ {fmt_si(b.clock_hz, 'Hz')})",
@@ -341,18 +357,8 @@ def format_estimate(est):
              + (f", battery {est.battery.title}" if est.battery else ""),
              "",
              f"{'':24}{'best':>12}{'typ':>12}{'worst':>12}"]
-    rows = [("CPI", est.cpi, lambda x: f"{x:.2f}"),
-            ("latency", est.latency_s, lambda x: fmt_si(x, "s")),
-            ("energy / inference", est.energy_j, lambda x: fmt_si(x, "J")),
-            ("duty cycle", est.duty_cycle, lambda x: f"{_sig(100 * x)} %"),
-            ("average current", est.average_current_a, lambda x: fmt_si(x, "A")),
-            ("average power", est.average_power_w, lambda x: fmt_si(x, "W"))]
-    if est.battery_life_h is not None:
-        rows.append((f"battery life ({est.battery.name})", est.battery_life_h, fmt_hours))
-    if est.macs:
-        rows.append(("cycles / MAC", est.cycles_per_mac, _sig))
-    for label, s, f in rows:
-        lines.append(f"{label:24}" + "".join(f"{f(x):>12}" for x in _values(s)))
+    for label, *values in rows(est):
+        lines.append(f"{label:24}" + "".join(f"{v:>12}" for v in values))
     lines.append("")
     p = est.average_power_w.typ
     verdict = f"average power {fmt_si(p, 'W')} (typ) is {'below' if p < ONE_MW else 'above'} the 1 mW bar"

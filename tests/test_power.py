@@ -226,7 +226,7 @@ def test_text_and_dict_list_every_assumption():
     e = power.estimate(3_000_000, "stm32l4r5", "1/s", battery="cr2032", macs=2_656_768)
     text = str(e)
     assert "not measurements" in text and "stm32l4r5" in text
-    for word in ("latency", "energy / inference", "average power", "battery life", "cycles / MAC"):
+    for word in ("latency", "energy per inference", "average power", "battery life", "cycles per MAC"):
         assert word in text
     for src in (e.board.sources["active_current_a"], e.board.sources["sleep_current_a"],
                 e.board.sources["cpi"], e.battery.sources["capacity_mah"]):

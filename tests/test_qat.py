@@ -14,20 +14,12 @@ from minitiny.quant.quantizer import (QuantizationError, activation_params, quan
                                       quantize_weights, weight_scales)
 from minitiny.quant.report import quantization_report
 from minitiny.tensor import Tensor
+from test_quantizer import spiral          # the same task as the PTQ tests
 
 requires_tflm = pytest.mark.skipif(not tflm.available(),
                                    reason="tflite-micro (TFLM's interpreter) is not installed")
 
 
-def spiral(n, classes=3, seed=0):
-    """Interleaved 2-D spirals, `n` points per class."""
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0, 1, (classes, n))
-    angle = np.arange(classes)[:, None] * 2 * np.pi / classes + 4 * t + rng.normal(0, 0.2, t.shape)
-    x = np.stack([t * np.cos(angle), t * np.sin(angle)], -1).reshape(-1, 2).astype(np.float32)
-    y = np.repeat(np.arange(classes), n)
-    order = rng.permutation(len(x))
-    return x[order], y[order]
 
 
 def trained_spiral(seed=1):

@@ -115,18 +115,8 @@ def plot_images(report, folder=None):
 
 # ---- the power section ---------------------------------------------------------------------
 def power_rows(est):
-    from minitiny.power import fmt_hours, fmt_si
-    rows = [("cycles per instruction", est.cpi, lambda x: f"{x:.2f}"),
-            ("latency per inference", est.latency_s, lambda x: fmt_si(x, "s")),
-            ("energy per inference", est.energy_j, lambda x: fmt_si(x, "J")),
-            ("duty cycle", est.duty_cycle, lambda x: f"{100 * x:.3g} %"),
-            ("average current", est.average_current_a, lambda x: fmt_si(x, "A")),
-            ("average power", est.average_power_w, lambda x: fmt_si(x, "W"))]
-    if est.battery_life_h is not None:
-        rows.append((f"battery life ({est.battery.name})", est.battery_life_h, fmt_hours))
-    if est.macs:
-        rows.append(("cycles per MAC", est.cycles_per_mac, lambda x: f"{x:.3g}"))
-    return [(label, f(s.best), f(s.typ), f(s.worst)) for label, s, f in rows]
+    from minitiny.power import rows
+    return rows(est)
 
 
 def eval_tables(ev):
