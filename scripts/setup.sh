@@ -11,6 +11,9 @@ say() { printf '\n==> %s\n' "$*"; }
 
 say "Python package (editable) with test and plot extras"
 python -m pip install --quiet --disable-pip-version-check -e ".[test,plots]"
+# pyenv exposes new console scripts (minitiny, minitiny-data) only after a rehash, which its
+# pip hook skips for `python -m pip`; `python -m minitiny` works either way.
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 
 # chromium + a font: the HTML report is checked in a real headless browser
 apt_packages=(gcc clang cppcheck gcc-arm-none-eabi qemu-system-arm chromium fonts-dejavu-core)
