@@ -86,6 +86,13 @@ def models():
     out = {label: E.build(*spec) for label, spec in E.M4_MODELS.items() if not label.startswith("random")}
     out["single rounding"] = single_rounding(out["every kind"])
     out["one input value"] = E.build(3, ["fully_connected"], spatial=False)
+    # Draws of test_equivalence's strategy that once gave cppcheck findings: an activation
+    # range entirely below zero (act_max < 0) in ADD and in DEPTHWISE_CONV_2D, whose chained
+    # ternary clamp cppcheck 2.10 called "always true"; and a LOGISTIC whose input zero point
+    # is -128, so no int8 input reaches the low saturation branch (the template omits it).
+    out["add, act max < 0"] = E.build(2727303856, ["add", "depthwise_conv_2d"])
+    out["depthwise, act max < 0"] = E.build(3415706595, ["add", "depthwise_conv_2d"])
+    out["logistic, no low saturation"] = E.build(2805079345, ["logistic"])
     return out
 
 
