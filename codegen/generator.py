@@ -354,6 +354,12 @@ def _layer(index, op, qmodel, arena, namer, variant):
             "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None}
 
 
+def _saturates_only(layer):
+    """A logistic/tanh whose input scale leaves no int8 input inside the Q4 range: TFLM's
+    input_range_radius is 0 and the kernel only saturates (templates/logistic.c.j2)."""
+    return layer["kind"] in ("logistic", "tanh") and layer["p"]["input_range_radius"] == 0
+
+
 def _helpers(kinds, single_rounding=False):
     """The fixed-point helpers the kinds use, with everything they call."""
     depends = dict(FIXEDPOINT_DEPENDS, **(FIXEDPOINT_DEPENDS_SINGLE_ROUNDING if single_rounding else {}))
@@ -430,8 +436,10 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
     layers = [_layer(i, op, qmodel, arena, namer, variant) for i, op in enumerate(qmodel.ops)]
     # a DSP kernel with the fast requantization calls no fixed-point helper (in "auto" the
     # scalar kernel beside it still does)
+    # and a logistic/tanh whose every input saturates (radius 0) calls none either
     helpers = _helpers((layer["kind"] for layer in layers
-                        if not (layer["dsp"] and layer["dsp"]["fast_requantize"] and not layer["dsp_template"])),
+                        if not (layer["dsp"] and layer["dsp"]["fast_requantize"] and not layer["dsp_template"])
+                        and not _saturates_only(layer)),
                        single_rounding)
     weight_bytes = sum(layer["weight_bytes"] for layer in layers)
     code_bytes = (sum(layer["code_bytes"] for layer in layers) + CODE_BYTES_INVOKE

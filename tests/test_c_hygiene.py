@@ -93,6 +93,11 @@ def models():
     out["add, act max < 0"] = E.build(2727303856, ["add", "depthwise_conv_2d"])
     out["depthwise, act max < 0"] = E.build(3415706595, ["add", "depthwise_conv_2d"])
     out["logistic, no low saturation"] = E.build(2805079345, ["logistic"])
+    # Input scales so large that TFLM's input_range_radius is 0: every input saturates, the
+    # kernel holds no fixed point and no condition the constants decide.
+    from int8_oracle import elementwise_model
+    out["logistic, every input saturates"] = elementwise_model("logistic", np.float32(8.0), 0)
+    out["tanh, every input saturates"] = elementwise_model("tanh", np.float32(20.0), 127)
     return out
 
 

@@ -356,3 +356,18 @@ def test_code_size_estimate_is_close_to_the_measured_size(every_kind, tmp_path):
     estimate = g.manifest["code_bytes_estimate"]
     assert 0.6 * estimate <= measured["total_code"] <= 1.5 * estimate, (measured, estimate)
     assert measured["rodata"] >= sum(t.nbytes for t in every_kind.tensors.values() if t.is_constant)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "tanh"])
+@pytest.mark.parametrize("zero_point", [-128, 0, 126, 127])
+def test_saturating_logistic_and_tanh_need_no_fixed_point(kind, zero_point):
+    """An input scale of 8 or more leaves TFLM's input_range_radius at 0: the C only saturates,
+    emits no gemmlowp helper, and still gives NumPy's bits for every int8 input."""
+    from int8_oracle import elementwise_model
+    model = elementwise_model(kind, np.float32(8.0), zero_point)
+    assert model.ops[0].params["input_range_radius"] == 0
+    x = np.arange(-128, 128).astype(np.int8)[None]
+    with tempfile.TemporaryDirectory() as d:
+        g = codegen.generate(model, d, name="m")
+        assert "gemmlowp_" not in open(g.source).read()
+        np.testing.assert_array_equal(codegen.load(d)(x), model.predict_int8(x))
