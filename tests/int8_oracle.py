@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from minitiny.quant import kernels, tflm
 from minitiny.quant.graph import QModel, QOp, QTensor
+import figures  # noqa: E402  (tests/figures.py)
 
 requires_tflm = pytest.mark.skipif(not tflm.available(),
                                    reason="tflite-micro (TFLM's interpreter, the oracle) is not installed")
@@ -336,11 +337,5 @@ def print_tally(request, title):
     if not TALLY:
         return
     text = f"\n{title}:\n{tally_report()}"
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is not None and reporter is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
-    else:
-        print(text)
+    figures.show(request, text)
     TALLY.clear()

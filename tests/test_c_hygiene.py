@@ -31,6 +31,7 @@ import test_equivalence as E
 from minitiny import codegen
 from minitiny.codegen import generator
 from minitiny.quant.graph import QModel, QOp
+import figures  # noqa: E402  (tests/figures.py)
 
 GCC, CLANG = shutil.which("gcc"), shutil.which("clang")
 ARM_GCC, CPPCHECK = shutil.which("arm-none-eabi-gcc"), shutil.which("cppcheck")
@@ -57,11 +58,7 @@ def report_figures(request):
             f"cppcheck: {f['cppcheck runs']} runs, findings {f['cppcheck findings'] or 0}; "
             f"sanitizers: {f['sanitizer runs']} models, {f['sanitizer outputs']} outputs, 0 reports; "
             f"worst stack of NAME_invoke on a Cortex-M4: {f['max stack (bytes)']} bytes")
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is not None and reporter is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
+    figures.show(request, text)
 
 
 def single_rounding(model):

@@ -31,6 +31,7 @@ from minitiny import codegen
 from minitiny.codegen import generator
 from minitiny.quant import tflm
 from minitiny.quant.graph import GraphError, QModel, QOp
+import figures  # noqa: E402  (tests/figures.py)
 
 GCC = shutil.which("gcc") or shutil.which("clang")
 HAVE_FIRMWARE = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
@@ -52,13 +53,7 @@ def report_figures(request):
     lines += [f"  stack on the Cortex-M4 ({v}): at most {n} bytes (gcc -fstack-usage, call graph)"
               for v, n in STACK.items()]
     text = "\n".join(lines)
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is not None and reporter is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
-    else:
-        print(text)
+    figures.show(request, text)
 
 
 def compare(engine, model, got, want):

@@ -29,6 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FUZZ = os.path.join(ROOT, "bench", "fuzz.py")
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 import fuzz  # noqa: E402
+from figures import show as show_figures  # noqa: E402  (tests/figures.py)
 
 # inputs per target: each about 2-4 s on a CI core (measured), ~20 s in all
 BUDGET = {"keras_npz": 2000, "qmodel_npz": 1000, "tflite": 15000, "idx": 200000, "ts": 100000,
@@ -47,11 +48,7 @@ def figures(request, tmp_path_factory):
     results = {r["target"]: r for r in json.loads(out.read_text())}
     yield results
     text = "\nfuzzing (inputs tried, crashes):\n" + fuzz.table(list(results.values()))
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is not None and reporter is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
+    show_figures(request, text)
 
 
 @pytest.mark.parametrize("target", [
@@ -90,14 +87,9 @@ def test_idx_zero_dimension_beside_huge_ones():
     assert parse_idx(empty).shape == (5, 0)
 
 
-# ---- float model files (minitiny.load_model) --------------------------------------------------
-def _keras_file(tmp_path, edit=None, arrays_edit=None):
-    mt.random.seed(0)
-    model = mt.Sequential([mt.layers.Dense(3, activation="relu", input_shape=(4,)),
-                           mt.layers.Dense(2)])
-    model.compile("adam", "mse")
-    path = tmp_path / "m.npz"
-    model.save(path)
+def _rewrite(path, edit=None, arrays_edit=None):
+    """Rewrite a saved model file (.npz: arrays + a JSON config) with its config and arrays
+    edited in place by the given functions: a forged file, shaped by the test."""
     with np.load(path) as z:
         arrays = {k: z[k] for k in z.files}
     config = json.loads(arrays["config"].tobytes())
@@ -108,6 +100,17 @@ def _keras_file(tmp_path, edit=None, arrays_edit=None):
         arrays_edit(arrays)
     np.savez(path, **arrays)
     return path
+
+
+# ---- float model files (minitiny.load_model) --------------------------------------------------
+def _keras_file(tmp_path, edit=None, arrays_edit=None):
+    mt.random.seed(0)
+    model = mt.Sequential([mt.layers.Dense(3, activation="relu", input_shape=(4,)),
+                           mt.layers.Dense(2)])
+    model.compile("adam", "mse")
+    path = tmp_path / "m.npz"
+    model.save(path)
+    return _rewrite(path, edit, arrays_edit)
 
 
 def _set(path, value):
@@ -172,16 +175,7 @@ def _qmodel_file(tmp_path, edit=None, arrays_edit=None):
     q = fuzz.seed_qmodels()[1]
     path = tmp_path / "q.npz"
     q.save(path)
-    with np.load(path) as z:
-        arrays = {k: z[k] for k in z.files}
-    config = json.loads(arrays["config"].tobytes())
-    if edit:
-        edit(config)
-    arrays["config"] = np.frombuffer(json.dumps(config).encode(), np.uint8)
-    if arrays_edit:
-        arrays_edit(arrays)
-    np.savez(path, **arrays)
-    return path
+    return _rewrite(path, edit, arrays_edit)
 
 
 @pytest.mark.parametrize("path,value,message", [

@@ -33,6 +33,7 @@ from minitiny.quant.graph import GraphError, QModel
 from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.tflite_read import (MAX_ELEMENTS, TFLiteFormatError, UnsupportedTFLiteError,
                                         edge_quantization, from_tflite, run_tflm_int8)
+import figures  # noqa: E402  (tests/figures.py)
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "tflite")
 TF_FILES = sorted(os.path.basename(p) for p in glob.glob(os.path.join(DATA, "*.tflite")))
@@ -49,11 +50,8 @@ def report_tally(request):
     lines = [f"  {k:44s} {c:8d} int8 outputs compared, {m} mismatched" for k, (c, m) in sorted(TALLY.items())]
     text = ("\n.tflite import: the imported model's NumPy reference against TFLM and the C:\n"
             + "\n".join(lines))
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is not None and reporter is not None and lines:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(text)
+    if lines:
+        figures.show(request, text)
     TALLY.clear()
     O.print_tally(request, ".tflite import, models with two inputs")
 
@@ -701,9 +699,5 @@ def test_fuzz_for_a_bounded_time(request, small):
         parsed += parse_or_clear_error(bytes(blob)) is not None
         tried += 1
     assert tried > 50
-    capture = request.config.pluginmanager.get_plugin("capturemanager")
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if capture is not None and reporter is not None:
-        with capture.global_and_fixture_disabled():
-            reporter.write_line(f"\n.tflite fuzzing: {tried} damaged files in 2 s, {parsed} still "
+    figures.show(request, f"\n.tflite fuzzing: {tried} damaged files in 2 s, {parsed} still "
                                 f"imported, the rest refused with a clear error, 0 crashes")
