@@ -19,27 +19,42 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   The kernel computes CONV_PIXELS = 4 output pixels per pass, one output channel at a
   time: each weight word is extended once for four pixels, whose columns are interleaved
   in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs). The
-  k loop runs two blocks per iteration (33 instructions per 32 MACs on a Cortex-M4).
+  k loop runs `conv_unroll` blocks per iteration: 62 instructions per 64 MACs on a
+  Cortex-M4 with four (one LDR per weight word, two SXTB16, four LDRD, eight SMLAD per
+  block; measured with arm-none-eabi-objdump on a 1x1 conv of 64 channels).
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
   input word is extended once for all four. Rows padded to a multiple of 4 with zeros;
   the input's last word may read up to 3 bytes past the input tensor, which stay inside
   the arena (every buffer starts and ends 4-aligned) and meet those zero weights.
-* depthwise_conv_2d: TFLite's (kh, kw, channel) layout already puts four channels of one
-  tap in one word; it stays.
+  That inner step is 23 instructions per 16 MACs: every weight byte is read once per
+  inference, so its extension to int16 (half an SXTB16 per MAC) cannot be shared, and
+  int8 weights cannot go below 1.25 instructions per MAC. dense_weights="int16" stores
+  them already extended (`dense_weight16`): twice the flash of the layer's weights, 17
+  instructions per 16 MACs.
+* depthwise_conv_2d: one input channel at a time, copied as int16 into a "plane" in the
+  arena with its padding written out as the input zero point, so that neighbours along a
+  plane row are the int16 pairs SMLAD takes; the weights keep TFLite's int8 layout and are
+  paired per channel at run time; the input offset is folded into the bias (section
+  "depthwise_conv_2d" at the end of this file).
 
 Requantization. Each kernel ends every output with requantize_fast_to_int8 (dsp.c.j2):
 TFLM's double rounding in ~6 instructions (SMMULR of 2 acc, then one rounding shift), exact
 when fast_requantize below proves it for the layer (|acc| < 2^30 for every input, shifts
-right by 1..31; the proof is beside requantize_fast in dsp.c.j2). Otherwise the layer keeps
-requantize_to_int8, the scalar kernels' MultiplyByQuantizedMultiplier. The input offset is
+right by 1..31; the proof is beside requantize_fast in dsp.c.j2). The conv kernel goes one
+step further where `folded_rounding` allows: the output zero point joins the rounding
+constant, precomputed per channel (requantize_folded_to_int8: SMMULR, SUB, ADD, ASR, SSAT
+per output). Otherwise the layer keeps requantize_to_int8, the scalar kernels'
+MultiplyByQuantizedMultiplier. The input offset is
 not folded into the bias here: the DSP kernels add it while extending int8 to int16
 (SXTAB16 costs what SXTB16 does), so folding would save nothing; the scalar kernels fold it
 (generator.folded_bias).
 
-The padding is the only change in flash: out_c * (K4 - K) bytes for conv_2d and
-units * (in4 - in) for fully_connected (0 when the sizes are multiples of 4).
+Flash: the padding, out_c * (K4 - K) bytes for conv_2d (plus 4 bytes per channel of
+folded rounding constants when the quantization is per channel) and
+units * (in4 - in) for fully_connected (0 when the sizes are multiples of 4), whose
+weights double with dense_weights="int16".
 """
 import numpy as np
 
@@ -53,8 +68,8 @@ TEMPLATES = {
 # Flash bytes of code of each DSP kernel with the dsp.c.j2 helpers it calls, Thumb-2,
 # arm-none-eabi-gcc -Os -mcpu=cortex-m4 -fno-inline (measured with `python -m
 # minitiny.codegen.sizes DIR` on single-layer models, as generator.CODE_BYTES). The
-# depthwise kernel with depth multiplier 1 writes its 3x3 window out: ~820 bytes, else ~520.
-CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 770}
+# depthwise kernel: ~620 bytes with its 3x3 stride-1 loop (two outputs per pass), ~440 else.
+CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 600}
 
 
 # The helpers of templates/dsp.c.j2 each kernel calls, and what they call in turn; only
@@ -62,23 +77,28 @@ CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 770}
 HELPER_DEPENDS = {
     "requantize_fast_to_int8": ["requantize_fast"],
     "smlad_s8x4": ["sxtb16_ror8"],
-    "depthwise_tap4": ["sxtab16_ror8", "sxtb16_ror8"],
+    "smlabt": ["smlatb"],
     "im2col_zero_blocks": ["write_s16x2"],
     "im2col_copy_blocks": ["read_s8x4", "sxtab16_ror8", "write_s16x2", "pack_lo_lo", "pack_hi_hi"],
 }
 
 
-def helpers(kind, p, fast):
+def helpers(kind, p, fast, dense_weights="int8", folded=False):
     """The dsp.c.j2 helpers the DSP kernel of one layer calls (without their dependencies);
-    fast: the layer's requantization is requantize_fast's (fast_requantize)."""
+    fast: the layer's requantization is requantize_fast's (fast_requantize); folded: its
+    output zero point is folded into the rounding term (folded_rounding)."""
     epilogue = ["requantize_fast_to_int8"] if fast else ["requantize_to_int8"]
+    if folded:
+        epilogue = ["requantize_folded_to_int8"]
+    if kind == "fully_connected" and dense_weights == "int16":
+        return ["read_s8x4", "sxtab16_ror8", "read_2_words"] + epilogue
     if kind == "fully_connected":
         return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else []) + epilogue
     if kind == "conv_2d":
         im2col = ["im2col_zero_blocks", "im2col_copy_blocks"] if p["in_c"] % 4 == 0 else \
                  ["im2col_zeros", "im2col_copy"]
         return ["read_s8x4", "read_2_words", "sxtb16_ror8"] + im2col + epilogue
-    return ["read_s8x4"] + (["depthwise_tap4"] if p["out_c"] >= 4 else []) + epilogue
+    return depthwise_helpers(p) + epilogue
 
 
 def helper_closure(names):
@@ -127,6 +147,13 @@ def dense_weight(weight):
     return lines + [row for row in w[4 * groups:]]
 
 
+def dense_weight16(weight):
+    """dense_weight's lines widened to int16, each group of four in sxtb16_order: (w0, w2),
+    (w1, w3), the lanes of the input's (x0, x2), (x1, x3). A block of four inputs then costs
+    one unit two words and two SMLADs, no extension (dense_weights="int16")."""
+    return [line[sxtb16_order(len(line))].astype(np.int16) for line in dense_weight(weight)]
+
+
 def offset_pair(offset):
     """An int16 offset in both lanes of an int32: (offset, offset), as a signed int32."""
     lane = int(offset) & 0xFFFF
@@ -137,20 +164,32 @@ def offset_pair(offset):
 CONV_PIXELS = 4      # output pixels conv_2d_dsp.c.j2 computes per pass (im2col columns)
 
 
+def conv_unroll(k4):
+    """Blocks of 4 values of k per iteration of conv_2d_dsp.c.j2's inner loop: 4 when they
+    divide the K4 / 4 blocks, else 2 (measured on the M4: 4 blocks save 0.03 instructions
+    per MAC on a 1x1 conv with 64 input channels, but blocks left over after the loop cost
+    more than that; 8 pixels per pass instead of 4 made GCC 12 spill accumulators)."""
+    return 4 if (k4 // 4) % 4 == 0 else 2
+
+
 def scratch_bytes(kind, p):
     """Bytes of arena the DSP kernel of `kind` needs while it runs (0: none)."""
     if kind == "conv_2d":   # CONV_PIXELS im2col columns of K rounded up to 4, int16
         return CONV_PIXELS * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"]) * 2
+    if kind == "depthwise_conv_2d":
+        return depthwise_scratch_bytes(p)
     return 0
 
 
-def weight_bytes(kind, p):
+def weight_bytes(kind, p, dense_weights="int8"):
     """Flash bytes of the DSP kernel's weight array (rows padded to a multiple of 4), or
     None when it keeps the scalar kernel's."""
     if kind == "conv_2d":
         return p["out_c"] * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"])
     if kind == "fully_connected":
-        return p["out_features"] * padded(p["in_features"])
+        return p["out_features"] * padded(p["in_features"]) * (2 if dense_weights == "int16" else 1)
+    if kind == "depthwise_conv_2d":
+        return depthwise_weight_bytes(p)
     return None
 
 
@@ -184,18 +223,143 @@ def fast_requantize(kind, p, weight, bias):
                 and accumulator_bound(kind, weight, bias).max(initial=0) < FAST_ACC_LIMIT)
 
 
-def layer_context(kind, p, weight, bias=None, scratch_offset=None):
+def folded_rounding(kind, p, weight, bias):
+    """The per-channel constants 2^(r-1) + Z_out 2^r of requantize_folded_to_int8
+    (templates/dsp.c.j2), or None when the layer cannot use it.
+
+    requantize_fast ends with (h - sign + 2^(r-1)) >> r, and the kernel then adds the
+    output zero point Z_out. Adding Z_out 2^r before the arithmetic shift adds exactly
+    Z_out after it (floor((a + Z 2^r) / 2^r) = floor(a / 2^r) + Z), so one ADD of a
+    precomputed constant does both, provided the sum stays an int32. It does when
+    |h| + 1 + 2^(r-1) + |Z_out| 2^r < 2^31, with |h| <= |acc| (SMMULR of 2 acc by a
+    multiplier below 2^31 never grows it) <= accumulator_bound: checked here per channel."""
+    if not fast_requantize(kind, p, weight, bias):
+        return None
+    shifts = -np.asarray(p["output_shift"], dtype=np.int64).ravel()             # r >= 1
+    channels = len(accumulator_bound(kind, weight, bias))
+    r = np.broadcast_to(shifts, (channels,)) if shifts.size == 1 else shifts
+    z = int(p["output_offset"])
+    rounding = (1 << (r - 1)) + z * (1 << r)
+    if np.any(accumulator_bound(kind, weight, bias) + 1 + (1 << (r - 1)) + abs(z) * (1 << r) >= 1 << 31):
+        return None
+    return rounding
+
+
+DENSE_WEIGHTS = ("int8", "int16")     # how fully_connected_dsp.c.j2 stores its weights
+
+
+def layer_context(kind, p, weight, bias=None, scratch_offset=None, dense_weights="int8"):
     """What the DSP template of one layer reads as `layer.dsp`."""
     ctx = {"offset_pair": offset_pair(p["input_offset"]),
            "fast_requantize": fast_requantize(kind, p, weight, bias)}
     if kind == "conv_2d":
         k = p["kernel_h"] * p["kernel_w"] * p["in_c"]
-        ctx.update(K=k, K4=padded(k), pixels=CONV_PIXELS, weight=conv_weight(weight),
+        ctx.update(K=k, K4=padded(k), pixels=CONV_PIXELS, unroll=conv_unroll(padded(k)), weight=conv_weight(weight),
+                   rounding=folded_rounding(kind, p, weight, bias),
                    scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p))
     elif kind == "fully_connected":
         units, n = weight.shape
+        wide = dense_weights == "int16"
         ctx.update(groups=units // 4, out_tail=units % 4, in_features=padded(n), in_blocks=padded(n) // 4,
-                   weight=dense_weight(weight))
+                   int16=wide, weight=dense_weight16(weight) if wide else dense_weight(weight))
     elif kind == "depthwise_conv_2d":
-        ctx.update(groups=p["out_c"] // 4, out_tail=p["out_c"] % 4)
+        ctx.update(depthwise_context(p, weight, bias, scratch_offset))
     return ctx
+
+
+# ---- depthwise_conv_2d ----
+# templates/depthwise_conv_2d_dsp.c.j2 runs one input channel at a time through a "plane":
+# the channel's input values as int16 in a 2-D array with the padding written out (each
+# padding cell holds the input zero point Z), so that neighbours along a plane row form the
+# int16 pairs __smlad multiplies with pairs of weights of one filter row. The input offset
+# is folded into the bias (depthwise_bias), which makes the padding's w * Z cancel exactly.
+# The plane's rows run along the image's longer output axis ("along"; the other "across"),
+# so that each row gives many outputs: on a 25x5 image the rows are its 25-long columns.
+# The weights stay TFLite's int8 (kh, kw, channel) array in flash: the kernel packs one
+# channel's pairs when it starts the channel, a few instructions for all its outputs.
+DEPTHWISE_PLANE_BYTES = 2048     # the plane holds a band of output rows' input rows within this
+
+
+def depthwise_axes(p):
+    """The plane's geometry: which image axis its rows run along (y when there are more
+    output rows than columns, else x), and per plane axis (across, along) the input size,
+    padding before, stride, kernel size and output size; the input's and output's steps in
+    bytes between neighbours on each axis (NHWC)."""
+    h = dict(size=p["in_h"], pad=p["pad_h"], stride=p["stride_h"], kernel=p["kernel_h"], out=p["out_h"],
+             in_step=p["in_w"] * p["in_c"], out_step=p["out_w"] * p["out_c"])
+    w = dict(size=p["in_w"], pad=p["pad_w"], stride=p["stride_w"], kernel=p["kernel_w"], out=p["out_w"],
+             in_step=p["in_c"], out_step=p["out_c"])
+    along_y = p["out_h"] > p["out_w"]
+    return ("y", w, h) if along_y else ("x", h, w)
+
+
+def depthwise_fast(p):
+    """The 3x3 kernel with stride 1 along the plane's rows: six weight words in registers,
+    two outputs per pass."""
+    _, _, along = depthwise_axes(p)
+    return p["kernel_h"] == 3 and p["kernel_w"] == 3 and along["stride"] == 1
+
+
+def depthwise_pairs(p):
+    """Weight pairs per filter row: a window starting at an odd plane column reads from the
+    column before, so kernel + 1 columns, rounded up to whole words."""
+    _, _, along = depthwise_axes(p)
+    return along["kernel"] // 2 + 1
+
+
+def depthwise_plane(p):
+    """(band, rows, cols, copy) of the plane: output rows (across) per band, plane rows for a
+    whole band, plane columns (even: every row 4-byte aligned), input values per row that a
+    window can reach."""
+    _, across, along = depthwise_axes(p)
+    last = (along["out"] - 1) * along["stride"]             # plane column of the last window
+    cols = 2 * (last // 2 + depthwise_pairs(p))             # its words end here
+    copy = max(0, min(along["size"], cols - along["pad"]))
+    band = across["out"]                                    # as many output rows as fit
+    while band > 1 and ((band - 1) * across["stride"] + across["kernel"]) * cols * 2 > DEPTHWISE_PLANE_BYTES:
+        band -= 1
+    return band, (band - 1) * across["stride"] + across["kernel"], cols, copy
+
+
+def depthwise_scratch_bytes(p):
+    """The plane, and for the general kernel each channel's weight pairs (even and odd)."""
+    _, rows, cols, _ = depthwise_plane(p)
+    _, across, _ = depthwise_axes(p)
+    table = 0 if depthwise_fast(p) else 2 * across["kernel"] * depthwise_pairs(p) * 4
+    return rows * cols * 2 + table
+
+
+def depthwise_weight_bytes(p):
+    """The int8 weights as TFLite has them, and the folded bias, int32 per output channel
+    (in place of the bias, or added when the layer has none)."""
+    return p["kernel_h"] * p["kernel_w"] * p["out_c"] + (0 if p["has_bias"] else 4 * p["out_c"])
+
+
+def depthwise_bias(p, weight, bias):
+    """bias - Z * (sum of each output channel's weights), Z = -input_offset, the input zero
+    point: sum_k w_k (x_k - Z) + bias = sum_k w_k x_k + (bias - Z sum_k w_k). Fits an int32:
+    |Z| <= 128 and Prepare's bound (kernels.py _check_accumulator) is larger."""
+    w = np.asarray(weight, dtype=np.int64)
+    w = w.reshape(-1, w.shape[-1])                          # (kh * kw, out_c)
+    b = np.asarray(bias, dtype=np.int64) if bias is not None else np.zeros(w.shape[1], np.int64)
+    folded = b + int(p["input_offset"]) * w.sum(axis=0)
+    if np.abs(folded).max(initial=0) >= 1 << 31:            # cannot happen after Prepare
+        raise ValueError(f"depthwise_conv_2d: the folded bias {int(np.abs(folded).max())} does not fit an int32")
+    return folded
+
+
+def depthwise_helpers(p):
+    return ["pack_s16x2"] + (["smlatb", "smlabt"] if depthwise_fast(p) else [])
+
+
+def depthwise_context(p, weight, bias, scratch_offset):
+    band, rows, cols, copy = depthwise_plane(p)
+    name, across, along = depthwise_axes(p)
+    return {"fast": depthwise_fast(p), "pairs": depthwise_pairs(p), "band": band, "rows": rows,
+            "cols": cols, "copy_width": copy, "plane_bytes": rows * cols * 2, "along": name,
+            "across_axis": across, "along_axis": along,
+            "bias": depthwise_bias(p, weight, bias),
+            "rounding": folded_rounding("depthwise_conv_2d", p, weight, bias),
+            "scratch": int(scratch_offset), "scratch_bytes": depthwise_scratch_bytes(p),
+            # model.c.j2's banner prints the scratch as int16[pixels][K4]: the plane's shape
+            "pixels": rows, "K4": cols, "scratch_label": "one channel's padded plane"}

@@ -112,13 +112,13 @@ FIXEDPOINT_DEPENDS_SINGLE_ROUNDING = {
 # (measured with `python -m minitiny.codegen.sizes DIR` on single-layer models; windowed
 # kernels vary by about +-30 % with their shapes). The firmware build reports the exact size.
 CODE_BYTES = {
-    "fully_connected": 110, "conv_2d": 310, "depthwise_conv_2d": 285, "max_pool_2d": 160,
+    "fully_connected": 250, "conv_2d": 340, "depthwise_conv_2d": 430, "max_pool_2d": 160,
     "average_pool_2d": 270, "mean": 90, "add": 100, "reshape": 0, "softmax": 160,
     "logistic": 80, "tanh": 70, "relu": 60, "relu6": 40,
 }
 CODE_BYTES_HELPERS = {
     "SaturatingRoundingDoublingHighMul": 72, "RoundingDivideByPOT": 28,
-    "SaturatingRoundingMultiplyByPOT": 50, "MultiplyByQuantizedMultiplier": 28,
+    "SaturatingRoundingMultiplyByPOT": 50, "MultiplyByQuantizedMultiplier": 32,
     "MultiplyByQuantizedMultiplierGreaterThanOne": 10, "RoundingHalfSum": 54,
     "exp_on_interval_between_negative_one_quarter_and_0_excl": 82, "exp_on_negative_values": 104,
     "newton_raphson_reciprocal": 56, "one_over_one_plus_x_for_x_in_0_1": 18,
@@ -131,7 +131,7 @@ CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, check
 # templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
 # <arm_acle.h>'s type names, declared in a model with DSP kernels.
 RESERVED = {"arena"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "int8x4_t", "uint8x4_t"}
-LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift")
+LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding")
 
 
 class CodegenError(ValueError):
@@ -296,7 +296,7 @@ def _tensor_view(t, offset=None):
             "data": t.data, "offset": offset}
 
 
-def _layer(index, op, qmodel, arena, namer, variant):
+def _layer(index, op, qmodel, arena, namer, variant, dense_weights="int8"):
     kind = op.kind
     template = KERNEL_VARIANTS[variant].get(kind, TEMPLATES.get(kind))
     dsp_template = None
@@ -323,7 +323,7 @@ def _layer(index, op, qmodel, arena, namer, variant):
     uses_dsp = kind in KERNEL_VARIANTS[variant]
     # bytes in flash: weights and bias, plus per-channel multipliers and shifts (int32 each);
     # a DSP kernel's weight layout may pad rows to a multiple of 4 (dsp.weight_bytes)
-    dsp_weights = dsp.weight_bytes(kind, p) if uses_dsp else None
+    dsp_weights = dsp.weight_bytes(kind, p, dense_weights) if uses_dsp else None
     weight_bytes = (sum(c["nbytes"] for c in consts) + (8 * len(p["output_multiplier"]) if per_channel else 0)
                     + (dsp_weights - consts[0]["nbytes"] if dsp_weights is not None else 0))
     # the banner's list of integer parameters (multipliers, shifts, offsets, clamps, sizes)
@@ -332,6 +332,11 @@ def _layer(index, op, qmodel, arena, namer, variant):
     if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d") and not per_channel:
         scalars[:0] = [("output_multiplier", int(p["output_multiplier"][0])),
                        ("output_shift", int(p["output_shift"][0]))]
+    dsp_context = dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data,
+                                    bias["data"] if bias is not None else None,
+                                    arena.scratch.get(index), dense_weights) if uses_dsp else None
+    if per_channel and dsp_context is not None and dsp_context.get("rounding") is not None:
+        weight_bytes += 4 * len(dsp_context["rounding"])   # requantize_folded's int32 per channel
     code_bytes = dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES[kind]
     # the scalar kernel's bias with the input offset folded in (None: the offset stays in the
     # loop); a layer without a bias gets one when the folded values are not all zero
@@ -342,9 +347,7 @@ def _layer(index, op, qmodel, arena, namer, variant):
             weight_bytes += 4 * len(folded)
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind,
             "template": template, "dsp_template": dsp_template, "p": p,
-            "dsp": dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data,
-                                     bias["data"] if bias is not None else None,
-                                     arena.scratch.get(index)) if uses_dsp else None,
+            "dsp": dsp_context,
             "scratch_bytes": dsp.scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "weight": weight, "bias": bias, "per_channel": per_channel,
             "activation": op.options.get("activation", "none"), "macs": int(p.get("macs", 0)),
@@ -421,11 +424,14 @@ def _threshold(qmodel, prefix, threshold, threshold_name):
             "q": int(t_q), "scale": float(y.scale), "zero_point": int(y.zero_point)}
 
 
-def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD"):
+def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD",
+                  dense_weights="int8"):
     """Everything the templates need, computed once: names, plan, layers, sizes."""
     from minitiny import __version__
     if variant not in KERNEL_VARIANTS:
         raise CodegenError(f"unknown kernel variant {variant!r}; known: {', '.join(KERNEL_VARIANTS)}")
+    if dense_weights not in dsp.DENSE_WEIGHTS:
+        raise CodegenError(f"dense_weights={dense_weights!r}: expected one of {', '.join(dsp.DENSE_WEIGHTS)}")
     single_rounding = _check_model(qmodel)
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
     scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(qmodel.ops)
@@ -433,7 +439,7 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
     arena = planner.plan_qmodel(qmodel, scratch=scratch)
     namer = Namer(RESERVED | _template_identifiers() | {prefix + "_invoke", prefix + "_quantize_input",
                               prefix + "_dequantize_output"})
-    layers = [_layer(i, op, qmodel, arena, namer, variant) for i, op in enumerate(qmodel.ops)]
+    layers = [_layer(i, op, qmodel, arena, namer, variant, dense_weights) for i, op in enumerate(qmodel.ops)]
     # a DSP kernel with the fast requantization calls no fixed-point helper (in "auto" the
     # scalar kernel beside it still does)
     # and a logistic/tanh whose every input saturates (radius 0) calls none either
@@ -449,12 +455,15 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
         "generator": f"{GENERATOR} {__version__}", "model_name": c_comment(qmodel.name),
         "raw_model_name": qmodel.name, "model_hash": model_hash(qmodel),
         "prefix": prefix, "PREFIX": c_macro_prefix(prefix), "variant": variant,
+        "dense_weights": dense_weights,
         "input": _tensor_view(x, arena.offsets[x.name]), "output": _tensor_view(y, arena.offsets[y.name]),
         "layers": layers, "helpers": helpers, "single_rounding": single_rounding,
         "dsp": any(layer["dsp"] is not None for layer in layers), "dsp_pixels": dsp.CONV_PIXELS,
         "dsp_helpers": dsp.helper_closure(h for layer in layers if layer["dsp"] is not None
                                           for h in dsp.helpers(layer["kind"], layer["p"],
-                                                               layer["dsp"]["fast_requantize"])),
+                                                               layer["dsp"]["fast_requantize"],
+                                                               dense_weights,
+                                                               layer["dsp"].get("rounding") is not None)),
         "arena": arena, "arena_size": max(arena.size, 4),
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
         "weight_bytes": weight_bytes, "code_bytes": code_bytes,
@@ -469,6 +478,7 @@ def manifest(context, qmodel):
     return {
         "name": context["prefix"], "model_name": qmodel.name, "generator": context["generator"],
         "model_hash": context["model_hash"], "variant": context["variant"],
+        "dense_weights": context["dense_weights"],
         "header": f"{context['prefix']}_model.h", "source": f"{context['prefix']}_model.c",
         "invoke": f"{context['prefix']}_invoke",
         "input_shape": list(x.shape), "output_shape": list(y.shape),
@@ -521,7 +531,8 @@ class Generated:
                 f"(lower bound {m['arena_lower_bound']}), weights {m['weight_bytes']} B)")
 
 
-def generate(model, out_dir, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD"):
+def generate(model, out_dir, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD",
+             dense_weights="int8"):
     """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
 
     model:   a QModel (int8: the C is bit-exact with qmodel.predict_int8) or an unquantized
@@ -530,6 +541,10 @@ def generate(model, out_dir, name=None, variant="scalar", threshold=None, thresh
     variant: the kernel variant (KERNEL_VARIANTS): "scalar", the readable reference kernels;
              "dsp", DSP-SIMD kernels for Cortex-M4/M7/M33/M55 only; "auto", both, the
              compiler picks (DSP on a core with __ARM_FEATURE_DSP, scalar elsewhere)
+    dense_weights: how the DSP fully_connected kernel stores its weights: "int8" (default,
+             the model's bytes) or "int16" (twice the flash of those weights, already
+             extended for SMLAD: about 1.1 instead of 1.5 instructions per MAC on a
+             Cortex-M4; codegen/dsp.py). The scalar kernels always keep int8.
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
              from which it fires (minitiny.evaluation.threshold_to_int8), and
@@ -544,7 +559,7 @@ def generate(model, out_dir, name=None, variant="scalar", threshold=None, thresh
                            f"{type(model).__name__}")
     if threshold is not None and not isinstance(model, QModel):
         raise CodegenError("threshold= needs an int8 QModel (the constant is an int8 output value)")
-    context = build_context(model, name, variant, threshold, threshold_name)
+    context = build_context(model, name, variant, threshold, threshold_name, dense_weights)
     files = {fname: text.encode() for fname, text in render(context).items()}
     info = manifest(context, model)
     prefix = context["prefix"]

@@ -5,6 +5,7 @@ The end-to-end chain runs train -> quantize -> generate -> verify on a tiny synt
 through main() (in-process, so it is fast) and checks the files each step leaves.
 """
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -209,6 +210,23 @@ def test_generate_auto_variant_emits_both_kernels_and_verifies(chain, capsys, tm
     code, out, err = run(capsys, "verify", str(out_dir), "--inputs", str(d / "x.npy"))
     assert code == 0, err
     assert "OK: bit-exact" in out
+
+
+def test_generate_int16_dense_weights(chain, capsys, tmp_path):
+    """--dense-weights int16: the DSP dense kernels' weights stored as int16, recorded in the
+    manifest (the Arduino export regenerates with it); the host build still verifies."""
+    d, _, _ = chain
+    out_dir = tmp_path / "w16"
+    code, _, err = run(capsys, "generate", str(d / "blobs.qmodel.npz"), "--out", str(out_dir),
+                       "--name", "blobs", "--variant", "auto", "--dense-weights", "int16")
+    assert code == 0, err
+    assert json.loads((out_dir / "blobs_manifest.json").read_text())["dense_weights"] == "int16"
+    assert "static const int16_t dense" in (out_dir / "blobs_model.c").read_text()
+    code, out, err = run(capsys, "verify", str(out_dir), "--inputs", str(d / "x.npy"))
+    assert code == 0 and "OK: bit-exact" in out, err
+    code, _, err = run(capsys, "generate", str(d / "blobs.qmodel.npz"), "--out", str(out_dir),
+                       "--dense-weights", "int4")
+    assert code != 0 and "int4" in err
 
 
 def test_generate_threshold_needs_a_single_score(chain, capsys, tmp_path):

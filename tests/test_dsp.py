@@ -103,6 +103,40 @@ def test_dense_layout_feeds_four_units_per_input_word(units, n, seed):
     assert got == (w.astype(np.int64) @ x[:n]).tolist()
 
 
+@given(st.integers(1, 11), st.integers(1, 23), st.integers(0, 2 ** 16))
+def test_dense_int16_layout_needs_no_extension(units, n, seed):
+    """dense_weights="int16": per group of 4 units, per input word, each unit's two int16
+    words (lo, hi) meet the input lanes (x0, x2) and (x1, x3); then the tail units' rows."""
+    rng = np.random.default_rng(seed)
+    w = rng.integers(-128, 128, size=(units, n)).astype(np.int8)
+    x = rng.integers(-255, 256, size=dsp.padded(n)).astype(np.int64)   # the tail: bytes past the input
+    lines = dsp.dense_weight16(w)
+    flat = np.concatenate(lines).astype(np.int64)
+    assert all(line.dtype == np.int16 for line in lines) and flat.size == units * dsp.padded(n)
+    assert dsp.weight_bytes("fully_connected", dict(out_features=units, in_features=n), "int16") == 2 * flat.size
+    blocks = dsp.padded(n) // 4
+    got, pos = [], 0
+    for _ in range(units // 4):                     # groups of 4 units, interleaved
+        acc = [0, 0, 0, 0]
+        for blk in range(blocks):
+            x0, x1, x2, x3 = x[4 * blk:4 * blk + 4]
+            for u in range(4):
+                lo02, hi02, lo13, hi13 = flat[pos:pos + 4]
+                acc[u] += lo02 * x0 + hi02 * x2 + lo13 * x1 + hi13 * x3
+                pos += 4
+        got += acc
+    for _ in range(units % 4):                      # the tail units, one row each
+        acc = 0
+        for blk in range(blocks):
+            x0, x1, x2, x3 = x[4 * blk:4 * blk + 4]
+            lo02, hi02, lo13, hi13 = flat[pos:pos + 4]
+            acc += lo02 * x0 + hi02 * x2 + lo13 * x1 + hi13 * x3
+            pos += 4
+        got.append(acc)
+    assert pos == flat.size
+    assert got == (w.astype(np.int64) @ x[:n]).tolist()
+
+
 def test_offset_pair_and_scratch_sizes():
     assert dsp.offset_pair(5) == 0x00050005
     assert dsp.offset_pair(-128) == -(1 << 32) + 0xFF80FF80       # (-128, -128) as int32
@@ -155,6 +189,43 @@ def test_fast_requantize_is_used_only_where_proven():
     dw = np.zeros((1, 3, 3, 4), np.int8)
     dw[0, :, :, 2] = -128                    # channel 2 of a depthwise weight: its last index
     assert (dsp.accumulator_bound("depthwise_conv_2d", dw, None) == [0, 0, 9 * 128 * 255, 0]).all()
+
+
+def folded_layer(bound, r, z, channels=1):
+    """A layer whose accumulator bound is `bound` (a bias of that size, zero weights), right
+    shift r and output zero point z: what dsp.folded_rounding reads."""
+    p = dict(output_shift=np.full(channels, -r), output_multiplier=np.full(channels, 1 << 30),
+             output_offset=z)
+    return p, np.zeros((channels, 1), np.int8), np.full(channels, bound)
+
+
+@given(st.integers(-(1 << 30) + 1, (1 << 30) - 1), st.integers(1 << 30, (1 << 31) - 1), st.integers(1, 31),
+       st.integers(-128, 127))
+@settings(max_examples=400)
+def test_folded_rounding_adds_the_zero_point_exactly(acc, multiplier, right_shift, z):
+    """requantize_folded_to_int8 before its clamp: (high - sign + rounding) >> r must be
+    TFLM's MultiplyByQuantizedMultiplier + the output zero point (fixedpoint.py, Python
+    integers) whenever folded_rounding accepts the layer, and it must refuse exactly when
+    the int32 sum could overflow (the bound written out here, in Python integers)."""
+    p, w, b = folded_layer(abs(acc), right_shift, z)
+    rounding = dsp.folded_rounding("fully_connected", p, w, b)
+    fits = abs(acc) + 1 + (1 << (right_shift - 1)) + abs(z) * (1 << right_shift) < 1 << 31
+    assert (rounding is not None) == fits
+    if fits:
+        assert int(rounding[0]) == (1 << (right_shift - 1)) + z * (1 << right_shift)
+        high = (2 * acc * multiplier + (1 << 31)) >> 32                        # SMMULR
+        total = high - (1 if high < 0 else 0) + int(rounding[0])
+        assert -(1 << 31) <= total < 1 << 31                                   # an int32 sum
+        assert total >> right_shift == fp.multiply_by_quantized_multiplier(acc, multiplier, -right_shift) + z
+
+
+def test_folded_rounding_is_per_channel_and_needs_the_fast_path():
+    p, w, b = folded_layer(1000, 7, -128, channels=3)
+    p["output_shift"] = np.array([-1, -7, -20])
+    assert dsp.folded_rounding("conv_2d", p, w, b).tolist() == [1 - 128 * 2, 64 - 128 * 128, (1 << 19) - 128 * (1 << 20)]
+    assert dsp.folded_rounding("conv_2d", dict(p, output_shift=np.array([-1, 0, -3])), w, b) is None  # no right shift
+    assert dsp.folded_rounding("conv_2d", dict(p, single_rounding=True), w, b) is None
+    assert dsp.folded_rounding("conv_2d", dict(p, output_shift=np.array([-1, -7, -24])), w, b) is None  # 128 * 2^24
 
 
 # ---------------------------------------------------------------------------------------
@@ -238,9 +309,9 @@ def shim_flags(tmp_path_factory):
         yield ["-D__ARM_FEATURE_DSP=1", "-isystem", str(d)]
 
 
-def host_dsp(model, x, flags, sanitize=False, variant="dsp"):
+def host_dsp(model, x, flags, sanitize=False, variant="dsp", **options):
     with tempfile.TemporaryDirectory() as d:
-        codegen.generate(model, d, name="m", variant=variant)
+        codegen.generate(model, d, name="m", variant=variant, **options)
         got = codegen.load(d, flags=flags, sanitize=sanitize)(x)
     want = model.predict_int8(x)
     if not np.array_equal(got, want):
@@ -280,6 +351,17 @@ def test_wider_convolutions_on_the_host(shim_flags, in_c, out_c, hw, k, stride, 
     else:
         model = o.single_op_model(seed, kind, (in_c * hw,), units=out_c * 3 + 1, activation="relu6")
     host_dsp(model, inputs_for(model, 1), shim_flags)
+
+
+@requires_gcc
+@settings(max_examples=15)
+@given(st.integers(1, 40), st.integers(1, 11), st.booleans(), st.booleans(), o.seeds)
+def test_int16_dense_weights_on_the_host(shim_flags, n, units, per_channel, bias, seed):
+    """dense_weights="int16": tails of units and inputs, per-channel or not, with and
+    without bias, under the sanitizers every few examples."""
+    model = o.single_op_model(seed, "fully_connected", (n,), units=units, per_channel=per_channel,
+                              bias=bias, activation=["none", "relu", "relu6"][seed % 3])
+    host_dsp(model, inputs_for(model, seed % 1000), shim_flags, sanitize=seed % 4 == 0, dense_weights="int16")
 
 
 @requires_gcc
@@ -466,6 +548,30 @@ def test_seed_models_dsp_equals_scalar_and_numpy_on_the_m4(seed_models, name, tm
 
 
 @requires_qemu
+@pytest.mark.parametrize("name", ["mlp", "every_kind"])
+def test_int16_dense_weights_on_the_m4(seed_models, name, tmp_path):
+    """The LDRD/SMLAD int16 path on the real instructions: the same outputs, more flash."""
+    from minitiny import firmware
+    model = seed_models[name]
+    runs = {}
+    for dense_weights in ("int8", "int16"):
+        d = tmp_path / dense_weights
+        g = codegen.generate(model, d, name="m", variant="dsp", dense_weights=dense_weights)
+        assert g.manifest["dense_weights"] == dense_weights
+        runs[dense_weights] = r = firmware.run(d, board="cortex-m4", inputs=inputs_for(model, 5, 4), profile=False)
+        assert r.status == "ok" and r.matches_reference is True, r.message
+    np.testing.assert_array_equal(runs["int16"].outputs, runs["int8"].outputs)
+    dense = sum(t.data.size for op in model.ops if op.kind == "fully_connected"
+                for t in [model.tensors[op.inputs[1]]])
+    assert runs["int16"].flash["weights"] - runs["int8"].flash["weights"] >= dense   # each weight: 1 byte more
+
+
+def test_dense_weights_is_checked(tmp_path):
+    with pytest.raises(codegen.CodegenError, match="dense_weights='int4'"):
+        codegen.generate(every_kind_model(0), tmp_path, variant="dsp", dense_weights="int4")
+
+
+@requires_qemu
 @pytest.mark.parametrize("board", ["cortex-m7", "cortex-m55"])
 def test_dsp_kernels_on_the_m7_and_m55(seed_models, board, tmp_path):
     for name in ("ds_cnn", "every_kind"):
@@ -530,3 +636,126 @@ def test_dsp_and_auto_compile_clean_for_cortex_m(tmp_path):
         subprocess.run([ARM_GCC, "-mcpu=cortex-m4", "-mthumb", "-O2", "-ffreestanding"] + STRICT + defines
                        + ["-S", g.source, "-o", str(tmp_path / "m.s")], check=True)
         assert ("smlad" in (tmp_path / "m.s").read_text()) == has_smlad
+
+
+# ---------------------------------------------------------------------------------------
+# depthwise_conv_2d: the plane kernel (depthwise_conv_2d_dsp.c.j2, dsp.py's depthwise section)
+# ---------------------------------------------------------------------------------------
+def plane_depthwise(x, w, bias, stride, pad, out_hw, z):
+    """A NumPy model of what the kernel sums for one channel, written from its comments:
+    the plane (x padded with Z, then Z up to `cols`), the even/odd int16 weight pairs, and
+    for each output the words from its window's start column rounded down to even. The
+    result must be the plain sum of w * (x - Z) + bias over the window inside the image."""
+    (kh, kw), (sh, sw), (ph, pw), (oh, ow) = w.shape, stride, pad, out_hw
+    pairs = kw // 2 + 1
+    cols = 2 * ((ow - 1) * sw // 2 + pairs)
+    rows = (oh - 1) * sh + kh
+    plane = np.full((rows, max(cols, pw + x.shape[1])), z, np.int64)
+    ys, xs = min(x.shape[0], rows - ph), min(x.shape[1], cols - pw)
+    plane[ph:ph + ys, pw:pw + xs] = x[:ys, :xs]
+    wz = np.zeros((kh, 2 * pairs + 1), np.int64)           # w[1 + k], zeros around
+    wz[:, 1:1 + kw] = w
+    even = np.stack([wz[:, 1::2][:, :pairs], wz[:, 2::2][:, :pairs]], axis=-1)    # (kh, pairs, 2)
+    odd = np.stack([wz[:, 0::2][:, :pairs], wz[:, 1::2][:, :pairs]], axis=-1)
+    folded = bias - z * int(w.sum())
+    out = np.zeros((oh, ow), np.int64)
+    for oy in range(oh):
+        for ox in range(ow):
+            s = ox * sw
+            words = plane[oy * sh:oy * sh + kh, s & ~1:(s & ~1) + 2 * pairs].reshape(kh, pairs, 2)
+            out[oy, ox] = folded + int(((even if s % 2 == 0 else odd) * words).sum())
+    return out
+
+
+@given(st.integers(1, 7), st.integers(1, 7), st.integers(1, 4), st.integers(1, 4), st.integers(1, 3),
+       st.integers(1, 3), st.sampled_from(["same", "valid"]), st.integers(-128, 127), st.integers(0, 2 ** 16))
+def test_depthwise_plane_pairs_give_the_window_sums(h, w_, kh, kw, sh, sw, padding, z, seed):
+    """The plane, its Z padding, the folded bias and the even/odd pairs: the oracle is the
+    direct sum over the window's taps inside the image (TFLM's reference loop)."""
+    if padding == "valid" and (kh > h or kw > w_):
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, size=(h, w_))
+    w = rng.integers(-127, 128, size=(kh, kw))
+    bias = int(rng.integers(-1000, 1000))
+    out_hw, pads = [], []
+    for size, k, s in ((h, kh, sh), (w_, kw, sw)):
+        out = -(-size // s) if padding == "same" else (size - k) // s + 1
+        out_hw.append(out)
+        pads.append(max((out - 1) * s + k - size, 0) // 2 if padding == "same" else 0)
+    got = plane_depthwise(x, w, bias, (sh, sw), pads, out_hw, z)
+    for oy in range(out_hw[0]):
+        for ox in range(out_hw[1]):
+            want = bias
+            for fy in range(kh):
+                for fx in range(kw):
+                    iy, ix = oy * sh - pads[0] + fy, ox * sw - pads[1] + fx
+                    if 0 <= iy < h and 0 <= ix < w_:
+                        want += int(w[fy, fx]) * (int(x[iy, ix]) - z)
+            assert got[oy, ox] == want
+
+
+def test_depthwise_plane_geometry():
+    """The figures the kernel's comments promise, worked by hand for ds-cnn's layer (3x3
+    'same' on 25x5x64) and for an image too big for one band."""
+    p = o.single_op_model(0, "depthwise_conv_2d", (25, 5, 64)).ops[0].params
+    axis, across, along = dsp.depthwise_axes(p)
+    assert axis == "y" and along["out"] == 25 and across["out"] == 5     # rows run along the 25
+    assert along["in_step"] == 5 * 64 and across["in_step"] == 64
+    band, rows, cols, copy = dsp.depthwise_plane(p)
+    assert (band, rows, cols, copy) == (5, 7, 28, 25)      # 7 = 5 + 2 padding; 28 >= 24 + 4 columns
+    assert dsp.depthwise_fast(p) and dsp.depthwise_scratch_bytes(p) == 7 * 28 * 2
+    assert dsp.depthwise_weight_bytes(p) == 9 * 64
+    q = o.single_op_model(0, "depthwise_conv_2d", (40, 40, 2), bias=False).ops[0].params
+    band, rows, cols, _ = dsp.depthwise_plane(q)
+    assert cols == 42 and rows * cols * 2 <= dsp.DEPTHWISE_PLANE_BYTES < (rows + 1) * cols * 2
+    assert band == rows - 2 < 40
+    assert dsp.depthwise_weight_bytes(q) == 9 * 2 + 4 * 2                # a folded bias is added
+    r = o.single_op_model(0, "depthwise_conv_2d", (6, 7, 3), kernel=(2, 3), stride=(2, 1)).ops[0].params
+    assert not dsp.depthwise_fast(r)
+    assert dsp.depthwise_scratch_bytes(r) == dsp.depthwise_plane(r)[1] * dsp.depthwise_plane(r)[2] * 2 + 2 * 2 * 2 * 4
+
+
+def depthwise_models(seed):
+    """A shape for each path of the plane kernel: the 3x3 fast kernel along x and along y,
+    rows of odd and even length, one output per row, several bands, the general kernel
+    (other sizes, strides along the rows, depth multipliers, 'valid'), channel counts not
+    a multiple of 4, per-tensor and per-channel, no bias, relu and relu6, and the general
+    requantization (a multiplier >= 1/2)."""
+    dw = "depthwise_conv_2d"
+    return [
+        o.single_op_model(seed, dw, (25, 5, 6), activation="relu"),                     # along y, odd
+        o.single_op_model(seed, dw, (4, 9, 5), per_channel=False),                        # along x, odd
+        o.single_op_model(seed, dw, (6, 8, 3), stride=(2, 1), activation="relu6"),        # along x, even
+        o.single_op_model(seed, dw, (1, 1, 7)),                                           # one output
+        o.single_op_model(seed, dw, (3, 1, 2), depth_multiplier=3, bias=False),
+        o.single_op_model(seed, dw, (40, 38, 1), bias=False),                            # bands
+        o.single_op_model(seed, dw, (37, 36, 2), kernel=(2, 5), stride=(1, 2)),           # general, bands
+        o.single_op_model(seed, dw, (7, 6, 5), kernel=(3, 3), stride=(2, 2), depth_multiplier=2),
+        o.single_op_model(seed, dw, (6, 7, 3), kernel=(4, 2), padding="valid", per_channel=False),
+        o.single_op_model(seed, dw, (9, 4, 4), kernel=(1, 1), stride=(3, 2), padding="valid"),
+        with_real_multiplier(o.single_op_model(seed, dw, (5, 6, 3), bias=False), 0.8),
+    ]
+
+
+def test_depthwise_models_take_the_paths_they_name():
+    ctx = [generator.build_context(m, "m", variant="dsp")["layers"][0]["dsp"] for m in depthwise_models(0)]
+    assert [c["fast"] for c in ctx] == [True] * 6 + [False] * 4 + [True]
+    assert [c["along"] for c in ctx[:3]] == ["y", "x", "x"]
+    assert ctx[5]["band"] < 40 and ctx[6]["band"] < 36             # several bands
+    assert ctx[-1]["fast_requantize"] is False and ctx[0]["fast_requantize"]
+
+
+@requires_gcc
+@pytest.mark.parametrize("seed", [0, 1])
+def test_depthwise_models_on_the_host(shim_flags, seed):
+    for i, model in enumerate(depthwise_models(seed)):
+        host_dsp(model, inputs_for(model, seed, n=3), shim_flags, sanitize=(i % 2 == seed))
+
+
+@requires_qemu
+def test_depthwise_models_on_the_m4(tmp_path):
+    """The real SMLAD/SMLATB/SMLABT against NumPy (run_on compares)."""
+    for i, model in enumerate(depthwise_models(2)):
+        if np.prod(model.input.shape) <= 2000:                     # the big band models: host only
+            run_on(model, "dsp", "cortex-m4", tmp_path, seed=i, n=2)
