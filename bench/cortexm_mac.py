@@ -13,11 +13,11 @@ Each model is generated three times (BUILDS: the codegen variant "scalar", "dsp"
 with dense_weights="int16", whose dense layers keep their weights extended to int16 in
 flash), built with -O2 for
 the Cortex-M4 (QEMU mps2-an386) and run; QEMU's instruction counts are exact (a TCG plugin,
-minitiny.firmware), and both builds must give the NumPy reference's outputs. The table:
+minitiny.firmware), and every build must give the NumPy reference's outputs. The table:
 instructions per MAC of the whole inference (everything between the two markers around
 NAME_invoke: copies, pooling, softmax too), and of the multiply-accumulate layers alone
-(dense, conv, depthwise: the per-layer counts of the profiling build), scalar vs DSP and
-their ratio, then flash and RAM of both builds.
+(dense, conv, depthwise: the per-layer counts of the profiling build), for each build, and
+the speed-up over the scalar build; then flash, code and RAM of each build.
 
 QEMU counts instructions, not cycles: on a Cortex-M4 SMLAD and most DSP instructions take
 one cycle, loads two (one when pipelined), a taken branch two to four.
@@ -90,7 +90,9 @@ def measure(qmodel, build, n, work):
     g = codegen.generate(qmodel, d, name=qmodel.name, **BUILDS[build])
     result = firmware.run(d, board="cortex-m4", n=n, profile=True)
     if not result.ok:
-        raise SystemExit(f"{qmodel.name} ({variant}): {result.status}: {result.message}")
+        raise SystemExit(f"{qmodel.name} ({build}): {result.status}: {result.message}")
+    if result.matches_reference is not True:
+        raise SystemExit(f"{qmodel.name} ({build}): the outputs differ from the NumPy int8 reference")
     return result, g.manifest
 
 
