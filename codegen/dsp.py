@@ -37,7 +37,9 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   arena with its padding written out as the input zero point, so that neighbours along a
   plane row are the int16 pairs SMLAD takes; the weights keep TFLite's int8 layout and are
   paired per channel at run time; the input offset is folded into the bias (section
-  "depthwise_conv_2d" at the end of this file).
+  "depthwise_conv_2d" at the end of this file). Where folded_rounding allows, weights and
+  bias are doubled so that the sum is 2 acc, and requantize_doubled_to_int8 ends each
+  output in four instructions (SMMLAR, SUB, ASR, SSAT).
 
 Requantization. Each kernel ends every output with requantize_fast_to_int8 (dsp.c.j2):
 TFLM's double rounding in ~6 instructions (SMMULR of 2 acc, then one rounding shift), exact
@@ -63,19 +65,24 @@ TEMPLATES = {
     "fully_connected": "fully_connected_dsp.c.j2",
     "conv_2d": "conv_2d_dsp.c.j2",
     "depthwise_conv_2d": "depthwise_conv_2d_dsp.c.j2",
+    "max_pool_2d": "max_pool_2d_dsp.c.j2",
 }
 
 # Flash bytes of code of each DSP kernel with the dsp.c.j2 helpers it calls, Thumb-2,
 # arm-none-eabi-gcc -Os -mcpu=cortex-m4 -fno-inline (measured with `python -m
 # minitiny.codegen.sizes DIR` on single-layer models, as generator.CODE_BYTES). The
-# depthwise kernel: ~620 bytes with its 3x3 stride-1 loop (two outputs per pass), ~440 else.
-CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 600}
+# depthwise kernel: ~800-880 bytes with its 3x3 stride-1 loop (four outputs per pass, then
+# two and one), ~560 else.
+CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 820, "max_pool_2d": 200}
 
 
 # The helpers of templates/dsp.c.j2 each kernel calls, and what they call in turn; only
 # what a model uses is emitted (clang warns about unused static inline functions).
 HELPER_DEPENDS = {
-    "requantize_fast_to_int8": ["requantize_fast"],
+    "requantize_fast_to_int8": ["requantize_fast", "ssat8"],
+    "requantize_to_int8": ["ssat8"],
+    "requantize_folded_to_int8": ["ssat8"],
+    "requantize_doubled_to_int8": ["ssat8"],
     "smlad_s8x4": ["sxtb16_ror8"],
     "smlabt": ["smlatb"],
     "im2col_zero_blocks": ["write_s16x2"],
@@ -87,6 +94,8 @@ def helpers(kind, p, fast, dense_weights="int8", folded=False):
     """The dsp.c.j2 helpers the DSP kernel of one layer calls (without their dependencies);
     fast: the layer's requantization is requantize_fast's (fast_requantize); folded: its
     output zero point is folded into the rounding term (folded_rounding)."""
+    if kind in POOL_KINDS:
+        return pool_helpers(p)
     epilogue = ["requantize_fast_to_int8"] if fast else ["requantize_to_int8"]
     if folded:
         epilogue = ["requantize_folded_to_int8"]
@@ -96,9 +105,9 @@ def helpers(kind, p, fast, dense_weights="int8", folded=False):
         return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else []) + epilogue
     if kind == "conv_2d":
         im2col = ["im2col_zero_blocks", "im2col_copy_blocks"] if p["in_c"] % 4 == 0 else \
-                 ["im2col_zeros", "im2col_copy"]
+                 ["fill_s8", "im2col_copy_blocks"]
         return ["read_s8x4", "read_2_words", "sxtb16_ror8"] + im2col + epilogue
-    return depthwise_helpers(p) + epilogue
+    return depthwise_helpers(p, folded) + (["requantize_doubled_to_int8"] if folded else epilogue)
 
 
 def helper_closure(names):
@@ -174,8 +183,11 @@ def conv_unroll(k4):
 
 def scratch_bytes(kind, p):
     """Bytes of arena the DSP kernel of `kind` needs while it runs (0: none)."""
-    if kind == "conv_2d":   # CONV_PIXELS im2col columns of K rounded up to 4, int16
-        return CONV_PIXELS * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"]) * 2
+    if kind in POOL_KINDS:
+        return 0
+    if kind == "conv_2d":   # CONV_PIXELS im2col columns of K rounded up to 4, int16, and when
+        k4 = padded(p["kernel_h"] * p["kernel_w"] * p["in_c"])   # in_c % 4 != 0 the int8 window
+        return CONV_PIXELS * k4 * 2 + (k4 if p["in_c"] % 4 else 0)
     if kind == "depthwise_conv_2d":
         return depthwise_scratch_bytes(p)
     return 0
@@ -184,6 +196,8 @@ def scratch_bytes(kind, p):
 def weight_bytes(kind, p, dense_weights="int8"):
     """Flash bytes of the DSP kernel's weight array (rows padded to a multiple of 4), or
     None when it keeps the scalar kernel's."""
+    if kind in POOL_KINDS:
+        return None
     if kind == "conv_2d":
         return p["out_c"] * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"])
     if kind == "fully_connected":
@@ -250,13 +264,16 @@ DENSE_WEIGHTS = ("int8", "int16")     # how fully_connected_dsp.c.j2 stores its 
 
 def layer_context(kind, p, weight, bias=None, scratch_offset=None, dense_weights="int8"):
     """What the DSP template of one layer reads as `layer.dsp`."""
+    if kind in POOL_KINDS:
+        return pool_context(p)
     ctx = {"offset_pair": offset_pair(p["input_offset"]),
            "fast_requantize": fast_requantize(kind, p, weight, bias)}
     if kind == "conv_2d":
         k = p["kernel_h"] * p["kernel_w"] * p["in_c"]
         ctx.update(K=k, K4=padded(k), pixels=CONV_PIXELS, unroll=conv_unroll(padded(k)), weight=conv_weight(weight),
                    rounding=folded_rounding(kind, p, weight, bias),
-                   scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p))
+                   scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p),
+                   window=int(scratch_offset) + CONV_PIXELS * padded(k) * 2)
     elif kind == "fully_connected":
         units, n = weight.shape
         wide = dense_weights == "int16"
@@ -348,18 +365,59 @@ def depthwise_bias(p, weight, bias):
     return folded
 
 
-def depthwise_helpers(p):
-    return ["pack_s16x2"] + (["smlatb", "smlabt"] if depthwise_fast(p) else [])
+def depthwise_helpers(p, folded=False):
+    fast = ["smlatb", "smlabt"] + (["in_registers"] if folded else []) if depthwise_fast(p) else []
+    return ["pack_s16x2"] + fast
 
 
 def depthwise_context(p, weight, bias, scratch_offset):
     band, rows, cols, copy = depthwise_plane(p)
     name, across, along = depthwise_axes(p)
+    rounding = folded_rounding("depthwise_conv_2d", p, weight, bias)
+    # with requantize_doubled_to_int8 the kernel sums 2 acc: weights (|2 w| <= 256, an int16)
+    # and folded bias doubled; 2 acc fits an int32 as |acc| < 2^30 (fast_requantize), and the
+    # folded bias is acc for the input x = 0, so it is bounded the same way.
+    scale = 1 if rounding is None else 2
     return {"fast": depthwise_fast(p), "pairs": depthwise_pairs(p), "band": band, "rows": rows,
             "cols": cols, "copy_width": copy, "plane_bytes": rows * cols * 2, "along": name,
-            "across_axis": across, "along_axis": along,
-            "bias": depthwise_bias(p, weight, bias),
-            "rounding": folded_rounding("depthwise_conv_2d", p, weight, bias),
+            "across_axis": across, "along_axis": along, "scale": scale,
+            "bias": depthwise_bias(p, weight, bias) * scale, "rounding": rounding,
             "scratch": int(scratch_offset), "scratch_bytes": depthwise_scratch_bytes(p),
             # model.c.j2's banner prints the scratch as int16[pixels][K4]: the plane's shape
             "pixels": rows, "K4": cols, "scratch_label": "one channel's padded plane"}
+
+
+# ---- pooling ----
+# templates/max_pool_2d_dsp.c.j2 takes four channels at a time: NHWC keeps a pixel's
+# channels side by side, so one 32-bit word holds four int8 channels of one tap, and SSUB8
+# then SEL give their four maxima in two instructions (max_s8x4 in dsp.c.j2; CMSIS-NN's
+# arm_max_pool_s8 does the same). The running maximum starts at the fused activation's
+# lower bound in each byte (max(act_min, taps) is the clamp from below, for free); an upper
+# bound below 127 costs one min_s8x4 per word. The last channels mod 4 go one byte at a time,
+# as in the scalar kernel. No weights, no scratch, no requantization.
+POOL_KINDS = ("max_pool_2d",)
+
+
+def byte_word(value):
+    """An int8 value in each of the four bytes of a word, as a signed int32 (the C literal)."""
+    byte = int(value) & 0xFF
+    word = byte * 0x01010101
+    return word - (1 << 32) if word >= 1 << 31 else word
+
+
+def pool_helpers(p):
+    return ["read_s8x4", "write_s8x4", "max_s8x4"] + (["min_s8x4"] if p["act_max"] < 127 else [])
+
+
+def pool_context(p):
+    """The kernel starts each window at its first tap inside the image, so it needs every
+    window to have one. TensorFlow's padding guarantees it (pad_before < kernel and the last
+    window starts inside the image; DESIGN.md), and Prepare computes it so: checked here."""
+    for axis, size, out, stride, pad, kernel in (("y", p["in_h"], p["out_h"], p["stride_h"], p["pad_h"], p["pool_h"]),
+                                                 ("x", p["in_w"], p["out_w"], p["stride_w"], p["pad_w"], p["pool_w"])):
+        if not (pad < kernel and (out - 1) * stride - pad < size):    # the first and last windows
+            raise ValueError(f"max_pool_2d: a window along {axis} lies wholly in the padding "
+                             f"(size {size}, window {kernel}, stride {stride}, padding {pad}, {out} outputs)")
+    return {"fast_requantize": False,          # nothing to requantize: pools keep the scale
+            "groups": p["channels"] // 4, "tail": p["channels"] % 4,
+            "act_min_word": byte_word(p["act_min"]), "act_max_word": byte_word(p["act_max"])}

@@ -131,7 +131,7 @@ CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, check
 # templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
 # <arm_acle.h>'s type names, declared in a model with DSP kernels.
 RESERVED = {"arena"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "int8x4_t", "uint8x4_t"}
-LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding")
+LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding", "_channel")
 
 
 class CodegenError(ValueError):
@@ -332,11 +332,13 @@ def _layer(index, op, qmodel, arena, namer, variant, dense_weights="int8"):
     if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d") and not per_channel:
         scalars[:0] = [("output_multiplier", int(p["output_multiplier"][0])),
                        ("output_shift", int(p["output_shift"][0]))]
-    dsp_context = dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data,
+    dsp_context = dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data if weight is not None else None,
                                     bias["data"] if bias is not None else None,
                                     arena.scratch.get(index), dense_weights) if uses_dsp else None
     if per_channel and dsp_context is not None and dsp_context.get("rounding") is not None:
         weight_bytes += 4 * len(dsp_context["rounding"])   # requantize_folded's int32 per channel
+        if kind == "conv_2d" and bias is None:                # conv_2d_dsp's per-channel table
+            weight_bytes += 4 * len(dsp_context["rounding"])   # holds a bias of 0 too
     code_bytes = dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES[kind]
     # the scalar kernel's bias with the input offset folded in (None: the offset stays in the
     # loop); a layer without a bias gets one when the folded values are not all zero

@@ -142,7 +142,9 @@ def test_offset_pair_and_scratch_sizes():
     assert dsp.offset_pair(-128) == -(1 << 32) + 0xFF80FF80       # (-128, -128) as int32
     assert dsp.offset_pair(128) == 0x00800080
     p = dict(kernel_h=3, kernel_w=3, in_c=3)
-    assert dsp.scratch_bytes("conv_2d", p) == dsp.CONV_PIXELS * 28 * 2   # 27 -> 28 int16 per column
+    # 27 -> 28 int16 per column, and the 28-byte int8 window in_c = 3 gathers first
+    assert dsp.scratch_bytes("conv_2d", p) == dsp.CONV_PIXELS * 28 * 2 + 28
+    assert dsp.scratch_bytes("conv_2d", dict(p, in_c=4)) == dsp.CONV_PIXELS * 36 * 2   # whole blocks
     assert dsp.scratch_bytes("fully_connected", p) == 0
 
 
@@ -294,6 +296,29 @@ static inline int32_t __smlabb(int32_t a, int32_t b, int32_t acc)
 static inline int32_t __smlatt(int32_t a, int32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(shim_half(a, 1) * shim_half(b, 1)));
+}
+/* SSUB8 and SEL (Armv7-M A7.7.126, A7.7.111) talk through APSR.GE<3:0>: a global here. */
+static unsigned shim_apsr_ge;
+static inline int32_t __ssub8(int32_t a, int32_t b)
+{
+    uint32_t result = 0;
+    shim_apsr_ge = 0;
+    for (int i = 0; i < 4; ++i) {
+        const int32_t diff = shim_byte(a, i) - shim_byte(b, i);    /* SInt - SInt, 9 bits */
+        result |= ((uint32_t)diff & 0xFFu) << (8 * i);              /* R[d]<8i+7:8i> = diff<7:0> */
+        if (diff >= 0) {
+            shim_apsr_ge |= 1u << i;                                /* APSR.GE<i> */
+        }
+    }
+    return (int32_t)result;
+}
+static inline uint32_t __sel(uint32_t a, uint32_t b)
+{
+    uint32_t result = 0;
+    for (int i = 0; i < 4; ++i) {                                   /* GE<i> ? R[n] : R[m], per byte */
+        result |= (((shim_apsr_ge >> i) & 1u ? a : b) & (0xFFu << (8 * i)));
+    }
+    return result;
 }
 #endif
 """
@@ -491,6 +516,99 @@ def test_the_plan_holds_the_im2col_scratch(tmp_path):
     assert m["arena_bytes"] >= m["arena_lower_bound"] >= scalar["arena_lower_bound"]
     src = open(tmp_path / "d" / f"{m['name']}_model.c").read()
     assert src.count("scratch int16[") == len(convs)               # the layer banners say so
+
+
+# ---------------------------------------------------------------------------------------
+# ---- pooling ----
+# max_pool_2d, four channels per word (max_pool_2d_dsp.c.j2, dsp.py's pooling section)
+# ---------------------------------------------------------------------------------------
+def pool_model(seed, in_shape, scale, zero_point, **cfg):
+    """One max_pool_2d with a chosen input quantization: the fused activation's bounds are
+    act_min = max(Z, -128) and, for relu6, act_max = min(Z + 6 / scale, 127), so the scale
+    and zero point decide which clamps the kernel needs."""
+    return o.Builder(seed, in_shape, "max_pool", scale, zero_point).pool("max_pool_2d", **cfg).model()
+
+
+def test_byte_word_repeats_a_byte():
+    """Oracle: the four bytes read back as a little-endian signed int32 (what a 32-bit load
+    of an int8[4] holding the value four times gives)."""
+    for v in (-128, -1, 0, 1, 37, 127):
+        assert dsp.byte_word(v) == int.from_bytes(bytes([v & 0xFF] * 4), "little", signed=True)
+
+
+def test_max_pool_layer_takes_the_dsp_kernel(tmp_path):
+    """No weights, no scratch, no requantization; "dsp" emits the SIMD kernel only, "auto"
+    both under #if MINITINY_DSP; the SSUB8/SEL helper only, and min_s8x4 only for an upper bound."""
+    for act, scale, helpers in (("none", 0.5, {"max_s8x4"}), ("relu6", 0.05, {"max_s8x4", "min_s8x4"})):
+        model = pool_model(0, (6, 5, 8), scale, -20, pool_size=(2, 2), stride=(2, 2), padding="same", activation=act)
+        ctx = generator.build_context(model, "m", variant="dsp")
+        layer = ctx["layers"][0]
+        assert layer["dsp"] is not None and layer["dsp"]["groups"] == 2 and layer["dsp"]["tail"] == 0
+        assert layer["weight_bytes"] == 0 and layer["scratch_bytes"] == 0 and not ctx["helpers"]
+        assert ctx["dsp_helpers"] >= helpers and ctx["dsp_helpers"] & {"max_s8x4", "min_s8x4"} == helpers
+        assert layer["code_bytes"] == dsp.CODE_BYTES["max_pool_2d"]
+        for variant in ("dsp", "auto"):
+            src = open(codegen.generate(model, tmp_path / f"{act}{variant}", name="m", variant=variant).source).read()
+            body = src[src.index("static void max_pool_2d_0"):]
+            assert body.count("static void max_pool_2d_0") == (2 if variant == "auto" else 1)
+            assert ("max_s8x4(read_s8x4(" in body) and (("int32_t max = -128;" in body) == (variant == "auto"))
+    p = pool_model(0, (6, 5, 8), 0.5, 0).ops[0].params
+    with pytest.raises(ValueError, match="wholly in the padding"):
+        dsp.pool_context(dict(p, pad_w=2))                  # a window of 2 with 2 padded columns
+
+
+@requires_gcc
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9), st.integers(1, 4), st.integers(1, 4),
+       st.integers(1, 3), st.integers(1, 3), st.sampled_from(["same", "valid"]),
+       st.sampled_from(["none", "relu", "relu6"]), st.sampled_from([0.5, 0.05, 0.004]),
+       st.integers(-128, 127), o.seeds)
+def test_max_pool_on_the_host_matches_numpy(shim_flags, h, w, c, kh, kw, sh, sw, padding, act, scale, z, seed):
+    """Windows cut by 'same' padding on either side, strides past the window, channels
+    1..9 (whole words and the byte tail), every clamp; ASan/UBSan on every fourth draw."""
+    if padding == "valid":
+        kh, kw = min(kh, h), min(kw, w)
+    model = pool_model(seed, (h, w, c), scale, z, pool_size=(kh, kw), stride=(sh, sw), padding=padding,
+                       activation=act)
+    host_dsp(model, inputs_for(model, seed % 1000, n=4), shim_flags, sanitize=seed % 4 == 0,
+             variant=["dsp", "auto"][seed % 2])
+
+
+def pool_models():
+    """Shapes for the emulated core: the cnn benchmark's pools, the byte tail alone and after
+    words, 'same' windows cut on every side, relu and relu6 clamps, 1x1 images, a pool
+    between convolutions."""
+    return [pool_model(1, (8, 8, 8), 0.05, -128, pool_size=(2, 2), stride=(2, 2)),
+            pool_model(2, (7, 7, 16), 0.5, 3, pool_size=(2, 2), stride=(2, 2), padding="same", activation="relu"),
+            pool_model(3, (5, 6, 3), 0.05, -40, pool_size=(3, 3), stride=(1, 2), padding="same", activation="relu6"),
+            pool_model(4, (6, 5, 9), 0.02, 10, pool_size=(4, 2), stride=(3, 1), padding="same", activation="relu6"),
+            pool_model(5, (1, 1, 5), 0.5, 0, pool_size=(3, 3), stride=(2, 2), padding="same", activation="relu"),
+            random_model(6, ["conv_2d", "max_pool_2d", "conv_2d", "max_pool_2d"], input_shape=(9, 8, 3))]
+
+
+@requires_gcc
+def test_pool_models_on_the_host(shim_flags):
+    for i, model in enumerate(pool_models()):
+        host_dsp(model, inputs_for(model, i, n=3), shim_flags, sanitize=True)
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
+def test_a_model_whose_only_dsp_layer_is_a_pool_compiles_clean(shim_flags, tmp_path):
+    """Only the helpers a model calls are emitted: a pool-only DSP model has no requantization,
+    so no ssat8 either (clang -Werror stops on an unused static function)."""
+    model = o.single_op_model(3, "max_pool_2d", (6, 6, 8), pool_size=(2, 2), stride=(2, 2))
+    g = codegen.generate(model, tmp_path, name="m", variant="dsp")
+    source = open(g.source).read()
+    assert "max_s8x4" in source and "ssat8" not in source
+    out = subprocess.run(["clang"] + STRICT + EXTRA_WARNINGS + shim_flags + ["-c", g.source, "-o", str(tmp_path / "m.o")],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+
+
+@requires_qemu
+def test_pool_models_on_the_m4(tmp_path):
+    """The real SSUB8/SEL against NumPy (run_on compares), "dsp" and "auto"."""
+    for i, model in enumerate(pool_models()):
+        run_on(model, ["dsp", "auto"][i % 2], "cortex-m4", tmp_path, seed=i, n=3)
 
 
 # ---------------------------------------------------------------------------------------
@@ -735,15 +853,71 @@ def depthwise_models(seed):
         o.single_op_model(seed, dw, (6, 7, 3), kernel=(4, 2), padding="valid", per_channel=False),
         o.single_op_model(seed, dw, (9, 4, 4), kernel=(1, 1), stride=(3, 2), padding="valid"),
         with_real_multiplier(o.single_op_model(seed, dw, (5, 6, 3), bias=False), 0.8),
+        o.single_op_model(seed, dw, (6, 10, 4)),                                         # along x, 10 = 2 * 4 + 2
+        # a multiplier near 2^-30: requantize_fast, but Z_out 2^r too big to fold (seed 0)
+        with_real_multiplier(o.single_op_model(seed, dw, (5, 10, 3), per_channel=False, activation="relu"),
+                             2.0 ** -30),
     ]
 
 
 def test_depthwise_models_take_the_paths_they_name():
     ctx = [generator.build_context(m, "m", variant="dsp")["layers"][0]["dsp"] for m in depthwise_models(0)]
-    assert [c["fast"] for c in ctx] == [True] * 6 + [False] * 4 + [True]
+    assert [c["fast"] for c in ctx] == [True] * 6 + [False] * 4 + [True] * 3
     assert [c["along"] for c in ctx[:3]] == ["y", "x", "x"]
     assert ctx[5]["band"] < 40 and ctx[6]["band"] < 36             # several bands
-    assert ctx[-1]["fast_requantize"] is False and ctx[0]["fast_requantize"]
+    assert ctx[10]["fast_requantize"] is False and ctx[0]["fast_requantize"]
+    # four outputs per pass, then two and/or one: rows of every length mod 4
+    assert {c["along_axis"]["out"] % 4 for c in ctx if c["fast"]} == {0, 1, 2, 3}
+    # the doubled sums (requantize_doubled_to_int8) exactly where the rounding folds
+    assert [c["scale"] for c in ctx] == [1 if c["rounding"] is None else 2 for c in ctx]
+    assert ctx[0]["scale"] == 2 and ctx[10]["scale"] == 1
+    assert ctx[-1]["fast_requantize"] and ctx[-1]["rounding"] is None and ctx[-1]["along_axis"]["out"] % 4 == 2
+    m = depthwise_models(0)[0]
+    layer = generator.build_context(m, "m", variant="dsp")["layers"][0]
+    assert (layer["dsp"]["bias"] == 2 * dsp.depthwise_bias(layer["p"], m.tensors[m.ops[0].inputs[1]].data,
+                                                             layer["bias"]["data"])).all()
+
+
+def doubled_requantize(acc, multiplier, right_shift, rounding):
+    """requantize_doubled_to_int8 before its clamp, in Python integers, with SMMLAR as the
+    Arm Architecture Reference Manual defines it: (Ra << 32) + Rn * Rm + 0x80000000, the top
+    32 bits; here of acc2 = 2 acc. Checks that every value stays an int32 as the C needs."""
+    acc2 = 2 * acc
+    assert -(1 << 31) <= acc2 < 1 << 31
+    total = ((rounding << 32) + acc2 * multiplier + 0x80000000) >> 32
+    assert -(1 << 31) <= total < 1 << 31
+    return (total - (1 if acc2 < 0 else 0)) >> right_shift
+
+
+@given(st.integers(-(1 << 30) + 1, (1 << 30) - 1), st.integers(1 << 30, (1 << 31) - 1), st.integers(1, 31),
+       st.integers(-128, 127))
+@settings(max_examples=400)
+def test_doubled_requantize_is_tflms(acc, multiplier, right_shift, z):
+    """The depthwise epilogue on 2 acc gives TFLM's MultiplyByQuantizedMultiplier + Z_out
+    (fixedpoint.py) whenever folded_rounding accepts the layer."""
+    p, w, b = folded_layer(abs(acc), right_shift, z)
+    rounding = dsp.folded_rounding("depthwise_conv_2d", p, w.reshape(1, 1, 1, 1), b)
+    if rounding is not None:
+        assert doubled_requantize(acc, multiplier, right_shift, int(rounding[0])) == \
+            fp.multiply_by_quantized_multiplier(acc, multiplier, -right_shift) + z
+
+
+def test_doubled_requantize_on_ties_and_the_sign_of_acc():
+    """Exhaustive where the rounding can go wrong: with multiplier 2^30 (and 2^30 + 1) the
+    high part is about acc / 2, so small accumulators hit every tie of the division by 2^r
+    on both signs; and acc = -1 with multiplier 2^30, the one case where the sign of acc
+    (which the epilogue subtracts) is not the sign of the high part (TFLM's)."""
+    for r in range(1, 7):
+        for z in (-128, -1, 0, 5, 127):
+            rounding = (1 << (r - 1)) + z * (1 << r)
+            for multiplier in (1 << 30, (1 << 30) + 1, (1 << 31) - 1):
+                for acc in range(-(1 << (r + 3)), 1 << (r + 3)):
+                    assert doubled_requantize(acc, multiplier, r, rounding) == \
+                        fp.multiply_by_quantized_multiplier(acc, multiplier, -r) + z, (acc, multiplier, r, z)
+    for r in range(1, 32):
+        for z in (-128, 0, 127):
+            if (1 << (r - 1)) + 128 * (1 << r) + 2 < 1 << 31:       # folded_rounding's bound
+                assert doubled_requantize(-1, 1 << 30, r, (1 << (r - 1)) + z * (1 << r)) == z
 
 
 @requires_gcc
