@@ -10,8 +10,8 @@ on the shapes, not on the values):
             4 x (DepthwiseConv2D 3x3 + Conv2D 64 1x1), average pool, Dense 12
 
 Each model is generated three times (BUILDS: the codegen variant "scalar", "dsp", and "dsp"
-with dense_weights="int16", whose dense layers keep their weights extended to int16 in
-flash), built with -O2 for
+with dsp_weights="int16", whose dense and conv layers keep their weights extended to
+int16 in flash), built with -O2 for
 the Cortex-M4 (QEMU mps2-an386) and run; QEMU's instruction counts are exact (a TCG plugin,
 minitiny.firmware), and every build must give the NumPy reference's outputs. The table:
 instructions per MAC of the whole inference (everything between the two markers around
@@ -81,7 +81,7 @@ def quantized(name, seed=0):
 
 # the builds compared: label -> codegen options
 BUILDS = {"scalar": dict(variant="scalar"), "dsp": dict(variant="dsp"),
-          "dsp-w16": dict(variant="dsp", dense_weights="int16")}
+          "dsp-w16": dict(variant="dsp", dsp_weights="int16")}
 
 
 def measure(qmodel, build, n, work):

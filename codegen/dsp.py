@@ -21,7 +21,9 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs). The
   k loop runs `conv_unroll` blocks per iteration: 62 instructions per 64 MACs on a
   Cortex-M4 with four (one LDR per weight word, two SXTB16, four LDRD, eight SMLAD per
-  block; measured with arm-none-eabi-objdump on a 1x1 conv of 64 channels).
+  block; measured with arm-none-eabi-objdump on a 1x1 conv of 64 channels). With
+  dsp_weights="int16" (`conv_weight16`) the rows are stored already extended, in their
+  natural order, and one LDRD replaces the LDR and the two SXTB16 of a block.
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
@@ -30,7 +32,7 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   the arena (every buffer starts and ends 4-aligned) and meet those zero weights.
   That inner step is 23 instructions per 16 MACs: every weight byte is read once per
   inference, so its extension to int16 (half an SXTB16 per MAC) cannot be shared, and
-  int8 weights cannot go below 1.25 instructions per MAC. dense_weights="int16" stores
+  int8 weights cannot go below 1.25 instructions per MAC. dsp_weights="int16" stores
   them already extended (`dense_weight16`): twice the flash of the layer's weights, 17
   instructions per 16 MACs.
 * depthwise_conv_2d: one input channel at a time, copied as int16 into a "plane" in the
@@ -46,17 +48,18 @@ TFLM's double rounding in ~6 instructions (SMMULR of 2 acc, then one rounding sh
 when fast_requantize below proves it for the layer (|acc| < 2^30 for every input, shifts
 right by 1..31; the proof is beside requantize_fast in dsp.c.j2). The conv kernel goes one
 step further where `folded_rounding` allows: the output zero point joins the rounding
-constant, precomputed per channel (requantize_folded_to_int8: SMMULR, SUB, ADD, ASR, SSAT
-per output). Otherwise the layer keeps requantize_to_int8, the scalar kernels'
-MultiplyByQuantizedMultiplier. The input offset is
-not folded into the bias here: the DSP kernels add it while extending int8 to int16
+constant, precomputed per channel, and its im2col columns hold 2 (x - Z), so that the sums
+are 2 acc and requantize_doubled_to_int8 ends each output in SMMLAR, SUB, ASR, SSAT (the
+depthwise kernel too). Otherwise the layer keeps requantize_to_int8, the scalar kernels'
+MultiplyByQuantizedMultiplier. The dense and conv kernels do not fold the input offset into
+the bias: the DSP kernels add it while extending int8 to int16
 (SXTAB16 costs what SXTB16 does), so folding would save nothing; the scalar kernels fold it
 (generator.folded_bias).
 
 Flash: the padding, out_c * (K4 - K) bytes for conv_2d (plus 4 bytes per channel of
 folded rounding constants when the quantization is per channel) and
-units * (in4 - in) for fully_connected (0 when the sizes are multiples of 4), whose
-weights double with dense_weights="int16".
+units * (in4 - in) for fully_connected (0 when the sizes are multiples of 4); both double
+with dsp_weights="int16".
 """
 import numpy as np
 
@@ -66,6 +69,7 @@ TEMPLATES = {
     "conv_2d": "conv_2d_dsp.c.j2",
     "depthwise_conv_2d": "depthwise_conv_2d_dsp.c.j2",
     "max_pool_2d": "max_pool_2d_dsp.c.j2",
+    "mean": "mean_dsp.c.j2",
 }
 
 # Flash bytes of code of each DSP kernel with the dsp.c.j2 helpers it calls, Thumb-2,
@@ -73,7 +77,8 @@ TEMPLATES = {
 # minitiny.codegen.sizes DIR` on single-layer models, as generator.CODE_BYTES). The
 # depthwise kernel: ~800-880 bytes with its 3x3 stride-1 loop (four outputs per pass, then
 # two and one), ~560 else.
-CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 820, "max_pool_2d": 200}
+CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 820, "max_pool_2d": 200,
+             "mean": 400}
 
 
 # The helpers of templates/dsp.c.j2 each kernel calls, and what they call in turn; only
@@ -81,7 +86,6 @@ CODE_BYTES = {"fully_connected": 350, "conv_2d": 570, "depthwise_conv_2d": 820, 
 HELPER_DEPENDS = {
     "requantize_fast_to_int8": ["requantize_fast", "ssat8"],
     "requantize_to_int8": ["ssat8"],
-    "requantize_folded_to_int8": ["ssat8"],
     "requantize_doubled_to_int8": ["ssat8"],
     "smlad_s8x4": ["sxtb16_ror8"],
     "smlabt": ["smlatb"],
@@ -90,24 +94,26 @@ HELPER_DEPENDS = {
 }
 
 
-def helpers(kind, p, fast, dense_weights="int8", folded=False):
+def helpers(kind, p, fast, dsp_weights="int8", folded=False):
     """The dsp.c.j2 helpers the DSP kernel of one layer calls (without their dependencies);
     fast: the layer's requantization is requantize_fast's (fast_requantize); folded: its
     output zero point is folded into the rounding term (folded_rounding)."""
+    if kind == "mean":
+        return mean_helpers(p)
     if kind in POOL_KINDS:
         return pool_helpers(p)
     epilogue = ["requantize_fast_to_int8"] if fast else ["requantize_to_int8"]
     if folded:
-        epilogue = ["requantize_folded_to_int8"]
-    if kind == "fully_connected" and dense_weights == "int16":
+        epilogue = ["requantize_doubled_to_int8"]
+    if kind == "fully_connected" and dsp_weights == "int16":
         return ["read_s8x4", "sxtab16_ror8", "read_2_words"] + epilogue
     if kind == "fully_connected":
         return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else []) + epilogue
     if kind == "conv_2d":
         im2col = ["im2col_zero_blocks", "im2col_copy_blocks"] if p["in_c"] % 4 == 0 else \
                  ["fill_s8", "im2col_copy_blocks"]
-        return ["read_s8x4", "read_2_words", "sxtb16_ror8"] + im2col + epilogue
-    return depthwise_helpers(p, folded) + (["requantize_doubled_to_int8"] if folded else epilogue)
+        return ["read_2_words"] + ([] if dsp_weights == "int16" else ["read_s8x4", "sxtb16_ror8"]) + im2col + epilogue
+    return depthwise_helpers(p, folded) + epilogue
 
 
 def helper_closure(names):
@@ -141,6 +147,15 @@ def conv_weight(weight):
     return rows[:, sxtb16_order(k)]
 
 
+def conv_weight16(weight):
+    """(out_c, kh, kw, in_c) int8 -> (out_c, K4) int16, rows padded with zeros like
+    conv_weight but in the natural order: the words (w_k, w_k+1) and (w_k+2, w_k+3) are
+    already the lanes of the column pairs (dsp_weights="int16": no SXTB16 in the loop)."""
+    rows = np.asarray(weight).reshape(weight.shape[0], -1)
+    k = padded(rows.shape[1])
+    return np.concatenate([rows, np.zeros((rows.shape[0], k - rows.shape[1]), rows.dtype)], axis=1).astype(np.int16)
+
+
 def dense_weight(weight):
     """(units, in_features) int8 -> the lines of fully_connected_dsp.c.j2's array.
 
@@ -159,7 +174,7 @@ def dense_weight(weight):
 def dense_weight16(weight):
     """dense_weight's lines widened to int16, each group of four in sxtb16_order: (w0, w2),
     (w1, w3), the lanes of the input's (x0, x2), (x1, x3). A block of four inputs then costs
-    one unit two words and two SMLADs, no extension (dense_weights="int16")."""
+    one unit two words and two SMLADs, no extension (dsp_weights="int16")."""
     return [line[sxtb16_order(len(line))].astype(np.int16) for line in dense_weight(weight)]
 
 
@@ -183,6 +198,8 @@ def conv_unroll(k4):
 
 def scratch_bytes(kind, p):
     """Bytes of arena the DSP kernel of `kind` needs while it runs (0: none)."""
+    if kind == "mean":
+        return 0
     if kind in POOL_KINDS:
         return 0
     if kind == "conv_2d":   # CONV_PIXELS im2col columns of K rounded up to 4, int16, and when
@@ -193,15 +210,17 @@ def scratch_bytes(kind, p):
     return 0
 
 
-def weight_bytes(kind, p, dense_weights="int8"):
-    """Flash bytes of the DSP kernel's weight array (rows padded to a multiple of 4), or
-    None when it keeps the scalar kernel's."""
+def weight_bytes(kind, p, dsp_weights="int8"):
+    """Flash bytes of the DSP kernel's weight array (rows padded to a multiple of 4; int16
+    with dsp_weights="int16"), or None when it keeps the scalar kernel's."""
+    if kind == "mean":
+        return None
     if kind in POOL_KINDS:
         return None
     if kind == "conv_2d":
-        return p["out_c"] * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"])
+        return p["out_c"] * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"]) * (2 if dsp_weights == "int16" else 1)
     if kind == "fully_connected":
-        return p["out_features"] * padded(p["in_features"]) * (2 if dense_weights == "int16" else 1)
+        return p["out_features"] * padded(p["in_features"]) * (2 if dsp_weights == "int16" else 1)
     if kind == "depthwise_conv_2d":
         return depthwise_weight_bytes(p)
     return None
@@ -238,7 +257,7 @@ def fast_requantize(kind, p, weight, bias):
 
 
 def folded_rounding(kind, p, weight, bias):
-    """The per-channel constants 2^(r-1) + Z_out 2^r of requantize_folded_to_int8
+    """The per-channel constants 2^(r-1) + Z_out 2^r of requantize_doubled_to_int8
     (templates/dsp.c.j2), or None when the layer cannot use it.
 
     requantize_fast ends with (h - sign + 2^(r-1)) >> r, and the kernel then adds the
@@ -259,24 +278,33 @@ def folded_rounding(kind, p, weight, bias):
     return rounding
 
 
-DENSE_WEIGHTS = ("int8", "int16")     # how fully_connected_dsp.c.j2 stores its weights
+DSP_WEIGHTS = ("int8", "int16")     # how fully_connected_dsp.c.j2 stores its weights
 
 
-def layer_context(kind, p, weight, bias=None, scratch_offset=None, dense_weights="int8"):
+def layer_context(kind, p, weight, bias=None, scratch_offset=None, dsp_weights="int8"):
     """What the DSP template of one layer reads as `layer.dsp`."""
+    if kind == "mean":
+        return mean_context(p)
     if kind in POOL_KINDS:
         return pool_context(p)
     ctx = {"offset_pair": offset_pair(p["input_offset"]),
            "fast_requantize": fast_requantize(kind, p, weight, bias)}
     if kind == "conv_2d":
         k = p["kernel_h"] * p["kernel_w"] * p["in_c"]
-        ctx.update(K=k, K4=padded(k), pixels=CONV_PIXELS, unroll=conv_unroll(padded(k)), weight=conv_weight(weight),
-                   rounding=folded_rounding(kind, p, weight, bias),
+        wide = dsp_weights == "int16"
+        rounding = folded_rounding(kind, p, weight, bias)
+        # with requantize_doubled_to_int8 the columns hold 2 (x - Z) (|2 (x - Z)| <= 510, an
+        # int16) and the bias is doubled, so the sums are 2 acc: an int32 as |acc| < 2^30
+        doubled = rounding is not None
+        ctx.update(K=k, K4=padded(k), pixels=CONV_PIXELS, unroll=conv_unroll(padded(k)), int16=wide,
+                   weight=conv_weight16(weight) if wide else conv_weight(weight),
+                   rounding=rounding, doubled=doubled,
+                   column_offset_pair=offset_pair(2 * p["input_offset"] if doubled else p["input_offset"]),
                    scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p),
                    window=int(scratch_offset) + CONV_PIXELS * padded(k) * 2)
     elif kind == "fully_connected":
         units, n = weight.shape
-        wide = dense_weights == "int16"
+        wide = dsp_weights == "int16"
         ctx.update(groups=units // 4, out_tail=units % 4, in_features=padded(n), in_blocks=padded(n) // 4,
                    int16=wide, weight=dense_weight16(weight) if wide else dense_weight(weight))
     elif kind == "depthwise_conv_2d":
@@ -421,3 +449,48 @@ def pool_context(p):
     return {"fast_requantize": False,          # nothing to requantize: pools keep the scale
             "groups": p["channels"] // 4, "tail": p["channels"] % 4,
             "act_min_word": byte_word(p["act_min"]), "act_max_word": byte_word(p["act_max"])}
+
+
+# ---- mean ----
+# templates/mean_dsp.c.j2: the global average pool (the only mean Prepare accepts: over H and
+# W of an (H, W, C) input, kernels.py _prepare_mean) four channels at a time. NHWC keeps a
+# pixel's channels side by side, so one 32-bit load holds channels c..c+3 of one pixel, and
+# two SXTAB16 add them into 16-bit lanes: (c, c+2) and (c+1, c+3). A 16-bit lane holds the
+# exact sum of up to MEAN_BLOCK = 256 int8 values: 256 * -128 = -32768 and 256 * 127 = 32512
+# are both int16 (the lanes add modulo 2^16, so a sum in the int16 range reads back exactly).
+# Every MEAN_BLOCK pixels the lanes are added into four int32 sums, which start at -Z_in *
+# count, the zero point's share of the scalar kernel's `sum - Z_in * count`. Then the same
+# requantization as the scalar kernel, per channel. The last channels mod 4 one at a time.
+MEAN_BLOCK = 256       # pixels summed in 16-bit lanes before they are widened to int32
+MEAN_UNROLL = 8        # pixels per pass of the kernel's inner loop
+# With 8 pixels per pass the inner loop is 8 LDR, 16 SXTAB16, ADD, CMP, BNE: 27 instructions
+# per 32 values on a Cortex-M4 (GCC 12 -O2, arm-none-eabi-objdump); 4 pixels per pass take
+# 15 per 16. On ds-cnn's 25x5x64 pool the layer takes 0.97 instructions per input value
+# with its epilogue (the scalar kernel: 7.0), ~330 bytes of code at -Os (CODE_BYTES: with
+# the helpers, 400; a channel tail adds ~60).
+
+
+def mean_fast_requantize(p):
+    """True when requantize_fast (templates/dsp.c.j2) gives MultiplyByQuantizedMultiplier's
+    bits for every sum: double rounding, a right shift of 1..31, 0 < multiplier < 2^31, and
+    |sum - Z_in count| <= 255 count < 2^30. Its proof (beside requantize_fast) asks for a
+    multiplier of at least 2^30, but uses only 0 < m < 2^31: that 2 acc is an int32 and
+    that SaturatingRoundingDoublingHighMul cannot saturate (m != INT32_MIN). Dividing by
+    count often takes the mean's multiplier below 2^30 (kernels.py _prepare_mean: (m 2^s) //
+    count, down to m / 2 with 2^s <= count, far lower when the shift stops s at 31 + shift);
+    tests/test_dsp.py checks such multipliers against fixedpoint.py."""
+    return bool(not p.get("single_rounding", False) and -31 <= p["output_shift"] <= -1
+                and 0 < p["output_multiplier"] < 1 << 31 and 255 * p["count"] < FAST_ACC_LIMIT)
+
+
+def mean_helpers(p):
+    words = ["read_s8x4", "sxtab16_ror8", "s16_lanes"] if p["channels"] >= 4 else []
+    return words + (["requantize_fast_to_int8"] if mean_fast_requantize(p) else ["requantize_to_int8"])
+
+
+def mean_context(p):
+    count = p["count"]
+    return {"fast_requantize": mean_fast_requantize(p),
+            "groups": p["channels"] // 4, "tail": p["channels"] % 4,
+            "block": min(count, MEAN_BLOCK), "blocks": -(-count // MEAN_BLOCK), "unroll": MEAN_UNROLL,
+            "sum_start": -p["input_zero_point"] * count}

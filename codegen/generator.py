@@ -296,7 +296,7 @@ def _tensor_view(t, offset=None):
             "data": t.data, "offset": offset}
 
 
-def _layer(index, op, qmodel, arena, namer, variant, dense_weights="int8"):
+def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     kind = op.kind
     template = KERNEL_VARIANTS[variant].get(kind, TEMPLATES.get(kind))
     dsp_template = None
@@ -323,9 +323,9 @@ def _layer(index, op, qmodel, arena, namer, variant, dense_weights="int8"):
     uses_dsp = kind in KERNEL_VARIANTS[variant]
     # bytes in flash: weights and bias, plus per-channel multipliers and shifts (int32 each);
     # a DSP kernel's weight layout may pad rows to a multiple of 4 (dsp.weight_bytes)
-    dsp_weights = dsp.weight_bytes(kind, p, dense_weights) if uses_dsp else None
+    dsp_weight_bytes = dsp.weight_bytes(kind, p, dsp_weights) if uses_dsp else None
     weight_bytes = (sum(c["nbytes"] for c in consts) + (8 * len(p["output_multiplier"]) if per_channel else 0)
-                    + (dsp_weights - consts[0]["nbytes"] if dsp_weights is not None else 0))
+                    + (dsp_weight_bytes - consts[0]["nbytes"] if dsp_weight_bytes is not None else 0))
     # the banner's list of integer parameters (multipliers, shifts, offsets, clamps, sizes)
     scalars = [(k, v) for k, v in p.items() if isinstance(v, int) and not isinstance(v, bool)
                and k not in ("macs",)]
@@ -334,9 +334,9 @@ def _layer(index, op, qmodel, arena, namer, variant, dense_weights="int8"):
                        ("output_shift", int(p["output_shift"][0]))]
     dsp_context = dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data if weight is not None else None,
                                     bias["data"] if bias is not None else None,
-                                    arena.scratch.get(index), dense_weights) if uses_dsp else None
+                                    arena.scratch.get(index), dsp_weights) if uses_dsp else None
     if per_channel and dsp_context is not None and dsp_context.get("rounding") is not None:
-        weight_bytes += 4 * len(dsp_context["rounding"])   # requantize_folded's int32 per channel
+        weight_bytes += 4 * len(dsp_context["rounding"])   # requantize_doubled's rounding, an int32 per channel
         if kind == "conv_2d" and bias is None:                # conv_2d_dsp's per-channel table
             weight_bytes += 4 * len(dsp_context["rounding"])   # holds a bias of 0 too
     code_bytes = dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES[kind]
@@ -427,13 +427,13 @@ def _threshold(qmodel, prefix, threshold, threshold_name):
 
 
 def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD",
-                  dense_weights="int8"):
+                  dsp_weights="int8"):
     """Everything the templates need, computed once: names, plan, layers, sizes."""
     from minitiny import __version__
     if variant not in KERNEL_VARIANTS:
         raise CodegenError(f"unknown kernel variant {variant!r}; known: {', '.join(KERNEL_VARIANTS)}")
-    if dense_weights not in dsp.DENSE_WEIGHTS:
-        raise CodegenError(f"dense_weights={dense_weights!r}: expected one of {', '.join(dsp.DENSE_WEIGHTS)}")
+    if dsp_weights not in dsp.DSP_WEIGHTS:
+        raise CodegenError(f"dsp_weights={dsp_weights!r}: expected one of {', '.join(dsp.DSP_WEIGHTS)}")
     single_rounding = _check_model(qmodel)
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
     scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(qmodel.ops)
@@ -441,30 +441,37 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
     arena = planner.plan_qmodel(qmodel, scratch=scratch)
     namer = Namer(RESERVED | _template_identifiers() | {prefix + "_invoke", prefix + "_quantize_input",
                               prefix + "_dequantize_output"})
-    layers = [_layer(i, op, qmodel, arena, namer, variant, dense_weights) for i, op in enumerate(qmodel.ops)]
-    # a DSP kernel with the fast requantization calls no fixed-point helper (in "auto" the
-    # scalar kernel beside it still does)
-    # and a logistic/tanh whose every input saturates (radius 0) calls none either
-    helpers = _helpers((layer["kind"] for layer in layers
-                        if not (layer["dsp"] and layer["dsp"]["fast_requantize"] and not layer["dsp_template"])
-                        and not _saturates_only(layer)),
-                       single_rounding)
+    layers = [_layer(i, op, qmodel, arena, namer, variant, dsp_weights) for i, op in enumerate(qmodel.ops)]
+    # The fixed-point helpers the kernels call. A logistic/tanh whose every input saturates
+    # (radius 0) calls none; a DSP kernel with the fast requantization (or none: pools) none
+    # either. In "auto" the scalar kernels beside the DSP ones still call theirs: those only
+    # they call are emitted under #if !MINITINY_DSP (clang warns about an unused static
+    # function, and a DSP build compiles the scalar kernels out).
+    called = [layer for layer in layers if not _saturates_only(layer)]
+    scalar_helpers = _helpers((layer["kind"] for layer in called), single_rounding)
+    dsp_helpers = _helpers((layer["kind"] for layer in called
+                            if not (layer["dsp"] and layer["dsp"].get("fast_requantize", True))),
+                           single_rounding)
+    helpers = dsp_helpers if any(layer["dsp"] for layer in layers) else scalar_helpers
+    helpers_scalar_only = scalar_helpers - dsp_helpers if variant in BOTH_KERNELS else set()
     weight_bytes = sum(layer["weight_bytes"] for layer in layers)
     code_bytes = (sum(layer["code_bytes"] for layer in layers) + CODE_BYTES_INVOKE
-                  + CODE_BYTES_PER_CALL * len(layers) + sum(CODE_BYTES_HELPERS[h] for h in helpers))
+                  + CODE_BYTES_PER_CALL * len(layers)
+                  + sum(CODE_BYTES_HELPERS[h] for h in helpers | helpers_scalar_only))
     x, y = qmodel.input, qmodel.output
     return {
         "generator": f"{GENERATOR} {__version__}", "model_name": c_comment(qmodel.name),
         "raw_model_name": qmodel.name, "model_hash": model_hash(qmodel),
         "prefix": prefix, "PREFIX": c_macro_prefix(prefix), "variant": variant,
-        "dense_weights": dense_weights,
+        "dsp_weights": dsp_weights,
         "input": _tensor_view(x, arena.offsets[x.name]), "output": _tensor_view(y, arena.offsets[y.name]),
-        "layers": layers, "helpers": helpers, "single_rounding": single_rounding,
+        "layers": layers, "helpers": helpers, "helpers_scalar_only": helpers_scalar_only,
+        "single_rounding": single_rounding,
         "dsp": any(layer["dsp"] is not None for layer in layers), "dsp_pixels": dsp.CONV_PIXELS,
         "dsp_helpers": dsp.helper_closure(h for layer in layers if layer["dsp"] is not None
                                           for h in dsp.helpers(layer["kind"], layer["p"],
                                                                layer["dsp"]["fast_requantize"],
-                                                               dense_weights,
+                                                               dsp_weights,
                                                                layer["dsp"].get("rounding") is not None)),
         "arena": arena, "arena_size": max(arena.size, 4),
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
@@ -480,7 +487,7 @@ def manifest(context, qmodel):
     return {
         "name": context["prefix"], "model_name": qmodel.name, "generator": context["generator"],
         "model_hash": context["model_hash"], "variant": context["variant"],
-        "dense_weights": context["dense_weights"],
+        "dsp_weights": context["dsp_weights"],
         "header": f"{context['prefix']}_model.h", "source": f"{context['prefix']}_model.c",
         "invoke": f"{context['prefix']}_invoke",
         "input_shape": list(x.shape), "output_shape": list(y.shape),
@@ -534,7 +541,7 @@ class Generated:
 
 
 def generate(model, out_dir, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD",
-             dense_weights="int8"):
+             dsp_weights="int8"):
     """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
 
     model:   a QModel (int8: the C is bit-exact with qmodel.predict_int8) or an unquantized
@@ -543,10 +550,11 @@ def generate(model, out_dir, name=None, variant="scalar", threshold=None, thresh
     variant: the kernel variant (KERNEL_VARIANTS): "scalar", the readable reference kernels;
              "dsp", DSP-SIMD kernels for Cortex-M4/M7/M33/M55 only; "auto", both, the
              compiler picks (DSP on a core with __ARM_FEATURE_DSP, scalar elsewhere)
-    dense_weights: how the DSP fully_connected kernel stores its weights: "int8" (default,
-             the model's bytes) or "int16" (twice the flash of those weights, already
-             extended for SMLAD: about 1.1 instead of 1.5 instructions per MAC on a
-             Cortex-M4; codegen/dsp.py). The scalar kernels always keep int8.
+    dsp_weights: how the DSP fully_connected and conv_2d kernels store their weights:
+             "int8" (default, the model's bytes) or "int16" (twice the flash of those
+             weights, already extended for SMLAD: dense about 1.1 instead of 1.5
+             instructions per MAC on a Cortex-M4, a 1x1 conv about 1.1 instead of 1.2;
+             codegen/dsp.py). The scalar kernels always keep int8.
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
              from which it fires (minitiny.evaluation.threshold_to_int8), and
@@ -561,7 +569,7 @@ def generate(model, out_dir, name=None, variant="scalar", threshold=None, thresh
                            f"{type(model).__name__}")
     if threshold is not None and not isinstance(model, QModel):
         raise CodegenError("threshold= needs an int8 QModel (the constant is an int8 output value)")
-    context = build_context(model, name, variant, threshold, threshold_name, dense_weights)
+    context = build_context(model, name, variant, threshold, threshold_name, dsp_weights)
     files = {fname: text.encode() for fname, text in render(context).items()}
     info = manifest(context, model)
     prefix = context["prefix"]

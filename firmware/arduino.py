@@ -88,14 +88,14 @@ def _test_input(qmodel, inputs, seed):
 
 
 def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto", inputs=None,
-                   seed=0, url="", dense_weights=None):
+                   seed=0, url="", dsp_weights=None):
     """Write an Arduino library for the model generated in `model_dir`; return its folder.
 
     out_dir:      the library folder to write (default: LIBRARY beside model_dir)
     library_name: the library's name, also of its header and example (default:
                   'Minitiny' + the model's C prefix in CamelCase, e.g. MinitinySine)
     variant:      the codegen kernel variant ("auto": DSP kernels where the core has them)
-    dense_weights: "int8" or "int16" (codegen.generate); default: as model_dir was generated
+    dsp_weights: "int8" or "int16" (codegen.generate); default: as model_dir was generated
     inputs:       test inputs for the example sketch (the first is used; float inputs are
                   quantized); default a random int8 input drawn with `seed`
     """
@@ -134,7 +134,7 @@ def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto"
     files = {}
     with tempfile.TemporaryDirectory() as tmp:
         g = generate(qmodel, tmp, name=prefix, variant=variant,
-                     dense_weights=dense_weights or manifest.get("dense_weights", "int8"),
+                     dsp_weights=dsp_weights or manifest.get("dsp_weights", "int8"),
                      **({"threshold": threshold["value"], "threshold_name": threshold["name"]}
                         if threshold else {}))
         for path in (g.header, g.source):
@@ -164,15 +164,15 @@ def main(argv=None):
     parser.add_argument("--name", help="the library name (default: Minitiny + the model's name)")
     parser.add_argument("--variant", default="auto", choices=("auto", "scalar", "dsp"),
                         help="kernels (default auto: DSP-SIMD where the core has them)")
-    parser.add_argument("--dense-weights", choices=("int8", "int16"),
-                        help="DSP dense layers' weights in flash (default: as DIR was generated)")
+    parser.add_argument("--dsp-weights", choices=("int8", "int16"),
+                        help="DSP dense and conv weights in flash (default: as DIR was generated)")
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return e.code
     try:
         path = export_arduino(args.dir, args.out, args.name, variant=args.variant,
-                              dense_weights=args.dense_weights)
+                              dsp_weights=args.dsp_weights)
     except (ArduinoExportError, OSError) as e:
         print(f"minitiny export arduino: {e}", file=sys.stderr)
         return 1

@@ -212,20 +212,20 @@ def test_generate_auto_variant_emits_both_kernels_and_verifies(chain, capsys, tm
     assert "OK: bit-exact" in out
 
 
-def test_generate_int16_dense_weights(chain, capsys, tmp_path):
-    """--dense-weights int16: the DSP dense kernels' weights stored as int16, recorded in the
+def test_generate_int16_dsp_weights(chain, capsys, tmp_path):
+    """--dsp-weights int16: the DSP dense kernels' weights stored as int16, recorded in the
     manifest (the Arduino export regenerates with it); the host build still verifies."""
     d, _, _ = chain
     out_dir = tmp_path / "w16"
     code, _, err = run(capsys, "generate", str(d / "blobs.qmodel.npz"), "--out", str(out_dir),
-                       "--name", "blobs", "--variant", "auto", "--dense-weights", "int16")
+                       "--name", "blobs", "--variant", "auto", "--dsp-weights", "int16")
     assert code == 0, err
-    assert json.loads((out_dir / "blobs_manifest.json").read_text())["dense_weights"] == "int16"
+    assert json.loads((out_dir / "blobs_manifest.json").read_text())["dsp_weights"] == "int16"
     assert "static const int16_t dense" in (out_dir / "blobs_model.c").read_text()
     code, out, err = run(capsys, "verify", str(out_dir), "--inputs", str(d / "x.npy"))
     assert code == 0 and "OK: bit-exact" in out, err
     code, _, err = run(capsys, "generate", str(d / "blobs.qmodel.npz"), "--out", str(out_dir),
-                       "--dense-weights", "int4")
+                       "--dsp-weights", "int4")
     assert code != 0 and "int4" in err
 
 

@@ -70,6 +70,13 @@ def test_conv_layout_pairs_each_weight_with_its_column_value(k, out_c, seed):
             x = column[4 * g:4 * g + 4]
             acc += w0 * x[0] + w1 * x[1] + w2 * x[2] + w3 * x[3]   # two SMLADs
         assert acc == int(w[c].reshape(-1).astype(np.int64) @ column[:k])
+    # dsp_weights="int16": the words of a row are the pairs (k, k+1), (k+2, k+3) as they are
+    rows16 = dsp.conv_weight16(w).astype(np.int64)
+    assert rows16.shape == (out_c, k4) and dsp.conv_weight16(w).dtype == np.int16
+    for c in range(out_c):
+        acc = sum(rows16[c, 2 * i] * column[2 * i] + rows16[c, 2 * i + 1] * column[2 * i + 1]   # SMLAD
+                  for i in range(k4 // 2))
+        assert acc == int(w[c].reshape(-1).astype(np.int64) @ column[:k])
 
 
 @given(st.integers(1, 11), st.integers(1, 30), st.integers(0, 2 ** 16))
@@ -105,7 +112,7 @@ def test_dense_layout_feeds_four_units_per_input_word(units, n, seed):
 
 @given(st.integers(1, 11), st.integers(1, 23), st.integers(0, 2 ** 16))
 def test_dense_int16_layout_needs_no_extension(units, n, seed):
-    """dense_weights="int16": per group of 4 units, per input word, each unit's two int16
+    """dsp_weights="int16": per group of 4 units, per input word, each unit's two int16
     words (lo, hi) meet the input lanes (x0, x2) and (x1, x3); then the tail units' rows."""
     rng = np.random.default_rng(seed)
     w = rng.integers(-128, 128, size=(units, n)).astype(np.int8)
@@ -205,7 +212,7 @@ def folded_layer(bound, r, z, channels=1):
        st.integers(-128, 127))
 @settings(max_examples=400)
 def test_folded_rounding_adds_the_zero_point_exactly(acc, multiplier, right_shift, z):
-    """requantize_folded_to_int8 before its clamp: (high - sign + rounding) >> r must be
+    """Step 0 of requantize_doubled_to_int8 (dsp.c.j2): (high - sign + rounding) >> r must be
     TFLM's MultiplyByQuantizedMultiplier + the output zero point (fixedpoint.py, Python
     integers) whenever folded_rounding accepts the layer, and it must refuse exactly when
     the int32 sum could overflow (the bound written out here, in Python integers)."""
@@ -381,12 +388,28 @@ def test_wider_convolutions_on_the_host(shim_flags, in_c, out_c, hw, k, stride, 
 @requires_gcc
 @settings(max_examples=15)
 @given(st.integers(1, 40), st.integers(1, 11), st.booleans(), st.booleans(), o.seeds)
-def test_int16_dense_weights_on_the_host(shim_flags, n, units, per_channel, bias, seed):
-    """dense_weights="int16": tails of units and inputs, per-channel or not, with and
+def test_int16_dsp_weights_on_the_host(shim_flags, n, units, per_channel, bias, seed):
+    """dsp_weights="int16": tails of units and inputs, per-channel or not, with and
     without bias, under the sanitizers every few examples."""
     model = o.single_op_model(seed, "fully_connected", (n,), units=units, per_channel=per_channel,
                               bias=bias, activation=["none", "relu", "relu6"][seed % 3])
-    host_dsp(model, inputs_for(model, seed % 1000), shim_flags, sanitize=seed % 4 == 0, dense_weights="int16")
+    host_dsp(model, inputs_for(model, seed % 1000), shim_flags, sanitize=seed % 4 == 0, dsp_weights="int16")
+
+
+@requires_gcc
+@settings(max_examples=15)
+@given(st.integers(1, 9), st.integers(1, 9), st.integers(2, 7), st.integers(1, 3), st.integers(1, 2),
+       st.sampled_from(["same", "valid"]), st.booleans(), o.seeds)
+def test_conv_kernels_on_the_host_with_both_weight_widths(shim_flags, in_c, out_c, hw, k, stride, padding,
+                                                          per_channel, seed):
+    """conv_2d with int8 and int16 weights: both im2col paths (in_c a multiple of 4 or not),
+    the doubled columns of requantize_doubled_to_int8 and the layers it refuses."""
+    k = min(k, hw) if padding == "valid" else k
+    model = o.single_op_model(seed, "conv_2d", (hw, hw + 1, in_c), out_c=out_c, kernel=(k, k),
+                              stride=(stride, stride), padding=padding, per_channel=per_channel,
+                              activation=["none", "relu", "relu6"][seed % 3])
+    for width in ("int8", "int16"):
+        host_dsp(model, inputs_for(model, seed % 1000), shim_flags, sanitize=seed % 3 == 0, dsp_weights=width)
 
 
 @requires_gcc
@@ -519,6 +542,151 @@ def test_the_plan_holds_the_im2col_scratch(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------
+# ---- mean ----
+# the global average pool, four channels per word (mean_dsp.c.j2, dsp.py's mean section)
+# ---------------------------------------------------------------------------------------
+# The effective multiplier e = s_in / (s_out * count) sets the requantization's shift (from
+# kernels.py _prepare_mean, by count): 4 -> a left shift of 3; 0.7 and 0.3 -> 1, 0 or -1;
+# 0.01 -> -5 or -6 (requantize_fast from -1 on); 1e-4 -> -12 or -13; 1e-9 -> -28 or -29;
+# 1e-11 and 1e-12 -> -31 with a multiplier far below 2^30, or a multiplier of 0 (general).
+MEAN_MULTIPLIERS = [4.0, 0.7, 0.3, 0.01, 1e-4, 1e-9, 1e-11, 1e-12]
+
+
+def mean_model(seed, in_shape, z_in, z_out, e, keep_dims=False, single_rounding=False):
+    """One mean over H, W with input zero point z_in, output zero point z_out, and the
+    output scale that makes s_in / (s_out * count) = e."""
+    from minitiny.quant.graph import QModel
+    b = o.Builder(seed, in_shape, "mean", None, z_in)
+    h, w, c = in_shape
+    out = b._tensor((1, 1, c) if keep_dims else (c,), np.float32(b.t.scale / (e * h * w)), np.int32(z_out))
+    m = b._op("mean", [b.cur], out, {"axes": (0, 1), "keep_dims": keep_dims}).model()
+    return QModel(m.name, m.tensors, m.ops, m.inputs, m.outputs, single_rounding=single_rounding) \
+        if single_rounding else m
+
+
+def test_mean_layer_takes_the_dsp_kernel(tmp_path):
+    """No weights, no scratch; with requantize_fast no fixed-point helper at all; "dsp" emits
+    the SIMD kernel only, "auto" both under #if MINITINY_DSP; the shifts pick the epilogue."""
+    model = mean_model(0, (25, 5, 10), -128, 3, 0.01)
+    ctx = generator.build_context(model, "m", variant="dsp")
+    layer = ctx["layers"][0]
+    assert layer["p"]["output_shift"] == -5 and layer["p"]["output_multiplier"] < 1 << 30
+    assert layer["dsp"] == dict(fast_requantize=True, groups=2, tail=2, block=125, blocks=1,
+                                unroll=dsp.MEAN_UNROLL, sum_start=128 * 125)
+    assert layer["weight_bytes"] == 0 and layer["scratch_bytes"] == 0 and not ctx["helpers"]
+    assert {"read_s8x4", "sxtab16_ror8", "s16_lanes", "requantize_fast_to_int8"} <= ctx["dsp_helpers"]
+    assert layer["code_bytes"] == dsp.CODE_BYTES["mean"]
+    for variant in ("dsp", "auto"):
+        src = open(codegen.generate(model, tmp_path / variant, name="m", variant=variant).source).read()
+        body = src[src.index("static void mean_0"):]
+        assert body.count("static void mean_0") == (2 if variant == "auto" else 1)
+        assert "sxtab16_ror8(odd, x7)" in body
+        assert ("MultiplyByQuantizedMultiplier(sum - input_zero_point * count" in body) == (variant == "auto")
+    # blocks of 256 pixels; a left shift, a shift past -31 or single rounding: the general epilogue
+    assert dsp.mean_context(mean_model(0, (16, 17, 4), 0, 0, 0.01).ops[0].params)["blocks"] == 2
+    for e, single in ((4.0, False), (0.3, False), (1e-11, False), (0.01, True)):
+        p = mean_model(0, (3, 5, 4), 0, 0, e, single_rounding=single).ops[0].params
+        assert not dsp.mean_fast_requantize(p)
+        assert dsp.mean_helpers(p)[-1] == "requantize_to_int8"
+    assert dsp.mean_helpers(mean_model(0, (3, 5, 3), 0, 0, 0.01).ops[0].params) == ["requantize_fast_to_int8"]
+
+
+@given(st.integers(-255 * 4096, 255 * 4096), st.integers(1, 4096), st.floats(1e-13, 0.49))
+@settings(max_examples=400)
+def test_requantize_fast_takes_the_means_multipliers(total, count, e):
+    """kernels.py _prepare_mean divides the multiplier by count, often below 2^30 (far below
+    when the shift reaches -31); requantize_fast (whose proof needs only 0 < m < 2^31) still
+    gives fixedpoint.py's bits wherever mean_fast_requantize takes it. The multiplier is
+    computed as _prepare_mean does; oracle: minitiny/quant/fixedpoint.py in Python integers."""
+    mult, shift = fp.quantize_multiplier(np.float64(e) * count, False)
+    s = min(count.bit_length() - 1, 32, 31 + shift)
+    m, shift = (mult << s) // count, shift - s
+    assert 0 <= m < 1 << 31
+    p = dict(output_multiplier=m, output_shift=shift, count=count)
+    acc = max(-255 * count, min(255 * count, total))      # |sum - Z_in count| <= 255 count
+    if dsp.mean_fast_requantize(p):
+        assert requantize_fast(acc, m, -shift) == fp.multiply_by_quantized_multiplier(acc, m, shift)
+    else:
+        assert not -31 <= shift <= -1 or m == 0
+
+
+def test_requantize_fast_on_the_means_smallest_multipliers():
+    for m in (1 << 29, (1 << 29) + 1, (1 << 30) - 1, 1, 3):
+        for r in (1, 2, 7, 31):
+            for acc in (0, 1, -1, (1 << r) + (1 << (r - 1)), -(1 << (r - 1)), (1 << 30) - 1, -(1 << 30) + 1):
+                assert requantize_fast(acc, m, r) == fp.multiply_by_quantized_multiplier(acc, m, -r), (acc, m, r)
+
+
+@requires_gcc
+@given(st.integers(1, 20), st.integers(1, 20), st.integers(1, 9), st.integers(-128, 127), st.integers(-128, 127),
+       st.sampled_from(MEAN_MULTIPLIERS), st.booleans(), o.seeds)
+def test_mean_on_the_host_matches_numpy(shim_flags, h, w, c, z_in, z_out, e, keep_dims, seed):
+    """1 to 400 pixels (one or two blocks of 256), channels 1..9 (words and the byte tail),
+    every shift; ASan/UBSan on every fourth draw."""
+    model = mean_model(seed, (h, w, c), z_in, z_out, e, keep_dims)
+    host_dsp(model, inputs_for(model, seed % 1000, n=4), shim_flags, sanitize=seed % 4 == 0,
+             variant=["dsp", "auto"][seed % 2])
+
+
+def mean_edge_cases():
+    """(model, inputs): every value -128 or 127 (the extreme 16-bit lane sums) at 255, 256,
+    257 and 515 pixels, around the widening; channels 4, 7 and 9; all zero points at their
+    ends; then random inputs on ds-cnn's shape and a 1x1 image."""
+    cases = []
+    for i, (shape, z_in, z_out, e) in enumerate([((15, 17, 4), -128, 127, 0.01), ((16, 16, 7), 127, -128, 0.3),
+                                                  ((1, 257, 9), -128, -128, 1e-4), ((5, 103, 5), 127, 0, 0.7),
+                                                  ((16, 16, 8), 0, 5, 4.0)]):
+        model = mean_model(i, shape, z_in, z_out, e)
+        x = np.stack([np.full(shape, -128, np.int8), np.full(shape, 127, np.int8),
+                      np.broadcast_to(np.where(np.arange(shape[2]) % 2, 127, -128).astype(np.int8), shape)])
+        cases.append((model, x))
+    for i, (shape, e) in enumerate([((25, 5, 64), 0.01), ((1, 1, 6), 0.3), ((2, 3, 12), 1e-10)]):
+        model = mean_model(10 + i, shape, -128, -3, e)
+        cases.append((model, inputs_for(model, i, n=3)))
+    return cases
+
+
+@requires_gcc
+def test_mean_edge_cases_on_the_host(shim_flags):
+    for model, x in mean_edge_cases():
+        host_dsp(model, x, shim_flags, sanitize=True)
+
+
+@requires_gcc
+@settings(max_examples=10)
+@given(st.integers(0, 2 ** 16), st.lists(st.sampled_from(["conv_2d", "depthwise_conv_2d", "max_pool_2d"]),
+                                          min_size=0, max_size=2))
+def test_random_models_with_a_mean_on_the_host(shim_flags, seed, kinds):
+    model = random_model(seed, kinds + ["mean", "fully_connected"], input_shape=(7, 6, 5))
+    assert "mean" in [op.kind for op in model.ops]
+    host_dsp(model, inputs_for(model, seed), shim_flags)
+
+
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
+def test_mean_only_models_compile_clean(shim_flags, tmp_path):
+    """Only the helpers the kernel calls are emitted (clang -Werror stops on an unused static
+    function): no word helpers below 4 channels, no MultiplyByQuantizedMultiplier with
+    requantize_fast, requantize_to_int8 and it with a left shift."""
+    for i, (shape, e) in enumerate([((3, 5, 3), 0.01), ((2, 2, 8), 4.0), ((20, 20, 9), 0.01)]):
+        g = codegen.generate(mean_model(i, shape, 5, -7, e), tmp_path / str(i), name="m", variant="dsp")
+        assert ("read_s8x4" in open(g.source).read()) == (shape[2] >= 4)
+        out = subprocess.run(["clang"] + STRICT + EXTRA_WARNINGS + shim_flags + ["-c", g.source, "-o", str(tmp_path / "m.o")],
+                             capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr
+
+
+@requires_qemu
+def test_mean_edge_cases_on_the_m4(tmp_path):
+    """The real SXTAB16 and SMMULR against NumPy (firmware.run compares), "dsp" and "auto"."""
+    from minitiny import firmware
+    for i, (model, x) in enumerate(mean_edge_cases()):
+        d = tmp_path / f"m{i}"
+        codegen.generate(model, d, name="m", variant=["dsp", "auto"][i % 2])
+        r = firmware.run(d, board="cortex-m4", inputs=x, profile=False)
+        assert r.status == "ok" and r.matches_reference is True, r.message
+
+
+# ---------------------------------------------------------------------------------------
 # ---- pooling ----
 # max_pool_2d, four channels per word (max_pool_2d_dsp.c.j2, dsp.py's pooling section)
 # ---------------------------------------------------------------------------------------
@@ -604,6 +772,21 @@ def test_a_model_whose_only_dsp_layer_is_a_pool_compiles_clean(shim_flags, tmp_p
     assert out.returncode == 0, out.stderr
 
 
+@pytest.mark.skipif(shutil.which("clang") is None, reason="clang is not installed")
+@pytest.mark.parametrize("variant", ["auto", "dsp"])
+def test_auto_and_dsp_compile_clean_with_clang_on_both_sides_of_the_switch(shim_flags, tmp_path, variant):
+    """clang warns about an unused static function even when it is inline: a helper only the
+    scalar kernels call must not be emitted where the DSP build compiles them out."""
+    models = [every_kind_model(3), o.single_op_model(1, "fully_connected", (20,), units=7),
+              o.single_op_model(2, "conv_2d", (6, 5, 3), out_c=5)]
+    for i, model in enumerate(models):
+        g = codegen.generate(model, tmp_path / f"{variant}{i}", name="m", variant=variant)
+        for flags in ([], shim_flags) if variant == "auto" else (shim_flags,):
+            out = subprocess.run(["clang"] + STRICT + EXTRA_WARNINGS + flags + ["-c", g.source, "-o", str(tmp_path / "m.o")],
+                                 capture_output=True, text=True)
+            assert out.returncode == 0, f"model {i}, {'DSP' if flags else 'scalar'} build:\n{out.stderr}"
+
+
 @requires_qemu
 def test_pool_models_on_the_m4(tmp_path):
     """The real SSUB8/SEL against NumPy (run_on compares), "dsp" and "auto"."""
@@ -667,26 +850,26 @@ def test_seed_models_dsp_equals_scalar_and_numpy_on_the_m4(seed_models, name, tm
 
 @requires_qemu
 @pytest.mark.parametrize("name", ["mlp", "every_kind"])
-def test_int16_dense_weights_on_the_m4(seed_models, name, tmp_path):
+def test_int16_dsp_weights_on_the_m4(seed_models, name, tmp_path):
     """The LDRD/SMLAD int16 path on the real instructions: the same outputs, more flash."""
     from minitiny import firmware
     model = seed_models[name]
     runs = {}
-    for dense_weights in ("int8", "int16"):
-        d = tmp_path / dense_weights
-        g = codegen.generate(model, d, name="m", variant="dsp", dense_weights=dense_weights)
-        assert g.manifest["dense_weights"] == dense_weights
-        runs[dense_weights] = r = firmware.run(d, board="cortex-m4", inputs=inputs_for(model, 5, 4), profile=False)
+    for dsp_weights in ("int8", "int16"):
+        d = tmp_path / dsp_weights
+        g = codegen.generate(model, d, name="m", variant="dsp", dsp_weights=dsp_weights)
+        assert g.manifest["dsp_weights"] == dsp_weights
+        runs[dsp_weights] = r = firmware.run(d, board="cortex-m4", inputs=inputs_for(model, 5, 4), profile=False)
         assert r.status == "ok" and r.matches_reference is True, r.message
     np.testing.assert_array_equal(runs["int16"].outputs, runs["int8"].outputs)
-    dense = sum(t.data.size for op in model.ops if op.kind == "fully_connected"
-                for t in [model.tensors[op.inputs[1]]])
-    assert runs["int16"].flash["weights"] - runs["int8"].flash["weights"] >= dense   # each weight: 1 byte more
+    widened = sum(t.data.size for op in model.ops if op.kind in ("fully_connected", "conv_2d")
+                  for t in [model.tensors[op.inputs[1]]])
+    assert runs["int16"].flash["weights"] - runs["int8"].flash["weights"] >= widened   # each weight: 1 byte more
 
 
-def test_dense_weights_is_checked(tmp_path):
-    with pytest.raises(codegen.CodegenError, match="dense_weights='int4'"):
-        codegen.generate(every_kind_model(0), tmp_path, variant="dsp", dense_weights="int4")
+def test_dsp_weights_is_checked(tmp_path):
+    with pytest.raises(codegen.CodegenError, match="dsp_weights='int4'"):
+        codegen.generate(every_kind_model(0), tmp_path, variant="dsp", dsp_weights="int4")
 
 
 @requires_qemu
