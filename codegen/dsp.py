@@ -189,17 +189,18 @@ def offset_pair(offset):
 CONV_PIXELS = 4      # output pixels conv_2d_dsp.c.j2 computes per pass (im2col columns)
 
 
-CONV_WHOLE_BLOCKS = 16   # up to this many blocks (K4 <= 64) the k loop is written out whole
+CONV_WHOLE_BLOCKS = 16   # up to this many blocks (K4 <= 64) the compiler writes the k loop out whole
 
 
 def conv_unroll(k4):
-    """Blocks of 4 values of k per iteration of conv_2d_dsp.c.j2's inner loop. Up to
-    CONV_WHOLE_BLOCKS blocks, all of them: the loop runs once, so the compiler drops its
-    counter and branch (measured on the M4: a 1x1 conv on 64 channels 1.05 -> 1.00
-    instructions per MAC, for about 600 bytes more code per layer at -O2; the code stays
-    bounded, at most 16 blocks). Past that, 4 when they divide the K4 / 4 blocks, else 2
-    (4 blocks save 0.03 instructions per MAC on such a conv, but blocks left over after the
-    loop cost more than that; 8 pixels per pass instead of 4 made GCC 12 spill accumulators)."""
+    """How many blocks of 4 values of k the compiler writes out per iteration of
+    conv_2d_dsp.c.j2's inner loop (`#pragma GCC unroll`, read by GCC and clang; the C keeps
+    one readable block). Up to CONV_WHOLE_BLOCKS blocks, all of them: no counter and no
+    branch are left (measured on the M4: a 1x1 conv on 64 channels 1.05 -> 1.00
+    instructions per MAC, for about 600 bytes more code per layer at -O2; bounded: at most
+    16 blocks). Past that, 4 when they divide the K4 / 4 blocks, else 2 (4 blocks save 0.03
+    instructions per MAC on such a conv, but blocks left over after the loop cost more than
+    that; 8 pixels per pass instead of 4 made GCC 12 spill accumulators)."""
     blocks = k4 // 4
     if blocks <= CONV_WHOLE_BLOCKS:
         return blocks

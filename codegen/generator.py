@@ -553,7 +553,7 @@ def generate(model, out_dir, name=None, variant="scalar", threshold=None, thresh
     dsp_weights: how the DSP fully_connected and conv_2d kernels store their weights:
              "int8" (default, the model's bytes) or "int16" (twice the flash of those
              weights, already extended for SMLAD: dense about 1.1 instead of 1.5
-             instructions per MAC on a Cortex-M4, a 1x1 conv about 1.1 instead of 1.2;
+             instructions per MAC on a Cortex-M4, a 1x1 conv 1.00 instead of 1.13;
              codegen/dsp.py). The scalar kernels always keep int8.
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
