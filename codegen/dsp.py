@@ -24,6 +24,18 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   block; measured with arm-none-eabi-objdump on a 1x1 conv of 64 channels). With
   dsp_weights="int16" (`conv_weight16`) the rows are stored already extended, in their
   natural order, and one LDRD replaces the LDR and the two SXTB16 of a block.
+  When in_channel is not a multiple of 4 (first layers: grayscale, RGB, spectrograms) a tap
+  does not start a block, so the kernel first converts the input, a band of output rows'
+  input rows at a time, to an int16 "plane" of x - Z with the padding written out as 0
+  (`conv_plane`, at most CONV_PLANE_BYTES unless one pass's rows need more), and each
+  filter row of the weights is padded with a zero to whole int16 pairs (`conv_rows`, L =
+  kw * in_c -> L2, K4 = kh * L2 rounded up to 4): a filter row of a window is then L2
+  consecutive plane values, whole pairs copied as they are (a value past the row meets a
+  zero weight). Measured on the M4 (bench/cortexm_mac.py, int8 weights): the cnn's
+  28x28x1 3x3 conv 4.57 -> 2.66 instructions per MAC (the window's gather and extension
+  took ~140 instructions per pixel, the plane's copies take ~30), ds-cnn's 49x10x1 10x4
+  conv 1.37 -> 1.20; single layers: 3x3 on 32x32x3 1.93 -> 1.68, 5x5 on 28x28x1
+  2.95 -> 1.82, 3x3 on 16x16x2 3.09 -> 1.82.
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
@@ -92,6 +104,8 @@ HELPER_DEPENDS = {
     "smlabt": ["smlatb"],
     "im2col_zero_blocks": ["write_s16x2"],
     "im2col_copy_blocks": ["read_s8x4", "sxtab16_ror8", "write_s16x2", "pack_lo_lo", "pack_hi_hi"],
+    "plane_from_s8": ["read_s8x4", "sxtab16_ror8", "pack_lo_lo", "pack_hi_hi"],
+    "im2col_copy_pairs": ["write_s16x2"],
 }
 
 
@@ -112,7 +126,7 @@ def helpers(kind, p, fast, dsp_weights="int8", folded=False):
         return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else []) + epilogue
     if kind == "conv_2d":
         im2col = ["im2col_zero_blocks", "im2col_copy_blocks"] if p["in_c"] % 4 == 0 else \
-                 ["fill_s8", "im2col_copy_blocks"]
+                 ["plane_from_s8", "im2col_copy_pairs"]
         return ["read_2_words"] + ([] if dsp_weights == "int16" else ["read_s8x4", "sxtb16_ror8"]) + im2col + epilogue
     return depthwise_helpers(p, folded) + epilogue
 
@@ -138,23 +152,37 @@ def sxtb16_order(k):
     return np.arange(k).reshape(-1, 4)[:, [0, 2, 1, 3]].reshape(-1)
 
 
+def even(n):
+    """n rounded up to a multiple of 2: a filter row of conv_rows, in whole int16 pairs."""
+    return n + n % 2
+
+
+def conv_rows(weight):
+    """(out_c, kh, kw, in_c) int8 -> (out_c, K4) natural order: each filter row's L = kw *
+    in_c values padded with a zero to L2 = even(L), so that every filter row starts an
+    int16 pair of the im2col column (conv_2d_dsp.c.j2 copies a row's pairs from its int16
+    plane; the zero weight meets whatever value follows the row there), then zeros up to K4,
+    kh * L2 rounded up to a multiple of 4. With in_c even the rows need no padding and K4 is
+    K rounded up to 4; with in_c a multiple of 4, K4 = K."""
+    w = np.asarray(weight)
+    rows = w.reshape(w.shape[0], w.shape[1], -1)                 # (out_c, kh, L)
+    rows = np.concatenate([rows, np.zeros(rows.shape[:2] + (even(rows.shape[2]) - rows.shape[2],), w.dtype)],
+                          axis=2).reshape(w.shape[0], -1)        # (out_c, kh * L2)
+    return np.concatenate([rows, np.zeros((w.shape[0], padded(rows.shape[1]) - rows.shape[1]), w.dtype)], axis=1)
+
+
 def conv_weight(weight):
-    """(out_c, kh, kw, in_c) int8 -> (out_c, K4) with K4 = K = kh * kw * in_c rounded up to a
-    multiple of 4 (zeros appended: they meet the zeros im2col appends to each column), each
-    row in sxtb16_order."""
-    rows = np.asarray(weight).reshape(weight.shape[0], -1)    # (out_c, K)
-    k = padded(rows.shape[1])
-    rows = np.concatenate([rows, np.zeros((rows.shape[0], k - rows.shape[1]), rows.dtype)], axis=1)
-    return rows[:, sxtb16_order(k)]
+    """(out_c, kh, kw, in_c) int8 -> (out_c, K4): conv_rows (each filter row padded to whole
+    pairs, the row to a multiple of 4), each row in sxtb16_order."""
+    rows = conv_rows(weight)
+    return rows[:, sxtb16_order(rows.shape[1])]
 
 
 def conv_weight16(weight):
-    """(out_c, kh, kw, in_c) int8 -> (out_c, K4) int16, rows padded with zeros like
-    conv_weight but in the natural order: the words (w_k, w_k+1) and (w_k+2, w_k+3) are
-    already the lanes of the column pairs (dsp_weights="int16": no SXTB16 in the loop)."""
-    rows = np.asarray(weight).reshape(weight.shape[0], -1)
-    k = padded(rows.shape[1])
-    return np.concatenate([rows, np.zeros((rows.shape[0], k - rows.shape[1]), rows.dtype)], axis=1).astype(np.int16)
+    """(out_c, kh, kw, in_c) int8 -> (out_c, K4) int16: conv_rows in the natural order, the
+    words (w_k, w_k+1) and (w_k+2, w_k+3) already the lanes of the column pairs
+    (dsp_weights="int16": no SXTB16 in the loop)."""
+    return conv_rows(weight).astype(np.int16)
 
 
 def dense_weight(weight):
@@ -207,15 +235,47 @@ def conv_unroll(k4):
     return 4 if blocks % 4 == 0 else 2
 
 
+def conv_k4(p):
+    """K4 of conv_rows: kh filter rows of kw * in_c values, each padded to whole pairs, all
+    padded to a multiple of 4."""
+    return padded(p["kernel_h"] * even(p["kernel_w"] * p["in_c"]))
+
+
+CONV_PLANE_BYTES = 2048    # the small-in_channel plane holds a band of output rows within this
+
+
+def conv_plane(p):
+    """(band, rows, cols, copy) of the int16 plane of a conv whose in_channel is not a
+    multiple of 4 (conv_2d_dsp.c.j2): output rows per band; plane rows of a band; plane
+    columns (int16 values; even, so every row is word-aligned), plane column c being input
+    column c / in_c - pad_w, channel c % in_c; the input values per row copied into it.
+    The last window of a row starts at column (out_w - 1) * stride_w * in_c and reads L2
+    values (whole pairs) of each of its rows. Bands hold as many output rows as fit CONV_PLANE_BYTES, but at least the
+    CONV_PIXELS pixels of one pass (and one row): on an image so wide that kh rows do not
+    fit, the plane is kh rows of the padded image width."""
+    c = p["in_c"]
+    cols = even((p["out_w"] - 1) * p["stride_w"] * c + even(p["kernel_w"] * c))
+    copy = max(0, min(p["in_w"] * c, cols - p["pad_w"] * c))
+    least = min(p["out_h"], -(-CONV_PIXELS // p["out_w"]))
+    band = p["out_h"]
+    while band > least and ((band - 1) * p["stride_h"] + p["kernel_h"]) * cols * 2 > CONV_PLANE_BYTES:
+        band -= 1
+    # as many bands as that takes, all of one size: the last one, moved up to end at the last
+    # output row, then recomputes fewer rows than there are bands
+    bands = -(-p["out_h"] // band)
+    band = max(least, -(-p["out_h"] // bands))
+    return band, (band - 1) * p["stride_h"] + p["kernel_h"], cols, copy
+
+
 def scratch_bytes(kind, p):
     """Bytes of arena the DSP kernel of `kind` needs while it runs (0: none)."""
     if kind == "mean":
         return 0
     if kind in POOL_KINDS:
         return 0
-    if kind == "conv_2d":   # CONV_PIXELS im2col columns of K rounded up to 4, int16, and when
-        k4 = padded(p["kernel_h"] * p["kernel_w"] * p["in_c"])   # in_c % 4 != 0 the int8 window
-        return CONV_PIXELS * k4 * 2 + (k4 if p["in_c"] % 4 else 0)
+    if kind == "conv_2d":   # CONV_PIXELS im2col columns of K4 int16, and when in_c % 4 != 0
+        _, rows, cols, _ = conv_plane(p)                        # the int16 plane
+        return CONV_PIXELS * conv_k4(p) * 2 + (rows * cols * 2 if p["in_c"] % 4 else 0)
     if kind == "depthwise_conv_2d":
         return depthwise_scratch_bytes(p)
     return 0
@@ -229,7 +289,7 @@ def weight_bytes(kind, p, dsp_weights="int8"):
     if kind in POOL_KINDS:
         return None
     if kind == "conv_2d":
-        return p["out_c"] * padded(p["kernel_h"] * p["kernel_w"] * p["in_c"]) * (2 if dsp_weights == "int16" else 1)
+        return p["out_c"] * conv_k4(p) * (2 if dsp_weights == "int16" else 1)
     if kind == "fully_connected":
         return p["out_features"] * padded(p["in_features"]) * (2 if dsp_weights == "int16" else 1)
     if kind == "depthwise_conv_2d":
@@ -307,12 +367,18 @@ def layer_context(kind, p, weight, bias=None, scratch_offset=None, dsp_weights="
         # with requantize_doubled_to_int8 the columns hold 2 (x - Z) (|2 (x - Z)| <= 510, an
         # int16) and the bias is doubled, so the sums are 2 acc: an int32 as |acc| < 2^30
         doubled = rounding is not None
-        ctx.update(K=k, K4=padded(k), pixels=CONV_PIXELS, unroll=conv_unroll(padded(k)), int16=wide,
+        k4 = conv_k4(p)
+        ctx.update(K=k, K4=k4, L=p["kernel_w"] * p["in_c"], L2=even(p["kernel_w"] * p["in_c"]),
+                   pixels=CONV_PIXELS, unroll=conv_unroll(k4), int16=wide,
                    weight=conv_weight16(weight) if wide else conv_weight(weight),
                    rounding=rounding, doubled=doubled,
                    column_offset_pair=offset_pair(2 * p["input_offset"] if doubled else p["input_offset"]),
-                   scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p),
-                   window=int(scratch_offset) + CONV_PIXELS * padded(k) * 2)
+                   scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p))
+        if p["in_c"] % 4:
+            band, rows, cols, copy = conv_plane(p)
+            ctx.update(band=band, rows=rows, cols=cols, copy_width=copy,
+                       plane=int(scratch_offset) + CONV_PIXELS * k4 * 2,
+                       scratch_label=f"im2col columns, then the int16 plane [{rows}][{cols}]")
     elif kind == "fully_connected":
         units, n = weight.shape
         wide = dsp_weights == "int16"

@@ -434,6 +434,9 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
         raise CodegenError(f"unknown kernel variant {variant!r}; known: {', '.join(KERNEL_VARIANTS)}")
     if dsp_weights not in dsp.DSP_WEIGHTS:
         raise CodegenError(f"dsp_weights={dsp_weights!r}: expected one of {', '.join(dsp.DSP_WEIGHTS)}")
+    if dsp_weights != "int8" and not KERNEL_VARIANTS[variant]:
+        raise CodegenError(f"dsp_weights={dsp_weights!r} is for the DSP kernels; variant {variant!r} has "
+                           f"none (use variant 'dsp' or 'auto')")
     single_rounding = _check_model(qmodel)
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
     scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(qmodel.ops)
