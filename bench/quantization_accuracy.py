@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 import minitiny as mt
+from minitiny.datasets import make_spirals
 from minitiny.quant import tflm
 from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.qat import quantize_aware
@@ -53,16 +54,6 @@ def mnist(n_train, n_test):
     scale = lambda a: (np.asarray(a, np.float32) / 255.0)
     return (scale(xtr[:n_train]), np.asarray(ytr[:n_train], np.int64),
             scale(xte[:n_test]), np.asarray(yte[:n_test], np.int64), source)
-
-
-def spiral(n, classes=3, seed=0):
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0, 1, (classes, n))
-    angle = np.arange(classes)[:, None] * 2 * np.pi / classes + 4 * t + rng.normal(0, 0.2, t.shape)
-    x = np.stack([t * np.cos(angle), t * np.sin(angle)], -1).reshape(-1, 2).astype(np.float32)
-    y = np.repeat(np.arange(classes), n)
-    order = rng.permutation(len(x))
-    return x[order], y[order]
 
 
 # ---- models -------------------------------------------------------------------------------------
@@ -117,8 +108,8 @@ def cnn_task(quick, data):
 
 def outlier_task(quick):
     mt.random.seed(1)
-    x, y = spiral(400)
-    xt, yt = spiral(300, seed=1)
+    x, y = make_spirals(400)
+    xt, yt = make_spirals(300, seed=1)
     m = mt.Sequential([L.Dense(32, activation="relu", input_shape=[2]),
                        L.Dense(32, activation="relu"), L.Dense(3, activation="softmax")])
     m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])

@@ -555,7 +555,7 @@ def mean_fast_requantize(p):
     that SaturatingRoundingDoublingHighMul cannot saturate (m != INT32_MIN). Dividing by
     count often takes the mean's multiplier below 2^30 (kernels.py _prepare_mean: (m 2^s) //
     count, down to m / 2 with 2^s <= count, far lower when the shift stops s at 31 + shift);
-    tests/test_dsp.py checks such multipliers against fixedpoint.py."""
+    tests/test_dsp_pool_mean.py checks such multipliers against fixedpoint.py."""
     return bool(not p.get("single_rounding", False) and -31 <= p["output_shift"] <= -1
                 and 0 < p["output_multiplier"] < 1 << 31 and 255 * p["count"] < FAST_ACC_LIMIT)
 

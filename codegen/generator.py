@@ -155,24 +155,23 @@ def c_float(value):
     return text + "f"
 
 
-def c_row(array):
-    """A (nested) brace initializer on one line: [[1, 2], [3, 4]] -> '{{1, 2}, {3, 4}}'."""
-    array = np.asarray(array)
+def _braces(array, literal):
+    """A (nested) brace initializer on one line, each value written by `literal`."""
     if array.ndim == 0:
-        return c_int(array)
+        return literal(array)
     if array.ndim == 1:
-        return "{" + ", ".join(c_int(v) for v in array.tolist()) + "}"
-    return "{" + ", ".join(c_row(sub) for sub in array) + "}"
+        return "{" + ", ".join(literal(v) for v in array.tolist()) + "}"
+    return "{" + ", ".join(_braces(sub, literal) for sub in array) + "}"
+
+
+def c_row(array):
+    """Integers, one line: [[1, 2], [3, 4]] -> '{{1, 2}, {3, 4}}'."""
+    return _braces(np.asarray(array), c_int)
 
 
 def c_float_row(array):
-    """Nested brace initializer of float32 values, one line: [[0.5, 1]] -> '{{0.5f, 1.0f}}'."""
-    array = np.asarray(array, dtype=np.float32)
-    if array.ndim == 0:
-        return c_float(array)
-    if array.ndim == 1:
-        return "{" + ", ".join(c_float(v) for v in array.tolist()) + "}"
-    return "{" + ", ".join(c_float_row(sub) for sub in array) + "}"
+    """float32 values, one line: [[0.5, 1]] -> '{{0.5f, 1.0f}}'."""
+    return _braces(np.asarray(array, dtype=np.float32), c_float)
 
 
 def c_dims(shape):

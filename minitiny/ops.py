@@ -211,16 +211,22 @@ def depthwise_conv2d(x, w, b=None, strides=(1, 1), padding="valid"):
 
 
 # ---- pooling ------------------------------------------------------------------------------
+def _pool_window(name, x, pool_size, strides, padding):
+    """The checked window of a pool: (kh, kw), strides (default: the window, as Keras) and
+    (Ho, Wo, pads) of x (N, H, W, C)."""
+    _check_image(name, x)
+    k = _pair(pool_size, f"{name} pool_size")
+    strides = k if strides is None else _pair(strides, f"{name} strides")
+    return k, strides, _geometry(name, x.shape, k, strides, padding)
+
+
 def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     """out[n, oh, ow, c] = max_{i, j} xp[n, oh*sh + i, ow*sw + j, c]   (xp padded with -inf)
 
     x (N, H, W, C) -> (N, Ho, Wo, C). strides default to pool_size (Keras).
     """
-    _check_image("max_pool2d", x)
-    k = _pair(pool_size, "max_pool2d pool_size")
-    strides = k if strides is None else _pair(strides, "max_pool2d strides")
-    n, h, wd, c = x.shape
-    ho, wo, pads = _geometry("max_pool2d", x.shape, k, strides, padding)
+    k, strides, (ho, wo, pads) = _pool_window("max_pool2d", x, pool_size, strides, padding)
+    h, wd = x.shape[1:3]
     xp = _pad(x.data, pads, value=-np.inf)
     offsets = [(i, j) for i in range(k[0]) for j in range(k[1])]
 
@@ -259,11 +265,8 @@ def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
 
     x (N, H, W, C) -> (N, Ho, Wo, C). strides default to pool_size (Keras).
     """
-    _check_image("avg_pool2d", x)
-    k = _pair(pool_size, "avg_pool2d pool_size")
-    strides = k if strides is None else _pair(strides, "avg_pool2d strides")
-    n, h, wd, c = x.shape
-    ho, wo, pads = _geometry("avg_pool2d", x.shape, k, strides, padding)
+    k, strides, (ho, wo, pads) = _pool_window("avg_pool2d", x, pool_size, strides, padding)
+    h, wd = x.shape[1:3]
     counts = np.outer(_in_bounds_counts(h, k[0], strides[0], ho, pads[0][0]),
                       _in_bounds_counts(wd, k[1], strides[1], wo, pads[1][0]))   # (Ho, Wo)
     inv = (1.0 / counts).astype(x.dtype)[:, :, None]              # (Ho, Wo, 1)

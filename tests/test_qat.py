@@ -14,7 +14,7 @@ from minitiny.quant.quantizer import (QuantizationError, activation_params, quan
                                       quantize_weights, weight_scales)
 from minitiny.quant.report import quantization_report
 from minitiny.tensor import Tensor
-from test_quantizer import spiral          # the same task as the PTQ tests
+from minitiny.datasets import make_spirals       # the same task as the PTQ tests
 
 requires_tflm = pytest.mark.skipif(not tflm.available(),
                                    reason="tflite-micro (TFLM's interpreter) is not installed")
@@ -24,12 +24,12 @@ requires_tflm = pytest.mark.skipif(not tflm.available(),
 
 def trained_spiral(seed=1):
     mt_random.seed(seed)
-    x, y = spiral(400)
+    x, y = make_spirals(400)
     m = Sequential([L.Dense(32, activation="relu", input_shape=[2]),
                     L.Dense(32, activation="relu"), L.Dense(3, activation="softmax")])
     m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     m.fit(x, y, epochs=60, verbose=0)
-    return m, x, y, *spiral(300, seed=1)
+    return m, x, y, *make_spirals(300, seed=1)
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,7 @@ from hypothesis.extra import numpy as hnp
 
 import minitiny.random as mt_random
 from minitiny import layers as L
-from minitiny.datasets import load_sine
+from minitiny.datasets import load_sine, make_spirals
 from minitiny.models import Model, Node, Sequential
 from minitiny.quant import tflm
 from minitiny.quant.calibrate import (CalibrationError, MinMaxObserver, MovingAverageObserver,
@@ -29,17 +29,6 @@ requires_tflm = pytest.mark.skipif(not tflm.available(),
 
 
 # ---- data and models ---------------------------------------------------------------------
-def spiral(n, classes=3, seed=0):
-    """Interleaved 2-D spirals, `n` points per class: a small nonlinear classification task."""
-    rng = np.random.default_rng(seed)
-    t = rng.uniform(0, 1, (classes, n))
-    angle = np.arange(classes)[:, None] * 2 * np.pi / classes + 4 * t + rng.normal(0, 0.2, t.shape)
-    x = np.stack([t * np.cos(angle), t * np.sin(angle)], -1).reshape(-1, 2).astype(np.float32)
-    y = np.repeat(np.arange(classes), n)
-    order = rng.permutation(len(x))
-    return x[order], y[order]
-
-
 def bars(n, seed=0):
     """8x8 noisy images of a horizontal (0), vertical (1) or diagonal (2) bar."""
     rng = np.random.default_rng(seed)
@@ -98,12 +87,12 @@ def sine_model():
 @pytest.fixture(scope="module")
 def spiral_model():
     mt_random.seed(1)
-    x, y = spiral(400)
+    x, y = make_spirals(400)
     m = Sequential([L.Dense(32, activation="relu", input_shape=[2]),
                     L.Dense(32, activation="relu"), L.Dense(3, activation="softmax")])
     m.compile("adam", "sparse_categorical_crossentropy", ["accuracy"])
     m.fit(x, y, epochs=60, verbose=0)
-    return m, x, *spiral(300, seed=1)
+    return m, x, *make_spirals(300, seed=1)
 
 
 @pytest.fixture(scope="module")
@@ -355,7 +344,7 @@ def test_observers():
 def test_percentile_observer_rescues_an_outlier_input():
     """One huge input sample ruins min/max calibration; the percentile observer clips it."""
     mt_random.seed(7)
-    x, y = spiral(200)
+    x, y = make_spirals(200)
     m = Sequential([L.Dense(16, activation="relu", input_shape=[2]), L.Dense(3)])
     rep = np.concatenate([x[:299], [[300.0, -300.0]]]).astype(np.float32)
     ranges = calibrate(lower(m), rep)

@@ -13,6 +13,7 @@ import pytest
 import minitiny as mt
 from minitiny.layers import (Add, BatchNormalization, Conv2D, Dense, Dropout, Flatten,
                              GlobalAveragePooling2D, MaxPooling2D, ReLU)
+from minitiny.datasets import make_spirals
 from minitiny.tensor import Tensor
 
 from gradcheck import gradcheck
@@ -43,18 +44,9 @@ def test_mlp_fits_sine():
     assert mse < 0.01
 
 
-def spirals(n_per_class, seed, classes=3, noise=0.15):
-    """Three interleaved spiral arms in the plane: arm c is rotated by 2 pi c / 3."""
-    r = np.random.default_rng(seed)
-    t = np.tile(np.linspace(0.05, 1.0, n_per_class), classes)
-    label = np.repeat(np.arange(classes), n_per_class)
-    angle = 4.0 * t + label * 2 * np.pi / classes + r.normal(0, noise, t.size)
-    return np.c_[t * np.sin(angle), t * np.cos(angle)].astype(np.float32), label
-
-
 def test_mlp_separates_three_spirals():
-    x, y = spirals(100, seed=0)
-    x_test, y_test = spirals(60, seed=1)
+    x, y = make_spirals(100, seed=0)
+    x_test, y_test = make_spirals(60, seed=1)
     mt.random.seed(3)
     model = mt.Sequential([Dense(64, activation="relu", input_shape=[2]),
                            Dense(64, activation="relu"), Dense(3, activation="softmax")])

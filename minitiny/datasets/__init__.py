@@ -20,7 +20,7 @@ from .idx import parse_idx
 from .images import load_faces, load_fashion_mnist, load_mnist
 from .registry import DATASETS, get as info
 from .synthetic import (VIBRATION_KINDS, load_linear, load_sine, load_vibration_anomaly,
-                        make_vibration)
+                        make_spirals, make_vibration)
 from .timeseries import load_acsf1_anomaly, load_basic_motions, load_pickup_gestures, load_watch
 from .ts import TsData, parse_ts
 from .wav import parse_wav, read_wav
@@ -29,7 +29,8 @@ __all__ = [
     "load_mnist", "load_fashion_mnist", "load_faces",
     "load_spoken_digits", "load_speech_words", "Recordings",
     "load_watch", "load_basic_motions", "load_pickup_gestures", "load_acsf1_anomaly",
-    "load_linear", "load_sine", "load_vibration_anomaly", "make_vibration", "VIBRATION_KINDS",
+    "load_linear", "load_sine", "load_vibration_anomaly", "make_spirals", "make_vibration",
+    "VIBRATION_KINDS",
     "fetch", "data_dir", "info", "DATASETS",
     "DatasetError", "DataMissingError", "FetchError",
     "parse_idx", "parse_ts", "TsData", "parse_wav", "read_wav",

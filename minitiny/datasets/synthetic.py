@@ -1,7 +1,8 @@
 """Generated sets: nothing to fetch, the same numbers on every machine for a given seed.
 
 In teaching order: the straight line a single neuron learns, the sine wave of TFLite
-Micro's "hello world", and a machine-vibration generator for anomaly detection.
+Micro's "hello world", interleaved spirals for a small classifier, and a machine-vibration
+generator for anomaly detection.
 """
 import numpy as np
 
@@ -40,6 +41,21 @@ def load_sine(n=1000, noise=0.1, test_fraction=0.2, seed=0):
     cut = n - int(round(test_fraction * n))
     x, y = x.astype(np.float32).reshape(-1, 1), y.astype(np.float32).reshape(-1, 1)
     return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def make_spirals(n, classes=3, seed=0):
+    """Interleaved 2-D spirals, n points per class: a small nonlinear classification task.
+
+    Point of class c at radius t ~ U(0, 1): angle 2 pi c / classes + 4 t + N(0, 0.2^2),
+    (x, y) = t (cos angle, sin angle). Shuffled. `x` (classes * n, 2) float32, `y` int64.
+    """
+    rng = np.random.default_rng(seed)
+    t = rng.uniform(0, 1, (classes, n))
+    angle = np.arange(classes)[:, None] * 2 * np.pi / classes + 4 * t + rng.normal(0, 0.2, t.shape)
+    x = np.stack([t * np.cos(angle), t * np.sin(angle)], -1).reshape(-1, 2).astype(np.float32)
+    y = np.repeat(np.arange(classes), n)
+    order = rng.permutation(len(x))
+    return x[order], y[order]
 
 
 # ---- machine vibration -------------------------------------------------------------------

@@ -201,22 +201,29 @@ def _prepare_fully_connected(op, tensors, single_rounding):
                   f"weight {w.name!r} expects {in_features}")
     if out.shape != (units,):
         _fail(op, f"output {out.name!r} has shape {out.shape}, expected ({units},)")
+    return dict(_weighted_requantization(op, x, out, w, w_scales, bias, in_features, single_rounding),
+                in_features=in_features, out_features=units, has_bias=bias is not None,
+                macs=in_features * units)
+
+
+def _weighted_requantization(op, x, out, w, w_scales, bias, fan_in, single_rounding):
+    """What dense, conv and depthwise share: the offsets, s_in * s_w / s_out as multiplier
+    and shift (per channel when the weights are), the fused activation's clamp, and the
+    checks. TFLM computes the scale in double (fully_connected_common.cc and kernel_util.cc
+    PopulateConvolutionQuantizationParams; TFLite's older GetQuantizedConvolutionMultipler
+    multiplied the two float32 scales in float32, the TFLM interpreter does not: the test
+    test_multiplier_is_computed_in_double pins this)."""
     s_in, s_out = _scale(x), _scale(out)
-    # fully_connected_common.cc (TFLM): s_in * s_w / s_out in double, one per unit when the
-    # weights are per channel. (TFLite's older GetQuantizedConvolutionMultipler multiplied
-    # the two float32 scales in float32; the TFLM interpreter does not: the test
-    # test_multiplier_is_computed_in_double pins this.)
     product = np.float64(s_in) * w_scales.astype(np.float64)
     real = product / np.float64(s_out)
     _check_multiplier(op, real, "s_in * s_w / s_out")
     _check_bias_scale(op, bias, product)
-    _check_accumulator(op, w, bias, in_features)
+    _check_accumulator(op, w, bias, fan_in)
     mult, shift = fp.quantize_multiplier_array(real, single_rounding)
     act_min, act_max = activation_range(op.options.get("activation", "none"), s_out, out.zero_point)
     return dict(input_offset=-int(x.zero_point), output_offset=int(out.zero_point),
                 output_multiplier=mult, output_shift=shift, per_channel=bool(w.per_channel),
-                act_min=act_min, act_max=act_max, in_features=in_features, out_features=units,
-                has_bias=bias is not None, macs=in_features * units)
+                act_min=act_min, act_max=act_max)
 
 
 def _prepare_conv(op, tensors, single_rounding):
@@ -244,19 +251,8 @@ def _prepare_conv(op, tensors, single_rounding):
         fan_in = k_h * k_w * in_c
         w, w_scales, bias = _weights_and_bias(op, tensors, out_c, 0)
     geometry = _spatial(op, x, out, k_h, k_w, out_c)
-    s_in, s_out = _scale(x), _scale(out)
-    # PopulateConvolutionQuantizationParams (TFLM kernel_util.cc): per channel, in double.
-    product = np.float64(s_in) * w_scales.astype(np.float64)
-    real = product / np.float64(s_out)
-    _check_multiplier(op, real, "s_in * s_w / s_out")
-    _check_bias_scale(op, bias, product)
-    _check_accumulator(op, w, bias, fan_in)
-    mult, shift = fp.quantize_multiplier_array(real, single_rounding)
-    act_min, act_max = activation_range(op.options.get("activation", "none"), s_out, out.zero_point)
-    params = dict(input_offset=-int(x.zero_point), output_offset=int(out.zero_point),
-                  output_multiplier=mult, output_shift=shift, per_channel=bool(w.per_channel),
-                  act_min=act_min, act_max=act_max, in_c=in_c, out_c=out_c, kernel_h=k_h,
-                  kernel_w=k_w, has_bias=bias is not None,
+    params = dict(_weighted_requantization(op, x, out, w, w_scales, bias, fan_in, single_rounding),
+                  in_c=in_c, out_c=out_c, kernel_h=k_h, kernel_w=k_w, has_bias=bias is not None,
                   macs=geometry["out_h"] * geometry["out_w"] * out_c * fan_in, **geometry)
     if depthwise:
         params["depth_multiplier"] = int(op.options.get("depth_multiplier", 1))
