@@ -25,17 +25,23 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   dsp_weights="int16" (`conv_weight16`) the rows are stored already extended, in their
   natural order, and one LDRD replaces the LDR and the two SXTB16 of a block.
   When in_channel is not a multiple of 4 (first layers: grayscale, RGB, spectrograms) a tap
-  does not start a block, so the kernel first converts the input, a band of output rows'
-  input rows at a time, to an int16 "plane" of x - Z with the padding written out as 0
-  (`conv_plane`, at most CONV_PLANE_BYTES unless one pass's rows need more), and each
-  filter row of the weights is padded with a zero to whole int16 pairs (`conv_rows`, L =
-  kw * in_c -> L2, K4 = kh * L2 rounded up to 4): a filter row of a window is then L2
-  consecutive plane values, whole pairs copied as they are (a value past the row meets a
-  zero weight). Measured on the M4 (bench/cortexm_mac.py, int8 weights): the cnn's
-  28x28x1 3x3 conv 4.57 -> 2.66 instructions per MAC (the window's gather and extension
-  took ~140 instructions per pixel, the plane's copies take ~30), ds-cnn's 49x10x1 10x4
-  conv 1.37 -> 1.20; single layers: 3x3 on 32x32x3 1.93 -> 1.68, 5x5 on 28x28x1
-  2.95 -> 1.82, 3x3 on 16x16x2 3.09 -> 1.82.
+  does not start a block, and when the windows overlap (any kernel larger than 1x1) the
+  columns would extend each input value once per window that holds it (9 times for 3x3).
+  Then the kernel first converts the input, a band of output rows' input rows at a time, to
+  an int16 "plane" of x - Z with the padding written out as 0 (`conv_plane`, at most
+  CONV_PLANE_BYTES unless one pass's rows need more; `conv_uses_plane` keeps the columns
+  alone for a multiple of 4 channels whose plane does not fit), and each filter row of the
+  weights is padded with a zero to whole int16 pairs (`conv_rows`, L = kw * in_c -> L2,
+  K4 = kh * L2 rounded up to 4): a filter row of a window is then L2 consecutive plane
+  values, copied as they are, two words a block when L2 is a multiple of 4, else pair by
+  pair (a value past the row meets a zero weight). The band size is the one that wastes
+  the fewest passes (`conv_plane`'s cost). Measured on the M4 (bench/cortexm_mac.py, int8
+  weights): the cnn's 28x28x1 3x3 conv 4.57 -> 2.66 instructions per MAC (the window's
+  gather and extension took ~140 instructions per pixel, the plane's copies take ~30),
+  its 14x14x8 3x3 conv 1.42 -> 1.29 (1.24 -> 1.11 with int16 weights: the columns' copies
+  from the plane ~65 instructions per pixel instead of ~265 extending from int8), ds-cnn's
+  49x10x1 10x4 conv 1.37 -> 1.20; single layers: 3x3 on 32x32x3 1.93 -> 1.68, 5x5 on
+  28x28x1 2.95 -> 1.82, 3x3 on 16x16x2 3.09 -> 1.82.
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
@@ -125,8 +131,12 @@ def helpers(kind, p, fast, dsp_weights="int8", folded=False):
     if kind == "fully_connected":
         return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else []) + epilogue
     if kind == "conv_2d":
-        im2col = ["im2col_zero_blocks", "im2col_copy_blocks"] if p["in_c"] % 4 == 0 else \
-                 ["plane_from_s8", "im2col_copy_pairs"]
+        if not conv_uses_plane(p):
+            im2col = ["im2col_zero_blocks", "im2col_copy_blocks"]
+        elif even(p["kernel_w"] * p["in_c"]) % 4 == 0:
+            im2col = ["plane_from_s8", "im2col_copy_plane_blocks"]
+        else:
+            im2col = ["plane_from_s8", "im2col_copy_pairs"]
         return ["read_2_words"] + ([] if dsp_weights == "int16" else ["read_s8x4", "sxtb16_ror8"]) + im2col + epilogue
     return depthwise_helpers(p, folded) + epilogue
 
@@ -241,30 +251,53 @@ def conv_k4(p):
     return padded(p["kernel_h"] * even(p["kernel_w"] * p["in_c"]))
 
 
-CONV_PLANE_BYTES = 2048    # the small-in_channel plane holds a band of output rows within this
+CONV_PLANE_BYTES = 2048    # the plane holds a band of output rows within this
 
 
 def conv_plane(p):
-    """(band, rows, cols, copy) of the int16 plane of a conv whose in_channel is not a
-    multiple of 4 (conv_2d_dsp.c.j2): output rows per band; plane rows of a band; plane
+    """(band, rows, cols, copy) of the int16 plane of a conv (conv_2d_dsp.c.j2, where
+    conv_uses_plane): output rows per band; plane rows of a band; plane
     columns (int16 values; even, so every row is word-aligned), plane column c being input
     column c / in_c - pad_w, channel c % in_c; the input values per row copied into it.
     The last window of a row starts at column (out_w - 1) * stride_w * in_c and reads L2
-    values (whole pairs) of each of its rows. Bands hold as many output rows as fit CONV_PLANE_BYTES, but at least the
-    CONV_PIXELS pixels of one pass (and one row): on an image so wide that kh rows do not
-    fit, the plane is kh rows of the padded image width."""
+    values (whole pairs) of each of its rows. A band holds at least the CONV_PIXELS pixels
+    of one pass (and one row): on an image so wide that kh rows do not fit, the plane is kh
+    rows of the padded image width. Among the sizes that fit CONV_PLANE_BYTES, the one with
+    the fewest instructions by a rough count: whole passes (a band of 70 pixels ends with a
+    pass of 2 that costs a whole one) before fewer plane rows to convert."""
     c = p["in_c"]
     cols = even((p["out_w"] - 1) * p["stride_w"] * c + even(p["kernel_w"] * c))
     copy = max(0, min(p["in_w"] * c, cols - p["pad_w"] * c))
     least = min(p["out_h"], -(-CONV_PIXELS // p["out_w"]))
-    band = p["out_h"]
-    while band > least and ((band - 1) * p["stride_h"] + p["kernel_h"]) * cols * 2 > CONV_PLANE_BYTES:
-        band -= 1
-    # as many bands as that takes, all of one size: the last one, moved up to end at the last
-    # output row, then recomputes fewer rows than there are bands
-    bands = -(-p["out_h"] // band)
-    band = max(least, -(-p["out_h"] // bands))
+
+    def rows(band):
+        return (band - 1) * p["stride_h"] + p["kernel_h"]
+
+    def cost(band):
+        # instructions, roughly: a pass of CONV_PIXELS pixels ~3 per weight (the k loop's
+        # 12 per block of 4 values for 4 pixels), a plane row ~3 per value it converts
+        bands = -(-p["out_h"] // band)
+        passes = bands * -(-(band * p["out_w"]) // CONV_PIXELS)
+        return passes * p["out_c"] * conv_k4(p) * 3 + bands * rows(band) * copy * 3
+
+    fitting = [b for b in range(least, p["out_h"] + 1) if rows(b) * cols * 2 <= CONV_PLANE_BYTES] or [least]
+    # the cheapest band size that fits; the last band is moved up to end at the last output
+    # row, and recomputes the rows it shares with the band before
+    band = min(fitting, key=lambda b: (cost(b), -b))
     return band, (band - 1) * p["stride_h"] + p["kernel_h"], cols, copy
+
+
+def conv_uses_plane(p):
+    """True when conv_2d_dsp.c.j2 fills its columns from the int16 plane: always when
+    in_channel is not a multiple of 4; else when the windows overlap (a kernel larger than
+    1x1) and the plane's rows fit CONV_PLANE_BYTES, so that each input value is extended
+    to int16 once per band instead of once per window that holds it."""
+    if p["in_c"] % 4:
+        return True
+    if p["kernel_h"] * p["kernel_w"] == 1:
+        return False
+    _, rows, cols, _ = conv_plane(p)
+    return rows * cols * 2 <= CONV_PLANE_BYTES
 
 
 def scratch_bytes(kind, p):
@@ -275,7 +308,7 @@ def scratch_bytes(kind, p):
         return 0
     if kind == "conv_2d":   # CONV_PIXELS im2col columns of K4 int16, and when in_c % 4 != 0
         _, rows, cols, _ = conv_plane(p)                        # the int16 plane
-        return CONV_PIXELS * conv_k4(p) * 2 + (rows * cols * 2 if p["in_c"] % 4 else 0)
+        return CONV_PIXELS * conv_k4(p) * 2 + (rows * cols * 2 if conv_uses_plane(p) else 0)
     if kind == "depthwise_conv_2d":
         return depthwise_scratch_bytes(p)
     return 0
@@ -374,7 +407,8 @@ def layer_context(kind, p, weight, bias=None, scratch_offset=None, dsp_weights="
                    rounding=rounding, doubled=doubled,
                    column_offset_pair=offset_pair(2 * p["input_offset"] if doubled else p["input_offset"]),
                    scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p))
-        if p["in_c"] % 4:
+        ctx["plane_path"] = conv_uses_plane(p)
+        if ctx["plane_path"]:
             band, rows, cols, copy = conv_plane(p)
             ctx.update(band=band, rows=rows, cols=cols, copy_width=copy,
                        plane=int(scratch_offset) + CONV_PIXELS * k4 * 2,

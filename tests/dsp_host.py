@@ -109,10 +109,10 @@ def inputs_for(model, seed, n=8):
 
 
 
-def run_on(model, variant, board, tmp, seed=0, n=6):
+def run_on(model, variant, board, tmp, seed=0, n=6, **options):
     from minitiny import firmware
     d = tempfile.mkdtemp(dir=tmp)
-    codegen.generate(model, d, name="m", variant=variant)
+    codegen.generate(model, d, name="m", variant=variant, **options)
     r = firmware.run(d, board=board, inputs=inputs_for(model, seed, n), profile=False)
     assert r.status == "ok", f"{variant} on {board}: {r.message}"
     assert r.matches_reference is True                 # the NumPy int8 reference

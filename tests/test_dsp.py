@@ -144,11 +144,15 @@ def test_offset_pair_and_scratch_sizes():
     assert dsp.offset_pair(-128) == -(1 << 32) + 0xFF80FF80       # (-128, -128) as int32
     assert dsp.offset_pair(128) == 0x00800080
     p = dict(kernel_h=3, kernel_w=3, in_c=3, in_h=8, in_w=8, out_h=8, out_w=8, stride_h=1, stride_w=1,
-             pad_h=1, pad_w=1)
+             pad_h=1, pad_w=1, out_c=8)
     # in_c = 3: each filter row 9 -> 10 int16, 30 -> 32 per column; and the plane: 10 rows (8 + 2
     # of padding) of 7 * 3 + 10 = 31 -> 32 values (the last window's start, and its 10 values)
     assert dsp.scratch_bytes("conv_2d", p) == dsp.CONV_PIXELS * 32 * 2 + 10 * 32 * 2
-    assert dsp.scratch_bytes("conv_2d", dict(p, in_c=4)) == dsp.CONV_PIXELS * 36 * 2   # whole blocks
+    # in_c = 4, 3x3: whole blocks (36 per column), and a plane of 10 rows of 7 * 4 + 12 = 40
+    assert dsp.scratch_bytes("conv_2d", dict(p, in_c=4)) == dsp.CONV_PIXELS * 36 * 2 + 10 * 40 * 2
+    # 1x1 on 4 channels: the columns only (each value is copied once, no plane)
+    one = dict(p, in_c=4, kernel_h=1, kernel_w=1, pad_h=0, pad_w=0)
+    assert dsp.scratch_bytes("conv_2d", one) == dsp.CONV_PIXELS * 4 * 2
     assert dsp.scratch_bytes("fully_connected", p) == 0
 
 

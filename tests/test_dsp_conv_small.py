@@ -1,5 +1,6 @@
-"""The DSP conv_2d kernel for layers whose in_channel is not a multiple of 4 (first layers:
-grayscale, RGB, spectrograms): its int16 planes and bands against a naive convolution, and
+"""The DSP conv_2d kernel's int16 plane: layers whose in_channel is not a multiple of 4
+(first layers: grayscale, RGB, spectrograms), and layers whose windows overlap (kernels
+larger than 1x1) when the plane fits. Its planes and bands against a naive convolution, and
 the generated C against the NumPy int8 reference on the host (ACLE shim, sanitizers) and
 on QEMU's Cortex-M4. Shared set-up: tests/dsp_host.py.
 """
@@ -39,7 +40,7 @@ def conv_dsp_context(model, dsp_weights="int8"):
 
 
 @settings(max_examples=40)
-@given(st.sampled_from(SMALL_IN_C), st.sampled_from(SMALL_KERNELS), st.integers(1, 2), st.integers(1, 2),
+@given(st.sampled_from(SMALL_IN_C + [4, 8]), st.sampled_from(SMALL_KERNELS), st.integers(1, 2), st.integers(1, 2),
        st.sampled_from(["same", "valid"]), st.integers(1, 30), st.integers(1, 30), o.seeds)
 def test_small_in_c_plane_windows_give_the_conv_sums(in_c, kernel, sh, sw, padding, h, w, seed):
     """A NumPy model of what the kernel reads: the plane of each band as conv_plane lays it
@@ -50,6 +51,9 @@ def test_small_in_c_plane_windows_give_the_conv_sums(in_c, kernel, sh, sw, paddi
     model = small_conv(seed, h, w, in_c, kernel, (sh, sw), padding, out_c=3)
     op = model.ops[0]
     p, weight = op.params, model.tensors[op.inputs[1]].data
+    if not dsp.conv_uses_plane(p):          # in_c 4 or 8 on a 1x1 kernel: the im2col columns
+        assert in_c % 4 == 0 and p["kernel_h"] * p["kernel_w"] == 1
+        return
     kh, kw = weight.shape[1:3]
     band, rows, cols, copy = dsp.conv_plane(p)
     l2 = kw * in_c + (kw * in_c) % 2
@@ -163,3 +167,52 @@ def test_small_in_c_models_on_the_m4(tmp_path):
     models = small_in_c_models(2)
     for i, model in enumerate(models[::3] + models[18:]):
         run_on(model, "dsp", "cortex-m4", tmp_path, seed=i, n=2)
+
+
+# ---------------------------------------------------------------------------------------
+# in_channel a multiple of 4: the plane where the windows overlap and it fits, else im2col
+# ---------------------------------------------------------------------------------------
+def plane_choice_models(seed):
+    """(model, takes the plane, copies whole blocks): 3x3 on 8 channels (the benchmark cnn's
+    second conv), 1x1 on 4 and 3x3 on an image too wide for the plane (the im2col columns),
+    2x2 on 6 channels (rows of 12 values: whole blocks), 3x3 on 6 (rows of 18: pairs)."""
+    return [(small_conv(seed, 14, 14, 8, (3, 3), (1, 1), "same", out_c=16), True, True),
+            (small_conv(seed, 6, 7, 4, (1, 1), (1, 1), "valid", out_c=5), False, False),
+            (small_conv(seed, 3, 70, 8, (3, 3), (1, 1), "same", out_c=3, per_channel=False), False, False),
+            (small_conv(seed, 9, 5, 6, (2, 2), (2, 1), "valid", out_c=7), True, True),
+            (with_real_multiplier(small_conv(seed, 7, 6, 6, (3, 3), (1, 2), "same", out_c=4), 2.0), True, False)]
+
+
+def test_the_plane_is_taken_where_windows_overlap_and_it_fits():
+    for model, plane, blocks in plane_choice_models(0):
+        p = model.ops[0].params
+        assert dsp.conv_uses_plane(p) == plane
+        used = dsp.helpers("conv_2d", p, fast=True)
+        assert ("im2col_copy_plane_blocks" in used) == blocks
+        assert ("im2col_copy_blocks" in used) == (not plane)
+        if plane:
+            _, rows, cols, _ = dsp.conv_plane(p)
+            assert rows * cols * 2 <= dsp.CONV_PLANE_BYTES or p["in_c"] % 4
+
+
+def test_bands_are_chosen_to_waste_no_pass():
+    """The benchmark cnn's 14x14x8 conv: a plane of 5 rows of 14 pixels would leave a half
+    pass per band (70 pixels), 2 rows (28 pixels, 7 whole passes, 4 plane rows) waste none."""
+    p = small_conv(0, 14, 14, 8, (3, 3), (1, 1), "same", out_c=16).ops[0].params
+    band, rows, cols, copy = dsp.conv_plane(p)
+    assert (band * p["out_w"]) % dsp.CONV_PIXELS == 0 and p["out_h"] % band == 0
+    assert cols == 13 * 8 + 24 and copy == 14 * 8 and rows == band + 2
+
+
+@requires_gcc
+@pytest.mark.parametrize("width", ["int8", "int16"])
+def test_plane_choice_models_on_the_host(shim_flags, width):
+    for i, (model, _, _) in enumerate(plane_choice_models(3)):
+        host_dsp(model, inputs_for(model, i, 3), shim_flags, sanitize=i % 2 == 0, dsp_weights=width)
+
+
+@requires_qemu
+def test_plane_choice_models_on_the_m4(tmp_path):
+    """LDR of unaligned plane words and the block copies, on the real instruction set."""
+    for i, (model, _, _) in enumerate(plane_choice_models(4)):
+        run_on(model, "dsp", "cortex-m4", tmp_path, seed=i, n=2, dsp_weights=["int8", "int16"][i % 2])
