@@ -42,6 +42,10 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   from the plane ~65 instructions per pixel instead of ~265 extending from int8), ds-cnn's
   49x10x1 10x4 conv 1.37 -> 1.20; single layers: 3x3 on 32x32x3 1.93 -> 1.68, 5x5 on
   28x28x1 2.95 -> 1.82, 3x3 on 16x16x2 3.09 -> 1.82.
+  A conv on one input channel with a 3x3 kernel (stride 1 along the plane's rows) is not
+  computed here at all: it equals a depthwise conv with depth_multiplier = out_c, whose
+  kernel keeps a filter row in registers and slides it along the plane with no im2col
+  (codegen/generator.py depthwise_form; the cnn's 28x28x1 3x3 conv 2.65 -> 1.97).
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
@@ -133,6 +137,8 @@ def helpers(kind, p, fast, dsp_weights="int8", folded=False):
     if kind == "conv_2d":
         if not conv_uses_plane(p):
             im2col = ["im2col_zero_blocks", "im2col_copy_blocks"]
+        elif conv_block_copies(p):
+            im2col = ["plane_from_s8", "read_2_words_at", "write_2_words_at"]
         elif even(p["kernel_w"] * p["in_c"]) % 4 == 0:
             im2col = ["plane_from_s8", "im2col_copy_plane_blocks"]
         else:
@@ -227,7 +233,8 @@ def offset_pair(offset):
 CONV_PIXELS = 4      # output pixels conv_2d_dsp.c.j2 computes per pass (im2col columns)
 
 
-CONV_WHOLE_BLOCKS = 16   # up to this many blocks (K4 <= 64) the compiler writes the k loop out whole
+CONV_WHOLE_BLOCKS = 32   # up to this many blocks (K4 <= 128) the compiler writes the k loop out whole
+CONV_UNROLL_MAX = 16     # past that, it writes out at most this many blocks per iteration
 
 
 def conv_unroll(k4):
@@ -235,14 +242,17 @@ def conv_unroll(k4):
     conv_2d_dsp.c.j2's inner loop (`#pragma GCC unroll`, read by GCC and clang; the C keeps
     one readable block). Up to CONV_WHOLE_BLOCKS blocks, all of them: no counter and no
     branch are left (measured on the M4: a 1x1 conv on 64 channels 1.05 -> 1.00
-    instructions per MAC, for about 600 bytes more code per layer at -O2; bounded: at most
-    16 blocks). Past that, 4 when they divide the K4 / 4 blocks, else 2 (4 blocks save 0.03
-    instructions per MAC on such a conv, but blocks left over after the loop cost more than
-    that; 8 pixels per pass instead of 4 made GCC 12 spill accumulators)."""
+    instructions per MAC, for about 600 bytes more code per layer at -O2; the cnn's 3x3
+    conv on 8 channels, 18 blocks, 1.29 -> 1.16 with int8 weights, 1.11 -> 1.06 with int16,
+    for about 1 KB; bounded: at most 32 blocks). Past that, the largest divisor of the
+    blocks up to CONV_UNROLL_MAX when it is at least 4, else 2 (blocks left over after the
+    loop cost more than the loop's counter; 8 pixels per pass instead of 4 made GCC 12
+    spill accumulators)."""
     blocks = k4 // 4
     if blocks <= CONV_WHOLE_BLOCKS:
         return blocks
-    return 4 if blocks % 4 == 0 else 2
+    divisor = max(d for d in range(1, CONV_UNROLL_MAX + 1) if blocks % d == 0)
+    return divisor if divisor >= 4 else 2
 
 
 def conv_k4(p):
@@ -298,6 +308,24 @@ def conv_uses_plane(p):
         return False
     _, rows, cols, _ = conv_plane(p)
     return rows * cols * 2 <= CONV_PLANE_BYTES
+
+
+def conv_block_copies(p):
+    """True when conv_2d_dsp.c.j2 copies each window from the plane with one LDRD and one
+    STRD per block of 4 values, at constant offsets written out (READ_2_WORDS_AT): a filter
+    row is whole blocks (L2 a multiple of 4), every window starts on a 4-byte boundary
+    (stride_w * in_c even, or one output column), and the offsets fit LDRD's (<= 1020 bytes)
+    for at most 32 blocks a window. Else im2col_copy_plane_blocks, two LDRs a block (the
+    cnn's 14x14x8 3x3 conv: ~65 instructions per pixel's window, ~45 this way)."""
+    l2 = even(p["kernel_w"] * p["in_c"])
+    if not conv_uses_plane(p) or l2 % 4 or p["kernel_h"] * l2 // 4 > 32:
+        return False
+    if p["out_w"] > 1 and (p["stride_w"] * p["in_c"]) % 2:
+        return False
+    _, _, cols, _ = conv_plane(p)
+    last_read = 2 * ((p["kernel_h"] - 1) * cols + l2 - 4)
+    last_write = 2 * 4 * CONV_PIXELS * (p["kernel_h"] * l2 // 4 - 1)
+    return max(last_read, last_write) <= 1020
 
 
 def scratch_bytes(kind, p):
@@ -408,6 +436,7 @@ def layer_context(kind, p, weight, bias=None, scratch_offset=None, dsp_weights="
                    column_offset_pair=offset_pair(2 * p["input_offset"] if doubled else p["input_offset"]),
                    scratch=int(scratch_offset), scratch_bytes=scratch_bytes(kind, p))
         ctx["plane_path"] = conv_uses_plane(p)
+        ctx["block_copies"] = conv_block_copies(p)
         if ctx["plane_path"]:
             band, rows, cols, copy = conv_plane(p)
             ctx.update(band=band, rows=rows, cols=cols, copy_width=copy,
@@ -505,7 +534,8 @@ def depthwise_bias(p, weight, bias):
 
 
 def depthwise_helpers(p, folded=False):
-    fast = ["smlatb", "smlabt"] + (["in_registers"] if folded else []) if depthwise_fast(p) else []
+    fast = ["smlatb", "smlabt", "read_2_words_at", "in_register_words"] + (["in_registers"] if folded else []) \
+        if depthwise_fast(p) else []
     return ["pack_s16x2"] + fast
 
 

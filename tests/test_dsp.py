@@ -156,6 +156,15 @@ def test_offset_pair_and_scratch_sizes():
     assert dsp.scratch_bytes("fully_connected", p) == 0
 
 
+def test_conv_unroll_writes_small_loops_out_whole_and_divides_long_ones():
+    """Blocks of 4 values per iteration of the conv kernel's k loop: all of them up to
+    CONV_WHOLE_BLOCKS (32), then the largest divisor up to 16 when it is at least 4 (no
+    blocks left over after the loop), else 2. Worked out by hand."""
+    assert [dsp.conv_unroll(4 * b) for b in (1, 18, 32)] == [1, 18, 32]
+    assert dsp.conv_unroll(4 * 36) == 12 and dsp.conv_unroll(4 * 144) == 16 and dsp.conv_unroll(4 * 35) == 7
+    assert dsp.conv_unroll(4 * 37) == 2 and dsp.conv_unroll(4 * 34) == 2       # 37 prime; 34 = 2 x 17
+
+
 # ---------------------------------------------------------------------------------------
 # The fast requantization's identity, in Python integers
 # ---------------------------------------------------------------------------------------

@@ -51,8 +51,9 @@ def test_small_in_c_plane_windows_give_the_conv_sums(in_c, kernel, sh, sw, paddi
     model = small_conv(seed, h, w, in_c, kernel, (sh, sw), padding, out_c=3)
     op = model.ops[0]
     p, weight = op.params, model.tensors[op.inputs[1]].data
-    if not dsp.conv_uses_plane(p):          # in_c 4 or 8 on a 1x1 kernel: the im2col columns
-        assert in_c % 4 == 0 and p["kernel_h"] * p["kernel_w"] == 1
+    if not dsp.conv_uses_plane(p):          # in_c 4 or 8: 1x1, or a plane too big: the im2col columns
+        _, rows, cols, _ = dsp.conv_plane(p)
+        assert in_c % 4 == 0 and (p["kernel_h"] * p["kernel_w"] == 1 or rows * cols * 2 > dsp.CONV_PLANE_BYTES)
         return
     kh, kw = weight.shape[1:3]
     band, rows, cols, copy = dsp.conv_plane(p)
@@ -188,7 +189,8 @@ def test_the_plane_is_taken_where_windows_overlap_and_it_fits():
         p = model.ops[0].params
         assert dsp.conv_uses_plane(p) == plane
         used = dsp.helpers("conv_2d", p, fast=True)
-        assert ("im2col_copy_plane_blocks" in used) == blocks
+        assert ("im2col_copy_plane_blocks" in used or "write_2_words_at" in used) == blocks
+        assert ("write_2_words_at" in used) == dsp.conv_block_copies(p)
         assert ("im2col_copy_blocks" in used) == (not plane)
         if plane:
             _, rows, cols, _ = dsp.conv_plane(p)
@@ -216,3 +218,73 @@ def test_plane_choice_models_on_the_m4(tmp_path):
     """LDR of unaligned plane words and the block copies, on the real instruction set."""
     for i, (model, _, _) in enumerate(plane_choice_models(4)):
         run_on(model, "dsp", "cortex-m4", tmp_path, seed=i, n=2, dsp_weights=["int8", "int16"][i % 2])
+
+
+# ---------------------------------------------------------------------------------------
+# conv_2d on one input channel, computed as the depthwise_conv_2d it equals
+# (codegen/generator.py depthwise_form) where the depthwise kernel's fast path applies
+# ---------------------------------------------------------------------------------------
+@settings(max_examples=25)
+@given(st.integers(1, 12), st.integers(1, 12), st.integers(1, 9), st.sampled_from([(3, 3), (5, 5), (3, 1)]),
+       st.integers(1, 2), st.integers(1, 2), st.sampled_from(["same", "valid"]), st.booleans(), o.seeds)
+def test_depthwise_form_gives_the_same_outputs(h, w, out_c, kernel, sh, sw, padding, per_channel, seed):
+    """Rewritten exactly where the depthwise kernel's fast path applies; the rewritten model's
+    NumPy int8 outputs (the depthwise reference kernel) equal the conv's; the model passed
+    in is left as it was."""
+    model = small_conv(seed, h, w, 1, kernel, (sh, sw), padding, out_c=out_c, per_channel=per_channel,
+                       activation=["none", "relu", "relu6"][seed % 3])
+    p = model.ops[0].params
+    weight_before = model.tensors[model.ops[0].inputs[1]].data.copy()
+    form = generator.depthwise_form(model)
+    fast = dsp.depthwise_fast(dict(p, depth_multiplier=p["out_c"]))
+    assert (form is not model) == fast
+    assert model.ops[0].kind == "conv_2d" and np.array_equal(model.tensors[model.ops[0].inputs[1]].data, weight_before)
+    if fast:
+        op = form.ops[0]
+        assert op.kind == "depthwise_conv_2d" and op.options["depth_multiplier"] == out_c
+        assert form.tensors[op.inputs[1]].data.shape == (1,) + tuple(kernel) + (out_c,)
+        x = inputs_for(model, seed % 1000, 4)
+        np.testing.assert_array_equal(form.predict_int8(x), model.predict_int8(x))
+
+
+def one_channel_models(seed):
+    """The benchmark cnn's first layer (28x28x1 3x3 'same', relu), a tall image (the plane's
+    rows run along y), per-tensor quantization, and one the fast path does not take (5x5)."""
+    return [small_conv(seed, 28, 28, 1, (3, 3), (1, 1), "same", out_c=8, activation="relu"),
+            small_conv(seed, 30, 6, 1, (3, 3), (1, 2), "valid", out_c=5),
+            small_conv(seed, 7, 9, 1, (3, 3), (1, 1), "same", out_c=3, per_channel=False, activation="relu6"),
+            small_conv(seed, 9, 9, 1, (5, 5), (1, 1), "same", out_c=4)]
+
+
+def test_one_channel_convs_report_the_kernel_that_computes_them(tmp_path):
+    """The manifest keeps the model's kind and names the kernel; the C banner says why; the
+    scalar variant keeps the conv kernel."""
+    import json
+    for model, rewritten in zip(one_channel_models(0), [True, True, True, False]):
+        for variant in ("scalar", "dsp", "auto"):
+            d = tmp_path / f"{variant}-{rewritten}-{model.ops[0].params['in_h']}"
+            codegen_generate(model, d, variant)
+            layer = json.loads((d / "m_manifest.json").read_text())["layers"][0]
+            source = (d / "m_model.c").read_text()
+            assert layer["kind"] == "conv_2d"
+            expect = rewritten and variant != "scalar"
+            assert (layer.get("kernel") == "depthwise_conv_2d") == expect
+            assert ("computed as the depthwise_conv_2d it equals" in source) == expect
+
+
+def codegen_generate(model, d, variant):
+    from minitiny import codegen
+    codegen.generate(model, str(d), name="m", variant=variant)
+
+
+@requires_gcc
+def test_one_channel_convs_on_the_host(shim_flags):
+    for i, model in enumerate(one_channel_models(5)):
+        for variant in ("dsp", "auto"):
+            host_dsp(model, inputs_for(model, i, 3), shim_flags, sanitize=i % 2 == 0, variant=variant)
+
+
+@requires_qemu
+def test_one_channel_convs_on_the_m4(tmp_path):
+    for i, model in enumerate(one_channel_models(6)):
+        run_on(model, "dsp", "cortex-m4", tmp_path, seed=i, n=2)
