@@ -264,5 +264,7 @@ def test_stack_of_invoke_is_static_and_bounded(generated, tmp_path):
         assert entry in frames, sorted(frames)
         total, path, exact = sizes.worst_stack(entry, frames, calls)
         assert exact, f"{label} ({variant}): a dynamic frame or recursion on {path}"
-        assert 0 < total <= STACK_LIMIT, f"{label} ({variant}): {total} bytes along {path}"
+        # 0 is a real figure: a leaf invoke that needs no saved register (a model of one
+        # saturating logistic); `entry in frames` above shows it was measured
+        assert 0 <= total <= STACK_LIMIT, f"{label} ({variant}): {total} bytes along {path}"
         FIGURES["max stack (bytes)"] = max(FIGURES["max stack (bytes)"], total)

@@ -125,7 +125,7 @@ def test_small_in_c_convs_on_the_host(shim_flags, in_c, kernel, sh, sw, padding,
                        activation=["none", "relu", "relu6"][seed % 3])
     if seed % 4 == 0:
         model = with_real_multiplier(model, 3.0)
-        assert not conv_dsp_context(model)["doubled"]
+        assert conv_dsp_context(model)["rounding"] is None        # not requantize_doubled_to_int8
     for width in ("int8", "int16"):
         host_dsp(model, inputs_for(model, seed % 1000, 4), shim_flags, sanitize=seed % 3 == 0, dsp_weights=width)
 

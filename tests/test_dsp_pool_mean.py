@@ -207,6 +207,21 @@ def test_max_pool_layer_takes_the_dsp_kernel(tmp_path):
         dsp.pool_context(dict(p, pad_w=2))                  # a window of 2 with 2 padded columns
 
 
+def test_whole_windows_are_written_out_where_nothing_clips_them(tmp_path):
+    """The taps written out, the first starting the maximum, only where no window is cut by
+    the image's edge, every channel is in a word and the activation has no lower bound above
+    -128 (the cnn benchmark's pools); else the clipped loop starting at the bound."""
+    cases = [(pool_model(1, (8, 8, 8), 0.05, -128, pool_size=(2, 2), stride=(2, 2)), True, True),
+             (pool_model(2, (7, 7, 8), 0.05, -128, pool_size=(2, 2), stride=(2, 2), padding="same"), False, False),
+             (pool_model(3, (9, 9, 4), 0.05, -128, pool_size=(3, 3), stride=(2, 2)), True, True),
+             (pool_model(4, (8, 8, 8), 0.5, 3, pool_size=(2, 2), stride=(2, 2), activation="relu"), True, False),
+             (pool_model(5, (8, 8, 9), 0.05, -128, pool_size=(2, 2), stride=(2, 2)), True, False)]
+    for i, (model, whole, written_out) in enumerate(cases):
+        assert dsp.pool_context(model.ops[0].params)["whole_windows"] == whole
+        src = open(codegen.generate(model, tmp_path / str(i), name="m", variant="dsp").source).read()
+        assert ("the first tap starts it" in src) == written_out
+
+
 @requires_gcc
 @given(st.integers(1, 9), st.integers(1, 9), st.integers(1, 9), st.integers(1, 4), st.integers(1, 4),
        st.integers(1, 3), st.integers(1, 3), st.sampled_from(["same", "valid"]),
