@@ -257,27 +257,6 @@ def test_generate_writes_the_four_files(tmp_path):
     assert block.count("\n") - 1 == w.shape[0]
 
 
-@requires_gcc
-def test_invoke_takes_an_input_at_any_address(tmp_path):
-    """NAME_invoke copies the input into the arena a word at a time when the caller's
-    buffer is word-aligned, a byte at a time otherwise: the same outputs from every
-    address, one byte to three past a word boundary (input sizes not a multiple of 4 too)."""
-    for shape in ((7, 5, 1), (8, 8, 1)):
-        model = random_model(3, ["conv_2d", "max_pool_2d", "fully_connected"], input_shape=shape)
-        fn = codegen.load(codegen.generate(model, tmp_path / f"m{shape[0]}", name="m").dir)
-        x = o.int8_input(np.random.default_rng(1), model.input.shape, 1)
-        want = model.predict_int8(x)[0]
-        size = x[0].size
-        for shift in range(4):
-            buf = np.zeros(size + 8, np.int8)
-            start = (-buf.ctypes.data) % 4 + shift              # word boundary + shift
-            buf[start:start + size] = x[0].reshape(-1)
-            out = np.zeros(want.size, np.int8)
-            p = fn.ffi.cast("const int8_t *", fn.ffi.from_buffer(buf)) + start
-            assert fn.invoke(p, fn.ffi.cast("int8_t *", fn.ffi.from_buffer(out))) == 0
-            np.testing.assert_array_equal(out, want.reshape(-1))
-
-
 def test_manifest_describes_the_model(tmp_path):
     model = small_model()
     g = codegen.generate(model, tmp_path / "m")

@@ -156,6 +156,12 @@ def test_offset_pair_and_scratch_sizes():
     assert dsp.scratch_bytes("fully_connected", p) == 0
 
 
+def test_dense_unroll_divides_the_blocks():
+    """Blocks of 4 inputs per iteration of the dense kernel's loop: the largest divisor of
+    the blocks up to DENSE_UNROLL_MAX (8), none left over. Worked out by hand."""
+    assert [dsp.dense_unroll(b) for b in (1, 4, 64, 196, 7, 12, 30)] == [1, 4, 8, 7, 7, 6, 6]
+
+
 def test_conv_unroll_writes_small_loops_out_whole_and_divides_long_ones():
     """Blocks of 4 values per iteration of the conv kernel's k loop: all of them up to
     CONV_WHOLE_BLOCKS (32), then the largest divisor up to 16 when it is at least 4 (no
