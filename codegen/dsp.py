@@ -45,18 +45,19 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   A conv on one input channel with a 3x3 kernel (stride 1 along the plane's rows) is not
   computed here at all: it equals a depthwise conv with depth_multiplier = out_c, whose
   kernel keeps a filter row in registers and slides it along the plane with no im2col
-  (codegen/generator.py depthwise_form; the cnn's 28x28x1 3x3 conv 2.65 -> 1.97).
+  (codegen/generator.py depthwise_form; the cnn's 28x28x1 3x3 conv 2.65 -> 1.86).
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
   input word is extended once for all four. Rows padded to a multiple of 4 with zeros;
   the input's last word may read up to 3 bytes past the input tensor, which stay inside
   the arena (every buffer starts and ends 4-aligned) and meet those zero weights.
-  That inner step is 23 instructions per 16 MACs: every weight byte is read once per
-  inference, so its extension to int16 (half an SXTB16 per MAC) cannot be shared, and
-  int8 weights cannot go below 1.25 instructions per MAC. dsp_weights="int16" stores
-  them already extended (`dense_weight16`): twice the flash of the layer's weights, 17
-  instructions per 16 MACs.
+  That inner step is 21 instructions per 16 MACs (one LDR and two SXTAB16 for the input,
+  two LDRD, eight SXTB16 and eight SMLAD; the loop's counter is paid once per
+  `dense_unroll` blocks): every weight byte is read once per inference, so its extension
+  to int16 (half an SXTB16 per MAC) cannot be shared, and int8 weights cannot go below
+  1.25 instructions per MAC. dsp_weights="int16" stores them already extended
+  (`dense_weight16`): twice the flash of the layer's weights, 15 instructions per 16 MACs.
 * depthwise_conv_2d: one input channel at a time, copied as int16 into a "plane" in the
   arena with its padding written out as the input zero point, so that neighbours along a
   plane row are the int16 pairs SMLAD takes; the weights keep TFLite's int8 layout and are
@@ -330,7 +331,7 @@ def conv_block_copies(p):
     row is whole blocks (L2 a multiple of 4), every window starts on a 4-byte boundary
     (stride_w * in_c even, or one output column), and the offsets fit LDRD's (<= 1020 bytes)
     for at most 32 blocks a window. Else im2col_copy_plane_blocks, two LDRs a block (the
-    cnn's 14x14x8 3x3 conv: ~65 instructions per pixel's window, ~45 this way)."""
+    cnn's 14x14x8 3x3 conv: ~65 instructions per pixel's window, ~36 this way)."""
     l2 = even(p["kernel_w"] * p["in_c"])
     if not conv_uses_plane(p) or l2 % 4 or p["kernel_h"] * l2 // 4 > 32:
         return False
