@@ -550,17 +550,25 @@ def test_auto_picks_the_dsp_kernels_by_core(seed_models, tmp_path):
 
 @requires_arm
 def test_dsp_and_auto_compile_clean_for_cortex_m(tmp_path):
+    """Every DSP core at -O2, and the M4 at -O0 and -Os too: the inline asm (LDRD/STRD at
+    offsets written into the instruction, SMMLAR, SSAT) must not need the optimiser. The
+    last three models reach the newest paths: a one-channel 3x3 conv (computed as a
+    depthwise conv), a 3x3 conv on 8 channels (the plane's block copies), a 2x2 pool."""
     models = [every_kind_model(1), o.single_op_model(1, "conv_2d", (6, 6, 8), out_c=3),
               o.single_op_model(2, "fully_connected", (8,), units=3),
-              o.single_op_model(3, "depthwise_conv_2d", (6, 6, 8), depth_multiplier=2)]
+              o.single_op_model(3, "depthwise_conv_2d", (6, 6, 8), depth_multiplier=2),
+              o.single_op_model(4, "conv_2d", (12, 12, 1), out_c=4, kernel=(3, 3), padding="same"),
+              o.single_op_model(5, "conv_2d", (8, 8, 8), out_c=4, kernel=(3, 3), padding="same"),
+              o.single_op_model(6, "max_pool_2d", (8, 8, 8), pool_size=(2, 2), stride=(2, 2))]
     for i, model in enumerate(models):
         for variant in ("dsp", "auto"):
             g = codegen.generate(model, tmp_path / f"{variant}{i}", name="m", variant=variant)
-            for cpu in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"):
-                out = subprocess.run([ARM_GCC, f"-mcpu={cpu}", "-mthumb", "-O2", "-ffreestanding"] + STRICT
+            builds = [(cpu, "-O2") for cpu in ("cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55")]
+            for cpu, opt in builds + [("cortex-m4", "-O0"), ("cortex-m4", "-Os")]:
+                out = subprocess.run([ARM_GCC, f"-mcpu={cpu}", "-mthumb", opt, "-ffreestanding"] + STRICT
                                      + EXTRA_WARNINGS + ["-c", g.source, "-o", str(tmp_path / "m.o")],
                                      capture_output=True, text=True)
-                assert out.returncode == 0, f"{variant} {cpu}:\n{out.stderr}"
+                assert out.returncode == 0, f"{variant} {cpu} {opt}:\n{out.stderr}"
     # MINITINY_SCALAR keeps the scalar kernels on a DSP core; without it "auto" uses SMLAD
     g = codegen.generate(models[1], tmp_path / "scalar_forced", name="m", variant="auto")
     for defines, has_smlad in (([], True), (["-DMINITINY_SCALAR"], False)):
