@@ -584,8 +584,8 @@ def _add_codegen_options(p):
                         "only), auto (both; the DSP ones where __ARM_FEATURE_DSP is defined)")
     p.add_argument("--dsp-weights", choices=("int8", "int16"), default="int8",
                    help="how the DSP kernels keep dense and conv weights in flash: int8 "
-                        "(default) or int16 (twice the bytes, faster: a dense layer about 1.1 "
-                        "instead of 1.5 instructions per MAC on a Cortex-M4)")
+                        "(default) or int16 (twice the bytes, faster: a dense layer about 1.05 "
+                        "instead of 1.45 instructions per MAC on a Cortex-M4)")
     p.add_argument("--threshold", type=float, metavar="SCORE",
                    help="a detector's float decision threshold, emitted as an int8 constant "
                         "NAME_THRESHOLD_Q and NAME_detect() in the header")
