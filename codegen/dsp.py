@@ -33,8 +33,8 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   alone for a multiple of 4 channels whose plane does not fit), and each filter row of the
   weights is padded with a zero to whole int16 pairs (`conv_rows`, L = kw * in_c -> L2,
   K4 = kh * L2 rounded up to 4): a filter row of a window is then L2 consecutive plane
-  values, copied as they are, two words a block when L2 is a multiple of 4, else pair by
-  pair (a value past the row meets a zero weight). The band size is the one that wastes
+  values, copied as they are (a value past the row meets a zero weight): one LDRD and one
+  STRD a block where the windows are word-aligned (`conv_block_copies`), else pair by pair. The band size is the one that wastes
   the fewest passes (`conv_plane`'s cost). Measured on the M4 (bench/cortexm_mac.py, int8
   weights): the cnn's 28x28x1 3x3 conv 4.57 -> 2.66 instructions per MAC (the window's
   gather and extension took ~140 instructions per pixel, the plane's copies take ~30),
@@ -140,8 +140,6 @@ def helpers(kind, p, fast, dsp_weights="int8", folded=False):
             im2col = ["im2col_zero_blocks", "im2col_copy_blocks"]
         elif conv_block_copies(p):
             im2col = ["plane_from_s8", "read_2_words_at", "write_2_words_at"]
-        elif even(p["kernel_w"] * p["in_c"]) % 4 == 0:
-            im2col = ["plane_from_s8", "im2col_copy_plane_blocks"]
         else:
             im2col = ["plane_from_s8", "im2col_copy_pairs"]
         return ["read_2_words"] + ([] if dsp_weights == "int16" else ["read_s8x4", "sxtb16_ror8"]) + im2col + epilogue
@@ -330,8 +328,8 @@ def conv_block_copies(p):
     STRD per block of 4 values, at constant offsets written out (READ_2_WORDS_AT): a filter
     row is whole blocks (L2 a multiple of 4), every window starts on a 4-byte boundary
     (stride_w * in_c even, or one output column), and the offsets fit LDRD's (<= 1020 bytes)
-    for at most 32 blocks a window. Else im2col_copy_plane_blocks, two LDRs a block (the
-    cnn's 14x14x8 3x3 conv: ~65 instructions per pixel's window, ~36 this way)."""
+    for at most 32 blocks a window. Else im2col_copy_pairs, two LDRs a block (the cnn's
+    14x14x8 3x3 conv: ~65 instructions per pixel's window, ~36 this way)."""
     l2 = even(p["kernel_w"] * p["in_c"])
     if not conv_uses_plane(p) or l2 % 4 or p["kernel_h"] * l2 // 4 > 32:
         return False
@@ -349,8 +347,8 @@ def scratch_bytes(kind, p):
         return 0
     if kind in POOL_KINDS:
         return 0
-    if kind == "conv_2d":   # CONV_PIXELS im2col columns of K4 int16, and when in_c % 4 != 0
-        _, rows, cols, _ = conv_plane(p)                        # the int16 plane
+    if kind == "conv_2d":   # CONV_PIXELS im2col columns of K4 int16, and the int16 plane
+        _, rows, cols, _ = conv_plane(p)                        # where conv_uses_plane
         return CONV_PIXELS * conv_k4(p) * 2 + (rows * cols * 2 if conv_uses_plane(p) else 0)
     if kind == "depthwise_conv_2d":
         return depthwise_scratch_bytes(p)
@@ -606,13 +604,16 @@ def pool_context(p):
         if not (pad < kernel and (out - 1) * stride - pad < size):    # the first and last windows
             raise ValueError(f"max_pool_2d: a window along {axis} lies wholly in the padding "
                              f"(size {size}, window {kernel}, stride {stride}, padding {pad}, {out} outputs)")
+    # no window is clipped (valid padding, or none needed), and it has at most 9 taps
+    whole = (p["pad_h"] == 0 and p["pad_w"] == 0 and p["pool_h"] * p["pool_w"] <= 9
+             and (p["out_h"] - 1) * p["stride_h"] + p["pool_h"] <= p["in_h"]
+             and (p["out_w"] - 1) * p["stride_w"] + p["pool_w"] <= p["in_w"])
+    groups, tail = p["channels"] // 4, p["channels"] % 4
     return {"fast_requantize": False,          # nothing to requantize: pools keep the scale
-            "groups": p["channels"] // 4, "tail": p["channels"] % 4,
-            # no window is clipped (valid padding, or none needed): its taps are written out
-            # when there are at most 9 (window.j2's clip would give the whole window anyway)
-            "whole_windows": (p["pad_h"] == 0 and p["pad_w"] == 0 and p["pool_h"] * p["pool_w"] <= 9
-                              and (p["out_h"] - 1) * p["stride_h"] + p["pool_h"] <= p["in_h"]
-                              and (p["out_w"] - 1) * p["stride_w"] + p["pool_w"] <= p["in_w"]),
+            "groups": groups, "tail": tail, "whole_windows": whole,
+            # the taps written out, the first starting the maximum: whole windows, every
+            # channel in a word, and no lower bound above -128 to start from
+            "taps_written_out": whole and groups > 0 and tail == 0 and p["act_min"] == -128,
             "act_min_word": byte_word(p["act_min"]), "act_max_word": byte_word(p["act_max"])}
 
 

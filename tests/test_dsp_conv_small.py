@@ -174,9 +174,10 @@ def test_small_in_c_models_on_the_m4(tmp_path):
 # in_channel a multiple of 4: the plane where the windows overlap and it fits, else im2col
 # ---------------------------------------------------------------------------------------
 def plane_choice_models(seed):
-    """(model, takes the plane, copies whole blocks): 3x3 on 8 channels (the benchmark cnn's
-    second conv), 1x1 on 4 and 3x3 on an image too wide for the plane (the im2col columns),
-    2x2 on 6 channels (rows of 12 values: whole blocks), 3x3 on 6 (rows of 18: pairs)."""
+    """(model, takes the plane, copies whole blocks with LDRD/STRD): 3x3 on 8 channels (the
+    benchmark cnn's second conv), 1x1 on 4 and 3x3 on an image too wide for the plane (the
+    im2col columns), 2x2 on 6 channels (rows of 12 values: whole blocks), 3x3 on 6 with
+    stride 2 (rows of 18: pairs)."""
     return [(small_conv(seed, 14, 14, 8, (3, 3), (1, 1), "same", out_c=16), True, True),
             (small_conv(seed, 6, 7, 4, (1, 1), (1, 1), "valid", out_c=5), False, False),
             (small_conv(seed, 3, 70, 8, (3, 3), (1, 1), "same", out_c=3, per_channel=False), False, False),
@@ -189,8 +190,8 @@ def test_the_plane_is_taken_where_windows_overlap_and_it_fits():
         p = model.ops[0].params
         assert dsp.conv_uses_plane(p) == plane
         used = dsp.helpers("conv_2d", p, fast=True)
-        assert ("im2col_copy_plane_blocks" in used or "write_2_words_at" in used) == blocks
-        assert ("write_2_words_at" in used) == dsp.conv_block_copies(p)
+        assert ("write_2_words_at" in used) == blocks == dsp.conv_block_copies(p)
+        assert ("im2col_copy_pairs" in used) == (plane and not blocks)
         assert ("im2col_copy_blocks" in used) == (not plane)
         if plane:
             _, rows, cols, _ = dsp.conv_plane(p)

@@ -217,7 +217,8 @@ def test_whole_windows_are_written_out_where_nothing_clips_them(tmp_path):
              (pool_model(4, (8, 8, 8), 0.5, 3, pool_size=(2, 2), stride=(2, 2), activation="relu"), True, False),
              (pool_model(5, (8, 8, 9), 0.05, -128, pool_size=(2, 2), stride=(2, 2)), True, False)]
     for i, (model, whole, written_out) in enumerate(cases):
-        assert dsp.pool_context(model.ops[0].params)["whole_windows"] == whole
+        context = dsp.pool_context(model.ops[0].params)
+        assert context["whole_windows"] == whole and context["taps_written_out"] == written_out
         src = open(codegen.generate(model, tmp_path / str(i), name="m", variant="dsp").source).read()
         assert ("the first tap starts it" in src) == written_out
 
