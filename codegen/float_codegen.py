@@ -60,11 +60,18 @@ def _geometry(in_shape, k, strides, padding):
     return dict(out_h=out[0], out_w=out[1], pad_h=pads[0], pad_w=pads[1])
 
 
+# the activations float_macros.j2 writes in C (a layer's own `activation`)
+FLOAT_ACTIVATIONS = ("linear", "relu", "relu6", "sigmoid", "tanh", "softmax")
+
+
 def _layer_params(layer, kind):
     """The constants and sizes one layer's template needs (all float math done here)."""
     in_shape = layer.input_shape if kind != "Add" else layer.input_shape[0]
     out_shape = layer.output_shape
     p = {"activation": getattr(layer, "activation", "linear"), "size": int(np.prod(out_shape))}
+    if p["activation"] not in FLOAT_ACTIVATIONS:
+        raise CodegenError(f"layer {layer.name!r}: activation {p['activation']!r} has no float "
+                           f"C form; supported: {', '.join(FLOAT_ACTIVATIONS)}")
     consts = {}
     if kind == "Dense":
         kernel = _f32(layer.weights["kernel"].data)                    # (in, units), Keras

@@ -14,9 +14,11 @@ from minitiny import ops, layers, losses, optimizers, metrics, callbacks, data
 from minitiny.layers import Input
 from minitiny.models import Model, Sequential
 from minitiny.saving import load_model
+from numpy import float32, int8, int16, int32, uint8     # dtype names a TFLite program uses
 
 __all__ = ["Tensor", "no_grad", "Input", "Model", "Sequential", "load_model", "random", "ops",
-           "layers", "losses", "optimizers", "metrics", "callbacks", "data"]
+           "layers", "losses", "optimizers", "metrics", "callbacks", "data",
+           "float32", "int8", "int16", "int32", "uint8"]
 
 # ---- the rest of the workflow, imported on first use --------------------------------------
 # Other parts of minitiny register their entry points HERE: public name -> (module,
@@ -24,6 +26,8 @@ __all__ = ["Tensor", "no_grad", "Input", "Model", "Sequential", "load_model", "r
 # optional dependency (jinja2, cffi, flatbuffers, ...) or a part not installed never breaks
 # `import minitiny`; the error appears when that name is used, saying what is missing.
 _LAZY = {
+    "keras": ("minitiny.keras", None),          # tf.keras's names (import minitiny as tf)
+    "nn": ("minitiny.nn", None),                # tf.nn.relu, ... as activations
     "QModel": ("minitiny.quant.graph", "QModel"),
     "quantize": ("minitiny.quant.quantizer", "quantize"),
     "quantize_aware": ("minitiny.quant.qat", "quantize_aware"),

@@ -4,7 +4,7 @@
     Normalizer             statistics from the TRAINING split only, then applied to all;
                            get_config() gives the offset and scale the device must apply
     sliding_windows        (T, channels) sensor streams -> (n, window, channels) examples
-    one_hot                class indices -> one-hot rows
+    one_hot                class indices -> one-hot rows (to_categorical: Keras' name)
     check_finite           NaN / inf refused with the array's name and the first bad index
 """
 import numpy as np
@@ -208,3 +208,12 @@ def one_hot(y, num_classes=None):
     out = np.zeros(y.shape + (num_classes,), dtype=np.float32)
     np.put_along_axis(out, y[..., None], 1.0, axis=-1)
     return out
+
+
+def to_categorical(y, num_classes=None, dtype="float32"):
+    """keras.utils.to_categorical: one_hot, after Keras' squeeze of a trailing axis of 1
+    ((N, 1) labels give (N, num_classes) rows, not (N, 1, num_classes))."""
+    y = _as_array(y, "y")
+    if y.ndim > 1 and y.shape[-1] == 1:
+        y = y.reshape(y.shape[:-1])
+    return one_hot(y, num_classes).astype(dtype, copy=False)

@@ -18,32 +18,19 @@ losses prefer, see losses.py).
 Calling a layer on `Input(...)` placeholders builds a graph instead of computing
 (functional API, see models.py): `y = Conv2D(8, 3)(x)` records that y comes from x.
 """
+import inspect
 import math
 import re
 
 import numpy as np
 
-from minitiny import ops
+from minitiny import nn, ops
 from minitiny import random as mt_random
 from minitiny.tensor import Tensor
 
 # ---- activations, by name (stored as strings so the quantizer and the C know them) ------
-ACTIVATIONS = {
-    "linear": lambda x: x,
-    "relu": lambda x: x.relu(),
-    "relu6": lambda x: x.relu6(),
-    "sigmoid": lambda x: x.sigmoid(),
-    "tanh": lambda x: x.tanh(),
-    "softmax": lambda x: x.softmax(axis=-1),
-}
-
-
-def _activation_name(activation):
-    name = "linear" if activation is None else activation
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of "
-                         f"{sorted(ACTIVATIONS)} (or None for linear)")
-    return name
+# minitiny/nn.py holds the functions (tf.nn.relu, ...) and turns a function into its name.
+ACTIVATIONS = nn.ACTIVATIONS
 
 
 # ---- initialisers (Keras': glorot_uniform for kernels, zeros for biases) ---------------
@@ -133,6 +120,21 @@ def _padding(p, layer):
     return p
 
 
+def refuse_arguments(what, unsupported, classes):
+    """Keras arguments minitiny does not implement are refused by name, never ignored:
+    the error lists what the `__init__` of `classes` (a class's MRO) does take."""
+    taken = []
+    for cls in classes:
+        init = cls.__dict__.get("__init__")
+        if init is not None:
+            taken += [p.name for p in inspect.signature(init).parameters.values()
+                      if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
+    names = ", ".join(repr(k) for k in unsupported)
+    raise TypeError(f"{what}: argument {names} is not implemented in minitiny (it would "
+                    f"change the results if ignored); {what} takes: "
+                    f"{', '.join(dict.fromkeys(taken))}")
+
+
 # ---- registry: saved configs name a class, looked up here (never imported dynamically) --
 LAYERS = {}
 
@@ -170,7 +172,12 @@ class Layer:
         if not cls.__name__.startswith("_"):
             LAYERS[cls.__name__] = cls
 
-    def __init__(self, name=None, trainable=True, dtype="float32", input_shape=None):
+    def __init__(self, name=None, trainable=True, dtype="float32", input_shape=None,
+                 input_dim=None, **unsupported):
+        if unsupported:
+            refuse_arguments(type(self).__name__, unsupported, type(self).__mro__)
+        if input_dim is not None:               # Keras 2's Dense(32, input_dim=784)
+            input_shape = (input_dim,)
         if name is not None and (not isinstance(name, str) or not name):
             raise ValueError(f"layer name must be a non-empty string, got {name!r}")
         self.name = name or unique_name(_snake_case(type(self).__name__))
@@ -375,7 +382,7 @@ class Dense(Layer):
             raise ValueError(f"layer {self.name!r}: units must be a positive integer, "
                              f"got {units!r}")
         self.units, self.use_bias = int(units), bool(use_bias)
-        self.activation = _activation_name(activation)
+        self.activation = nn.activation_name(activation, f"layer {self.name!r}")
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
 
     def _normalize_shape(self, s):
@@ -439,7 +446,8 @@ class Conv2D(Layer):
         self.kernel_size = _pair(kernel_size, "kernel_size", self.name)
         self.strides = _pair(strides, "strides", self.name)
         self.padding = _padding(padding, self.name)
-        self.activation, self.use_bias = _activation_name(activation), bool(use_bias)
+        self.activation = nn.activation_name(activation, f"layer {self.name!r}")
+        self.use_bias = bool(use_bias)
         self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
 
     def compute_output_shape(self, s):
@@ -487,7 +495,8 @@ class DepthwiseConv2D(Layer):
             raise ValueError(f"layer {self.name!r}: depth_multiplier must be a positive "
                              f"integer, got {depth_multiplier!r}")
         self.depth_multiplier = int(depth_multiplier)
-        self.activation, self.use_bias = _activation_name(activation), bool(use_bias)
+        self.activation = nn.activation_name(activation, f"layer {self.name!r}")
+        self.use_bias = bool(use_bias)
         self.depthwise_initializer, self.bias_initializer = depthwise_initializer, bias_initializer
 
     def compute_output_shape(self, s):
@@ -686,7 +695,7 @@ class BatchNormalization(Layer):
 class Activation(Layer):
     def __init__(self, activation, **kw):
         super().__init__(**kw)
-        self.activation = _activation_name(activation)
+        self.activation = nn.activation_name(activation, f"layer {self.name!r}")
 
     def _linear(self, x, training=False):
         return x                                  # the logits are the input itself

@@ -17,6 +17,7 @@ the last node is the output. `forward_all(x)` returns every node's output by nam
 One training step (Model._train_step) is the whole of deep learning in five lines:
 forward, loss, clear gradients, backward, optimizer step.
 """
+import json
 import signal
 import sys
 import threading
@@ -170,6 +171,22 @@ class Model:
     @property
     def layers(self):
         return [n.layer for n in self.graph]
+
+    def get_layer(self, name=None, index=None):
+        """The layer called `name`, or the one at `index` in `layers` (Keras' get_layer)."""
+        if (name is None) == (index is None):
+            raise ValueError("get_layer needs exactly one of name= or index=")
+        layers = self.layers
+        if index is not None:
+            if not -len(layers) <= index < len(layers):
+                raise ValueError(f"model {self.name!r} has {len(layers)} layers, "
+                                 f"no index {index}")
+            return layers[index]
+        for layer in layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"model {self.name!r} has no layer {name!r}; its layers: "
+                         f"{[layer.name for layer in layers]}")
 
     @property
     def input_name(self):
@@ -506,6 +523,11 @@ class Model:
                 "layers": [{"class_name": type(n.layer).__name__,
                             "config": n.layer.get_config(), "inputs": list(n.inputs)}
                            for n in self.graph]}
+
+    def to_json(self, **json_kwargs):
+        """The architecture (get_config) as JSON text, no weights; models.model_from_json
+        rebuilds it. minitiny's config layout, not Keras'."""
+        return json.dumps(self.get_config(), **json_kwargs)
 
     # ---- summary -----------------------------------------------------------------------
     def summary(self, board=None, print_fn=None):

@@ -17,6 +17,9 @@ def seed(n):
     _rng = np.random.default_rng(int(n))
 
 
+set_seed = seed         # TensorFlow's name: tf.random.set_seed(42)
+
+
 def rng(seed=None):
     """The global `np.random.Generator`, or a fresh one when a `seed` is given."""
     if seed is not None:

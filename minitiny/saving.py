@@ -232,3 +232,15 @@ def load_model(path, compile=True):
         except (KeyError, TypeError, ValueError, AttributeError) as e:
             raise ModelFileError(f"{path!r}: cannot restore the compile settings: {e}") from None
     return model
+
+
+def model_from_json(text):
+    """keras.models.model_from_json: the model `to_json()` described, freshly initialised."""
+    from minitiny.models import model_from_config      # models imports this module lazily
+    try:
+        config = json.loads(text)
+        _check_structure({"model": config, "weights": []})
+        return model_from_config(config)
+    except (KeyError, TypeError, ValueError) as e:
+        what = f"missing entry {e}" if isinstance(e, KeyError) else str(e)
+        raise ValueError(f"model_from_json: cannot rebuild the model: {what}") from None
