@@ -12,12 +12,17 @@ from minitiny import random
 from minitiny.tensor import Tensor, no_grad
 from minitiny import ops, layers, losses, optimizers, metrics, callbacks, data
 from minitiny.layers import Input
+from minitiny import preprocessing
+# The preprocessing and augmentation layers live in their own file (they import Layer from
+# layers.py); Keras users look for them among the layers, so they are listed there too.
+for _name in preprocessing.LAYERS:
+    setattr(layers, _name, getattr(preprocessing, _name))
 from minitiny.models import Model, Sequential
 from minitiny.saving import load_model
 from numpy import float32, int8, int16, int32, uint8     # dtype names a TFLite program uses
 
 __all__ = ["Tensor", "no_grad", "Input", "Model", "Sequential", "load_model", "random", "ops",
-           "layers", "losses", "optimizers", "metrics", "callbacks", "data",
+           "layers", "losses", "optimizers", "metrics", "callbacks", "data", "preprocessing",
            "float32", "int8", "int16", "int32", "uint8"]
 
 # ---- the rest of the workflow, imported on first use --------------------------------------

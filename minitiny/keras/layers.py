@@ -30,9 +30,7 @@ NOT_IMPLEMENTED = {
     "SpatialDropout2D": "use Dropout", "GaussianNoise": "", "GaussianDropout": "",
     "ActivityRegularization": "", "Masking": "", "RepeatVector": "", "Permute": "",
     "TextVectorization": "", "StringLookup": "", "IntegerLookup": "", "Hashing": "",
-    "CategoryEncoding": "", "Discretization": "", "CenterCrop": "",
-    "Rescaling": "", "Resizing": "", "RandomFlip": "", "RandomRotation": "",
-    "RandomZoom": "", "RandomTranslation": "", "RandomContrast": "", "RandomCrop": "",
-    "RandomBrightness": "",
+    "CategoryEncoding": "", "Discretization": "", "CenterCrop": "", "RandomCrop": "",
+    "RandomBrightness": "use RandomContrast, or Rescaling with a random scale in the data",
 }
 __getattr__ = refuse(__name__, NOT_IMPLEMENTED, globals())

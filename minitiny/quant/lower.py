@@ -11,6 +11,8 @@ all walk the same ops over the same tensor names as the final `QModel`:
     DepthwiseConv2D         -> depthwise_conv_2d kernel (kh, kw, in, m)   -> (1, kh, kw, in*m)
     BatchNormalization      -> folded into the Dense / Conv2D / DepthwiseConv2D before it
     Dropout, InputLayer     -> removed (identity at inference)
+    RandomFlip, RandomZoom, ... (augmentation) -> removed (identity at inference)
+    Rescaling (at the input)-> folded into the weighted op that reads it (below)
     activation relu/relu6   -> fused into the op that produces the value (TFLite's fused
                                activation); also a following Activation / ReLU layer
     sigmoid / tanh / softmax-> logistic / tanh / softmax ops
@@ -22,6 +24,12 @@ Batch-norm folding. At inference BN is an affine map per channel c:
 so with  k_c = gamma_c / sqrt(var_c + eps):
     y = sum_i (w_ic k_c) x_i + ((b_c - mu_c) k_c + beta_c)      w' = w k,  b' = (b - mu) k + beta
 This is only the same function if BN sees the conv's output and nothing else does.
+
+Rescaling folding. x' = a x + b (a > 0) read by a weighted op, directly or through reshapes
+and pools (which commute with it): sum_i w_i (a x_i + b) = sum_i (a w_i) x_i + b sum_i w_i,
+so w' = a w and the bias gains b sum_i w_i. The int8 model then takes the raw input (the
+pixels), with no extra op. With b != 0 this is exact only where no zero padding enters the
+window (zero padding of x' is not a x + b of any pixel), so 'same' padding that pads is refused.
 
 The folded weights are computed by `folded_weights`, once with float64 copies (for
 calibration and conversion) and, in quantization-aware training, with the layers' live
@@ -37,7 +45,10 @@ from ..tensor import Tensor, no_grad
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
 # Ops that carry a fused activation (QOp option 'activation').
 FUSES_ACTIVATION = WEIGHTED + ("max_pool_2d", "average_pool_2d", "add")
-IDENTITY_LAYERS = ("InputLayer", "Dropout")          # nothing to compute at inference
+# nothing to compute at inference (the Random* augmentations are active in training only)
+IDENTITY_LAYERS = ("InputLayer", "Dropout", "RandomFlip", "RandomRotation", "RandomZoom",
+                   "RandomTranslation", "RandomContrast")
+CARRY_RESCALE = ("reshape", "max_pool_2d", "average_pool_2d", "mean")   # commute with a x + b
 
 
 class LoweringError(ValueError):
@@ -55,6 +66,7 @@ class FOp:
     layers: list = field(default_factory=list)   # the Keras layers merged into this op
     source: object = None       # the Dense / Conv2D / DepthwiseConv2D layer with the weights
     bn: object = None           # the BatchNormalization folded into it
+    rescale: tuple = None       # (a, b) of a Rescaling folded into it: it reads a x + b
     weight: np.ndarray = None   # float64, TFLite layout, BN folded (set by `lower`)
     bias: np.ndarray = None     # float64 (out,), or None for a layer without bias and BN
 
@@ -179,6 +191,13 @@ def folded_weights(op, live=False):
     layer = op.source
     kernel = get(layer, "depthwise_kernel" if op.kind == "depthwise_conv_2d" else "kernel")
     bias = get(layer, "bias")
+    if op.rescale is not None:                          # w' = a w, b' = b + offset sum_in w
+        scale, offset = op.rescale
+        if offset:
+            fan_in = (0, 1) if op.kind == "depthwise_conv_2d" else tuple(range(kernel.ndim - 1))
+            taps = kernel.sum(axis=fan_in).reshape((-1,))           # (out,)
+            bias = taps * offset if bias is None else bias + taps * offset
+        kernel = kernel * scale
     if op.bn is not None:
         bn = op.bn
         mean, var = get(bn, "moving_mean"), get(bn, "moving_variance")
@@ -251,6 +270,7 @@ class _Lowering:
         self.name = getattr(model, "name", None) or "model"
         self.ops, self.producer, self.alias = [], {}, {}
         self.shapes, self.used = {self.input: self.input_shape}, {self.input}
+        self.rescale_from, self.rescaled = None, {self.input}    # a Rescaling to fold, and where
         # Dropout and InputLayer are identities: see through them when counting readers.
         self.identity = {n.layer.name: (n.inputs[0] if n.inputs else self.input)
                          for n in self.nodes if type(n.layer).__name__ in IDENTITY_LAYERS}
@@ -371,6 +391,44 @@ class _Lowering:
         return self.emit(kind, node.layer.name, ins, shapes[0], [node.layer],
                          **({"beta": 1.0} if kind == "softmax" else {})).name
 
+    def rescaling(self, node, ins, shapes, where):
+        """Fold into the weighted ops that read the model input (see the module docstring):
+        the input tensor stands for x from here on, and `run` hands (a, b) on to its readers."""
+        layer = node.layer
+        if ins[0] != self.input or self.readers.get(self.input) != [layer.name]:
+            raise LoweringError(f"{where}: int8 models fold Rescaling into the layer after it "
+                                "only when it reads the model input and nothing else does; "
+                                "put it first, or rescale the data instead")
+        if not layer.scale > 0:
+            raise LoweringError(f"{where}: scale {layer.scale} must be > 0 to fold into the "
+                                "int8 model (pooling commutes only with a positive scale)")
+        self.rescale_from = (layer.scale, layer.offset, where)
+        return ins[0]
+
+    def hand_on_rescale(self, op_names, where):
+        """The ops just emitted read a rescaled tensor: carry or fold (a, b), or refuse."""
+        scale, offset, rescaling = self.rescale_from
+        for op in (self.producer[n] for n in op_names):
+            if not any(i in self.rescaled for i in op.inputs):
+                continue
+            if op.kind in CARRY_RESCALE:
+                self.rescaled.add(op.name)
+            elif op.kind in WEIGHTED and not (offset and self.pads(op)):
+                op.rescale = (scale, offset)
+            else:
+                why = "zero padding ('same') would not be rescaled" if op.kind in WEIGHTED \
+                    else f"its {op.kind} does not commute with x * scale + offset"
+                raise LoweringError(f"{rescaling} cannot fold into {where}: {why}. Put a Dense "
+                                    "or Conv2D (padding='valid' when offset != 0) after it, or "
+                                    "rescale the data instead")
+
+    def pads(self, op):
+        if op.kind == "fully_connected" or op.options["padding"] == "valid":
+            return False
+        k = op.source.kernel_size
+        return any(_ops.same_padding(n, kk, s)[1:] != (0, 0)
+                   for n, kk, s in zip(self.shapes[op.inputs[0]], k, op.options["stride"]))
+
     def reshape(self, node, ins, shapes, where):
         shape = tuple(int(d) for d in node.layer.compute_output_shape(shapes[0]))
         if shape == tuple(shapes[0]):
@@ -404,11 +462,11 @@ class _Lowering:
                            [node.layer], activation="none")
         return op.name
 
-    HANDLERS = {"InputLayer": identity_layer, "Dropout": identity_layer, "Dense": dense,
+    HANDLERS = {**dict.fromkeys(IDENTITY_LAYERS, identity_layer), "Dense": dense,
                 "Conv2D": conv, "DepthwiseConv2D": conv, "BatchNormalization": batch_norm,
                 "Activation": activation, "ReLU": activation, "Flatten": reshape,
                 "Reshape": reshape, "MaxPooling2D": pool, "AveragePooling2D": pool,
-                "GlobalAveragePooling2D": global_pool, "Add": add}
+                "GlobalAveragePooling2D": global_pool, "Add": add, "Rescaling": rescaling}
 
     def run(self):
         for node in self.nodes:
@@ -416,11 +474,17 @@ class _Lowering:
             where = f"layer {node.layer.name!r} ({kind})"
             handler = self.HANDLERS.get(kind)
             if handler is None:
-                raise LoweringError(f"{where} has no int8 equivalent. Supported layers: "
+                hint = (" (minitiny's int8 ops do not resize: resize the images before they "
+                        "reach the model, and train it without Resizing)") \
+                    if kind == "Resizing" else ""
+                raise LoweringError(f"{where} has no int8 equivalent{hint}. Supported layers: "
                                     f"{', '.join(SUPPORTED_LAYERS)}")
             ins = [self.alias.get(n, n) for n in node.inputs]
+            emitted = len(self.ops)
             self.alias[node.layer.name] = handler(self, node, ins, [self.shapes[n] for n in ins],
                                                   where)
+            if self.rescale_from is not None:
+                self.hand_on_rescale([op.name for op in self.ops[emitted:]], where)
         if not self.ops:
             raise LoweringError(f"model {self.name!r} has no layer to quantize")
         out = self.alias.get(self.nodes[-1].layer.name)
