@@ -18,13 +18,13 @@ losses prefer, see losses.py).
 Calling a layer on `Input(...)` placeholders builds a graph instead of computing
 (functional API, see models.py): `y = Conv2D(8, 3)(x)` records that y comes from x.
 """
-import inspect
 import math
 import re
 
 import numpy as np
 
 from minitiny import nn, ops
+from minitiny.arguments import refuse_arguments
 from minitiny import random as mt_random
 from minitiny.tensor import Tensor
 
@@ -118,21 +118,6 @@ def _padding(p, layer):
     if p not in ("valid", "same"):
         raise ValueError(f"layer {layer!r}: padding must be 'valid' or 'same', got {p!r}")
     return p
-
-
-def refuse_arguments(what, unsupported, classes):
-    """Keras arguments minitiny does not implement are refused by name, never ignored:
-    the error lists what the `__init__` of `classes` (a class's MRO) does take."""
-    taken = []
-    for cls in classes:
-        init = cls.__dict__.get("__init__")
-        if init is not None:
-            taken += [p.name for p in inspect.signature(init).parameters.values()
-                      if p.name != "self" and p.kind is p.POSITIONAL_OR_KEYWORD]
-    names = ", ".join(repr(k) for k in unsupported)
-    raise TypeError(f"{what}: argument {names} is not implemented in minitiny (it would "
-                    f"change the results if ignored); {what} takes: "
-                    f"{', '.join(dict.fromkeys(taken))}")
 
 
 # ---- registry: saved configs name a class, looked up here (never imported dynamically) --

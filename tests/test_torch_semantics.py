@@ -17,6 +17,11 @@ conventions:
     Keras SGD  v = m v - lr g; w += v      == torch SGD  b = m b + g; w -= lr b  (v = -lr b)
     Keras Adam eps added to sqrt(v)        == torch Adam with eps_t = eps / sqrt(1 - beta_2^t),
                                               set before every step (same formula, refolded)
+    Keras AdamW  w -= w wd lr, then Adam   == torch AdamW (the same decay, then Adam), eps_t
+    Keras RMSprop lr g / sqrt(v + eps)     == torch RMSprop lr g / (sqrt(v) + eps) at eps = 0;
+                                              momentum and centered the same
+    Keras Adagrad (accumulator from 0.1)   == torch Adagrad initial_accumulator_value=0.1,
+                                              eps = 0 (inside vs outside the root again)
     BatchNormalization momentum 0.99       == torch momentum 0.01; the moving variance is
                                               the biased batch variance in Keras 3, the
                                               unbiased one in torch (checked as such)
@@ -217,19 +222,37 @@ class BatchLosses(mt.callbacks.Callback):
         self.losses.append(logs["loss"])
 
 
+def torch_optimizer(kind, cfg, leaves):
+    """The torch optimizer running Keras' rule `kind` with the settings `cfg` (the table in
+    the module docstring). RMSprop and Adagrad put epsilon inside the square root in Keras
+    and outside in torch, so those cases run with epsilon=0 (test_optimizers.py checks
+    Keras' epsilon against hand-written steps)."""
+    lr = cfg["learning_rate"]
+    if kind == "sgd":
+        return torch.optim.SGD(leaves, lr=lr, momentum=cfg.get("momentum", 0.0),
+                               nesterov=cfg.get("nesterov", False))
+    if kind == "adam":
+        return torch.optim.Adam(leaves, lr=lr, betas=(0.9, 0.999), eps=1e-7)
+    if kind == "adamw":
+        return torch.optim.AdamW(leaves, lr=lr, betas=(0.9, 0.999), eps=1e-7,
+                                 weight_decay=cfg.get("weight_decay", 0.004))
+    assert cfg["epsilon"] == 0.0
+    if kind == "rmsprop":
+        return torch.optim.RMSprop(leaves, lr=lr, alpha=cfg.get("rho", 0.9), eps=0.0,
+                                   momentum=cfg.get("momentum", 0.0),
+                                   centered=cfg.get("centered", False))
+    return torch.optim.Adagrad(leaves, lr=lr, eps=0.0, initial_accumulator_value=cfg.get(
+        "initial_accumulator_value", 0.1))
+
+
 def train_both(model, loss, x, y, optimizer, epochs, batch_size):
     """Train `model` with minitiny's fit and its torch twin with a plain loop; return both
     per-step losses and the torch leaves."""
     forward, params = torch_twin(model)
     leaves = [t for k, t in params.items() if isinstance(t, torch.Tensor) and t.requires_grad]
     kind, cfg = optimizer
-    if kind == "sgd":
-        opt = torch.optim.SGD(leaves, lr=cfg["learning_rate"], momentum=cfg.get("momentum", 0.0),
-                              nesterov=cfg.get("nesterov", False))
-        model.compile(mt.optimizers.SGD(**cfg), loss)
-    else:
-        opt = torch.optim.Adam(leaves, lr=cfg["learning_rate"], betas=(0.9, 0.999), eps=1e-7)
-        model.compile(mt.optimizers.Adam(**cfg), loss)
+    opt = torch_optimizer(kind, cfg, leaves)
+    model.compile(mt.optimizers.OPTIMIZERS[kind](**cfg), loss)
     record = BatchLosses()
     model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=False, verbose=0, callbacks=[record])
 
@@ -248,7 +271,7 @@ def train_both(model, loss, x, y, optimizer, epochs, batch_size):
                 value = F.cross_entropy(forward(xb, logits=True), torch.tensor(yb))
             opt.zero_grad()
             value.backward()
-            if kind == "adam":                                       # Keras' epsilon, refolded
+            if kind in ("adam", "adamw"):                            # Keras' epsilon, refolded
                 t = len(torch_losses) + 1
                 opt.param_groups[0]["eps"] = 1e-7 / np.sqrt(1 - 0.999 ** t)
             opt.step()
@@ -285,6 +308,33 @@ def test_mlp_regression_with_sgd(case):
                            L.Dense(1, dtype="float64")])
     x, y = regression_data()                  # 50 samples, batches of 16: a partial last batch
     ours, theirs, params = train_both(model, "mse", x, y, ("sgd", SGD_CASES[case]), 3, 16)
+    assert len(ours) == len(theirs) == 12
+    np.testing.assert_allclose(ours, theirs, rtol=1e-9)
+    assert ours[-1] < ours[0]
+    assert_same_weights(model, params)
+
+
+OTHER_CASES = {
+    "rmsprop": ("rmsprop", {"learning_rate": 0.01, "epsilon": 0.0}),
+    "rmsprop-momentum-centered": ("rmsprop", {"learning_rate": 0.005, "rho": 0.8,
+                                              "momentum": 0.5, "centered": True,
+                                              "epsilon": 0.0}),
+    "adagrad": ("adagrad", {"learning_rate": 0.1, "epsilon": 0.0}),
+    "adagrad-from-zero": ("adagrad", {"learning_rate": 0.1, "epsilon": 0.0,
+                                      "initial_accumulator_value": 0.0}),
+    "adamw": ("adamw", {"learning_rate": 0.02}),
+    "adamw-strong-decay": ("adamw", {"learning_rate": 0.02, "weight_decay": 0.5}),
+}
+
+
+@pytest.mark.parametrize("case", list(OTHER_CASES))
+def test_mlp_regression_with_rmsprop_adagrad_adamw(case):
+    mt.random.seed(3)
+    model = mt.Sequential([L.Dense(16, activation="relu", input_shape=(3,), dtype="float64"),
+                           L.Dense(8, activation="tanh", dtype="float64"),
+                           L.Dense(1, dtype="float64")])
+    x, y = regression_data()
+    ours, theirs, params = train_both(model, "mse", x, y, OTHER_CASES[case], 3, 16)
     assert len(ours) == len(theirs) == 12
     np.testing.assert_allclose(ours, theirs, rtol=1e-9)
     assert ours[-1] < ours[0]
