@@ -16,7 +16,7 @@ import json
 import pathlib
 import sys
 
-from minitiny import boards, power
+from minitiny.deploy import boards, power
 
 
 def instruction_counts(model_dir, board_names):

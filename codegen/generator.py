@@ -399,10 +399,10 @@ def _threshold(qmodel, prefix, threshold, threshold_name):
     """The detector's decision on its int8 output, for the header: None without a threshold.
 
     score >= threshold  <=>  q >= t_q  for every int8 output q, with t_q computed by
-    minitiny.evaluation.threshold_to_int8 (it compares all 256 dequantized values)."""
+    minitiny.reporting.evaluation.threshold_to_int8 (it compares all 256 dequantized values)."""
     if threshold is None:
         return None
-    from minitiny.evaluation import EvaluationError, threshold_to_int8
+    from minitiny.reporting.evaluation import EvaluationError, threshold_to_int8
     y = qmodel.output
     size = int(np.prod(y.shape, dtype=np.int64))
     if size != 1:
@@ -596,7 +596,7 @@ def generate(model, out_dir, name=None, variant="scalar", threshold=None, thresh
              codegen/dsp.py). The scalar kernels always keep int8.
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
-             from which it fires (minitiny.evaluation.threshold_to_int8), and
+             from which it fires (minitiny.reporting.evaluation.threshold_to_int8), and
              NAME_detect(output); the manifest records both under "threshold"
     """
     from minitiny.quant.graph import QModel

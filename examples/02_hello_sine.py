@@ -57,7 +57,7 @@ def main(argv=None):
     mse_int8 = float(np.mean((d.out - y_test) ** 2))
     notes = ""
     if have_plots():
-        from minitiny import plots
+        from minitiny.reporting import plots
         path = plots.plot_predictions(x_test, y_test, os.path.join(args.out, "sine.png"),
                                       {"float": y_float, "int8 (generated C)": d.out},
                                       title="sin(x): float vs int8")

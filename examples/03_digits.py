@@ -18,7 +18,7 @@ import numpy as np
 
 import minitiny as mt
 from minitiny.callbacks import EarlyStopping
-from minitiny.evaluation import confusion_matrix
+from minitiny.reporting.evaluation import confusion_matrix
 from minitiny.layers import Conv2D, Dense, Flatten, MaxPooling2D
 
 from common import accuracy, arguments, budget_text, deploy, have_plots, print_table, result, step
@@ -124,7 +124,7 @@ def main(argv=None):
     cm = confusion_matrix(y_test, d.out.argmax(axis=1), 10)
     print_confusion(cm, names)
     if have_plots():
-        from minitiny import plots
+        from minitiny.reporting import plots
         plots.plot_confusion_matrix(cm, os.path.join(args.out, "fashion_cnn_confusion.png"), names,
                                     title="Fashion-MNIST, int8 CNN (generated C)")
 
@@ -151,7 +151,7 @@ def main(argv=None):
         r["val_loss"], r["val"] = wide.evaluate(x_val2, y_val)
         print(f"{label:22s} {r['epochs']:6d} {r['train']:9.4f} {r['val']:8.4f} {r['val_loss']:8.4f} {r['test']:8.4f}")
         if have_plots():
-            from minitiny import plots
+            from minitiny.reporting import plots
             plots.plot_history(h, os.path.join(args.out, f"overfitting_{'early' if callbacks else 'long'}.png"),
                                title=label)
     # What the numbers say (printed from them, whatever they turn out to be):

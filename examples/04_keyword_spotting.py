@@ -29,7 +29,7 @@ import minitiny as mt
 from minitiny import audio
 from minitiny.codegen import frontend
 from minitiny.datasets.split import pad_sequences
-from minitiny.evaluation import confusion_matrix
+from minitiny.reporting.evaluation import confusion_matrix
 from minitiny.layers import (AveragePooling2D, BatchNormalization, Conv2D, Dense,
                              DepthwiseConv2D, Flatten, ReLU)
 

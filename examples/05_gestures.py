@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 import minitiny as mt
-from minitiny.evaluation import evaluate_report
+from minitiny.reporting.evaluation import evaluate_report
 from minitiny.layers import Conv2D, Dense, GlobalAveragePooling2D, MaxPooling2D
 
 from common import accuracy, arguments, deploy, have_plots, print_table, result, step
@@ -109,7 +109,7 @@ def main(argv=None):
     per_recording = float(np.mean(np.array(votes) == np.array(truth)))
     print(f"whole recordings (majority vote of their windows): {per_recording:.4f} of {len(truth)}")
     if have_plots():
-        from minitiny import plots
+        from minitiny.reporting import plots
         plots.plot_confusion_matrix(report.confusion, os.path.join(args.out, "watch_confusion.png"), names,
                                     title="Exercises, int8 C, unseen subjects")
     macro_f1 = report.overall["macro_f1"]

@@ -25,7 +25,7 @@ import numpy as np
 
 import minitiny as mt
 from minitiny import codegen
-from minitiny.evaluation import roc_auc
+from minitiny.reporting.evaluation import roc_auc
 from minitiny.layers import Dense
 
 from common import arguments, deploy, have_plots, print_table, result, step
@@ -122,7 +122,7 @@ def run(name, title, x_train, x_val, x_test, y_test, widths, epochs, target_fpr,
             found = s[groups == g] > rows["int8 C"]["threshold"]
             print(f"  {group_names[g]:10s} found {int(found.sum())}/{len(found)}")
     if have_plots():
-        from minitiny import plots
+        from minitiny.reporting import plots
         plots.plot_roc(y_test, {k: v["scores"] for k, v in rows.items()},
                        os.path.join(args.out, f"{name}_roc.png"), title=f"{title}: ROC")
     f, q = rows["float"], rows["int8 C"]

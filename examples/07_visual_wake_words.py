@@ -22,7 +22,7 @@ intervals say so.
 import numpy as np
 
 import minitiny as mt
-from minitiny.evaluation import wilson_interval
+from minitiny.reporting.evaluation import wilson_interval
 from minitiny.layers import (BatchNormalization, Conv2D, Dense, DepthwiseConv2D, Flatten,
                              GlobalAveragePooling2D, MaxPooling2D, ReLU)
 

@@ -13,7 +13,7 @@ stops with an error unless the C outputs equal the NumPy int8 reference bit for 
 when arm-none-eabi-gcc and qemu-system-arm are installed, runs a few inputs on an emulated
 Cortex-M4 for the instruction count and the measured flash and RAM. The int8 numbers the
 examples print are computed from the C's outputs: what the device would answer.
-The checking and the running are minitiny/deploy.py, which `minitiny demo` uses too.
+The checking and the running are minitiny/deploy/pipeline.py, which `minitiny demo` uses too.
 
 The keyword-spotting example chains the audio front end and the model into one C program
 (codegen/frontend.py); its manifest lists the C files, and run_on_m4 runs it like a model.
@@ -147,7 +147,7 @@ def flash_ram(m4, manifest):
 def budget_text(d, board):
     """'flash 19,172 of 1,048,576 B (1.8%), RAM 4,912 of 262,144 B (1.9%)' for the board:
     the whole firmware measured by the linker, or the model alone estimated (no toolchain)."""
-    from minitiny import boards
+    from minitiny.deploy import boards
     b = boards.get(board)
     if d.m4 and d.m4.get("flash_budget"):
         flash, ram, how = d.m4["flash_total"], d.m4["ram_reserved"], "whole firmware, linked"
@@ -227,7 +227,7 @@ def accuracy(scores, y):
 
 
 def have_plots():
-    from minitiny import plots
+    from minitiny.reporting import plots
     return plots.available()
 
 

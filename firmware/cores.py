@@ -99,9 +99,9 @@ def core_name(text):
 def target(name):
     """A core name ('cortex-m4', 'm55') or a board name ('nano33ble', 'tiny') -> Target.
 
-    Boards come from minitiny.boards (boards.json: flash, RAM, clock, cycles per
+    Boards come from minitiny.deploy.boards (boards.json: flash, RAM, clock, cycles per
     instruction, each with its data sheet). A board object may be passed directly."""
-    from minitiny import boards
+    from minitiny.deploy import boards
     core = core_name(name) if isinstance(name, str) else None
     if core is not None:
         c = CORES[core]

@@ -4,6 +4,11 @@
     model = mt.Sequential([mt.layers.Dense(units=1, input_shape=[1])])
     model.compile(optimizer="sgd", loss="mean_squared_error")
     model.fit(xs, ys, epochs=500, verbose=0)
+
+The training engine sits at the package root (tensor, ops, layers, losses, optimizers,
+metrics, callbacks, models, saving, data); the product around it lives in subpackages:
+quant/ (int8), datasets/, deploy/ (boards, power, verify and run), reporting/ (evaluation,
+model card, plots, reports), cli/ (the `minitiny` command and its demo).
 """
 __version__ = "0.1.0"
 
@@ -41,12 +46,12 @@ _LAZY = {
     "codegen": ("minitiny.codegen", None),
     "firmware": ("minitiny.firmware", None),
     "datasets": ("minitiny.datasets", None),
-    "boards": ("minitiny.boards", None),
-    "power": ("minitiny.power", None),
-    "evaluation": ("minitiny.evaluation", None),
-    "evaluate_report": ("minitiny.evaluation", "evaluate_report"),
-    "model_card": ("minitiny.modelcard", "model_card"),
-    "write_model_card": ("minitiny.modelcard", "write_model_card"),
+    "boards": ("minitiny.deploy.boards", None),
+    "power": ("minitiny.deploy.power", None),
+    "evaluation": ("minitiny.reporting.evaluation", None),
+    "evaluate_report": ("minitiny.reporting.evaluation", "evaluate_report"),
+    "model_card": ("minitiny.reporting.modelcard", "model_card"),
+    "write_model_card": ("minitiny.reporting.modelcard", "write_model_card"),
 }
 
 
@@ -67,3 +72,49 @@ def __getattr__(name):
 
 def __dir__():
     return sorted(list(globals()) + list(_LAZY))
+
+
+# ---- module paths that moved (one release of grace) --------------------------------------
+# `import minitiny.boards` and `from minitiny.evaluation import X` still work, with a
+# DeprecationWarning naming the new path; they go in minitiny 0.2. One finder serves every
+# old path: it hands out the module at its new home, so both names are the same object.
+_MOVED = {
+    "minitiny.boards": "minitiny.deploy.boards",
+    "minitiny.power": "minitiny.deploy.power",
+    "minitiny.evaluation": "minitiny.reporting.evaluation",
+    "minitiny.modelcard": "minitiny.reporting.modelcard",
+    "minitiny.plots": "minitiny.reporting.plots",
+    "minitiny.demo": "minitiny.cli.demo",
+}
+
+
+class _MovedModules:
+    """A meta path finder and loader (PEP 451) for the old paths in _MOVED."""
+
+    @classmethod
+    def find_spec(cls, name, path=None, target=None):
+        if name not in _MOVED:
+            return None
+        import importlib.util
+        return importlib.util.spec_from_loader(name, cls)
+
+    @staticmethod
+    def create_module(spec):
+        import importlib
+        import warnings
+        new = _MOVED[spec.name]
+        # stacklevel 2 skips importlib's own frames: the warning names the user's import line
+        warnings.warn(f"{spec.name} moved to {new}; import it from there (the old path goes "
+                      f"in minitiny 0.2)", DeprecationWarning, stacklevel=2)
+        module = importlib.import_module(new)
+        spec.loader_state = module.__spec__  # importlib sets module.__spec__ = spec next
+        return module
+
+    @staticmethod
+    def exec_module(module):
+        module.__spec__ = module.__spec__.loader_state   # already run under its new name
+
+
+import sys as _sys                       # noqa: E402
+if not any(f is _MovedModules for f in _sys.meta_path):
+    _sys.meta_path.append(_MovedModules)

@@ -1,4 +1,4 @@
-"""`python -m minitiny ...` is the `minitiny` command (minitiny/cli.py)."""
+"""`python -m minitiny ...` is the `minitiny` command (minitiny/cli/__init__.py)."""
 import sys
 
 from minitiny.cli import main

@@ -321,7 +321,7 @@ def test_report_on_the_chain(chain, capsys, tmp_path):
     assert code == 0, err
     assert "accuracy on 60 samples" in out
     assert html.exists() and html.read_text().startswith("<!DOCTYPE html>")
-    from minitiny import plots
+    from minitiny.reporting import plots
     if plots.available():      # the training curves (blobs.history.json) and the confusion matrix
         assert sorted(os.listdir(tmp_path / "plots")) == ["confusion.png", "history.png"]
         assert "data:image/png;base64," in html.read_text()

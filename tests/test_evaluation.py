@@ -1,4 +1,4 @@
-"""minitiny.evaluation: metrics against hand-computed cases, curves against brute force.
+"""minitiny.reporting.evaluation: metrics against hand-computed cases, curves against brute force.
 
 Oracles: the expected numbers of the small cases are worked out by hand in the comments;
 the hypothesis properties compare with naive definitions (pairs of samples for the ROC AUC,
@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from minitiny.evaluation import (EvaluationError, Undefined, auc, average_precision, confusion_matrix,
+from minitiny.reporting.evaluation import (EvaluationError, Undefined, auc, average_precision, confusion_matrix,
                                  evaluate_report, precision_recall_curve, roc_auc, roc_curve,
                                  threshold_c_define, threshold_for_fpr, threshold_to_int8,
                                  wilson_interval)

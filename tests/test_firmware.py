@@ -442,7 +442,7 @@ def test_icount_fallback_counts_within_a_few_instructions(exact, cache):
 
 @needs_toolchain
 def test_model_too_big_for_the_tiny_board_fails_at_link_with_the_numbers(tmp_path, cache):
-    from minitiny import boards
+    from minitiny.deploy import boards
     flash = boards.get("tiny").flash_bytes   # 64 KB in boards.json
     dims = (300, 256, 4)                     # 76,800 weight bytes: more than 64 KB of flash
     d = write_model(tmp_path / "big", "big", make_layers(dims))
@@ -459,7 +459,7 @@ def test_model_too_big_for_the_tiny_board_fails_at_link_with_the_numbers(tmp_pat
 
 @needs_toolchain
 def test_stack_reservation_larger_than_ram_fails_at_link(tiny, cache):
-    from minitiny import boards
+    from minitiny.deploy import boards
     ram = boards.get("tiny").ram_bytes
     with pytest.raises(fw.DoesNotFit, match=rf"RAM\s+needs [\d,]+ B of {ram:,} B \(over by"):
         fw.run(tiny[0], board="tiny", n=1, profile=False, stack=ram, cache_dir=cache)

@@ -249,7 +249,7 @@ def test_a_logistic_input_scale_tflm_cannot_rescale(kind):
         from_tflite(data.replace(scale, struct.pack("<f", 1e-12)))
 
 
-# ---- the command line's --data x.npy,y.npy (minitiny/cli.py) ------------------------------
+# ---- the command line's --data x.npy,y.npy (minitiny/cli/__init__.py) ------------------------------
 def _npy_with_header(header):
     body = (header + " " * (64 - 10 - len(header) - 1) + "\n").encode()
     return b"\x93NUMPY\x01\x00" + len(body).to_bytes(2, "little") + body

@@ -1,4 +1,4 @@
-"""minitiny.modelcard: every section present, measured facts filled in, gaps marked.
+"""minitiny.reporting.modelcard: every section present, measured facts filled in, gaps marked.
 
 The evaluation data is a small hand-built case (its numbers worked out in the comments), so
 each figure the card should show is known independently of the code that writes it.
@@ -9,9 +9,9 @@ import os
 import numpy as np
 import pytest
 
-from minitiny import power
-from minitiny.evaluation import evaluate_report, threshold_for_fpr
-from minitiny.modelcard import SECTIONS, ModelCardError, model_card, write_model_card
+from minitiny.deploy import power
+from minitiny.reporting.evaluation import evaluate_report, threshold_for_fpr
+from minitiny.reporting.modelcard import SECTIONS, ModelCardError, model_card, write_model_card
 from minitiny.quant.graph import QModel, QOp, QTensor
 
 # Two speakers of 10 samples, classes 'no' / 'yes' alternating. The float model is right

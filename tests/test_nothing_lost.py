@@ -251,12 +251,12 @@ def _qmodel(seed):
 
 
 def _write_card(path, seed):
-    from minitiny.modelcard import write_model_card
+    from minitiny.reporting.modelcard import write_model_card
     write_model_card(path, name=f"model {seed}")
 
 
 def _write_plot(path, seed):
-    from minitiny import plots
+    from minitiny.reporting import plots
     if not plots.available():
         pytest.skip("matplotlib is not installed")
     plots.plot_history({"loss": [1.0, 0.5 + seed]}, path)

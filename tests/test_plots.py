@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from minitiny import plots
+from minitiny.reporting import plots
 
 needs_matplotlib = pytest.mark.skipif(not plots.available(),
                                       reason="matplotlib not installed (pip install 'minitiny[plots]')")

@@ -1,4 +1,4 @@
-"""Boards, memory budgets and power estimates (minitiny/boards.py, minitiny/power.py).
+"""Boards, memory budgets and power estimates (minitiny/deploy/boards.py, minitiny/deploy/power.py).
 
 Oracles: arithmetic worked by hand in the comments (units written out), the layer shapes of
 the MLPerf Tiny models counted in a loop, and MLPerf Tiny's published energy/latency on the
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from hypothesis import given, strategies as st
 
-from minitiny import boards, power
-from minitiny.boards import BoardError
-from minitiny.power import PowerError
+from minitiny.deploy import boards, power
+from minitiny.deploy.boards import BoardError
+from minitiny.deploy.power import PowerError
 
 
 # ---------------------------------------------------------------------------------------

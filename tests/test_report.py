@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import minitiny as mt
-from minitiny import boards
+from minitiny.deploy import boards
 from minitiny.layers import Dense
 from minitiny.reporting import collect, format_report, render_html, write_html
 from minitiny.reporting.html import timeline
@@ -211,7 +211,7 @@ def _chromium():
 def test_page_renders_in_headless_chromium(evil_report, tmp_path):
     """Chromium renders the page to a screenshot; the page is long and not blank, and the
     escaped script never ran (a script would be blocked by the CSP and is not there)."""
-    from minitiny import plots
+    from minitiny.reporting import plots
     html = write_html(evil_report, tmp_path / "report.html")
     shot = tmp_path / "shot.png"
     cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",

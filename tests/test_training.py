@@ -503,9 +503,9 @@ def test_summary_counts_match_hand_computation(capsys, monkeypatch):
 
     import sys
     import types
-    fake = types.ModuleType("minitiny.boards")
+    fake = types.ModuleType("minitiny.deploy.boards")
     fake.get = lambda name: types.SimpleNamespace(flash_bytes=20_000, ram_bytes=1_000)
-    monkeypatch.setitem(sys.modules, "minitiny.boards", fake)
+    monkeypatch.setitem(sys.modules, "minitiny.deploy.boards", fake)
     monkeypatch.setattr(mt, "boards", fake, raising=False)
     model.summary(board="tiny")
     text = capsys.readouterr().out

@@ -78,7 +78,7 @@ def plot_images(report, folder=None):
     page is still written.
 
     folder: also keep the PNG files there (the command line's --plots DIR)."""
-    from minitiny import plots
+    from minitiny.reporting import plots
     if not plots.available():
         return {}, "plots need matplotlib: pip install 'minitiny[plots]'"
     a, tmp = report.arrays, tempfile.mkdtemp(prefix="minitiny-plots-")
@@ -115,13 +115,13 @@ def plot_images(report, folder=None):
 
 # ---- the power section ---------------------------------------------------------------------
 def power_rows(est):
-    from minitiny.power import rows
+    from minitiny.deploy.power import rows
     return rows(est)
 
 
 def eval_tables(ev):
     """EvaluationReport.tables() with every cell formatted as text."""
-    from minitiny.evaluation import fmt
+    from minitiny.reporting.evaluation import fmt
     return [(title, [str(h) for h in head], [[fmt(c) for c in row] for row in rows])
             for title, head, rows in ev.tables()
             if not title.lower().startswith("confusion")]     # shown shaded, above

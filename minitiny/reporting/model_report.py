@@ -180,7 +180,7 @@ def float_rows(model):
 # ---- budgets --------------------------------------------------------------------------
 def budget_of(board):
     """(name, flash bytes, RAM bytes, what it is) for a board of boards.json or a bare core."""
-    from minitiny import boards
+    from minitiny.deploy import boards
     try:
         b = boards.get(board)
         return b.name, b.flash_bytes, b.ram_bytes, f"{b.title} ({b.mcu}, {b.core})"
@@ -228,7 +228,7 @@ def task_of(qmodel_or_model, y, input_shape, output_shape):
 
 def _evaluate(report, x, y, class_names):
     """Float vs int8 on the data: the metric, a confusion matrix, ROC; and the plots' arrays."""
-    from minitiny import evaluation
+    from minitiny.reporting import evaluation
     q, f = report.qmodel, report.float_model
     model = q if q is not None else f
     task = report.task = task_of(model, y, report.input_shape, report.output_shape)
@@ -312,7 +312,7 @@ def _run_firmware(report, model_dir, board, x, n):
 
 
 def _power(report, board, rate, battery):
-    from minitiny import boards, power
+    from minitiny.deploy import boards, power
     try:
         b = boards.get(board)
     except boards.BoardError as e:
@@ -459,7 +459,7 @@ def _layer_errors(report, x):
 
 def _card(report, manifest):
     try:
-        from minitiny.modelcard import model_card
+        from minitiny.reporting.modelcard import model_card
     except ImportError:
         return None
     return model_card(report.evaluation, name=report.name,

@@ -218,7 +218,7 @@ def cmd_train(args):
         result = model.evaluate(data.x_test, data.y_test, return_dict=True)
         print("test: " + " - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
     if args.plot:
-        from minitiny import plots
+        from minitiny.reporting import plots
         plots.plot_history(history, args.plot, title=model.name)
         _say(args, f"wrote {args.plot}")
     return 0
@@ -483,7 +483,7 @@ def cmd_report(args):
 
 # ---- demo --------------------------------------------------------------------------------
 def cmd_demo(args):
-    from minitiny import demo
+    from minitiny.cli import demo
     return demo.run(out=args.out, board=args.board, quick=args.quick, quiet=args.quiet,
                     fetch=not args.no_fetch)
 

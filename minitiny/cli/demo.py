@@ -11,7 +11,7 @@ Read `run()` from the top: it is the seven steps of the course in order.
                  the NumPy int8 reference: the outputs must be identical, bit for bit
     7. deploy    with arm-none-eabi-gcc and qemu-system-arm installed: build firmware for an
                  emulated Cortex-M4, run a few images, verify again; instructions, flash, RAM
-    (Steps 6 and 7 and the summary table are minitiny/deploy.py, shared with the examples.)
+    (Steps 6 and 7 and the summary table are minitiny/deploy/pipeline.py, shared with the examples.)
 
 Without MNIST, and no way to fetch it, the demo says so and uses the sine model of TFLite
 Micro's "hello world" (a regression: mean squared error instead of accuracy).

@@ -18,7 +18,7 @@ and may add "approx": true when it is not read off a data-sheet table at these c
 The active current may be given at the clock (`active_current_a`) or per MHz
 (`active_current_a_per_mhz`, as ST's front pages quote it). Sizes are bytes, 1 KB = 1024.
 
-    >>> from minitiny import boards
+    >>> from minitiny.deploy import boards
     >>> boards.get("nano33ble").ram_bytes
     262144
     >>> boards.check_budget("tiny", flash_bytes=80_000, ram_bytes=9_000).fits
@@ -172,7 +172,7 @@ class Catalog:
                 hint = f" ({key!r} is a core, not a board; boards with that core: {', '.join(with_core)})"
             raise BoardError(f"{_short(self.path)}: unknown board {name!r}{hint}; known boards: "
                              f"{', '.join(self.names())}; a board of your own goes in a file "
-                             f"read with minitiny.boards.load(path)")
+                             f"read with minitiny.deploy.boards.load(path)")
         return self.boards[key]
 
     def battery(self, name):
@@ -369,7 +369,7 @@ def _key(name, what):
 
 def _short(path):
     """The file name for messages: minitiny's own file by name, a user's as given."""
-    return "minitiny/boards.json" if os.path.abspath(path) == DEFAULT_PATH else path
+    return "minitiny/deploy/boards.json" if os.path.abspath(path) == DEFAULT_PATH else path
 
 
 # ---------------------------------------------------------------------------------------

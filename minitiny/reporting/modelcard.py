@@ -16,7 +16,7 @@ so a card is never published with a silent hole: `card.gaps` lists them, and gre
 
 import numpy as np
 
-from .files import atomic_write
+from minitiny.files import atomic_write
 from .evaluation import EvaluationReport, Undefined, fmt, is_defined, markdown_table, threshold_to_int8
 
 SECTIONS = ("Model details", "Intended use", "Data", "Metrics", "Deployment", "Limitations",
@@ -266,7 +266,7 @@ def _deployment(manifest, firmware, power, threshold, gaps):
                   _rows(pairs), ""]
     if power is not None:
         p = power.as_dict() if hasattr(power, "as_dict") else dict(power)
-        from .power import fmt_hours, fmt_rate, fmt_si
+        from minitiny.deploy.power import fmt_hours, fmt_rate, fmt_si
         lat, pw, life = p.get("latency_s"), p.get("average_power_w"), p.get("battery_life_h")
         board = p.get("board") or {}
         pairs = [("board", board.get("title") or board.get("name", "?")),

@@ -1,6 +1,6 @@
 """Plots as PNG files: the pictures of the course, each one function.
 
-    from minitiny import plots
+    from minitiny.reporting import plots
     plots.plot_history(history, "curves.png")              # loss and accuracy per epoch
     plots.plot_confusion_matrix(cm, "confusion.png", class_names=[...])
     plots.plot_predictions(x, y, "sine.png", {"float": y_float, "int8": y_int8})
@@ -24,7 +24,7 @@ What to look for:
 
 import numpy as np
 
-from .files import atomic_write
+from minitiny.files import atomic_write
 
 
 class PlotsUnavailable(ImportError):
@@ -168,7 +168,7 @@ def plot_roc(y_true, scores, path, title="ROC curve"):
 
     y_true: 0 = normal, 1 = anomaly; scores: higher = more anomalous, one array or
     {'float': ..., 'int8': ...}."""
-    from minitiny.evaluation import auc, roc_curve
+    from minitiny.reporting.evaluation import auc, roc_curve
     if not isinstance(scores, dict):
         scores = {"model": scores}
     curves = {k: roc_curve(y_true, s) for k, s in scores.items()}      # checks the inputs

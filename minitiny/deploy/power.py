@@ -3,7 +3,7 @@
 These are ESTIMATES FROM INSTRUCTION COUNTS, NOT MEASUREMENTS. The emulator (QEMU) counts
 the instructions one inference executes; it does not model the pipeline, so it cannot say
 how many clock cycles they take. We multiply by a cycles-per-instruction (CPI) range from
-the board table (minitiny/boards.json) and carry that range through every figure:
+the board table (minitiny/deploy/boards.json) and carry that range through every figure:
 
     best  = the board's low CPI   (loads pipelined, loops in cache)
     typ   = its typical CPI
