@@ -106,11 +106,47 @@ def _check_finite(values, what):
         raise CalibrationError(f"{what}: {int(bad.sum())} NaN/inf values (first at index {first})")
 
 
+def from_generator(make, input_shape):
+    """TFLite's representative_dataset: a function returning an iterable whose items are
+    [x] (a list holding one batch per model input; minitiny models have one) or x itself,
+    with or without the batch axis -> one float64 array (N, *input_shape)."""
+    try:
+        items = iter(make())
+    except TypeError as e:
+        raise CalibrationError(f"representative_dataset must be a function returning an "
+                               f"iterable of [input] lists (a generator function), calling it "
+                               f"failed: {e}") from None
+    batches = []
+    for i, item in enumerate(items):
+        if isinstance(item, dict) or (isinstance(item, (list, tuple)) and len(item) != 1):
+            raise CalibrationError(f"representative_dataset item {i} holds "
+                                   f"{len(item)} entries; minitiny models have one input: "
+                                   "yield [x]")
+        item = item[0] if isinstance(item, (list, tuple)) else item
+        try:
+            a = np.asarray(item.data if isinstance(item, Tensor) else item, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise CalibrationError(f"representative_dataset item {i} is not an array of "
+                                   f"numbers ({e})") from None
+        if a.shape == tuple(input_shape):
+            a = a[None]                                   # one sample without its batch axis
+        if a.shape[1:] != tuple(input_shape):
+            raise CalibrationError(f"representative_dataset item {i} has shape {a.shape}; "
+                                   f"the model expects (N, {', '.join(map(str, input_shape))})")
+        batches.append(a)
+    if not batches:
+        raise CalibrationError("representative_dataset yielded nothing")
+    return np.concatenate(batches)
+
+
 def prepare_data(graph, data):
-    """Representative data -> float64 (N, *input_shape), checked: shape, size, finite."""
+    """Representative data -> float64 (N, *input_shape), checked: shape, size, finite.
+    `data` is an array, or a generator function as TFLite's representative_dataset."""
     if data is None:
         raise CalibrationError("quantize needs representative_data: a few hundred typical "
                                "inputs (e.g. x_train[:500]) to measure activation ranges")
+    if callable(data):
+        data = from_generator(data, graph.input_shape)
     try:
         x = np.asarray(data.data if isinstance(data, Tensor) else data, dtype=np.float64)
     except (TypeError, ValueError) as e:

@@ -201,7 +201,8 @@ def quantize(model, representative_data=None, *, observer="minmax", percentile=9
              per_channel_dense=True, batch_size=64):
     """A trained float model (or a `quantize_aware` model) -> full-integer int8 `QModel`.
 
-    representative_data: a few hundred typical inputs (N, *input_shape), e.g. x_train[:500].
+    representative_data: a few hundred typical inputs (N, *input_shape), e.g. x_train[:500],
+        or a generator function yielding [x] batches (TFLite's representative_dataset).
     observer: 'minmax' (TFLite's default), 'percentile' (clip the `percentile` tails) or
         'moving_average' (EMA of per-batch ranges); or a callable returning an observer.
     per_channel_dense: per-output-channel weight scales for Dense too (conv always is).

@@ -12,8 +12,14 @@ and builders generated into the `tflite` package). Its shape, top down:
                       sentinel that every tensor without data points to
 
 The file written here is a full-integer model as TFLite's converter makes one: int8
-input and output, activations with batch dimension 1, weights with per-channel
-`quantized_dimension`. FlatBuffers are built back to front, so every vector, string and
+activations with batch dimension 1, weights with per-channel `quantized_dimension`. Its
+input and output are int8, or (inference_input_type / inference_output_type, as the
+converter offers them) meet the outside as another type through one op at the edge:
+
+    float32 input  -> QUANTIZE   -> int8      q = z + round(r / s)
+    uint8 input    -> QUANTIZE   -> int8      q = u - 128   (same scale, zero point z + 128)
+    int8 output    -> DEQUANTIZE -> float32   r = s (q - z)
+    int8 output    -> QUANTIZE   -> uint8     u = q + 128 FlatBuffers are built back to front, so every vector, string and
 child table is written before the table that refers to it.
 """
 import os
@@ -51,6 +57,9 @@ ACTIVATION = {"none": ActivationFunctionType.NONE, "relu": ActivationFunctionTyp
               "relu6": ActivationFunctionType.RELU6}
 PADDING = {"same": Padding.SAME, "valid": Padding.VALID}
 TENSOR_TYPE = {"int8": TensorType.INT8, "int32": TensorType.INT32}
+EDGE_TYPES = {"int8": TensorType.INT8, "uint8": TensorType.UINT8, "float32": TensorType.FLOAT32}
+# the op at an edge of another type -> (builtin operator, version TFLite's converter writes)
+EDGE_OPS = {"quantize": (BuiltinOperator.QUANTIZE, 2), "dequantize": (BuiltinOperator.DEQUANTIZE, 2)}
 
 
 def deprecated_builtin_code(code):
@@ -81,8 +90,9 @@ def _bytes_vector(b, data, alignment=16):
 class _Writer:
     """Collects tensors and buffers, then writes them in flatbuffer order."""
 
-    def __init__(self, qmodel):
+    def __init__(self, qmodel, input_type="int8", output_type="int8"):
         self.q = qmodel
+        self.edge_types = (input_type, output_type)
         self.b = flatbuffers.Builder(1024 + 2 * qmodel.weight_bytes())
         self.tensor_index = {}      # name -> index in the subgraph's tensor list
         self.tensors = []           # (name, shape, type, buffer index, quantization or None)
@@ -132,6 +142,8 @@ class _Writer:
 
     def options(self, op):
         """(BuiltinOptions type, offset) of an op's options table."""
+        if op is None:                               # QUANTIZE and DEQUANTIZE take none
+            return BuiltinOptions.NONE, None
         b, o = self.b, op.options
         act = ACTIVATION[o.get("activation", "none")]
         kind = op.kind
@@ -211,7 +223,28 @@ class _Writer:
             if op.kind == "reshape":
                 shape = np.array((1,) + q.tensors[op.outputs[0]].shape, dtype=np.int32)
                 inputs.append(self.add_tensor(f"{op.name}/shape", shape.shape, TensorType.INT32, shape))
-            op_io.append((inputs, [self.tensor_index[n] for n in op.outputs]))
+            op_io.append((op.kind, op, inputs, [self.tensor_index[n] for n in op.outputs]))
+        return self.edges(op_io)
+
+    def edges(self, op_io):
+        """Put a QUANTIZE / DEQUANTIZE between the int8 edges and the outside types (see the
+        module docstring); returns every operator, in order, and sets the subgraph's edges."""
+        q, (in_type, out_type) = self.q, self.edge_types
+        self.inputs = [self.tensor_index[n] for n in q.inputs]
+        self.outputs = [self.tensor_index[n] for n in q.outputs]
+        for ends, ttype, is_input in ((self.inputs, in_type, True), (self.outputs, out_type, False)):
+            if ttype == "int8":
+                continue
+            for i, index in enumerate(ends):
+                t = q.tensors[self.tensors[index][0]]
+                quant = None if ttype == "float32" else QTensor(
+                    t.name, t.shape, "int8", t.scale, t.zero_point + 128)   # uint8: z + 128
+                ends[i] = self.add_tensor(f"{t.name}_{ttype}", (1,) + t.shape,
+                                          EDGE_TYPES[ttype], quant=quant)
+                kind = "dequantize" if ttype == "float32" and not is_input else "quantize"
+                io = (kind, None, [ends[i]], [index]) if is_input else \
+                    (kind, None, [index], [ends[i]])
+                op_io.insert(0, io) if is_input else op_io.append(io)
         return op_io
 
     def add_zero_bias(self, op):
@@ -228,7 +261,7 @@ class _Writer:
             if q.tensors[name].dtype != "int8":
                 raise GraphError(f"model {q.name!r}: input/output {name!r} must be int8")
         op_io = self.collect()
-        kinds = list(dict.fromkeys(op.kind for op in q.ops))          # first-use order
+        kinds = list(dict.fromkeys(kind for kind, _, _, _ in op_io))  # first-use order
 
         # buffers (the bulk of the file) first
         buffer_offs = []
@@ -240,12 +273,12 @@ class _Writer:
             buffer_offs.append(tfl.BufferEnd(b))
         tensor_offs = [self.tensor(*t) for t in self.tensors]
         operator_offs = []
-        for op, (ins, outs) in zip(q.ops, op_io):
+        for kind, op, ins, outs in op_io:
             in_off = _i32_vector(b, tfl.OperatorStartInputsVector, ins)
             out_off = _i32_vector(b, tfl.OperatorStartOutputsVector, outs)
             opt_type, opt_off = self.options(op)
             tfl.OperatorStart(b)
-            tfl.OperatorAddOpcodeIndex(b, kinds.index(op.kind))
+            tfl.OperatorAddOpcodeIndex(b, kinds.index(kind))
             tfl.OperatorAddInputs(b, in_off)
             tfl.OperatorAddOutputs(b, out_off)
             if opt_off is not None:
@@ -254,7 +287,7 @@ class _Writer:
             operator_offs.append(tfl.OperatorEnd(b))
         code_offs = []
         for kind in kinds:
-            code, version = BUILTINS[kind]
+            code, version = BUILTINS[kind] if kind in BUILTINS else EDGE_OPS[kind]
             tfl.OperatorCodeStart(b)
             tfl.OperatorCodeAddDeprecatedBuiltinCode(b, deprecated_builtin_code(code))
             tfl.OperatorCodeAddBuiltinCode(b, code)
@@ -269,8 +302,8 @@ class _Writer:
 
         tensors_vec = offsets(tfl.SubGraphStartTensorsVector, tensor_offs)
         ops_vec = offsets(tfl.SubGraphStartOperatorsVector, operator_offs)
-        inputs_vec = _i32_vector(b, tfl.SubGraphStartInputsVector, [self.tensor_index[n] for n in q.inputs])
-        outputs_vec = _i32_vector(b, tfl.SubGraphStartOutputsVector, [self.tensor_index[n] for n in q.outputs])
+        inputs_vec = _i32_vector(b, tfl.SubGraphStartInputsVector, self.inputs)
+        outputs_vec = _i32_vector(b, tfl.SubGraphStartOutputsVector, self.outputs)
         sg_name = b.CreateString(q.name)
         tfl.SubGraphStart(b)
         tfl.SubGraphAddTensors(b, tensors_vec)
@@ -294,14 +327,23 @@ class _Writer:
         return bytes(b.Output())
 
 
-def to_tflite(qmodel):
-    """The `.tflite` flatbuffer of `qmodel`, as bytes."""
+def to_tflite(qmodel, input_type="int8", output_type="int8"):
+    """The `.tflite` flatbuffer of `qmodel`, as bytes. input_type / output_type: 'int8'
+    (the model's own edges), 'uint8' or 'float32' (one QUANTIZE / DEQUANTIZE op between)."""
+    for what, ttype in (("input_type", input_type), ("output_type", output_type)):
+        if ttype not in EDGE_TYPES:
+            raise GraphError(f"{what} must be one of {', '.join(EDGE_TYPES)}, got {ttype!r}")
     for op in qmodel.ops:
         if op.kind not in BUILTINS:
             raise GraphError(f"op {op.name!r}: kind {op.kind!r} has no TFLite builtin here")
-    return _Writer(qmodel).write()
+    return _Writer(qmodel, input_type, output_type).write()
 
 
-def save_tflite(qmodel, path):
-    """Write `qmodel` as a `.tflite` file, atomically (minitiny/files.py)."""
-    return atomic_write(os.fspath(path), to_tflite(qmodel))
+def save_tflite(qmodel, path, input_type="int8", output_type="int8"):
+    """Write `qmodel` as a `.tflite` file, atomically (minitiny/files.py); the edge types
+    as `to_tflite` takes them.
+
+        qmodel = minitiny.quantize(model, representative_data=x_train[:500])
+        minitiny.save_tflite(qmodel, "model.tflite")       # TFLite Micro runs it as it is
+    """
+    return atomic_write(os.fspath(path), to_tflite(qmodel, input_type, output_type))

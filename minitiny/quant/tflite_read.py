@@ -369,26 +369,30 @@ class _Importer:
 
     # -- which operators to import ----------------------------------------------------------
     def edges(self):
-        """(inputs, outputs, folded operators) once QUANTIZE after a float32 input and
-        DEQUANTIZE before a float32 output are folded away."""
+        """(inputs, outputs, folded operators) once QUANTIZE after a float32 or uint8 input,
+        DEQUANTIZE before a float32 output and QUANTIZE before a uint8 output (the edges
+        TFLite's converter writes for inference_input_type / inference_output_type) are
+        folded away."""
         inputs, outputs, folded = [], [], set()
         for t in self.inputs:
             users = [op for op in self.ops if t in op.inputs]
-            if self.tensors[t].type == TensorType.FLOAT32:
+            if self.tensors[t].type in (TensorType.FLOAT32, TensorType.UINT8):
                 q = users[0] if len(users) == 1 else None
                 if q is None or q.code != Op.QUANTIZE or self.tensors[q.outputs[0]].type != TensorType.INT8:
-                    self.problems.append(f"float32 input {self.tensors[t].label} is not quantized to "
-                                         f"int8 by one QUANTIZE operator")
+                    self.problems.append(f"{self.tensors[t].type_name} input {self.tensors[t].label} "
+                                         f"is not quantized to int8 by one QUANTIZE operator")
                 else:
                     folded.add(q.index)
                     t = q.outputs[0]
             inputs.append(t)
         for t in self.outputs:
-            if self.tensors[t].type == TensorType.FLOAT32:
+            if self.tensors[t].type in (TensorType.FLOAT32, TensorType.UINT8):
                 d = self.producer.get(t)
-                if d is None or d.code != Op.DEQUANTIZE or self.tensors[d.inputs[0]].type != TensorType.INT8:
-                    self.problems.append(f"float32 output {self.tensors[t].label} is not dequantized "
-                                         f"from int8 by a DEQUANTIZE operator")
+                op, how = (Op.DEQUANTIZE, "dequantized") if self.tensors[t].type == TensorType.FLOAT32 \
+                    else (Op.QUANTIZE, "requantized")
+                if d is None or d.code != op or self.tensors[d.inputs[0]].type != TensorType.INT8:
+                    self.problems.append(f"{self.tensors[t].type_name} output {self.tensors[t].label} "
+                                         f"is not {how} from int8 by a {op_name(op)} operator")
                 else:
                     folded.add(d.index)
                     t = d.inputs[0]
@@ -719,7 +723,8 @@ def run_tflm_int8(model, x_int8):
 
     A float32 input is fed r = s * (q - z), which TFLM's QUANTIZE, q = z + round(r / s) in
     float32, turns back into exactly q: |q - z| <= 255 is far from any rounding boundary.
-    A float32 output r = s * (q - z) is mapped back the same way. So the interpreter runs
+    A float32 output r = s * (q - z) is mapped back the same way; uint8 edges are q + 128
+    (TFLite's converter gives them the int8 scale and zero point + 128). So the interpreter runs
     on the very int8 values minitiny's NumPy reference and generated C get.
     """
     from . import tflm
@@ -730,10 +735,14 @@ def run_tflm_int8(model, x_int8):
         raise ValueError(f"run_tflm_int8: inputs must be int8, got {x.dtype}")
     if edges["input"] is None and edges["output"] is None:
         return tflm.run_tflm(data, x)
-    if edges["input"] is not None:
+    interp = tflm.interpreter(data)
+    in_type = np.dtype(interp.get_input_details(0)["dtype"])
+    out_type = np.dtype(interp.get_output_details(0)["dtype"])
+    if in_type == np.uint8:                     # the converter's uint8 edge: u = q + 128
+        x = (x.astype(np.int16) + 128).astype(np.uint8)
+    elif edges["input"] is not None:
         s, z = edges["input"]
         x = np.float32(s) * (x.astype(np.float32) - np.float32(z))
-    interp = tflm.interpreter(data)
     outs = []
     for n in range(len(x)):
         interp.set_input(x[n:n + 1], 0)
@@ -741,7 +750,9 @@ def run_tflm_int8(model, x_int8):
         outs.append(np.array(interp.get_output(0)))
     out_shape = tuple(int(d) for d in interp.get_output_details(0)["shape"])[1:]
     y = np.stack(outs).reshape((len(outs),) + out_shape) if outs else np.zeros((0,) + out_shape)
-    if edges["output"] is not None:
+    if out_type == np.uint8:
+        y = y.astype(np.int16) - 128
+    elif edges["output"] is not None:
         s, z = edges["output"]
         y = np.clip(np.round(y.astype(np.float64) / s) + z, -128, 127)
     return y.astype(np.int8)
