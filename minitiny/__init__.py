@@ -43,7 +43,7 @@ _LAZY = {
     "quantize_aware": ("minitiny.quant.qat", "quantize_aware"),
     "from_tflite": ("minitiny.quant.tflite_read", "from_tflite"),
     "save_tflite": ("minitiny.quant.tflite_io", "save_tflite"),
-    "lite": ("minitiny.lite", None),
+    "lite": ("minitiny.quant.lite", None),
     "quantization_report": ("minitiny.quant.report", "quantization_report"),
     "codegen": ("minitiny.codegen", None),
     "firmware": ("minitiny.firmware", None),
