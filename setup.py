@@ -34,8 +34,10 @@ setup(
     extras_require={
         # tflite-micro: TFLite Micro's interpreter, the independent oracle for int8 results
         # scipy: scipy.io.wavfile is the WAV reader's independent oracle
-        "test": ["pytest>=7", "hypothesis>=6", "tflite-micro", "scipy"],
+        # pillow: decodes image files (keras.utils.image_dataset_from_directory, ...)
+        "test": ["pytest>=7", "hypothesis>=6", "tflite-micro", "scipy", "pillow>=9"],
         "plots": ["matplotlib>=3.5"],
+        "images": ["pillow>=9"],
     },
     entry_points={"console_scripts": [
         "minitiny=minitiny.cli:main",

@@ -1,5 +1,6 @@
-"""keras.utils: to_categorical, set_random_seed."""
+"""keras.utils: to_categorical, set_random_seed, image_dataset_from_directory."""
 from minitiny.data import to_categorical  # noqa: F401
+from minitiny.images import image_dataset_from_directory, img_to_array, load_img  # noqa: F401
 from minitiny.keras._names import refuse
 from minitiny.random import seed as set_random_seed  # noqa: F401
 
@@ -9,7 +10,6 @@ NOT_IMPLEMENTED = {"plot_model": "model.summary() prints the layers",
                    "pad_sequences": "", "timeseries_dataset_from_array": "use minitiny.data."
                    "sliding_windows", "text_dataset_from_directory": "",
                    "audio_dataset_from_directory": "see minitiny.datasets for audio",
-                   "image_dataset_from_directory": "", "load_img": "", "img_to_array": "",
                    "array_to_img": "", "register_keras_serializable": "",
                    "custom_object_scope": "", "CustomObjectScope": ""}
 __getattr__ = refuse(__name__, NOT_IMPLEMENTED, globals())
