@@ -248,6 +248,7 @@ def cmd_quantize(args):
     from minitiny.quant.lower import lower
     from minitiny.quant.quantizer import quantize
     from minitiny.reporting.progress import Progress
+    tflite = _int8_output(args)
     model = load_float_model(args.model)
     data = load_data(args.data)
     if data is None:
@@ -259,7 +260,10 @@ def cmd_quantize(args):
         qmodel = quantize(model, x_cal, observer=calibration_observer(args.observer, 99.99, bar),
                           per_channel_dense=not args.per_tensor, batch_size=batch)
     _makedirs_for(args.out)
-    qmodel.save(args.out)
+    if tflite:
+        _write_tflite(args, qmodel)
+    else:
+        qmodel.save(args.out)
     _say(args, f"wrote {args.out}: {len(qmodel.ops)} int8 ops, {qmodel.weight_bytes():,} weight "
                f"bytes (calibrated on {len(x_cal)} samples of {data.source}, {args.observer})")
     x_test, y_test = data.test
@@ -271,6 +275,23 @@ def cmd_quantize(args):
         flt = _metric(pred, y_test[:n], metric)
         print(f"{metric} on {n:,} samples: float {flt:.4f}, int8 {int8:.4f}")
     return 0
+
+
+def _int8_output(args):
+    """True for --out x.tflite, False for .npz; --input-type / --output-type need .tflite."""
+    ext = os.path.splitext(args.out)[1].lower()
+    if ext not in (".npz", ".tflite"):
+        raise UsageError(f"--out {args.out}: write minitiny's int8 model (.npz) or a TFLite "
+                         "flatbuffer (.tflite); the extension says which")
+    if ext == ".npz" and (args.input_type, args.output_type) != ("int8", "int8"):
+        raise UsageError("--input-type / --output-type are the edges of a .tflite file: "
+                         "use --out NAME.tflite")
+    return ext == ".tflite"
+
+
+def _write_tflite(args, qmodel):
+    from minitiny.quant.tflite_io import save_tflite
+    save_tflite(qmodel, args.out, input_type=args.input_type, output_type=args.output_type)
 
 
 def _metric(pred, y, metric):
@@ -431,6 +452,8 @@ def cmd_import(args):
 
 
 def cmd_export(args):
+    if args.target == "tflite":
+        return _export_tflite(args)
     from minitiny import firmware
     export = getattr(firmware, "export_arduino", None)
     if export is None:
@@ -439,6 +462,20 @@ def cmd_export(args):
     result = export(args.dir, args.out, library_name=args.name, variant=args.variant,
                     dsp_weights=args.dsp_weights)
     _say(args, f"exported {args.dir} for Arduino" + (f": {result}" if result else ""))
+    return 0
+
+
+def _export_tflite(args):
+    """An int8 model (.qmodel.npz or a generated directory) -> a .tflite TFLite Micro loads."""
+    if args.out is None:
+        raise UsageError("export tflite needs --out NAME.tflite")
+    if not _int8_output(args):
+        raise UsageError(f"--out {args.out}: export tflite writes a .tflite file")
+    qmodel = load_qmodel(args.dir)
+    _makedirs_for(args.out)
+    _write_tflite(args, qmodel)
+    _say(args, f"wrote {args.out}: {len(qmodel.ops)} int8 ops, {args.input_type} input, "
+               f"{args.output_type} output")
     return 0
 
 
@@ -536,9 +573,10 @@ examples:
     "import": ("import a .tflite model and generate C from it", """
 examples:
   minitiny import model.tflite --out build/kws --name kws"""),
-    "export": ("export a generated model as an Arduino library", """
+    "export": ("export a generated model as an Arduino library, or an int8 model as .tflite", """
 examples:
-  minitiny export arduino build/digits --out build/digits-arduino"""),
+  minitiny export arduino build/digits --out build/digits-arduino
+  minitiny export tflite build/digits.qmodel.npz --out build/digits.tflite --input-type uint8"""),
     "report": ("write a model report: text, HTML page, plots", """
 The report shows per layer the kind, output shape, parameters, MACs, weight and activation
 bytes, scale and zero point (and the int8-vs-float error when --float and --data are given);
@@ -591,6 +629,14 @@ def _add_codegen_options(p):
                         "NAME_THRESHOLD_Q and NAME_detect() in the header")
 
 
+def edge_types(p):
+    """--input-type / --output-type: a .tflite file's edges (TFLite's inference_*_type)."""
+    for edge in ("input", "output"):
+        p.add_argument(f"--{edge}-type", choices=("int8", "uint8", "float32"), default="int8",
+                       help=f"the .tflite {edge}'s type (default int8; uint8 and float32 add "
+                       "one QUANTIZE / DEQUANTIZE op at that edge)")
+
+
 def build_parser():
     common = _common()
     parser = argparse.ArgumentParser(
@@ -625,7 +671,10 @@ def build_parser():
     p.add_argument("model", metavar="MODEL.npz", help="a float model from `minitiny train`")
     p.add_argument("--data", required=True, metavar="NAME|x.npy[,y.npy]",
                    help="representative data (the training split of a data set)")
-    p.add_argument("--out", default="model.qmodel.npz", help="the int8 model (default model.qmodel.npz)")
+    p.add_argument("--out", default="model.qmodel.npz",
+                   help="the int8 model: .npz (minitiny's, default model.qmodel.npz) or "
+                   ".tflite (a TFLite flatbuffer TFLite Micro loads)")
+    edge_types(p)
     p.add_argument("--observer", default="minmax", choices=("minmax", "percentile", "moving_average"),
                    help="how activation ranges are measured (default minmax, as TFLite)")
     p.add_argument("--samples", type=int, default=500, help="calibration samples (default 500)")
@@ -662,9 +711,12 @@ def build_parser():
     _add_codegen_options(p)
 
     p = add("export", cmd_export)
-    p.add_argument("target", choices=("arduino",), help="what to export for")
-    p.add_argument("dir", metavar="DIR", help="a directory from `minitiny generate`")
-    p.add_argument("--out", metavar="DIR", help="where to write the library")
+    p.add_argument("target", choices=("arduino", "tflite"), help="what to export for")
+    p.add_argument("dir", metavar="DIR|MODEL", help="a directory from `minitiny generate` "
+                   "(tflite: or an int8 .qmodel.npz)")
+    p.add_argument("--out", metavar="PATH", help="where to write the library (arduino) or "
+                   "the .tflite file (tflite)")
+    edge_types(p)
     p.add_argument("--name", help="library name (default: from the model's name)")
     p.add_argument("--variant", choices=("scalar", "dsp", "auto"), default="auto",
                    help="kernels (default auto: DSP SIMD on the Nano 33 BLE's Cortex-M4F)")
