@@ -2,10 +2,17 @@
 
 Keras names and behaviour: `History` (fit always adds one and returns it),
 `EarlyStopping` (stop when a monitored number stops improving, optionally go back to the
-best weights), `ModelCheckpoint` (save the model, every epoch or only when it improved).
+best weights), `ModelCheckpoint` (save the model, every epoch or only when it improved),
+`TerminateOnNaN` (stop when the loss is no longer a number).
 `logs` is the epoch's dict: {'loss': ..., 'accuracy': ..., 'val_loss': ..., ...}.
+
+At the end, `StopOnSignal`: not a callback but what fit wraps its loop in, so Ctrl-C and
+SIGTERM stop training between two steps.
 """
+import math
 import os
+import signal
+import threading
 import warnings
 
 import numpy as np
@@ -139,3 +146,65 @@ class ModelCheckpoint(Callback):
         elif self.verbose:
             print(f"Epoch {epoch + 1}: saving model to {path}")
         self.model.save(path)
+
+
+class TerminateOnNaN(Callback):
+    """Stop training when a batch's loss is NaN or infinite (Keras' TerminateOnNaN).
+
+    minitiny's fit already stops on such a loss by itself, before the step that produced
+    it changes any weight, and goes back to the weights of the last finite loss; this
+    callback is here so Keras code that lists it runs unchanged."""
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            print(f"Batch {batch}: Invalid loss, terminating training")
+            self.model.stop_training = True
+
+
+# ---- while fit runs: Ctrl-C and SIGTERM ask for a clean stop -------------------------------
+class StopOnSignal:
+    """While fit runs, SIGINT (Ctrl-C) and SIGTERM (`kill`, a job scheduler's time limit)
+    ask for a clean stop instead of killing the process or raising mid-step.
+
+        with StopOnSignal() as stop:
+            for each step: ...; stop.check()      # raises KeyboardInterrupt(signal name)
+
+    The handler only sets a flag; fit looks at it after every step and every epoch, so a
+    step is never half applied (some weights updated, others not), an epoch's logs are
+    recorded whole or not at all, and a checkpoint being written is finished. A second
+    signal raises KeyboardInterrupt at once, for a step that takes too long. Handlers are
+    installed only in the main thread (Python delivers signals there) and only over the
+    default ones -- a handler the program installed itself is left alone -- and the previous
+    handlers come back on leaving the `with`. `received` names the signal ('SIGTERM'), or
+    is None. Set `handled` once the stop has been acted on; a signal that arrives after the
+    loop's last look is delivered again on leaving, rather than swallowed."""
+    SIGNALS = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL}
+
+    def __init__(self):
+        self.received, self.handled, self.saved = None, False, {}
+
+    def _handle(self, signum, frame):
+        if self.received is not None:
+            raise KeyboardInterrupt
+        self.received = signal.Signals(signum).name
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            for name, default in self.SIGNALS.items():
+                sig = getattr(signal, name, None)
+                if sig is not None and signal.getsignal(sig) is default:
+                    self.saved[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, previous in self.saved.items():
+            signal.signal(sig, previous)
+        if self.received is not None and not self.handled:
+            # it came after the loop's last look (training had just ended): deliver it as
+            # if no handler had been there, rather than swallow the request to stop
+            signal.raise_signal(getattr(signal, self.received))
+
+    def check(self):
+        if self.received is not None:
+            raise KeyboardInterrupt(self.received)

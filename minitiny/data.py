@@ -12,20 +12,33 @@ import numpy as np
 from minitiny import random as mt_random
 
 
-def check_finite(a, name):
-    """Raise a clear error if `a` holds NaN or +-inf: which array, where, which value."""
+def check_finite(a, name, dtype=None):
+    """Raise a clear error if `a` holds NaN or +-inf: which array, where, which value.
+
+    With `dtype` (the float type the model computes in), a value beyond its range is
+    refused too: float64 data above float32's 3.4e38 would turn into inf on conversion."""
     a = np.asarray(a)
     if a.dtype.kind not in "fc":
         return
+    limit = np.inf
+    if dtype is not None and a.dtype.kind == "f" and np.dtype(dtype).kind == "f" \
+            and np.finfo(dtype).max < np.finfo(a.dtype).max:
+        limit = float(np.finfo(dtype).max)
     # Fast path without a boolean temporary: a NaN or inf anywhere makes the sum non-finite
     # (inf - inf = NaN). A finite-but-huge array may overflow the sum; then look closely.
     with np.errstate(over="ignore", invalid="ignore"):
-        if np.isfinite(a.sum(dtype=np.complex128 if a.dtype.kind == "c" else np.float64)):
+        if np.isfinite(a.sum(dtype=np.complex128 if a.dtype.kind == "c" else np.float64)) \
+                and (limit == np.inf or a.size == 0 or -limit <= a.min() <= a.max() <= limit):
             return
-    if np.isfinite(a).all():
+        bad = ~np.isfinite(a) if limit == np.inf else ~(np.abs(a) <= limit)
+    if not bad.any():
         return
-    idx = tuple(int(i) for i in np.argwhere(~np.isfinite(a))[0])
+    idx = tuple(int(i) for i in np.argwhere(bad)[0])
     where = idx[0] if len(idx) == 1 else idx
+    if np.isfinite(a[idx]):
+        raise ValueError(f"{name} holds {a[idx]!r} at index {where} (of shape {a.shape}), "
+                         f"beyond the range of {np.dtype(dtype).name} (|value| <= {limit:.4g}), "
+                         "the type the model computes in; rescale the data")
     raise ValueError(f"{name} contains {a[idx]} at index {where} (of shape {a.shape}); "
                      "remove or impute non-finite values before training")
 

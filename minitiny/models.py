@@ -18,9 +18,7 @@ One training step (Model._train_step) is the whole of deep learning in five line
 forward, loss, clear gradients, backward, optimizer step.
 """
 import json
-import signal
 import sys
-import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -32,6 +30,7 @@ from minitiny import losses as mt_losses
 from minitiny import metrics as mt_metrics
 from minitiny import optimizers as mt_optimizers
 from minitiny import random as mt_random
+from minitiny import saving as mt_saving
 from minitiny.data import check_finite
 from minitiny.layers import (BatchNormalization, InputLayer, Layer, SymbolicTensor,
                              layer_from_config, shape_str, unique_name)
@@ -44,48 +43,6 @@ def _check_batch_size(batch_size):
         raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-class _StopOnSignal:
-    """While fit runs: SIGINT (Ctrl-C) and SIGTERM (`kill`, a job scheduler's time limit)
-    ask for a clean stop instead of killing the process or raising mid-step.
-
-    The handler only sets a flag; fit looks at it after every step and every epoch, so a
-    step is never half applied (some weights updated, others not), an epoch's logs are
-    recorded whole or not at all, and a checkpoint being written is finished. A second
-    signal raises KeyboardInterrupt at once, for a step that takes too long. Handlers are
-    installed only in the main thread (Python delivers signals there) and only over the
-    default ones -- a handler the program installed itself is left alone -- and the previous
-    handlers come back when fit returns."""
-    SIGNALS = {"SIGINT": signal.default_int_handler, "SIGTERM": signal.SIG_DFL}
-
-    def __init__(self):
-        self.received, self.handled, self.saved = None, False, {}
-
-    def _handle(self, signum, frame):
-        if self.received is not None:
-            raise KeyboardInterrupt
-        self.received = signal.Signals(signum).name
-
-    def install(self):
-        if threading.current_thread() is threading.main_thread():
-            for name, default in self.SIGNALS.items():
-                sig = getattr(signal, name, None)
-                if sig is not None and signal.getsignal(sig) is default:
-                    self.saved[sig] = signal.signal(sig, self._handle)
-        return self
-
-    def restore(self):
-        for sig, previous in self.saved.items():
-            signal.signal(sig, previous)
-        if self.received is not None and not self.handled:
-            # it came after fit's last look (training had just ended): deliver it as if no
-            # handler had been there, rather than swallow the request to stop
-            signal.raise_signal(getattr(signal, self.received))
-
-    def check(self):
-        if self.received is not None:
-            raise KeyboardInterrupt(self.received)
-
-
 @dataclass
 class Node:
     layer: Layer
@@ -94,6 +51,55 @@ class Node:
     @property
     def name(self):
         return self.layer.name
+
+
+class NonFiniteLoss(ArithmeticError):
+    """A training step's loss is NaN or infinite; raised before the step changes a weight."""
+
+    def __init__(self, loss, batch=None):
+        super().__init__(f"the loss is {loss}")
+        self.loss, self.batch = loss, batch
+
+
+class _LastGoodWeights:
+    """Copies of every weight (trainable or not) from before each of the last two steps.
+    When step k's loss is not finite, the weights from before step k-1 are the last ones
+    whose loss was finite, and restore() brings them back. One copy per step, into two
+    buffers made once."""
+
+    def __init__(self, layers):
+        self.tensors = [t for layer in layers for t in layer.weights.values()]
+        self.copies = [[t.data.copy() for t in self.tensors] for _ in range(2)]
+        self.steps = 0
+
+    def before_step(self):
+        for copy, t in zip(self.copies[self.steps % 2], self.tensors):
+            np.copyto(copy, t.data)
+        self.steps += 1
+
+    def restore(self):
+        """Put back the weights from before the step preceding the latest one (before the
+        first step: the starting weights) -> True if a step with a finite loss existed."""
+        for copy, t in zip(self.copies[(self.steps - 2) % 2 if self.steps >= 2 else 0],
+                           self.tensors):
+            t.data[...] = copy
+        return self.steps >= 2
+
+
+def _print_epoch(epoch, epochs, seconds, logs):
+    took = f"{seconds:.1f}s" if seconds >= 1 else f"{1000 * seconds:.0f}ms"
+    print(f"Epoch {epoch + 1}/{epochs} - {took} - "
+          + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
+
+
+def _say_interrupted(why, epoch, epochs, history):
+    """The one line an interrupted fit prints: where it stopped and what it kept."""
+    done = len(history.epoch)
+    where = f"after epoch {epoch + 1}/{epochs}" if done and history.epoch[-1] == epoch \
+        else f"during epoch {epoch + 1}/{epochs}"
+    print(f"\nTraining interrupted ({why}) {where}: keeping the history of the {done} "
+          "finished epoch(s); the weights are those of the last finished step.",
+          file=sys.stderr, flush=True)
 
 
 class Model:
@@ -261,7 +267,7 @@ class Model:
             raise ValueError(f"{name} must hold numbers, got dtype {x.dtype}")
         if x.ndim == 0:
             raise ValueError(f"{name} must have a batch axis, got a scalar")
-        check_finite(x, name)
+        check_finite(x, name, self.dtype)
         self._ensure_built_for(x)
         want = self.input_shape
         if x.ndim == 1 and want == (1,):
@@ -284,7 +290,7 @@ class Model:
             raise ValueError(f"{name} must hold numbers, got dtype {y.dtype}")
         if len(y) != n:
             raise ValueError(f"x has {n} samples but {name} has {len(y)}; they must match")
-        check_finite(y, name)
+        check_finite(y, name, self.dtype)
         try:
             return self.loss.prepare(y, self.output_shape, self.dtype)
         except ValueError as e:
@@ -330,6 +336,8 @@ class Model:
     def _train_step(self, xb, tb, params, plan):
         out = self.forward(Tensor(xb), training=True, pre_activation=plan[0])   # forward
         loss = self.loss.compute(tb, out, plan[1])                               # how wrong
+        if not np.isfinite(loss.data):
+            raise NonFiniteLoss(float(loss.data))       # before it can change any weight
         for p in params:                                                         # clear
             p.grad = None
         if loss.requires_grad:
@@ -346,7 +354,9 @@ class Model:
         seed reseeds minitiny.random first: same seed, same batches, same dropout, same
         history. Ctrl-C or SIGTERM stops cleanly after the current step: the history holds
         the epochs already finished, callbacks still get on_train_end (EarlyStopping
-        restores its best weights), and checkpoints already written stay whole.
+        restores its best weights), and checkpoints already written stay whole. A loss that
+        turns NaN or infinite stops training too (Keras' TerminateOnNaN, always on), with
+        the weights of the last step whose loss was finite.
         """
         self._require_compiled()
         _check_batch_size(batch_size)
@@ -354,29 +364,11 @@ class Model:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         if seed is not None:
             mt_random.seed(seed)
-        x = self._check_x(x, "x")
-        target = self._check_y(y, "y", len(x))
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
-            x_val = self._check_x(validation_data[0], "validation x")
-            t_val = self._check_y(validation_data[1], "validation y", len(x_val))
-        elif validation_split:
-            if not 0.0 < validation_split < 1.0:
-                raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
-            split_at = int(np.floor(len(x) * (1.0 - validation_split)))
-            if split_at == 0 or split_at == len(x):
-                raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
-                                 "leaves no training or no validation data")
-            x, x_val = x[:split_at], x[split_at:]
-            target, t_val = target[:split_at], target[split_at:]
-        else:
-            x_val = t_val = None
-
+        x, target, val = self._fit_data(x, y, validation_split, validation_data)
         plan = self._loss_plan()
         metrics = [mt_metrics.get(m, target.shape[1:], self.output_shape)
                    for m in self.metric_names]
-        params = self.trainable_params()
+        params, last_good = self.trainable_params(), _LastGoodWeights(self.layers)
         if not params:
             warnings.warn(f"model {self.name!r} has no trainable weights (every layer is "
                           "frozen); fit will not change it", stacklevel=2)
@@ -384,62 +376,96 @@ class Model:
         cbs = [history] + list(callbacks or [])
         for cb in cbs:
             cb.set_model(self)
-        batch_cbs = [cb for cb in cbs if type(cb).on_train_batch_end
-                     is not mt_callbacks.Callback.on_train_batch_end]
         self.history, self.stop_training = history, False
-        n, rng = len(x), mt_random.rng()
-
+        epoch = initial_epoch
         for cb in cbs:
             cb.on_train_begin()
-        epoch = initial_epoch
-        stop = _StopOnSignal().install()
-        try:
-            for epoch in range(initial_epoch, epochs):
-                for cb in cbs:
-                    cb.on_epoch_begin(epoch)
-                t0 = time.perf_counter()
-                order = rng.permutation(n) if shuffle else None
-                loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
-                for b, start in enumerate(range(0, n, batch_size)):
-                    if order is None:
-                        xb, tb = x[start:start + batch_size], target[start:start + batch_size]
-                    else:
-                        idx = order[start:start + batch_size]
-                        xb, tb = x[idx], target[idx]
-                    loss, out = self._train_step(xb, tb, params, plan)
-                    loss_sum += loss * len(xb)
-                    for i, m in enumerate(metrics):
-                        metric_sums[i] += float(m(tb, out, plan[2], self.loss.from_logits).sum())
-                    for cb in batch_cbs:
-                        cb.on_train_batch_end(b, {"loss": loss})
-                    stop.check()                # a signal: stop between two steps
-                logs = {"loss": loss_sum / n}
-                logs.update({m.name: s / n for m, s in zip(metrics, metric_sums)})
-                if x_val is not None:
-                    val = self._evaluate_arrays(x_val, t_val, batch_size, plan, metrics)
-                    logs.update({"val_" + k: v for k, v in val.items()})
-                if verbose:
-                    dt = time.perf_counter() - t0
-                    took = f"{dt:.1f}s" if dt >= 1 else f"{1000 * dt:.0f}ms"
-                    print(f"Epoch {epoch + 1}/{epochs} - {took} - "
-                          + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
-                for cb in cbs:
-                    cb.on_epoch_end(epoch, logs)
-                stop.check()
-                if self.stop_training:
-                    break
-        except KeyboardInterrupt:
-            self.stop_training = True
-            stop.handled = True
-            why = stop.received or "Ctrl-C"
-            print(f"\nTraining interrupted ({why}) during epoch {epoch + 1}/{epochs}: keeping "
-                  f"the history of the {len(history.epoch)} finished epoch(s); the weights are "
-                  "those of the last finished step.", file=sys.stderr, flush=True)
-        finally:
-            stop.restore()
+        with mt_callbacks.StopOnSignal() as stop:
+            try:
+                for epoch in range(initial_epoch, epochs):             # the training loop
+                    for cb in cbs:
+                        cb.on_epoch_begin(epoch)
+                    t0 = time.perf_counter()
+                    logs = self._train_epoch(x, target, batch_size, shuffle, params, plan,
+                                             metrics, cbs, stop, last_good)
+                    if val is not None:
+                        val_logs = self._evaluate_arrays(*val, batch_size, plan, metrics)
+                        logs.update({"val_" + k: v for k, v in val_logs.items()})
+                    if verbose:
+                        _print_epoch(epoch, epochs, time.perf_counter() - t0, logs)
+                    for cb in cbs:
+                        cb.on_epoch_end(epoch, logs)
+                    stop.check()                        # a signal: stop between two epochs
+                    if self.stop_training:
+                        break
+            except KeyboardInterrupt:
+                self.stop_training = stop.handled = True
+                _say_interrupted(stop.received or "Ctrl-C", epoch, epochs, history)
+            except NonFiniteLoss as e:
+                self.stop_training = True
+                went_back_to = "the last step whose loss was finite" if last_good.restore() \
+                    else "the start of training (no step had a finite loss)"
+                print(f"\nTraining stopped: the loss is {e.loss} in epoch {epoch + 1}/{epochs}, "
+                      f"batch {e.batch + 1}; the weights are back to those of {went_back_to}. "
+                      "Lower the learning rate, or check the data.", file=sys.stderr, flush=True)
         for cb in cbs:
             cb.on_train_end()
         return history
+
+    def _fit_data(self, x, y, validation_split, validation_data):
+        """The checked training arrays and the validation pair (or None) fit works on."""
+        x = self._check_x(x, "x")
+        target = self._check_y(y, "y", len(x))
+        if len(x) == 0:
+            raise ValueError(f"fit needs at least one sample: x holds none (shape {x.shape})")
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("validation_data must be a pair (x_val, y_val)")
+            x_val = self._check_x(validation_data[0], "validation x")
+            t_val = self._check_y(validation_data[1], "validation y", len(x_val))
+            if len(x_val) == 0:
+                raise ValueError("validation_data holds no samples: pass a non-empty "
+                                 "(x_val, y_val) pair, or leave validation_data out")
+            return x, target, (x_val, t_val)
+        if not validation_split:
+            return x, target, None
+        if not 0.0 < validation_split < 1.0:
+            raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
+        split_at = int(np.floor(len(x) * (1.0 - validation_split)))
+        if split_at == 0 or split_at == len(x):
+            raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
+                             "leaves no training or no validation data")
+        return x[:split_at], target[:split_at], (x[split_at:], target[split_at:])
+
+    def _train_epoch(self, x, target, batch_size, shuffle, params, plan, metrics, cbs, stop,
+                     last_good):
+        """One pass over the training data in batches -> the epoch's logs (sample means)."""
+        batch_cbs = [cb for cb in cbs if type(cb).on_train_batch_end
+                     is not mt_callbacks.Callback.on_train_batch_end]
+        n = len(x)
+        order = mt_random.rng().permutation(n) if shuffle else None
+        loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
+        for b, start in enumerate(range(0, n, batch_size)):
+            if order is None:
+                xb, tb = x[start:start + batch_size], target[start:start + batch_size]
+            else:
+                idx = order[start:start + batch_size]
+                xb, tb = x[idx], target[idx]
+            last_good.before_step()
+            try:
+                loss, out = self._train_step(xb, tb, params, plan)
+            except NonFiniteLoss as e:
+                e.batch = b
+                raise
+            loss_sum += loss * len(xb)
+            for i, m in enumerate(metrics):
+                metric_sums[i] += float(m(tb, out, plan[2], self.loss.from_logits).sum())
+            for cb in batch_cbs:
+                cb.on_train_batch_end(b, {"loss": loss})
+            stop.check()                                # a signal: stop between two steps
+        logs = {"loss": loss_sum / n}
+        logs.update({m.name: s / n for m, s in zip(metrics, metric_sums)})
+        return logs
 
     # ---- inference ---------------------------------------------------------------------
     def _evaluate_arrays(self, x, target, batch_size, plan, metrics):
@@ -452,7 +478,7 @@ class Model:
                 for i, m in enumerate(metrics):
                     metric_sums[i] += float(m(tb, out.data, plan[2],
                                               self.loss.from_logits).sum())
-        n = max(len(x), 1)
+        n = len(x)
         return {"loss": loss_sum / n, **{m.name: s / n for m, s in zip(metrics, metric_sums)}}
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
@@ -461,6 +487,8 @@ class Model:
         _check_batch_size(batch_size)
         x = self._check_x(x, "x")
         target = self._check_y(y, "y", len(x))
+        if len(x) == 0:
+            raise ValueError(f"evaluate needs at least one sample: x holds none (shape {x.shape})")
         metrics = [mt_metrics.get(m, target.shape[1:], self.output_shape)
                    for m in self.metric_names]
         logs = self._evaluate_arrays(x, target, batch_size, self._loss_plan(), metrics)
@@ -511,8 +539,7 @@ class Model:
 
     def save(self, path):
         """One .npz file: weights + JSON config, written atomically (see saving.py)."""
-        from minitiny.saving import save_model
-        return save_model(self, path)
+        return mt_saving.save_model(self, path)
 
     # ---- config (saving.py stores it) --------------------------------------------------
     def get_config(self):
@@ -523,6 +550,23 @@ class Model:
                 "layers": [{"class_name": type(n.layer).__name__,
                             "config": n.layer.get_config(), "inputs": list(n.inputs)}
                            for n in self.graph]}
+
+    @classmethod
+    def from_config(cls, cfg):
+        """Rebuild an (untrained) functional model from get_config(); layers from the
+        registry (layers.LAYERS)."""
+        inp, layers = _input_and_layers(cfg)
+        values = {inp.name: SymbolicTensor(inp.input_shape, inp, [])}
+        for layer, lc in zip(layers, cfg["layers"]):
+            try:
+                ins = [values[n] for n in lc["inputs"]]
+            except KeyError as e:
+                raise ValueError(f"layer {layer.name!r} reads {e.args[0]!r}, which is not an "
+                                 "earlier layer or the input") from None
+            if not ins:
+                raise ValueError(f"layer {layer.name!r} reads no input")
+            values[layer.name] = layer(ins if layer.n_inputs != 1 else ins[0])
+        return Model(values[inp.name], values[layers[-1].name], name=cfg["name"])
 
     def to_json(self, **json_kwargs):
         """The architecture (get_config) as JSON text, no weights; models.model_from_json
@@ -563,16 +607,9 @@ class Model:
                 "(int8 weights, int32 biases, BatchNorm folded)",
                 f"Largest activations (input + output of one layer, int8): {ram:,} bytes "
                 f"at {ram_at!r}"]
-        if board is not None:
-            from minitiny import boards          # written by the firmware part; lazy import
-            b = boards.get(board)
-
-            def verdict(need, have):
-                return f"{need:,} of {have:,} bytes ({100 * need / have:.1f}%) " + \
-                    ("fits" if need <= have else "DOES NOT FIT")
-            out += [f"Board {board!r} (model only; code and runtime not counted):",
-                    f"  flash (int8 weights): {verdict(flash, b.flash_bytes)}",
-                    f"  RAM (largest activation pair): {verdict(ram, b.ram_bytes)}"]
+        if board is not None:          # the board table belongs to deployment
+            from minitiny.deploy.boards import summary_lines
+            out += summary_lines(board, flash, ram)
         print_fn("\n".join(out))
 
     def memory_estimate(self):
@@ -658,33 +695,25 @@ class Sequential(Model):
     def layers(self):
         return list(self._layers)
 
+    @classmethod
+    def from_config(cls, cfg):
+        """Rebuild an (untrained) Sequential model from get_config()."""
+        inp, layers = _input_and_layers(cfg)
+        return Sequential([inp] + layers, name=cfg["name"])
+
     def _ensure_built_for(self, x):
         if not self.built:
             x = x.data if isinstance(x, Tensor) else np.asarray(x)
             self.build(x.shape[1:] if x.ndim > 1 else (1,))
 
 
-def model_from_config(cfg):
-    """Rebuild an (untrained) model from Model.get_config(); layers from the registry."""
+def _input_and_layers(cfg):
+    """The InputLayer and the layers (from layers.LAYERS) a model config names."""
     layers = [layer_from_config(lc) for lc in cfg["layers"]]
     inp = InputLayer(shape=cfg["input_shape"], name=cfg["input_name"],
                      dtype=cfg.get("input_dtype", "float32"))
-    if cfg["class_name"] == "Sequential":
-        model = Sequential(name=cfg["name"])
-        model.add(inp)
-        for layer in layers:
-            model.add(layer)
-        return model
-    if cfg["class_name"] != "Model":
-        raise ValueError(f"unknown model class {cfg['class_name']!r}")
-    values = {inp.name: SymbolicTensor(inp.input_shape, inp, [])}
-    for layer, lc in zip(layers, cfg["layers"]):
-        try:
-            ins = [values[n] for n in lc["inputs"]]
-        except KeyError as e:
-            raise ValueError(f"layer {layer.name!r} reads {e.args[0]!r}, which is not an "
-                             "earlier layer or the input") from None
-        if not ins:
-            raise ValueError(f"layer {layer.name!r} reads no input")
-        values[layer.name] = layer(ins if layer.n_inputs != 1 else ins[0])
-    return Model(values[inp.name], values[layers[-1].name], name=cfg["name"])
+    return inp, layers
+
+
+mt_saving.register_model_class(Model)
+mt_saving.register_model_class(Sequential)

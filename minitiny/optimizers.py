@@ -15,9 +15,10 @@ clipvalue, use_ema, ...) are refused by name. The learning rate may be a number 
 schedule (end of this file): a schedule is called with the step count `iterations` (0 for
 the first update).
 
-Each `step(params)` reads `p.grad` of every parameter and updates `p.data` IN PLACE with
-NumPy's `out=` arguments, into one scratch buffer per parameter allocated on the first
-step: no new arrays per step beyond what NumPy needs internally. `p.grad` is left alone
+Each `step(params)` reads `p.grad` of every parameter and updates `p.data` IN PLACE.
+SGD, Adagrad and RMSprop work through NumPy's `out=` arguments, into one scratch buffer per
+parameter allocated on the first step; Adam is written as its three lines of maths (its
+temporaries are small beside the forward and backward pass). `p.grad` is left alone
 (tensor.py may share it between tensors). Parameters with no gradient are skipped.
 """
 import math
@@ -205,8 +206,8 @@ class Adam(Optimizer):
     """Adam (Kingma & Ba 2014, Algorithm 1) in Keras' form, where epsilon is added to
     sqrt(v) after the bias correction has been folded into the step size:
 
-        m = m + (1 - beta_1) (g - m)          running mean of g
-        v = v + (1 - beta_2) (g^2 - v)        running mean of g^2
+        m = beta_1 m + (1 - beta_1) g         running mean of g
+        v = beta_2 v + (1 - beta_2) g^2       running mean of g^2
         lr_t = lr sqrt(1 - beta_2^t) / (1 - beta_1^t)      (t = iterations + 1)
         w -= lr_t m / (sqrt(v) + epsilon)
     """
@@ -224,20 +225,10 @@ class Adam(Optimizer):
         super().apply_gradients(grads_and_vars)
 
     def _update(self, w, g, lr, p):
-        m, v, buf = self._state(p, 3)
-        b1, b2 = self.beta_1, self.beta_2
-        m *= b1                                  # m = b1 m + (1 - b1) g
-        np.multiply(g, 1 - b1, out=buf)
-        m += buf
-        v *= b2                                  # v = b2 v + (1 - b2) g^2
-        np.multiply(g, g, out=buf)
-        buf *= 1 - b2
-        v += buf
-        np.sqrt(v, out=buf)                      # w -= lr_t m / (sqrt(v) + eps)
-        buf += self.epsilon
-        np.divide(m, buf, out=buf)
-        buf *= self._lr_t
-        w -= buf
+        m, v = self._state(p, 2)
+        m[...] = self.beta_1 * m + (1 - self.beta_1) * g            # running mean of g
+        v[...] = self.beta_2 * v + (1 - self.beta_2) * (g * g)      # running mean of g^2
+        w -= m / (np.sqrt(v) + self.epsilon) * self._lr_t            # lr_t: bias-corrected lr
 
     def get_config(self):
         return {**super().get_config(), "beta_1": self.beta_1, "beta_2": self.beta_2,

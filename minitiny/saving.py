@@ -42,6 +42,26 @@ class ModelFileError(ValueError):
     """A model file that cannot be loaded; the message names the file and the problem."""
 
 
+# Model classes by the class_name their get_config() writes. models.py registers Model and
+# Sequential as it is imported (a serialization registry, as Keras keeps one), so a file
+# only ever names a class from this table, and this module never imports models.py, which
+# imports it for Model.save.
+MODEL_CLASSES = {}
+
+
+def register_model_class(cls):
+    MODEL_CLASSES[cls.__name__] = cls
+    return cls
+
+
+def model_from_config(config):
+    """Rebuild an (untrained) model from Model.get_config()."""
+    cls = MODEL_CLASSES.get(config["class_name"])
+    if cls is None:
+        raise ValueError(f"unknown model class {config['class_name']!r}")
+    return cls.from_config(config)
+
+
 def _compile_config(model):
     if model.loss is None or model.optimizer is None:
         return None
@@ -153,8 +173,6 @@ def _serialized(obj, what, optional=False):
 
 def load_model(path, compile=True):
     """Read a model written by `model.save(path)`; compiled again if it was compiled."""
-    from minitiny.models import model_from_config      # models imports this module lazily
-
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
@@ -236,7 +254,6 @@ def load_model(path, compile=True):
 
 def model_from_json(text):
     """keras.models.model_from_json: the model `to_json()` described, freshly initialised."""
-    from minitiny.models import model_from_config      # models imports this module lazily
     try:
         config = json.loads(text)
         _check_structure({"model": config, "weights": []})

@@ -501,12 +501,10 @@ def test_summary_counts_match_hand_computation(capsys, monkeypatch):
     # largest activation pair: flatten's 784 in + 784 out
     assert "1,568 bytes" in text
 
-    import sys
     import types
-    fake = types.ModuleType("minitiny.deploy.boards")
-    fake.get = lambda name: types.SimpleNamespace(flash_bytes=20_000, ram_bytes=1_000)
-    monkeypatch.setitem(sys.modules, "minitiny.deploy.boards", fake)
-    monkeypatch.setattr(mt, "boards", fake, raising=False)
+    from minitiny.deploy import boards
+    tiny = types.SimpleNamespace(name="tiny", mcu="test", flash_bytes=20_000, ram_bytes=1_000)
+    monkeypatch.setattr(boards, "get", lambda name: tiny if name in ("tiny", tiny) else None)
     model.summary(board="tiny")
     text = capsys.readouterr().out
     assert "16,000 of 20,000 bytes (80.0%) fits" in text

@@ -470,6 +470,20 @@ def check_budget(board, flash_bytes, ram_bytes):
     return BudgetCheck(board, flash, ram, fits, f"{head} ({board.mcu}): {body}")
 
 
+def summary_lines(board, flash_bytes, ram_bytes):
+    """The lines Model.summary(board=...) ends with: the model's int8 weights against the
+    board's flash, its largest activation pair against the RAM (the model only: code,
+    stack and runtime come on top)."""
+    check = check_budget(board, flash_bytes, ram_bytes)
+
+    def verdict(u):
+        return f"{u.used:,} of {u.budget:,} bytes ({u.percent:.1f}%) " + \
+            ("fits" if u.fits else "DOES NOT FIT")
+    return [f"Board {board!r} (model only; code and runtime not counted):",
+            f"  flash (int8 weights): {verdict(check.flash)}",
+            f"  RAM (largest activation pair): {verdict(check.ram)}"]
+
+
 def _bytes(what, n):
     try:
         ok = not isinstance(n, bool) and int(n) == n and n >= 0
