@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 # ---- the float training engine (always available: NumPy only) ---------------------------
 from minitiny import random
 from minitiny.tensor import Tensor, no_grad
-from minitiny import ops, layers, losses, optimizers, metrics, callbacks, data
+from minitiny import ops, layers, losses, optimizers, regularizers, metrics, callbacks, data
 from minitiny.layers import Input
 from minitiny import preprocessing
 # The preprocessing and augmentation layers live in their own file (they import Layer from
@@ -27,7 +27,8 @@ from minitiny.saving import load_model
 from numpy import float32, int8, int16, int32, uint8     # dtype names a TFLite program uses
 
 __all__ = ["Tensor", "no_grad", "Input", "Model", "Sequential", "load_model", "random", "ops",
-           "layers", "losses", "optimizers", "metrics", "callbacks", "data", "preprocessing",
+           "layers", "losses", "optimizers", "regularizers", "metrics", "callbacks", "data",
+           "preprocessing",
            "float32", "int8", "int16", "int32", "uint8"]
 
 # ---- the rest of the workflow, imported on first use --------------------------------------

@@ -1,14 +1,20 @@
-"""Callbacks: code that `fit` runs at the start and end of training and of every epoch.
+"""Callbacks: code that `fit` runs at the start and end of training, of every epoch and of
+every batch.
 
 Keras names and behaviour: `History` (fit always adds one and returns it),
 `EarlyStopping` (stop when a monitored number stops improving, optionally go back to the
 best weights), `ModelCheckpoint` (save the model, every epoch or only when it improved),
-`TerminateOnNaN` (stop when the loss is no longer a number).
-`logs` is the epoch's dict: {'loss': ..., 'accuracy': ..., 'val_loss': ..., ...}.
+`TerminateOnNaN` (stop when the loss is no longer a number), `ReduceLROnPlateau` and
+`LearningRateScheduler` (change the optimizer's learning rate), `CSVLogger` (one CSV row
+per epoch), `LambdaCallback` (plain functions as hooks).
+`logs` is the epoch's dict: {'loss': ..., 'accuracy': ..., 'val_loss': ..., ...}; a batch's
+logs hold that batch's loss.
 
 At the end, `StopOnSignal`: not a callback but what fit wraps its loop in, so Ctrl-C and
 SIGTERM stop training between two steps.
 """
+import csv
+import inspect
 import math
 import os
 import signal
@@ -16,6 +22,8 @@ import threading
 import warnings
 
 import numpy as np
+
+from minitiny.arguments import refuse_arguments
 
 
 class Callback:
@@ -26,9 +34,13 @@ class Callback:
 
     def on_train_begin(self, logs=None): pass
     def on_epoch_begin(self, epoch, logs=None): pass
-    def on_train_batch_end(self, batch, logs=None): pass
+    def on_train_batch_begin(self, batch, logs=None): self.on_batch_begin(batch, logs)
+    def on_train_batch_end(self, batch, logs=None): self.on_batch_end(batch, logs)
     def on_epoch_end(self, epoch, logs=None): pass
     def on_train_end(self, logs=None): pass
+    # Keras 2's names for the batch hooks (Keras' base class forwards to them too)
+    def on_batch_begin(self, batch, logs=None): pass
+    def on_batch_end(self, batch, logs=None): pass
 
 
 class History(Callback):
@@ -160,6 +172,167 @@ class TerminateOnNaN(Callback):
         if loss is not None and not math.isfinite(loss):
             print(f"Batch {batch}: Invalid loss, terminating training")
             self.model.stop_training = True
+
+
+def _learning_rate(model, who):
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        raise ValueError(f"{who} needs a compiled model (model.compile(optimizer=...))")
+    return float(optimizer.learning_rate)
+
+
+class ReduceLROnPlateau(Callback):
+    """Multiply the learning rate by `factor` once `monitor` has not improved by more than
+    `min_delta` for `patience` epochs; then wait `cooldown` epochs before counting again;
+    never go below `min_lr`. Adds 'learning_rate' to the epoch's logs (Keras 3)."""
+
+    def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
+                 min_delta=1e-4, cooldown=0, min_lr=0.0, **unsupported):
+        if unsupported:
+            refuse_arguments("ReduceLROnPlateau", unsupported, [ReduceLROnPlateau])
+        if not 0 <= factor < 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor must be in [0, 1), got {factor}")
+        self.monitor, self.factor, self.patience = monitor, float(factor), int(patience)
+        self.verbose, self.min_delta = verbose, float(min_delta)
+        self.cooldown, self.min_lr = int(cooldown), float(min_lr)
+        self.mode = _mode(mode, monitor)
+
+    def on_train_begin(self, logs=None):
+        self.wait, self.cooldown_counter = 0, 0
+        self.best = np.inf if self.mode == "min" else -np.inf
+
+    def _improved(self, current):
+        if self.mode == "min":
+            return current < self.best - self.min_delta
+        return current > self.best + self.min_delta
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        logs["learning_rate"] = _learning_rate(self.model, "ReduceLROnPlateau")
+        current = _monitored(logs, self.monitor, "ReduceLROnPlateau")
+        if current is None:
+            return
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.wait = 0
+        if self._improved(current):
+            self.best, self.wait = current, 0
+        elif self.cooldown_counter <= 0:
+            self.wait += 1
+            if self.wait >= self.patience:
+                old = logs["learning_rate"]
+                if old > np.float32(self.min_lr):
+                    new = max(old * self.factor, self.min_lr)
+                    self.model.optimizer.learning_rate = new
+                    if self.verbose:
+                        print(f"\nEpoch {epoch + 1}: ReduceLROnPlateau reducing learning "
+                              f"rate to {new}.")
+                    self.cooldown_counter, self.wait = self.cooldown, 0
+
+
+class LearningRateScheduler(Callback):
+    """At the start of every epoch set the learning rate to schedule(epoch, lr) (or
+    schedule(epoch) for a one-argument function); epochs count from 0. Adds
+    'learning_rate' to the epoch's logs (Keras 3)."""
+
+    def __init__(self, schedule, verbose=0):
+        if not callable(schedule):
+            raise ValueError(f"LearningRateScheduler needs a function, got {schedule!r}")
+        self.schedule, self.verbose = schedule, verbose
+        try:
+            params = inspect.signature(schedule).parameters.values()
+            self._two = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                            for p in params) >= 2 or any(p.kind is p.VAR_POSITIONAL
+                                                         for p in params)
+        except (TypeError, ValueError):          # a builtin without a signature
+            self._two = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        lr = _learning_rate(self.model, "LearningRateScheduler")
+        new = self.schedule(epoch, lr) if self._two else self.schedule(epoch)
+        if isinstance(new, (bool, np.bool_)) or not isinstance(new, (int, float, np.number)) \
+                or not math.isfinite(new) or new <= 0:
+            raise ValueError(f"LearningRateScheduler: schedule({epoch}) must return a "
+                             f"positive finite number, got {new!r}")
+        self.model.optimizer.learning_rate = float(new)
+        if self.verbose:
+            print(f"\nEpoch {epoch + 1}: LearningRateScheduler setting learning rate to "
+                  f"{float(new)}.")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["learning_rate"] = _learning_rate(self.model, "LearningRateScheduler")
+
+
+class LambdaCallback(Callback):
+    """Plain functions as hooks: LambdaCallback(on_epoch_end=lambda epoch, logs: ...).
+    Each takes the arguments of the Callback method of the same name."""
+
+    HOOKS = ("on_train_begin", "on_train_end", "on_epoch_begin", "on_epoch_end",
+             "on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end")
+
+    def __init__(self, **hooks):
+        for name, fn in hooks.items():
+            if name not in self.HOOKS:
+                raise TypeError(f"LambdaCallback: {name!r} is not a hook minitiny calls; "
+                                f"use {', '.join(self.HOOKS)}")
+            if fn is not None and not callable(fn):
+                raise TypeError(f"LambdaCallback: {name} must be a function, got {fn!r}")
+        self.hooks = {name: fn for name, fn in hooks.items() if fn is not None}
+
+    def _run(self, name, *args):
+        if name in self.hooks:
+            self.hooks[name](*args)
+
+    def on_train_begin(self, logs=None): self._run("on_train_begin", logs)
+    def on_train_end(self, logs=None): self._run("on_train_end", logs)
+    def on_epoch_begin(self, epoch, logs=None): self._run("on_epoch_begin", epoch, logs)
+    def on_epoch_end(self, epoch, logs=None): self._run("on_epoch_end", epoch, logs)
+    def on_batch_begin(self, batch, logs=None): self._run("on_batch_begin", batch, logs)
+    def on_batch_end(self, batch, logs=None): self._run("on_batch_end", batch, logs)
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._run("on_train_batch_begin", batch, logs)
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._run("on_train_batch_end", batch, logs)
+        self.on_batch_end(batch, logs)
+
+
+class CSVLogger(Callback):
+    """One row per epoch into a CSV file: the column 'epoch' (from 0), then the logs' keys
+    sorted, as Keras writes it (csv's excel dialect, so lines end in \\r\\n). With append
+    the rows go after an existing file's, without a second header."""
+
+    def __init__(self, filename, separator=",", append=False):
+        self.filename, self.separator = os.fspath(filename), separator
+        self.append = bool(append)
+        self.file = self.writer = self.keys = None
+
+    def on_train_begin(self, logs=None):
+        header = True
+        if self.append and os.path.exists(self.filename):
+            with open(self.filename) as f:
+                header = not f.readline()
+        self.file = open(self.filename, "a" if self.append else "w", newline="")
+        self.header, self.writer, self.keys = header, None, None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.writer is None:
+            self.keys = sorted(logs)
+            self.writer = csv.DictWriter(self.file, fieldnames=["epoch"] + self.keys,
+                                         delimiter=self.separator)
+            if self.header:
+                self.writer.writeheader()
+        self.writer.writerow({"epoch": epoch, **{k: logs.get(k, "NA") for k in self.keys}})
+        self.file.flush()
+
+    def on_train_end(self, logs=None):
+        if self.file is not None:
+            self.file.close()
+        self.file = self.writer = None
 
 
 # ---- while fit runs: Ctrl-C and SIGTERM ask for a clean stop -------------------------------

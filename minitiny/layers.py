@@ -24,6 +24,7 @@ import re
 import numpy as np
 
 from minitiny import nn, ops
+from minitiny import regularizers as mt_regularizers
 from minitiny.arguments import refuse_arguments
 from minitiny import random as mt_random
 from minitiny.tensor import Tensor
@@ -176,6 +177,7 @@ class Layer:
         self.input_shape = self.output_shape = None
         self.declared_input_shape = None if input_shape is None else tuple(input_shape)
         self._inbound = None                # set once the layer is used in a functional graph
+        self.regularizers = {}              # weight name -> Regularizer (its penalty joins the loss)
 
     # ---- weights ----------------------------------------------------------------------
     def add_weight(self, name, shape, initializer, trainable=True):
@@ -185,6 +187,24 @@ class Layer:
         if trainable:
             self._trainable_names.add(name)
         return t
+
+    def _set_regularizers(self, **by_weight):
+        """kernel=..., bias=...: Keras' *_regularizer arguments, checked now."""
+        for weight, r in by_weight.items():
+            r = mt_regularizers.get(r, f"layer {self.name!r} {weight}_regularizer")
+            if r is not None:
+                self.regularizers[weight] = r
+
+    def _regularizer_config(self, **names):
+        """{'kernel_regularizer': {...} or None, ...} for get_config."""
+        return {arg: mt_regularizers.serialize(self.regularizers.get(weight))
+                for arg, weight in names.items()}
+
+    def regularization_losses(self):
+        """The penalties of this layer's trainable regularized weights (scalar Tensors)."""
+        if not self._trainable:
+            return []
+        return [r(self.weights[n]) for n, r in self.regularizers.items() if n in self.weights]
 
     @property
     def trainable(self):
@@ -361,8 +381,10 @@ def dense(x, w, b=None):
 
 class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True,
-                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kw):
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, **kw):
         super().__init__(**kw)
+        self._set_regularizers(kernel=kernel_regularizer, bias=bias_regularizer)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units < 1:
             raise ValueError(f"layer {self.name!r}: units must be a positive integer, "
                              f"got {units!r}")
@@ -398,7 +420,8 @@ class Dense(Layer):
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer}
+                "bias_initializer": self.bias_initializer,
+                **self._regularizer_config(kernel_regularizer="kernel", bias_regularizer="bias")}
 
 
 # ---- convolutions -----------------------------------------------------------------------
@@ -422,8 +445,9 @@ def _conv_out(layer, s, k, strides, padding):
 class Conv2D(Layer):
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
-                 **kw):
+                 kernel_regularizer=None, bias_regularizer=None, **kw):
         super().__init__(**kw)
+        self._set_regularizers(kernel=kernel_regularizer, bias=bias_regularizer)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
             raise ValueError(f"layer {self.name!r}: filters must be a positive integer, "
                              f"got {filters!r}")
@@ -462,7 +486,8 @@ class Conv2D(Layer):
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, "activation": self.activation,
                 "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer}
+                "bias_initializer": self.bias_initializer,
+                **self._regularizer_config(kernel_regularizer="kernel", bias_regularizer="bias")}
 
 
 class DepthwiseConv2D(Layer):
@@ -471,8 +496,10 @@ class DepthwiseConv2D(Layer):
 
     def __init__(self, kernel_size, strides=(1, 1), padding="valid", depth_multiplier=1,
                  activation=None, use_bias=True, depthwise_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kw):
+                 bias_initializer="zeros", depthwise_regularizer=None, bias_regularizer=None,
+                 **kw):
         super().__init__(**kw)
+        self._set_regularizers(depthwise_kernel=depthwise_regularizer, bias=bias_regularizer)
         self.kernel_size = _pair(kernel_size, "kernel_size", self.name)
         self.strides = _pair(strides, "strides", self.name)
         self.padding = _padding(padding, self.name)
@@ -513,7 +540,8 @@ class DepthwiseConv2D(Layer):
                 "strides": list(self.strides), "padding": self.padding,
                 "depth_multiplier": self.depth_multiplier, "activation": self.activation,
                 "use_bias": self.use_bias, "depthwise_initializer": self.depthwise_initializer,
-                "bias_initializer": self.bias_initializer}
+                "bias_initializer": self.bias_initializer,
+                **self._regularizer_config(depthwise_regularizer="depthwise_kernel", bias_regularizer="bias")}
 
 
 # ---- pooling ----------------------------------------------------------------------------

@@ -1,8 +1,11 @@
 """Metrics: numbers people read (accuracy, ...), computed in NumPy, never differentiated.
 
-Each metric function takes the prepared labels and the model output for a batch and
-returns one value per sample; `fit` and `evaluate` average them over the whole epoch
-(weighted by batch size, as Keras does).
+Each metric is a Keras-style stateful object: reset at the start of an epoch, updated with
+every batch, read at the end. Accuracy, mse and mae are per-sample functions averaged over
+the epoch (weighted by sample_weight, else by batch size, as Keras does); Precision,
+Recall and AUC add up a confusion matrix over the epoch (Keras' definitions, AUC with its
+200 thresholds). Names work in compile(metrics=[...]) as in Keras: 'accuracy', 'mse',
+'precision', 'recall', 'auc', or objects such as AUC(curve='PR').
 
 'accuracy' means what Keras makes of it, decided by shapes:
     output with one unit            -> binary_accuracy        (y_pred > 0.5) == y
@@ -11,7 +14,9 @@ returns one value per sample; `fit` and `evaluate` average them over the whole e
 The model may hand over logits instead of probabilities (see losses.py); argmax does not
 care, and the binary threshold 0.5 on sigmoid(z) is the threshold 0 on z.
 One deliberate difference from Keras: with a `from_logits=True` loss the model output IS
-logits, so binary accuracy thresholds it at 0, not 0.5 (Keras' 0.5 there is a known trap).
+logits, so binary accuracy thresholds it at 0, not 0.5 (Keras' 0.5 there is a known trap),
+and Precision, Recall and AUC read the probabilities (the loss's sigmoid or softmax of
+the logits), so their thresholds mean the same with or without from_logits.
 """
 import numpy as np
 
@@ -51,26 +56,254 @@ def _softmax(z):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+# ---- stateful metrics (Keras' API: reset_state, update_state, result) ------------------
 class Metric:
-    """A named per-sample metric. `__call__(target, out, logits)` where `logits` is None when
-    `out` is the model's real output, or 'sigmoid' / 'softmax' when `out` holds the values
-    before that final activation (what fit computes the loss from)."""
+    """A number accumulated over an epoch: `reset_state()`, `update_state(y_true, y_pred,
+    sample_weight=None)` per batch, `result()` at the end (Keras' metric API).
 
-    def __init__(self, name, fn, kind):
-        self.name, self.fn, self.kind = name, fn, kind
+    fit calls `update(target, out, logits, from_logits_loss, sample_weight)` instead, where
+    `out` may hold the values before the model's final activation: `logits` is None when
+    `out` is the model's real output, or 'sigmoid' / 'softmax' when it holds the values
+    before that activation (what fit computes the loss from); `from_logits_loss` is the
+    activation a from_logits=True loss implies ('sigmoid' / 'softmax'), or False."""
 
-    def __call__(self, target, out, logits=None, from_logits_loss=False):
+    def __init__(self, name=None):
+        self.name = name or type(self).__name__.lower()          # Keras: 'precision', 'auc'
+        self.reset_state()
+
+    def reset_state(self):
+        raise NotImplementedError
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        raise NotImplementedError
+
+    def result(self):
+        raise NotImplementedError
+
+    def update(self, target, out, logits=None, from_logits_loss=False, sample_weight=None):
+        self.update_state(target, out, sample_weight)
+
+    def check(self, target_shape, output_shape):
+        """Refuse labels this metric cannot read (shapes without the batch axis)."""
+
+    def get_config(self):
+        return {"name": self.name}
+
+    def __repr__(self):
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _probabilities(out, logits, from_logits_loss):
+    """The model's probabilities from what fit hands a metric (see Metric)."""
+    act = logits or (from_logits_loss if isinstance(from_logits_loss, str) else None)
+    if act == "sigmoid":
+        return _sigmoid(out)
+    if act == "softmax":
+        return _softmax(out)
+    return out
+
+
+def _weights(sample_weight, n):
+    """(N,) per-sample weights, ones when none are given."""
+    if sample_weight is None:
+        return np.ones(n)
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    if w.shape != (n,):
+        raise ValueError(f"sample_weight must have one weight per sample ({n}), got shape "
+                         f"{np.shape(sample_weight)}")
+    return w
+
+
+class MeanMetricWrapper(Metric):
+    """The weighted mean over all samples of a per-sample function (accuracy, mse, mae):
+    sum(w * value) / sum(w). `kind` says how it reads logits: 'binary' thresholds them at
+    0 (see the module docstring), 'values' applies the activation first, 'argmax' does not
+    care."""
+
+    def __init__(self, fn, name, kind="values"):
+        self.fn, self.kind = fn, kind
+        super().__init__(name)
+
+    def reset_state(self):
+        self.total, self.count = 0.0, 0.0
+
+    def values(self, target, out, logits=None, from_logits_loss=False):
+        """One value per sample."""
         if self.kind == "binary":
             threshold = 0.0 if (logits == "sigmoid" or from_logits_loss) else 0.5
             return binary_accuracy(target, out, threshold)
         if self.kind == "values" and logits is not None:   # mse / mae need the real output
-            out = _sigmoid(out) if logits == "sigmoid" else _softmax(out)
+            out = _probabilities(out, logits, False)
         return self.fn(target, out)
 
-    def __repr__(self):
-        return f"Metric({self.name!r})"
+    __call__ = values
+
+    def update(self, target, out, logits=None, from_logits_loss=False, sample_weight=None):
+        v = self.values(target, out, logits, from_logits_loss)
+        w = _weights(sample_weight, len(v))
+        self.total += float(np.dot(v, w))
+        self.count += float(w.sum())
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.update(np.asarray(y_true), np.asarray(y_pred), sample_weight=sample_weight)
+
+    def result(self):
+        return self.total / self.count if self.count else 0.0
 
 
+# ---- precision, recall and the area under the curve ---------------------------------------
+# Keras' confusion-matrix metrics: every output value is one yes/no prediction (the label
+# counts as positive when it is not 0), predicted positive when it is ABOVE a threshold.
+class _Confusion(Metric):
+    """True/false positives/negatives per threshold, summed over batches (weighted)."""
+
+    def __init__(self, thresholds, name=None, class_id=None):
+        self.thresholds = np.asarray(thresholds, dtype=np.float32)      # (T,), increasing
+        self.class_id = class_id
+        super().__init__(name)
+
+    def reset_state(self):
+        self.tp, self.fp, self.tn, self.fn = (np.zeros(len(self.thresholds)) for _ in range(4))
+
+    def check(self, target_shape, output_shape):
+        if tuple(target_shape) != tuple(output_shape) and \
+                tuple(target_shape) + (1,) != tuple(output_shape):
+            raise ValueError(f"metric {self.name!r} needs labels shaped like the model output "
+                             f"(N, {', '.join(map(str, output_shape))}): yes/no labels, or "
+                             "one-hot rows (keras.utils.to_categorical) for several classes; "
+                             f"got labels of shape (N, {', '.join(map(str, target_shape))})")
+
+    def update(self, target, out, logits=None, from_logits_loss=False, sample_weight=None):
+        self.update_state(target, _probabilities(out, logits, from_logits_loss), sample_weight)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        y_pred = np.asarray(y_pred, dtype=np.float32)
+        y_true = np.asarray(y_true).reshape(y_pred.shape) != 0
+        w = np.broadcast_to(_weights(sample_weight, len(y_pred)).reshape(
+            (-1,) + (1,) * (y_pred.ndim - 1)), y_pred.shape)
+        if self.class_id is not None:
+            y_pred, y_true, w = y_pred[..., self.class_id], y_true[..., self.class_id], \
+                w[..., self.class_id]
+        y_pred, y_true, w = y_pred.ravel(), y_true.ravel(), w.ravel()
+        # a prediction p is positive at threshold t when p > t: at the first k thresholds,
+        # k = the number of thresholds below p. Count weights per k, then sum from the top.
+        k = np.searchsorted(self.thresholds, y_pred, side="left")     # (n,) in [0, T]
+        T = len(self.thresholds)
+
+        def above(mask):           # [sum of w over predictions positive at threshold t]
+            per_k = np.bincount(k[mask], weights=w[mask], minlength=T + 1)   # (T+1,)
+            return np.cumsum(per_k[::-1])[::-1][1:]                       # (T,)
+        pos_tp, neg_fp = above(y_true), above(~y_true)
+        self.tp += pos_tp
+        self.fp += neg_fp
+        self.fn += w[y_true].sum() - pos_tp
+        self.tn += w[~y_true].sum() - neg_fp
+
+
+def _divide(a, b):
+    """a / b, 0 where b is 0 (TensorFlow's divide_no_nan)."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    return np.divide(a, b, out=np.zeros(np.broadcast(a, b).shape), where=b != 0)
+
+
+class Precision(_Confusion):
+    """TP / (TP + FP): of the predictions above `thresholds` (0.5), how many are right."""
+
+    def __init__(self, thresholds=None, top_k=None, class_id=None, name=None, dtype=None):
+        if top_k is not None:
+            raise TypeError(f"{type(self).__name__}: argument 'top_k' is not implemented in "
+                            "minitiny; it takes thresholds, class_id, name")
+        t = 0.5 if thresholds is None else thresholds
+        if not isinstance(t, (int, float, np.number)) or not 0 <= t <= 1:
+            raise ValueError(f"{type(self).__name__}: thresholds must be one number in [0, 1] "
+                             f"(a list is not implemented), got {thresholds!r}")
+        super().__init__([t], name, class_id)
+
+    def result(self):
+        return float(_divide(self.tp, self.tp + self.fp)[0])
+
+
+class Recall(Precision):
+    """TP / (TP + FN): of the true positives, how many are predicted above `thresholds`."""
+
+    def result(self):
+        return float(_divide(self.tp, self.tp + self.fn)[0])
+
+
+class AUC(_Confusion):
+    """Area under the ROC (or precision-recall) curve as Keras computes it: the confusion
+    matrix at `num_thresholds` thresholds, -1e-7, 1/(n-1), 2/(n-1), ..., 1 + 1e-7, then
+    a Riemann sum over them, trapezoids by default ('interpolation'; 'minoring' and
+    'majoring' take the lower / upper side). PR interpolation is Davis & Goadrich (2006),
+    Keras' closed form. Binary or flattened multi-label outputs (multi_label=False)."""
+
+    def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
+                 name=None, dtype=None, thresholds=None, multi_label=False, num_labels=None,
+                 label_weights=None, from_logits=False):
+        if multi_label or num_labels is not None or label_weights is not None:
+            raise TypeError("AUC: multi_label, num_labels and label_weights are not "
+                            "implemented in minitiny (every output value counts as one "
+                            "prediction, Keras' multi_label=False)")
+        self.curve, self.summation_method = str(curve).upper(), str(summation_method).lower()
+        if self.curve not in ("ROC", "PR"):
+            raise ValueError(f"AUC: curve must be 'ROC' or 'PR', got {curve!r}")
+        if self.summation_method not in ("interpolation", "minoring", "majoring"):
+            raise ValueError("AUC: summation_method must be 'interpolation', 'minoring' or "
+                             f"'majoring', got {summation_method!r}")
+        if thresholds is not None:
+            inner = sorted(float(t) for t in thresholds)
+        else:
+            if not isinstance(num_thresholds, (int, np.integer)) or num_thresholds < 2:
+                raise ValueError(f"AUC: num_thresholds must be an integer > 1, got "
+                                 f"{num_thresholds!r}")
+            inner = [(i + 1) / (num_thresholds - 1) for i in range(num_thresholds - 2)]
+        self.num_thresholds = len(inner) + 2
+        self.from_logits = bool(from_logits)
+        super().__init__([-1e-7] + inner + [1 + 1e-7], name)
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.from_logits:
+            y_pred = _sigmoid(np.asarray(y_pred, dtype=np.float32))
+        super().update_state(y_true, y_pred, sample_weight)
+
+    def result(self):
+        tp, fp, tn, fn = self.tp, self.fp, self.tn, self.fn
+        if self.curve == "PR" and self.summation_method == "interpolation":
+            return self._interpolate_pr()
+        recall = _divide(tp, tp + fn)
+        if self.curve == "ROC":
+            x, y = _divide(fp, fp + tn), recall            # false-positive rate, recall
+        else:
+            x, y = recall, _divide(tp, tp + fp)            # recall, precision
+        if self.summation_method == "interpolation":
+            heights = (y[:-1] + y[1:]) / 2
+        elif self.summation_method == "minoring":
+            heights = np.minimum(y[:-1], y[1:])
+        else:
+            heights = np.maximum(y[:-1], y[1:])
+        return float(((x[:-1] - x[1:]) * heights).sum())
+
+    def _interpolate_pr(self):
+        """Between two thresholds TP and P = TP + FP move linearly, so precision TP/P is
+        (TP_A + slope (P - P_A)) / P; its integral over P is
+        slope (dTP + intercept log(P_B / P_A)), divided by all positives (Keras' form)."""
+        tp, fp, fn = self.tp, self.fp, self.fn
+        dtp = tp[:-1] - tp[1:]
+        p = tp + fp
+        dp = p[:-1] - p[1:]
+        slope = _divide(dtp, np.maximum(dp, 0))
+        intercept = tp[1:] - slope * p[1:]
+        both = (p[:-1] > 0) & (p[1:] > 0)
+        ratio = np.where(both, _divide(p[:-1], np.maximum(p[1:], 0)), 1.0)
+        return float(_divide(slope * (dtp + intercept * np.log(ratio)),
+                             np.maximum(tp[1:] + fn[1:], 0)).sum())
+
+    def get_config(self):
+        return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
+                "summation_method": self.summation_method, "from_logits": self.from_logits}
+
+
+# ---- by name --------------------------------------------------------------------------------
 _BY_NAME = {
     "binary_accuracy": (binary_accuracy, "binary"),
     "categorical_accuracy": (categorical_accuracy, "argmax"),
@@ -78,14 +311,24 @@ _BY_NAME = {
     "mean_squared_error": (mean_squared_error, "values"),
     "mean_absolute_error": (mean_absolute_error, "values"),
 }
+_CLASSES = {"precision": Precision, "recall": Recall, "auc": AUC}
 _ALIASES = {"acc": "accuracy", "mse": "mean_squared_error", "mae": "mean_absolute_error"}
 
 
-def get(name, target_shape, output_shape):
-    """The Metric for a name, given the label shape (no batch) and output shape (no batch)."""
-    if not isinstance(name, str):
-        raise ValueError(f"metrics are given by name (e.g. 'accuracy'), got {name!r}")
-    key = _ALIASES.get(name.lower(), name.lower())
+def get(metric, target_shape, output_shape):
+    """The Metric for a name ('accuracy', 'precision', ...) or a Metric instance, given the
+    label shape (no batch) and output shape (no batch)."""
+    if isinstance(metric, Metric):
+        metric.check(target_shape, output_shape)
+        return metric
+    if not isinstance(metric, str):
+        raise ValueError(f"metrics are given by name (e.g. 'accuracy') or as "
+                         f"minitiny.metrics.Metric objects, got {metric!r}")
+    key = _ALIASES.get(metric.lower(), metric.lower())
+    if key in _CLASSES:
+        m = _CLASSES[key]()
+        m.check(target_shape, output_shape)
+        return m
     if key == "accuracy":
         if tuple(output_shape)[-1:] == (1,):
             key = "binary_accuracy"
@@ -94,9 +337,9 @@ def get(name, target_shape, output_shape):
         else:
             key = "categorical_accuracy"
     if key not in _BY_NAME:
-        raise ValueError(f"unknown metric {name!r}; choose from 'accuracy', "
-                         + ", ".join(repr(k) for k in _BY_NAME))
+        raise ValueError(f"unknown metric {metric!r}; choose from 'accuracy', "
+                         + ", ".join(repr(k) for k in list(_BY_NAME) + list(_CLASSES)))
     fn, kind = _BY_NAME[key]
     # the log shows the name the user asked for ('accuracy'), as Keras does
-    shown = "accuracy" if name.lower() in ("accuracy", "acc") else name
-    return Metric(shown, fn, kind)
+    shown = "accuracy" if metric.lower() in ("accuracy", "acc") else metric
+    return MeanMetricWrapper(fn, shown, kind)

@@ -307,7 +307,7 @@ class Model:
             metrics = [metrics]
         self.metric_names = list(metrics or [])
         for m in self.metric_names:               # fail now on a typo, not after building
-            mt_metrics.get(m, (), (2,))
+            mt_metrics.get(m, (2,), (2,))
 
     def _require_compiled(self):
         if self.optimizer is None or self.loss is None:
@@ -333,9 +333,17 @@ class Model:
     def trainable_params(self):
         return [t for layer in self.layers for t in layer.trainable_weights]
 
+    @property
+    def losses(self):
+        """The weight penalties (kernel_regularizer=...) fit and evaluate add to the loss,
+        as scalar Tensors (Keras' model.losses)."""
+        return [p for layer in self.layers for p in layer.regularization_losses()]
+
     def _train_step(self, xb, tb, params, plan):
         out = self.forward(Tensor(xb), training=True, pre_activation=plan[0])   # forward
         loss = self.loss.compute(tb, out, plan[1])                               # how wrong
+        for penalty in self.losses:                                              # + weight
+            loss = loss + penalty                                                #   penalties
         if not np.isfinite(loss.data):
             raise NonFiniteLoss(float(loss.data))       # before it can change any weight
         for p in params:                                                         # clear
@@ -471,10 +479,11 @@ class Model:
     def _evaluate_arrays(self, x, target, batch_size, plan, metrics):
         loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
         with no_grad():
+            penalty = sum(float(p.data) for p in self.losses)      # the same for every batch
             for start in range(0, len(x), batch_size):
                 xb, tb = x[start:start + batch_size], target[start:start + batch_size]
                 out = self.forward(Tensor(xb), training=False, pre_activation=plan[0])
-                loss_sum += float(self.loss.compute(tb, out, plan[1]).data) * len(xb)
+                loss_sum += (float(self.loss.compute(tb, out, plan[1]).data) + penalty) * len(xb)
                 for i, m in enumerate(metrics):
                     metric_sums[i] += float(m(tb, out.data, plan[2],
                                               self.loss.from_logits).sum())

@@ -9,8 +9,9 @@ minitiny does not implement raises NotInMinitiny naming it and what minitiny has
 (see _names.py); nothing Keras would use is silently ignored.
 """
 from minitiny import __version__  # noqa: F401
-from minitiny.keras import (activations, backend, callbacks, datasets, layers,  # noqa: F401
-                            losses, metrics, models, optimizers, preprocessing, utils)
+from minitiny.keras import (activations, backend, callbacks, datasets,  # noqa: F401
+                            initializers, layers, losses, metrics, models, optimizers,
+                            preprocessing, regularizers, utils)
 from minitiny.keras._names import NotInMinitiny, refuse
 from minitiny.layers import Input
 from minitiny.models import Model, Sequential
@@ -22,6 +23,6 @@ NOT_IMPLEMENTED = {"mixed_precision": "minitiny trains in float32 (or float64)",
                    "quantizers": "use minitiny.quantize", "saving": "use keras.models."
                    "load_model and model.save", "DTypePolicy": ""}
 __all__ = ["Sequential", "Model", "Input", "NotInMinitiny", "activations", "backend",
-           "callbacks", "datasets", "layers", "losses", "metrics", "models", "optimizers",
-           "preprocessing", "utils"]
+           "callbacks", "datasets", "initializers", "layers", "losses", "metrics", "models",
+           "optimizers", "preprocessing", "regularizers", "utils"]
 __getattr__ = refuse(__name__, NOT_IMPLEMENTED, globals())
