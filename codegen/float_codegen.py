@@ -17,7 +17,7 @@ import json
 
 import numpy as np
 
-from minitiny import ops as mt_ops
+from minitiny.geometry import out_size, pad_before
 
 from . import planner
 from .generator import (GENERATOR, CodegenError, Generated, _environment, _template_identifiers, window_edges,
@@ -48,16 +48,10 @@ def _f32(a):
 
 
 def _geometry(in_shape, k, strides, padding):
-    """(out_h, out_w, pad_h, pad_w) by TensorFlow's rule (minitiny.ops.same_padding)."""
-    out, pads = [], []
-    for n, kk, s in zip(in_shape[:2], k, strides):
-        if padding == "same":
-            o, before, _ = mt_ops.same_padding(n, kk, s)
-        else:
-            o, before = (n - kk) // s + 1, 0
-        out.append(o)
-        pads.append(before)
-    return dict(out_h=out[0], out_w=out[1], pad_h=pads[0], pad_w=pads[1])
+    """Output size and padding before, per axis (minitiny/geometry.py: TensorFlow's rules)."""
+    (out_h, pad_h), (out_w, pad_w) = ((out_size(padding, n, kk, s), pad_before(padding, n, kk, s))
+                                      for n, kk, s in zip(in_shape[:2], k, strides))
+    return dict(out_h=out_h, out_w=out_w, pad_h=pad_h, pad_w=pad_w)
 
 
 # the activations float_macros.j2 writes in C (a layer's own `activation`)

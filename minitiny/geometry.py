@@ -10,6 +10,8 @@ tensorflow/lite/kernels/padding.h (ComputeOutSize, ComputePaddingWithOffset):
     'same'            out = ceil(in / stride)
                       pad_total = max((out - 1) * stride + k_eff - in, 0)
                       pad_before = pad_total // 2                (the odd row goes after)
+
+and, for messages, how a batch of a shape is shown: shape_str((28, 28, 1)) = '(N, 28, 28, 1)'.
 """
 import numpy as np
 
@@ -43,8 +45,10 @@ def pad_before(padding, size, k, stride, dilation=1):
 
 def pair(v, what="value"):
     """An int or a pair of positive ints -> (a, b); `what` names it in the error."""
-    v = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(v) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in v):
+    v = (v, v) if isinstance(v, (int, np.integer)) else \
+        tuple(v) if isinstance(v, (tuple, list, np.ndarray)) else (v,)
+    if len(v) != 2 or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool)
+                              and n >= 1 for n in v):
         raise ValueError(f"{what} must be a positive int or a pair of them, got {v!r}")
     return int(v[0]), int(v[1])
 
@@ -55,3 +59,8 @@ def check_padding(padding, what="padding"):
     if p not in PADDINGS:
         raise ValueError(f"{what} must be 'valid' or 'same', got {padding!r}")
     return p
+
+
+def shape_str(shape):
+    """(28, 28, 1) -> '(N, 28, 28, 1)': how errors and summaries show a batch of a shape."""
+    return "(N" + "".join(f", {d}" for d in shape) + ("," if not shape else "") + ")"

@@ -23,10 +23,11 @@ import re
 
 import numpy as np
 
-from minitiny import nn, ops
+from minitiny import geometry, nn, ops
 from minitiny import regularizers as mt_regularizers
 from minitiny.arguments import refuse_arguments
 from minitiny import random as mt_random
+from minitiny.geometry import shape_str
 from minitiny.tensor import Tensor
 
 # ---- activations, by name (stored as strings so the quantizer and the C know them) ------
@@ -101,24 +102,12 @@ def unique_name(prefix):
     return prefix if n == 0 else f"{prefix}_{n}"
 
 
-def shape_str(shape):
-    """(28, 28, 1) -> '(N, 28, 28, 1)': how errors and summaries show a batch of a shape."""
-    return "(N" + "".join(f", {d}" for d in shape) + ("," if not shape else "") + ")"
-
-
 def _pair(v, what, layer):
-    v = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(v) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in v):
-        raise ValueError(f"layer {layer!r}: {what} must be a positive int or a pair of them, "
-                         f"got {v!r}")
-    return int(v[0]), int(v[1])
+    return geometry.pair(v, f"layer {layer!r}: {what}")
 
 
 def _padding(p, layer):
-    p = str(p).lower()
-    if p not in ("valid", "same"):
-        raise ValueError(f"layer {layer!r}: padding must be 'valid' or 'same', got {p!r}")
-    return p
+    return geometry.check_padding(p, f"layer {layer!r}: padding")
 
 
 # ---- registry: saved configs name a class, looked up here (never imported dynamically) --
@@ -430,16 +419,10 @@ def _conv_out(layer, s, k, strides, padding):
     if len(s) != 3:
         layer._expect("(N, H, W, C)", s, "; add a Reshape layer to give it height, width "
                       "and channels")
-    out = []
-    for n, kk, st in zip(s[:2], k, strides):
-        if padding == "same":
-            out.append(ops.same_padding(n, kk, st)[0])
-        elif n < kk:
-            layer._expect(f"of at least {k[0]}x{k[1]} pixels for its {k[0]}x{k[1]} window "
-                          "with padding 'valid'", s)
-        else:
-            out.append((n - kk) // st + 1)
-    return tuple(out)
+    if padding == "valid" and (s[0] < k[0] or s[1] < k[1]):
+        layer._expect(f"of at least {k[0]}x{k[1]} pixels for its {k[0]}x{k[1]} window "
+                      "with padding 'valid'", s)
+    return tuple(geometry.out_size(padding, n, kk, st) for n, kk, st in zip(s[:2], k, strides))
 
 
 class Conv2D(Layer):

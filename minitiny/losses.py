@@ -28,6 +28,7 @@ Reduction is Keras' 'sum_over_batch_size': the mean of the per-sample losses.
 """
 import numpy as np
 
+from minitiny.geometry import shape_str
 from minitiny.tensor import Tensor
 
 EPSILON = 1e-7      # Keras' backend epsilon: clip probabilities into [eps, 1 - eps]
@@ -41,10 +42,6 @@ def _first_bad(mask):
 def _at(idx):
     """(2, 0) -> '2, 0' for messages like y[2, 0]."""
     return ", ".join(str(i) for i in idx)
-
-
-def _shape_str(shape):
-    return "(N" + "".join(f", {d}" for d in shape) + ("," if not shape else "") + ")"
 
 
 class Loss:
@@ -81,9 +78,9 @@ class Loss:
         if y.ndim == 1 and tuple(output_shape) == (1,):
             y = y.reshape(-1, 1)                 # Keras expands rank-1 targets to (N, 1)
         if y.shape[1:] != tuple(output_shape):
-            raise ValueError(f"loss '{self.name}' needs y of shape {_shape_str(output_shape)} "
+            raise ValueError(f"loss '{self.name}' needs y of shape {shape_str(output_shape)} "
                              f"to match the model output, got y of shape "
-                             f"{_shape_str(y.shape[1:])}" + self._shape_hint(y, output_shape))
+                             f"{shape_str(y.shape[1:])}" + self._shape_hint(y, output_shape))
         return y
 
     def _shape_hint(self, y, output_shape):
@@ -207,7 +204,7 @@ class SparseCategoricalCrossentropy(Loss):
         if classes < 2:
             raise ValueError(
                 f"loss '{self.name}' needs one output unit per class (at least 2), but the "
-                f"model outputs {_shape_str(output_shape)}; for two classes use "
+                f"model outputs {shape_str(output_shape)}; for two classes use "
                 "Dense(1, activation='sigmoid') with binary_crossentropy, or "
                 "Dense(2, activation='softmax')")
         y = np.asarray(y)
@@ -219,8 +216,8 @@ class SparseCategoricalCrossentropy(Loss):
             if y.shape[1:] == output_shape:
                 hint = "; y looks one-hot: use categorical_crossentropy, or pass class indices"
             raise ValueError(f"loss '{self.name}' needs one class index per sample, y of "
-                             f"shape {_shape_str(want)}, got y of shape "
-                             f"{_shape_str(y.shape[1:])}{hint}")
+                             f"shape {shape_str(want)}, got y of shape "
+                             f"{shape_str(y.shape[1:])}{hint}")
         if y.dtype.kind == "f":
             frac = y != np.round(y)
             if frac.any():

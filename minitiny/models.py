@@ -32,8 +32,9 @@ from minitiny import optimizers as mt_optimizers
 from minitiny import random as mt_random
 from minitiny import saving as mt_saving
 from minitiny.data import check_finite
+from minitiny.geometry import shape_str
 from minitiny.layers import (BatchNormalization, InputLayer, Layer, SymbolicTensor,
-                             layer_from_config, shape_str, unique_name)
+                             layer_from_config, unique_name)
 from minitiny.tensor import Tensor, no_grad
 
 

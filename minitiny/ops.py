@@ -18,40 +18,21 @@ NumPy fast without any Python loop over pixels:
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import geometry
 from . import random as _random
 from .tensor import Tensor
 
 
-# ---- geometry ---------------------------------------------------------------------------
-def same_padding(in_size, k, stride):
-    """TensorFlow's 'same' rule -> (out, pad_before, pad_after).
-
-    out = ceil(in / stride);  pad_total = max((out - 1) * stride + k - in, 0);
-    pad_before = pad_total // 2 (the odd row/column goes after).
-    """
-    out = -(-in_size // stride)
-    total = max((out - 1) * stride + k - in_size, 0)
-    return out, total // 2, total - total // 2
-
-
-def _pair(v, what):
-    v = (v, v) if isinstance(v, (int, np.integer)) else tuple(v)
-    if len(v) != 2 or not all(isinstance(n, (int, np.integer)) and n >= 1 for n in v):
-        raise ValueError(f"{what} must be a positive int or a pair of them, got {v!r}")
-    return int(v[0]), int(v[1])
-
-
+# ---- geometry (the rules: minitiny/geometry.py) --------------------------------------
 def _geometry(op, x_shape, k, strides, padding):
     """Output size and padding per spatial axis -> (Ho, Wo, ((top, bottom), (left, right)))."""
-    padding = str(padding).lower()
-    if padding not in ("valid", "same"):
-        raise ValueError(f"{op}: padding must be 'valid' or 'same', got {padding!r}")
+    padding = geometry.check_padding(padding, f"{op}: padding")
     out, pads = [], []
     for n, kk, s in zip(x_shape[1:3], k, strides):
         if padding == "same":
-            o, before, after = same_padding(n, kk, s)
+            o, before, after = geometry.same_padding(n, kk, s)
         else:
-            o, before, after = (n - kk) // s + 1, 0, 0
+            o, before, after = geometry.out_size("valid", n, kk, s), 0, 0
             if n < kk:
                 raise ValueError(f"{op}: window {k[0]}x{k[1]} is larger than the input "
                                  f"{x_shape[1]}x{x_shape[2]} (input shape {x_shape}) "
@@ -122,7 +103,7 @@ def conv2d(x, w, b=None, strides=(1, 1), padding="valid"):
                          f"kernel (kh, kw, C_in, C_out) has shape {w.shape}")
     if b is not None and b.shape != (w.shape[3],):
         raise ValueError(f"conv2d: bias shape {b.shape} != ({w.shape[3]},) for kernel {w.shape}")
-    strides = _pair(strides, "conv2d strides")
+    strides = geometry.pair(strides, "conv2d strides")
     kh, kw, cin, cout = w.shape
     n, h, wd = x.shape[:3]
     ho, wo, pads = _geometry("conv2d", x.shape, (kh, kw), strides, padding)
@@ -172,7 +153,7 @@ def depthwise_conv2d(x, w, b=None, strides=(1, 1), padding="valid"):
     if b is not None and b.shape != (c * m,):
         raise ValueError(f"depthwise_conv2d: bias shape {b.shape} != ({c * m},) "
                          f"for kernel {w.shape}")
-    strides = _pair(strides, "depthwise_conv2d strides")
+    strides = geometry.pair(strides, "depthwise_conv2d strides")
     n, h, wd = x.shape[:3]
     ho, wo, pads = _geometry("depthwise_conv2d", x.shape, (kh, kw), strides, padding)
     xp = _pad(x.data, pads)
@@ -215,8 +196,8 @@ def _pool_window(name, x, pool_size, strides, padding):
     """The checked window of a pool: (kh, kw), strides (default: the window, as Keras) and
     (Ho, Wo, pads) of x (N, H, W, C)."""
     _check_image(name, x)
-    k = _pair(pool_size, f"{name} pool_size")
-    strides = k if strides is None else _pair(strides, f"{name} strides")
+    k = geometry.pair(pool_size, f"{name} pool_size")
+    strides = k if strides is None else geometry.pair(strides, f"{name} strides")
     return k, strides, _geometry(name, x.shape, k, strides, padding)
 
 

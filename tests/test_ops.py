@@ -175,17 +175,6 @@ def test_global_avg_pool(problem):
     np.testing.assert_allclose(out.data, naive)
 
 
-def test_same_padding_follows_tensorflow():
-    # (in, k, stride) -> (out, before, after), worked from TF's documented formula:
-    # out = ceil(in/s), total = max((out-1)*s + k - in, 0), before = total//2
-    assert ops.same_padding(5, 3, 2) == (3, 1, 1)
-    assert ops.same_padding(4, 3, 2) == (2, 0, 1)        # the odd pixel goes after
-    assert ops.same_padding(28, 3, 1) == (28, 1, 1)
-    assert ops.same_padding(7, 2, 3) == (3, 0, 1)
-    assert ops.same_padding(6, 1, 2) == (3, 0, 0)
-    assert ops.same_padding(2, 5, 1) == (2, 2, 2)
-
-
 # ---- dropout -------------------------------------------------------------------------------
 def test_dropout_inference_is_identity_and_training_scales_survivors():
     x = Tensor(np.ones((200, 100), np.float32), requires_grad=True)

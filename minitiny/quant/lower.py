@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import ops as _ops
+from ..geometry import pair, same_padding
 from ..tensor import Tensor, no_grad
 
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
@@ -230,10 +231,6 @@ def _check_finite(op):
 
 
 # ---- the translation -------------------------------------------------------------------------
-def _pair(v):
-    return (int(v), int(v)) if np.isscalar(v) else tuple(int(n) for n in v)
-
-
 def _activation_name(layer):
     """The activation a Dense/Conv/Activation/ReLU layer applies: a string."""
     kind = type(layer).__name__
@@ -348,9 +345,9 @@ class _Lowering:
     def conv(self, node, ins, shapes, where):
         layer, depthwise = node.layer, type(node.layer).__name__ == "DepthwiseConv2D"
         self.need_image(where, shapes[0])
-        if any(d != 1 for d in _pair(getattr(layer, "dilation_rate", 1))):
+        if any(d != 1 for d in pair(getattr(layer, "dilation_rate", 1))):
             raise LoweringError(f"{where}: dilation_rate is not supported in int8")
-        options = dict(stride=_pair(layer.strides), padding=str(layer.padding).lower())
+        options = dict(stride=pair(layer.strides), padding=str(layer.padding).lower())
         if depthwise:
             options["depth_multiplier"] = int(layer.depth_multiplier)
         op = self.emit("depthwise_conv_2d" if depthwise else "conv_2d", layer.name, ins,
@@ -426,7 +423,7 @@ class _Lowering:
         if op.kind == "fully_connected" or op.options["padding"] == "valid":
             return False
         k = op.source.kernel_size
-        return any(_ops.same_padding(n, kk, s)[1:] != (0, 0)
+        return any(same_padding(n, kk, s)[1:] != (0, 0)
                    for n, kk, s in zip(self.shapes[op.inputs[0]], k, op.options["stride"]))
 
     def reshape(self, node, ins, shapes, where):
@@ -438,8 +435,8 @@ class _Lowering:
     def pool(self, node, ins, shapes, where):
         layer = node.layer
         self.need_image(where, shapes[0])
-        pool = _pair(layer.pool_size)
-        stride = pool if getattr(layer, "strides", None) is None else _pair(layer.strides)
+        pool = pair(layer.pool_size)
+        stride = pool if getattr(layer, "strides", None) is None else pair(layer.strides)
         kind = "max_pool_2d" if type(layer).__name__ == "MaxPooling2D" else "average_pool_2d"
         return self.emit(kind, layer.name, ins, layer.compute_output_shape(shapes[0]), [layer],
                          pool_size=pool, stride=stride, padding=str(layer.padding).lower(),

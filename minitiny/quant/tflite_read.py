@@ -43,6 +43,7 @@ from tflite import ActivationFunctionType, BuiltinOptions, TensorType
 from tflite import BuiltinOperator as Op
 from tflite.utils import BUILTIN_OPCODE2NAME
 
+from ..geometry import out_size
 from .graph import GraphError, QModel, QOp, QTensor
 
 
@@ -467,7 +468,7 @@ class _Importer:
             # the NumPy reference allocates: refuse a window of a million rows here.
             padded = x.shape[3]
             for size, k, stride in ((x.shape[1], k_h, o["StrideH"]), (x.shape[2], k_w, o["StrideW"])):
-                out = -(-size // stride) if o["Padding"] == 0 else max((size - k) // stride + 1, 1)
+                out = max(out_size(PADDINGS[o["Padding"]], size, k, stride), 1)
                 padded *= max((out - 1) * stride + k, size)
             if padded > MAX_ELEMENTS:
                 raise _Unsupported(f"a {k_h}x{k_w} window pads input {list(x.shape)} to {padded} "
