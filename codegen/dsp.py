@@ -378,7 +378,7 @@ FAST_ACC_LIMIT = 1 << 30
 def accumulator_bound(kind, weight, bias):
     """The largest |acc| any input can give, per output channel: sum |w| * 255 + |bias|
     (|x - Z| <= 255 for int8 x and Z). The same argument as Prepare's overflow check
-    (minitiny/quant/kernels.py _check_accumulator), summed over the actual weights."""
+    (minitiny/quant/kernels/common.py check_accumulator), summed over the actual weights."""
     w = np.abs(np.asarray(weight, dtype=np.int64))
     if kind == "depthwise_conv_2d":            # (1, kh, kw, out_c): a channel per last index
         per_channel = w.reshape(-1, w.shape[-1]).sum(axis=0)
@@ -537,7 +537,7 @@ def depthwise_weight_bytes(p):
 def depthwise_bias(p, weight, bias):
     """bias - Z * (sum of each output channel's weights), Z = -input_offset, the input zero
     point: sum_k w_k (x_k - Z) + bias = sum_k w_k x_k + (bias - Z sum_k w_k). Fits an int32:
-    |Z| <= 128 and Prepare's bound (kernels.py _check_accumulator) is larger."""
+    |Z| <= 128 and Prepare's bound (kernels/common.py check_accumulator) is larger."""
     w = np.asarray(weight, dtype=np.int64)
     w = w.reshape(-1, w.shape[-1])                          # (kh * kw, out_c)
     b = np.asarray(bias, dtype=np.int64) if bias is not None else np.zeros(w.shape[1], np.int64)
@@ -619,7 +619,7 @@ def pool_context(p):
 
 # ---- mean ----
 # templates/mean_dsp.c.j2: the global average pool (the only mean Prepare accepts: over H and
-# W of an (H, W, C) input, kernels.py _prepare_mean) four channels at a time. NHWC keeps a
+# W of an (H, W, C) input, kernels/mean.py prepare) four channels at a time. NHWC keeps a
 # pixel's channels side by side, so one 32-bit load holds channels c..c+3 of one pixel, and
 # two SXTAB16 add them into 16-bit lanes: (c, c+2) and (c+1, c+3). A 16-bit lane holds the
 # exact sum of up to MEAN_BLOCK = 256 int8 values: 256 * -128 = -32768 and 256 * 127 = 32512
@@ -642,7 +642,7 @@ def mean_fast_requantize(p):
     |sum - Z_in count| <= 255 count < 2^30. Its proof (beside requantize_fast) asks for a
     multiplier of at least 2^30, but uses only 0 < m < 2^31: that 2 acc is an int32 and
     that SaturatingRoundingDoublingHighMul cannot saturate (m != INT32_MIN). Dividing by
-    count often takes the mean's multiplier below 2^30 (kernels.py _prepare_mean: (m 2^s) //
+    count often takes the mean's multiplier below 2^30 (kernels/mean.py prepare: (m 2^s) //
     count, down to m / 2 with 2^s <= count, far lower when the shift stops s at 31 + shift);
     tests/test_dsp_pool_mean.py checks such multipliers against fixedpoint.py."""
     return bool(not p.get("single_rounding", False) and -31 <= p["output_shift"] <= -1

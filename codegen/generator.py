@@ -8,7 +8,7 @@ What is written (NAME is the model's C prefix):
     NAME.qmodel.npz       the QModel the C was generated from (QModel.load reads it back)
 
 How. Every number the C needs was computed in Python already: `QModel.prepare()` fills
-`op.params` (multipliers, shifts, offsets, clamps, paddings; minitiny/quant/kernels.py) and
+`op.params` (multipliers, shifts, offsets, clamps, paddings; minitiny/quant/kernels/) and
 `planner.py` gives every activation an offset in the arena. This file only gathers those
 numbers into a context and renders the Jinja2 templates in `templates/`: one per op kind,
 `model.c.j2` around them, `fixedpoint.c.j2` with the integer helpers. The C is never
@@ -235,7 +235,7 @@ def folded_bias(kind, p, weight, bias):
     still count them. Overflow: with the offset folded, the partial sums are
     bias' + sum_{k<j} w_k x_k, |x| <= 128, so |partial sum| <= max|bias'| + 128 sum|w|; that
     must stay below 2^31 (the C adds in int32), else the offset stays in the loop (Prepare's
-    own bound, kernels.py _check_accumulator, is for the unfolded sums)."""
+    own bound, kernels/common.py check_accumulator, is for the unfolded sums)."""
     if kind == "conv_2d" and (p["pad_h"] or p["pad_w"]
                               or (p["out_h"] - 1) * p["stride_h"] + p["kernel_h"] > p["in_h"]
                               or (p["out_w"] - 1) * p["stride_w"] + p["kernel_w"] > p["in_w"]):

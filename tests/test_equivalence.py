@@ -8,7 +8,7 @@ every later scale follows from it), zero points at -128 and 127 a third of the t
 random int8 inputs with -128 and 127 in every sample. Every engine must give the identical
 int8 outputs:
 
-    NumPy reference    QModel.predict_int8 (minitiny/quant/kernels.py)     the baseline
+    NumPy reference    QModel.predict_int8 (minitiny/quant/kernels/)       the baseline
     host C             minitiny.codegen.generate + load (gcc, cffi)
     TFLite Micro       minitiny.quant.tflm.run_tflm (the installed interpreter; the oracle)
     Cortex-M4          minitiny.firmware.run under QEMU, once per kernel variant

@@ -397,7 +397,7 @@ def test_average_pool_rounds_halves_away_from_zero():
 
 
 # ---------------------------------------------------------------------------------------
-# 6. The params table in kernels.py is what prepare produces (the C generator reads it)
+# 6. The params table in kernels/__init__.py is what prepare produces (the C generator reads it)
 # ---------------------------------------------------------------------------------------
 def _documented_keys():
     table = {}
@@ -423,7 +423,7 @@ def test_params_match_the_documented_table():
         models[kind] = O.elementwise_model(kind, 0.1, 3, 0.2, -5)
     b = O.Builder(0, (2, 3))
     models["reshape"] = b.reshape((6,)).model()
-    assert set(models) == set(table) == set(kernels._PREPARE)
+    assert set(models) == set(table) == set(kernels.KERNELS)
     for kind, model in models.items():
         op = [o for o in model.ops if o.kind == kind][0]
         assert set(op.params) == table[kind] | common, kind

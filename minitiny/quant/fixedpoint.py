@@ -1,7 +1,7 @@
 """Fixed-point arithmetic, bit for bit as TensorFlow Lite Micro and gemmlowp compute it.
 
 This file is the single source of truth for integer arithmetic in minitiny: the quantizer,
-the NumPy int8 reference (`kernels.py`) and the C templates all call or mirror these
+the NumPy int8 reference (`kernels/`) and the C templates all call or mirror these
 functions. Each function names the C function it matches and the file it comes from:
 
     TFLM   tensorflow/lite/kernels/internal/common.h             (MultiplyByQuantizedMultiplier, ...)
@@ -24,6 +24,7 @@ import math
 
 import numpy as np
 
+INT8_MIN, INT8_MAX = -128, 127
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
@@ -47,6 +48,12 @@ def wrap_int32(x):
 def tflite_round(x):
     """TfLiteRound / std::round: half away from zero (Python's round() goes half to even)."""
     return math.floor(abs(x) + 0.5) * (1 if x >= 0 else -1)
+
+
+def round_half_away(x):
+    """tflite_round vectorised, in float64 (np.round goes half to even)."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 def count_leading_zeros(x):

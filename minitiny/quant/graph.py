@@ -1,8 +1,8 @@
 """The int8 model: a graph of TFLite-style operators over named, quantized tensors.
 
 This is the one contract in the middle of minitiny. The quantizer and the `.tflite`
-importer build a `QModel`; the NumPy int8 reference (`kernels.py`), the `.tflite` writer,
-the C generator and the firmware harness read it. Layouts are TFLite's (see docs/DESIGN.md):
+importer build a `QModel`; the NumPy int8 reference (`kernels/`, one module per op), the
+`.tflite` writer, the C generator and the firmware harness read it. Layouts are TFLite's (see docs/DESIGN.md):
 
     fully_connected    weight (out, in)               bias (out,) int32
     conv_2d            weight (out, kh, kw, in)       bias (out,) int32
@@ -17,6 +17,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from minitiny.files import atomic_write
+
+from . import kernels
+from .errors import GraphError
 
 # Every operator kind the graph may hold, with the options each one takes.
 OP_OPTIONS = {
@@ -36,10 +39,6 @@ OP_OPTIONS = {
 }
 ACTIVATIONS = ("none", "relu", "relu6")
 PADDINGS = ("same", "valid")
-
-
-class GraphError(ValueError):
-    """A QModel that is not well formed: names the op or tensor and what is wrong."""
 
 
 def _exact(values, dtype, what):
@@ -182,7 +181,6 @@ class QModel:
 
     def prepare(self):
         """Compute every op's integer parameters once (TFLM's Prepare)."""
-        from . import kernels
         for op in self.ops:
             op.params = kernels.prepare(op, self.tensors, single_rounding=self.single_rounding)
 
@@ -201,7 +199,6 @@ class QModel:
     # -- running the NumPy int8 reference ----------------------------------------------
     def predict_int8(self, x, return_all=False):
         """x: int8 (N, *input.shape) -> int8 (N, *output.shape); all tensors if return_all."""
-        from . import kernels
         x = np.asarray(x)
         want = self.input.shape
         if x.shape[1:] != want:

@@ -27,7 +27,7 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    broadcasting, a dynamic shape, a batch size other than 1, several subgraphs) is
    collected, and one `UnsupportedTFLiteError` lists every item.
 3. The `QModel` is built, named as the quantizer names its tensors, and its `prepare()`
-   checks each operator against its tensors (kernels.py): a `GraphError` names the file too.
+   checks each operator against its tensors (quant/kernels/): a `GraphError` names the file too.
 
 `run_tflm_int8` runs a `.tflite` file in TensorFlow Lite Micro on int8 inputs whatever its
 edges are, so the oracle sees the very inputs the NumPy reference and the generated C see.

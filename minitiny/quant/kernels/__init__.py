@@ -1,0 +1,95 @@
+"""The int8 reference operators, one module per op kind: `prepare` (integer parameters,
+once) and `run` (NumPy, batched).
+
+TFLite Micro splits every kernel in two: Prepare checks the tensors and turns the float
+scales into integer constants once; Eval runs integer loops over them. minitiny does the
+same, and keeps the two halves of an op side by side in one file:
+
+    fully_connected.py    conv_2d.py    depthwise_conv_2d.py    pooling.py (max, average)
+    mean.py    add.py    reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
+    common.py             the shared checks, the requantization epilogue, the window helpers
+
+Each op module holds `KINDS` (the op kinds it runs), `INPUTS` (how many inputs it takes),
+`prepare(op, tensors, single_rounding)` -> params and `run(op, params, *arrays)`; `KERNELS`
+below maps every kind to its module, so a new op arrives as one file and one line here.
+`prepare(op, tensors)` returns `op.params`, and both `run` and the C generator read only
+`op.params` and the arrays, so they cannot disagree about a constant. Each kernel follows
+TFLM's reference integer kernel (tensorflow/lite/kernels/internal/reference/integer_ops/*.h
+and tensorflow/lite/micro/kernels/*.cc) and matches the TFLM interpreter bit for bit
+(tests/test_kernels.py). All fixed-point arithmetic comes from `quant/fixedpoint.py`.
+
+The quantization scheme (TFLite's int8 spec): r = s * (q - z). Activations are int8 with a
+per-tensor scale and zero point; weights int8 in [-127, 127], zero point 0, one scale per
+output channel (conv) or per tensor / per channel (dense); bias int32 with scale
+s_input * s_weight[c] and zero point 0. A weighted sum then needs only integers:
+
+    r_out = s_in * s_w * sum(w * (x - z_in)) + bias      so
+    q_out = z_out + (s_in * s_w / s_out) * (sum(w * (x + input_offset)) + bias_q)
+where input_offset = -z_in, and the real multiplier s_in * s_w / s_out is held as an
+int32 Q31 significand and a power-of-two shift (fixedpoint.quantize_multiplier).
+
+Keys of `op.params`, per kind (every shift is TFLM's signed exponent: positive = left):
+
+| kind | keys |
+| --- | --- |
+| all kinds | `macs` (multiply-accumulates; pools: window reads; others 0), `single_rounding` (bool) |
+| `fully_connected` | `input_offset` (-z_in), `output_offset` (z_out), `output_multiplier` int32[out], `output_shift` int32[out], `per_channel` (bool: the weights have one scale per unit; if not, every multiplier and shift is the same), `act_min`, `act_max`, `in_features`, `out_features`, `has_bias` |
+| `conv_2d` | `input_offset`, `output_offset`, `output_multiplier` int32[C_out], `output_shift` int32[C_out], `per_channel`, `act_min`, `act_max`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `kernel_h`, `kernel_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w` (rows/cols of padding before, TF 'same' rule), `has_bias` |
+| `depthwise_conv_2d` | the `conv_2d` keys plus `depth_multiplier` (out_c = in_c * depth_multiplier; output channel = in_channel * depth_multiplier + m) |
+| `max_pool_2d`, `average_pool_2d` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `pool_h`, `pool_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w`, `act_min`, `act_max` |
+| `mean` | `in_h`, `in_w`, `channels`, `count` (H*W), `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (these two already include the division by `count`) |
+| `add` | `input1_offset`, `input2_offset` (-z), `output_offset` (z_out), `left_shift` (20), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (all shifts <= 0), `act_min`, `act_max`, `size` |
+| `reshape` | `size` |
+| `softmax` | `input_multiplier`, `input_left_shift` (>= 0), `diff_min` (negative), `depth` (last axis), `outer` (rows) |
+| `logistic`, `tanh` | `input_zero_point`, `input_range_radius`, `input_multiplier`, `input_left_shift`, `size` |
+| `relu` | `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift`, `act_min`, `act_max`, `size` |
+| `relu6` | `lower` (z_in: real 0), `upper` (real 6 in the input's quantization), `size` |
+"""
+import numpy as np
+
+from ..errors import GraphError
+from . import (activations, add, conv_2d, depthwise_conv_2d, fully_connected, logistic_tanh, mean,
+               pooling, reshape, softmax)
+from .common import fail
+
+# kind -> the module that prepares and runs it, in the order docs/READING.md meets them.
+KERNELS = {kind: module
+           for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, mean, add,
+                          reshape, softmax, logistic_tanh, activations)
+           for kind in module.KINDS}
+
+
+def prepare(op, tensors, single_rounding=False):
+    """TFLM's Prepare: check `op` against its tensors, compute its integer parameters once.
+
+    `single_rounding` selects TFLITE_SINGLE_ROUNDING's requantization (default: TFLM's
+    default double rounding). Raises GraphError naming the op for anything out of range.
+    """
+    for name in op.inputs + op.outputs:
+        if name not in tensors:
+            fail(op, f"tensor {name!r} does not exist")
+    if op.kind not in KERNELS:
+        fail(op, f"no int8 kernel for this kind (known: {', '.join(KERNELS)})")
+    kernel = KERNELS[op.kind]
+    lo, hi = kernel.INPUTS
+    if not lo <= len(op.inputs) <= hi or len(op.outputs) != 1:
+        fail(op, f"expects {lo}..{hi} inputs and 1 output, got {len(op.inputs)} and {len(op.outputs)}")
+    params = kernel.prepare(op, tensors, bool(single_rounding))
+    params["single_rounding"] = bool(single_rounding)
+    return params
+
+
+def run(op, tensors, args):
+    """TFLM's Eval, batched: `args` are the arrays of `op.inputs` (activations (N, ...) int8,
+    constants as stored); returns the int8 output (N, *output.shape)."""
+    if op.params is None:
+        raise GraphError(f"op {op.name!r}: prepare() has not been called")
+    args = [np.asarray(a) for a in args]
+    x = args[0]
+    for name, a in zip(op.inputs, args):
+        want = tensors[name].shape
+        if not tensors[name].is_constant and (a.dtype != np.int8 or a.shape[1:] != want or len(a) != len(x)):
+            raise GraphError(f"op {op.name!r} ({op.kind}): input {name!r} must be int8 "
+                             f"(N, {', '.join(map(str, want))}), got {a.dtype} {a.shape}")
+    out_shape = (x.shape[0],) + tensors[op.outputs[0]].shape
+    return KERNELS[op.kind].run(op, op.params, x, *args[1:]).reshape(out_shape)

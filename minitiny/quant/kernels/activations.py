@@ -1,0 +1,42 @@
+"""RELU and RELU6 as operators of their own (a ReLU not fused into the op before it).
+
+TFLM: micro/kernels/activations_common.cc (ReluPrepare / CalculateReluOpData, Relu6Prepare),
+reference ReluQuantized (Eval).
+"""
+import numpy as np
+
+from .. import fixedpoint as fp
+from .common import (INT8_MAX, INT8_MIN, activation_range, check_multiplier, input_and_output,
+                     same_quantization, scale, size)
+
+KINDS = ("relu", "relu6")
+INPUTS = (1, 1)
+
+
+def prepare(op, tensors, single_rounding):
+    x, out = input_and_output(op, tensors, same_shape=True)
+    if op.kind == "relu6":
+        # Relu6Prepare: a clamp in the input's quantization, with no requantization, so the
+        # output must share it.
+        same_quantization(op, x, out)
+        # FloatToQuantizedType (TFLM micro_utils.h): round(6.0f / scale) in float32.
+        six = int(x.zero_point) + fp.tflite_round(float(np.float32(6.0) / scale(x)))
+        return dict(lower=int(x.zero_point), upper=int(np.clip(six, INT8_MIN, INT8_MAX)),
+                    size=size(x), macs=0)
+    # CalculateReluOpData: requantize s_in / s_out, clamp at real 0.
+    real = np.float64(scale(x)) / np.float64(scale(out))
+    check_multiplier(op, real, "s_in / s_out")
+    mult, shift = fp.quantize_multiplier(real, single_rounding)
+    act_min, act_max = activation_range("relu", scale(out), out.zero_point)
+    return dict(input_zero_point=int(x.zero_point), output_zero_point=int(out.zero_point),
+                output_multiplier=mult, output_shift=shift, act_min=act_min, act_max=act_max,
+                size=size(x), macs=0)
+
+
+def run(op, p, x):
+    if op.kind == "relu6":
+        return np.clip(x, p["lower"], p["upper"]).astype(np.int8)
+    acc = fp.multiply_by_quantized_multiplier(x.astype(np.int64) - p["input_zero_point"],
+                                              p["output_multiplier"], p["output_shift"],
+                                              p["single_rounding"])
+    return np.clip(acc + p["output_zero_point"], p["act_min"], p["act_max"]).astype(np.int8)

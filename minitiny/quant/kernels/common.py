@@ -1,0 +1,224 @@
+"""What every int8 kernel shares: the tensor checks of Prepare and the epilogue of Eval.
+
+Prepare side (TFLM kernel_util.cc and each kernel's *Prepare): an activation is int8 with
+one scale and a zero point in [-128, 127]; weights are symmetric int8, bias int32 with
+scale s_in * s_w; the int32 accumulator and the multiplier must stay in range.
+Eval side: the requantization epilogue of every weighted sum, and the window helpers of
+the convolutions and pools (padding, taps, batching).
+"""
+import numpy as np
+
+from minitiny import geometry
+
+from .. import fixedpoint as fp
+from ..errors import GraphError
+
+INT8_MIN, INT8_MAX = fp.INT8_MIN, fp.INT8_MAX
+
+
+# ---------------------------------------------------------------------------------------
+# Prepare: checks and parameters
+# ---------------------------------------------------------------------------------------
+def fail(op, msg):
+    raise GraphError(f"op {op.name!r} ({op.kind}): {msg}")
+
+
+def check_scales(op, t, role):
+    scale = np.asarray(t.scale, dtype=np.float64)
+    if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
+        fail(op, f"{role} {t.name!r}: scales must be finite and > 0, got {scale.ravel()[:4]}")
+
+
+def activation_tensor(op, tensors, name, role):
+    """The tensor `name`, checked to be an int8 activation with one scale and zero point."""
+    t = tensors[name]
+    check_scales(op, t, role)
+    if t.is_constant:
+        fail(op, f"{role} {name!r} must be an activation, not a constant")
+    if t.dtype != "int8":
+        fail(op, f"{role} {name!r} must be int8, got {t.dtype}")
+    if t.per_channel:
+        fail(op, f"{role} {name!r} must have one scale per tensor, got {t.scale.shape[0]}")
+    if not INT8_MIN <= int(t.zero_point) <= INT8_MAX:
+        fail(op, f"{role} {name!r}: zero point {int(t.zero_point)} outside [-128, 127]")
+    if any(d <= 0 for d in t.shape):
+        fail(op, f"{role} {name!r}: zero-size shape {t.shape}")
+    return t
+
+
+def input_and_output(op, tensors, same_shape=False):
+    """The (input, output) activations of a one-input op; same_shape for elementwise ops."""
+    x = activation_tensor(op, tensors, op.inputs[0], "input")
+    out = activation_tensor(op, tensors, op.outputs[0], "output")
+    if same_shape and x.shape != out.shape:
+        fail(op, f"input shape {x.shape} != output shape {out.shape}")
+    return x, out
+
+
+def scale(t):
+    """The per-tensor scale as TFLM holds it: a float32."""
+    return np.float32(t.scale)
+
+
+def size(t):
+    """The number of values of tensor t."""
+    return int(np.prod(t.shape))
+
+
+def activation_range(activation, scale, zero_point):
+    """CalculateActivationRangeQuantized (TFLM kernel_util.cc): fold a fused ReLU/ReLU6
+    into the int8 clamp. quantize(x) = z + (int) roundf(x / scale), in float32."""
+    def quantize(x):
+        q = fp.tflite_round(float(np.float32(x) / np.float32(scale)))
+        return int(zero_point) + int(np.clip(q, fp.INT32_MIN, fp.INT32_MAX))
+    if activation == "relu":
+        return max(INT8_MIN, quantize(0.0)), INT8_MAX
+    if activation == "relu6":
+        return max(INT8_MIN, quantize(0.0)), min(INT8_MAX, quantize(6.0))
+    return INT8_MIN, INT8_MAX
+
+
+def check_multiplier(op, real, formula):
+    """The real multiplier must be finite, > 0 and < 2^31 (a larger one would shift the
+    int32 accumulator left by 32 or more bits)."""
+    real = np.asarray(real, dtype=np.float64)
+    if not np.all(np.isfinite(real)) or np.any(real <= 0) or np.any(real >= 2.0 ** 31):
+        fail(op, f"the multiplier {formula} = {real.ravel()[:4]} is out of range (0, 2^31): "
+                 f"check the scales")
+
+
+def same_quantization(op, a, b):
+    if float(a.scale) != float(b.scale) or int(a.zero_point) != int(b.zero_point):
+        fail(op, f"TFLM's kernel does not requantize: {a.name!r} (scale {float(a.scale)}, zero point "
+                 f"{int(a.zero_point)}) and {b.name!r} (scale {float(b.scale)}, zero point "
+                 f"{int(b.zero_point)}) must share scale and zero point")
+
+
+def check_output_quantization(op, out, scale, zero_point):
+    if abs(float(out.scale) - scale) > 1e-3 * scale or int(out.zero_point) != zero_point:
+        fail(op, f"output {out.name!r} must have scale {scale} and zero point {zero_point} "
+                 f"(TFLM's int8 kernel fixes them), got {float(out.scale)}, {int(out.zero_point)}")
+
+
+# -- the weighted ops (fully_connected, conv_2d, depthwise_conv_2d) ------------------------
+def weights_and_bias(op, tensors, n_out, channel_axis):
+    """Check weight (int8, symmetric) and bias (int32) tensors; return (w, w_scales, b)."""
+    w = tensors[op.inputs[1]]
+    check_scales(op, w, "weight")
+    if not w.is_constant or w.dtype != "int8":
+        fail(op, f"weight {w.name!r} must be a constant int8 tensor")
+    if np.any(w.zero_point != 0):
+        fail(op, f"weight {w.name!r}: zero points must be 0 (symmetric), got {w.zero_point}")
+    if w.per_channel:
+        if w.quantized_dimension != channel_axis or w.scale.shape[0] != n_out:
+            fail(op, f"weight {w.name!r}: per-channel scales must run along axis {channel_axis} "
+                     f"with {n_out} entries, got {w.scale.shape[0]} along axis {w.quantized_dimension}")
+        w_scales = w.scale.astype(np.float32)
+    else:
+        w_scales = np.full(n_out, w.scale, dtype=np.float32)
+    bias = None
+    if len(op.inputs) > 2:
+        b = tensors[op.inputs[2]]
+        if not b.is_constant or b.dtype != "int32" or b.shape != (n_out,):
+            fail(op, f"bias {b.name!r} must be a constant int32 tensor of shape ({n_out},), "
+                     f"got {b.dtype} {b.shape}")
+        if np.any(b.zero_point != 0):
+            fail(op, f"bias {b.name!r}: zero points must be 0")
+        bias = b
+    return w, w_scales, bias
+
+
+def check_bias_scale(op, bias, product_scales):
+    """TFLite requires bias scale == s_in * s_w (GetQuantizedConvolutionMultipler, 1e-6 rel.)."""
+    if bias is None:
+        return
+    bs = np.broadcast_to(bias.scale.astype(np.float64), product_scales.shape)
+    if np.any(np.abs(bs - product_scales) > 1e-6 * np.minimum(bs, product_scales)):
+        fail(op, f"bias {bias.name!r}: scale must equal input scale * weight scale "
+                 f"(expected {product_scales[:4]}..., got {bs[:4]}...)")
+
+
+def check_accumulator(op, w, bias, fan_in):
+    """The int32 accumulator must not overflow for any input: with |w| <= 127 (128 if the
+    weights hold -128) and |x + input_offset| <= 255, |acc| <= fan_in * 127 * 255 + |bias|."""
+    wmax = max(127, int(np.abs(w.data.astype(np.int32)).max(initial=0)))
+    bmax = int(np.abs(bias.data.astype(np.int64)).max(initial=0)) if bias is not None else 0
+    bound = fan_in * wmax * 255 + bmax
+    if bound > fp.INT32_MAX:
+        fail(op, f"the int32 accumulator could overflow: fan-in {fan_in} * {wmax} * 255 + "
+                 f"max|bias| {bmax} = {bound} > 2^31 - 1")
+
+
+def weighted_requantization(op, x, out, w, w_scales, bias, fan_in, single_rounding):
+    """What dense, conv and depthwise share: the offsets, s_in * s_w / s_out as multiplier
+    and shift (per channel when the weights are), the fused activation's clamp, and the
+    checks. TFLM computes the scale in double (fully_connected_common.cc and kernel_util.cc
+    PopulateConvolutionQuantizationParams; TFLite's older GetQuantizedConvolutionMultipler
+    multiplied the two float32 scales in float32, the TFLM interpreter does not: the test
+    test_multiplier_is_computed_in_double pins this)."""
+    s_in, s_out = scale(x), scale(out)
+    product = np.float64(s_in) * w_scales.astype(np.float64)
+    real = product / np.float64(s_out)
+    check_multiplier(op, real, "s_in * s_w / s_out")
+    check_bias_scale(op, bias, product)
+    check_accumulator(op, w, bias, fan_in)
+    mult, shift = fp.quantize_multiplier_array(real, single_rounding)
+    act_min, act_max = activation_range(op.options.get("activation", "none"), s_out, out.zero_point)
+    return dict(input_offset=-int(x.zero_point), output_offset=int(out.zero_point),
+                output_multiplier=mult, output_shift=shift, per_channel=bool(w.per_channel),
+                act_min=act_min, act_max=act_max)
+
+
+def requantize(acc, p):
+    """The epilogue every weighted sum shares: requantize, add the zero point, clamp, cast."""
+    acc = fp.multiply_by_quantized_multiplier(acc, p["output_multiplier"], p["output_shift"],
+                                              p["single_rounding"])
+    return np.clip(acc + p["output_offset"], p["act_min"], p["act_max"]).astype(np.int8)
+
+
+# -- the windowed ops (conv_2d, depthwise_conv_2d, the pools) ------------------------------
+def spatial(op, x, out, k_h, k_w, n_out_c):
+    """Output size and padding of a windowed op (minitiny.geometry, TFLM padding.h); checks
+    them against the output tensor."""
+    stride = op.options.get("stride", (1, 1))
+    if len(stride) != 2 or min(stride) < 1:
+        fail(op, f"stride must be two positive integers, got {stride}")
+    padding = op.options.get("padding", "valid")
+    h, w = x.shape[0], x.shape[1]
+    out_h = geometry.out_size(padding, h, k_h, stride[0])
+    out_w = geometry.out_size(padding, w, k_w, stride[1])
+    if out_h <= 0 or out_w <= 0:
+        fail(op, f"window {k_h}x{k_w} with '{padding}' padding gives an empty output on a "
+                 f"{h}x{w} input")
+    if out.shape != (out_h, out_w, n_out_c):
+        fail(op, f"output {out.name!r} has shape {out.shape}, expected {(out_h, out_w, n_out_c)}")
+    return dict(in_h=h, in_w=w, out_h=out_h, out_w=out_w, stride_h=int(stride[0]),
+                stride_w=int(stride[1]), pad_h=geometry.pad_before(padding, h, k_h, stride[0]),
+                pad_w=geometry.pad_before(padding, w, k_w, stride[1]))
+
+
+def padded(x, p, k_h, k_w, value):
+    """(N, H, W, C) -> padded with `value` so every window of the output fits: pad_h rows
+    before, the rest after, as TF's 'same' rule puts them."""
+    need_h = (p["out_h"] - 1) * p["stride_h"] + k_h
+    need_w = (p["out_w"] - 1) * p["stride_w"] + k_w
+    after_h = max(need_h - p["in_h"] - p["pad_h"], 0)
+    after_w = max(need_w - p["in_w"] - p["pad_w"], 0)
+    return np.pad(x, ((0, 0), (p["pad_h"], after_h), (p["pad_w"], after_w), (0, 0)),
+                  constant_values=value)
+
+
+def taps(xp, p, k_h, k_w):
+    """Yield (filter_y, filter_x, (N, out_h, out_w, C) view of the input under that tap)."""
+    sh, sw, oh, ow = p["stride_h"], p["stride_w"], p["out_h"], p["out_w"]
+    for fy in range(k_h):
+        for fx in range(k_w):
+            yield fy, fx, xp[:, fy:fy + sh * (oh - 1) + 1:sh, fx:fx + sw * (ow - 1) + 1:sw, :]
+
+
+def batched(x, per_sample, fn):
+    """fn over slices of the batch of ~2^22 / per_sample samples, so temporaries stay small."""
+    step = max(1, (1 << 22) // max(per_sample, 1))
+    if len(x) <= step:
+        return fn(x)
+    return np.concatenate([fn(x[i:i + step]) for i in range(0, len(x), step)])

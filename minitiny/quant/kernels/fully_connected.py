@@ -1,0 +1,39 @@
+"""FULLY_CONNECTED (Dense): out[unit] = requantize(sum_i w[unit, i] * (x[i] + input_offset) + bias[unit]).
+
+TFLM: micro/kernels/fully_connected_common.cc (Prepare), reference/integer_ops/
+fully_connected.h (Eval). Weight (units, in_features) int8, bias (units,) int32.
+"""
+import numpy as np
+
+from .common import activation_tensor, fail, requantize, weighted_requantization, weights_and_bias
+
+KINDS = ("fully_connected",)
+INPUTS = (2, 3)                       # input, weight[, bias]
+
+
+def prepare(op, tensors, single_rounding):
+    x = activation_tensor(op, tensors, op.inputs[0], "input")
+    out = activation_tensor(op, tensors, op.outputs[0], "output")
+    wt = tensors[op.inputs[1]]
+    if len(wt.shape) != 2:
+        fail(op, f"weight {wt.name!r} must have shape (units, in_features), got {wt.shape}")
+    units, in_features = wt.shape
+    w, w_scales, bias = weights_and_bias(op, tensors, units, 0)
+    if int(np.prod(x.shape)) != in_features:
+        fail(op, f"input {x.name!r} of shape {x.shape} has {int(np.prod(x.shape))} values, the "
+                 f"weight {w.name!r} expects {in_features}")
+    if out.shape != (units,):
+        fail(op, f"output {out.name!r} has shape {out.shape}, expected ({units},)")
+    return dict(weighted_requantization(op, x, out, w, w_scales, bias, in_features, single_rounding),
+                in_features=in_features, out_features=units, has_bias=bias is not None,
+                macs=in_features * units)
+
+
+def run(op, p, x, w, b=None):
+    n = x.shape[0]
+    # (N, in) + input_offset, times (in, units): exact in float64 (|acc| < 2^31 < 2^53)
+    xs = x.reshape(n, -1).astype(np.float64) + p["input_offset"]
+    acc = (xs @ w.astype(np.float64).T).astype(np.int64)           # (N, units)
+    if b is not None:
+        acc += b
+    return requantize(acc, p)
