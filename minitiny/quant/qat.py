@@ -31,9 +31,10 @@ import numpy as np
 from ..models import Model
 from ..tensor import Tensor
 from .calibrate import calibrate
+from .fixedpoint import round_half_away
 from .lower import WEIGHTED, folded_weights, lower, run_op
-from .quantizer import (FIXED_OUTPUT, NO_RANGE_NEEDED, SAME_AS_INPUT, activation_params,
-                        round_half_away, weight_scales)
+from .quantizer import (FIXED_OUTPUT, NO_RANGE_NEEDED, SAME_AS_INPUT, QuantizationError,
+                        activation_params, weight_scales)
 
 
 # ---- the fake-quantization ops, forward and backward side by side ---------------------------
@@ -97,6 +98,23 @@ class QATModel(Model):
         r = calibrate(self.lowered(refresh=True), representative_data, "minmax",
                       batch_size=batch_size)
         self._ranges = {k: [lo, hi] for k, (lo, hi) in r.items() if self.needs_range(k)}
+
+    def graph_and_ranges(self, representative_data, observer, percentile, batch_size):
+        """What `quantize` converts: the lowered graph and the ranges learned in training,
+        calibrated on representative_data only for tensors that never got one."""
+        graph = self.lowered(refresh=True)
+        ranges = self.ranges()
+        # Tensors whose params are fixed or inherited need no range.
+        missing = [n for n in [graph.input] + [op.name for op in graph.ops] if n not in ranges
+                   and (n == graph.input or graph.op(n).kind not in NO_RANGE_NEEDED)]
+        if missing:
+            if representative_data is None:
+                raise QuantizationError(
+                    "the quantization-aware model has no range for "
+                    f"{', '.join(map(repr, missing))}: fit it first or pass representative_data")
+            calibrated = calibrate(graph, representative_data, observer, percentile, batch_size)
+            ranges.update({n: calibrated[n] for n in missing})
+        return graph, ranges
 
     def lowered(self, refresh=True):
         """The float op graph with the current (fine-tuned) weights folded in."""

@@ -22,10 +22,10 @@ uses the float32 value; rounding is half away from zero (std::round), not NumPy'
 import numpy as np
 
 from .calibrate import calibrate
+from .fixedpoint import INT8_MAX, INT8_MIN, INT32_MAX, round_half_away
 from .graph import QModel, QOp, QTensor
 from .lower import WEIGHTED, lower
 
-INT32_MAX = (1 << 31) - 1
 # Output params fixed by TFLM's kernels (softmax.cc, logistic.cc, tanh.cc check them).
 FIXED_OUTPUT = {"softmax": (1.0 / 256, -128), "logistic": (1.0 / 256, -128), "tanh": (1.0 / 128, 0)}
 # Ops whose int8 kernel does not rescale: output params = input params (TFLM checks it).
@@ -40,12 +40,6 @@ MIN_RANGE = 1e-6
 
 class QuantizationError(ValueError):
     """A model that cannot be quantized faithfully: names the op and the value."""
-
-
-def round_half_away(x):
-    """std::round / TfLiteRound, vectorised: half away from zero (np.round is half-to-even)."""
-    x = np.asarray(x, dtype=np.float64)
-    return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
 # ---- activations: asymmetric, per tensor -----------------------------------------------------
@@ -65,14 +59,14 @@ def activation_params(lo, hi):
         hi = np.float32(lo + np.float32(1.0))
     scale = np.float32((hi - lo) / np.float32(255.0))
     zero_point_from_min = np.float32(-128.0) - lo / scale
-    zero_point = int(np.clip(round_half_away(zero_point_from_min), -128, 127))
+    zero_point = int(np.clip(round_half_away(zero_point_from_min), INT8_MIN, INT8_MAX))
     return scale, zero_point
 
 
 def quantize_activation(x, scale, zero_point):
     """float -> int8: q = clamp(round(x / scale) + zero_point, -128, 127)."""
     q = round_half_away(np.asarray(x, dtype=np.float64) / np.float64(scale)) + zero_point
-    return np.clip(q, -128, 127).astype(np.int8)
+    return np.clip(q, INT8_MIN, INT8_MAX).astype(np.int8)
 
 
 # ---- weights: symmetric, per channel -------------------------------------------------------
@@ -209,20 +203,10 @@ def quantize(model, representative_data=None, *, observer="minmax", percentile=9
     A quantization-aware model uses the activation ranges it learned in training;
     representative_data is then optional (only used for ranges it never saw).
     """
-    from .qat import QATModel
-    if isinstance(model, QATModel):
-        graph = model.lowered(refresh=True)
-        ranges = model.ranges()
-        # Tensors whose params are fixed or inherited need no range.
-        missing = [n for n in [graph.input] + [op.name for op in graph.ops] if n not in ranges
-                   and (n == graph.input or graph.op(n).kind not in NO_RANGE_NEEDED)]
-        if missing:
-            if representative_data is None:
-                raise QuantizationError(
-                    "the quantization-aware model has no range for "
-                    f"{', '.join(map(repr, missing))}: fit it first or pass representative_data")
-            calibrated = calibrate(graph, representative_data, observer, percentile, batch_size)
-            ranges.update({n: calibrated[n] for n in missing})
+    # A quantization-aware model (qat.py) brings the ranges it learned in training; any
+    # other model is lowered to its op graph and calibrated here.
+    if hasattr(model, "graph_and_ranges"):
+        graph, ranges = model.graph_and_ranges(representative_data, observer, percentile, batch_size)
     else:
         graph = lower(model)
         ranges = calibrate(graph, representative_data, observer, percentile, batch_size)
