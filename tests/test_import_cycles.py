@@ -22,8 +22,6 @@ KNOWN_CYCLES = {
     ("minitiny.codegen.float_codegen", "minitiny.codegen.generator"),
     ("minitiny.firmware.build", "minitiny.firmware.sizes"),
     ("minitiny.firmware.report", "minitiny.firmware.runner"),
-    ("minitiny.quant.graph", "minitiny.quant.kernels"),
-    ("minitiny.quant.qat", "minitiny.quant.quantizer"),
 }
 
 
