@@ -35,9 +35,13 @@ setup(
         # tflite-micro: TFLite Micro's interpreter, the independent oracle for int8 results
         # scipy: scipy.io.wavfile is the WAV reader's independent oracle
         # pillow: decodes image files (keras.utils.image_dataset_from_directory, ...)
-        "test": ["pytest>=7", "hypothesis>=6", "tflite-micro", "scipy", "pillow>=9"],
+        # h5py: Keras' .keras and .h5 model files; keras (3, with the PyTorch backend
+        # setup.sh installs): the oracle that loads the .keras files minitiny writes
+        "test": ["pytest>=7", "hypothesis>=6", "tflite-micro", "scipy", "pillow>=9",
+                 "h5py>=3", "keras>=3"],
         "plots": ["matplotlib>=3.5"],
         "images": ["pillow>=9"],
+        "keras": ["h5py>=3"],
     },
     entry_points={"console_scripts": [
         "minitiny=minitiny.cli:main",

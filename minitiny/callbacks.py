@@ -24,6 +24,7 @@ import warnings
 import numpy as np
 
 from minitiny.arguments import refuse_arguments
+from minitiny.saving import check_model_path
 
 
 class Callback:
@@ -137,6 +138,7 @@ class ModelCheckpoint(Callback):
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  mode="auto"):
         self.filepath, self.monitor, self.verbose = os.fspath(filepath), monitor, verbose
+        check_model_path(self.filepath)          # a bad extension now, not after an epoch
         self.save_best_only = save_best_only
         self.mode = _mode(mode, monitor)
         self.best = np.inf if self.mode == "min" else -np.inf

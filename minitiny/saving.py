@@ -1,5 +1,11 @@
 """Save and load models: ONE `.npz` file, no pickle, written atomically.
 
+The extension says the format, and nothing else is written under it:
+    .npz          minitiny's own format (below)
+    .keras        Keras 3's format, which Keras loads (keras_format.py; needs h5py)
+    .h5, .hdf5    Keras' legacy format: read (keras_format.py), not written
+    anything else refused, a TensorFlow SavedModel folder included
+
 File layout (a NumPy .npz, i.e. a zip of .npy arrays):
 
     config        uint8 array holding UTF-8 JSON:
@@ -29,6 +35,7 @@ import zipfile
 
 import numpy as np
 
+from minitiny import keras_format
 from minitiny import losses as mt_losses
 from minitiny import optimizers as mt_optimizers
 from minitiny.files import atomic_write
@@ -74,13 +81,33 @@ def _compile_config(model):
             "metrics": list(model.metric_names)}
 
 
+FORMATS = "'.npz' (minitiny's own format) or '.keras' (Keras 3's, which Keras loads)"
+
+
+def check_model_path(path):
+    """The format a model path asks for: 'npz' or 'keras'; anything else refused by name."""
+    ext = os.path.splitext(os.fspath(path))[1].lower()
+    if ext in (".npz", ".keras"):
+        return ext[1:]
+    if ext in (".h5", ".hdf5"):
+        raise ValueError(f"cannot save to {os.fspath(path)!r}: minitiny does not write "
+                         f"Keras' legacy HDF5 format (it reads it); save as {FORMATS}")
+    what = f"extension {ext!r}" if ext else "no extension (a TensorFlow SavedModel folder?)"
+    raise ValueError(f"cannot save to {os.fspath(path)!r}: {what}; minitiny saves a model as "
+                     f"{FORMATS}")
+
+
 def save_model(model, path):
-    """Write `model` to `path` (one .npz) atomically; returns the path."""
+    """Write `model` to `path` atomically, in the format its extension names (.npz or
+    .keras, see the module docstring); returns the path."""
     path = os.fspath(path)
+    fmt = check_model_path(path)
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(f"cannot save model to {path!r}: directory {directory!r} "
                                 "does not exist")
+    if fmt == "keras":
+        return keras_format.save_keras(model, path)
     arrays, index = {}, []
     for layer in model.layers:
         for name, t in layer.weights.items():
@@ -176,6 +203,20 @@ def load_model(path, compile=True):
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"model file {path!r} does not exist")
+    if os.path.isdir(path):
+        raise ModelFileError(f"{path!r} is a folder (a TensorFlow SavedModel?); minitiny loads "
+                             "model files: .npz, .keras, .h5")
+    ext = os.path.splitext(path)[1].lower()
+    if ext in (".keras", ".h5", ".hdf5"):
+        load = keras_format.load_keras if ext == ".keras" else keras_format.load_h5
+
+        def build(config):
+            with placeholder_weights():             # every weight comes from the file
+                return model_from_config(config)
+        try:
+            return load(path, build)
+        except keras_format.KerasFileError as e:
+            raise ModelFileError(str(e)) from None
     arrays = _read(path)
     if "config" not in arrays:
         raise ModelFileError(f"{path!r} has no 'config' entry: it is a .npz archive but not "

@@ -272,8 +272,11 @@ def _write_tflite(path, seed):
     save_tflite(_qmodel(seed), path)
 
 
+# the file each writer writes to: a model's extension names its format (saving.py)
+FILE_NAME = {"float model (.npz)": "file.npz", "float model (.keras)": "file.keras"}
 WRITERS = {
     "float model (.npz)": lambda p, s: _float_model(s).save(p),
+    "float model (.keras)": lambda p, s: _float_model(s).save(p),
     "int8 model (.qmodel.npz)": lambda p, s: _qmodel(s).save(p),
     ".tflite": _write_tflite,
     "data cache": _write_cache,
@@ -284,7 +287,7 @@ WRITERS = {
 
 @pytest.mark.parametrize("what", list(WRITERS))
 def test_every_writer_replaces_atomically(tmp_path, monkeypatch, what):
-    path = tmp_path / "file"
+    path = tmp_path / FILE_NAME.get(what, "file")
     WRITERS[what](path, 1)
     before = path.read_bytes()
 
@@ -295,7 +298,7 @@ def test_every_writer_replaces_atomically(tmp_path, monkeypatch, what):
         WRITERS[what](path, 2)
     monkeypatch.undo()
     assert path.read_bytes() == before
-    assert os.listdir(tmp_path) == ["file"]
+    assert os.listdir(tmp_path) == [path.name]
     WRITERS[what](path, 2)
     assert path.read_bytes() != before
 
@@ -305,10 +308,10 @@ def test_written_files_are_readable_like_any_other(tmp_path, what):
     """Found: mkstemp's 0600 stayed on QModel.save, .tflite, cache, model card and plot files."""
     old = os.umask(0o022)
     try:
-        WRITERS[what](tmp_path / "file", 1)
+        WRITERS[what](tmp_path / FILE_NAME.get(what, "file"), 1)
     finally:
         os.umask(old)
-    assert os.stat(tmp_path / "file").st_mode & 0o777 == 0o644
+    assert os.stat(tmp_path / FILE_NAME.get(what, "file")).st_mode & 0o777 == 0o644
 
 
 def test_a_generated_directory_is_readable_like_any_other(tmp_path):
