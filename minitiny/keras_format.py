@@ -31,7 +31,6 @@ import zipfile
 
 import numpy as np
 
-from minitiny import __version__
 from minitiny.files import atomic_write
 from minitiny.layers import LAYERS, _snake_case
 
@@ -149,8 +148,7 @@ def save_keras(model, path):
             group = f.create_group(f"layers/{key}/vars")
             for i, a in enumerate(layer.get_weights()):
                 group.create_dataset(str(i), data=a)
-    metadata = {"keras_version": KERAS_VERSION, "minitiny_version": __version__,
-                "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
+    metadata = {"keras_version": KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
 
     def write(f):
         with zipfile.ZipFile(f, "w") as z:
