@@ -175,7 +175,7 @@ class ImageBatches:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
         self.file_paths, self.labels, self.class_names = list(paths), labels, list(class_names)
         self.label_mode, self.image_size = label_mode, image_size
-        self.color_mode, self.batch_size, self.shuffle = color_mode, int(batch_size), shuffle
+        self.color_mode, self.batch_size, self._shuffle = color_mode, int(batch_size), shuffle
         self.interpolation, self.transform = interpolation, transform
         self._rng = mt_random.rng() if seed is None else np.random.default_rng(seed)
         self._order = np.arange(len(self.file_paths))
@@ -194,7 +194,7 @@ class ImageBatches:
         return math.ceil(len(self.file_paths) / self.batch_size)
 
     def on_epoch_end(self):
-        if self.shuffle:
+        if self._shuffle:
             self._order = self._rng.permutation(len(self.file_paths))
 
     def _image(self, i):
@@ -243,6 +243,17 @@ class ImageBatches:
     def prefetch(self, buffer_size=None):
         return self                                          # batches are made when asked for
 
+    def shuffle(self, buffer_size, seed=None, reshuffle_each_iteration=True):
+        """Reshuffle the images at every epoch (the whole set: no buffer is needed here)."""
+        if not reshuffle_each_iteration:
+            raise ValueError("shuffle(reshuffle_each_iteration=False) is not implemented in "
+                             "minitiny")
+        self._shuffle = True
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+        self.on_epoch_end()
+        return self
+
 
 # ---- image_dataset_from_directory --------------------------------------------------------------
 def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
@@ -266,6 +277,7 @@ def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
     if label_mode == "binary" and len(names) != 2:
         raise ValueError(f"label_mode='binary' needs exactly 2 classes, {os.fspath(directory)!r} "
                          f"has {len(names)}: {names}")
+    print(f"Found {len(paths)} files belonging to {len(names)} classes.")     # as Keras says
     if shuffle:                                     # Keras' index_directory, same order
         seed = np.random.randint(1_000_000) if seed is None else seed
         np.random.RandomState(seed).shuffle(paths)
@@ -294,6 +306,9 @@ def _split(paths, classes, validation_split, subset, shuffle, seed):
                          "no training or no validation images")
     train = (paths[:-n_val], classes[:-n_val])
     val = (paths[-n_val:], classes[-n_val:])
+    for name, part in (("training", train), ("validation", val)):
+        if subset in (name, "both"):
+            print(f"Using {len(part[0])} files for {name}.")
     return {"training": [train], "validation": [val], "both": [train, val]}[subset]
 
 
@@ -400,6 +415,7 @@ class ImageDataGenerator:
             raise ValueError(f"image folder {os.fspath(directory)!r} holds no images "
                              f"({', '.join(IMAGE_FORMATS)}) in its class sub-folders {names}"
                              + (f" for subset {subset!r}" if subset else ""))
+        print(f"Found {len(paths)} images belonging to {len(names)} classes.")   # as Keras
         rng = mt_random.rng() if seed is None else np.random.default_rng(seed + 1)
 
         def transform(x):
