@@ -45,10 +45,11 @@ class Callback:
 
 
 class History(Callback):
-    """Records every epoch's logs: history.history['loss'][i] is epoch i's loss."""
+    """Records every epoch's logs: history.history['loss'][i] is epoch i's loss.
+    `interrupted` names the signal that stopped fit early ('SIGINT', 'SIGTERM'), else None."""
 
     def __init__(self):
-        self.history, self.epoch = {}, []
+        self.history, self.epoch, self.interrupted = {}, [], None
 
     def on_train_begin(self, logs=None):
         self.epoch = []                       # Keras keeps `history` across fit calls only

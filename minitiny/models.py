@@ -362,8 +362,9 @@ class Model:
         validation_split takes the LAST fraction of x, y (before any shuffling), as Keras.
         seed reseeds minitiny.random first: same seed, same batches, same dropout, same
         history. Ctrl-C or SIGTERM stops cleanly after the current step: the history holds
-        the epochs already finished, callbacks still get on_train_end (EarlyStopping
-        restores its best weights), and checkpoints already written stay whole. A loss that
+        the epochs already finished (history.interrupted names the signal), callbacks still
+        get on_train_end (EarlyStopping restores its best weights), and checkpoints already
+        written stay whole. A loss that
         turns NaN or infinite stops training too (Keras' TerminateOnNaN, always on), with
         the weights of the last step whose loss was finite.
         """
@@ -409,7 +410,8 @@ class Model:
                         break
             except KeyboardInterrupt:
                 self.stop_training = stop.handled = True
-                _say_interrupted(stop.received or "Ctrl-C", epoch, epochs, history)
+                history.interrupted = stop.received or "SIGINT"           # Ctrl-C
+                _say_interrupted(history.interrupted, epoch, epochs, history)
             except NonFiniteLoss as e:
                 self.stop_training = True
                 went_back_to = "the last step whose loss was finite" if last_good.restore() \

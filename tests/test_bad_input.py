@@ -216,3 +216,18 @@ def test_truncated_model_file_names_the_file(tmp_path):
     path.write_bytes(path.read_bytes()[:300])
     with pytest.raises(ModelFileError, match=r"m.npz.* truncated or corrupted"):
         mt.load_model(path)
+
+
+def test_predict_int8_refuses_float_input():
+    """It truncated floats (0.9 -> 0) and ran; float input goes through predict()."""
+    from minitiny.quant.graph import GraphError
+    rng = np.random.default_rng(0)
+    model = mt.Sequential([Dense(3, input_shape=(4,))])
+    q = mt.quantize(model, representative_data=rng.normal(size=(32, 4)).astype("f4"))
+    x = rng.normal(size=(2, 4))
+    for dtype in (np.float32, np.float64, np.bool_):
+        with pytest.raises(GraphError, match=f"predict_int8 takes int8 input, got "
+                                             f"{np.dtype(dtype).name}"):
+            q.predict_int8(x.astype(dtype))
+    ints = q.quantize_input(x)
+    np.testing.assert_array_equal(q.predict_int8(ints.astype(np.int32)), q.predict_int8(ints))

@@ -291,6 +291,92 @@ def test_train_with_load_data_returning_x_y(capsys, tmp_path):
     assert "on 2 samples" in out and "test:" not in out
 
 
+TINY_PY = textwrap.dedent("""
+    import os, signal
+    import numpy as np
+    import minitiny as mt
+    EPOCHS = 3
+    BATCH_SIZE = 16
+    SIGNAL_AT_STEP = None          # set by a test: send this process a signal at that step
+
+    class Signalling(mt.optimizers.SGD):
+        def step(self, params):
+            super().step(params)
+            if SIGNAL_AT_STEP and self.iterations == SIGNAL_AT_STEP[1]:
+                os.kill(os.getpid(), getattr(signal, SIGNAL_AT_STEP[0]))
+
+    def build():
+        m = mt.Sequential([mt.layers.Dense(4, activation="relu", input_shape=[3]),
+                           mt.layers.Dense(1)])
+        m.compile(optimizer=Signalling(0.01), loss="mse")
+        return m
+
+    def load_data():
+        x = np.random.default_rng(0).normal(size=(64, 3)).astype("f4")
+        return x, x.sum(1, keepdims=True)
+""")
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "argument --batch-size: must be at least 1, got 0"),
+    (["--batch-size", "-3"], "argument --batch-size: must be at least 1, got -3"),
+    (["--out", "{file}/model.npz"], "is a file, not a directory"),
+    (["--out", "{dir}"], "is a directory; name the file to write in it"),
+    (["--plot", "{file}/curves.png"], "--plot {file}/curves.png: {file} is a file"),
+])
+def test_train_refuses_bad_arguments_before_training(capsys, tmp_path, argv, message):
+    """Usage errors exit 2 before any training (batch size 0 was a ZeroDivisionError, an
+    --out under a file a FileExistsError, both exit 1 and only after training)."""
+    (tmp_path / "tiny.py").write_text(TINY_PY)
+    (tmp_path / "afile").write_text("")
+    names = {"file": str(tmp_path / "afile"), "dir": str(tmp_path)}
+    argv = [a.format(**names) for a in argv]
+    code, out, err = run(capsys, "train", str(tmp_path / "tiny.py"), "-q", *argv)
+    assert code == 2, err
+    assert message.format(**names) in err
+    assert "training" not in out and "Traceback" not in err
+
+
+def test_train_refuses_a_zero_batch_size_from_the_model_file(capsys, tmp_path):
+    (tmp_path / "tiny.py").write_text(TINY_PY.replace("BATCH_SIZE = 16", "BATCH_SIZE = 0"))
+    code, _, err = run(capsys, "train", str(tmp_path / "tiny.py"), "-q")
+    assert code == 2 and "BATCH_SIZE must be a whole number >= 1, got 0" in err
+
+
+def test_train_finds_an_unwritable_out_before_training(capsys, tmp_path, monkeypatch):
+    """A folder where no file can be created (read-only; as root, permissions do not stop
+    us, so the file system's refusal is simulated) is a usage error before training."""
+    import tempfile
+    (tmp_path / "tiny.py").write_text(TINY_PY)
+
+    def refuse(*a, **k):
+        raise PermissionError(13, "Permission denied")
+    monkeypatch.setattr(tempfile, "NamedTemporaryFile", refuse)
+    code, out, err = run(capsys, "train", str(tmp_path / "tiny.py"), "-q", "--out",
+                         str(tmp_path / "ro" / "model.npz"))
+    assert code == 2
+    assert f"cannot write in {tmp_path / 'ro'} (Permission denied)" in err
+
+
+@pytest.mark.parametrize("signame, status", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_an_interrupted_train_saves_and_exits_as_shells_do(tmp_path, signame, status):
+    """A real process: the signal at the last step of epoch 2 (of 3; 4 steps an epoch) stops
+    it; the model is saved and the exit status is 128 + the signal's number (it was 0); the
+    message counts the finished epochs."""
+    (tmp_path / "tiny.py").write_text(
+        TINY_PY.replace("SIGNAL_AT_STEP = None", f"SIGNAL_AT_STEP = ({signame!r}, 8)"))
+    out = tmp_path / "model.npz"
+    r = subprocess.run([sys.executable, "-m", "minitiny", "train", str(tmp_path / "tiny.py"),
+                        "--validation-split", "0", "--out", str(out)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == status, r.stderr
+    assert f"interrupted ({signame}) during epoch 2/3: keeping the history of the 1 " \
+           "finished epoch(s)" in r.stderr
+    from minitiny import load_model
+    assert len(load_model(out, compile=False).get_weights()) == 4
+    assert f"wrote {out}" in r.stdout
+
+
 def test_import_a_tflite_file(chain, capsys, tmp_path):
     """Write the chain's int8 model as .tflite, import it: the imported C gives the same
     outputs as the original model (verify against the re-read model, then compare)."""
@@ -473,13 +559,3 @@ def test_reading_path_experiments_run(capsys):
     out = capsys.readouterr().out
     assert "[7. 9.]" in out                       # step 1: d/dx (x^2 + 3x) = 2x + 3 at 2, 3
     assert "(2, 3) 9 6" in out                    # step 3: a Dense(3) on 2 inputs
-
-
-def test_reading_path_names_files_that_exist():
-    import re
-    root = os.path.dirname(READING)[:-len("docs")]
-    text = open(READING, encoding="utf-8").read()
-    paths = set(re.findall(r"`((?:minitiny|codegen|firmware|docs)/[\w/.]+)`", text))
-    assert len(paths) > 20
-    missing = [p for p in paths if not os.path.exists(os.path.join(root, p))]
-    assert not missing, missing

@@ -121,6 +121,9 @@ def test_idx_mnist_header_layout():
     (bytes.fromhex("00000801") + struct.pack(">I", 4) + b"\1\2\3", "truncated"),
     (bytes.fromhex("00000801") + struct.pack(">I", 2) + b"\1\2\3", "trailing bytes"),
     (bytes.fromhex("00000803") + struct.pack(">III", 2 ** 32 - 1, 2 ** 32 - 1, 9), "truncated"),
+    # 65 dimensions of size 1 and the one byte they need: NumPy's ValueError, before
+    (bytes([0, 0, 8, 65]) + b"\0\0\0\1" * 65 + b"\0", "declares 65 dimensions, more than"),
+    (bytes([0, 0, 8, 255]) + b"\0\0\0\1" * 255 + b"\0", "declares 255 dimensions"),
 ])
 def test_idx_bad_files_name_the_file_and_the_fault(data, message):
     with pytest.raises(DatasetError, match=message) as e:

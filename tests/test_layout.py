@@ -5,8 +5,10 @@ non-editable install (pip install .) would put in site-packages, and the test im
 package from that copy.
 """
 import ast
+import glob
 import importlib
 import os
+import re
 import subprocess
 import sys
 import warnings
@@ -173,3 +175,55 @@ def test_the_command_still_runs_as_a_module_and_a_script():
     target = dict(e.replace(" ", "").split("=") for e in entry)["minitiny"]
     module, func = target.split(":")
     assert callable(getattr(importlib.import_module(module), func))
+
+
+# ---- the docs name paths and modules that exist -------------------------------------------
+DOCS = ["README.md", "docs/*.md", "examples/README.md", "bench/README.md", "codegen/README.md"]
+PATH = re.compile(r"(?<![\w./-])((?:minitiny|codegen|firmware|tests|bench|examples|scripts|docs)"
+                  r"/[\w./*?-]*)")
+MODULE = re.compile(r"(?<![\w./-])(minitiny(?:\.[A-Za-z_]\w*)+)")
+
+
+def _docs():
+    for pattern in DOCS:
+        for path in sorted(glob.glob(os.path.join(ROOT, pattern))):
+            with open(path, encoding="utf-8") as f:
+                yield os.path.relpath(path, ROOT), f.read()
+
+
+def test_every_path_the_docs_name_exists():
+    """Every repository path in the README and docs (a glob matches at least one file), so
+    a file moved or renamed without its docs fails here."""
+    seen, missing = 0, []
+    for doc, text in _docs():
+        for path in set(PATH.findall(text)):
+            path = path.rstrip(".,:;")
+            seen += 1
+            if not glob.glob(os.path.join(ROOT, path)):
+                missing.append(f"{doc}: {path}")
+    assert seen > 100, "the path pattern no longer finds the docs' paths"
+    assert not missing, "the docs name paths that do not exist:\n" + "\n".join(sorted(missing))
+
+
+def test_every_module_the_docs_name_imports():
+    """`minitiny.x.y` in the docs is a module, or an attribute of one (old paths that moved
+    still resolve, with their warning)."""
+    missing = []
+    for doc, text in _docs():
+        for dotted in sorted(set(MODULE.findall(text))):
+            parts = dotted.split(".")
+            for i in range(len(parts), 0, -1):
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", DeprecationWarning)
+                    try:
+                        obj = importlib.import_module(".".join(parts[:i]))
+                    except ImportError:
+                        continue
+                try:
+                    for name in parts[i:]:
+                        obj = getattr(obj, name)
+                except AttributeError:
+                    missing.append(f"{doc}: {dotted}")
+                break
+    assert not missing, "the docs name modules or functions that do not exist:\n" + \
+        "\n".join(missing)

@@ -21,7 +21,9 @@ import argparse
 import importlib.util
 import math
 import os
+import signal
 import sys
+import tempfile
 import tokenize
 import traceback
 
@@ -159,9 +161,35 @@ def load_qmodel(path):
                          "minitiny quantize MODEL --data ...)") from None
 
 
-def _makedirs_for(path):
+def writable_out(path, flag="--out"):
+    """Check, before any work, that the file `path` can be written: not a directory, every
+    parent a directory (made if missing), and a file can be created there (a read-only
+    folder or file system is found now, not after an hour of training)."""
+    if os.path.isdir(path):
+        raise UsageError(f"{flag} {path}: is a directory; name the file to write in it")
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    existing = folder
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise UsageError(f"{flag} {path}: {existing} is a file, not a directory")
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".minitiny-check-"):
+            pass
+    except OSError as e:
+        raise UsageError(f"{flag} {path}: cannot write in {folder} ({e.strerror or e})") from None
+
+
+def positive_int(text):
+    """argparse type: a whole number >= 1 (argparse turns the error into exit status 2)."""
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
 
 
 # ---- train ---------------------------------------------------------------------------------
@@ -183,6 +211,9 @@ def cmd_train(args):
     import minitiny as mt
     from minitiny.reporting.model_report import save_history
     from minitiny.reporting.progress import TrainingProgress
+    writable_out(args.out)
+    if args.plot:
+        writable_out(args.plot, "--plot")
     module = load_model_file(args.model_file)
     mt.random.seed(args.seed)
     model = module.build()
@@ -203,6 +234,8 @@ def cmd_train(args):
         raise UsageError(f"--data {args.data}: training needs labels (x.npy,y.npy)")
     epochs = args.epochs if args.epochs is not None else getattr(module, "EPOCHS", 10)
     batch = args.batch_size if args.batch_size is not None else getattr(module, "BATCH_SIZE", 32)
+    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
+        raise UsageError(f"{args.model_file}: BATCH_SIZE must be a whole number >= 1, got {batch!r}")
     n_fit = int(np.floor(len(x) * (1.0 - (args.validation_split or 0.0))))   # as fit splits
     progress = TrainingProgress(epochs, max(1, math.ceil(n_fit / batch)),
                                 enabled=_bar_enabled(args), verbose=not args.quiet)
@@ -210,10 +243,11 @@ def cmd_train(args):
                f"{len(x):,} samples from {data.source}, {epochs} epochs")
     history = model.fit(x, y, epochs=epochs, batch_size=batch, verbose=0, callbacks=[progress],
                         validation_split=args.validation_split or 0.0)
-    _makedirs_for(args.out)
     model.save(args.out)
     curves = save_history(args.out, history)
     _say(args, f"wrote {args.out} (and its training curves, {curves})")
+    if history.interrupted:               # saved; now exit as the signal asks (130, 143)
+        return 128 + signal.Signals[history.interrupted].value
     if data.x_test is not None and data.y_test is not None:
         result = model.evaluate(data.x_test, data.y_test, return_dict=True)
         print("test: " + " - ".join(f"{k}: {v:.4f}" for k, v in result.items()))
@@ -249,6 +283,7 @@ def cmd_quantize(args):
     from minitiny.quant.quantizer import quantize
     from minitiny.reporting.progress import Progress
     tflite = _int8_output(args)
+    writable_out(args.out)
     model = load_float_model(args.model)
     data = load_data(args.data)
     if data is None:
@@ -259,7 +294,6 @@ def cmd_quantize(args):
     with Progress(updates, f"calibrating on {len(x_cal)} samples", enabled=_bar_enabled(args)) as bar:
         qmodel = quantize(model, x_cal, observer=calibration_observer(args.observer, 99.99, bar),
                           per_channel_dense=not args.per_tensor, batch_size=batch)
-    _makedirs_for(args.out)
     if tflite:
         _write_tflite(args, qmodel)
     else:
@@ -471,8 +505,8 @@ def _export_tflite(args):
         raise UsageError("export tflite needs --out NAME.tflite")
     if not _int8_output(args):
         raise UsageError(f"--out {args.out}: export tflite writes a .tflite file")
+    writable_out(args.out)
     qmodel = load_qmodel(args.dir)
-    _makedirs_for(args.out)
     _write_tflite(args, qmodel)
     _say(args, f"wrote {args.out}: {len(qmodel.ops)} int8 ops, {args.input_type} input, "
                f"{args.output_type} output")
@@ -660,7 +694,7 @@ def build_parser():
                    help="a data set name (see `minitiny data list`) or arrays; default: the "
                         "file's load_data()")
     p.add_argument("--epochs", type=int, help="passes over the data (default: the file's EPOCHS, else 10)")
-    p.add_argument("--batch-size", type=int, help="samples per step (default: BATCH_SIZE, else 32)")
+    p.add_argument("--batch-size", type=positive_int, help="samples per step (default: BATCH_SIZE, else 32)")
     p.add_argument("--validation-split", type=float, default=0.1,
                    help="fraction held out for validation curves (default 0.1; 0 for none)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")

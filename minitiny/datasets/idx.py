@@ -52,5 +52,9 @@ def parse_idx(data, where="<bytes>"):
     if int(np.prod([d or 1 for d in shape], dtype=object)) * dtype.itemsize > np.iinfo(np.intp).max:
         # a zero dimension makes the data empty, but NumPy still refuses such a shape
         raise DatasetError(f"{where}: IDX dimensions {shape} are too large for any array")
-    array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    try:
+        array = np.frombuffer(data, dtype=dtype, offset=header).reshape(shape)
+    except ValueError as e:     # more dimensions than a NumPy array has (32; 64 from NumPy 2)
+        raise DatasetError(f"{where}: IDX header declares {ndim} dimensions, more than a NumPy "
+                           f"array can have ({e})") from None
     return array.astype(dtype.newbyteorder("="))     # native byte order, and a writable copy

@@ -207,8 +207,11 @@ class QModel:
             else:
                 raise GraphError(f"model {self.name!r}: input shape {x.shape} does not fit "
                                  f"(N, {', '.join(map(str, want))})")
+        if x.dtype.kind not in "iu":
+            raise GraphError(f"model {self.name!r}: predict_int8 takes int8 input, got {x.dtype}; "
+                             "for float input use predict(x), or quantize_input(x) first")
         if x.dtype != np.int8:
-            if np.issubdtype(x.dtype, np.integer) and x.size and (x.min() < -128 or x.max() > 127):
+            if x.size and (x.min() < -128 or x.max() > 127):
                 raise GraphError(f"model {self.name!r}: int8 input out of range [{x.min()}, {x.max()}]")
             x = x.astype(np.int8)
         values = {self.inputs[0]: x}
