@@ -536,6 +536,24 @@ def test_every_unsupported_item_is_listed_at_once():
         assert fragment in text, text
 
 
+def test_a_model_with_two_outputs_is_refused_naming_them():
+    """Found: a second output was imported and predict_int8 returned only the first. Until
+    minitiny runs several outputs, the import refuses the file and names every output."""
+    q = residual_model(2)
+
+    def second_output(m, s):
+        sg = m.subgraphs[0]
+        sg.outputs = [sg.operators[0].outputs[0]] + list(sg.outputs)   # the first conv's too
+    data = edit(to_tflite(q), second_output)
+    with pytest.raises(UnsupportedTFLiteError) as e:
+        from_tflite(data)
+    first_conv = f"'{q.ops[0].outputs[0]}'"
+    last = f"'{q.outputs[0]}'"
+    assert len(e.value.problems) == 1 and "2 outputs (" in e.value.problems[0], str(e.value)
+    assert first_conv in e.value.problems[0] and last in e.value.problems[0], str(e.value)
+    assert len(from_tflite(to_tflite(q)).outputs) == 1          # the control: one output imports
+
+
 def test_a_float_model_lists_every_operator():
     def change(m, s):
         for t in m.subgraphs[0].tensors:

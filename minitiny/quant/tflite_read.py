@@ -24,8 +24,8 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    Operators the outputs do not depend on are skipped, such as the SHAPE -> STRIDED_SLICE
    -> PACK chain Keras 3's Flatten leaves behind to compute RESHAPE's unused shape input.
    Whatever else minitiny cannot run (an operator, a float or int16 tensor, dilation,
-   broadcasting, a dynamic shape, a batch size other than 1, several subgraphs) is
-   collected, and one `UnsupportedTFLiteError` lists every item.
+   broadcasting, a dynamic shape, a batch size other than 1, several subgraphs, several
+   outputs: `predict_int8` and the generated C return one tensor) is collected, and one `UnsupportedTFLiteError` lists every item.
 3. The `QModel` is built, named as the quantizer names its tensors, and its `prepare()`
    checks each operator against its tensors (quant/kernels/): a `GraphError` names the file too.
 
@@ -351,6 +351,11 @@ class _Importer:
         if n_subgraphs > 1:
             self.problems.append(f"{n_subgraphs} subgraphs (control flow such as IF or WHILE): "
                                  f"minitiny imports models with one")
+        if len(self.outputs) > 1:
+            self.problems.append(f"{len(self.outputs)} outputs ("
+                                 f"{', '.join(self.tensors[t].label for t in self.outputs)}): "
+                                 f"minitiny runs models with one output (predict_int8 and the "
+                                 f"generated C return one tensor)")
         self.producer = {}                      # tensor index -> the operator writing it
         for op in self.ops:
             if op.code in (Op.QUANTIZE, Op.DEQUANTIZE) and (
