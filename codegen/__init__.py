@@ -12,14 +12,16 @@ Files, in reading order:
     dsp.py        the DSP-SIMD kernels' weight layouts (variant "dsp" / "auto")
     templates/    one Jinja2 template per op kind, model.c.j2 / model.h.j2 around them,
                   fixedpoint.c.j2 with the integer helpers
-    loader.py     compile on the host and call through cffi; sanitizer builds
+    loader.py     compile on the host and call through cffi; sanitizer builds; the check
+                  that a folder's .c, .h and manifest are of one model
     float_codegen.py  the float32 C of an unquantized model, to read beside the int8 C
 """
 from .generator import CodegenError, Generated, generate, model_hash
 from .generator import _environment as template_environment      # Jinja2 over templates/
 from .generator import _write_atomically as write_atomically      # {file: bytes} -> a folder, whole
-from .loader import CompileError, SanitizerError, load
+from .loader import CompileError, MixedModelError, SanitizerError, load
 from .planner import plan_qmodel
 
 __all__ = ["generate", "load", "plan_qmodel", "model_hash", "Generated", "CodegenError",
-           "CompileError", "SanitizerError", "template_environment", "write_atomically"]
+           "CompileError", "MixedModelError", "SanitizerError", "template_environment",
+           "write_atomically"]

@@ -16,17 +16,25 @@ inputs from a file and writes the outputs to another. (AddressSanitizer inside a
 loaded by Python would need LD_PRELOAD; a separate process is simpler.) Any out-of-bounds
 access or undefined behaviour aborts it, and the error carries the sanitizer's report.
 
+Before compiling, `load` checks that the .c, the .h and the manifest are of one model: each
+names the model hash (`Model hash: sha256:...` at the top of the C files, "model_hash" in the
+manifest), and a folder whose files disagree (torn by an interrupted write of an older
+minitiny, or mixed by hand) is refused with MixedModelError naming each file's hash.
+
 The callable is not thread-safe: the generated model keeps its activations in one static arena.
 """
 import glob
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
 
 import numpy as np
+
+from .generator import model_hash
 
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SHARED_FLAGS = ["-O2", "-fPIC", "-shared", "-DMINITINY_FLOAT_HELPERS"]
@@ -40,6 +48,31 @@ class CompileError(RuntimeError):
 
 class SanitizerError(RuntimeError):
     """The sanitized build found an error at run time: carries the sanitizer's report."""
+
+
+class MixedModelError(ValueError):
+    """The files of a generated folder are of different models: names each file's hash."""
+
+
+HASH_LINE = re.compile(rb"Model hash: sha256:([0-9a-f]{64})")   # model.h.j2, model.c.j2
+
+
+def check_one_model(model_dir, manifest, sources, qmodel_hash=None):
+    """Refuse a folder whose files are of different models. sources: {file name: bytes} of
+    the .c and the .h; qmodel_hash: the model hash of the NAME.qmodel.npz beside them, if
+    read. Files without a hash (float C, a program's own C) are checked when any has one."""
+    name = manifest.get("name", "NAME")
+    hashes = {f"{name}_manifest.json": manifest.get("model_hash")}
+    for fname, data in sources.items():
+        found = HASH_LINE.search(data)
+        hashes[fname] = found.group(1).decode() if found else None
+    if qmodel_hash is not None:
+        hashes[f"{name}.qmodel.npz"] = qmodel_hash
+    if len(set(hashes.values())) > 1:
+        listed = ", ".join(f"{f} {'sha256:' + h[:16] if h else 'no model hash'}"
+                           for f, h in hashes.items())
+        raise MixedModelError(f"{model_dir}: its files are of different models ({listed}); "
+                              f"generate the folder again")
 
 
 def cache_dir():
@@ -106,6 +139,18 @@ def _check_manifest(manifest, where):
     return manifest
 
 
+def check_folder(model_dir, qmodel=None, name=None):
+    """check_one_model on a generated folder as it is on disk, with the hash of `qmodel`
+    (the NAME.qmodel.npz a caller loaded from it) if given; -> the manifest."""
+    manifest = read_manifest(model_dir, name)
+    sources = {}
+    for fname in (manifest["header"], manifest["source"]):
+        with open(os.path.join(model_dir, fname), "rb") as f:
+            sources[fname] = f.read()
+    check_one_model(model_dir, manifest, sources, None if qmodel is None else model_hash(qmodel))
+    return manifest
+
+
 def build(model_dir, manifest, cc, flags, kind, extra_sources=None):
     """Compile (or find in the cache) a shared library (kind 'shared') or an executable
     ('exe'); return its path. manifest names the main files ('name', 'header', 'source' in
@@ -114,6 +159,7 @@ def build(model_dir, manifest, cc, flags, kind, extra_sources=None):
     for fname in sources:
         with open(os.path.join(model_dir, fname), "rb") as f:
             sources[fname] = f.read()
+    check_one_model(model_dir, manifest, sources)
     sources.update(extra_sources or {})
     key = hashlib.sha256()
     for part in [kind, cc, compiler_version(cc)] + flags:

@@ -15,7 +15,9 @@ For a model named NAME, `minitiny.codegen.generate(qmodel, dir)` writes:
     NAME.qmodel.npz     the int8 model, whose NumPy reference checks the outputs
 
 Only the header and the source are required; without the manifest there are no per-layer
-figures, without the .npz no reference check.
+figures, without the .npz no reference check. When there is a manifest, the .c, the .h, the
+manifest and the .npz must name one model hash (codegen.loader.check_one_model): a folder
+mixing two models is refused before anything is built.
 
 A program of several C files (the audio front end, then the model: PCM in, a class out)
 lists them all in its manifest, paths relative to the directory, NAME_model.c first:
@@ -32,6 +34,9 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from minitiny.codegen.generator import model_hash
+from minitiny.codegen.loader import check_one_model
 
 
 class ModelDirError(ValueError):
@@ -114,7 +119,10 @@ def load(model_dir):
         except (OSError, json.JSONDecodeError) as e:
             raise ModelDirError(f"{manifest_path}: not valid JSON ({e})") from None
 
-    macros = dict(_DEFINE.findall(header.read_text(encoding="utf-8", errors="replace")))
+    texts = {header.name: header.read_bytes(), source.name: source.read_bytes()}
+    if manifest is not None:
+        check_one_model(d, dict(manifest, name=name), texts)
+    macros = dict(_DEFINE.findall(texts[header.name].decode("utf-8", errors="replace")))
     up = name.upper()
 
     def macro(suffix, kind, required=True):
@@ -188,6 +196,10 @@ def load_reference(files):
     if loader is None:
         return None
     try:
-        return loader(files.qmodel_path)
+        qmodel = loader(files.qmodel_path)
     except (OSError, ValueError, KeyError) as e:
         raise ModelDirError(f"{files.qmodel_path}: cannot load the int8 model ({e})") from None
+    if files.manifest is not None:
+        check_one_model(files.dir, dict(files.manifest, name=files.name),
+                        {f.name: f.read_bytes() for f in (files.header, files.source)}, model_hash(qmodel))
+    return qmodel

@@ -7,6 +7,7 @@ through main() (in-process, so it is fast) and checks the files each step leaves
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -263,8 +264,26 @@ def test_export_arduino_with_a_library_name(chain, capsys, tmp_path):
 
 
 def test_verify_exits_1_when_outputs_differ(chain, capsys, tmp_path):
-    """Change the reference model's biases: the C (generated from the original) must now
-    disagree with the NumPy int8 run, and verify must say so with exit status 1."""
+    """Change the biases in the C (a generator bug: the files still name one model): the C
+    must now disagree with the NumPy int8 run, and verify must say so with exit status 1."""
+    d, _, _ = chain
+    bad = tmp_path / "c"
+    shutil.copytree(d / "c", bad)
+    source = bad / "blobs_model.c"
+    bias = re.compile(r"(int32_t \w*bias\w*\[[^]]*\] = \{)([^}]*)")
+    text, n = bias.subn(lambda m: m.group(1) + ", ".join(str(int(v) + 5000) for v in m.group(2).split(",")),
+                        source.read_text())
+    assert n >= 1
+    source.write_text(text)
+    code, out, err = run(capsys, "verify", str(bad), "--inputs", str(d / "x.npy"))
+    assert code == 1
+    assert "MISMATCH" in out
+    assert "check failed" in err
+
+
+def test_verify_exits_2_when_the_files_are_of_two_models(chain, capsys, tmp_path):
+    """The reference model's biases changed in the .npz: not a generator bug but a folder of
+    two models, refused before anything runs (exit 2, naming each file's model hash)."""
     from minitiny.quant.graph import QModel
     d, _, _ = chain
     bad = tmp_path / "c"
@@ -275,9 +294,8 @@ def test_verify_exits_1_when_outputs_differ(chain, capsys, tmp_path):
             t.data = (t.data + 5000).astype(np.int32)
     q.save(str(bad / "blobs.qmodel.npz"))
     code, out, err = run(capsys, "verify", str(bad), "--inputs", str(d / "x.npy"))
-    assert code == 1
-    assert "MISMATCH" in out
-    assert "check failed" in err
+    assert code == 2
+    assert "of different models" in err and "blobs.qmodel.npz sha256:" in err, err
 
 
 def test_train_with_load_data_returning_x_y(capsys, tmp_path):

@@ -341,6 +341,176 @@ def test_generate_replaces_the_whole_directory_or_nothing(tmp_path, monkeypatch)
 
 
 # =======================================================================================
+# kill -9 at every step of generate and save: the old version or the new, never a mix
+# =======================================================================================
+FS_STEPS = ("rename", "replace", "link", "symlink", "unlink", "rmdir", "mkdir")
+
+
+def _killed_at(step, work):
+    """Run work() in a forked child that SIGKILLs itself just before its step-th file-system
+    change (os.rename, replace, link, unlink, mkdir, rmdir: what tempfile and shutil call
+    too) -> True if it was killed, False if work() finished first."""
+    pid = os.fork()
+    if pid == 0:                                       # the child: never returns
+        status = 1
+        try:
+            count = [0]
+            for name in FS_STEPS:
+                def hooked(*args, _real=getattr(os, name), **kwargs):
+                    count[0] += 1
+                    if count[0] == step:
+                        os.kill(os.getpid(), signal.SIGKILL)
+                    return _real(*args, **kwargs)
+                setattr(os, name, hooked)
+            work()
+            status = 0
+        finally:
+            os._exit(status)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status) or os.WEXITSTATUS(status) == 0, "the child failed"
+    return os.WIFSIGNALED(status)
+
+
+def _kill_at_every_step(work, check):
+    """check() after a kill at step 1, 2, ... until work() runs to its end; -> steps."""
+    step = 1
+    while _killed_at(step, work):
+        check(step)
+        step += 1
+        assert step < 200, "work() never finished"
+    return step - 1
+
+
+def _snapshot(folder):
+    return {os.path.relpath(os.path.join(d, f), folder): open(os.path.join(d, f), "rb").read()
+            for d, _, fs in os.walk(folder) for f in fs}
+
+
+def test_kill_at_every_step_of_generate_leaves_one_model_and_the_next_run_recovers(tmp_path, capfd):
+    """Found: generate replaced a folder file by file, so a kill between two renames left the
+    .h of the new model beside the .c of the old. Now the folder is the old one or the new
+    one at every step, and the next generate removes what the killed one left."""
+    out = tmp_path / "gen"
+    old_model, new_model = _qmodel(11), O.single_op_model(12, "fully_connected", (7,), units=4)
+    codegen.generate(old_model, out, name="m")
+    (out / "notes.txt").write_text("the user's own file")       # carried over, never lost
+    old = _snapshot(out)
+    codegen.generate(new_model, tmp_path / "reference", name="m")
+    new = dict(_snapshot(tmp_path / "reference"), **{"notes.txt": old["notes.txt"]})
+    seen = set()
+
+    def check(step):
+        if out.exists():
+            now = _snapshot(out)
+            assert now in (old, new), f"killed at step {step}: a mix of two models"
+            seen.add("old" if now == old else "new")
+            codegen.loader.check_folder(out, QModel.load(out / "m.qmodel.npz"))
+        else:                                   # killed between the two renames of the swap
+            seen.add("aside")
+        codegen.generate(new_model, out, name="m")          # the next run recovers
+        assert _snapshot(out) == new
+        assert sorted(os.listdir(tmp_path)) == ["gen", "reference"], f"killed at step {step}"
+        shutil.rmtree(out)
+        codegen.generate(old_model, out, name="m")
+        (out / "notes.txt").write_text("the user's own file")
+
+    steps = _kill_at_every_step(lambda: codegen.generate(new_model, out, name="m"), check)
+    assert steps >= 4 and seen == {"old", "new", "aside"}, (steps, seen)
+    assert "stale temporary" in capfd.readouterr().err      # the recovery says what it removed
+
+
+SAVED = {"float model (.npz)": lambda p: [w.tobytes() for w in mt.load_model(p).get_weights()],
+         "int8 model (.qmodel.npz)": lambda p: codegen.model_hash(QModel.load(p))}
+
+
+@pytest.mark.parametrize("what", sorted(SAVED))
+def test_kill_at_every_step_of_save_leaves_a_whole_file_and_no_litter(tmp_path, capfd, what):
+    """Found: 30 kills during save left 25 .NAME.XXXX.tmp files (190 MB). A kill at any step
+    leaves the old model or the new; the next save removes the killed one's temp file."""
+    path, read = tmp_path / "model.npz", SAVED[what]
+    WRITERS[what](path, 1)
+    old = read(path)
+    WRITERS[what](tmp_path / "new.npz", 2)
+    new = read(tmp_path / "new.npz")
+    assert old != new
+    litter = []
+
+    def check(step):
+        assert read(path) in (old, new), f"killed at step {step}: a torn file"
+        litter.extend(f for f in os.listdir(tmp_path) if f not in ("model.npz", "new.npz"))
+
+    steps = _kill_at_every_step(lambda: WRITERS[what](path, 2), check)
+    assert steps >= 2 and litter, (steps, litter)             # some kill left a temp file ...
+    WRITERS[what](path, 2)
+    assert sorted(os.listdir(tmp_path)) == ["model.npz", "new.npz"]     # ... and it is gone
+    assert read(path) == new
+    assert "stale temporary" in capfd.readouterr().err
+
+
+def _dead_pid():
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_stale_temp_files_are_removed_and_live_ones_kept(tmp_path, capfd):
+    """Whose writer is gone is removed (and said); a live writer's file, another target's,
+    and an old-style temp file younger than an hour are kept."""
+    path = tmp_path / "model.npz"
+    dead, alive = _dead_pid(), os.getppid()
+    stale = [f".model.npz.{dead}-abcd1234.tmp", ".model.npz.k2j4_x9q.tmp"]
+    kept = [f".model.npz.{alive}-abcd1234.tmp", ".model.npz.fresh123.tmp",
+            f".other.npz.{dead}-abcd1234.tmp", "model.npz.bak"]
+    for name in stale + kept:
+        (tmp_path / name).write_bytes(b"x" * 1000)
+    hour_ago = os.path.getmtime(tmp_path / stale[1]) - 2 * 3600
+    os.utime(tmp_path / stale[1], (hour_ago, hour_ago))
+    _float_model(1).save(path)
+    assert sorted(os.listdir(tmp_path)) == sorted(kept + ["model.npz"])
+    err = capfd.readouterr().err
+    assert f"{path}: removed 2 stale temporary files (2,000 bytes)" in err, err
+
+
+def _torn(tmp_path):
+    """A folder of model 1 with model 2's header copied in (what a torn write left)."""
+    codegen.generate(_qmodel(21), tmp_path / "one", name="m")
+    codegen.generate(O.single_op_model(22, "fully_connected", (5,), units=3), tmp_path / "two", name="m")
+    shutil.copy(tmp_path / "two" / "m_model.h", tmp_path / "one" / "m_model.h")
+    return tmp_path / "one"
+
+
+def test_load_and_firmware_run_refuse_a_folder_mixing_two_models(tmp_path, capsys):
+    torn = _torn(tmp_path)
+    with pytest.raises(codegen.MixedModelError) as e:
+        codegen.load(torn)
+    text = str(e.value)
+    h1, h2 = codegen.model_hash(_qmodel(21))[:16], codegen.model_hash(
+        O.single_op_model(22, "fully_connected", (5,), units=3))[:16]
+    assert f"m_model.c sha256:{h1}" in text and f"m_model.h sha256:{h2}" in text, text
+    assert f"m_manifest.json sha256:{h1}" in text, text
+    from minitiny.firmware import model as fwmodel
+    from minitiny.firmware.__main__ import main as firmware_main
+    with pytest.raises(codegen.MixedModelError):
+        fwmodel.load(torn)
+    assert firmware_main(["run", str(torn)]) == 2      # refused before anything is built
+    assert "of different models" in capsys.readouterr().err
+    codegen.load(tmp_path / "two")                     # the control: one model loads
+
+
+def test_verify_refuses_a_model_file_of_another_model(tmp_path, capsys):
+    """The .npz the check compares against must be the model of the C too."""
+    from minitiny import cli
+    codegen.generate(_qmodel(23), tmp_path / "one", name="m")
+    _qmodel(24).save(tmp_path / "one" / "m.qmodel.npz")
+    assert cli.main(["verify", str(tmp_path / "one"), "-n", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "of different models" in err and "m.qmodel.npz sha256:" in err, err
+    torn = _torn(tmp_path)
+    assert cli.main(["verify", str(torn), "-n", "4"]) == 2
+    assert "of different models" in capsys.readouterr().err
+
+
+# =======================================================================================
 # Re-running over its own output
 # =======================================================================================
 @pytest.mark.skipif(GCC is None, reason="gcc is not installed")

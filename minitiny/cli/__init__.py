@@ -401,6 +401,7 @@ def cmd_verify(args):
     if not os.path.isdir(args.dir):
         raise UsageError(f"{args.dir}: not a directory written by `minitiny generate`")
     qmodel = load_qmodel(args.dir)
+    codegen.loader.check_folder(args.dir, qmodel)      # the .c, .h, manifest and .npz: one model
     x, what = _verify_inputs(args, qmodel)
     print(f"verify {args.dir}: {what}")
     ok = True
