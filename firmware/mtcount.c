@@ -79,9 +79,11 @@ static void on_translate(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
         qemu_plugin_register_vcpu_insn_exec_inline(insn, QEMU_PLUGIN_INLINE_ADD_U64, &executed, 1);
         const uint8_t *bytes = qemu_plugin_insn_data(insn);
         /* The first halfword decides: 0x46DB is a whole 16-bit Thumb instruction (a 32-bit
-         * one starts with 0b11101, 0b11110 or 0b11111). Do not require a size of 2: QEMU 7.2
-         * reports 4 for a 16-bit instruction in the last halfword of a 4 KiB page, and a
-         * marker there would be missed. */
+         * one starts with 0b11101, 0b11110 or 0b11111). Do not require a size of 2: after a
+         * 16-bit instruction 4 bytes before the end of a page (1 KiB on M-profile, so at an
+         * address ending in 0x3fc), QEMU 7.2's Thumb translator reads the next halfword to
+         * see whether it crosses the page, and that read is added to the instruction's
+         * bytes: size 4. The host also checks that it saw every marker (runner.py). */
         if (qemu_plugin_insn_size(insn) >= 2 && bytes[0] == 0xDB && bytes[1] == 0x46)
             qemu_plugin_register_vcpu_insn_exec_cb(insn, on_mark, QEMU_PLUGIN_CB_NO_REGS, NULL);
     }
