@@ -37,7 +37,7 @@ def main(argv=None):
         return e.code
     import numpy as np
 
-    from .build import FirmwareError
+    from .toolchain import FirmwareError
     from .model import ModelDirError
     from .runner import run
     inputs = None

@@ -13,7 +13,6 @@ then link.ld places them in the board's flash and RAM. Every flag is explained w
 is set. A build is cached under a hash of its sources, flags and compiler version, so the
 same model on the same board is compiled once.
 """
-import functools
 import hashlib
 import os
 import re
@@ -23,22 +22,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import sizes
+from .toolchain import FirmwareError, tool, version
+
 HERE = Path(__file__).resolve().parent
 RUNTIME = ("startup.c", "semihosting.c", "semihosting.h", "marker.h", "link.ld")
-APT_INSTALL = "apt-get install -y --no-install-recommends gcc-arm-none-eabi qemu-system-arm"
 
 # -icount fallback: virtual time advances 2**ICOUNT_SHIFT ns per instruction. At 2**7 =
 # 128 ns an instruction spans more than one tick of the boards' 20-25 MHz counters
 # (40-50 ns), so the counter resolves single instructions.
 ICOUNT_SHIFT = 7
-
-
-class FirmwareError(RuntimeError):
-    """The firmware could not be built or run (the message says what and why)."""
-
-
-class ToolchainError(FirmwareError):
-    """A tool the firmware needs is not installed."""
 
 
 class BuildError(FirmwareError):
@@ -53,14 +46,6 @@ class DoesNotFit(BuildError):
         self.needs = needs   # {'flash': bytes, 'ram': bytes, 'flash_budget': ..., 'ram_budget': ...}
 
 
-def tool(name, hint=APT_INSTALL):
-    path = shutil.which(name)
-    if path is None:
-        raise ToolchainError(f"{name} not found on PATH: install the Cortex-M toolchain and "
-                             f"emulator with\n    {hint}")
-    return path
-
-
 def cache_root(cache_dir=None):
     """Where builds are kept: cache_dir, else $MINITINY_CACHE, else ~/.cache/minitiny."""
     if cache_dir is None:
@@ -69,12 +54,6 @@ def cache_root(cache_dir=None):
     root = Path(cache_dir) / "firmware"
     root.mkdir(parents=True, exist_ok=True)
     return root
-
-
-@functools.lru_cache(maxsize=None)
-def _version(exe):
-    out = subprocess.run([exe, "--version"], capture_output=True, text=True)
-    return out.stdout.splitlines()[0] if out.stdout else exe
 
 
 def compile_flags(core, opt="-O2"):
@@ -155,7 +134,7 @@ def build(files, harness_source, target, *, profile, counter, stack, cache_dir=N
     key = hashlib.sha256()
     for name in sorted(sources):
         key.update(name.encode() + b"\0" + sources[name] + b"\0")
-    key.update(repr((cflags, model_flags, defines, lflags, _version(gcc))).encode())
+    key.update(repr((cflags, model_flags, defines, lflags, version(gcc))).encode())
     digest = key.hexdigest()[:20]
     final = cache_root(cache_dir) / f"{files.name}-{core.name}-{digest}"
     result = Build(final, final / "firmware.elf", [final / _object(p.name) for p in model_sources],
@@ -212,7 +191,6 @@ def _quote(arg):
 
 def _explain_overflow(files, target, stack, work, cmd, log, model_objects):
     """Link again with all the memory QEMU has, measure, and say what does not fit where."""
-    from . import sizes
     core = target.core
     big = [a for a in cmd if not a.startswith(("-Wl,--defsym=__flash_size", "-Wl,--defsym=__ram_size"))]
     big[-2:-2] = [f"-Wl,--defsym=__flash_size={core.flash_max}",
@@ -255,7 +233,7 @@ def plugin(cache_dir=None):
     if cc is None:
         return None
     source = (HERE / "mtcount.c").read_bytes()
-    digest = hashlib.sha256(source + _version(cc).encode()).hexdigest()[:20]
+    digest = hashlib.sha256(source + version(cc).encode()).hexdigest()[:20]
     lib = cache_root(cache_dir) / f"libmtcount-{digest}.so"
     if not lib.is_file():
         tmp = lib.with_suffix(f".{os.getpid()}.tmp")

@@ -37,6 +37,7 @@ from pathlib import Path
 
 from minitiny.codegen.generator import model_hash
 from minitiny.codegen.loader import check_one_model
+from minitiny.codegen.names import c_identifier
 
 
 class ModelDirError(ValueError):
@@ -203,3 +204,12 @@ def load_reference(files):
         check_one_model(files.dir, dict(files.manifest, name=files.name),
                         {f.name: f.read_bytes() for f in (files.header, files.source)}, model_hash(qmodel))
     return qmodel
+
+
+def layer_c_name(layer):
+    """A manifest layer's name as the generated C spells it: its 'c_name', else the name
+    sanitised as codegen/names.py does. Symbols 'NAME_weight', ... belong to it."""
+    if layer.get("c_name"):
+        return layer["c_name"]
+    name = layer.get("name")
+    return None if name is None else c_identifier(name)

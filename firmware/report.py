@@ -1,9 +1,5 @@
 """The table a firmware run prints: per layer and in total, instructions, flash and RAM."""
-
-
-def layer_c_name(layer):
-    from .runner import layer_c_name as c_name
-    return c_name(layer)
+from .model import layer_c_name
 
 
 def _n(v):

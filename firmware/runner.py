@@ -27,7 +27,9 @@ import numpy as np
 
 from . import build as fwbuild
 from . import cores, model, sizes
-from .build import FirmwareError  # noqa: F401  (re-exported)
+from .model import layer_c_name
+from .report import table
+from .toolchain import FirmwareError, ToolchainError, tool
 
 DEFAULT_STACK = 4096        # bytes of RAM reserved for the stack (the link checks it fits)
 CALIBRATION_LOOP = 1 + 16 * (1 + 2 * 32768 + 2)  # instructions in harness.c.j2's counter_calibrate
@@ -76,7 +78,6 @@ class FirmwareResult:
         return None if self.instructions_per_input is None else int(self.instructions_per_input.max())
 
     def table(self):
-        from .report import table
         return table(self)
 
     __str__ = table
@@ -108,7 +109,7 @@ def run(model_dir, board="cortex-m4", inputs=None, n=8, profile=True, timeout=60
         fault_test = FAULT_TEST_ADDRESS
     x = _inputs(files, inputs, n, seed)
     reference = _reference(files, x, expected)
-    fwbuild.tool("qemu-system-arm")
+    tool("qemu-system-arm")
     chosen, lib = _choose_counter(counter, cache_dir)
     opts = dict(files=files, target=target, x=x, stack=stack, cache_dir=cache_dir,
                 fault_test=fault_test, opt=opt, timeout=timeout, lib=lib)
@@ -161,7 +162,7 @@ def _choose_counter(counter, cache_dir):
     lib = fwbuild.plugin(cache_dir)
     if lib is None:
         if counter == "plugin":
-            raise fwbuild.ToolchainError("no host C compiler (cc, gcc or clang) to build the QEMU "
+            raise ToolchainError("no host C compiler (cc, gcc or clang) to build the QEMU "
                                          "plugin: apt-get install -y gcc, or use counter='icount'")
         return "icount", None
     return "plugin", lib
@@ -256,7 +257,7 @@ def qemu_command(elf, core, counter, plugin_lib=None, marks_log=None):
     """The QEMU command line, each option explained."""
     def esc(path):                  # QEMU option values escape ',' as ',,'
         return str(path).replace(",", ",,")
-    cmd = [fwbuild.tool("qemu-system-arm"),
+    cmd = [tool("qemu-system-arm"),
            "-machine", core.machine,          # the board QEMU emulates for this core
            "-nographic",                      # no window
            "-monitor", "none", "-serial", "none",  # nothing else on the terminal
@@ -400,19 +401,3 @@ def _sizes(result, files, b, r):
         result.status = "error"
         result.message = (f"the model used {r.stack_used:,} B of stack, more than the "
                           f"{b.stack_reserved:,} B reserved: raise stack=")
-
-
-def layer_c_name(layer):
-    """A manifest layer's name as the generated C spells it: its 'c_name', else the name
-    sanitised as codegen/names.py does. Symbols 'NAME_weight', ... belong to it."""
-    if layer.get("c_name"):
-        return layer["c_name"]
-    name = layer.get("name")
-    if name is None:
-        return None
-    try:
-        from minitiny.codegen.names import c_identifier
-    except ImportError:
-        import re
-        return re.sub(r"[^A-Za-z0-9_]+", "_", str(name)).strip("_")
-    return c_identifier(name)

@@ -18,7 +18,7 @@ import re
 import subprocess
 from pathlib import Path
 
-from .build import tool
+from .toolchain import tool
 
 FLASH_CODE, FLASH_CONST, RAM_DATA, RAM_BSS = "Tt", "Rr", "Dd", "Bb"
 
