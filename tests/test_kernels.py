@@ -236,6 +236,32 @@ def test_relu6_threshold_is_rounded_in_float32():
 
 
 @O.requires_tflm
+@pytest.mark.parametrize("kind", ["conv_2d", "fully_connected", "max_pool_2d", "average_pool_2d"])
+def test_a_relu6_bound_beyond_int32_is_refused_as_tflm_refuses_it(kind):
+    """Found by the widened drawer: ReLU6 fused into a layer whose output scale is below
+    6 / 2^31 puts 6.0 / scale outside int32; TFLM's Prepare refuses it (kernel_util.cc
+    Quantize; a pool then ran on whatever its activation range held, giving 1 where minitiny
+    gave 87). Refused here too, naming the layer; where 6.0 / scale fits, TFLM's bits."""
+    from minitiny.quant.graph import GraphError
+    for scale, fits in ((6 / 2 ** 30, True), (6 / 2 ** 32, False), (2e-25, False)):
+        b = O.Builder(3, (4, 4, 2), kind, np.float32(scale), 87)
+        if kind == "conv_2d":
+            b.conv(2, activation="relu6")
+        elif kind == "fully_connected":
+            b.flatten().dense(3, activation="relu6")
+        else:
+            b.pool(kind, (2, 2), (2, 2), activation="relu6")
+        if kind in ("conv_2d", "fully_connected"):          # relu6 over the output's scale
+            b.tensors[b.cur].scale = np.float32(scale)
+        if fits:
+            O.check_against_tflm(b.model(), O.int8_input(np.random.default_rng(0), (4, 4, 2)),
+                                 label="prepare: relu6 bound near int32")
+        else:
+            with pytest.raises(GraphError, match=rf"op '{b.ops[-1].name}'.*relu6.*does not fit int32"):
+                b.model()                                  # QModel runs every op's Prepare
+
+
+@O.requires_tflm
 def test_relu_multiplier_is_computed_in_double():
     """RELU's multiplier s_in / s_out is taken in double (activations.cc CalculateReluOpData).
     Draw scales until the outputs over all 256 inputs with the multiplier taken in double

@@ -50,7 +50,7 @@ import numpy as np
 from ..errors import GraphError
 from . import (activations, add, conv_2d, depthwise_conv_2d, fully_connected, logistic_tanh, mean,
                pooling, reshape, softmax)
-from .common import fail
+from .common import ActivationRangeError, fail
 
 # kind -> the module that prepares and runs it, in the order docs/READING.md meets them.
 KERNELS = {kind: module
@@ -74,7 +74,10 @@ def prepare(op, tensors, single_rounding=False):
     lo, hi = kernel.INPUTS
     if not lo <= len(op.inputs) <= hi or len(op.outputs) != 1:
         fail(op, f"expects {lo}..{hi} inputs and 1 output, got {len(op.inputs)} and {len(op.outputs)}")
-    params = kernel.prepare(op, tensors, bool(single_rounding))
+    try:
+        params = kernel.prepare(op, tensors, bool(single_rounding))
+    except ActivationRangeError as e:
+        fail(op, str(e))
     params["single_rounding"] = bool(single_rounding)
     return params
 

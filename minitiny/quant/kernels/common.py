@@ -65,12 +65,23 @@ def size(t):
     return int(np.prod(t.shape))
 
 
+class ActivationRangeError(ValueError):
+    """A fused activation's bound does not fit int32 at this output scale (prepare names the op)."""
+
+
 def activation_range(activation, scale, zero_point):
     """CalculateActivationRangeQuantized (TFLM kernel_util.cc): fold a fused ReLU/ReLU6
-    into the int8 clamp. quantize(x) = z + (int) roundf(x / scale), in float32."""
+    into the int8 clamp. quantize(x) = z + (int) roundf(x / scale), in float32; TFLM's
+    Quantize refuses a rounded x / scale outside [float(INT32_MIN), float(INT32_MAX)] (ReLU6's
+    6.0 over a scale below about 3e-9), so the model is refused here too (and 2^31 itself,
+    which TFLM accepts and then casts to int32: undefined behaviour)."""
     def quantize(x):
-        q = fp.tflite_round(float(np.float32(x) / np.float32(scale)))
-        return int(zero_point) + int(np.clip(q, fp.INT32_MIN, fp.INT32_MAX))
+        q = np.float32(fp.tflite_round(float(np.float32(x) / np.float32(scale))))
+        if not fp.INT32_MIN <= float(q) <= fp.INT32_MAX:    # (TFLM casts 2^31 to int32: UB)
+            raise ActivationRangeError(
+                f"fused {activation}: {x} / output scale {float(scale):.9g} = {float(q):.9g} does "
+                f"not fit int32, and TFLM refuses such a range (kernel_util.cc Quantize)")
+        return int(zero_point) + int(q)
     if activation == "relu":
         return max(INT8_MIN, quantize(0.0)), INT8_MAX
     if activation == "relu6":
