@@ -64,8 +64,10 @@ def _out_size(n, k, stride, padding):
 
 
 class Builder:
-    def __init__(self, seed, in_shape, name="model", in_scale=None, in_zero_point=None):
+    def __init__(self, seed, in_shape, name="model", in_scale=None, in_zero_point=None,
+                 weight_scales=(1e-4, 1e-1)):
         self.rng = np.random.default_rng(seed)
+        self.weight_scales = weight_scales              # log-uniform range of weight scales
         self.name, self.tensors, self.ops, self.inputs = name, {}, [], []
         self.cur = self.input("x", in_shape, in_scale, in_zero_point)
 
@@ -99,7 +101,8 @@ class Builder:
 
     def _weighted(self, kind, w_shape, q_dim, n_out, fan_in, out_shape, per_channel, bias, options):
         rng = self.rng
-        s_w = log_uniform(rng, 1e-4, 1e-1, n_out) if per_channel else log_uniform(rng, 1e-4, 1e-1)
+        lo, hi = self.weight_scales
+        s_w = log_uniform(rng, lo, hi, n_out) if per_channel else log_uniform(rng, lo, hi)
         w = self._tensor(w_shape, s_w, np.zeros_like(s_w, np.int32), weights(rng, w_shape), q_dim, "w")
         inputs = [self.cur, w]
         if bias:
