@@ -20,8 +20,6 @@ SOURCES = {"minitiny": "minitiny", "codegen": "minitiny.codegen",
 KNOWN_CYCLES = {
     ("minitiny.codegen", "minitiny.codegen.loader"),
     ("minitiny.codegen.float_codegen", "minitiny.codegen.generator"),
-    ("minitiny.firmware.build", "minitiny.firmware.sizes"),
-    ("minitiny.firmware.report", "minitiny.firmware.runner"),
 }
 
 
