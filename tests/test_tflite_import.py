@@ -327,8 +327,10 @@ def test_tf_unsupported_operators_are_all_listed():
     with pytest.raises(UnsupportedTFLiteError) as e:
         from_tflite(os.path.join(DATA, "unsupported_ops.tflite"))
     assert "unsupported_ops.tflite" in str(e.value)
-    assert e.value.problems == ["operator #1 LEAKY_RELU: not supported", "operator #2 MUL: not supported",
-                                "operator #3 CONCATENATION: not supported"]
+    assert [p.split(":")[0] for p in e.value.problems] == [
+        "operator #1 LEAKY_RELU", "operator #2 MUL", "operator #3 CONCATENATION"]
+    assert all(p.endswith("not supported (not among the operators `minitiny import --help` lists)")
+               for p in e.value.problems)
 
 
 # ---------------------------------------------------------------------------------------
@@ -552,6 +554,37 @@ def test_a_model_with_two_outputs_is_refused_naming_them():
     assert len(e.value.problems) == 1 and "2 outputs (" in e.value.problems[0], str(e.value)
     assert first_conv in e.value.problems[0] and last in e.value.problems[0], str(e.value)
     assert len(from_tflite(to_tflite(q)).outputs) == 1          # the control: one output imports
+
+
+def lstm_with_state(m, s):
+    """The conv becomes an UNIDIRECTIONAL_SEQUENCE_LSTM reading a variable state tensor, as
+    TFLite's converter writes an LSTM: the state is read and updated in place, written by
+    no operator."""
+    op = first_op(m, s, "CONV_2D")
+    op.opcodeIndex = opcode_index(m, s, s.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM)
+    op.builtinOptionsType, op.builtinOptions = 0, None
+    state = add_tensor(m, s, "lstm/state", [1, 2], s.TensorType.INT8, 0.1, 0)
+    m.subgraphs[0].tensors[state].isVariable = True
+    op.inputs = list(op.inputs) + [state]
+
+
+def test_variable_tensors_are_unsupported_not_malformed():
+    with pytest.raises(UnsupportedTFLiteError) as e:
+        from_tflite(edit(to_tflite(one_op("conv_2d")), lstm_with_state))
+    assert len(e.value.problems) == 2
+    assert "operator #0 UNIDIRECTIONAL_SEQUENCE_LSTM: not supported" in str(e.value)
+    assert "operator #0 UNIDIRECTIONAL_SEQUENCE_LSTM: reads tensor #" in str(e.value)
+    assert "'lstm/state', a variable tensor" in str(e.value)
+    assert "minitiny does not support variable tensors" in str(e.value)
+
+
+def test_a_tensor_no_one_writes_is_still_malformed():
+    """Without is_variable, the same file is broken: the state tensor comes from nowhere."""
+    def change(m, s):
+        lstm_with_state(m, s)
+        m.subgraphs[0].tensors[-1].isVariable = False
+    with pytest.raises(TFLiteFormatError, match="no operator writes it"):
+        from_tflite(edit(to_tflite(one_op("conv_2d")), change))
 
 
 def test_a_float_model_lists_every_operator():

@@ -29,6 +29,8 @@ import traceback
 
 import numpy as np
 
+from minitiny.quant import supported
+
 PROG = "minitiny"
 
 
@@ -606,6 +608,11 @@ examples:
   minitiny verify build/digits --data mnist --board cortex-m4 --firmware-inputs 32"""),
     "firmware": ("run generated C on an emulated Cortex-M (QEMU)", FIRMWARE_EXAMPLES),
     "import": ("import a .tflite model and generate C from it", """
+The model must be full-integer (TFLite's converter with TFLITE_BUILTINS_INT8), with these
+operators (docs/OPS.md); anything else is listed, every item with its operator index:
+
+""" + supported.text_table() + """
+
 examples:
   minitiny import model.tflite --out build/kws --name kws"""),
     "export": ("export a generated model as an Arduino library, or an int8 model as .tflite", """

@@ -44,6 +44,7 @@ from tflite import BuiltinOperator as Op
 from tflite.utils import BUILTIN_OPCODE2NAME
 
 from ..geometry import out_size
+from . import supported
 from .graph import GraphError, QModel, QOp, QTensor
 
 
@@ -78,24 +79,9 @@ ACTIVATIONS = {ActivationFunctionType.NONE: "none", ActivationFunctionType.RELU:
                ActivationFunctionType.RELU6: "relu6"}
 PADDINGS = {0: "same", 1: "valid"}                 # tflite.Padding SAME, VALID
 
-# builtin -> (QOp kind, its options table). QUANTIZE / DEQUANTIZE are folded at the edges only.
-KINDS = {
-    Op.FULLY_CONNECTED: ("fully_connected", "FullyConnectedOptions"),
-    Op.CONV_2D: ("conv_2d", "Conv2DOptions"),
-    Op.DEPTHWISE_CONV_2D: ("depthwise_conv_2d", "DepthwiseConv2DOptions"),
-    Op.MAX_POOL_2D: ("max_pool_2d", "Pool2DOptions"),
-    Op.AVERAGE_POOL_2D: ("average_pool_2d", "Pool2DOptions"),
-    Op.MEAN: ("mean", "ReducerOptions"),
-    Op.ADD: ("add", "AddOptions"),
-    Op.RESHAPE: ("reshape", None),
-    Op.SQUEEZE: ("reshape", None),
-    Op.EXPAND_DIMS: ("reshape", None),
-    Op.SOFTMAX: ("softmax", "SoftmaxOptions"),
-    Op.LOGISTIC: ("logistic", None),
-    Op.TANH: ("tanh", None),
-    Op.RELU: ("relu", None),
-    Op.RELU6: ("relu6", None),
-}
+# builtin -> (QOp kind, its options table), from the one table of supported ops. QUANTIZE /
+# DEQUANTIZE (kind None there) are folded at the edges only.
+KINDS = {getattr(Op, b.name): (b.kind, b.options) for b in supported.OPS if b.kind}
 # The fields of each options table the mapping reads (accessor names in `tflite`).
 OPTION_FIELDS = {
     "FullyConnectedOptions": ("FusedActivationFunction", "WeightsFormat", "KeepNumDims"),
@@ -423,7 +409,14 @@ class _Importer:
         written = set(inputs)
         for op in needed:
             for t in self.data_inputs(op):
-                if t not in written and self.tensors[t].data is None:
+                if t not in written and "variable" in self.tensors[t].extras:
+                    # TFLite's variable tensors hold state across invocations (an LSTM's cell
+                    # and output state): read and updated in place by their operator, written
+                    # by none. Well-formed, but not something minitiny runs.
+                    self.problems.append(f"{op.label}: reads {self.tensors[t].label}, a variable "
+                                         f"tensor (state kept across invocations, as an LSTM's): "
+                                         f"minitiny does not support variable tensors")
+                elif t not in written and self.tensors[t].data is None:
                     writer = self.producer.get(t)
                     how = (f"operator #{writer.index} writes it later (operators out of order, or a cycle)"
                            if writer else "no operator writes it and it is not a model input")
@@ -535,7 +528,7 @@ class _Importer:
             raise _Unsupported("inside the graph; minitiny folds DEQUANTIZE only before a "
                                "float32 model output")
         if op.code not in KINDS:
-            raise _Unsupported("not supported")
+            raise _Unsupported("not supported (not among the operators `minitiny import --help` lists)")
         kind = KINDS[op.code][0]
         lo, hi = ARITY.get(kind, (1, 1))
         if not lo <= len(op.inputs) <= hi or len(op.outputs) != 1:
@@ -621,12 +614,13 @@ class _Importer:
                 if why:
                     self.problems.append(f"model {'input' if t in inputs else 'output'}: " + "; ".join(why))
         if self.problems:
-            problems = list(dict.fromkeys(self.problems))
+            # model-wide items first, then by operator index (stable: each op's own order)
+            problems = sorted(dict.fromkeys(self.problems), key=_operator_index)
             raise UnsupportedTFLiteError(
                 f"{self.source}: minitiny cannot import this model ({len(problems)} unsupported "
                 f"item{'s' if len(problems) > 1 else ''}; it runs full-integer int8 models with "
-                f"{', '.join(sorted({op_name(c) for c in KINDS}))}, and QUANTIZE / DEQUANTIZE at "
-                f"float edges):\n  " + "\n  ".join(problems), problems)
+                f"the operators `minitiny import --help` lists: {supported.names()}):\n  "
+                + "\n  ".join(problems), problems)
         # Names as the quantizer gives them: each activation after the layer that writes it,
         # constants '<layer>_weight' and '<layer>_bias'; the input keeps a plain identifier
         # for a name, or becomes 'input'.
@@ -646,6 +640,12 @@ class _Importer:
             ops.append(QOp(kind, layer, [names[t] for t in ins], [layer], options))
         tensors = {names[t]: self.qtensor(t, names[t], role) for t, role in roles.items()}
         return QModel(self.name, tensors, ops, [names[t] for t in inputs], [names[t] for t in outputs])
+
+
+def _operator_index(problem):
+    """N of a problem that starts 'operator #N ...', -1 for one about the whole model."""
+    head = problem.split(" ", 2)
+    return int(head[1][1:]) if head[0] == "operator" and head[1][1:].isdigit() else -1
 
 
 def _layer_name(tensor_name, kind, index):

@@ -1,0 +1,97 @@
+"""The one table of the TFLite builtin operators minitiny runs, and in which modes.
+
+The `.tflite` importer maps a builtin onto a QOp kind through this table and names it when
+it refuses a model; docs/OPS.md and `minitiny import --help` print it. Adding an op means
+adding its row here, its kernel module in `kernels/`, and its options in the writer.
+
+A mode is TFLite's quantization scheme for the op's tensors:
+    int8      int8 activations and weights, int32 bias (TFLite's full-integer scheme)
+    int16x8   int16 activations, int8 weights, int64 bias (the "16x8" scheme; none yet)
+A kind of None marks the operators minitiny folds at the model's edges rather than runs.
+"""
+import textwrap
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Builtin:
+    name: str          # TFLite's BuiltinOperator name
+    kind: str          # the QOp kind it becomes (None: folded at the edges)
+    options: str       # its options table in TFLite's schema, None if it has none minitiny reads
+    modes: tuple       # ("int8",), ...
+    notes: str
+    c: bool = True     # the C generator has a kernel for it (else: NumPy reference and .tflite only)
+
+
+OPS = (
+    Builtin("FULLY_CONNECTED", "fully_connected", "FullyConnectedOptions", ("int8",),
+            "one row per sample (the input flattened), per-tensor or per-channel weights, "
+            "fused RELU/RELU6"),
+    Builtin("CONV_2D", "conv_2d", "Conv2DOptions", ("int8",),
+            "SAME/VALID padding, any stride, dilation 1, fused RELU/RELU6"),
+    Builtin("DEPTHWISE_CONV_2D", "depthwise_conv_2d", "DepthwiseConv2DOptions", ("int8",),
+            "any depth multiplier and stride, dilation 1, fused RELU/RELU6"),
+    Builtin("MAX_POOL_2D", "max_pool_2d", "Pool2DOptions", ("int8",), "SAME/VALID, any stride"),
+    Builtin("AVERAGE_POOL_2D", "average_pool_2d", "Pool2DOptions", ("int8",), "SAME/VALID, any stride"),
+    Builtin("MEAN", "mean", "ReducerOptions", ("int8",),
+            "the global average over H and W of a rank-4 input"),
+    Builtin("ADD", "add", "AddOptions", ("int8",),
+            "equal shapes, fused RELU/RELU6"),
+    Builtin("RESHAPE", "reshape", None, ("int8",), "a copy (the output tensor holds the shape)"),
+    Builtin("SQUEEZE", "reshape", None, ("int8",), "as RESHAPE"),
+    Builtin("EXPAND_DIMS", "reshape", None, ("int8",), "as RESHAPE"),
+    Builtin("SOFTMAX", "softmax", "SoftmaxOptions", ("int8",),
+            "over the last axis; output scale 1/256, zero point -128"),
+    Builtin("LOGISTIC", "logistic", None, ("int8",), "output scale 1/256, zero point -128"),
+    Builtin("TANH", "tanh", None, ("int8",), "output scale 1/128, zero point 0"),
+    Builtin("RELU", "relu", None, ("int8",), ""),
+    Builtin("RELU6", "relu6", None, ("int8",), "input and output share scale and zero point"),
+    Builtin("QUANTIZE", None, None, ("int8",),
+            "only at the edges: after a float32 or uint8 model input, before a uint8 output"),
+    Builtin("DEQUANTIZE", None, None, ("int8",), "only at the edges: before a float32 model output"),
+)
+MODES = ("int8", "int16x8")
+BY_NAME = {op.name: op for op in OPS}
+
+
+def kinds():
+    """Every QOp kind some builtin becomes, in table order."""
+    return list(dict.fromkeys(op.kind for op in OPS if op.kind))
+
+
+def names():
+    """The builtin names, for a message: 'ADD, AVERAGE_POOL_2D, ...'."""
+    return ", ".join(sorted(BY_NAME))
+
+
+def text_table():
+    """The table as plain text (`minitiny import --help`)."""
+    width = max(len(op.name) for op in OPS) + 2
+    lines = [f"{'builtin':{width}s}{'modes':14s}{'C':4s}notes"]
+    for op in OPS:
+        head = f"{op.name:{width}s}{','.join(op.modes):14s}{'yes' if op.c else 'no':4s}"
+        notes = textwrap.wrap(op.notes, 90 - len(head)) or [""]
+        lines.append((head + notes[0]).rstrip())
+        lines += [" " * len(head) + more for more in notes[1:]]
+    return "\n".join(lines)
+
+
+def markdown():
+    """docs/OPS.md, whole (tests/test_supported_ops.py checks the file is this)."""
+    rows = ["| builtin | minitiny kind | " + " | ".join(MODES) + " | C | notes |",
+            "| --- | --- | " + " | ".join("---" for _ in MODES) + " | --- | --- |"]
+    for op in OPS:
+        marks = " | ".join("yes" if m in op.modes else "" for m in MODES)
+        kind = f"`{op.kind}`" if op.kind else "(edge)"
+        rows.append(f"| `{op.name}` | {kind} | {marks} | {'yes' if op.c else 'no'} | {op.notes} |")
+    return ("# Supported TFLite operators\n\n"
+            "Generated from `minitiny/quant/supported.py` (`python -m minitiny.quant.supported "
+            "> docs/OPS.md`); a test checks this file against it. `minitiny import --help` prints "
+            "the same table, and the importer names every operator, type or shape outside it. "
+            "Column C: the C generator has a kernel for the op (without one, the NumPy int8 "
+            "reference runs it and the `.tflite` writer writes it; `generate` refuses it by name).\n\n"
+            + "\n".join(rows) + "\n")
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
