@@ -21,6 +21,8 @@ minitiny's layers take Keras' arguments under Keras' names, so a layer's config 
 through as it is. Reading, a Keras argument minitiny lacks is dropped only when it holds
 Keras' default (data_format='channels_last', kernel_regularizer=None, ...); any other value,
 and any layer class minitiny does not have, is refused by name (all of them at once).
+A model read from a Keras file comes back uncompiled (Keras' compile_config is not read):
+call compile before fit. minitiny writes no compile_config either.
 """
 import inspect
 import io
