@@ -1,4 +1,5 @@
-"""Keras arguments minitiny does not implement: refused by name, never silently ignored.
+"""Keras arguments minitiny does not implement: refused by name, never silently ignored;
+and the one way saved configs name a class ({"class_name", "config"}, looked up in a registry).
 
 Layers and optimizers take Keras' arguments; one minitiny lacks (activity_regularizer=,
 clipnorm=, ...) would change the results if dropped, so it stops the program with the
@@ -20,3 +21,18 @@ def refuse_arguments(what, unsupported, classes):
     raise TypeError(f"{what}: argument {names} is not implemented in minitiny (it would "
                     f"change the results if ignored); {what} takes: "
                     f"{', '.join(dict.fromkeys(taken))}")
+
+
+def serialize(obj):
+    """An object with get_config() as saved configs hold it: {'class_name', 'config'}."""
+    return {"class_name": type(obj).__name__, "config": obj.get_config()}
+
+
+def deserialize(registry, cfg, what):
+    """{'class_name': ..., 'config': {...}} -> a new object of the class `registry` names
+    (never a class the file names by itself: saved files cannot import code)."""
+    cls = registry.get(cfg.get("class_name"))
+    if cls is None:
+        raise ValueError(f"unknown {what} class {cfg.get('class_name')!r}; known: "
+                         f"{sorted(registry)}")
+    return cls(**cfg.get("config", {}))

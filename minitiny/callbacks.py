@@ -18,7 +18,9 @@ import inspect
 import math
 import os
 import signal
+import sys
 import threading
+import time
 import warnings
 
 import numpy as np
@@ -336,6 +338,98 @@ class CSVLogger(Callback):
         if self.file is not None:
             self.file.close()
         self.file = self.writer = None
+
+
+# ---- what fit(verbose=1 / 2), evaluate and predict print ----------------------------------
+def _format_value(v):
+    return f"{v:.4f}" if abs(v) > 1e-3 else f"{v:.4e}"
+
+
+def _format_per_step(seconds):
+    """Keras' time per step: 1s/step, 12ms/step, 80us/step."""
+    if seconds >= 1 or seconds == 0:
+        return f"{seconds:.0f}s/step"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.0f}ms/step"
+    return f"{seconds * 1e6:.0f}us/step"
+
+
+class Progbar:
+    """Keras' progress output (Keras 2's Progbar, as the course shows it):
+
+        Epoch 1/5
+        1875/1875 [==============================] - 2s 1ms/step - loss: 0.4993 - accuracy: 0.8251
+
+    verbose=1 redraws the bar after each batch (ETA and running means) on a terminal and
+    prints just the finished line elsewhere (a log, a pipe, a notebook's captured output);
+    verbose=2 prints one line per epoch:  1875/1875 - 2s - loss: ... - 2s/epoch - 1ms/step.
+    'Epoch i/n' heads each epoch when there is more than one, as in Keras."""
+
+    def __init__(self, steps, verbose=1, epochs=1, stream=None):
+        if verbose == "auto":
+            verbose = 1
+        if verbose not in (0, 1, 2, True, False):
+            raise ValueError(f"verbose must be 0, 1, 2 or 'auto', got {verbose!r}")
+        self.steps, self.verbose, self.epochs = steps, int(verbose), epochs
+        self.stream = stream
+        self.start = self.last_draw = time.perf_counter()
+        self.seen = 0
+
+    def _out(self):
+        return self.stream or sys.stdout
+
+    def _dynamic(self):
+        try:
+            return self._out().isatty()
+        except (AttributeError, ValueError):
+            return False
+
+    def epoch_begin(self, epoch):
+        self.start = self.last_draw = time.perf_counter()
+        self.seen = 0
+        if self.verbose and self.epochs > 1:
+            print(f"Epoch {epoch + 1}/{self.epochs}", file=self._out(), flush=True)
+
+    def _bar(self, current):
+        total = self.steps or current
+        width = len(str(total))
+        done = int(30 * current / total) if total else 30
+        arrow = ">" if current < total else "="
+        bar = ("=" * (done - 1) + arrow if done > 0 else "") + "." * (30 - done)
+        return f"{current:>{width}}/{total} [{bar}]"
+
+    @staticmethod
+    def _values(logs):
+        return "".join(f" - {k}: {_format_value(v)}" for k, v in logs.items())
+
+    def batch(self, current, logs):
+        """After batch `current` (from 1); `logs()` gives the running means when drawn."""
+        self.seen = current
+        now = time.perf_counter()
+        if self.verbose != 1 or not self._dynamic() or now - self.last_draw < 0.05:
+            return
+        self.last_draw = now
+        per_step = (now - self.start) / current
+        eta = per_step * (self.steps - current) if self.steps else 0
+        eta = f"{int(eta) // 3600}:{int(eta) % 3600 // 60:02d}:{int(eta) % 60:02d}" \
+            if eta > 3600 else f"{int(eta) // 60}:{int(eta) % 60:02d}" if eta > 60 \
+            else f"{eta:.0f}s"
+        self._out().write(f"\r{self._bar(current)} - ETA: {eta}{self._values(logs())}")
+        self._out().flush()
+
+    def epoch_end(self, logs):
+        if not self.verbose:
+            return
+        took = time.perf_counter() - self.start
+        steps = self.seen or self.steps or 0
+        per_step = _format_per_step(took / steps) if steps else ""
+        if self.verbose == 1:
+            start = "\r" if self._dynamic() else ""
+            print(f"{start}{self._bar(steps)} - {took:.0f}s {per_step}{self._values(logs)}",
+                  file=self._out(), flush=True)
+        else:
+            print(f"{steps}/{self.steps or steps} - {took:.0f}s{self._values(logs)} - "
+                  f"{took:.0f}s/epoch - {per_step}", file=self._out(), flush=True)
 
 
 # ---- while fit runs: Ctrl-C and SIGTERM ask for a clean stop -------------------------------

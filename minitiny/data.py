@@ -6,6 +6,7 @@
     sliding_windows        (T, channels) sensor streams -> (n, window, channels) examples
     one_hot                class indices -> one-hot rows (to_categorical: Keras' name)
     check_finite           NaN / inf refused with the array's name and the first bad index
+    Sequence, Dataset      batches for fit: Keras' Sequence and a small tf.data.Dataset
 """
 import numpy as np
 
@@ -230,3 +231,188 @@ def to_categorical(y, num_classes=None, dtype="float32"):
     if y.ndim > 1 and y.shape[-1] == 1:
         y = y.reshape(y.shape[:-1])
     return one_hot(y, num_classes).astype(dtype, copy=False)
+
+
+# ---- batches for fit: Keras' Sequence and a small tf.data Dataset -----------------------
+AUTOTUNE = -1           # tf.data.AUTOTUNE, for prefetch(); minitiny reads in order anyway
+
+
+class Sequence:
+    """keras.utils.Sequence (Keras 3 calls it PyDataset): a data set served in batches.
+
+    Subclass it with `__len__` (batches per epoch) and `__getitem__(i)` -> batch i, an
+    (x, y) or (x, y, sample_weight) tuple; fit calls `on_epoch_end()` after every epoch
+    and, with shuffle=True, visits the batches in a new order each epoch (as Keras does).
+    Any object with __len__ and __getitem__ works the same; subclassing is optional."""
+
+    def __init__(self, workers=1, use_multiprocessing=False, max_queue_size=10):
+        """Keras' loading parallelism: minitiny reads the batches one at a time, in order,
+        which gives the same batches, so these settings change nothing here."""
+
+    def __len__(self):
+        raise NotImplementedError(f"{type(self).__name__} must define __len__: the number "
+                                  "of batches in an epoch")
+
+    def __getitem__(self, index):
+        raise NotImplementedError(f"{type(self).__name__} must define __getitem__(index): "
+                                  "batch number `index`, as (x, y)")
+
+    def on_epoch_end(self):
+        pass
+
+    def __iter__(self):
+        for i in range(len(self)):
+            yield self[i]
+
+
+def _stack(elements):
+    """Elements (arrays, or tuples of arrays) -> one batch of the same structure."""
+    if isinstance(elements[0], tuple):
+        return tuple(np.stack(part) for part in zip(*elements))
+    return np.stack(elements)
+
+
+class Dataset:
+    """The part of tf.data.Dataset that Keras guides feed to fit (and to the converter):
+
+        ds = Dataset.from_tensor_slices((x, y)).shuffle(1000).batch(32).prefetch(AUTOTUNE)
+        model.fit(ds, epochs=5)
+
+    A Dataset is a recipe: every iteration (every epoch) runs it again from the start, so
+    shuffle() draws a new order each time. Elements are NumPy arrays, or tuples of them."""
+
+    def __init__(self, elements, length=None):
+        self._elements = elements          # () -> a new iterator over the elements
+        self._length = length              # the number of elements, None if unknown
+
+    @staticmethod
+    def from_tensor_slices(tensors):
+        """One element per row (first axis) of an array, or of each array of a tuple."""
+        if isinstance(tensors, dict):
+            raise ValueError("Dataset.from_tensor_slices: dict elements are not implemented "
+                             "in minitiny; pass an array or a tuple (x, y)")
+        structured = isinstance(tensors, tuple)
+        parts = [_as_array(t, "from_tensor_slices") for t in (tensors if structured
+                                                              else (tensors,))]
+        if any(p.ndim == 0 for p in parts) or len({len(p) for p in parts}) != 1:
+            raise ValueError("Dataset.from_tensor_slices needs arrays with the same first "
+                             f"dimension, got shapes {[p.shape for p in parts]}")
+        n = len(parts[0])
+
+        def elements():
+            for i in range(n):
+                yield tuple(p[i] for p in parts) if structured else parts[0][i]
+        return Dataset(elements, n)
+
+    def batch(self, batch_size, drop_remainder=False):
+        """Consecutive elements stacked into batches; the last may be smaller."""
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+
+        def elements():
+            buffer = []
+            for e in self._elements():
+                buffer.append(e)
+                if len(buffer) == batch_size:
+                    yield _stack(buffer)
+                    buffer = []
+            if buffer and not drop_remainder:
+                yield _stack(buffer)
+        n = self._length
+        return Dataset(elements, None if n is None else
+                       n // batch_size if drop_remainder else -(-n // batch_size))
+
+    def shuffle(self, buffer_size, seed=None, reshuffle_each_iteration=True):
+        """tf.data's buffered shuffle: keep `buffer_size` elements, emit a random one and
+        put the next in its place (a buffer as large as the data is a full shuffle).
+        Draws from minitiny.random unless a seed is given."""
+        if not isinstance(buffer_size, (int, np.integer)) or buffer_size < 1:
+            raise ValueError(f"buffer_size must be a positive integer, got {buffer_size!r}")
+        if not reshuffle_each_iteration and seed is None:
+            seed = int(mt_random.rng().integers(2**63))   # one order, kept for ever
+        fixed = mt_random.rng(seed) if seed is not None and reshuffle_each_iteration else None
+
+        def elements():
+            if not reshuffle_each_iteration:
+                rng = mt_random.rng(seed)                 # the same order every time
+            else:
+                rng = fixed if fixed is not None else mt_random.rng()
+            buffer = []
+            for e in self._elements():
+                if len(buffer) < buffer_size:
+                    buffer.append(e)
+                    continue
+                i = int(rng.integers(len(buffer)))
+                yield buffer[i]
+                buffer[i] = e
+            while buffer:
+                i = int(rng.integers(len(buffer)))
+                buffer[i], buffer[-1] = buffer[-1], buffer[i]
+                yield buffer.pop()
+        return Dataset(elements, self._length)
+
+    def map(self, fn):
+        """fn(element) for each element (fn(x, y) when elements are tuples)."""
+        def elements():
+            for e in self._elements():
+                out = fn(*e) if isinstance(e, tuple) else fn(e)
+                yield tuple(np.asarray(getattr(o, "data", o)) for o in out) \
+                    if isinstance(out, tuple) else np.asarray(getattr(out, "data", out))
+        return Dataset(elements, self._length)
+
+    def take(self, count):
+        """The first `count` elements (all of them for count=-1)."""
+        if count < 0:
+            return self
+
+        def elements():
+            for i, e in zip(range(count), self._elements()):
+                yield e
+        return Dataset(elements, None if self._length is None else min(count, self._length))
+
+    def repeat(self, count=None):
+        """The elements `count` times over (for ever with None: give fit steps_per_epoch)."""
+        def elements():
+            i = 0
+            while count is None or i < count:
+                yield from self._elements()
+                i += 1
+        return Dataset(elements, None if count is None or self._length is None
+                       else count * self._length)
+
+    def cache(self, filename=""):
+        """Keep the elements after the first pass (a map's work is done once)."""
+        if filename:
+            raise ValueError("Dataset.cache(filename): caching to a file is not implemented "
+                             "in minitiny; use cache() to keep the elements in memory")
+        kept = []
+
+        def elements():
+            if kept:
+                yield from kept[0]
+                return
+            seen = []
+            for e in self._elements():
+                seen.append(e)
+                yield e
+            kept.append(seen)
+        return Dataset(elements, self._length)
+
+    def prefetch(self, buffer_size=AUTOTUNE):
+        """A no-op: minitiny reads in the training thread (tf.data overlaps the reads)."""
+        return self
+
+    def __iter__(self):
+        return iter(self._elements())
+
+    as_numpy_iterator = __iter__
+
+    def cardinality(self):
+        return -2 if self._length is None else self._length          # tf: -2 unknown
+
+    def __len__(self):
+        if self._length is None:
+            raise TypeError("the length of this Dataset is unknown (repeat() or unknown "
+                            "input); give fit steps_per_epoch")
+        return self._length

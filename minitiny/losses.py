@@ -24,7 +24,10 @@ the clipped-probability formulas Keras uses (epsilon 1e-7).
 Each loss has two halves, Prepare and Eval (as TFLite Micro splits its kernels):
 `prepare(y, output_shape)` checks the labels once per `fit` (shape, range, finite) and
 returns them in the form the step needs; `compute(target, out, logits)` runs every step.
-Reduction is Keras' 'sum_over_batch_size': the mean of the per-sample losses.
+Reduction is Keras' 'sum_over_batch_size': the mean of the per-sample losses. With
+sample weights (fit's sample_weight / class_weight) each sample's terms are multiplied by
+its weight before that mean: sum(w_n l_n) / N, as Keras divides by the batch size, not by
+the sum of the weights.
 """
 import numpy as np
 
@@ -44,6 +47,13 @@ def _at(idx):
     return ", ".join(str(i) for i in idx)
 
 
+def _spread(weight, ndim, dtype):
+    """Per-sample weights (N,) shaped (N, 1, ..., 1) to scale a batch's terms; 1 for none."""
+    if weight is None:
+        return 1.0
+    return np.asarray(weight, dtype=dtype).reshape((-1,) + (1,) * (ndim - 1))
+
+
 class Loss:
     name = "loss"
     activation = None       # the output activation whose logits this loss can use directly
@@ -51,18 +61,20 @@ class Loss:
     def __init__(self, from_logits=False):
         self.from_logits = bool(from_logits)
 
-    def __call__(self, y_true, y_pred):
+    def __call__(self, y_true, y_pred, sample_weight=None):
         """Keras-style: loss(y_true, y_pred) -> scalar Tensor (y_pred: Tensor or array)."""
         y_pred = y_pred if isinstance(y_pred, Tensor) else Tensor(y_pred)
         target = self.prepare(np.asarray(y_true), y_pred.shape[1:], y_pred.dtype)
-        return self.compute(target, y_pred, logits=self.from_logits)
+        return self.compute(target, y_pred, self.from_logits, sample_weight)
 
     def prepare(self, y, output_shape, dtype=np.float32):
         """Check labels y (N, ...) against the output shape (no batch); return the target
         array `compute` expects (float `dtype` values, or int class indices)."""
         raise NotImplementedError
 
-    def compute(self, target, out, logits):
+    def compute(self, target, out, logits, weight=None):
+        """The loss of a batch; `weight` (N,) weighs each sample's terms (Keras'
+        sample_weight: the sum of weighted terms over the number of terms)."""
         raise NotImplementedError
 
     def get_config(self):
@@ -107,12 +119,13 @@ class MeanSquaredError(Loss):
     def prepare(self, y, output_shape, dtype=np.float32):
         return self._same_shape(y, output_shape).astype(dtype, copy=False)
 
-    def compute(self, target, out, logits=False):
-        # L = mean((y_hat - y)^2)      dL/dy_hat = 2 (y_hat - y) / n
+    def compute(self, target, out, logits=False, weight=None):
+        # L = mean(w (y_hat - y)^2)      dL/dy_hat = 2 w (y_hat - y) / n
         diff = out.data - target
         n = diff.size
-        loss = np.asarray(np.vdot(diff, diff) / n, dtype=out.data.dtype)
-        return Tensor.make(loss, (out,), lambda g: (g * (2.0 / n) * diff,))
+        wdiff = diff if weight is None else diff * _spread(weight, diff.ndim, diff.dtype)
+        loss = np.asarray(np.vdot(wdiff, diff) / n, dtype=out.data.dtype)
+        return Tensor.make(loss, (out,), lambda g: (g * (2.0 / n) * wdiff,))
 
 
 # ---- 2. binary cross-entropy (sigmoid outputs, labels 0/1) -----------------------------
@@ -131,18 +144,19 @@ class BinaryCrossentropy(Loss):
                     " or for class indices use sparse_categorical_crossentropy")
         return ""
 
-    def compute(self, target, out, logits):
+    def compute(self, target, out, logits, weight=None):
+        w = _spread(weight, out.ndim, out.dtype)
         if logits:
-            # L = mean(max(z,0) - y z + log(1 + e^-|z|))   dL/dz = (sigmoid(z) - y) / n
+            # L = mean(w (max(z,0) - y z + log(1 + e^-|z|)))   dL/dz = w (sigmoid(z) - y) / n
             z, n = out.data, out.data.size
-            loss = (np.maximum(z, 0) - target * z + np.log1p(np.exp(-np.abs(z)))).mean()
+            loss = ((np.maximum(z, 0) - target * z + np.log1p(np.exp(-np.abs(z)))) * w).mean()
             e = np.exp(-np.abs(z))                   # sigmoid without overflow (tensor.py)
             sig = np.where(z >= 0, 1, e) / (1 + e)
             return Tensor.make(np.asarray(loss, dtype=z.dtype), (out,),
-                               lambda g: (g * (sig - target) / n,))
+                               lambda g: (g * w * (sig - target) / n,))
         # Probabilities from elsewhere: Keras' clipped formula.
         p = out.clip(EPSILON, 1 - EPSILON)
-        return -(p.log() * target + (1 - p).log() * (1 - target)).mean()
+        return -((p.log() * target + (1 - p).log() * (1 - target)) * w).mean()
 
 
 # ---- 3. categorical cross-entropy (softmax outputs, one-hot labels) --------------------
@@ -166,7 +180,9 @@ class CategoricalCrossentropy(Loss):
                     f"{output_shape[-1]})")
         return ""
 
-    def compute(self, target, out, logits):
+    def compute(self, target, out, logits, weight=None):
+        if weight is not None:                       # -sum w y log p = -sum (w y) log p
+            target = target * _spread(weight, target.ndim, target.dtype)
         if logits:
             return softmax_cross_entropy(out, target)
         # Probabilities from elsewhere: Keras renormalises, clips, then -sum y log p.
@@ -179,6 +195,7 @@ def softmax_cross_entropy(z, target):
     """-mean_n sum_c y_c log softmax(z)_c for logits z (..., C) and target y of the same shape.
 
     dL/dz = (softmax(z) * sum_c y_c - y) / n, which is softmax(z) - y for one-hot rows.
+    A sample weight w scales its row of y (w y is still a valid target here).
     """
     zc = z.data - z.data.max(axis=-1, keepdims=True)
     e = np.exp(zc)
@@ -234,27 +251,31 @@ class SparseCategoricalCrossentropy(Loss):
                              f"model with {classes} output classes")
         return y.astype(np.intp)
 
-    def compute(self, target, out, logits):
+    def compute(self, target, out, logits, weight=None):
         z = out.data.reshape(-1, out.shape[-1])                  # (n, C)
         labels = target.reshape(-1)                              # (n,)
         rows = np.arange(len(labels))
+        w = 1.0 if weight is None else np.broadcast_to(           # (n,) each row's weight
+            _spread(weight, target.ndim, z.dtype), target.shape).reshape(-1)
         if not logits:
             # Probabilities from elsewhere: Keras' clipped formula on the picked class.
             p = (out / out.sum(axis=-1, keepdims=True)).clip(EPSILON, 1 - EPSILON)
             picked = p.reshape(-1, out.shape[-1])[rows, labels]
-            return -picked.log().mean()
-        # L = -mean log softmax(z)_y      dL/dz = (softmax(z) - onehot(y)) / n
+            return -(picked.log() * w).mean()
+        # L = -mean w log softmax(z)_y      dL/dz = w (softmax(z) - onehot(y)) / n
         zc = z - z.max(axis=-1, keepdims=True)
         e = np.exp(zc)
         sum_e = e.sum(axis=-1, keepdims=True)
         n = len(labels)
-        loss = (np.log(sum_e[:, 0]) - zc[rows, labels]).sum() / n
+        loss = ((np.log(sum_e[:, 0]) - zc[rows, labels]) * w).sum() / n
         shape = out.shape
 
         def backward(g):
             grad = e / sum_e
             grad[rows, labels] -= 1.0
             grad *= g / n
+            if weight is not None:
+                grad *= w[:, None]
             return (grad.reshape(shape),)
         return Tensor.make(np.asarray(loss, dtype=z.dtype), (out,), backward)
 

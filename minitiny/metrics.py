@@ -20,6 +20,8 @@ the logits), so their thresholds mean the same with or without from_logits.
 """
 import numpy as np
 
+from minitiny import arguments
+
 
 def binary_accuracy(y_true, y_pred, threshold=0.5):
     # (N, ..., k) -> (N,): fraction of the k yes/no answers that are right, per sample
@@ -151,6 +153,44 @@ class MeanMetricWrapper(Metric):
         return self.total / self.count if self.count else 0.0
 
 
+class _NamedMean(MeanMetricWrapper):
+    """keras.metrics.SparseCategoricalAccuracy() and friends: a per-sample function by class."""
+    fn, kind = None, "values"
+
+    def __init__(self, name=None, dtype=None):
+        super().__init__(type(self).fn, name or type(self).key, type(self).kind)
+
+    def get_config(self):
+        return {"name": self.name}
+
+
+class BinaryAccuracy(_NamedMean):
+    fn, kind, key = staticmethod(binary_accuracy), "binary", "binary_accuracy"
+
+    def __init__(self, name=None, dtype=None, threshold=0.5):
+        if threshold != 0.5:
+            raise ValueError("BinaryAccuracy: threshold other than 0.5 is not implemented in "
+                             "minitiny (see the module docstring for logits)")
+        super().__init__(name)
+
+
+class CategoricalAccuracy(_NamedMean):
+    fn, kind, key = staticmethod(categorical_accuracy), "argmax", "categorical_accuracy"
+
+
+class SparseCategoricalAccuracy(_NamedMean):
+    fn, kind = staticmethod(sparse_categorical_accuracy), "argmax"
+    key = "sparse_categorical_accuracy"
+
+
+class MeanSquaredError(_NamedMean):
+    fn, key = staticmethod(mean_squared_error), "mean_squared_error"
+
+
+class MeanAbsoluteError(_NamedMean):
+    fn, key = staticmethod(mean_absolute_error), "mean_absolute_error"
+
+
 # ---- precision, recall and the area under the curve ---------------------------------------
 # Keras' confusion-matrix metrics: every output value is one yes/no prediction (the label
 # counts as positive when it is not 0), predicted positive when it is ABOVE a threshold.
@@ -221,6 +261,10 @@ class Precision(_Confusion):
 
     def result(self):
         return float(_divide(self.tp, self.tp + self.fp)[0])
+
+    def get_config(self):
+        return {"name": self.name, "thresholds": float(self.thresholds[0]),
+                "class_id": self.class_id}
 
 
 class Recall(Precision):
@@ -343,3 +387,20 @@ def get(metric, target_shape, output_shape):
     # the log shows the name the user asked for ('accuracy'), as Keras does
     shown = "accuracy" if metric.lower() in ("accuracy", "acc") else metric
     return MeanMetricWrapper(fn, shown, kind)
+
+
+def serialize(metric):
+    """A metric object compile() was given, as saved: {'class_name', 'config'}."""
+    if type(metric).__name__ not in _SAVED:
+        raise ValueError(f"cannot save the metric {metric!r}: only names and "
+                         f"{', '.join(_SAVED)} objects are saved")
+    return arguments.serialize(metric)
+
+
+def deserialize(cfg):
+    return arguments.deserialize(_SAVED, cfg, "metric")
+
+
+_SAVED = {c.__name__: c for c in (Precision, Recall, AUC, BinaryAccuracy, CategoricalAccuracy,
+                                   SparseCategoricalAccuracy, MeanSquaredError,
+                                   MeanAbsoluteError)}

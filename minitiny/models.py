@@ -19,12 +19,12 @@ forward, loss, clear gradients, backward, optimizer step.
 """
 import json
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
 
+from minitiny import batches as mt_batches
 from minitiny import callbacks as mt_callbacks
 from minitiny import losses as mt_losses
 from minitiny import metrics as mt_metrics
@@ -87,10 +87,11 @@ class _LastGoodWeights:
         return self.steps >= 2
 
 
-def _print_epoch(epoch, epochs, seconds, logs):
-    took = f"{seconds:.1f}s" if seconds >= 1 else f"{1000 * seconds:.0f}ms"
-    print(f"Epoch {epoch + 1}/{epochs} - {took} - "
-          + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()), flush=True)
+def _say_ran_out(train, epochs):
+    warnings.warn(f"Your input ran out of data; interrupting training. Make sure that your "
+                  f"{train.kind if hasattr(train, 'kind') else 'data'} can generate at least "
+                  f"steps_per_epoch * epochs batches ({train.steps} * {epochs} here).",
+                  stacklevel=3)
 
 
 def _say_interrupted(why, epoch, epochs, history):
@@ -110,7 +111,7 @@ class Model:
         self.name = name or unique_name("sequential" if isinstance(self, Sequential)
                                         else "functional")
         self.optimizer = self.loss = None
-        self.metric_names = []
+        self.metric_names, self.metrics = [], []      # as compiled; the metric objects
         self.history = None
         self.stop_training = False
         self._input_layer, self._graph = None, None
@@ -316,7 +317,9 @@ class Model:
                              "model.compile(optimizer=..., loss=...) before fit or evaluate")
 
     def _loss_plan(self):
-        """Where the loss reads from: (pre_activation, loss_on_logits, metric_logits)."""
+        """Where the loss reads from: (pre_activation, loss_on_logits, metric_logits,
+        logits_loss): logits_loss is the activation a from_logits=True loss implies
+        ('sigmoid' / 'softmax'), else False (metrics.py reads the last two)."""
         last = self._graph[-1].layer
         act = getattr(last, "activation", None)
         if self.loss.from_logits:
@@ -325,10 +328,10 @@ class Model:
                               f"{last.name!r} ends in {act!r}: the loss will treat "
                               "probabilities as logits. Use from_logits=False, or drop the "
                               "activation.", stacklevel=3)
-            return False, True, None
+            return False, True, None, self.loss.activation or True
         if self.loss.activation is not None and act == self.loss.activation:
-            return True, True, act                   # use the logits before softmax/sigmoid
-        return False, False, None
+            return True, True, act, False            # use the logits before softmax/sigmoid
+        return False, False, None, False
 
     # ---- training ----------------------------------------------------------------------
     def trainable_params(self):
@@ -340,9 +343,9 @@ class Model:
         as scalar Tensors (Keras' model.losses)."""
         return [p for layer in self.layers for p in layer.regularization_losses()]
 
-    def _train_step(self, xb, tb, params, plan):
+    def _train_step(self, xb, tb, wb, params, plan):
         out = self.forward(Tensor(xb), training=True, pre_activation=plan[0])   # forward
-        loss = self.loss.compute(tb, out, plan[1])                               # how wrong
+        loss = self.loss.compute(tb, out, plan[1], wb)                           # how wrong
         for penalty in self.losses:                                              # + weight
             loss = loss + penalty                                                #   penalties
         if not np.isfinite(loss.data):
@@ -354,12 +357,18 @@ class Model:
             self.optimizer.step(params)                                          # update
         return float(loss.data), out.data
 
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose=1, callbacks=None,
-            validation_split=0.0, validation_data=None, shuffle=True, seed=None,
-            initial_epoch=0):
-        """Train for `epochs` passes over (x, y) -> History.
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose=1, callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1, seed=None):
+        """Train for `epochs` passes over the data -> History.
 
+        x, y: arrays, or x alone as a Keras Sequence, a minitiny.data.Dataset or a Python
+        generator of (x, y) / (x, y, sample_weight) batches (see batches.py), with
+        steps_per_epoch; validation_data likewise, or (x_val, y_val[, sample_weight]).
+        sample_weight (N,) or class_weight {class: weight} weigh each sample's loss.
         validation_split takes the LAST fraction of x, y (before any shuffling), as Keras.
+        verbose=1 prints Keras' progress bar line per epoch, 2 one plain line per epoch.
         seed reseeds minitiny.random first: same seed, same batches, same dropout, same
         history. Ctrl-C or SIGTERM stops cleanly after the current step: the history holds
         the epochs already finished (history.interrupted names the signal), callbacks still
@@ -369,23 +378,23 @@ class Model:
         the weights of the last step whose loss was finite.
         """
         self._require_compiled()
-        _check_batch_size(batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(f"epochs must be a non-negative integer, got {epochs!r}")
         if seed is not None:
             mt_random.seed(seed)
-        x, target, val = self._fit_data(x, y, validation_split, validation_data)
+        train, val = self._fit_data(x, y, sample_weight, class_weight, batch_size, shuffle,
+                                    steps_per_epoch, validation_split, validation_data,
+                                    validation_steps, validation_batch_size)
         plan = self._loss_plan()
-        metrics = [mt_metrics.get(m, target.shape[1:], self.output_shape)
-                   for m in self.metric_names]
         params, last_good = self.trainable_params(), _LastGoodWeights(self.layers)
         if not params:
             warnings.warn(f"model {self.name!r} has no trainable weights (every layer is "
                           "frozen); fit will not change it", stacklevel=2)
         history = mt_callbacks.History()
-        cbs = [history] + list(callbacks or [])
-        for cb in cbs:
+        cbs = list(callbacks or []) + [history]        # History last, as Keras: it records
+        for cb in cbs:                                 # what the others add to the logs
             cb.set_model(self)
+        progress = mt_callbacks.Progbar(train.steps, verbose, epochs)
         self.history, self.stop_training = history, False
         epoch = initial_epoch
         for cb in cbs:
@@ -393,18 +402,20 @@ class Model:
         with mt_callbacks.StopOnSignal() as stop:
             try:
                 for epoch in range(initial_epoch, epochs):             # the training loop
+                    progress.epoch_begin(epoch)
                     for cb in cbs:
                         cb.on_epoch_begin(epoch)
-                    t0 = time.perf_counter()
-                    logs = self._train_epoch(x, target, batch_size, shuffle, params, plan,
-                                             metrics, cbs, stop, last_good)
-                    if val is not None:
-                        val_logs = self._evaluate_arrays(*val, batch_size, plan, metrics)
+                    logs = self._train_epoch(train, params, plan, cbs, stop, last_good,
+                                             progress)
+                    if train.ran_out:
+                        _say_ran_out(train, epochs)
+                        break
+                    if val is not None and (epoch + 1) % validation_freq == 0:
+                        val_logs = self._evaluate_batches(val, plan)
                         logs.update({"val_" + k: v for k, v in val_logs.items()})
-                    if verbose:
-                        _print_epoch(epoch, epochs, time.perf_counter() - t0, logs)
                     for cb in cbs:
                         cb.on_epoch_end(epoch, logs)
+                    progress.epoch_end(logs)
                     stop.check()                        # a signal: stop between two epochs
                     if self.stop_training:
                         break
@@ -423,103 +434,216 @@ class Model:
             cb.on_train_end()
         return history
 
-    def _fit_data(self, x, y, validation_split, validation_data):
-        """The checked training arrays and the validation pair (or None) fit works on."""
+    def _fit_data(self, x, y, sample_weight, class_weight, batch_size, shuffle, steps,
+                  validation_split, validation_data, validation_steps, validation_batch_size):
+        """The training batches and the validation batches (or None) fit works on."""
+        if not mt_batches.is_arrays(x):
+            if validation_split:
+                raise ValueError("validation_split needs arrays; with a Sequence, Dataset "
+                                 "or generator pass validation_data instead (as Keras)")
+            train = self._batches(x, y, sample_weight, class_weight, batch_size, steps,
+                                  shuffle, "fit")
+            return train, self._validation_batches(validation_data, validation_steps,
+                                                   validation_batch_size)
         x = self._check_x(x, "x")
         target = self._check_y(y, "y", len(x))
+        weights = mt_batches.sample_weights(sample_weight, class_weight, target, "")
         if len(x) == 0:
             raise ValueError(f"fit needs at least one sample: x holds none (shape {x.shape})")
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
-                raise ValueError("validation_data must be a pair (x_val, y_val)")
-            x_val = self._check_x(validation_data[0], "validation x")
-            t_val = self._check_y(validation_data[1], "validation y", len(x_val))
-            if len(x_val) == 0:
-                raise ValueError("validation_data holds no samples: pass a non-empty "
-                                 "(x_val, y_val) pair, or leave validation_data out")
-            return x, target, (x_val, t_val)
-        if not validation_split:
-            return x, target, None
+        batch_size = 32 if batch_size is None else batch_size
+        _check_batch_size(batch_size)
+        if validation_data is not None or not validation_split:
+            return (mt_batches.ArrayBatches((x, target, weights), batch_size, shuffle, steps),
+                    self._validation_batches(validation_data, validation_steps,
+                                             validation_batch_size or batch_size))
         if not 0.0 < validation_split < 1.0:
             raise ValueError(f"validation_split must be in (0, 1), got {validation_split}")
         split_at = int(np.floor(len(x) * (1.0 - validation_split)))
         if split_at == 0 or split_at == len(x):
             raise ValueError(f"validation_split={validation_split} of {len(x)} samples "
                              "leaves no training or no validation data")
-        return x[:split_at], target[:split_at], (x[split_at:], target[split_at:])
+        head, tail = slice(None, split_at), slice(split_at, None)
+        part = [(x[s], target[s], None if weights is None else weights[s]) for s in (head, tail)]
+        return (mt_batches.ArrayBatches(part[0], batch_size, shuffle, steps),
+                mt_batches.ArrayBatches(part[1], validation_batch_size or batch_size))
 
-    def _train_epoch(self, x, target, batch_size, shuffle, params, plan, metrics, cbs, stop,
-                     last_good):
-        """One pass over the training data in batches -> the epoch's logs (sample means)."""
-        batch_cbs = [cb for cb in cbs if type(cb).on_train_batch_end
-                     is not mt_callbacks.Callback.on_train_batch_end]
-        n = len(x)
-        order = mt_random.rng().permutation(n) if shuffle else None
-        loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
-        for b, start in enumerate(range(0, n, batch_size)):
-            if order is None:
-                xb, tb = x[start:start + batch_size], target[start:start + batch_size]
-            else:
-                idx = order[start:start + batch_size]
-                xb, tb = x[idx], target[idx]
+    def _validation_batches(self, data, steps, batch_size):
+        if data is None:
+            return None
+        if mt_batches.is_arrays(data):
+            if not isinstance(data, (tuple, list)) or len(data) not in (2, 3):
+                raise ValueError("validation_data must be a pair (x_val, y_val), a triple "
+                                 "(x_val, y_val, sample_weight), a Sequence, a Dataset or a "
+                                 "generator")
+            x_val = self._check_x(data[0], "validation x")
+            t_val = self._check_y(data[1], "validation y", len(x_val))
+            w_val = mt_batches.sample_weights(data[2] if len(data) == 3 else None, None,
+                                              t_val, "validation ")
+            if len(x_val) == 0:
+                raise ValueError("validation_data holds no samples: pass a non-empty "
+                                 "(x_val, y_val) pair, or leave validation_data out")
+            return mt_batches.ArrayBatches((x_val, t_val, w_val), batch_size or 32,
+                                           steps=steps)
+        return self._batches(data, None, None, None, None, steps, False, "validation_data")
+
+    def _batches(self, x, y, sample_weight, class_weight, batch_size, steps, shuffle, what,
+                 need_y=True):
+        """A Sequence / Dataset / generator as checked batches (x, target, weights)."""
+        if y is not None or sample_weight is not None:
+            raise ValueError(f"{what}: y and sample_weight must be left out when x is a "
+                             f"{type(x).__name__}: its batches carry them, as (x, y) or "
+                             "(x, y, sample_weight)")
+        if batch_size is not None:
+            raise ValueError(f"{what}: batch_size must be left out when x is a "
+                             f"{type(x).__name__}: its batches already have their size")
+
+        def check(xb, yb, wb, where):
+            xb = self._check_x(xb, f"x of {where}")
+            if not need_y:
+                return xb, None, None
+            tb = self._check_y(yb, f"y of {where}", len(xb))
+            return xb, tb, mt_batches.sample_weights(wb, class_weight, tb, f"{where}: ")
+        return mt_batches.SourceBatches(x, check, steps, shuffle, need_y, what)
+
+    def _train_epoch(self, train, params, plan, cbs, stop, last_good, progress):
+        """One pass over the training batches -> the epoch's logs (sample means)."""
+        metrics = None
+        loss_sum = seen = 0.0
+        for b, (xb, tb, wb) in enumerate(train.epoch()):
+            for cb in cbs:
+                cb.on_train_batch_begin(b)
             last_good.before_step()
             try:
-                loss, out = self._train_step(xb, tb, params, plan)
+                loss, out = self._train_step(xb, tb, wb, params, plan)
             except NonFiniteLoss as e:
                 e.batch = b
                 raise
-            loss_sum += loss * len(xb)
-            for i, m in enumerate(metrics):
-                metric_sums[i] += float(m(tb, out, plan[2], self.loss.from_logits).sum())
-            for cb in batch_cbs:
+            loss_sum, seen = loss_sum + loss * len(xb), seen + len(xb)
+            metrics = metrics or self._fresh_metrics(tb)
+            for m in metrics:
+                m.update(tb, out, plan[2], plan[3], wb)
+            for cb in cbs:
                 cb.on_train_batch_end(b, {"loss": loss})
+            progress.batch(b + 1, lambda: self._logs(loss_sum / seen, metrics))
             stop.check()                                # a signal: stop between two steps
-        logs = {"loss": loss_sum / n}
-        logs.update({m.name: s / n for m, s in zip(metrics, metric_sums)})
-        return logs
+        train.end_epoch()
+        return self._logs(loss_sum / max(seen, 1), metrics or [])
+
+    def _fresh_metrics(self, target):
+        """The compiled metrics, reset, for labels like `target` (Keras' model.metrics)."""
+        self.metrics = [mt_metrics.get(m, target.shape[1:], self.output_shape)
+                        for m in self.metric_names]
+        for m in self.metrics:
+            m.reset_state()
+        return self.metrics
+
+    @staticmethod
+    def _logs(loss, metrics):
+        return {"loss": loss, **{m.name: m.result() for m in metrics}}
 
     # ---- inference ---------------------------------------------------------------------
-    def _evaluate_arrays(self, x, target, batch_size, plan, metrics):
-        loss_sum, metric_sums = 0.0, [0.0] * len(metrics)
+    def _evaluate_batches(self, batches, plan, progress=None):
+        metrics = None
+        loss_sum = seen = 0.0
         with no_grad():
             penalty = sum(float(p.data) for p in self.losses)      # the same for every batch
-            for start in range(0, len(x), batch_size):
-                xb, tb = x[start:start + batch_size], target[start:start + batch_size]
+            for b, (xb, tb, wb) in enumerate(batches.epoch()):
                 out = self.forward(Tensor(xb), training=False, pre_activation=plan[0])
-                loss_sum += (float(self.loss.compute(tb, out, plan[1]).data) + penalty) * len(xb)
-                for i, m in enumerate(metrics):
-                    metric_sums[i] += float(m(tb, out.data, plan[2],
-                                              self.loss.from_logits).sum())
-        n = len(x)
-        return {"loss": loss_sum / n, **{m.name: s / n for m, s in zip(metrics, metric_sums)}}
+                loss = float(self.loss.compute(tb, out, plan[1], wb).data) + penalty
+                loss_sum, seen = loss_sum + loss * len(xb), seen + len(xb)
+                metrics = metrics or self._fresh_metrics(tb)
+                for m in metrics:
+                    m.update(tb, out.data, plan[2], plan[3], wb)
+                if progress is not None:
+                    progress.batch(b + 1, lambda: self._logs(loss_sum / seen, metrics))
+        batches.end_epoch()
+        if seen == 0:
+            raise ValueError(f"no data to evaluate: the {getattr(batches, 'kind', 'input')} "
+                             "gave no batches")
+        return self._logs(loss_sum / seen, metrics)
 
-    def evaluate(self, x=None, y=None, batch_size=32, verbose=0, return_dict=False):
-        """Loss on (x, y) in inference mode; [loss, *metrics] when metrics were compiled."""
+    def evaluate(self, x=None, y=None, batch_size=None, verbose=0, sample_weight=None,
+                 steps=None, return_dict=False):
+        """Loss (and compiled metrics) on the data in inference mode: the loss, or
+        [loss, *metrics] when metrics were compiled, or a dict with return_dict. x, y as
+        in fit: arrays, or x alone as a Sequence, Dataset or generator (with steps)."""
         self._require_compiled()
-        _check_batch_size(batch_size)
-        x = self._check_x(x, "x")
-        target = self._check_y(y, "y", len(x))
-        if len(x) == 0:
-            raise ValueError(f"evaluate needs at least one sample: x holds none (shape {x.shape})")
-        metrics = [mt_metrics.get(m, target.shape[1:], self.output_shape)
-                   for m in self.metric_names]
-        logs = self._evaluate_arrays(x, target, batch_size, self._loss_plan(), metrics)
-        if verbose:
-            print(" - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        if mt_batches.is_arrays(x):
+            x = self._check_x(x, "x")
+            target = self._check_y(y, "y", len(x))
+            if len(x) == 0:
+                raise ValueError(f"evaluate needs at least one sample: x holds none (shape "
+                                 f"{x.shape})")
+            weights = mt_batches.sample_weights(sample_weight, None, target, "")
+            batch_size = 32 if batch_size is None else batch_size
+            _check_batch_size(batch_size)
+            batches = mt_batches.ArrayBatches((x, target, weights), batch_size, steps=steps)
+        else:
+            batches = self._batches(x, y, sample_weight, None, batch_size, steps, False,
+                                    "evaluate")
+        progress = mt_callbacks.Progbar(batches.steps, 1 if verbose else 0)
+        logs = self._evaluate_batches(batches, self._loss_plan(), progress)
+        progress.epoch_end(logs)
         if return_dict:
             return logs
-        return list(logs.values()) if metrics else logs["loss"]
+        return list(logs.values()) if self.metric_names else logs["loss"]
 
-    def predict(self, x, batch_size=32, verbose=0):
-        """Outputs for every sample of x (inference mode) -> ndarray (N, *output_shape)."""
-        _check_batch_size(batch_size)
-        x = self._check_x(x, "x")
-        out = np.empty((len(x),) + self.output_shape, dtype=self.dtype)
+    def predict(self, x, batch_size=None, verbose=0, steps=None):
+        """Outputs for every sample (inference mode) -> ndarray (N, *output_shape).
+
+        x: an array, or a Sequence, Dataset or generator of batches (x alone or (x, y)).
+        A Python list of numbers is an array too: `model.predict([10.0])` works, as it did
+        in Keras 2 (the course's first notebook does it); Keras 3 refuses lists, minitiny
+        follows Keras 2 there on purpose."""
+        if mt_batches.is_arrays(x):
+            x = self._check_x(x, "x")
+            batch_size = 32 if batch_size is None else batch_size
+            _check_batch_size(batch_size)
+            batches = mt_batches.ArrayBatches((x,), batch_size, steps=steps)
+        else:
+            batches = self._batches(x, None, None, None, batch_size, steps, False, "predict",
+                                    need_y=False)
+        progress = mt_callbacks.Progbar(batches.steps, 1 if verbose else 0)
+        outs = []
         with no_grad():
-            for start in range(0, len(x), batch_size):
-                out[start:start + batch_size] = self.forward(
-                    Tensor(x[start:start + batch_size]), training=False).data
-        return out
+            for b, (xb, *_) in enumerate(batches.epoch()):
+                outs.append(self.forward(Tensor(xb), training=False).data)
+                progress.batch(b + 1, dict)
+        batches.end_epoch()
+        progress.epoch_end({})
+        if not outs:
+            return np.empty((0,) + self.output_shape, dtype=self.dtype)
+        return np.concatenate(outs)
+
+    # ---- one batch at a time (Keras' *_on_batch) ---------------------------------------
+    def train_on_batch(self, x, y, sample_weight=None, class_weight=None, return_dict=False):
+        """One training step on (x, y) -> its loss (and metrics, for this batch alone)."""
+        self._require_compiled()
+        x = self._check_x(x, "x")
+        target = self._check_y(y, "y", len(x))
+        weights = mt_batches.sample_weights(sample_weight, class_weight, target, "")
+        plan = self._loss_plan()
+        loss, out = self._train_step(x, target, weights, self.trainable_params(), plan)
+        metrics = self._fresh_metrics(target)
+        for m in metrics:
+            m.update(target, out, plan[2], plan[3], weights)
+        return self._batch_result(self._logs(loss, metrics), return_dict)
+
+    def test_on_batch(self, x, y, sample_weight=None, return_dict=False):
+        """The loss (and metrics) of one batch in inference mode."""
+        logs = self.evaluate(x, y, batch_size=max(len(np.asarray(x)), 1),
+                             sample_weight=sample_weight, return_dict=True)
+        return self._batch_result(logs, return_dict)
+
+    def predict_on_batch(self, x):
+        x = self._check_x(x, "x")
+        with no_grad():
+            return self.forward(Tensor(x), training=False).data
+
+    def _batch_result(self, logs, return_dict):
+        if return_dict:
+            return logs
+        return list(logs.values()) if self.metric_names else logs["loss"]
 
     # ---- weights -----------------------------------------------------------------------
     def get_weights(self):

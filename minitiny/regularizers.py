@@ -9,6 +9,8 @@ penalty joins the loss in fit and evaluate, and the reported loss includes it, a
 """
 import numpy as np
 
+from minitiny import arguments
+
 from minitiny.tensor import Tensor
 
 
@@ -76,13 +78,8 @@ def get(identifier, where="regularizer"):
 
 
 def serialize(regularizer):
-    return None if regularizer is None else {"class_name": type(regularizer).__name__,
-                                             "config": regularizer.get_config()}
+    return None if regularizer is None else arguments.serialize(regularizer)
 
 
 def deserialize(cfg):
-    cls = _CLASSES.get(cfg.get("class_name"))
-    if cls is None:
-        raise ValueError(f"unknown regularizer class {cfg.get('class_name')!r}; known: "
-                         f"{sorted(_CLASSES)}")
-    return cls(**cfg.get("config", {}))
+    return arguments.deserialize(_CLASSES, cfg, "regularizer")

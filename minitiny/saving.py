@@ -37,6 +37,7 @@ import numpy as np
 
 from minitiny import keras_format
 from minitiny import losses as mt_losses
+from minitiny import metrics as mt_metrics
 from minitiny import optimizers as mt_optimizers
 from minitiny.files import atomic_write
 from minitiny.layers import placeholder_weights
@@ -78,7 +79,8 @@ def _compile_config(model):
         warnings.warn(f"saving without the optimizer settings: {e}", stacklevel=3)
         optimizer = None
     return {"optimizer": optimizer, "loss": mt_losses.serialize(model.loss),
-            "metrics": list(model.metric_names)}
+            "metrics": [m if isinstance(m, str) else mt_metrics.serialize(m)
+                        for m in model.metric_names]}
 
 
 FORMATS = "'.npz' (minitiny's own format) or '.keras' (Keras 3's, which Keras loads)"
@@ -284,8 +286,10 @@ def load_model(path, compile=True):
                 else "sgd"
             metrics = cc.get("metrics") or None
             if metrics is not None and not (isinstance(metrics, list)
-                                            and all(isinstance(m, str) for m in metrics)):
+                                            and all(isinstance(m, (str, dict)) for m in metrics)):
                 raise ValueError(f"metrics must be a list of names, got {str(metrics)[:40]}")
+            metrics = metrics and [m if isinstance(m, str) else mt_metrics.deserialize(m)
+                                   for m in metrics]
             model.compile(optimizer=optimizer, loss=mt_losses.deserialize(cc["loss"]),
                           metrics=metrics)
         except (KeyError, TypeError, ValueError, AttributeError) as e:

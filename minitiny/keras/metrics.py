@@ -1,8 +1,10 @@
-"""keras.metrics: the metrics minitiny computes (by name in compile(metrics=[...]))."""
+"""keras.metrics: the metrics of minitiny.metrics (objects, or names in compile)."""
 from minitiny.keras._names import refuse
-from minitiny.metrics import (binary_accuracy, categorical_accuracy,  # noqa: F401
-                              mean_absolute_error, mean_squared_error,
-                              sparse_categorical_accuracy)
+from minitiny.metrics import (AUC, BinaryAccuracy, CategoricalAccuracy,  # noqa: F401
+                              MeanAbsoluteError, MeanMetricWrapper, MeanSquaredError, Metric,
+                              Precision, Recall, SparseCategoricalAccuracy, binary_accuracy,
+                              categorical_accuracy, deserialize, get, mean_absolute_error,
+                              mean_squared_error, serialize, sparse_categorical_accuracy)
 
 NOT_IMPLEMENTED = dict.fromkeys((
     "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "MeanIoU", "IoU",
@@ -10,5 +12,6 @@ NOT_IMPLEMENTED = dict.fromkeys((
     "SensitivityAtSpecificity", "SpecificityAtSensitivity", "TruePositives",
     "FalsePositives", "TrueNegatives", "FalseNegatives", "CosineSimilarity", "LogCoshError",
     "RootMeanSquaredError", "MeanAbsolutePercentageError", "R2Score", "Hinge", "KLDivergence",
-    "Poisson", "Sum", "MeanTensor"), "")
+    "Poisson", "Sum", "MeanTensor", "Accuracy", "Mean", "BinaryCrossentropy",
+    "CategoricalCrossentropy", "SparseCategoricalCrossentropy"), "")
 __getattr__ = refuse(__name__, NOT_IMPLEMENTED, globals())
