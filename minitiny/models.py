@@ -509,9 +509,11 @@ class Model:
         """One pass over the training batches -> the epoch's logs (sample means)."""
         metrics = None
         loss_sum = seen = 0.0
+        begin, end = ([getattr(cb, hook) for cb in cbs if hasattr(cb, hook)]   # duck-typed
+                      for hook in ("on_train_batch_begin", "on_train_batch_end"))  # too
         for b, (xb, tb, wb) in enumerate(train.epoch()):
-            for cb in cbs:
-                cb.on_train_batch_begin(b)
+            for hook in begin:
+                hook(b)
             last_good.before_step()
             try:
                 loss, out = self._train_step(xb, tb, wb, params, plan)
@@ -522,8 +524,8 @@ class Model:
             metrics = metrics or self._fresh_metrics(tb)
             for m in metrics:
                 m.update(tb, out, plan[2], plan[3], wb)
-            for cb in cbs:
-                cb.on_train_batch_end(b, {"loss": loss})
+            for hook in end:
+                hook(b, {"loss": loss})
             progress.batch(b + 1, lambda: self._logs(loss_sum / seen, metrics))
             stop.check()                                # a signal: stop between two steps
         train.end_epoch()
