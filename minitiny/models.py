@@ -391,7 +391,8 @@ class Model:
             warnings.warn(f"model {self.name!r} has no trainable weights (every layer is "
                           "frozen); fit will not change it", stacklevel=2)
         history = mt_callbacks.History()
-        cbs = list(callbacks or []) + [history]        # History last, as Keras: it records
+        others = list(callbacks or [])
+        cbs = others + [history]                       # History last, as Keras: it records
         for cb in cbs:                                 # what the others add to the logs
             cb.set_model(self)
         progress = mt_callbacks.Progbar(train.steps, verbose, epochs)
@@ -413,8 +414,11 @@ class Model:
                     if val is not None and (epoch + 1) % validation_freq == 0:
                         val_logs = self._evaluate_batches(val, plan)
                         logs.update({"val_" + k: v for k, v in val_logs.items()})
-                    for cb in cbs:
-                        cb.on_epoch_end(epoch, logs)
+                    try:
+                        for cb in others:
+                            cb.on_epoch_end(epoch, logs)
+                    finally:                            # recorded even if a callback is
+                        history.on_epoch_end(epoch, logs)   # interrupted (Ctrl-C mid-save)
                     progress.epoch_end(logs)
                     stop.check()                        # a signal: stop between two epochs
                     if self.stop_training:

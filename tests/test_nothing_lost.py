@@ -177,7 +177,7 @@ def test_an_interrupted_checkpoint_save_keeps_the_previous_checkpoint(tmp_path, 
         raise KeyboardInterrupt                 # after the temp file is full, before the rename
     monkeypatch.setattr(np, "savez", savez_then_interrupt)
     history = model.fit(x, y, epochs=3, verbose=0, callbacks=[mt.callbacks.ModelCheckpoint(str(path))])
-    assert history.epoch == [0]                # History (first callback) had recorded epoch 0
+    assert history.epoch == [0]                # History records epoch 0 despite the interrupt
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["ckpt.npz"]
     monkeypatch.undo()
