@@ -28,10 +28,11 @@ import pytest
 from hypothesis import Phase, given, settings, strategies as st
 
 import int8_oracle as O
+from minitiny.testing import models as models_
 from minitiny import codegen
 from minitiny.codegen import generator
 from minitiny.quant import tflm
-from minitiny.quant.graph import GraphError, QModel, QOp
+from minitiny.quant.graph import QModel, QOp
 import figures  # noqa: E402  (tests/figures.py)
 
 GCC = shutil.which("gcc") or shutil.which("clang")
@@ -74,166 +75,18 @@ def compare(engine, model, got, want):
 
 
 # ---------------------------------------------------------------------------------------
-# Drawing whole models
+# Drawing whole models: minitiny.testing.models (the public drawer)
 # ---------------------------------------------------------------------------------------
-SPATIAL = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean")
-ANYWHERE = ("fully_connected", "add", "reshape", "softmax", "logistic", "tanh", "relu", "relu6")
-STEPS = SPATIAL + ANYWHERE + ("residual", "diamond")
-
-
-def _choice(rng, options):
-    return options[int(rng.integers(len(options)))]
-
-
-def _window(rng, shape, stride_one=False):
-    """A random window, stride and padding that give a non-empty output on `shape`."""
-    h, w = shape[0], shape[1]
-    padding = "same" if stride_one else _choice(rng, ("same", "valid"))
-    kmax_h, kmax_w = (4, 4) if padding == "same" else (min(4, h), min(4, w))
-    k = (int(rng.integers(1, kmax_h + 1)), int(rng.integers(1, kmax_w + 1)))
-    stride = (1, 1) if stride_one else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
-    return k, stride, padding
-
-
-def layer(b, kind, keep_shape=False):
-    """Append one `kind` layer to int8_oracle.Builder `b`, configured from b.rng.
-
-    keep_shape: the output must have the input's shape (a branch of a residual block).
-    Returns False when the kind does not fit the current tensor (spatial kinds need H, W, C).
-    """
-    rng, shape = b.rng, b.t.shape
-    act = _choice(rng, O.ACTIVATIONS)
-    spatial = len(shape) == 3
-    if kind in SPATIAL and not spatial:
-        return False
-    if kind == "fully_connected":
-        if keep_shape and len(shape) != 1:
-            return False
-        units = shape[0] if keep_shape else int(rng.integers(1, 17))
-        b.dense(units, act, per_channel=bool(rng.random() < 0.5), bias=bool(rng.random() < 0.8))
-    elif kind in ("conv_2d", "depthwise_conv_2d"):
-        k, stride, padding = _window(rng, shape, keep_shape)
-        cfg = dict(kernel=k, stride=stride, padding=padding, activation=act,
-                   per_channel=bool(rng.random() < 0.7), bias=bool(rng.random() < 0.8))
-        if kind == "conv_2d":
-            b.conv(shape[2] if keep_shape else int(rng.integers(1, 7)), **cfg)
-        else:
-            b.depthwise(1 if keep_shape else int(rng.integers(1, 4)), **cfg)
-    elif kind in ("max_pool_2d", "average_pool_2d"):
-        k, stride, padding = _window(rng, shape, keep_shape)
-        b.pool(kind, pool_size=k, stride=stride, padding=padding, activation=act)
-    elif kind == "mean":
-        if keep_shape:
-            return False
-        b.mean(keep_dims=bool(rng.random() < 0.5), same_quantization=bool(rng.random() < 0.3))
-    elif kind == "add":
-        # join with an earlier activation of the same shape (a skip), or with itself
-        earlier = [n for n, t in b.tensors.items()
-                   if not t.is_constant and t.shape == shape and n != b.cur]
-        other = _choice(rng, earlier) if earlier and rng.random() < 0.8 else b.cur
-        b.add(other, activation=act)
-    elif kind == "reshape":
-        if keep_shape:
-            return False
-        if spatial:
-            b.flatten() if rng.random() < 0.7 else b.reshape((shape[1], shape[0], shape[2]))
-        else:
-            b.reshape((1, 1, shape[0]) if rng.random() < 0.5 else (shape[0], 1, 1))
-    elif kind == "softmax":
-        if shape[-1] > 4095 or (shape[-1] == 1 and rng.random() < 0.9):
-            return False                       # softmax over one value is always 1.0
-        b.softmax(beta=float(_choice(rng, (1.0, 0.5, 2.0, 0.1, 8.0))))
-    else:                                      # logistic, tanh, relu, relu6
-        getattr(b, kind)()
-    return True
-
-
-BRANCH_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
-                "fully_connected", "relu", "relu6", "logistic", "tanh")
-
-
-def branch(b, n):
-    """n shape-keeping layers from b.cur (kinds that do not fit are redrawn)."""
-    done = 0
-    while done < n:
-        done += layer(b, _choice(b.rng, BRANCH_KINDS), keep_shape=True)
-
-
-def _varies(b, x):
-    """Does the current tensor still take more than one value over the sample batch x?"""
-    values = b.model().predict_int8(x, return_all=True)
-    return len(np.unique(values[b.cur])) > 1
-
-
-def _append(b, x, add, tries=4):
-    """Run add(b) (it appends one layer or a block), preferring configurations that keep
-    the output varying: a zero point or scale that clamps every value to one constant ends
-    what the rest of the model can show, and drawn independently per tensor, extremes would
-    do so in most deep models. So a collapsed draw is redrawn up to `tries` times (and kept
-    outright one time in thirty): collapses and saturation stay in the sample, but rarer.
-    A draw that Prepare refuses (e.g. a scale TFLM cannot handle, or at extreme scales a
-    product of scales beyond float32) is redrawn too, and the step is skipped if every draw
-    is refused."""
-    for attempt in range(tries):
-        state = dict(b.tensors), list(b.ops), b.cur
-        try:
-            if add(b) is False:
-                return
-            varies = _varies(b, x)
-        except GraphError:            # a tensor or a layer's Prepare refused the draw
-            b.tensors, b.ops, b.cur = state
-            continue
-        if attempt == tries - 1 or b.rng.random() < 1 / 30 or varies:
-            return
-        b.tensors, b.ops, b.cur = state
+STEPS, _choice, layer = models_.STEPS, models_._choice, models_.layer
 
 
 def build(seed, steps, spatial=True, tries=4, scales=None):
-    """A QModel running `steps` in order; 'residual' adds a skip connection around one or
-    two layers, 'diamond' two branches from one tensor joined by ADD. A model whose output
-    is one constant over its sample inputs is drawn again (up to `tries` times; one in ten
-    is kept), for the same reason as in _append."""
-    for attempt in range(tries):
-        model = _build(seed + attempt * 1_000_003, steps, spatial, scales)
-        x = inputs(model, seed)
-        if attempt == tries - 1 or seed % 10 == 0 or len(np.unique(model.predict_int8(x))) > 1:
-            return model
-
-
-def _build(seed, steps, spatial, scales=None):
-    """scales: (lo, hi) of the input and weight scales (default: inputs 1e-6 .. 1e3)."""
-    rng = np.random.default_rng(seed)
-    in_shape = ((int(rng.integers(1, 11)), int(rng.integers(1, 11)), int(rng.integers(1, 5)))
-                if spatial else (int(rng.integers(1, 41)),))
-    b = O.Builder(seed, in_shape, "equivalence", in_scale=O.log_uniform(rng, *(scales or (1e-6, 1e3))),
-                  **({"weight_scales": scales} if scales else {}))
-    x = inputs_of_shape(in_shape, seed)
-
-    def residual(b):
-        saved = b.cur
-        branch(b, int(b.rng.integers(1, 3)))
-        b.add(saved, activation=_choice(b.rng, O.ACTIVATIONS))
-
-    def diamond(b):
-        saved = b.cur
-        branch(b, 1)
-        left, b.cur = b.cur, saved
-        branch(b, 1)
-        b.add(left, activation=_choice(b.rng, O.ACTIVATIONS))
-
-    for step in steps:
-        _append(b, x, {"residual": residual, "diamond": diamond}.get(step, lambda b: layer(b, step)))
-    if not b.ops:
-        b.relu()
-    return b.model()
+    return models_.random_qmodel(seed, steps, spatial, tries=tries, name="equivalence", scales=scales)
 
 
 @st.composite
 def models(draw):
-    seed = draw(O.seeds, label="seed")
-    spatial = draw(st.booleans(), label="spatial input")
-    steps = draw(st.lists(st.sampled_from(STEPS), min_size=1, max_size=8), label="steps")
-    return build(seed, steps, spatial)
+    return draw(models_.qmodels())
 
 
 def inputs_of_shape(shape, seed, n=16):

@@ -1,0 +1,225 @@
+"""assert_equivalent: NumPy int8 == the generated C == TFLite Micro, or the layer that is not.
+
+    from minitiny.testing import assert_equivalent
+    assert_equivalent(qmodel, "build/digits")                 # TFLM runs qmodel's own .tflite
+    assert_equivalent(qmodel, "build/digits", tflite="digits.tflite")
+
+The inputs, in the order they are tried (every one through every engine, in batches):
+the special patterns (all -128, all 127, all zero point, checkerboards), the targeted
+inputs (minitiny.testing.targets: accumulators on rounding ties and clamp bounds, solved for
+the first weighted layer and, with search_steps, searched for the deeper ones), then
+uniform random inputs with -128 and 127 planted, until `n` inputs or `budget` seconds; and
+with `strategy`, hypothesis' own draws of it (e.g. int8_inputs(qmodel), or the user's).
+
+On the first difference the input is shrunk (minitiny.testing.shrink) and the error names:
+the smallest differing input, which engines differ, the first layer whose integers
+diverge (the C's per-layer outputs come from a probe build, minitiny.testing.probe; TFLM's
+from each layer run alone), that layer's own inputs and its expected and actual values.
+"""
+import time
+
+import numpy as np
+
+from . import probe, targets
+from .inputs import special_inputs
+from .models import int8_input
+
+
+class Mismatch(AssertionError):
+    """Two engines gave different int8 outputs. Attributes: input (the shrunk input),
+    engines ('C' / 'TFLite Micro'), layer (index), op (its QOp), expected / actual (that
+    layer's outputs from NumPy and the other engine), inputs (the layer's own inputs)."""
+
+
+class Engines:
+    """One model, three ways: NumPy int8 (the reference), the C in c_dir, and TFLM."""
+
+    def __init__(self, qmodel, c_dir, tflite=None, flags=(), use_tflm=None):
+        from minitiny.quant import tflm
+        if any(op.params is None for op in qmodel.ops):
+            qmodel.prepare()
+        self.qmodel, self.c_dir, self.flags = qmodel, c_dir, tuple(flags)
+        self.c = probe.ProbedC(c_dir, flags)
+        self.tflite = None
+        if use_tflm is None:
+            use_tflm = tflm.available()
+        if use_tflm:
+            if tflite is None:
+                from minitiny.quant.tflite_io import to_tflite
+                self.tflite = to_tflite(qmodel)
+            elif isinstance(tflite, (bytes, bytearray)):
+                self.tflite = bytes(tflite)
+            else:
+                with open(tflite, "rb") as f:
+                    self.tflite = f.read()
+
+    @property
+    def names(self):
+        return ["C"] + (["TFLite Micro"] if self.tflite is not None else [])
+
+    def run(self, x, which=None):
+        """{engine: outputs} for x (N, *input shape): 'NumPy' and each engine in `which`."""
+        out = {"NumPy": self.qmodel.predict_int8(x)}
+        for name in which or self.names:
+            if name == "C":
+                out[name] = self.c.model(x).reshape(out["NumPy"].shape)
+            else:
+                from minitiny.quant.tflite_read import run_tflm_int8
+                out[name] = run_tflm_int8(self.tflite, x).reshape(out["NumPy"].shape)
+        return out
+
+    def differs(self, x, which=None):
+        """(N,) bool: does any engine disagree with NumPy on input n?"""
+        out = self.run(x, which)
+        want = out.pop("NumPy").reshape(len(x), -1)
+        bad = np.zeros(len(x), bool)
+        for got in out.values():
+            bad |= np.any(got.reshape(len(x), -1) != want, axis=1)
+        return bad
+
+
+def standard_inputs(qmodel, n=256, seed=0, search_steps=0, deadline=None):
+    """The batches assert_equivalent tries, in order: special patterns, targeted inputs
+    (64 to 256; the search stops at time.monotonic() `deadline`), then uniform random ones
+    (-128 and 127 planted) up to n in all."""
+    yield special_inputs(qmodel)
+    aimed = targets.targeted_inputs(qmodel, n=min(max(64, n // 4), 256), seed=seed,
+                                    search_steps=search_steps, deadline=deadline)
+    if len(aimed):
+        yield aimed
+    rng = np.random.default_rng(seed)
+    done = 5 + len(aimed)
+    while done < n:
+        k = min(64, n - done)
+        yield int8_input(rng, qmodel.input.shape, k)
+        done += k
+
+
+def _fmt_input(x, zp):
+    """An input as text: whole when small, else the values away from the zero point."""
+    if x.size <= 64:
+        return np.array2string(x, max_line_width=100, threshold=100)
+    away = np.argwhere(x != zp)
+    parts = [f"[{', '.join(map(str, i))}]={int(x[tuple(i)])}" for i in away[:24]]
+    more = f" ... ({len(away)} in all)" if len(away) > 24 else ""
+    return f"all {zp} (the zero point) except " + ", ".join(parts) + more if len(away) else f"all {zp}"
+
+
+def _fmt_diffs(expected, actual, limit=8):
+    bad = np.argwhere(expected != actual)
+    rows = [f"    at {tuple(int(v) for v in i)}: expected {int(expected[tuple(i)])}, got {int(actual[tuple(i)])}"
+            for i in bad[:limit]]
+    if len(bad) > limit:
+        rows.append(f"    ... {len(bad)} values differ in all")
+    return "\n".join(rows)
+
+
+def diagnose(engines, x, engine):
+    """A Mismatch for one input x on which `engine` disagrees with NumPy: the first layer
+    whose integers diverge, its inputs, expected and actual values."""
+    qmodel = engines.qmodel
+    want = qmodel.predict_int8(x[None], return_all=True)
+    if engine == "C":
+        _, got = engines.c(x[None], qmodel)
+        first = next((i for i, op in enumerate(qmodel.ops)
+                      if not np.array_equal(got[op.outputs[0]], want[op.outputs[0]])), None)
+        layer_out = lambda op: got[op.outputs[0]]
+    else:
+        first, outs = None, {}
+        for i, op in enumerate(qmodel.ops):
+            outs[i] = probe.tflm_layer(qmodel, op, want).reshape(want[op.outputs[0]].shape)
+            if not np.array_equal(outs[i], want[op.outputs[0]]):
+                first = i
+                break
+        layer_out = lambda op: outs[first]
+    zp = int(qmodel.input.zero_point)
+    lines = [f"{engine} and NumPy int8 differ on model {qmodel.name!r} ({engines.c_dir}).",
+             f"Smallest differing input (shrunk toward the zero point {zp}):",
+             f"  {_fmt_input(x, zp)}"]
+    final = engines.run(x[None], [engine])
+    lines.append("Model output:\n" + _fmt_diffs(final["NumPy"][0], final[engine][0]))
+    err = Mismatch()
+    err.input, err.engine, err.layer = x, engine, first
+    if first is None:
+        lines.append("Every layer's output agrees; the difference is in copying the output out.")
+    else:
+        op = qmodel.ops[first]
+        expected, actual = want[op.outputs[0]][0], layer_out(op)[0]
+        kernel = engines.c.manifest["layers"][first].get("c_name", op.name)
+        lines.append(f"First layer that diverges: layer {first} {op.name!r} ({op.kind}; C function "
+                     f"{kernel})" + (f", params: {_params_text(op)}" if op.params else ""))
+        for t in qmodel.activations(op):
+            lines.append(f"  its input {t.name} {tuple(t.shape)} (scale {float(t.scale):.6g}, zero point "
+                         f"{int(t.zero_point)}): {_fmt_input(want[t.name][0], int(t.zero_point))}")
+        lines.append("  expected (NumPy) vs actual:\n" + _fmt_diffs(expected, actual))
+        err.op, err.expected, err.actual = op, expected, actual
+        err.inputs = {t.name: want[t.name][0] for t in qmodel.activations(op)}
+    err.args = ("\n".join(lines),)
+    return err
+
+
+def _params_text(op):
+    keys = ("input_offset", "output_offset", "act_min", "act_max", "output_multiplier", "output_shift")
+    parts = []
+    for k in keys:
+        if k in op.params:
+            v = np.asarray(op.params[k]).reshape(-1)
+            shown = ", ".join(str(int(a)) for a in v[:4]) + (", ..." if v.size > 4 else "")
+            parts.append(f"{k} {shown if v.size == 1 else '[' + shown + ']'}")
+    return ", ".join(parts)
+
+
+def _fail_on(engines, x, bad):
+    """Shrink the first differing input and raise its Mismatch."""
+    from .shrink import shrink
+    first = x[int(np.argmax(bad))]
+    engine = next(e for e in engines.names if engines.differs(first[None], [e])[0])
+    small = shrink(first, lambda xs: engines.differs(xs, [engine]), engines.qmodel.input.zero_point)
+    raise diagnose(engines, small, engine)
+
+
+def assert_equivalent(qmodel, c_dir, tflite=None, n=256, seed=0, budget=None, strategy=None,
+                      max_examples=100, search_steps=0, flags=(), progress=None):
+    """Assert NumPy int8 == the C in c_dir == TFLite Micro (when installed) on the standard
+    inputs (standard_inputs: n of them, or as many as `budget` seconds allow) and on
+    `max_examples` draws of the hypothesis `strategy` (if given). Raises Mismatch (an
+    AssertionError) with the shrunk input and the first diverging layer. Returns the
+    number of inputs compared. progress: called with the running count after each batch."""
+    engines = Engines(qmodel, c_dir, tflite, flags)
+    start, done = time.monotonic(), 0
+    deadline = None if budget is None else start + 0.7 * budget
+    for x in standard_inputs(qmodel, n if budget is None else 10 ** 9, seed, search_steps, deadline):
+        bad = engines.differs(x)
+        done += len(x)
+        if progress:
+            progress(done)
+        if bad.any():
+            _fail_on(engines, x, bad)
+        if budget is not None and time.monotonic() - start > budget:
+            break
+    if strategy is not None:
+        done += _hypothesis_phase(engines, strategy, max_examples)
+    return done
+
+
+def _hypothesis_phase(engines, strategy, max_examples):
+    from hypothesis import HealthCheck, given, settings
+
+    found = []
+
+    @settings(max_examples=max_examples, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    @given(strategy)
+    def check(x):
+        x = np.asarray(x, np.int8)
+        if engines.differs(x[None])[0]:
+            found.append(x)
+            raise AssertionError("differs")
+
+    try:
+        check()
+    except AssertionError:
+        if not found:
+            raise
+        _fail_on(engines, found[-1][None], np.array([True]))      # hypothesis' shrunk input, last
+    return max_examples

@@ -1,0 +1,457 @@
+"""Random int8 models: a small graph builder, configurations for every op kind, and whole
+random graphs (chains, residual blocks, diamonds), as hypothesis strategies or from a seed.
+
+    b = Builder(seed, (8, 8, 1), "m")
+    b.conv(4, activation="relu").pool().flatten().dense(10).softmax()
+    qmodel = b.model()                         # a QModel, ready for predict_int8 / codegen
+
+    @given(qmodels(["conv_2d", "residual", "fully_connected"]))
+    def test_mine(qmodel): ...
+
+Scales are drawn log-uniformly over several orders of magnitude, zero points often at the
+extremes -128 and 127. The output scale of a weighted layer is set from the spread of its
+accumulator, times a random factor in [1/8, 8], so most outputs land inside int8 and some
+layers saturate. minitiny's own tests draw their models here too.
+"""
+import numpy as np
+from hypothesis import strategies as st
+
+from minitiny.geometry import out_size
+from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
+
+
+# ---------------------------------------------------------------------------------------
+# Random numbers
+# ---------------------------------------------------------------------------------------
+def log_uniform(rng, lo, hi, size=None):
+    return np.float32(np.exp(rng.uniform(np.log(lo), np.log(hi), size)))
+
+
+def zero_point(rng):
+    """Zero points with the extremes over-represented."""
+    r = rng.random()
+    return -128 if r < 0.2 else 127 if r < 0.35 else int(rng.integers(-128, 128))
+
+
+def int8_input(rng, shape, n=8):
+    """(n, *shape) int8, uniform, with -128 and 127 planted in every sample."""
+    x = rng.integers(-128, 128, size=(n,) + tuple(shape)).astype(np.int8)
+    flat = x.reshape(n, -1)
+    flat[:, 0] = -128
+    flat[:, -1] = 127
+    return x
+
+
+def weights(rng, shape):
+    """Symmetric int8 weights in [-127, 127], with both ends present."""
+    w = rng.integers(-127, 128, size=shape).astype(np.int8)
+    flat = w.reshape(-1)
+    flat[0], flat[-1] = -127, 127
+    return w
+
+
+ALL_INT8 = np.arange(-128, 128, dtype=np.int8)[None]        # (1, 256): every int8 once
+
+
+# ---------------------------------------------------------------------------------------
+# A small graph builder: layers appended in order, each reading the previous output
+# ---------------------------------------------------------------------------------------
+def _window_out(n, k, stride, padding):
+    return out_size(padding, n, k, stride)
+
+
+class Builder:
+    def __init__(self, seed, in_shape, name="model", in_scale=None, in_zero_point=None,
+                 weight_scales=(1e-4, 1e-1)):
+        self.rng = np.random.default_rng(seed)
+        self.weight_scales = weight_scales              # log-uniform range of weight scales
+        self.name, self.tensors, self.ops, self.inputs = name, {}, [], []
+        self.cur = self.input("x", in_shape, in_scale, in_zero_point)
+
+    # -- tensors -------------------------------------------------------------------------
+    def _tensor(self, shape, scale, zp, data=None, qdim=0, prefix="t", dtype="int8"):
+        name = f"{prefix}{len(self.tensors)}"
+        self.tensors[name] = QTensor(name, shape, dtype, scale, zp, data, qdim)
+        return name
+
+    def input(self, name, shape, scale=None, zp=None):
+        scale = log_uniform(self.rng, 1e-3, 1.0) if scale is None else np.float32(scale)
+        zp = zero_point(self.rng) if zp is None else zp
+        self.tensors[name] = QTensor(name, shape, "int8", scale, np.int32(zp))
+        self.inputs.append(name)
+        return name
+
+    @property
+    def t(self):
+        return self.tensors[self.cur]
+
+    def _op(self, kind, inputs, out, options=None):
+        self.ops.append(QOp(kind, f"{kind}_{len(self.ops)}", inputs, [out], options or {}))
+        self.cur = out
+        return self
+
+    def _output_scale(self, s_w, fan_in):
+        """Maps a typical accumulator (std ~ 73 * 80 * sqrt(fan_in) for uniform int8 inputs
+        and weights) to ~ +-60, times a random factor in [1/8, 8]."""
+        typical = float(self.t.scale) * float(np.max(s_w)) * 73 * 80 * np.sqrt(fan_in)
+        return np.float32(typical / 60 * log_uniform(self.rng, 1 / 8, 8))
+
+    def _weighted(self, kind, w_shape, q_dim, n_out, fan_in, out_shape, per_channel, bias, options):
+        rng = self.rng
+        lo, hi = self.weight_scales
+        s_w = log_uniform(rng, lo, hi, n_out) if per_channel else log_uniform(rng, lo, hi)
+        w = self._tensor(w_shape, s_w, np.zeros_like(s_w, np.int32), weights(rng, w_shape), q_dim, "w")
+        inputs = [self.cur, w]
+        if bias:
+            b_scale = (np.float32(self.t.scale) * np.broadcast_to(s_w, (n_out,))).astype(np.float32)
+            if not per_channel and kind == "fully_connected":
+                b_scale = np.float32(b_scale[0])
+            data = rng.integers(-20000, 20000, size=n_out).astype(np.int32)
+            inputs.append(self._tensor((n_out,), b_scale, np.zeros_like(b_scale, np.int32), data,
+                                       prefix="b", dtype="int32"))
+        out = self._tensor(out_shape, self._output_scale(s_w, fan_in), zero_point(rng))
+        return self._op(kind, inputs, out, options)
+
+    # -- layers --------------------------------------------------------------------------
+    def dense(self, units, activation="none", per_channel=False, bias=True):
+        fan_in = int(np.prod(self.t.shape))
+        return self._weighted("fully_connected", (units, fan_in), 0, units, fan_in, (units,),
+                              per_channel, bias, {"activation": activation})
+
+    def conv(self, out_c, kernel=(3, 3), stride=(1, 1), padding="same", activation="none",
+             per_channel=True, bias=True):
+        h, w, in_c = self.t.shape
+        out = (_window_out(h, kernel[0], stride[0], padding), _window_out(w, kernel[1], stride[1], padding), out_c)
+        return self._weighted("conv_2d", (out_c,) + tuple(kernel) + (in_c,), 0, out_c,
+                              kernel[0] * kernel[1] * in_c, out, per_channel, bias,
+                              {"stride": tuple(stride), "padding": padding, "activation": activation})
+
+    def depthwise(self, depth_multiplier=1, kernel=(3, 3), stride=(1, 1), padding="same",
+                  activation="none", per_channel=True, bias=True):
+        h, w, in_c = self.t.shape
+        out_c = in_c * depth_multiplier
+        out = (_window_out(h, kernel[0], stride[0], padding), _window_out(w, kernel[1], stride[1], padding), out_c)
+        return self._weighted("depthwise_conv_2d", (1,) + tuple(kernel) + (out_c,), 3, out_c,
+                              kernel[0] * kernel[1], out, per_channel, bias,
+                              {"stride": tuple(stride), "padding": padding, "activation": activation,
+                               "depth_multiplier": depth_multiplier})
+
+    def pool(self, kind="max_pool_2d", pool_size=(2, 2), stride=(2, 2), padding="valid", activation="none"):
+        h, w, c = self.t.shape
+        out = (_window_out(h, pool_size[0], stride[0], padding), _window_out(w, pool_size[1], stride[1], padding), c)
+        name = self._tensor(out, self.t.scale, self.t.zero_point)     # pools keep the quantization
+        return self._op(kind, [self.cur], name, {"pool_size": tuple(pool_size), "stride": tuple(stride),
+                                                 "padding": padding, "activation": activation})
+
+    def mean(self, keep_dims=False, same_quantization=False):
+        c = self.t.shape[-1]
+        if same_quantization:
+            scale, zp = self.t.scale, self.t.zero_point
+        else:
+            scale, zp = np.float32(self.t.scale * log_uniform(self.rng, 0.1, 10)), zero_point(self.rng)
+        out = self._tensor((1, 1, c) if keep_dims else (c,), scale, zp)
+        return self._op("mean", [self.cur], out, {"axes": (0, 1), "keep_dims": keep_dims})
+
+    def reshape(self, shape):
+        out = self._tensor(tuple(shape), self.t.scale, self.t.zero_point)
+        return self._op("reshape", [self.cur], out)
+
+    def flatten(self):
+        return self.reshape((int(np.prod(self.t.shape)),))
+
+    def add(self, other, activation="none"):
+        """self.cur + other (a tensor name of the same shape), a new output quantization."""
+        s = max(float(self.t.scale), float(self.tensors[other].scale))
+        out = self._tensor(self.t.shape, np.float32(s * log_uniform(self.rng, 0.5, 4)), zero_point(self.rng))
+        return self._op("add", [self.cur, other], out, {"activation": activation})
+
+    def softmax(self, beta=1.0):
+        return self._op("softmax", [self.cur], self._tensor(self.t.shape, 1 / 256, -128), {"beta": beta})
+
+    def logistic(self):
+        return self._op("logistic", [self.cur], self._tensor(self.t.shape, 1 / 256, -128))
+
+    def tanh(self):
+        return self._op("tanh", [self.cur], self._tensor(self.t.shape, 1 / 128, 0))
+
+    def relu(self, scale=None, zp=None):
+        scale = np.float32(self.t.scale * log_uniform(self.rng, 0.3, 3)) if scale is None else scale
+        zp = zero_point(self.rng) if zp is None else zp
+        return self._op("relu", [self.cur], self._tensor(self.t.shape, scale, zp))
+
+    def relu6(self):
+        return self._op("relu6", [self.cur], self._tensor(self.t.shape, self.t.scale, self.t.zero_point))
+
+    def model(self):
+        return QModel(self.name, self.tensors, self.ops, self.inputs, [self.cur])
+
+
+# ---------------------------------------------------------------------------------------
+# One-op models
+# ---------------------------------------------------------------------------------------
+def single_op_model(seed, kind, in_shape, **cfg):
+    b = Builder(seed, in_shape, kind)
+    if kind == "fully_connected":
+        b.dense(**cfg)
+    elif kind == "conv_2d":
+        b.conv(**cfg)
+    elif kind == "depthwise_conv_2d":
+        b.depthwise(**cfg)
+    elif kind in ("max_pool_2d", "average_pool_2d"):
+        b.pool(kind, **cfg)
+    elif kind == "add":
+        b.add(b.input("x2", in_shape), **cfg)
+    else:
+        getattr(b, kind)(**cfg)
+    return b.model()
+
+
+def elementwise_model(kind, s_in, z_in, s_out=None, z_out=None, shape=(256,)):
+    """logistic / tanh / relu / relu6 over one tensor; the output quantization is TFLM's
+    fixed one for logistic and tanh, the input's for relu6."""
+    b = Builder(0, shape, kind, s_in, z_in)
+    if kind == "relu":
+        b.relu(np.float32(s_out), z_out)
+    else:
+        getattr(b, kind)()
+    return b.model()
+
+
+# ---------------------------------------------------------------------------------------
+# Configurations (plain values) for each kind
+# ---------------------------------------------------------------------------------------
+ACTIVATIONS = ["none", "relu", "relu6"]
+activations = st.sampled_from(ACTIVATIONS)
+seeds = st.integers(0, 2 ** 32 - 1)
+
+
+def config(kind, integers, choice):
+    """(in_shape, cfg) for single_op_model(seed, kind, in_shape, **cfg), drawn with
+    integers(lo, hi) (inclusive) and choice(options): hypothesis or a NumPy generator."""
+    def windowed(max_hw=9, max_k=4):
+        padding = choice(["same", "valid"])
+        h, w = integers(1, max_hw), integers(1, max_hw)
+        kh = integers(1, max_k if padding == "same" else min(max_k, h))   # non-empty output
+        kw = integers(1, max_k if padding == "same" else min(max_k, w))
+        return (h, w), (kh, kw), (integers(1, 3), integers(1, 3)), padding
+
+    if kind == "fully_connected":
+        in_shape = choice([(1,), (7,), (33,), (2, 3), (2, 2, 3)])
+        cfg = dict(units=integers(1, 16), activation=choice(ACTIVATIONS),
+                   per_channel=choice([False, True]), bias=choice([True, False]))
+    elif kind in ("conv_2d", "depthwise_conv_2d"):
+        hw, kernel, stride, padding = windowed()
+        in_shape = hw + (integers(1, 4),)
+        cfg = dict(kernel=kernel, stride=stride, padding=padding, activation=choice(ACTIVATIONS),
+                   per_channel=choice([True, False]), bias=choice([True, False]))
+        if kind == "conv_2d":
+            cfg["out_c"] = integers(1, 5)
+        else:
+            cfg["depth_multiplier"] = integers(1, 3)
+    elif kind in ("max_pool_2d", "average_pool_2d"):
+        hw, kernel, stride, padding = windowed()
+        in_shape = hw + (integers(1, 4),)
+        cfg = dict(pool_size=kernel, stride=stride, padding=padding, activation=choice(ACTIVATIONS))
+    elif kind == "mean":
+        in_shape = (integers(1, 12), integers(1, 12), integers(1, 4))
+        cfg = dict(keep_dims=choice([False, True]), same_quantization=choice([False, True]))
+    elif kind == "add":
+        in_shape = choice([(1,), (10,), (3, 4, 5)])
+        cfg = dict(activation=choice(ACTIVATIONS))
+    elif kind == "softmax":
+        in_shape = choice([(1,), (2,), (10,), (3, 7), (2, 2, 5), (100,)])
+        cfg = dict(beta=choice([1.0, 0.5, 2.0, 0.1, 8.0]))
+    elif kind in ("logistic", "tanh", "relu", "relu6"):
+        in_shape, cfg = choice([(1,), (10,), (3, 4, 5)]), {}
+    elif kind == "reshape":
+        in_shape = choice([(2, 3, 4), (24,), (4, 6)])
+        cfg = dict(shape=choice([(24,), (6, 4), (2, 12), (1, 1, 24)]))
+    else:
+        raise ValueError(f"config: unknown op kind {kind!r}")
+    return in_shape, cfg
+
+
+@st.composite
+def op_configs(draw, kind):
+    """Hypothesis strategy for (in_shape, cfg) of one op kind."""
+    return config(kind, lambda lo, hi: draw(st.integers(lo, hi)), lambda xs: draw(st.sampled_from(xs)))
+
+
+def random_config(rng, kind):
+    """The same configurations from a NumPy generator (for fixed sweeps)."""
+    return config(kind, lambda lo, hi: int(rng.integers(lo, hi + 1)), lambda xs: xs[int(rng.integers(len(xs)))])
+
+
+# ---------------------------------------------------------------------------------------
+# Whole graphs: chains of any kind, residual blocks, diamonds
+# ---------------------------------------------------------------------------------------
+SPATIAL = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean")
+ANYWHERE = ("fully_connected", "add", "reshape", "softmax", "logistic", "tanh", "relu", "relu6")
+STEPS = SPATIAL + ANYWHERE + ("residual", "diamond")
+BRANCH_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
+                "fully_connected", "relu", "relu6", "logistic", "tanh")
+
+
+def _choice(rng, options):
+    return options[int(rng.integers(len(options)))]
+
+
+def _window(rng, shape, stride_one=False):
+    """A random window, stride and padding that give a non-empty output on `shape`."""
+    h, w = shape[0], shape[1]
+    padding = "same" if stride_one else _choice(rng, ("same", "valid"))
+    kmax_h, kmax_w = (4, 4) if padding == "same" else (min(4, h), min(4, w))
+    k = (int(rng.integers(1, kmax_h + 1)), int(rng.integers(1, kmax_w + 1)))
+    stride = (1, 1) if stride_one else (int(rng.integers(1, 4)), int(rng.integers(1, 4)))
+    return k, stride, padding
+
+
+def layer(b, kind, keep_shape=False):
+    """Append one `kind` layer to Builder `b`, configured from b.rng.
+
+    keep_shape: the output must have the input's shape (a branch of a residual block).
+    Returns False when the kind does not fit the current tensor (spatial kinds need H, W, C).
+    """
+    rng, shape = b.rng, b.t.shape
+    act = _choice(rng, ACTIVATIONS)
+    spatial = len(shape) == 3
+    if kind in SPATIAL and not spatial:
+        return False
+    if kind == "fully_connected":
+        if keep_shape and len(shape) != 1:
+            return False
+        units = shape[0] if keep_shape else int(rng.integers(1, 17))
+        b.dense(units, act, per_channel=bool(rng.random() < 0.5), bias=bool(rng.random() < 0.8))
+    elif kind in ("conv_2d", "depthwise_conv_2d"):
+        k, stride, padding = _window(rng, shape, keep_shape)
+        cfg = dict(kernel=k, stride=stride, padding=padding, activation=act,
+                   per_channel=bool(rng.random() < 0.7), bias=bool(rng.random() < 0.8))
+        if kind == "conv_2d":
+            b.conv(shape[2] if keep_shape else int(rng.integers(1, 7)), **cfg)
+        else:
+            b.depthwise(1 if keep_shape else int(rng.integers(1, 4)), **cfg)
+    elif kind in ("max_pool_2d", "average_pool_2d"):
+        k, stride, padding = _window(rng, shape, keep_shape)
+        b.pool(kind, pool_size=k, stride=stride, padding=padding, activation=act)
+    elif kind == "mean":
+        if keep_shape:
+            return False
+        b.mean(keep_dims=bool(rng.random() < 0.5), same_quantization=bool(rng.random() < 0.3))
+    elif kind == "add":
+        # join with an earlier activation of the same shape (a skip), or with itself
+        earlier = [n for n, t in b.tensors.items()
+                   if not t.is_constant and t.shape == shape and n != b.cur]
+        other = _choice(rng, earlier) if earlier and rng.random() < 0.8 else b.cur
+        b.add(other, activation=act)
+    elif kind == "reshape":
+        if keep_shape:
+            return False
+        if spatial:
+            b.flatten() if rng.random() < 0.7 else b.reshape((shape[1], shape[0], shape[2]))
+        else:
+            b.reshape((1, 1, shape[0]) if rng.random() < 0.5 else (shape[0], 1, 1))
+    elif kind == "softmax":
+        if shape[-1] > 4095 or (shape[-1] == 1 and rng.random() < 0.9):
+            return False                       # softmax over one value is always 1.0
+        b.softmax(beta=float(_choice(rng, (1.0, 0.5, 2.0, 0.1, 8.0))))
+    elif kind in ("logistic", "tanh", "relu", "relu6"):
+        getattr(b, kind)()
+    else:
+        raise ValueError(f"layer: unknown op kind {kind!r}; known: {', '.join(SPATIAL + ANYWHERE)}")
+    return True
+
+
+def branch(b, n):
+    """n shape-keeping layers from b.cur (kinds that do not fit are redrawn)."""
+    done = 0
+    while done < n:
+        done += layer(b, _choice(b.rng, BRANCH_KINDS), keep_shape=True)
+
+
+def _varies(b, x):
+    """Does the current tensor still take more than one value over the sample batch x?"""
+    values = b.model().predict_int8(x, return_all=True)
+    return len(np.unique(values[b.cur])) > 1
+
+
+def _append(b, x, add, tries=4):
+    """Run add(b) (it appends one layer or a block), preferring configurations that keep
+    the output varying: a zero point or scale that clamps every value to one constant ends
+    what the rest of the model can show, and drawn independently per tensor, extremes would
+    do so in most deep models. So a collapsed draw is redrawn up to `tries` times (and kept
+    outright one time in thirty): collapses and saturation stay in the sample, but rarer.
+    A draw that Prepare refuses (e.g. a scale TFLM cannot handle, or at extreme scales a
+    product of scales beyond float32) is redrawn too, and the step is skipped if every draw
+    is refused."""
+    for attempt in range(tries):
+        state = dict(b.tensors), list(b.ops), b.cur
+        try:
+            if add(b) is False:
+                return
+            varies = _varies(b, x)
+        except GraphError:            # a tensor or a layer's Prepare refused the draw
+            b.tensors, b.ops, b.cur = state
+            continue
+        if attempt == tries - 1 or b.rng.random() < 1 / 30 or varies:
+            return
+        b.tensors, b.ops, b.cur = state
+
+
+def random_qmodel(seed, steps, spatial=True, input_shape=None, tries=4, name="random", scales=None):
+    """A QModel running `steps` (op kinds, 'residual': a skip connection around one or two
+    layers, 'diamond': two branches from one tensor joined by ADD) in order; kinds that do
+    not fit the current shape are skipped. A model whose output is one constant over its
+    sample inputs is drawn again (up to `tries` times; one in ten is kept).
+    scales: (lo, hi) of the input and weight scales (default: inputs 1e-6 .. 1e3)."""
+    for attempt in range(tries):
+        model = _build(seed + attempt * 1_000_003, steps, spatial, input_shape, name, scales)
+        x = int8_input(np.random.default_rng(seed), model.input.shape, 16)
+        if attempt == tries - 1 or seed % 10 == 0 or len(np.unique(model.predict_int8(x))) > 1:
+            return model
+
+
+def _build(seed, steps, spatial, input_shape, name, scales=None):
+    rng = np.random.default_rng(seed)
+    if input_shape is None:
+        input_shape = ((int(rng.integers(1, 11)), int(rng.integers(1, 11)), int(rng.integers(1, 5)))
+                       if spatial else (int(rng.integers(1, 41)),))
+    b = Builder(seed, tuple(input_shape), name, in_scale=log_uniform(rng, *(scales or (1e-6, 1e3))),
+                **({"weight_scales": scales} if scales else {}))
+    x = int8_input(np.random.default_rng(seed), input_shape, 16)
+
+    def residual(b):
+        saved = b.cur
+        branch(b, int(b.rng.integers(1, 3)))
+        b.add(saved, activation=_choice(b.rng, ACTIVATIONS))
+
+    def diamond(b):
+        saved = b.cur
+        branch(b, 1)
+        left, b.cur = b.cur, saved
+        branch(b, 1)
+        b.add(left, activation=_choice(b.rng, ACTIVATIONS))
+
+    for step in steps:
+        _append(b, x, {"residual": residual, "diamond": diamond}.get(step, lambda b: layer(b, step)))
+    if not b.ops:
+        b.relu()
+    return b.model()
+
+
+@st.composite
+def qmodels(draw, steps=STEPS, min_layers=1, max_layers=8, spatial=None, input_shape=None):
+    """Hypothesis strategy: random int8 QModels of the given layer kinds and sizes.
+
+    steps:   the kinds (and 'residual', 'diamond' blocks) to draw from
+    spatial: an (H, W, C) input (True), a vector (False), or either (None)
+    input_shape: a fixed input shape instead of a drawn one
+    """
+    unknown = set(steps) - set(STEPS)
+    if unknown:
+        raise ValueError(f"qmodels: unknown steps {sorted(unknown)}; known: {', '.join(STEPS)}")
+    seed = draw(seeds, label="seed")
+    if spatial is None:
+        spatial = draw(st.booleans(), label="spatial input")
+    chosen = draw(st.lists(st.sampled_from(list(steps)), min_size=min_layers, max_size=max_layers),
+                  label="steps")
+    return random_qmodel(seed, chosen, spatial, input_shape)

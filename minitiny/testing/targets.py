@@ -1,0 +1,298 @@
+"""Targeted inputs: per layer, the accumulators where its requantization is on a knife edge.
+
+A weighted layer (fully_connected, conv_2d, depthwise_conv_2d) computes, per output value e,
+
+    acc[e] = bias[c] + sum over taps t of w[e, t] * (x[index[e, t]] - z_in)      (c: e's channel)
+    out[e] = clamp(MultiplyByQuantizedMultiplier(acc[e], M[c], shift[c]) + z_out, lo, hi)
+
+Random inputs rarely put acc[e] where the epilogue takes a rare branch: a rounding tie (the
+remainder of RoundingDivideByPOT exactly one half, where only the sign correction decides),
+the first and last accumulators the clamp lets through, the wrap of acc * 2^left for a
+multiplier above one. `knife_edges` lists those accumulators for one channel (it evaluates
+the exact integer requantization of minitiny.quant.fixedpoint around each estimate);
+`LinearLayer` writes a layer as the linear form above (index, w, bias), so that
+
+  - for a layer that reads the model input (the first weighted layer, maybe after a
+    reshape), the input giving acc[e] = T is *solved* for: a greedy integer walk over the
+    taps, large weights first, exact when a weight of 1 (or a gcd 1 chain) is among them;
+  - for a deeper layer, `hill_climb` *searches*: it mutates model inputs and keeps those
+    that bring acc[e] closer to T, with the whole model run in NumPy (QModel.predict_int8).
+
+`targeted_inputs(qmodel, n)` gathers both into a batch of int8 model inputs.
+"""
+import time
+
+import numpy as np
+
+from minitiny.quant import fixedpoint as fp
+
+WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
+INT32_MIN, INT32_MAX = -2 ** 31, 2 ** 31 - 1
+
+
+# ---------------------------------------------------------------------------------------
+# 1. The accumulators where one channel's epilogue is on an edge
+# ---------------------------------------------------------------------------------------
+def requantize(acc, multiplier, shift, out_offset, single_rounding=False):
+    """The epilogue without the clamp: MultiplyByQuantizedMultiplier + output zero point."""
+    return fp.multiply_by_quantized_multiplier(np.asarray(acc, np.int64), multiplier, shift,
+                                               single_rounding) + out_offset
+
+
+def _first_at_least(level, multiplier, shift, out_offset, single_rounding, acc_lo, acc_hi):
+    """The smallest acc in [acc_lo, acc_hi] with requantize(acc) >= level, or None
+    (requantize is non-decreasing in acc for a positive multiplier: a bisection)."""
+    f = lambda a: int(requantize(a, multiplier, shift, out_offset, single_rounding))
+    if f(acc_hi) < level:
+        return None
+    lo, hi = acc_lo, acc_hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if f(mid) >= level:
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def knife_edges(multiplier, shift, out_offset, act_min, act_max, acc_lo, acc_hi, single_rounding=False):
+    """Sorted accumulators in [acc_lo, acc_hi] where this epilogue is on an edge:
+    - the clamp: the last acc clamped to act_min and the first one not, the last acc below
+      act_max and the first clamped to it;
+    - rounding steps next to the clamp bounds and around the zero point;
+    - ties of RoundingDivideByPOT (remainder exactly 2^(e-1)) near the same outputs, on
+      both sides of zero (the sign decides a tie);
+    - the wrap of acc * 2^left (a multiplier above one) when it is reachable."""
+    multiplier, shift = int(multiplier), int(shift)
+    acc_lo, acc_hi = max(int(acc_lo), INT32_MIN), min(int(acc_hi), INT32_MAX)
+    if acc_lo > acc_hi or multiplier <= 0:
+        return np.zeros(0, np.int64)
+    edges = set()
+    levels = {act_min, act_min + 1, act_max, act_max + 1, out_offset, out_offset + 1}
+    for level in levels:
+        a = _first_at_least(level, multiplier, shift, out_offset, single_rounding, acc_lo, acc_hi)
+        if a is not None:
+            edges.update((a - 1, a))
+    left, right = max(shift, 0), max(-shift, 0)
+    if not single_rounding and right >= 1:
+        # x = SaturatingRoundingDoublingHighMul(acc * 2^left, M) grows by < 1 per acc step
+        # (M * 2^left < 2^31), so every x in range is hit: the ties x = q * 2^e + 2^(e-1).
+        slope = multiplier * 2.0 ** left / 2.0 ** 31
+        for q in {act_min - out_offset - 1, act_max - out_offset, -1, 0, -2, 1}:
+            x_tie = q * 2 ** right + 2 ** (right - 1)
+            guess = int(round(x_tie / slope))
+            window = np.arange(guess - 3, guess + 4, dtype=np.int64)
+            window = window[(window >= acc_lo) & (window <= acc_hi)]
+            x = fp.saturating_rounding_doubling_high_mul(fp.wrap_int32(window << left), multiplier)
+            edges.update(int(a) for a in window[x == x_tie])
+    if left > 0:
+        wrap = 2 ** (31 - left)                    # acc * 2^left leaves int32 here
+        edges.update(a for a in (wrap - 1, wrap, -wrap - 1, -wrap) if acc_lo <= a <= acc_hi)
+    return np.array(sorted(a for a in edges if acc_lo <= a <= acc_hi), np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+# 2. A weighted layer as a linear form of its input
+# ---------------------------------------------------------------------------------------
+class LinearLayer:
+    """acc[e] = bias[e] + sum_t w[e, t] * (x[index[e, t]] + input_offset); index -1 is a
+    padded tap (it holds the zero point, so it adds nothing). e runs over the output in
+    NHWC order; channel[e] picks the requantization."""
+
+    def __init__(self, qmodel, op):
+        p, t = op.params, qmodel.tensors
+        w = t[op.inputs[1]].data.astype(np.int64)
+        bias = t[op.inputs[2]].data.astype(np.int64) if len(op.inputs) > 2 else None
+        self.op, self.p = op, p
+        if op.kind == "fully_connected":
+            n_in, n_out = p["in_features"], p["out_features"]
+            self.index = np.broadcast_to(np.arange(n_in), (n_out, n_in))
+            self.w, self.channel = w.reshape(n_out, n_in), np.arange(n_out)
+        else:
+            self.index, self.w, self.channel = self._windows(p, w, op.kind == "depthwise_conv_2d")
+        self.bias = (np.zeros(len(self.channel), np.int64) if bias is None else bias[self.channel])
+        self.offset = p["input_offset"]
+
+    @staticmethod
+    def _windows(p, w, depthwise):
+        """index, w, channel of every output (out_y, out_x, out_channel): a naive loop's taps."""
+        in_h, in_w, in_c = p["in_h"], p["in_w"], p["in_c"]
+        index, weight, channel = [], [], []
+        for out_y in range(p["out_h"]):
+            for out_x in range(p["out_w"]):
+                for out_c in range(p["out_c"]):
+                    taps, ws = [], []
+                    for fy in range(p["kernel_h"]):
+                        for fx in range(p["kernel_w"]):
+                            y = out_y * p["stride_h"] - p["pad_h"] + fy
+                            x = out_x * p["stride_w"] - p["pad_w"] + fx
+                            inside = 0 <= y < in_h and 0 <= x < in_w
+                            channels = [out_c // p["depth_multiplier"]] if depthwise else range(in_c)
+                            for c in channels:
+                                taps.append((y * in_w + x) * in_c + c if inside else -1)
+                                ws.append(w[0, fy, fx, out_c] if depthwise else w[out_c, fy, fx, c])
+                    index.append(taps)
+                    weight.append(ws)
+                    channel.append(out_c)
+        return np.array(index), np.array(weight, np.int64), np.array(channel)
+
+    def acc(self, x, e=None):
+        """x (N, *input shape) int8 -> acc (N, outputs) int64, or (N,) of output e only."""
+        rows = slice(None) if e is None else e
+        flat = np.asarray(x, np.int64).reshape(len(x), -1)
+        padded = np.concatenate([flat + self.offset, np.zeros((len(x), 1), np.int64)], axis=1)
+        return (padded[:, self.index[rows]] * self.w[rows]).sum(axis=-1) + self.bias[rows]  # -1: the 0
+
+    def reachable(self, e):
+        """[lo, hi] of acc[e] over all int8 inputs."""
+        live = self.index[e] >= 0
+        lo_x, hi_x = -128 + self.offset, 127 + self.offset
+        w = self.w[e][live]
+        return (int(self.bias[e] + np.minimum(w * lo_x, w * hi_x).sum()),
+                int(self.bias[e] + np.maximum(w * lo_x, w * hi_x).sum()))
+
+    def edges(self, e):
+        p, c = self.p, self.channel[e]
+        return knife_edges(p["output_multiplier"][c], p["output_shift"][c], p["output_offset"],
+                           p["act_min"], p["act_max"], *self.reachable(e), p["single_rounding"])
+
+    def solve(self, e, target, base):
+        """An int8 input (flat) near `base` with acc[e] == target, or None: a greedy walk
+        over e's taps, largest |w| first, each moved as far toward the target as it can;
+        what is left over is then closed exactly by one pair of taps (i, j) if it can be:
+        every value of x[i], and the x[j] that makes the rest divisible."""
+        x = np.asarray(base, np.int64).reshape(-1).copy()
+        live = np.flatnonzero((self.index[e] >= 0) & (self.w[e] != 0))
+        order = live[np.argsort(-np.abs(self.w[e][live]), kind="stable")]
+        d = int(target) - int(self.acc(x[None], e)[0])
+        for _ in range(3):
+            for t in order:
+                if d == 0:
+                    return x
+                wt, i = int(self.w[e, t]), int(self.index[e, t])
+                step = int(np.clip(round(d / wt), -128 - x[i], 127 - x[i]))
+                x[i] += step
+                d -= step * wt
+        if d == 0:
+            return x
+        values = np.arange(-128, 128, dtype=np.int64)
+        for a in order[:16]:
+            ia, wa = int(self.index[e, a]), int(self.w[e, a])
+            rest = d - wa * (values - x[ia])                   # left for tap b, per value of x[ia]
+            for b in order[:16]:
+                ib, wb = int(self.index[e, b]), int(self.w[e, b])
+                if ib == ia:
+                    continue
+                new_b = x[ib] + rest // wb
+                ok = (rest % wb == 0) & (new_b >= -128) & (new_b <= 127)
+                if ok.any():
+                    k = int(np.argmax(ok))
+                    x[ia], x[ib] = values[k], new_b[k]
+                    return x
+        return None
+
+
+# ---------------------------------------------------------------------------------------
+# 3. Inputs: solved for the first layer, searched for the deeper ones
+# ---------------------------------------------------------------------------------------
+def _reads_model_input(qmodel, op):
+    """Does `op` read the model input directly (through reshapes only)?"""
+    name = op.inputs[0]
+    producers = {o.outputs[0]: o for o in qmodel.ops}
+    while name in producers and producers[name].kind == "reshape":
+        name = producers[name].inputs[0]
+    return name == qmodel.inputs[0]
+
+
+def _elements(layer, rng, limit):
+    """Up to `limit` output positions, each channel once before any repeats, borders too."""
+    n = len(layer.channel)
+    order = rng.permutation(n)
+    _, first = np.unique(layer.channel[order], return_index=True)
+    head = set(order[first].tolist())
+    rest = [int(e) for e in order[:limit + len(head)] if int(e) not in head]
+    return [int(e) for e in order[first]] + rest[:max(0, limit - len(head))]
+
+
+def solved_inputs(qmodel, op, rng, limit=64):
+    """Model inputs that put accumulators of `op` (which reads the model input) exactly on
+    their knife edges: up to `limit` of them, round-robin over output positions (each
+    channel early) and over each position's edges in random order."""
+    layer = LinearLayer(qmodel, op)
+    zp = int(qmodel.input.zero_point)
+    shape = qmodel.input.shape
+    elements = _elements(layer, rng, limit)
+    queues = [list(rng.permutation(layer.edges(e))) for e in elements]
+    found = []
+    while len(found) < limit and any(queues):
+        for e, queue in zip(elements, queues):
+            if not queue or len(found) >= limit:
+                continue
+            target = queue.pop()
+            for base in (np.full(shape, zp), rng.integers(-128, 128, size=shape)):
+                x = layer.solve(e, target, base)
+                if x is not None:
+                    found.append(x.reshape(shape).astype(np.int8))
+                    break
+    return found
+
+
+def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16):
+    """Search model inputs from x0 that bring acc[e] of `op` (any layer) to `target`:
+    each step tries `batch` mutations (a few coordinates moved by a random amount, or set
+    to an extreme) and keeps the best. Returns (input, |acc - target| reached)."""
+    layer = LinearLayer(qmodel, op)
+    in_name = op.inputs[0]
+    best = np.asarray(x0, np.int8).reshape(qmodel.input.shape)
+
+    def distance(xs):
+        values = qmodel.predict_int8(xs, return_all=True)
+        return np.abs(layer.acc(values[in_name], e) - target)
+
+    best_d = int(distance(best[None])[0])
+    size = best.size
+    for _ in range(steps):
+        if best_d == 0:
+            break
+        cands = np.repeat(best.reshape(1, -1), batch, axis=0).astype(np.int16)
+        for row in cands:
+            k = int(rng.integers(1, min(size, 8) + 1))
+            idx = rng.integers(0, size, k)
+            if rng.random() < 0.3:
+                row[idx] = rng.choice([-128, 127], k)
+            else:
+                row[idx] += rng.integers(-32, 33, k)
+        cands = np.clip(cands, -128, 127).astype(np.int8).reshape((batch,) + qmodel.input.shape)
+        d = distance(cands)
+        i = int(np.argmin(d))
+        if d[i] <= best_d:
+            best, best_d = cands[i], int(d[i])
+    return best, best_d
+
+
+def targeted_inputs(qmodel, n=64, seed=0, search_steps=0, deadline=None):
+    """A batch (k, *input shape) int8 of inputs aimed at the knife edges of every weighted
+    layer: solved where the layer reads the model input, searched (hill_climb, with
+    `search_steps` steps per target; 0: none) where it does not, until time.monotonic()
+    passes `deadline` (if given)."""
+    rng = np.random.default_rng(seed)
+    if any(op.params is None for op in qmodel.ops):
+        qmodel.prepare()
+    weighted = [op for op in qmodel.ops if op.kind in WEIGHTED]
+    found = []
+    per_layer = max(1, n // max(len(weighted), 1))
+    for op in weighted:
+        if _reads_model_input(qmodel, op):
+            found += solved_inputs(qmodel, op, rng, per_layer)
+        elif search_steps:
+            layer = LinearLayer(qmodel, op)
+            for e in _elements(layer, rng, max(1, per_layer // 4)):
+                for target in layer.edges(e)[:4]:
+                    if deadline is not None and time.monotonic() > deadline:
+                        break
+                    x0 = rng.integers(-128, 128, size=qmodel.input.shape).astype(np.int8)
+                    x, d = hill_climb(qmodel, op, e, target, x0, rng, steps=search_steps)
+                    found.append(x)
+    if not found:
+        return np.zeros((0,) + tuple(qmodel.input.shape), np.int8)
+    return np.stack(found).astype(np.int8)

@@ -1,0 +1,261 @@
+"""minitiny.testing, checked: its strategies draw what they promise, its targeted inputs
+hit the accumulators they aim at, its shrinker ends at a minimal input, and
+assert_equivalent finds a planted fault in generated C and names the layer.
+
+Oracles: brute force over every accumulator of a range (knife edges), a predicate whose
+minimal failing input is known by construction (the shrinker), the NumPy int8 kernels
+(the linear form of a layer), an independent run of the faulty C (the reported input).
+"""
+import functools
+import shutil
+
+import numpy as np
+import pytest
+from hypothesis import find, given, settings, strategies as st
+
+from minitiny import codegen
+from minitiny.quant import fixedpoint as fp, tflm
+from minitiny.testing import (Mismatch, assert_equivalent, assert_invariant, assert_monotonic,
+                              assert_stable, float_inputs, int8_inputs, knife_edges, qmodels,
+                              shrink, targeted_inputs, tflite_files)
+from minitiny.testing import models, targets
+
+GCC = shutil.which("gcc") or shutil.which("clang")
+requires_cc = pytest.mark.skipif(GCC is None, reason="no C compiler (gcc or clang)")
+# the short road of the C requantization without its sign correction: negative ties round
+# toward +infinity instead of away from zero (one of the faults `minitiny verify` missed)
+SIGN_FAULT = ("(int32_t)(high - (high >> 31))", "(int32_t)high")
+
+
+@functools.lru_cache(maxsize=None)
+def conv_mlp(seed=10):
+    """A conv -> max pool -> dense -> softmax model on which SIGN_FAULT is visible (seed 10:
+    its dense layer has a zero point and clamp that let a negative tie through)."""
+    return models.random_qmodel(seed, ["conv_2d", "max_pool_2d", "reshape", "fully_connected", "softmax"],
+                                spatial=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Strategies
+# ---------------------------------------------------------------------------------------
+@functools.lru_cache(maxsize=None)
+def conv_mlp_inputs():
+    return int8_inputs(conv_mlp())
+
+
+@given(st.data())
+@settings(max_examples=30)
+def test_int8_inputs_lie_in_range(data):
+    model = conv_mlp()
+    x = data.draw(conv_mlp_inputs())
+    assert x.dtype == np.int8 and x.shape == model.input.shape
+
+
+FIND = settings(max_examples=300, database=None)
+
+
+def test_int8_inputs_reach_the_extremes_the_zero_point_and_the_targets():
+    model = conv_mlp()
+    model.prepare()
+    zp, strategy = int(model.input.zero_point), int8_inputs(model)
+    for value in (-128, 127, zp):
+        find(strategy, lambda x: np.all(x == value), settings=FIND)
+    find(strategy, lambda x: {-128, 127} <= set(np.unique(x).tolist()) and len(np.unique(x)) <= 3,
+         settings=FIND)
+    # an input on a knife edge of the first layer's accumulators (targets.py solved it)
+    layer = targets.LinearLayer(model, model.ops[0])
+    edges = [set(layer.edges(e).tolist()) for e in range(len(layer.channel))]
+    find(strategy, lambda x: any(int(a) in edges[e] for e, a in enumerate(layer.acc(x[None])[0])),
+         settings=FIND)
+
+
+@given(st.data())
+@settings(max_examples=40)
+def test_float_inputs_cover_inside_and_outside_the_calibration_range(data):
+    calibration = np.linspace(-2.0, 3.0, 50, dtype=np.float32).reshape(10, 5)
+    x = data.draw(float_inputs(None, calibration=calibration, outside=0.5, shape=(5,)))
+    assert x.shape == (5,) and x.dtype == np.float32
+    assert np.all(x >= -2.0 - 2.5 - 1e-6) and np.all(x <= 3.0 + 2.5 + 1e-6)
+
+
+def test_float_inputs_reach_beyond_both_ends():
+    strategy = float_inputs(None, np.array([[-1.0], [1.0]], np.float32), 1.0, shape=(1,))
+    for inside in (lambda v: v < -1.0, lambda v: v > 1.0, lambda v: abs(v) < 0.9):
+        find(strategy, lambda x: inside(float(x[0])), settings=FIND)
+
+
+@pytest.mark.skipif(not tflm.available(), reason="tflite-micro is not installed")
+@given(tflite_files(["conv_2d", "fully_connected", "relu"], max_layers=3))
+@settings(max_examples=5)
+def test_tflite_files_are_models_tflm_runs(data):
+    from minitiny.quant.tflite_read import run_tflm_int8
+    from minitiny.quant.tflite_read import from_tflite
+    qmodel = from_tflite(data)
+    x = models.int8_input(np.random.default_rng(0), qmodel.input.shape, 3)
+    np.testing.assert_array_equal(run_tflm_int8(data, x), qmodel.predict_int8(x))
+
+
+@given(qmodels(["fully_connected", "relu", "residual"], max_layers=3, spatial=False))
+@settings(max_examples=10)
+def test_qmodels_draws_the_kinds_asked_for(qmodel):
+    assert {op.kind for op in qmodel.ops} <= {"fully_connected", "relu", "add", "conv_2d", "depthwise_conv_2d",
+                                              "max_pool_2d", "average_pool_2d", "relu6", "logistic", "tanh"}
+
+
+# ---------------------------------------------------------------------------------------
+# Targets
+# ---------------------------------------------------------------------------------------
+@given(st.integers(2 ** 30, 2 ** 31 - 1), st.integers(-12, 2), st.integers(-128, 127),
+       st.sampled_from([(-128, 127), (0, 127), (-128, 50)]))
+@settings(max_examples=40)
+def test_knife_edges_are_the_clamp_bounds_and_ties_brute_force_finds(m, shift, z, clamp):
+    """Every accumulator of [-3000, 3000] requantized (the exact integer formula): the
+    reported clamp transitions are all there are, and every reported tie is a tie."""
+    lo, hi = clamp
+    acc = np.arange(-3000, 3001)
+    out = fp.multiply_by_quantized_multiplier(acc, m, shift) + z
+    edges = set(knife_edges(m, shift, z, lo, hi, -3000, 3000).tolist())
+    for bound in (lo, hi + 1):                      # the first acc at or past a clamp bound
+        first = np.flatnonzero(out >= bound)
+        if len(first) and first[0] > 0:
+            assert {int(acc[first[0]]) - 1, int(acc[first[0]])} <= edges
+    r = max(-shift, 0)
+    if r >= 1 and shift <= 0:
+        x = fp.saturating_rounding_doubling_high_mul(acc, m)
+        ties = set(acc[(x & ((1 << r) - 1)) == (1 << (r - 1))].tolist())
+        near_zero = {a for a in ties if abs(int(x[a + 3000])) < (1 << r)}     # the ties at q = -1, 0
+        assert near_zero <= edges
+
+
+def test_linear_form_of_a_layer_is_what_the_kernel_computes():
+    qmodel = conv_mlp()
+    qmodel.prepare()
+    x = models.int8_input(np.random.default_rng(1), qmodel.input.shape, 20)
+    values = qmodel.predict_int8(x, return_all=True)
+    for op in qmodel.ops:
+        if op.kind not in targets.WEIGHTED:
+            continue
+        layer, p = targets.LinearLayer(qmodel, op), op.params
+        acc = layer.acc(values[op.inputs[0]])
+        out = np.clip(targets.requantize(acc, p["output_multiplier"][layer.channel],
+                                         p["output_shift"][layer.channel], p["output_offset"]),
+                      p["act_min"], p["act_max"])
+        np.testing.assert_array_equal(out, values[op.outputs[0]].reshape(len(x), -1))
+
+
+def test_solved_inputs_hit_their_targets_exactly():
+    qmodel = conv_mlp()
+    qmodel.prepare()
+    layer = targets.LinearLayer(qmodel, qmodel.ops[0])
+    rng = np.random.default_rng(0)
+    hits = 0
+    for e in range(len(layer.channel)):
+        for target in layer.edges(e):
+            x = layer.solve(e, target, rng.integers(-128, 128, qmodel.input.shape))
+            if x is not None:
+                assert x.min() >= -128 and x.max() <= 127
+                assert layer.acc(x[None], e)[0] == target
+                hits += 1
+    assert hits >= 10
+    batch = targeted_inputs(qmodel, n=16)
+    assert batch.dtype == np.int8 and batch.shape[1:] == qmodel.input.shape and len(batch) >= 8
+
+
+# ---------------------------------------------------------------------------------------
+# Shrinking
+# ---------------------------------------------------------------------------------------
+@given(st.integers(-128, 127), st.integers(-100, 100), st.integers(-100, 100), st.integers(0, 2 ** 16))
+@settings(max_examples=30)
+def test_shrinking_ends_at_the_minimal_input(zp, a, b, seed):
+    """fails(x) <=> x[3] - zp >= a' and x[7] - zp <= b' (away from zp, inside int8): the
+    smallest failing input is known, all zero point but those two values."""
+    a = int(np.clip(zp + a, -128, 127)) - zp
+    b = int(np.clip(zp + b, -128, 127)) - zp
+    if a <= 0 or b >= 0:
+        a, b = max(a, 1), min(b, -1)
+        if zp + a > 127 or zp + b < -128:
+            return
+    fails = lambda xs: (xs.reshape(len(xs), -1)[:, 3].astype(int) - zp >= a) & \
+                       (xs.reshape(len(xs), -1)[:, 7].astype(int) - zp <= b)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (4, 4)).astype(np.int8)
+    x.reshape(-1)[3], x.reshape(-1)[7] = 127 if a > 0 else zp + a, -128 if b < 0 else zp + b
+    assert fails(x[None])[0]
+    small = shrink(x, fails, zp)
+    want = np.full(16, zp, np.int8)
+    want[3], want[7] = zp + a, zp + b
+    np.testing.assert_array_equal(small.reshape(-1), want)
+
+
+# ---------------------------------------------------------------------------------------
+# assert_equivalent on generated C
+# ---------------------------------------------------------------------------------------
+@requires_cc
+def test_assert_equivalent_passes_on_the_generated_c(tmp_path):
+    qmodel = conv_mlp()
+    codegen.generate(qmodel, tmp_path, name="m")
+    assert assert_equivalent(qmodel, tmp_path, n=64) >= 64
+
+
+@requires_cc
+def test_assert_equivalent_finds_a_planted_fault_and_names_the_layer(tmp_path):
+    qmodel = conv_mlp()
+    codegen.generate(qmodel, tmp_path, name="m")
+    src = tmp_path / "m_model.c"
+    text = src.read_text()
+    assert SIGN_FAULT[0] in text
+    src.write_text(text.replace(*SIGN_FAULT))
+    with pytest.raises(Mismatch) as info:
+        assert_equivalent(qmodel, tmp_path, n=64, search_steps=30)
+    err = info.value
+    assert err.engine == "C" and err.layer == 3 and err.op.kind == "fully_connected"
+    assert "First layer that diverges: layer 3 'fully_connected_3'" in str(err)
+    # the reported input really differs, run independently of the probe build
+    got = codegen.load(tmp_path)(err.input[None])
+    assert not np.array_equal(got, qmodel.predict_int8(err.input[None]))
+    assert not np.array_equal(err.expected, err.actual)
+    # shrunk: no value can be moved to the zero point and still show the fault
+    zp = int(qmodel.input.zero_point)
+    for i in np.flatnonzero(err.input.reshape(-1) != zp)[:10]:
+        y = err.input.copy().reshape(-1)
+        y[i] = zp
+        assert np.array_equal(codegen.load(tmp_path)(y.reshape(err.input.shape)[None]),
+                              qmodel.predict_int8(y.reshape(err.input.shape)[None]))
+
+
+# ---------------------------------------------------------------------------------------
+# Properties of the model itself
+# ---------------------------------------------------------------------------------------
+def two_class_model(w_sign=1):
+    """dense 4 -> 2 with weights +-(1, 1, 1, 1): class 1 wins when sum(x) rises."""
+    b = models.Builder(0, (4,), "two", in_scale=0.01, in_zero_point=0)
+    b.dense(2)
+    qmodel = b.model()
+    w = qmodel.tensors[qmodel.ops[0].inputs[1]]
+    w.data[:] = np.array([[-1, -1, -1, -1], [1, 1, 1, 1]], np.int8) * w_sign
+    qmodel.tensors[qmodel.ops[0].inputs[2]].data[:] = 0
+    out = qmodel.tensors[qmodel.ops[0].outputs[0]]
+    out.scale, out.zero_point = np.float32(2 * 0.01 * float(w.scale)), np.int32(0)   # out = acc / 2
+    qmodel.prepare()
+    return qmodel
+
+
+def test_assert_stable_finds_a_flip_near_the_boundary_and_passes_far_from_it():
+    qmodel = two_class_model()
+    assert_stable(qmodel, np.array([[100, 100, 100, 100]], np.int8), noise=3)
+    with pytest.raises(AssertionError, match="class 1 becomes 0"):
+        assert_stable(qmodel, np.array([[2, 1, -1, 0]], np.int8), noise=1)
+
+
+def test_assert_monotonic_sweeps_every_value_of_the_feature():
+    assert_monotonic(two_class_model(), np.zeros((2, 4), np.int8), feature=2, output=1)
+    with pytest.raises(AssertionError, match="output 1 falls"):
+        assert_monotonic(two_class_model(-1), np.zeros((1, 4), np.int8), feature=2, output=1)
+
+
+def test_assert_invariant_to_a_declared_transformation():
+    qmodel = two_class_model()
+    x = np.array([[10, 20, 30, 40], [-5, -6, -7, -8]], np.int8)
+    assert_invariant(qmodel, x, lambda v: v[::-1])                  # a sum ignores the order
+    with pytest.raises(AssertionError, match="change class under negate"):
+        assert_invariant(qmodel, x, lambda v: -v, name="negate")
