@@ -13,7 +13,7 @@ Files, in reading order:
     models.py       random int8 models: a builder, configurations, whole graphs (qmodels)
     inputs.py       hypothesis strategies: int8_inputs, float_inputs, tflite_files
     targets.py      inputs aimed at each layer's rounding ties and clamp bounds
-    shrink.py       a failing input shrunk toward the zero point
+    shrinking.py    a failing input shrunk toward the zero point
     probe.py        every layer's output from the C (a probe build) and from TFLite Micro
     equivalence.py  assert_equivalent
     properties.py   assert_int8_agrees_with_float, assert_stable, assert_invariant, assert_monotonic
@@ -29,7 +29,7 @@ _PUBLIC = {
     "inputs": ["int8_inputs", "float_inputs", "special_inputs", "tflite_files"],
     "models": ["Builder", "qmodels", "random_qmodel"],
     "properties": ["assert_int8_agrees_with_float", "assert_stable", "assert_invariant", "assert_monotonic"],
-    "shrink": ["shrink"],
+    "shrinking": ["shrink"],
     "targets": ["knife_edges", "targeted_inputs"],
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}

@@ -11,7 +11,7 @@ the first weighted layer and, with search_steps, searched for the deeper ones), 
 uniform random inputs with -128 and 127 planted, until `n` inputs or `budget` seconds; and
 with `strategy`, hypothesis' own draws of it (e.g. int8_inputs(qmodel), or the user's).
 
-On the first difference the input is shrunk (minitiny.testing.shrink) and the error names:
+On the first difference the input is shrunk (minitiny.testing.shrinking) and the error names:
 the smallest differing input, which engines differ, the first layer whose integers
 diverge (the C's per-layer outputs come from a probe build, minitiny.testing.probe; TFLM's
 from each layer run alone), that layer's own inputs and its expected and actual values.
@@ -19,10 +19,16 @@ from each layer run alone), that layer's own inputs and its expected and actual 
 import time
 
 import numpy as np
+from hypothesis import HealthCheck, given, settings
+
+from minitiny.quant import tflm
+from minitiny.quant.tflite_io import to_tflite
+from minitiny.quant.tflite_read import run_tflm_int8
 
 from . import probe, targets
 from .inputs import special_inputs
 from .models import int8_input
+from .shrinking import shrink
 
 
 class Mismatch(AssertionError):
@@ -35,7 +41,6 @@ class Engines:
     """One model, three ways: NumPy int8 (the reference), the C in c_dir, and TFLM."""
 
     def __init__(self, qmodel, c_dir, tflite=None, flags=(), use_tflm=None):
-        from minitiny.quant import tflm
         if any(op.params is None for op in qmodel.ops):
             qmodel.prepare()
         self.qmodel, self.c_dir, self.flags = qmodel, c_dir, tuple(flags)
@@ -45,7 +50,6 @@ class Engines:
             use_tflm = tflm.available()
         if use_tflm:
             if tflite is None:
-                from minitiny.quant.tflite_io import to_tflite
                 self.tflite = to_tflite(qmodel)
             elif isinstance(tflite, (bytes, bytearray)):
                 self.tflite = bytes(tflite)
@@ -64,7 +68,6 @@ class Engines:
             if name == "C":
                 out[name] = self.c.model(x).reshape(out["NumPy"].shape)
             else:
-                from minitiny.quant.tflite_read import run_tflm_int8
                 out[name] = run_tflm_int8(self.tflite, x).reshape(out["NumPy"].shape)
         return out
 
@@ -171,7 +174,6 @@ def _params_text(op):
 
 def _fail_on(engines, x, bad):
     """Shrink the first differing input and raise its Mismatch."""
-    from .shrink import shrink
     first = x[int(np.argmax(bad))]
     engine = next(e for e in engines.names if engines.differs(first[None], [e])[0])
     small = shrink(first, lambda xs: engines.differs(xs, [engine]), engines.qmodel.input.zero_point)
@@ -203,8 +205,6 @@ def assert_equivalent(qmodel, c_dir, tflite=None, n=256, seed=0, budget=None, st
 
 
 def _hypothesis_phase(engines, strategy, max_examples):
-    from hypothesis import HealthCheck, given, settings
-
     found = []
 
     @settings(max_examples=max_examples, database=None, deadline=None,

@@ -14,6 +14,8 @@ import numpy as np
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from minitiny.quant.tflite_io import to_tflite
+
 from . import targets
 from .models import qmodels
 
@@ -82,5 +84,4 @@ def float_inputs(model, calibration=None, outside=0.5, shape=None):
 def tflite_files(steps=None, **kwargs):
     """Strategy: the bytes of a random int8 .tflite model (qmodels(steps, ...) written by
     minitiny.quant.tflite_io.to_tflite)."""
-    from minitiny.quant.tflite_io import to_tflite
     return (qmodels(**kwargs) if steps is None else qmodels(steps, **kwargs)).map(to_tflite)

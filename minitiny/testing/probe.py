@@ -18,6 +18,8 @@ import os
 import numpy as np
 
 from minitiny.codegen import loader
+from minitiny.quant import tflm
+from minitiny.quant.graph import QModel, QOp
 
 PROBE_H = """#ifndef MINITINY_PROBE_H
 #define MINITINY_PROBE_H
@@ -92,7 +94,6 @@ class ProbedC:
 
 def one_op_model(qmodel, op):
     """`op` alone as a QModel: its activation inputs are the model's inputs."""
-    from minitiny.quant.graph import QModel, QOp
     inputs = list(dict.fromkeys(t.name for t in qmodel.activations(op)))
     names = set(op.inputs) | set(op.outputs)
     tensors = {n: t for n, t in qmodel.tensors.items() if n in names}
@@ -102,7 +103,6 @@ def one_op_model(qmodel, op):
 
 def tflm_layer(qmodel, op, values):
     """TFLite Micro's output of `op` alone, on its inputs from `values` {name: array}."""
-    from minitiny.quant import tflm
     single = one_op_model(qmodel, op)
     xs = [np.asarray(values[n], np.int8) for n in single.inputs]
     return tflm.run_tflm(single, xs if len(xs) > 1 else xs[0])
