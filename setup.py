@@ -45,8 +45,12 @@ setup(
         "images": ["pillow>=9"],
         "keras": ["h5py>=3"],
     },
-    entry_points={"console_scripts": [
-        "minitiny=minitiny.cli:main",
-        "minitiny-data=minitiny.datasets.__main__:main",
-    ]},
+    entry_points={
+        "console_scripts": [
+            "minitiny=minitiny.cli:main",
+            "minitiny-data=minitiny.datasets.__main__:main",
+        ],
+        # `pytest --minitiny DIR`: the property suite on a generated model (minitiny.testing)
+        "pytest11": ["minitiny = minitiny.testing.plugin"],
+    },
 )

@@ -7,7 +7,11 @@ minimal failing input is known by construction (the shrinker), the NumPy int8 ke
 (the linear form of a layer), an independent run of the faulty C (the reported input).
 """
 import functools
+import importlib.metadata
+import re
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -259,3 +263,35 @@ def test_assert_invariant_to_a_declared_transformation():
     assert_invariant(qmodel, x, lambda v: v[::-1])                  # a sum ignores the order
     with pytest.raises(AssertionError, match="change class under negate"):
         assert_invariant(qmodel, x, lambda v: -v, name="negate")
+
+
+# ---------------------------------------------------------------------------------------
+# The pytest plugin, run as a user runs it: in a project of their own
+# ---------------------------------------------------------------------------------------
+def plant(c_file, pattern, replace):
+    """One fault in a generated C file: the first match of `pattern` replaced."""
+    text = c_file.read_text()
+    new, n = re.subn(pattern, replace, text, count=1)
+    assert n == 1, pattern
+    c_file.write_text(new)
+
+
+@requires_cc
+def test_pytest_plugin_runs_the_property_suite_on_a_model_directory(tmp_path):
+    qmodel = conv_mlp()
+    codegen.generate(qmodel, tmp_path / "build" / "good", name="m")
+    codegen.generate(qmodel, tmp_path / "build" / "bad", name="m")
+    # the first layer's first bias constant far off (a bias of another model pasted in)
+    plant(tmp_path / "build" / "bad" / "m_model.c", r"(conv_2d_0_bias\[\d+\] = \{\s*)(-?\d+)",
+          lambda m: m.group(1) + str(int(m.group(2)) + 20000))
+    installed = any(e.value == "minitiny.testing.plugin"
+                    for e in importlib.metadata.entry_points(group="pytest11"))
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--minitiny-budget", "3",
+           "--minitiny", "build/good", "--minitiny", "build/bad"]
+    if not installed:       # a source checkout without `pip install -e .`: load it by name
+        cmd[3:3] = ["-p", "minitiny.testing.plugin"]
+    r = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out
+    assert "1 failed, 5 passed" in out, out
+    assert "minitiny[build/bad]::bit-exact" in out and "layer 0 'conv_2d_0'" in out, out
