@@ -295,3 +295,16 @@ def test_pytest_plugin_runs_the_property_suite_on_a_model_directory(tmp_path):
     assert r.returncode == 1, out
     assert "1 failed, 5 passed" in out, out
     assert "minitiny[build/bad]::bit-exact" in out and "layer 0 'conv_2d_0'" in out, out
+
+
+@requires_cc
+def test_cli_verify_thorough_names_the_layer_within_its_budget(tmp_path, capsys):
+    from minitiny.cli import main
+    qmodel = conv_mlp()
+    codegen.generate(qmodel, tmp_path / "bad", name="m")
+    plant(tmp_path / "bad" / "m_model.c", r"(conv_2d_0_bias\[\d+\] = \{\s*)(-?\d+)",
+          lambda m: m.group(1) + str(int(m.group(2)) + 20000))
+    assert main(["verify", str(tmp_path / "bad"), "-n", "4", "--thorough", "--budget", "3"]) == 1
+    out = capsys.readouterr().out
+    assert "thorough: bit-exact" in out and "FAILED" in out and "layer 0 'conv_2d_0'" in out
+    assert main(["verify", str(tmp_path / "bad"), "--thorough", "--budget", "-1"]) == 2

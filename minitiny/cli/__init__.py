@@ -402,6 +402,8 @@ def cmd_verify(args):
     from minitiny.reporting.progress import Progress
     if not os.path.isdir(args.dir):
         raise UsageError(f"{args.dir}: not a directory written by `minitiny generate`")
+    if args.thorough and args.budget <= 0:
+        raise UsageError(f"--budget {args.budget:g}: the time budget must be positive (seconds)")
     qmodel = load_qmodel(args.dir)
     codegen.loader.check_folder(args.dir, qmodel)      # the .c, .h, manifest and .npz: one model
     x, what = _verify_inputs(args, qmodel)
@@ -431,10 +433,37 @@ def cmd_verify(args):
         print("  TFLite Micro: skipped (not installed: pip install tflite-micro)")
     if args.board:
         ok &= _verify_firmware(args, x, reference)
+    if args.thorough:
+        ok &= _verify_thorough(args)
     if not ok:
         raise CheckFailed("outputs differ: the generated code is not bit-exact")
     print("OK: bit-exact")
     return 0
+
+
+def _verify_thorough(args):
+    """minitiny.testing's property suite, the one `pytest --minitiny DIR` runs, in --budget
+    seconds: targeted inputs (every weighted layer's rounding ties and clamp bounds), random
+    ones, a shrunk counterexample naming the first layer that differs."""
+    import time
+    from minitiny.reporting.progress import Progress
+    from minitiny.testing import suite
+    qmodel = suite.load_model(args.dir)
+    ok = True
+    for name, (_, share) in suite.PROPERTIES.items():
+        seconds = args.budget * share
+        # one bar per property, erased when it closes, then its result line
+        with Progress(max(1, int(math.ceil(seconds))), f"thorough: {name}", enabled=_bar_enabled(args)) as bar:
+            start = time.monotonic()
+
+            def progress(count):
+                bar.update(max(0, int(time.monotonic() - start) - bar.done), label=f"thorough: {name}, {count:,} inputs")
+            r = suite.run_property(name, args.dir, qmodel, args.budget, progress,
+                                   **({"tflite": args.tflite} if name == "bit-exact" else {}))
+        line = f"  thorough: {name:12s} {r.inputs:>9,} inputs  {'OK' if r.ok else 'FAILED'}  ({r.seconds:.1f} s)"
+        print(line if r.ok else line + "\n" + "\n".join("    " + t for t in r.message.splitlines()), flush=True)
+        ok &= r.ok
+    return ok
 
 
 def _verify_firmware(args, x, reference):
@@ -605,7 +634,8 @@ examples:
 examples:
   minitiny verify build/digits --data mnist
   minitiny verify build/digits --inputs x_test.npy --tflite digits.tflite
-  minitiny verify build/digits --data mnist --board cortex-m4 --firmware-inputs 32"""),
+  minitiny verify build/digits --data mnist --board cortex-m4 --firmware-inputs 32
+  minitiny verify build/digits --thorough --budget 60     # targeted search, shrunk counterexample"""),
     "firmware": ("run generated C on an emulated Cortex-M (QEMU)", FIRMWARE_EXAMPLES),
     "import": ("import a .tflite model and generate C from it", """
 The model must be full-integer (TFLite's converter with TFLITE_BUILTINS_INT8), with these
@@ -742,6 +772,11 @@ def build_parser():
     p.add_argument("--board", help="also run on an emulated core or board (cortex-m4, nano33ble)")
     p.add_argument("--firmware-inputs", type=int, default=16,
                    help="inputs to run on the emulator (default 16)")
+    p.add_argument("--thorough", action="store_true",
+                   help="also run the property suite (minitiny.testing): inputs aimed at every "
+                        "layer's rounding ties and clamp bounds, a shrunk counterexample naming the layer")
+    p.add_argument("--budget", type=float, default=60.0, metavar="SECONDS",
+                   help="time budget of --thorough (default 60)")
 
     p = add("firmware", cmd_firmware, add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER, help="run DIR --board ... (see above)")
