@@ -181,13 +181,15 @@ def _fail_on(engines, x, bad):
 
 
 def assert_equivalent(qmodel, c_dir, tflite=None, n=256, seed=0, budget=None, strategy=None,
-                      max_examples=100, search_steps=0, flags=(), progress=None):
-    """Assert NumPy int8 == the C in c_dir == TFLite Micro (when installed) on the standard
-    inputs (standard_inputs: n of them, or as many as `budget` seconds allow) and on
-    `max_examples` draws of the hypothesis `strategy` (if given). Raises Mismatch (an
-    AssertionError) with the shrunk input and the first diverging layer. Returns the
-    number of inputs compared. progress: called with the running count after each batch."""
-    engines = Engines(qmodel, c_dir, tflite, flags)
+                      max_examples=100, search_steps=0, flags=(), progress=None, use_tflm=None):
+    """Assert NumPy int8 == the C in c_dir == TFLite Micro on the standard inputs
+    (standard_inputs: n of them, or as many as `budget` seconds allow) and on `max_examples`
+    draws of the hypothesis `strategy` (if given). Raises Mismatch (an AssertionError) with
+    the shrunk input and the first diverging layer. Returns the number of inputs compared.
+
+    flags: extra C compiler flags; progress: called with the running count after each
+    batch; use_tflm: compare with TFLite Micro too (default: when it is installed)."""
+    engines = Engines(qmodel, c_dir, tflite, flags, use_tflm)
     start, done = time.monotonic(), 0
     deadline = None if budget is None else start + 0.7 * budget
     for x in standard_inputs(qmodel, n if budget is None else 10 ** 9, seed, search_steps, deadline):

@@ -41,10 +41,10 @@ def load_model(c_dir):
     return qmodel
 
 
-def bit_exact(c_dir, qmodel, budget, progress=None, tflite=None, thorough=True):
+def bit_exact(c_dir, qmodel, budget, progress=None, tflite=None, flags=(), use_tflm=None):
     """NumPy int8 == C == TFLite Micro (assert_equivalent), searching deeper layers' edges."""
-    return assert_equivalent(qmodel, c_dir, tflite=tflite, budget=budget,
-                             search_steps=40 if thorough else 0, progress=progress)
+    return assert_equivalent(qmodel, c_dir, tflite=tflite, budget=budget, search_steps=40,
+                             progress=progress, flags=flags, use_tflm=use_tflm)
 
 
 def call_order(c_dir, qmodel, budget, progress=None, **_):

@@ -195,7 +195,7 @@ class LinearLayer:
 # ---------------------------------------------------------------------------------------
 # 3. Inputs: solved for the first layer, searched for the deeper ones
 # ---------------------------------------------------------------------------------------
-def _reads_model_input(qmodel, op):
+def reads_model_input(qmodel, op):
     """Does `op` read the model input directly (through reshapes only)?"""
     name = op.inputs[0]
     producers = {o.outputs[0]: o for o in qmodel.ops}
@@ -238,16 +238,20 @@ def solved_inputs(qmodel, op, rng, limit=64):
 
 
 def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16):
-    """Search model inputs from x0 that bring acc[e] of `op` (any layer) to `target`:
-    each step tries `batch` mutations (a few coordinates moved by a random amount, or set
-    to an extreme) and keeps the best. Returns (input, |acc - target| reached)."""
+    """Search model inputs from x0 that bring acc[e] of `op` (any layer) onto `target` (one
+    accumulator, or an array of them: the nearest counts). Each step tries `batch`
+    mutations, coarse (a few values moved by up to 32, or set to an extreme) and fine (one
+    value moved by 1 to 3), and keeps the best. Returns (input, distance reached)."""
     layer = LinearLayer(qmodel, op)
     in_name = op.inputs[0]
+    goals = np.sort(np.atleast_1d(np.asarray(target, np.int64)))
     best = np.asarray(x0, np.int8).reshape(qmodel.input.shape)
 
     def distance(xs):
-        values = qmodel.predict_int8(xs, return_all=True)
-        return np.abs(layer.acc(values[in_name], e) - target)
+        acc = layer.acc(qmodel.predict_int8(xs, return_all=True)[in_name], e)
+        i = np.searchsorted(goals, acc)                 # goals[i - 1] < acc <= goals[i]
+        below, above = goals[np.maximum(i - 1, 0)], goals[np.minimum(i, len(goals) - 1)]
+        return np.minimum(np.abs(acc - below), np.abs(acc - above))
 
     best_d = int(distance(best[None])[0])
     size = best.size
@@ -255,7 +259,10 @@ def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16):
         if best_d == 0:
             break
         cands = np.repeat(best.reshape(1, -1), batch, axis=0).astype(np.int16)
-        for row in cands:
+        for j, row in enumerate(cands):
+            if j % 2:                                   # fine: one value, a small step
+                row[rng.integers(size)] += rng.choice([-3, -2, -1, 1, 2, 3])
+                continue
             k = int(rng.integers(1, min(size, 8) + 1))
             idx = rng.integers(0, size, k)
             if rng.random() < 0.3:
@@ -282,16 +289,20 @@ def targeted_inputs(qmodel, n=64, seed=0, search_steps=0, deadline=None):
     found = []
     per_layer = max(1, n // max(len(weighted), 1))
     for op in weighted:
-        if _reads_model_input(qmodel, op):
+        if reads_model_input(qmodel, op):
             found += solved_inputs(qmodel, op, rng, per_layer)
         elif search_steps:
             layer = LinearLayer(qmodel, op)
             for e in _elements(layer, rng, max(1, per_layer // 4)):
-                for target in layer.edges(e)[:4]:
+                edges = layer.edges(e)
+                # each of 4 edges in turn (a tie far from the start is not the nearest),
+                # then any of them (the nearest)
+                goals = [[t] for t in rng.permutation(edges)[:4]] + ([edges] if len(edges) else [])
+                for goal in goals:
                     if deadline is not None and time.monotonic() > deadline:
                         break
                     x0 = rng.integers(-128, 128, size=qmodel.input.shape).astype(np.int8)
-                    x, d = hill_climb(qmodel, op, e, target, x0, rng, steps=search_steps)
+                    x, d = hill_climb(qmodel, op, e, goal, x0, rng, steps=search_steps)
                     found.append(x)
     if not found:
         return np.zeros((0,) + tuple(qmodel.input.shape), np.int8)
