@@ -8,7 +8,9 @@ minimal failing input is known by construction (the shrinker), the NumPy int8 ke
 """
 import functools
 import importlib.metadata
+import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -308,3 +310,80 @@ def test_cli_verify_thorough_names_the_layer_within_its_budget(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "thorough: bit-exact" in out and "FAILED" in out and "layer 0 'conv_2d_0'" in out
     assert main(["verify", str(tmp_path / "bad"), "--thorough", "--budget", "-1"]) == 2
+
+
+# ---------------------------------------------------------------------------------------
+# docs/VERIFY.md: its commands parse, its fault can be planted, its code runs
+# ---------------------------------------------------------------------------------------
+DOC = os.path.join(os.path.dirname(__file__), "..", "docs", "VERIFY.md")
+
+
+def doc_blocks(kind):
+    with open(DOC, encoding="utf-8") as f:
+        return re.findall(rf"```{kind}\n(.*?)```", f.read(), re.S)
+
+
+def digits_shaped(tmp_path):
+    """A stand-in for the demo's digits model (784 -> 20 relu -> 10 softmax), generated
+    where the walk-through expects it, and the faulty copy step 1 makes."""
+    b = models.Builder(10, (28, 28), "digits")
+    qmodel = b.flatten().dense(20, "relu").dense(10).softmax().model()
+    codegen.generate(qmodel, tmp_path / "build" / "demo" / "digits", name="digits")
+    shutil.copytree(tmp_path / "build" / "demo" / "digits", tmp_path / "build" / "faulty")
+    return qmodel
+
+
+@requires_cc
+def test_the_verify_walkthrough_commands_parse_and_its_code_runs(tmp_path, monkeypatch):
+    from minitiny.cli import build_parser
+    qmodel = digits_shaped(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    parser = build_parser()
+    for line in "\n".join(doc_blocks("sh")).splitlines():
+        argv = shlex.split(line.split("#")[0])
+        if not argv:
+            continue
+        if argv[0] == "minitiny":
+            parser.parse_args(argv[1:])                 # exits (SystemExit) on an unknown option
+        elif argv[0] == "sed":                          # step 1: the fault, planted as written
+            old, new = re.fullmatch(r"s/(.*)/(.*)/", argv[2]).groups()
+            unescape = lambda s: s.replace("\\(", "(").replace("\\)", ")")
+            c_file = tmp_path / argv[3]
+            text = c_file.read_text()
+            assert unescape(old) in text
+            c_file.write_text(text.replace(unescape(old), unescape(new)))
+        elif argv[0] == "pytest":
+            assert {"--minitiny", "--minitiny-budget"} <= set(a for a in argv if a.startswith("--"))
+    python = doc_blocks("python")
+    scope = {}
+    exec(compile(python[0], "VERIFY.md", "exec"), scope)       # loads build/demo/digits
+    assert scope["qmodel"].input.shape == qmodel.input.shape
+    try:
+        scope["test_the_c_is_bit_exact"]()
+    except Mismatch as e:                             # the stand-in may show the fault, or not
+        assert e.engine == "C" and "First layer that diverges" in str(e)
+    exec(compile(python[1], "VERIFY.md", "exec"), scope)
+
+
+# ---------------------------------------------------------------------------------------
+# bench/mutation.py: its equivalence decisions, checked by brute force on a small layer
+# ---------------------------------------------------------------------------------------
+@requires_cc
+def test_mutation_bench_decisions_agree_with_brute_force(tmp_path):
+    """A dense layer on two inputs: all 65,536 int8 inputs through the faulty C. A fault the
+    bench calls equivalent changes no output; one it calls non-equivalent changes some."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    import mutation
+    b = models.Builder(3, (2,), "tiny", in_zero_point=0)
+    qmodel = b.dense(3, "relu", per_channel=True).model()
+    every = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 2).astype(np.int8)
+    rows = mutation.bench(quick=True, budget=1.0, models={"tiny": (qmodel, every[::997])}, log=lambda *a: None)
+    decided = [r for r in rows if r["status"] in ("equivalent", "non-equivalent")]
+    assert len(decided) >= 5 and not [r for r in rows if r["status"] == "DECISION WRONG"]
+    for i, r in enumerate(decided):
+        d = tmp_path / f"f{i}"
+        codegen.generate(qmodel, d, name="m")
+        (d / "m_model.c").write_text(r["source"])
+        differs = np.any(codegen.load(d)(every) != qmodel.predict_int8(every))
+        assert differs == (r["status"] == "non-equivalent"), (r["operator"], r["status"])
+    assert "| tiny | scalar |" in mutation.table(rows, 1.0)

@@ -460,7 +460,8 @@ def _verify_thorough(args):
                 bar.update(max(0, int(time.monotonic() - start) - bar.done), label=f"thorough: {name}, {count:,} inputs")
             r = suite.run_property(name, args.dir, qmodel, args.budget, progress,
                                    **({"tflite": args.tflite} if name == "bit-exact" else {}))
-        line = f"  thorough: {name:12s} {r.inputs:>9,} inputs  {'OK' if r.ok else 'FAILED'}  ({r.seconds:.1f} s)"
+        tried = f"{r.inputs:>9,} inputs  OK" if r.ok else f"{'FAILED':>19s}"
+        line = f"  thorough: {name:12s} {tried}  ({r.seconds:.1f} s)"
         print(line if r.ok else line + "\n" + "\n".join("    " + t for t in r.message.splitlines()), flush=True)
         ok &= r.ok
     return ok

@@ -21,7 +21,7 @@ import time
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
-from minitiny.quant import tflm
+from minitiny.quant import fixedpoint as fp, tflm
 from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.tflite_read import run_tflm_int8
 
@@ -83,15 +83,15 @@ class Engines:
 
 def standard_inputs(qmodel, n=256, seed=0, search_steps=0, deadline=None):
     """The batches assert_equivalent tries, in order: special patterns, targeted inputs
-    (64 to 256; the search stops at time.monotonic() `deadline`), then uniform random ones
-    (-128 and 127 planted) up to n in all."""
+    (64 to 256, yielded as they are found; the search stops at time.monotonic()
+    `deadline`), then uniform random ones (-128 and 127 planted) up to n in all."""
     yield special_inputs(qmodel)
-    aimed = targets.targeted_inputs(qmodel, n=min(max(64, n // 4), 256), seed=seed,
-                                    search_steps=search_steps, deadline=deadline)
-    if len(aimed):
+    done = 5
+    for aimed in targets.targeted_batches(qmodel, n=min(max(64, n // 4), 256), seed=seed,
+                                          search_steps=search_steps, deadline=deadline):
+        done += len(aimed)
         yield aimed
     rng = np.random.default_rng(seed)
-    done = 5 + len(aimed)
     while done < n:
         k = min(64, n - done)
         yield int8_input(rng, qmodel.input.shape, k)
@@ -149,8 +149,13 @@ def diagnose(engines, x, engine):
         op = qmodel.ops[first]
         expected, actual = want[op.outputs[0]][0], layer_out(op)[0]
         kernel = engines.c.manifest["layers"][first].get("c_name", op.name)
-        lines.append(f"First layer that diverges: layer {first} {op.name!r} ({op.kind}; C function "
-                     f"{kernel})" + (f", params: {_params_text(op)}" if op.params else ""))
+        channel = int(np.argwhere(expected != actual)[0][-1]) if expected.ndim else 0
+        lines.append(f"First layer that diverges: layer {first} {op.name!r} ({op.kind}; C function {kernel})")
+        if op.params:
+            lines.append(f"  requantization of output channel {channel}: {_params_text(op, channel)}")
+        if op.kind in targets.WEIGHTED:
+            position = tuple(np.argwhere(expected != actual)[0])
+            lines.append("  " + _accumulator_text(qmodel, op, want, int(np.ravel_multi_index(position, expected.shape))))
         for t in qmodel.activations(op):
             lines.append(f"  its input {t.name} {tuple(t.shape)} (scale {float(t.scale):.6g}, zero point "
                          f"{int(t.zero_point)}): {_fmt_input(want[t.name][0], int(t.zero_point))}")
@@ -161,19 +166,36 @@ def diagnose(engines, x, engine):
     return err
 
 
-def _params_text(op):
-    keys = ("input_offset", "output_offset", "act_min", "act_max", "output_multiplier", "output_shift")
+def _accumulator_text(qmodel, op, values, e):
+    """The accumulator behind output e of a weighted layer and how its rounding goes."""
+    layer = targets.LinearLayer(qmodel, op)
+    acc = int(layer.acc(values[op.inputs[0]], e)[0])
+    c = int(layer.channel[e])
+    m, shift = int(op.params["output_multiplier"][c]), int(op.params["output_shift"][c])
+    where = tuple(int(i) for i in np.unravel_index(e, qmodel.tensors[op.outputs[0]].shape))
+    text = f"its accumulator at {where}: {acc}"
+    if shift < 0 and not op.params["single_rounding"]:
+        r = -shift
+        x = int(fp.saturating_rounding_doubling_high_mul(acc, m))
+        tie = (x & ((1 << r) - 1)) == 1 << (r - 1)
+        text += (f"; SaturatingRoundingDoublingHighMul(acc, {m}) = {x}, and {x} / 2^{r} = {x / 2 ** r:g}"
+                 + (": a rounding tie (away from zero: the sign decides)" if tie else ""))
+    return text
+
+
+def _params_text(op, channel):
+    """The requantization of `op` for one output channel (per-channel arrays indexed)."""
     parts = []
-    for k in keys:
+    for k in ("input_offset", "output_offset", "act_min", "act_max", "output_multiplier", "output_shift"):
         if k in op.params:
             v = np.asarray(op.params[k]).reshape(-1)
-            shown = ", ".join(str(int(a)) for a in v[:4]) + (", ..." if v.size > 4 else "")
-            parts.append(f"{k} {shown if v.size == 1 else '[' + shown + ']'}")
+            parts.append(f"{k} {int(v[channel] if v.size > 1 else v[0])}")
     return ", ".join(parts)
 
 
 def _fail_on(engines, x, bad):
     """Shrink the first differing input and raise its Mismatch."""
+    __tracebackhide__ = True            # pytest shows the report, not this frame
     first = x[int(np.argmax(bad))]
     engine = next(e for e in engines.names if engines.differs(first[None], [e])[0])
     small = shrink(first, lambda xs: engines.differs(xs, [engine]), engines.qmodel.input.zero_point)
@@ -189,6 +211,7 @@ def assert_equivalent(qmodel, c_dir, tflite=None, n=256, seed=0, budget=None, st
 
     flags: extra C compiler flags; progress: called with the running count after each
     batch; use_tflm: compare with TFLite Micro too (default: when it is installed)."""
+    __tracebackhide__ = True
     engines = Engines(qmodel, c_dir, tflite, flags, use_tflm)
     start, done = time.monotonic(), 0
     deadline = None if budget is None else start + 0.7 * budget
@@ -207,6 +230,7 @@ def assert_equivalent(qmodel, c_dir, tflite=None, n=256, seed=0, budget=None, st
 
 
 def _hypothesis_phase(engines, strategy, max_examples):
+    __tracebackhide__ = True
     found = []
 
     @settings(max_examples=max_examples, database=None, deadline=None,

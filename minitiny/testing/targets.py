@@ -277,33 +277,46 @@ def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16):
     return best, best_d
 
 
-def targeted_inputs(qmodel, n=64, seed=0, search_steps=0, deadline=None):
-    """A batch (k, *input shape) int8 of inputs aimed at the knife edges of every weighted
-    layer: solved where the layer reads the model input, searched (hill_climb, with
-    `search_steps` steps per target; 0: none) where it does not, until time.monotonic()
-    passes `deadline` (if given)."""
+def targeted_batches(qmodel, n=64, seed=0, search_steps=0, deadline=None, batch=8):
+    """Batches (k, *input shape) int8 of inputs aimed at the knife edges of every weighted
+    layer, yielded as they are found (a caller can stop at the first that shows a fault):
+    solved where the layer reads the model input, searched (hill_climb, `search_steps`
+    steps per goal; 0: none) where it does not, until time.monotonic() passes `deadline`."""
     rng = np.random.default_rng(seed)
     if any(op.params is None for op in qmodel.ops):
         qmodel.prepare()
     weighted = [op for op in qmodel.ops if op.kind in WEIGHTED]
-    found = []
     per_layer = max(1, n // max(len(weighted), 1))
+    searched = []
     for op in weighted:
         if reads_model_input(qmodel, op):
-            found += solved_inputs(qmodel, op, rng, per_layer)
+            found = solved_inputs(qmodel, op, rng, per_layer)
+            if found:
+                yield np.stack(found).astype(np.int8)
         elif search_steps:
-            layer = LinearLayer(qmodel, op)
-            for e in _elements(layer, rng, max(1, per_layer // 4)):
-                edges = layer.edges(e)
-                # each of 4 edges in turn (a tie far from the start is not the nearest),
-                # then any of them (the nearest)
-                goals = [[t] for t in rng.permutation(edges)[:4]] + ([edges] if len(edges) else [])
-                for goal in goals:
-                    if deadline is not None and time.monotonic() > deadline:
-                        break
-                    x0 = rng.integers(-128, 128, size=qmodel.input.shape).astype(np.int8)
-                    x, d = hill_climb(qmodel, op, e, goal, x0, rng, steps=search_steps)
-                    found.append(x)
-    if not found:
+            searched.append(op)
+    for op in searched:
+        layer, found = LinearLayer(qmodel, op), []
+        for e in _elements(layer, rng, max(1, per_layer // 4)):
+            edges = layer.edges(e)
+            # each of 4 edges in turn (a tie far from the start is not the nearest), then
+            # any of them (the nearest)
+            goals = [[t] for t in rng.permutation(edges)[:4]] + ([edges] if len(edges) else [])
+            for goal in goals:
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+                x0 = rng.integers(-128, 128, size=qmodel.input.shape).astype(np.int8)
+                found.append(hill_climb(qmodel, op, e, goal, x0, rng, steps=search_steps)[0])
+                if len(found) == batch:
+                    yield np.stack(found)
+                    found = []
+        if found:
+            yield np.stack(found)
+
+
+def targeted_inputs(qmodel, n=64, seed=0, search_steps=0, deadline=None):
+    """All of targeted_batches in one batch (k, *input shape) int8 (k may be 0)."""
+    batches = list(targeted_batches(qmodel, n, seed, search_steps, deadline))
+    if not batches:
         return np.zeros((0,) + tuple(qmodel.input.shape), np.int8)
-    return np.stack(found).astype(np.int8)
+    return np.concatenate(batches)

@@ -1,0 +1,472 @@
+"""Mutation testing of the verification modes: plant faults in generated C, count what each
+mode finds.
+
+    python bench/mutation.py                    # three models, every kernel variant, 20 s budget
+    python bench/mutation.py --budget 60 --out bench/results/mutation.md
+    python bench/mutation.py --quick            # one small model, a few faults (what CI runs)
+
+Models: the demo MLP (784 -> 20 relu -> 10 softmax, trained one epoch on MNIST when it is in
+the cache), a small CNN and a DS-CNN-like model (both on 28x28x1, trained the same way).
+For each kernel variant codegen offers (the DSP one built for the host with the ACLE shim
+of tests/dsp_host.py), faults are planted in a copy of the generated C, one per copy, in a
+temporary directory: the requantization's rounding (the doubling high multiply's nudge, the
+short road's sign correction and round bit, RoundingDivideByPOT's threshold), a shift, the
+saturation branch, clamp bounds, zero-point offsets, multipliers, bias and weight
+constants, loop bounds.
+
+Each fault is then decided:
+    equivalent      proven: the faulty helper or layer gives the same int8 values over a
+                    superset of its reachable inputs (every accumulator a channel's weights
+                    and int8 inputs allow, evaluated exhaustively: the helper's C compiled
+                    in a harness, a constant's effect on the layer in NumPy)
+    non-equivalent  proven by a witness: an input on which the faulty C's model output
+                    differs from the NumPy int8 reference (found by the decision or any mode)
+    undecided       neither
+and each verification mode is run on it, timed:
+    verify          today's `minitiny verify DIR --data mnist -n 300` (300 test images;
+                    random int8 inputs without the data set)
+    property        assert_equivalent(qmodel, DIR, strategy=int8_inputs(qmodel)): special
+                    and solved inputs, 64 random, 100 hypothesis draws
+    thorough        `minitiny verify DIR --thorough --budget B`'s bit-exact property:
+                    targeted search of every layer's edges, then random inputs, for B seconds
+The table gives, per model and variant, faults found / non-equivalent / equivalent /
+undecided per mode, and the time each mode takes.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests"))       # dsp_host: the ACLE shim
+
+import minitiny as mt  # noqa: E402
+from minitiny import codegen  # noqa: E402
+from minitiny.codegen import generator  # noqa: E402
+from minitiny.quant import fixedpoint as fp  # noqa: E402
+from minitiny.testing import Mismatch, assert_equivalent, int8_inputs, suite, targets  # noqa: E402
+from minitiny.testing.models import Builder  # noqa: E402
+
+MODES = ("verify", "property", "thorough")
+
+
+# =======================================================================================
+# Models
+# =======================================================================================
+def _mnist(n_train=3000):
+    """(x_train, y_train, x_test) as float32 in [0, 1], or None without the data set."""
+    from minitiny import datasets
+    try:
+        (x, y), (xt, _) = datasets.load_mnist()
+    except datasets.DataMissingError:
+        return None
+    f = lambda a: a.astype(np.float32)[..., None] / 255.0
+    return f(x[:n_train]), y[:n_train], f(xt[:300])
+
+
+def _train(model, data, epochs=1):
+    x, y, _ = data
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x if model.input_shape[-1] == 1 else x[..., 0], y, epochs=epochs, batch_size=32, verbose=0)
+    return mt.quantize(model, x[:300] if model.input_shape[-1] == 1 else x[:300, ..., 0])
+
+
+def build_models(quick=False):
+    """{name: (qmodel, int8 test inputs for `verify`)}."""
+    from minitiny.layers import (Conv2D, Dense, DepthwiseConv2D, Flatten, GlobalAveragePooling2D,
+                                 MaxPooling2D)
+    data = None if quick else _mnist()
+    if data is None or quick:
+        return _random_models(quick)
+    mt.random.seed(0)
+    mlp = mt.Sequential([Flatten(input_shape=(28, 28)), Dense(20, activation="relu"),
+                         Dense(10, activation="softmax")], name="mlp")
+    cnn = mt.Sequential([Conv2D(8, 3, activation="relu", input_shape=(28, 28, 1)), MaxPooling2D(2),
+                         Conv2D(16, 3, activation="relu"), MaxPooling2D(2), Flatten(),
+                         Dense(10, activation="softmax")], name="cnn")
+    ds = mt.Sequential([Conv2D(16, 3, strides=2, padding="same", activation="relu", input_shape=(28, 28, 1)),
+                        DepthwiseConv2D(3, padding="same", activation="relu"), Conv2D(16, 1, activation="relu"),
+                        DepthwiseConv2D(3, padding="same", activation="relu"), Conv2D(16, 1, activation="relu"),
+                        GlobalAveragePooling2D(), Dense(10, activation="softmax")], name="ds_cnn")
+    out = {}
+    for model in (mlp, cnn, ds):
+        qmodel = _train(model, data)
+        x = data[2] if model.input_shape[-1] == 1 else data[2][..., 0]
+        out[model.name] = (qmodel, qmodel.quantize_input(x))
+    return out
+
+
+def _random_models(quick):
+    """Without MNIST (or --quick): models of the same shapes from int8 builders."""
+    def mlp(seed, n_in=784, hidden=20):
+        b = Builder(seed, (n_in,), "mlp")
+        return b.dense(hidden, "relu").dense(10).softmax().model()
+    if quick:
+        models = {"mlp_small": mlp(10, 32, 8)}
+    else:
+        cnn = Builder(1, (28, 28, 1), "cnn").conv(8, activation="relu").pool().conv(16, activation="relu").pool()
+        models = {"mlp": mlp(0), "cnn": cnn.flatten().dense(10).softmax().model()}
+    rng = np.random.default_rng(0)
+    return {name: (q, rng.integers(-128, 128, (300,) + q.input.shape).astype(np.int8))
+            for name, q in models.items()}
+
+
+# =======================================================================================
+# Faults: (operator, regex, replacement); every match is one fault
+# =======================================================================================
+def _plus(k):
+    return lambda m: m.group(1) + str(int(m.group(2)) + k)
+
+
+OPERATORS = [
+    # requantization helpers (fixedpoint.c.j2) and their DSP twins
+    ("rounding: high-mul nudge", r"\(1LL << 30\)", "((1LL << 30) - 1)"),
+    ("rounding: sign correction", r"\(int32_t\)\(high - \(high >> 31\)\)", "(int32_t)high"),
+    ("rounding: round bit", r"\(\(z >> \(right_shift - 1\)\) & 1\)", "0"),
+    ("rounding: RDBPOT threshold", r"\(mask >> 1\) \+ \(x < 0 \? 1 : 0\)", "(mask >> 1)"),
+    ("shift: >> 31", r"(\)) >> 31\)", r"\1 >> 30)"),
+    ("saturation branch", r"if \(a == INT32_MIN && b == INT32_MIN\)", "if (0)"),
+    ("saturation: multiply by POT", r"if \(x > threshold\)", "if (x > threshold + 1)"),
+    # per-layer constants
+    ("clamp: activation min", r"(output_activation_min = )(-?\d+)", _plus(1)),
+    ("clamp: activation max", r"(output_activation_max = )(-?\d+)", _plus(-1)),
+    ("offset: output zero point", r"(output_offset = )(-?\d+)", _plus(1)),
+    ("offset: input zero point", r"(input_offset = )(-?\d+)", _plus(1)),
+    ("multiplier", r"(output_multiplier = )(-?\d+)", _plus(1)),
+    ("shift constant", r"(output_shift = )(-?\d+)", _plus(1)),
+    ("bias constant", r"(_bias\[\d+\] = \{\s*)(-?\d+)", _plus(1)),
+    ("weight constant", r"(_weight(?:\[\d+\])+ = \{\s*\{?\s*)(-?\d+)", _plus(1)),
+    ("loop bound", r"(for \(int \w+ = 0; \w+ < )(\d+)", _plus(-1)),
+]
+
+
+def plant(text, regex, replace, index):
+    """`text` with the index-th match of `regex` replaced, or None past the last match."""
+    matches = list(re.finditer(regex, text))
+    if index >= len(matches):
+        return None
+    m = matches[index]
+    new = m.expand(replace) if isinstance(replace, str) else replace(m)
+    return text[:m.start()] + new + text[m.end():]
+
+
+def faults(text, per_operator, rng):
+    """[(operator, site index, faulty text)]: up to per_operator sites of each operator."""
+    out = []
+    for name, regex, replace in OPERATORS:
+        n = len(re.findall(regex, text))
+        for i in sorted(rng.permutation(n)[:per_operator]):
+            new = plant(text, regex, replace, int(i))
+            if new is not None and new != text:
+                out.append((name, int(i), new))
+    return out
+
+
+# =======================================================================================
+# Deciding equivalence
+# =======================================================================================
+HARNESS = r"""
+#include <stdio.h>
+#include "{source}"
+/* every acc of [lo, hi] through the (faulty) MultiplyByQuantizedMultiplier */
+int main(int argc, char **argv)
+{{
+    long lo = atol(argv[1]), hi = atol(argv[2]);
+    int32_t multiplier = (int32_t)atol(argv[3]);
+    int shift = atoi(argv[4]);
+    FILE *f = fopen(argv[5], "wb");
+    for (long acc = lo; acc <= hi; ++acc) {{
+        int32_t r = MultiplyByQuantizedMultiplier((int32_t)acc, multiplier, shift);
+        fwrite(&r, 4, 1, f);
+    }}
+    fclose(f);
+    return 0;
+}}
+"""
+REQUANT_OPERATORS = {"rounding: high-mul nudge", "rounding: sign correction", "rounding: round bit",
+                     "rounding: RDBPOT threshold", "shift: >> 31", "saturation branch"}
+CONSTANT_OPERATORS = {"clamp: activation min", "clamp: activation max", "offset: output zero point",
+                      "multiplier", "shift constant", "bias constant"}
+
+
+def _weighted_layers(qmodel):
+    return [op for op in qmodel.ops if op.kind in targets.WEIGHTED]
+
+
+def _helper_only_in_mbqm(qmodel, text, operator):
+    """Is the mutated code reached only through MultiplyByQuantizedMultiplier called by
+    weighted layers (so its reachable inputs are their accumulators)?"""
+    kinds = {op.kind for op in qmodel.ops}
+    others = kinds - set(targets.WEIGHTED) - {"reshape", "max_pool_2d"}
+    if operator in ("rounding: sign correction", "rounding: round bit"):
+        return not (others & {"mean", "add", "relu", "logistic", "tanh"})   # MBQM's short road only
+    return not others
+
+
+def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
+    """Compile the faulty file's MultiplyByQuantizedMultiplier in a harness; evaluate it on
+    every reachable acc of every channel of every weighted layer; compare with fixedpoint.py
+    after the output offset and clamp. True: equivalent (no visible difference)."""
+    src = os.path.join(tmp, "faulty_model.c")
+    with open(src, "w") as f:
+        f.write(faulty_c)
+    harness = os.path.join(tmp, "harness.c")
+    with open(harness, "w") as f:
+        f.write(HARNESS.format(source="faulty_model.c").replace("#include <stdio.h>",
+                                                                "#include <stdio.h>\n#include <stdlib.h>"))
+    exe = os.path.join(tmp, "harness")
+    cmd = [codegen.loader.default_compiler(), "-O2", "-w", "-I", tmp] + cflags + ["-o", exe, harness, "-lm"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, []
+    bad = []
+    for op in _weighted_layers(qmodel):
+        layer, p = targets.LinearLayer(qmodel, op), op.params
+        for c in np.unique(layer.channel):
+            members = np.flatnonzero(layer.channel == c)
+            lo = min(layer.reachable(int(e))[0] for e in members)
+            hi = max(layer.reachable(int(e))[1] for e in members)
+            m, s = int(p["output_multiplier"][c]), int(p["output_shift"][c])
+            out = os.path.join(tmp, "out.bin")
+            subprocess.run([exe, str(lo), str(hi), str(m), str(s), out], check=True)
+            got = np.fromfile(out, np.int32).astype(np.int64)
+            want = fp.multiply_by_quantized_multiplier(np.arange(lo, hi + 1), m, s)
+            clamp = lambda v: np.clip(v + p["output_offset"], p["act_min"], p["act_max"])
+            differs = np.flatnonzero(clamp(got) != clamp(want))
+            if len(differs):
+                bad.append((op, int(c), lo + differs))
+    return not bad, bad
+
+
+def _constant_equivalent(qmodel, operator, original, faulty):
+    """A per-layer constant changed: find its layer (the function, or for a bias array the
+    array, holding the change), evaluate that layer's epilogue with the changed constant
+    over every reachable acc of every channel. True: equivalent; False: a visible
+    difference at the layer; None: not a weighted layer (not decided here)."""
+    at = next(i for i, (a, b) in enumerate(zip(original, faulty)) if a != b)
+    line = original[original.rfind("\n", 0, at) + 1:original.find("\n", at)]
+    if operator == "bias constant":
+        m = re.search(r"static const \w+ (\w+?)_bias\[", line)
+        owner = m.group(1) if m else None
+    else:
+        before = [m.group(1) for m in re.finditer(r"^static void (\w+)\(", original[:at], re.M)]
+        owner = before[-1] if before else None
+    op = dict(zip(_c_names(original, qmodel), qmodel.ops)).get(owner)
+    if op is None or op.kind not in targets.WEIGHTED:
+        return None, []
+    layer, p = targets.LinearLayer(qmodel, op), op.params
+    bad = []
+    channels = np.unique(layer.channel)
+    for c in channels:
+        members = np.flatnonzero(layer.channel == c)
+        lo = min(layer.reachable(int(e))[0] for e in members)
+        hi = max(layer.reachable(int(e))[1] for e in members)
+        acc = np.arange(lo, hi + 1)
+        m, s = int(p["output_multiplier"][c]), int(p["output_shift"][c])
+        base = np.clip(fp.multiply_by_quantized_multiplier(acc, m, s) + p["output_offset"], p["act_min"], p["act_max"])
+        a_min, a_max, off = p["act_min"], p["act_max"], p["output_offset"]
+        acc2 = acc
+        if operator == "clamp: activation min":
+            a_min += 1
+        elif operator == "clamp: activation max":
+            a_max -= 1
+        elif operator == "offset: output zero point":
+            off += 1
+        elif operator == "multiplier":
+            m += 1
+        elif operator == "shift constant":
+            s += 1
+        elif operator == "bias constant":
+            if c != channels[0]:         # the fault is in the array's first entry: channel 0
+                continue
+            acc2 = acc + 1
+        new = np.clip(fp.multiply_by_quantized_multiplier(acc2, m, s) + off, a_min, a_max)
+        differs = np.flatnonzero(new != base)
+        if len(differs):
+            bad.append((op, int(c), acc[differs]))
+    return not bad, bad
+
+
+def witness_search(qmodel, d, flags, bad, rng, per_channel=6, steps=100):
+    """An input on which the faulty C's model output differs, aimed at the accumulators
+    where the decision saw the faulty layer differ: solved for a layer reading the model
+    input, hill-climbed for a deeper one. None if none is found."""
+    fn = codegen.load(d, flags=flags)
+    for op, c, accs in bad:
+        layer = targets.LinearLayer(qmodel, op)
+        members = np.flatnonzero(layer.channel == c)
+        first = targets.reads_model_input(qmodel, op)
+        for acc in rng.choice(accs, min(per_channel, len(accs)), replace=False):
+            e = int(rng.choice(members))
+            if first:
+                x = layer.solve(e, int(acc), rng.integers(-128, 128, qmodel.input.shape))
+            else:                               # aim at every differing acc at once
+                x0 = rng.integers(-128, 128, qmodel.input.shape).astype(np.int8)
+                x, dist = targets.hill_climb(qmodel, op, e, accs, x0, rng, steps=steps)
+                x = x if dist == 0 else None
+            if x is None:
+                continue
+            x = np.asarray(x, np.int8).reshape(qmodel.input.shape)
+            if not np.array_equal(fn(x[None]), qmodel.predict_int8(x[None])):
+                return x
+    return None
+
+
+def _c_names(text, qmodel):
+    """The C function name of each layer, in order (the calls in NAME_invoke)."""
+    calls = re.findall(r"^\s+(\w+)\(arena \+", text, re.M)
+    return calls + [None] * (len(qmodel.ops) - len(calls))
+
+
+# =======================================================================================
+# The modes
+# =======================================================================================
+def _found(fn):
+    t = time.monotonic()
+    try:
+        fn()
+        return False, time.monotonic() - t, None
+    except Mismatch as e:
+        return True, time.monotonic() - t, e.input
+
+
+def run_modes(qmodel, d, x_verify, flags, budget):
+    """{mode: (found, seconds, witness input or None)} for the model generated in d."""
+    results = {}
+    t = time.monotonic()
+    fn = codegen.load(d, flags=flags)
+    got, want = fn(x_verify), qmodel.predict_int8(x_verify)
+    bad = np.any(got.reshape(len(x_verify), -1) != want.reshape(len(x_verify), -1), axis=1)
+    results["verify"] = (bool(bad.any()), time.monotonic() - t, x_verify[int(np.argmax(bad))] if bad.any() else None)
+    results["property"] = _found(lambda: assert_equivalent(qmodel, d, n=64, strategy=int8_inputs(qmodel),
+                                                           max_examples=100, flags=flags, use_tflm=False))
+    results["thorough"] = _found(lambda: suite.bit_exact(d, qmodel, budget, flags=flags, use_tflm=False))
+    return results
+
+
+def _witness(qmodel, d, x, flags):
+    """Does the faulty C's model output differ from NumPy's on input x (checked again)?"""
+    if x is None:
+        return False
+    return not np.array_equal(codegen.load(d, flags=flags)(x[None]), qmodel.predict_int8(x[None]))
+
+
+# =======================================================================================
+# The benchmark
+# =======================================================================================
+def variants():
+    """[(variant, extra C flags for the host)]: each KERNEL_VARIANTS entry but 'auto' (the
+    DSP and scalar kernels together; each is measured on its own)."""
+    from dsp_host import ACLE_SHIM
+    shim = tempfile.mkdtemp(prefix="acle-")
+    with open(os.path.join(shim, "arm_acle.h"), "w") as f:
+        f.write(ACLE_SHIM)
+    out = []
+    for v in generator.KERNEL_VARIANTS:
+        if v == "auto":
+            continue
+        out.append((v, ["-D__ARM_FEATURE_DSP=1", "-isystem", shim] if generator.KERNEL_VARIANTS[v] else []))
+    return out
+
+
+def bench(quick=False, budget=20.0, per_operator=2, seed=0, log=print, models=None):
+    """[row dict] per (model, variant, fault); models: {name: (qmodel, int8 inputs for
+    `verify`)} instead of build_models(quick). A row's 'source' is the faulty C."""
+    rows = []
+    rng = np.random.default_rng(seed)
+    models = build_models(quick) if models is None else models
+    for name, (qmodel, x_verify) in models.items():
+        qmodel.prepare()
+        for variant, flags in (variants()[:1] if quick else variants()):
+            with tempfile.TemporaryDirectory() as tmp:
+                clean = os.path.join(tmp, "clean")
+                codegen.generate(qmodel, clean, name="m", variant=variant)
+                with open(os.path.join(clean, "m_model.c")) as f:
+                    original = f.read()
+                planted = faults(original, 1 if quick else per_operator, rng)
+                log(f"{name} ({variant}): {len(planted)} faults")
+                for k, (operator, site, text) in enumerate(planted):
+                    d = os.path.join(tmp, f"fault{k}")
+                    shutil.copytree(clean, d)
+                    with open(os.path.join(d, "m_model.c"), "w") as f:
+                        f.write(text)
+                    try:
+                        codegen.load(d, flags=flags)
+                    except codegen.CompileError:
+                        continue                      # does not compile: not a silent fault
+                    decision, bad = None, []
+                    if operator in REQUANT_OPERATORS and _helper_only_in_mbqm(qmodel, text, operator):
+                        decision, bad = _requant_equivalent(qmodel, text, d, flags)
+                    elif operator in CONSTANT_OPERATORS:
+                        decision, bad = _constant_equivalent(qmodel, operator, original, text)
+                    modes = run_modes(qmodel, d, x_verify, flags, budget)
+                    witnessed = any(_witness(qmodel, d, x, flags) for _, _, x in modes.values())
+                    if not witnessed and bad:
+                        witnessed = witness_search(qmodel, d, flags, bad, rng) is not None
+                    status = ("equivalent" if decision is True and not witnessed else
+                              "non-equivalent" if witnessed else "undecided")
+                    if decision is True and witnessed:
+                        status = "DECISION WRONG"       # a proof and a witness disagree: a bug here
+                    rows.append(dict(model=name, variant=variant, operator=operator, site=site, status=status,
+                                     source=text, flags=flags,
+                                     **{f"{m}_found": modes[m][0] for m in MODES},
+                                     **{f"{m}_s": modes[m][1] for m in MODES}))
+                    log(f"  {operator:30s} #{site}: {status:14s} " +
+                        "  ".join(f"{m} {'found' if modes[m][0] else '-'} {modes[m][1]:.1f}s" for m in MODES))
+    return rows
+
+
+def table(rows, budget):
+    """The results as Markdown: per model and variant, then the total."""
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["variant"]), []).append(r)
+    groups[("all", "")] = rows
+    lines = ["| model | variant | faults | non-equivalent | equivalent | undecided | "
+             + " | ".join(f"{m}: found (of non-equiv.), mean s" for m in MODES) + " |",
+             "|---|---|---:|---:|---:|---:|" + "---:|" * len(MODES)]
+    for (model, variant), rs in groups.items():
+        ne = [r for r in rs if r["status"] == "non-equivalent"]
+        cells = [model, variant, str(len(rs)), str(len(ne)),
+                 str(sum(r["status"] == "equivalent" for r in rs)),
+                 str(sum(r["status"] == "undecided" for r in rs))]
+        for m in MODES:
+            found = sum(r[f"{m}_found"] for r in ne)
+            mean = np.mean([r[f"{m}_s"] for r in rs]) if rs else 0.0
+            cells.append(f"{found}/{len(ne)} ({found / max(len(ne), 1):.0%}), {mean:.1f} s")
+        lines.append("| " + " | ".join(cells) + " |")
+    wrong = [r for r in rows if r["status"] == "DECISION WRONG"]
+    if wrong:
+        lines.append(f"\n{len(wrong)} faults proven equivalent were found by a mode: the decision is wrong.")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="one small model, one site per operator")
+    ap.add_argument("--budget", type=float, default=20.0, help="--thorough's budget per fault (seconds)")
+    ap.add_argument("--per-operator", type=int, default=2, help="fault sites per operator (default 2)")
+    ap.add_argument("--out", help="write the results (Markdown) here, e.g. bench/results/mutation.md")
+    args = ap.parse_args(argv)
+    t = time.monotonic()
+    rows = bench(args.quick, args.budget, args.per_operator)
+    text = table(rows, args.budget)
+    print(text)
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            f.write(f"# Mutation testing of the verification modes\n\nRegenerate: `python bench/mutation.py "
+                    f"--budget {args.budget:g} --per-operator {args.per_operator} --out {args.out}` "
+                    f"({time.monotonic() - t:.0f} s on this machine).\n\n{__doc__.split(chr(10) + chr(10), 1)[1]}\n"
+                    f"{text}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
