@@ -173,19 +173,60 @@ def faults(text, per_operator, rng):
 # =======================================================================================
 HARNESS = r"""
 #include <stdio.h>
+#include <stdlib.h>
 #include "{source}"
-/* every acc of [lo, hi] through the (faulty) MultiplyByQuantizedMultiplier */
+
+/* TFLM's MultiplyByQuantizedMultiplier as written in tensorflow/lite/kernels/internal/
+ * common.h and gemmlowp's fixedpoint.h (double rounding): the oracle the faulty helper
+ * above is compared with, written here independently of the generated file. */
+static int32_t oracle_high_mul(int32_t a, int32_t b)
+{{
+    if (a == INT32_MIN && b == INT32_MIN) {{
+        return INT32_MAX;
+    }}
+    const int64_t ab = (int64_t)a * (int64_t)b;
+    const int64_t nudge = ab >= 0 ? (1LL << 30) : (1 - (1LL << 30));
+    const int64_t t = ab + nudge;
+    return (int32_t)(t >= 0 ? t / (1LL << 31) : -((-t) / (1LL << 31)));
+}}
+
+static int32_t oracle_divide_by_pot(int32_t x, int exponent)
+{{
+    const int32_t mask = (int32_t)(((uint32_t)1 << exponent) - 1u);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}}
+
+static int32_t oracle(int32_t x, int32_t multiplier, int shift)
+{{
+    const int left = shift > 0 ? shift : 0, right = shift > 0 ? 0 : -shift;
+    return oracle_divide_by_pot(oracle_high_mul((int32_t)((uint32_t)x << left), multiplier), right);
+}}
+
+static int32_t clamp(int32_t v, int32_t lo, int32_t hi)
+{{
+    return v < lo ? lo : v > hi ? hi : v;
+}}
+
+/* argv: lo hi multiplier shift offset act_min act_max -> the accs (at most 64) where the
+ * clamped outputs differ, one per line, then their count */
 int main(int argc, char **argv)
 {{
-    long lo = atol(argv[1]), hi = atol(argv[2]);
-    int32_t multiplier = (int32_t)atol(argv[3]);
-    int shift = atoi(argv[4]);
-    FILE *f = fopen(argv[5], "wb");
+    const long lo = atol(argv[1]), hi = atol(argv[2]);
+    const int32_t m = (int32_t)atol(argv[3]), off = (int32_t)atol(argv[5]);
+    const int shift = atoi(argv[4]);
+    const int32_t a_min = (int32_t)atol(argv[6]), a_max = (int32_t)atol(argv[7]);
+    long n = 0;
+    (void)argc;
     for (long acc = lo; acc <= hi; ++acc) {{
-        int32_t r = MultiplyByQuantizedMultiplier((int32_t)acc, multiplier, shift);
-        fwrite(&r, 4, 1, f);
+        const int32_t got = clamp(MultiplyByQuantizedMultiplier((int32_t)acc, m, shift) + off, a_min, a_max);
+        const int32_t want = clamp(oracle((int32_t)acc, m, shift) + off, a_min, a_max);
+        if (got != want && n++ < 64) {{
+            printf("%ld\n", acc);
+        }}
     }}
-    fclose(f);
+    printf("count %ld\n", n);
     return 0;
 }}
 """
@@ -210,38 +251,38 @@ def _helper_only_in_mbqm(qmodel, text, operator):
 
 
 def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
-    """Compile the faulty file's MultiplyByQuantizedMultiplier in a harness; evaluate it on
-    every reachable acc of every channel of every weighted layer; compare with fixedpoint.py
-    after the output offset and clamp. True: equivalent (no visible difference)."""
-    src = os.path.join(tmp, "faulty_model.c")
-    with open(src, "w") as f:
+    """Compile the faulty file's MultiplyByQuantizedMultiplier in a harness beside an
+    oracle (TFLM's formula, written in the harness); run both on every reachable acc of
+    every channel of every weighted layer, after the output offset and clamp.
+    -> (True if no acc differs, [(op, channel, some differing accs)])."""
+    with open(os.path.join(tmp, "faulty_model.c"), "w") as f:
         f.write(faulty_c)
     harness = os.path.join(tmp, "harness.c")
     with open(harness, "w") as f:
-        f.write(HARNESS.format(source="faulty_model.c").replace("#include <stdio.h>",
-                                                                "#include <stdio.h>\n#include <stdlib.h>"))
+        f.write(HARNESS.format(source="faulty_model.c"))
     exe = os.path.join(tmp, "harness")
     cmd = [codegen.loader.default_compiler(), "-O2", "-w", "-I", tmp] + cflags + ["-o", exe, harness, "-lm"]
-    r = subprocess.run(cmd, capture_output=True, text=True)
-    if r.returncode != 0:
+    if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
         return None, []
     bad = []
     for op in _weighted_layers(qmodel):
         layer, p = targets.LinearLayer(qmodel, op), op.params
         for c in np.unique(layer.channel):
-            members = np.flatnonzero(layer.channel == c)
-            lo = min(layer.reachable(int(e))[0] for e in members)
-            hi = max(layer.reachable(int(e))[1] for e in members)
-            m, s = int(p["output_multiplier"][c]), int(p["output_shift"][c])
-            out = os.path.join(tmp, "out.bin")
-            subprocess.run([exe, str(lo), str(hi), str(m), str(s), out], check=True)
-            got = np.fromfile(out, np.int32).astype(np.int64)
-            want = fp.multiply_by_quantized_multiplier(np.arange(lo, hi + 1), m, s)
-            clamp = lambda v: np.clip(v + p["output_offset"], p["act_min"], p["act_max"])
-            differs = np.flatnonzero(clamp(got) != clamp(want))
-            if len(differs):
-                bad.append((op, int(c), lo + differs))
+            lo, hi = _channel_range(layer, c)
+            args = [lo, hi, p["output_multiplier"][c], p["output_shift"][c], p["output_offset"],
+                    p["act_min"], p["act_max"]]
+            out = subprocess.run([exe] + [str(int(a)) for a in args], capture_output=True, text=True,
+                                 check=True).stdout.split("\n")
+            accs = [int(v) for v in out if v and not v.startswith("count")]
+            if accs:
+                bad.append((op, int(c), np.array(accs, np.int64)))
     return not bad, bad
+
+
+def _channel_range(layer, c):
+    """[lo, hi] of the accumulators of channel c over all its output positions."""
+    ranges = [layer.reachable(int(e)) for e in np.flatnonzero(layer.channel == c)]
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
 def _constant_equivalent(qmodel, operator, original, faulty):
@@ -264,33 +305,39 @@ def _constant_equivalent(qmodel, operator, original, faulty):
     bad = []
     channels = np.unique(layer.channel)
     for c in channels:
-        members = np.flatnonzero(layer.channel == c)
-        lo = min(layer.reachable(int(e))[0] for e in members)
-        hi = max(layer.reachable(int(e))[1] for e in members)
-        acc = np.arange(lo, hi + 1)
-        m, s = int(p["output_multiplier"][c]), int(p["output_shift"][c])
-        base = np.clip(fp.multiply_by_quantized_multiplier(acc, m, s) + p["output_offset"], p["act_min"], p["act_max"])
-        a_min, a_max, off = p["act_min"], p["act_max"], p["output_offset"]
-        acc2 = acc
-        if operator == "clamp: activation min":
-            a_min += 1
-        elif operator == "clamp: activation max":
-            a_max -= 1
-        elif operator == "offset: output zero point":
-            off += 1
-        elif operator == "multiplier":
-            m += 1
-        elif operator == "shift constant":
-            s += 1
-        elif operator == "bias constant":
-            if c != channels[0]:         # the fault is in the array's first entry: channel 0
-                continue
-            acc2 = acc + 1
-        new = np.clip(fp.multiply_by_quantized_multiplier(acc2, m, s) + off, a_min, a_max)
-        differs = np.flatnonzero(new != base)
-        if len(differs):
-            bad.append((op, int(c), acc[differs]))
+        if operator == "bias constant" and c != channels[0]:
+            continue                      # the fault is in the array's first entry: channel 0
+        lo, hi = _channel_range(layer, c)
+        differs = []
+        for start in range(lo, hi + 1, 1 << 22):               # in chunks: ranges reach 10^8
+            acc = np.arange(start, min(start + (1 << 22), hi + 1), dtype=np.int64)
+            new = _epilogue(acc, p, c, operator)
+            old = _epilogue(acc, p, c, None)
+            differs.extend(acc[new != old][:64 - len(differs)].tolist())
+            if len(differs) >= 64:
+                break
+        if differs:
+            bad.append((op, int(c), np.array(differs, np.int64)))
     return not bad, bad
+
+
+def _epilogue(acc, p, c, operator):
+    """clamp(MBQM(acc, M, shift) + offset) for channel c, with `operator`'s constant changed."""
+    m, s = int(p["output_multiplier"][c]), int(p["output_shift"][c])
+    a_min, a_max, off = p["act_min"], p["act_max"], p["output_offset"]
+    if operator == "clamp: activation min":
+        a_min += 1
+    elif operator == "clamp: activation max":
+        a_max -= 1
+    elif operator == "offset: output zero point":
+        off += 1
+    elif operator == "multiplier":
+        m += 1
+    elif operator == "shift constant":
+        s += 1
+    elif operator == "bias constant":
+        acc = acc + 1
+    return np.clip(fp.multiply_by_quantized_multiplier(acc, m, s) + off, a_min, a_max)
 
 
 def witness_search(qmodel, d, flags, bad, rng, per_channel=6, steps=100):
@@ -298,7 +345,7 @@ def witness_search(qmodel, d, flags, bad, rng, per_channel=6, steps=100):
     where the decision saw the faulty layer differ: solved for a layer reading the model
     input, hill-climbed for a deeper one. None if none is found."""
     fn = codegen.load(d, flags=flags)
-    for op, c, accs in bad:
+    for op, c, accs in bad[:8]:
         layer = targets.LinearLayer(qmodel, op)
         members = np.flatnonzero(layer.channel == c)
         first = targets.reads_model_input(qmodel, op)

@@ -387,3 +387,18 @@ def test_mutation_bench_decisions_agree_with_brute_force(tmp_path):
         differs = np.any(codegen.load(d)(every) != qmodel.predict_int8(every))
         assert differs == (r["status"] == "non-equivalent"), (r["operator"], r["status"])
     assert "| tiny | scalar |" in mutation.table(rows, 1.0)
+
+
+def test_assert_int8_agrees_with_float_bounds_the_quantization_error():
+    import minitiny as mt
+    from minitiny.layers import Dense
+    from minitiny.testing import assert_int8_agrees_with_float
+    mt.random.seed(0)
+    model = mt.Sequential([Dense(3, input_shape=[4])])
+    x = np.random.default_rng(0).uniform(-1, 1, (64, 4)).astype(np.float32)
+    qmodel = mt.quantize(model, x)
+    # the int8 error of one dense layer: a few output steps at most
+    assert_int8_agrees_with_float(model, qmodel, 4 * float(qmodel.output.scale), x)
+    assert_int8_agrees_with_float(model, qmodel, 0.05, x, classes=True)
+    with pytest.raises(AssertionError, match="differs from float by"):
+        assert_int8_agrees_with_float(model, qmodel, 1e-9, x)
