@@ -54,56 +54,6 @@ class Node:
         return self.layer.name
 
 
-class NonFiniteLoss(ArithmeticError):
-    """A training step's loss is NaN or infinite; raised before the step changes a weight."""
-
-    def __init__(self, loss, batch=None):
-        super().__init__(f"the loss is {loss}")
-        self.loss, self.batch = loss, batch
-
-
-class _LastGoodWeights:
-    """Copies of every weight (trainable or not) from before each of the last two steps.
-    When step k's loss is not finite, the weights from before step k-1 are the last ones
-    whose loss was finite, and restore() brings them back. One copy per step, into two
-    buffers made once."""
-
-    def __init__(self, layers):
-        self.tensors = [t for layer in layers for t in layer.weights.values()]
-        self.copies = [[t.data.copy() for t in self.tensors] for _ in range(2)]
-        self.steps = 0
-
-    def before_step(self):
-        for copy, t in zip(self.copies[self.steps % 2], self.tensors):
-            np.copyto(copy, t.data)
-        self.steps += 1
-
-    def restore(self):
-        """Put back the weights from before the step preceding the latest one (before the
-        first step: the starting weights) -> True if a step with a finite loss existed."""
-        for copy, t in zip(self.copies[(self.steps - 2) % 2 if self.steps >= 2 else 0],
-                           self.tensors):
-            t.data[...] = copy
-        return self.steps >= 2
-
-
-def _say_ran_out(train, epochs):
-    warnings.warn(f"Your input ran out of data; interrupting training. Make sure that your "
-                  f"{train.kind if hasattr(train, 'kind') else 'data'} can generate at least "
-                  f"steps_per_epoch * epochs batches ({train.steps} * {epochs} here).",
-                  stacklevel=3)
-
-
-def _say_interrupted(why, epoch, epochs, history):
-    """The one line an interrupted fit prints: where it stopped and what it kept."""
-    done = len(history.epoch)
-    where = f"after epoch {epoch + 1}/{epochs}" if done and history.epoch[-1] == epoch \
-        else f"during epoch {epoch + 1}/{epochs}"
-    print(f"\nTraining interrupted ({why}) {where}: keeping the history of the {done} "
-          "finished epoch(s); the weights are those of the last finished step.",
-          file=sys.stderr, flush=True)
-
-
 class Model:
     """Functional model: Model(inputs=Input(...), outputs=<SymbolicTensor>)."""
 
@@ -859,3 +809,54 @@ def _input_and_layers(cfg):
 
 mt_saving.register_model_class(Model)
 mt_saving.register_model_class(Sequential)
+
+
+# ---- what fit leans on: a diverged loss, undoing a step, its messages ---------------------
+class NonFiniteLoss(ArithmeticError):
+    """A training step's loss is NaN or infinite; raised before the step changes a weight."""
+
+    def __init__(self, loss, batch=None):
+        super().__init__(f"the loss is {loss}")
+        self.loss, self.batch = loss, batch
+
+
+class _LastGoodWeights:
+    """Copies of every weight (trainable or not) from before each of the last two steps.
+    When step k's loss is not finite, the weights from before step k-1 are the last ones
+    whose loss was finite, and restore() brings them back. One copy per step, into two
+    buffers made once."""
+
+    def __init__(self, layers):
+        self.tensors = [t for layer in layers for t in layer.weights.values()]
+        self.copies = [[t.data.copy() for t in self.tensors] for _ in range(2)]
+        self.steps = 0
+
+    def before_step(self):
+        for copy, t in zip(self.copies[self.steps % 2], self.tensors):
+            np.copyto(copy, t.data)
+        self.steps += 1
+
+    def restore(self):
+        """Put back the weights from before the step preceding the latest one (before the
+        first step: the starting weights) -> True if a step with a finite loss existed."""
+        for copy, t in zip(self.copies[(self.steps - 2) % 2 if self.steps >= 2 else 0],
+                           self.tensors):
+            t.data[...] = copy
+        return self.steps >= 2
+
+
+def _say_ran_out(train, epochs):
+    warnings.warn(f"Your input ran out of data; interrupting training. Make sure that your "
+                  f"{train.kind if hasattr(train, 'kind') else 'data'} can generate at least "
+                  f"steps_per_epoch * epochs batches ({train.steps} * {epochs} here).",
+                  stacklevel=3)
+
+
+def _say_interrupted(why, epoch, epochs, history):
+    """The one line an interrupted fit prints: where it stopped and what it kept."""
+    done = len(history.epoch)
+    where = f"after epoch {epoch + 1}/{epochs}" if done and history.epoch[-1] == epoch \
+        else f"during epoch {epoch + 1}/{epochs}"
+    print(f"\nTraining interrupted ({why}) {where}: keeping the history of the {done} "
+          "finished epoch(s); the weights are those of the last finished step.",
+          file=sys.stderr, flush=True)

@@ -10,7 +10,9 @@
 
 Exit status, for scripts: 0 ok; 1 a check failed (a verification mismatch, a model that does
 not fit its board) or the work itself failed; 2 a usage error (bad arguments, a missing or
-unreadable file, an unknown name, a tool or feature that is not available).
+unreadable file, an unknown name, a tool or feature that is not available, an --out that
+cannot be written: found before any work); 130 and 143 interrupted by SIGINT (Ctrl-C) and
+SIGTERM, as shells count (train saves the model trained so far first).
 Errors print one clear message; --debug prints the Python traceback too. Long work shows a
 progress bar on a terminal, never in a pipe, and --quiet silences it.
 
@@ -716,7 +718,7 @@ def build_parser():
         prog=PROG, parents=[common], formatter_class=argparse.RawDescriptionHelpFormatter,
         description="minitiny: data -> train -> int8 -> C99 -> an emulated Cortex-M.",
         epilog=__doc__.split("\n\n")[1] + "\n\nexit status: 0 ok, 1 a check failed, 2 usage "
-               "error. `minitiny COMMAND --help` for each command.")
+               "error, 130/143 interrupted. `minitiny COMMAND --help` for each command.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     def add(name, run, **kw):
