@@ -140,8 +140,8 @@ def _weight_keys(model):
     return keys
 
 
-def save_keras(model, path):
-    """Write `model` as a Keras 3 `.keras` file (atomically); Keras' load_model reads it."""
+def _weights_h5(model):
+    """The bytes of a Keras 3 weights file (model.weights.h5, or save_weights' .weights.h5)."""
     h5py = _h5py()
     weights = io.BytesIO()
     with h5py.File(weights, "w") as f:
@@ -150,15 +150,46 @@ def save_keras(model, path):
             group = f.create_group(f"layers/{key}/vars")
             for i, a in enumerate(layer.get_weights()):
                 group.create_dataset(str(i), data=a)
+    return weights.getvalue()
+
+
+def save_keras(model, path):
+    """Write `model` as a Keras 3 `.keras` file (atomically); Keras' load_model reads it."""
+    weights = _weights_h5(model)
     metadata = {"keras_version": KERAS_VERSION, "date_saved": time.strftime("%Y-%m-%d@%H:%M:%S")}
 
     def write(f):
         with zipfile.ZipFile(f, "w") as z:
             z.writestr("metadata.json", json.dumps(metadata))
             z.writestr("config.json", json.dumps(keras_config(model)))
-            z.writestr("model.weights.h5", weights.getvalue())
+            z.writestr("model.weights.h5", weights)
     atomic_write(os.fspath(path), write)
     return path
+
+
+def save_weights(model, path):
+    """model.save_weights('x.weights.h5'): Keras 3's weights file, which Keras reads too."""
+    weights = _weights_h5(model)
+    atomic_write(os.fspath(path), lambda f: f.write(weights))
+    return path
+
+
+def load_weights(model, path):
+    """model.load_weights('x.weights.h5') from Keras 3 or minitiny: layers matched in order,
+    every shape checked."""
+    source, f = _open_h5(path)
+    with f:
+        _set_weights(model, _vars_of(f), source)
+
+
+def _open_h5(path):
+    """(the path as text, the open HDF5 file), or KerasFileError naming the file."""
+    h5py = _h5py()
+    source = os.fspath(path)
+    try:
+        return source, h5py.File(source, "r")
+    except OSError as e:
+        raise KerasFileError(f"{source}: not a readable HDF5 file: {e}") from None
 
 
 # ---- reading .keras and .h5 --------------------------------------------------------------------
@@ -298,23 +329,23 @@ def load_keras(path, build):
                              f"and model.weights.h5): {e}") from None
     model = _built(build, minitiny_config(cfg, source), source)
     with h5py.File(io.BytesIO(weights), "r") as f:
-        def arrays_of(layer, key):
-            group = f.get(f"layers/{key}/vars")
-            if group is None:
-                return []
-            return [np.asarray(group[str(i)]) for i in range(len(group))]
-        _set_weights(model, arrays_of, source)
+        _set_weights(model, _vars_of(f), source)
     return model
+
+
+def _vars_of(f):
+    """(layer, key) -> the arrays under layers/<key>/vars of an open Keras 3 weights file."""
+    def arrays_of(layer, key):
+        group = f.get(f"layers/{key}/vars")
+        if group is None:
+            return []
+        return [np.asarray(group[str(i)]) for i in range(len(group))]
+    return arrays_of
 
 
 def load_h5(path, build):
     """A legacy `.h5` model file (Keras 2, or Keras 3's model.save('m.h5')) -> a model."""
-    h5py = _h5py()
-    source = os.fspath(path)
-    try:
-        f = h5py.File(source, "r")
-    except OSError as e:
-        raise KerasFileError(f"{source}: not a readable HDF5 file: {e}") from None
+    source, f = _open_h5(path)
     with f:
         raw = f.attrs.get("model_config")
         if raw is None:

@@ -629,6 +629,14 @@ class Model:
     def count_params(self):
         return sum(layer.count_params() for layer in self.layers)
 
+    def save_weights(self, path):
+        """Every weight, no architecture: 'NAME.weights.npz', or Keras 3's 'NAME.weights.h5'."""
+        return mt_saving.save_weights(self, path)
+
+    def load_weights(self, path):
+        """Weights written by save_weights (minitiny or Keras 3), layer by layer in order."""
+        mt_saving.load_weights(self, path)
+
     def save(self, path):
         """One .npz file: weights + JSON config, written atomically (see saving.py)."""
         return mt_saving.save_model(self, path)

@@ -43,6 +43,7 @@ from minitiny.files import atomic_write
 from minitiny.layers import placeholder_weights
 
 FORMAT = "minitiny-model"
+WEIGHTS_FORMAT = "minitiny-weights"
 FORMAT_VERSION = 1
 
 
@@ -110,13 +111,7 @@ def save_model(model, path):
                                 "does not exist")
     if fmt == "keras":
         return keras_format.save_keras(model, path)
-    arrays, index = {}, []
-    for layer in model.layers:
-        for name, t in layer.weights.items():
-            key = f"w{len(index):04d}"
-            arrays[key] = t.data
-            index.append({"layer": layer.name, "name": name, "key": key,
-                          "shape": list(t.data.shape)})
+    arrays, index = _weight_arrays(model)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "model": model.get_config(), "weights": index,
               "compile": _compile_config(model)}
@@ -125,6 +120,68 @@ def save_model(model, path):
     # atomic: the old file or the new, never half (a temp file, fsync, os.replace)
     atomic_write(path, lambda f: np.savez(f, **arrays))
     return path
+
+
+def _weight_arrays(model):
+    """{'w0000': array, ...} and their index [{layer, name, key, shape}], in layer order."""
+    arrays, index = {}, []
+    for layer in model.layers:
+        for name, t in layer.weights.items():
+            key = f"w{len(index):04d}"
+            arrays[key] = t.data
+            index.append({"layer": layer.name, "name": name, "key": key,
+                          "shape": list(t.data.shape)})
+    return arrays, index
+
+
+# ---- weights only (model.save_weights / load_weights) ---------------------------------------
+WEIGHTS_FORMATS = "'NAME.weights.npz' (minitiny) or 'NAME.weights.h5' (Keras 3, needs h5py)"
+
+
+def _weights_format(path, verb):
+    name = os.fspath(path).lower()
+    if name.endswith(".weights.h5"):
+        return "h5"
+    if name.endswith(".npz"):
+        return "npz"
+    raise ValueError(f"cannot {verb} weights {os.fspath(path)!r}: minitiny {verb}s weights as "
+                     f"{WEIGHTS_FORMATS} (Keras 3 also insists on '.weights.h5')")
+
+
+def save_weights(model, path):
+    """Every weight, no architecture, atomically: .weights.npz or Keras' .weights.h5."""
+    if _weights_format(path, "save") == "h5":
+        return keras_format.save_weights(model, path)
+    arrays, index = _weight_arrays(model)
+    config = {"format": WEIGHTS_FORMAT, "format_version": FORMAT_VERSION, "weights": index}
+    arrays["config"] = np.frombuffer(json.dumps(config).encode("utf-8"), dtype=np.uint8)
+    atomic_write(os.fspath(path), lambda f: np.savez(f, **arrays))
+    return path
+
+
+def load_weights(model, path):
+    """Weights saved by save_weights (or a whole .npz model file) into `model`, layer by
+    layer in order; every count and shape checked before any weight changes."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"weights file {path!r} does not exist")
+    if _weights_format(path, "load") == "h5":
+        try:
+            return keras_format.load_weights(model, path)
+        except keras_format.KerasFileError as e:
+            raise ModelFileError(str(e)) from None
+    arrays = _read(path)
+    try:
+        config = json.loads(arrays["config"].tobytes().decode("utf-8"))
+        if config.get("format") not in (FORMAT, WEIGHTS_FORMAT):
+            raise ValueError(f"format {config.get('format')!r}")
+        weights = [arrays[w["key"]] for w in config["weights"]]
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ModelFileError(f"{path!r} is not a minitiny weights file ({e})") from None
+    try:
+        model.set_weights(weights)
+    except ValueError as e:
+        raise ModelFileError(f"{path!r}: {e}") from None
 
 
 def _read(path):
