@@ -24,6 +24,8 @@ def test_the_three_import_styles_reach_the_same_objects():
     assert keras.losses.SparseCategoricalCrossentropy is mt.losses.SparseCategoricalCrossentropy
     assert keras.callbacks.EarlyStopping is mt.callbacks.EarlyStopping
     assert keras.models.load_model is mt.load_model
+    assert keras.utils.Sequence is keras.utils.PyDataset is mt.data.Sequence
+    assert tf.data.Dataset is mt.data.Dataset and keras.regularizers.L2 is mt.regularizers.L2
     assert (tf.int8, tf.uint8, tf.int16, tf.float32) == (np.int8, np.uint8, np.int16,
                                                          np.float32)
 
