@@ -4,8 +4,9 @@ tf.nn.softmax), Adam, validation_data), unchanged but for its import.
 Under CI it reads the first 3,000 training and 1,000 test images (5 epochs, a few
 seconds); HYPOTHESIS_PROFILE=thorough runs all 60,000. Measured once on all of them, the
 same file run by Keras 2 (tf_keras with TensorFlow 2.21, the data fed from minitiny's
-cache): training accuracy 0.891, validation 0.873 after 5 epochs; minitiny: 0.892 and
-0.875 (different random weights, so a few thousandths either way are noise).
+cache): training accuracy 0.891, validation 0.873 after 5 epochs; Keras 3 (TensorFlow
+2.21's tf.keras): 0.892 and 0.875; minitiny: 0.892 and 0.875 (different random weights,
+so a few thousandths either way are noise).
 """
 import numpy as np
 
