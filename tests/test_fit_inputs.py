@@ -122,7 +122,8 @@ def test_a_generator_that_runs_dry_stops_training_with_keras_warning():
      "x of batch 1 of the generator must hold numbers"),
     (lambda x, y: iter([(x[:4], y[:3])]), "x has 4 samples but y of batch 0 of the generator "
                                           "has 3"),
-    (lambda x, y: iter([(x[:4], y[:4] + 5)]), "y of batch 0 of the generator: label \\d+ at y\\[0\\] is out of range"),
+    (lambda x, y: iter([(x[:4], y[:4] + 5)]),
+     "y of batch 0 of the generator: label \\d+ at y\\[0\\] is out of range"),
     (lambda x, y: object(), "fit takes arrays, a Sequence .*got object"),
 ])
 def test_a_batch_of_the_wrong_structure_gets_one_clear_error(bad, message):
