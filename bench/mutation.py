@@ -254,7 +254,8 @@ def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
     """Compile the faulty file's MultiplyByQuantizedMultiplier in a harness beside an
     oracle (TFLM's formula, written in the harness); run both on every reachable acc of
     every channel of every weighted layer, after the output offset and clamp.
-    -> (True if no acc differs, [(op, channel, some differing accs)])."""
+    -> (True if no acc differs, False if some does, None if the ranges were too large to
+    cover; [(op, channel, some differing accs)])."""
     with open(os.path.join(tmp, "faulty_model.c"), "w") as f:
         f.write(faulty_c)
     harness = os.path.join(tmp, "harness.c")
@@ -264,11 +265,14 @@ def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
     cmd = [codegen.loader.default_compiler(), "-O2", "-w", "-I", tmp] + cflags + ["-o", exe, harness, "-lm"]
     if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
         return None, []
-    bad = []
+    bad, complete = [], True
     for op in _weighted_layers(qmodel):
         layer, p = targets.LinearLayer(qmodel, op), op.params
         for c in np.unique(layer.channel):
             lo, hi = _channel_range(layer, c)
+            if hi - lo > MAX_EXHAUSTIVE:          # too many: the accs the clamp lets through
+                lo, hi = _unclamped_window(p, c, lo, hi)
+                complete = False
             args = [lo, hi, p["output_multiplier"][c], p["output_shift"][c], p["output_offset"],
                     p["act_min"], p["act_max"]]
             out = subprocess.run([exe] + [str(int(a)) for a in args], capture_output=True, text=True,
@@ -276,7 +280,23 @@ def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
             accs = [int(v) for v in out if v and not v.startswith("count")]
             if accs:
                 bad.append((op, int(c), np.array(accs, np.int64)))
-    return not bad, bad
+    if bad:
+        return False, bad
+    return (True if complete else None), bad
+
+
+# Above this many accumulators per channel the harness evaluates only the window where the
+# correct output is not clamped (plus a margin): a difference there is still a lead for the
+# witness search, but no difference there proves nothing (undecided).
+MAX_EXHAUSTIVE = 1 << 25
+
+
+def _unclamped_window(p, c, lo, hi):
+    """The accs whose correct output lies within [act_min - 2, act_max + 2], within [lo, hi]."""
+    rate = int(p["output_multiplier"][c]) * 2.0 ** (int(p["output_shift"][c]) - 31)   # output per acc
+    a = (p["act_min"] - 2 - p["output_offset"]) / rate
+    b = (p["act_max"] + 2 - p["output_offset"]) / rate
+    return max(lo, int(np.floor(a))), min(hi, int(np.ceil(b)))
 
 
 def _channel_range(layer, c):
@@ -340,12 +360,12 @@ def _epilogue(acc, p, c, operator):
     return np.clip(fp.multiply_by_quantized_multiplier(acc, m, s) + off, a_min, a_max)
 
 
-def witness_search(qmodel, d, flags, bad, rng, per_channel=6, steps=100):
+def witness_search(qmodel, d, flags, bad, rng, per_channel=4, steps=60):
     """An input on which the faulty C's model output differs, aimed at the accumulators
     where the decision saw the faulty layer differ: solved for a layer reading the model
     input, hill-climbed for a deeper one. None if none is found."""
     fn = codegen.load(d, flags=flags)
-    for op, c, accs in bad[:8]:
+    for op, c, accs in bad[:4]:
         layer = targets.LinearLayer(qmodel, op)
         members = np.flatnonzero(layer.channel == c)
         first = targets.reads_model_input(qmodel, op)
@@ -422,7 +442,7 @@ def variants():
     return out
 
 
-def bench(quick=False, budget=20.0, per_operator=2, seed=0, log=print, models=None):
+def bench(quick=False, budget=20.0, per_operator=2, seed=0, log=print, models=None, only_variants=None):
     """[row dict] per (model, variant, fault); models: {name: (qmodel, int8 inputs for
     `verify`)} instead of build_models(quick). A row's 'source' is the faulty C."""
     rows = []
@@ -430,7 +450,8 @@ def bench(quick=False, budget=20.0, per_operator=2, seed=0, log=print, models=No
     models = build_models(quick) if models is None else models
     for name, (qmodel, x_verify) in models.items():
         qmodel.prepare()
-        for variant, flags in (variants()[:1] if quick else variants()):
+        chosen = [(v, f) for v, f in variants() if only_variants is None or v in only_variants]
+        for variant, flags in (chosen[:1] if quick else chosen):
             with tempfile.TemporaryDirectory() as tmp:
                 clean = os.path.join(tmp, "clean")
                 codegen.generate(qmodel, clean, name="m", variant=variant)
@@ -499,17 +520,28 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="one small model, one site per operator")
     ap.add_argument("--budget", type=float, default=20.0, help="--thorough's budget per fault (seconds)")
     ap.add_argument("--per-operator", type=int, default=2, help="fault sites per operator (default 2)")
+    ap.add_argument("--models", help="a comma-separated subset of mlp,cnn,ds_cnn (default: all)")
+    ap.add_argument("--variants", help="a comma-separated subset of the kernel variants (default: all)")
     ap.add_argument("--out", help="write the results (Markdown) here, e.g. bench/results/mutation.md")
     args = ap.parse_args(argv)
     t = time.monotonic()
-    rows = bench(args.quick, args.budget, args.per_operator)
+    models = build_models(args.quick)
+    if args.models:
+        unknown = set(args.models.split(",")) - set(models)
+        if unknown:
+            ap.error(f"--models: unknown {', '.join(sorted(unknown))}; known: {', '.join(models)}")
+        models = {k: v for k, v in models.items() if k in args.models.split(",")}
+    rows = bench(args.quick, args.budget, args.per_operator, models=models,
+                 only_variants=args.variants.split(",") if args.variants else None)
     text = table(rows, args.budget)
     print(text)
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
         with open(args.out, "w") as f:
+            chosen = (f" --models {args.models}" if args.models else "") + \
+                (f" --variants {args.variants}" if args.variants else "")
             f.write(f"# Mutation testing of the verification modes\n\nRegenerate: `python bench/mutation.py "
-                    f"--budget {args.budget:g} --per-operator {args.per_operator} --out {args.out}` "
+                    f"--budget {args.budget:g} --per-operator {args.per_operator}{chosen} --out {args.out}` "
                     f"({time.monotonic() - t:.0f} s on this machine).\n\n{__doc__.split(chr(10) + chr(10), 1)[1]}\n"
                     f"{text}\n")
     return 0

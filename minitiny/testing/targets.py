@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from minitiny.quant import fixedpoint as fp
+from minitiny.quant import fixedpoint as fp, kernels
 
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
 INT32_MIN, INT32_MAX = -2 ** 31, 2 ** 31 - 1
@@ -237,18 +237,29 @@ def solved_inputs(qmodel, op, rng, limit=64):
     return found
 
 
+def layer_input(qmodel, op, x):
+    """The input of `op` for model inputs x (N, ...): the NumPy int8 reference run only as
+    far as it needs (not the layers after it)."""
+    values = {qmodel.inputs[0]: np.asarray(x, np.int8)}
+    for o in qmodel.ops:
+        if op.inputs[0] in values:
+            break
+        values[o.outputs[0]] = kernels.run(o, qmodel.tensors,
+                                           [values[n] if n in values else qmodel.tensors[n].data for n in o.inputs])
+    return values[op.inputs[0]]
+
+
 def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16):
     """Search model inputs from x0 that bring acc[e] of `op` (any layer) onto `target` (one
     accumulator, or an array of them: the nearest counts). Each step tries `batch`
     mutations, coarse (a few values moved by up to 32, or set to an extreme) and fine (one
     value moved by 1 to 3), and keeps the best. Returns (input, distance reached)."""
     layer = LinearLayer(qmodel, op)
-    in_name = op.inputs[0]
     goals = np.sort(np.atleast_1d(np.asarray(target, np.int64)))
     best = np.asarray(x0, np.int8).reshape(qmodel.input.shape)
 
     def distance(xs):
-        acc = layer.acc(qmodel.predict_int8(xs, return_all=True)[in_name], e)
+        acc = layer.acc(layer_input(qmodel, op, xs), e)
         i = np.searchsorted(goals, acc)                 # goals[i - 1] < acc <= goals[i]
         below, above = goals[np.maximum(i - 1, 0)], goals[np.minimum(i, len(goals) - 1)]
         return np.minimum(np.abs(acc - below), np.abs(acc - above))
