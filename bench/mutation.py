@@ -288,7 +288,7 @@ def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
 # Above this many accumulators per channel the harness evaluates only the window where the
 # correct output is not clamped (plus a margin): a difference there is still a lead for the
 # witness search, but no difference there proves nothing (undecided).
-MAX_EXHAUSTIVE = 1 << 25
+MAX_EXHAUSTIVE = 1 << 22
 
 
 def _unclamped_window(p, c, lo, hi):

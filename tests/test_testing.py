@@ -27,6 +27,8 @@ from minitiny.testing import (Mismatch, assert_equivalent, assert_invariant, ass
 from minitiny.testing import models, targets
 
 GCC = shutil.which("gcc") or shutil.which("clang")
+# more draws under HYPOTHESIS_PROFILE=thorough (the budgets below are CI's)
+SCALE = 10 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 1
 requires_cc = pytest.mark.skipif(GCC is None, reason="no C compiler (gcc or clang)")
 # the short road of the C requantization without its sign correction: negative ties round
 # toward +infinity instead of away from zero (one of the faults `minitiny verify` missed)
@@ -50,14 +52,14 @@ def conv_mlp_inputs():
 
 
 @given(st.data())
-@settings(max_examples=30)
+@settings(max_examples=30 * SCALE)
 def test_int8_inputs_lie_in_range(data):
     model = conv_mlp()
     x = data.draw(conv_mlp_inputs())
     assert x.dtype == np.int8 and x.shape == model.input.shape
 
 
-FIND = settings(max_examples=300, database=None)
+FIND = settings(max_examples=300 * SCALE, database=None)
 
 
 def test_int8_inputs_reach_the_extremes_the_zero_point_and_the_targets():
@@ -76,7 +78,7 @@ def test_int8_inputs_reach_the_extremes_the_zero_point_and_the_targets():
 
 
 @given(st.data())
-@settings(max_examples=40)
+@settings(max_examples=40 * SCALE)
 def test_float_inputs_cover_inside_and_outside_the_calibration_range(data):
     calibration = np.linspace(-2.0, 3.0, 50, dtype=np.float32).reshape(10, 5)
     x = data.draw(float_inputs(None, calibration=calibration, outside=0.5, shape=(5,)))
@@ -92,7 +94,7 @@ def test_float_inputs_reach_beyond_both_ends():
 
 @pytest.mark.skipif(not tflm.available(), reason="tflite-micro is not installed")
 @given(tflite_files(["conv_2d", "fully_connected", "relu"], max_layers=3))
-@settings(max_examples=5)
+@settings(max_examples=5 * SCALE)
 def test_tflite_files_are_models_tflm_runs(data):
     from minitiny.quant.tflite_read import run_tflm_int8
     from minitiny.quant.tflite_read import from_tflite
@@ -102,7 +104,7 @@ def test_tflite_files_are_models_tflm_runs(data):
 
 
 @given(qmodels(["fully_connected", "relu", "residual"], max_layers=3, spatial=False))
-@settings(max_examples=10)
+@settings(max_examples=10 * SCALE)
 def test_qmodels_draws_the_kinds_asked_for(qmodel):
     assert {op.kind for op in qmodel.ops} <= {"fully_connected", "relu", "add", "conv_2d", "depthwise_conv_2d",
                                               "max_pool_2d", "average_pool_2d", "relu6", "logistic", "tanh"}
@@ -113,7 +115,7 @@ def test_qmodels_draws_the_kinds_asked_for(qmodel):
 # ---------------------------------------------------------------------------------------
 @given(st.integers(2 ** 30, 2 ** 31 - 1), st.integers(-12, 2), st.integers(-128, 127),
        st.sampled_from([(-128, 127), (0, 127), (-128, 50)]))
-@settings(max_examples=40)
+@settings(max_examples=40 * SCALE)
 def test_knife_edges_are_the_clamp_bounds_and_ties_brute_force_finds(m, shift, z, clamp):
     """Every accumulator of [-3000, 3000] requantized (the exact integer formula): the
     reported clamp transitions are all there are, and every reported tie is a tie."""
@@ -149,6 +151,27 @@ def test_linear_form_of_a_layer_is_what_the_kernel_computes():
         np.testing.assert_array_equal(out, values[op.outputs[0]].reshape(len(x), -1))
 
 
+@pytest.mark.parametrize("shape, units", [((100, 100, 1), 6), ((1200,), 1000)])
+def test_solved_inputs_hit_their_targets_on_large_layers(shape, units):
+    """Where users go: a 100x100 image flattened into a dense layer, a dense layer of 1000
+    units; extreme input and weight scales (1e-14 .. 1e15, their products still normal
+    float32)."""
+    rng = np.random.default_rng(len(shape))
+    b = models.Builder(7, shape, "large", in_scale=np.float32(1e-12 if len(shape) == 3 else 1e15),
+                       weight_scales=(1e-14, 1e-12) if len(shape) == 3 else (1e14, 1e15))
+    qmodel = (b.flatten() if len(shape) == 3 else b).dense(units, "relu", per_channel=True).model()
+    qmodel.prepare()
+    layer = targets.LinearLayer(qmodel, qmodel.ops[-1])
+    hits = 0
+    for e in rng.choice(len(layer.channel), min(8, len(layer.channel)), replace=False):
+        for target in layer.edges(int(e))[:4]:
+            x = layer.solve(int(e), target, rng.integers(-128, 128, qmodel.input.shape))
+            if x is not None:
+                assert layer.acc(x[None], int(e))[0] == target and x.min() >= -128 and x.max() <= 127
+                hits += 1
+    assert hits >= 8
+
+
 def test_solved_inputs_hit_their_targets_exactly():
     qmodel = conv_mlp()
     qmodel.prepare()
@@ -171,7 +194,7 @@ def test_solved_inputs_hit_their_targets_exactly():
 # Shrinking
 # ---------------------------------------------------------------------------------------
 @given(st.integers(-128, 127), st.integers(-100, 100), st.integers(-100, 100), st.integers(0, 2 ** 16))
-@settings(max_examples=30)
+@settings(max_examples=30 * SCALE)
 def test_shrinking_ends_at_the_minimal_input(zp, a, b, seed):
     """fails(x) <=> x[3] - zp >= a' and x[7] - zp <= b' (away from zp, inside int8): the
     smallest failing input is known, all zero point but those two values."""
