@@ -477,7 +477,8 @@ class KerasNpzTarget(Target):
 
 
 def seed_qmodels():
-    """A few int8 models covering every op kind (int8_oracle.Builder)."""
+    """A few int8 models covering every op kind (int8_oracle.Builder), and where users go:
+    a dense layer of 1,000 units, a flatten of 10,000 values, scales of 1e-30 and 1e30."""
     import int8_oracle as O
     b = O.Builder(1, (6, 5, 2), "seed_cnn")
     b.conv(3, (3, 3), (2, 1), "same", "relu").depthwise(2, (2, 2), (1, 1), "valid", "relu6")
@@ -489,7 +490,13 @@ def seed_qmodels():
     b.dense(8, "relu", bias=False)
     saved = b.cur
     b.logistic().tanh().relu().add(saved).reshape((2, 4)).dense(3)
-    return [cnn, b.model()]
+    mlp = b.model()
+    b = O.Builder(3, (8,), "seed_wide", in_scale=1e-30, weight_scales=(1e5, 1e7))
+    b.dense(1000, "relu", per_channel=True).dense(3)
+    wide = b.model()
+    b = O.Builder(4, (100, 100, 1), "seed_flat", in_scale=1e30, weight_scales=(1e-35, 1e-33))
+    b.flatten().dense(2)
+    return [cnn, mlp, wide, b.model()]
 
 
 class QModelNpzTarget(Target):
