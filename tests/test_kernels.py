@@ -243,7 +243,8 @@ def test_a_relu6_bound_beyond_int32_is_refused_as_tflm_refuses_it(kind):
     Quantize; a pool then ran on whatever its activation range held, giving 1 where minitiny
     gave 87). Refused here too, naming the layer; where 6.0 / scale fits, TFLM's bits."""
     from minitiny.quant.graph import GraphError
-    for scale, fits in ((6 / 2 ** 30, True), (6 / 2 ** 32, False), (2e-25, False)):
+    pool = kind.endswith("pool_2d")     # (a pool keeps its input's scale: 1e-45 gives 6 / s = inf)
+    for scale, fits in ((6 / 2 ** 30, True), (6 / 2 ** 32, False), (2e-25, False)) + ((1e-45, False),) * pool:
         b = O.Builder(3, (4, 4, 2), kind, np.float32(scale), 87)
         if kind == "conv_2d":
             b.conv(2, activation="relu6")
@@ -259,6 +260,26 @@ def test_a_relu6_bound_beyond_int32_is_refused_as_tflm_refuses_it(kind):
         else:
             with pytest.raises(GraphError, match=rf"op '{b.ops[-1].name}'.*relu6.*does not fit int32"):
                 b.model()                                  # QModel runs every op's Prepare
+
+
+def test_a_bias_scale_beyond_float32_is_refused():
+    """Found by the widened drawer (scales 1e-30..1e30): s_in * s_w underflowing float32 was
+    accepted for a conv without bias (TFLM takes the multiplier in double), and writing the
+    .tflite then failed on the zero bias it adds, whose scale became 0. Refused at Prepare,
+    naming the layer; 1e-30 * 1e-5 (a normal float32) is written and read back."""
+    from minitiny.quant.graph import GraphError
+    from minitiny.quant.tflite_io import to_tflite
+    from minitiny.quant.tflite_read import from_tflite
+    for s_w, fits in ((1e-5, True), (1e-20, False)):
+        b = O.Builder(2, (5, 5, 2), "conv", np.float32(1e-30), 0)
+        b.conv(3, bias=False)
+        b.tensors[b.ops[0].inputs[1]].scale = np.full(3, s_w, np.float32)
+        b.tensors[b.cur].scale = np.float32(max(s_w * 1e-30 * 100, 1e-44))  # a multiplier < 1
+        if fits:
+            assert from_tflite(to_tflite(b.model())).ops[0].kind == "conv_2d"
+            continue
+        with pytest.raises(GraphError, match=r"op 'conv_2d_0'.*bias scale s_in \* s_w .* not a normal float32"):
+            b.model()
 
 
 @O.requires_tflm

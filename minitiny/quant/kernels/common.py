@@ -76,7 +76,9 @@ def activation_range(activation, scale, zero_point):
     6.0 over a scale below about 3e-9), so the model is refused here too (and 2^31 itself,
     which TFLM accepts and then casts to int32: undefined behaviour)."""
     def quantize(x):
-        q = np.float32(fp.tflite_round(float(np.float32(x) / np.float32(scale))))
+        with np.errstate(over="ignore"):
+            r = float(np.float32(x) / np.float32(scale))     # inf below a scale of 6 / FLT_MAX
+        q = np.float32(fp.tflite_round(r)) if np.isfinite(r) else r
         if not fp.INT32_MIN <= float(q) <= fp.INT32_MAX:    # (TFLM casts 2^31 to int32: UB)
             raise ActivationRangeError(
                 f"fused {activation}: {x} / output scale {float(scale):.9g} = {float(q):.9g} does "
@@ -171,6 +173,11 @@ def weighted_requantization(op, x, out, w, w_scales, bias, fan_in, single_roundi
     product = np.float64(s_in) * w_scales.astype(np.float64)
     real = product / np.float64(s_out)
     check_multiplier(op, real, "s_in * s_w / s_out")
+    with np.errstate(over="ignore", under="ignore"):
+        bias_scales = s_in * w_scales.astype(np.float32)      # what a bias tensor's float32 holds
+    if not np.all(np.isfinite(bias_scales)) or np.any(bias_scales < np.finfo(np.float32).tiny):
+        fail(op, f"the bias scale s_in * s_w = {product.ravel()[:4]} is not a normal float32 "
+                 f"(a .tflite file stores it as one, even for a layer without bias): check the scales")
     check_bias_scale(op, bias, product)
     check_accumulator(op, w, bias, fan_in)
     mult, shift = fp.quantize_multiplier_array(real, single_rounding)
