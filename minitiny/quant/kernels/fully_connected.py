@@ -5,7 +5,7 @@ fully_connected.h (Eval). Weight (units, in_features) int8, bias (units,) int32.
 """
 import numpy as np
 
-from .common import activation_tensor, fail, requantize, weighted_requantization, weights_and_bias
+from .common import activation_tensor, fail, requantize, scale, weighted_requantization, weights_and_bias
 
 KINDS = ("fully_connected",)
 INPUTS = (2, 3)                       # input, weight[, bias]
@@ -24,9 +24,23 @@ def prepare(op, tensors, single_rounding):
                  f"weight {w.name!r} expects {in_features}")
     if out.shape != (units,):
         fail(op, f"output {out.name!r} has shape {out.shape}, expected ({units},)")
+    check_bias_against_output(op, x, w_scales, bias, out)
     return dict(weighted_requantization(op, x, out, w, w_scales, bias, in_features, single_rounding),
                 in_features=in_features, out_features=units, has_bias=bias is not None,
                 macs=in_features * units)
+
+
+def check_bias_against_output(op, x, w_scales, bias, out):
+    """TFLM's fully_connected Prepare also runs GetQuantizedConvolutionMultipler (kernel_util.cc),
+    which refuses |s_in * s_w - bias scale| / s_out > 0.02 (in double, the bias scale a
+    float32): at extreme scales the float32 rounding of a bias scale can exceed 2% of s_out."""
+    if bias is None:
+        return
+    product = np.float64(scale(x)) * w_scales.astype(np.float64)
+    diff = np.abs(product - bias.scale.astype(np.float64)) / np.float64(scale(out))
+    if np.any(diff > 0.02):
+        fail(op, f"bias {bias.name!r}: |s_in * s_w - bias scale| / s_out = {float(diff.max()):.3g} "
+                 f"> 0.02, which TFLM's fully_connected refuses (GetQuantizedConvolutionMultipler)")
 
 
 def run(op, p, x, w, b=None):
