@@ -9,6 +9,7 @@ many scales. A second, TFLM-free oracle (naive loops over Python ints, transcrib
 TFLM's reference kernels) checks the vectorised conv, depthwise, pooling and dense code.
 How many outputs were compared, and how many differed, is printed at the end of the module.
 """
+import os
 import re
 
 import numpy as np
@@ -236,20 +237,23 @@ def test_relu6_threshold_is_rounded_in_float32():
 
 
 @O.requires_tflm
-@pytest.mark.parametrize("kind", ["conv_2d", "fully_connected", "max_pool_2d", "average_pool_2d"])
+@pytest.mark.parametrize("kind", ["conv_2d", "fully_connected", "max_pool_2d", "average_pool_2d", "relu6"])
 def test_a_relu6_bound_beyond_int32_is_refused_as_tflm_refuses_it(kind):
     """Found by the widened drawer: ReLU6 fused into a layer whose output scale is below
     6 / 2^31 puts 6.0 / scale outside int32; TFLM's Prepare refuses it (kernel_util.cc
     Quantize; a pool then ran on whatever its activation range held, giving 1 where minitiny
-    gave 87). Refused here too, naming the layer; where 6.0 / scale fits, TFLM's bits."""
+    gave 87), and its RELU6 op casts it to int32 unchecked (undefined: -128 where minitiny
+    gave 85). Refused here too, naming the layer; where 6.0 / scale fits, TFLM's bits."""
     from minitiny.quant.graph import GraphError
-    pool = kind.endswith("pool_2d")     # (a pool keeps its input's scale: 1e-45 gives 6 / s = inf)
+    pool = kind.endswith("pool_2d") or kind == "relu6"   # (keep the input's scale: 1e-45 gives inf)
     for scale, fits in ((6 / 2 ** 30, True), (6 / 2 ** 32, False), (2e-25, False)) + ((1e-45, False),) * pool:
         b = O.Builder(3, (4, 4, 2), kind, np.float32(scale), 87)
         if kind == "conv_2d":
             b.conv(2, activation="relu6")
         elif kind == "fully_connected":
             b.flatten().dense(3, activation="relu6")
+        elif kind == "relu6":                               # the RELU6 op: TFLM's cast is UB
+            b.relu6()
         else:
             b.pool(kind, (2, 2), (2, 2), activation="relu6")
         if kind in ("conv_2d", "fully_connected"):          # relu6 over the output's scale
@@ -298,6 +302,50 @@ def test_a_dense_bias_scale_far_from_the_product_relative_to_the_output_is_refus
         else:
             with pytest.raises(GraphError, match=r"op 'fully_connected_0'.*> 0.02, which TFLM"):
                 b.model()
+
+
+EXTREME_SCALES = (1e-30, 1e30)
+EXTREME_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "add", "average_pool_2d",
+                 "max_pool_2d", "mean")
+EXTREME_MODELS = 1400 if os.environ.get("HYPOTHESIS_PROFILE") == "thorough" else 70
+
+
+def extreme_model(rng, kind):
+    """One op of `kind` (int8_oracle.random_config) with input, weight and (for half the
+    weighted layers, adds and means) output scales log-uniform over 1e-30 .. 1e30."""
+    in_shape, cfg = O.random_config(rng, kind)
+    b = O.Builder(int(rng.integers(2 ** 32)), in_shape, kind, O.log_uniform(rng, *EXTREME_SCALES),
+                  weight_scales=EXTREME_SCALES)
+    if kind == "add":
+        b.add(b.input("x2", in_shape, O.log_uniform(rng, *EXTREME_SCALES)), **cfg)
+    elif kind in ("average_pool_2d", "max_pool_2d"):
+        b.pool(kind, **cfg)
+    else:
+        {"fully_connected": b.dense, "conv_2d": b.conv, "depthwise_conv_2d": b.depthwise,
+         "mean": b.mean}[kind](**cfg)
+    if not kind.endswith("pool_2d") and rng.random() < 0.5:     # pools keep their input's
+        b.tensors[b.cur].scale = np.full_like(b.tensors[b.cur].scale, O.log_uniform(rng, *EXTREME_SCALES))
+    return b.model()
+
+
+@O.requires_tflm
+def test_ops_at_extreme_scales_match_tflm_or_are_refused():
+    """Scales from 1e-30 to 1e30, where users' calibration data can put them: every model
+    minitiny's Prepare accepts gives TFLM's bits (the fused-ReLU6, bias-scale and dense
+    bias checks above came from this sweep); what it refuses is refused with a GraphError.
+    70 models per CI run, 1,400 under HYPOTHESIS_PROFILE=thorough."""
+    rng = np.random.default_rng(2026)
+    accepted = 0
+    for i in range(EXTREME_MODELS):
+        kind = EXTREME_KINDS[i % len(EXTREME_KINDS)]
+        try:
+            with np.errstate(over="ignore", under="ignore"):
+                model = extreme_model(rng, kind)
+        except GraphError:
+            continue                        # a tensor or the op's Prepare refused the scales
+        O.check_against_tflm(model, seed=i, label=f"{kind} (scales 1e-30..1e30)")
+        accepted += 1
+    assert accepted >= EXTREME_MODELS // 2, accepted
 
 
 @O.requires_tflm

@@ -6,8 +6,8 @@ reference ReluQuantized (Eval).
 import numpy as np
 
 from .. import fixedpoint as fp
-from .common import (INT8_MAX, INT8_MIN, activation_range, check_multiplier, input_and_output,
-                     same_quantization, scale, size)
+from .common import (activation_range, check_multiplier, input_and_output, same_quantization,
+                     scale, size)
 
 KINDS = ("relu", "relu6")
 INPUTS = (1, 1)
@@ -19,10 +19,11 @@ def prepare(op, tensors, single_rounding):
         # Relu6Prepare: a clamp in the input's quantization, with no requantization, so the
         # output must share it.
         same_quantization(op, x, out)
-        # FloatToQuantizedType (TFLM micro_utils.h): round(6.0f / scale) in float32.
-        six = int(x.zero_point) + fp.tflite_round(float(np.float32(6.0) / scale(x)))
-        return dict(lower=int(x.zero_point), upper=int(np.clip(six, INT8_MIN, INT8_MAX)),
-                    size=size(x), macs=0)
+        # FloatToQuantizedType (TFLM micro_utils.h): z + round(6.0f / scale) in float32, then
+        # clamped to int8: the fused ReLU6's range. Where 6.0f / scale leaves int32 TFLM's cast
+        # is undefined (found at extreme scales: it gave -128 where this gave 85): refused.
+        lower, upper = activation_range("relu6", scale(x), x.zero_point)
+        return dict(lower=lower, upper=upper, size=size(x), macs=0)
     # CalculateReluOpData: requantize s_in / s_out, clamp at real 0.
     real = np.float64(scale(x)) / np.float64(scale(out))
     check_multiplier(op, real, "s_in / s_out")

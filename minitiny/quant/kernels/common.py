@@ -81,8 +81,9 @@ def activation_range(activation, scale, zero_point):
         q = np.float32(fp.tflite_round(r)) if np.isfinite(r) else r
         if not fp.INT32_MIN <= float(q) <= fp.INT32_MAX:    # (TFLM casts 2^31 to int32: UB)
             raise ActivationRangeError(
-                f"fused {activation}: {x} / output scale {float(scale):.9g} = {float(q):.9g} does "
-                f"not fit int32, and TFLM refuses such a range (kernel_util.cc Quantize)")
+                f"{activation}: {x} / output scale {float(scale):.9g} = {float(q):.9g} does not "
+                f"fit int32; TFLM refuses such a range (kernel_util.cc Quantize), or for a RELU6 "
+                f"op casts it to int32 (undefined behaviour)")
         return int(zero_point) + int(q)
     if activation == "relu":
         return max(INT8_MIN, quantize(0.0)), INT8_MAX
