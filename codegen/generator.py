@@ -389,6 +389,12 @@ def _check_model(qmodel):
     if unsupported:
         raise CodegenError(f"model {qmodel.name!r}: op kind(s) {', '.join(unsupported)} have no C "
                            f"template; supported: {', '.join(sorted(TEMPLATES))}")
+    for op in qmodel.ops:
+        p = op.params or {}
+        if op.kind == "add" and (p.get("broadcast") or p.get("input1_constant") or p.get("input2_constant")):
+            raise CodegenError(f"model {qmodel.name!r}: layer {op.name!r} (add): the C kernel adds two "
+                               f"activations of one shape; broadcasting and constant operands run in "
+                               f"the NumPy int8 reference and TFLite only, so far")
     rounding = {bool(op.params.get("single_rounding", False)) for op in qmodel.ops if op.params}
     if len(rounding) > 1:
         raise CodegenError(f"model {qmodel.name!r}: ops mix single and double rounding")

@@ -11,9 +11,10 @@ import pytest
 
 from minitiny.quant import kernels, tflm
 # the builders and configurations live in the public package (minitiny.testing.models)
-from minitiny.testing.models import (ACTIVATIONS, ALL_INT8, Builder, activations, config,  # noqa: F401
-                                     elementwise_model, int8_input, log_uniform, op_configs,
-                                     random_config, seeds, single_op_model, weights, zero_point)
+from minitiny.testing.models import (ACTIVATIONS, ALL_INT8, BINARY, FUSED, Builder,  # noqa: F401
+                                     activations, broadcast_config, config, elementwise_model,
+                                     int8_input, log_uniform, op_configs, random_config, seeds,
+                                     single_op_model, weights, zero_point)
 import figures  # noqa: E402  (tests/figures.py)
 
 requires_tflm = pytest.mark.skipif(not tflm.available(),

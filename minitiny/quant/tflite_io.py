@@ -46,6 +46,11 @@ BUILTINS = {
     "average_pool_2d": (BuiltinOperator.AVERAGE_POOL_2D, 2),
     "mean": (BuiltinOperator.MEAN, 2),
     "add": (BuiltinOperator.ADD, 2),
+    "sub": (BuiltinOperator.SUB, 2),
+    "mul": (BuiltinOperator.MUL, 2),
+    "maximum": (BuiltinOperator.MAXIMUM, 2),
+    "minimum": (BuiltinOperator.MINIMUM, 2),
+    "squared_difference": (BuiltinOperator.SQUARED_DIFFERENCE, 2),
     "reshape": (BuiltinOperator.RESHAPE, 1),
     "softmax": (BuiltinOperator.SOFTMAX, 2),
     "logistic": (BuiltinOperator.LOGISTIC, 2),
@@ -56,6 +61,9 @@ BUILTINS = {
 ACTIVATION = {"none": ActivationFunctionType.NONE, "relu": ActivationFunctionType.RELU,
               "relu6": ActivationFunctionType.RELU6}
 PADDING = {"same": Padding.SAME, "valid": Padding.VALID}
+# kinds whose options table holds only the fused activation -> that table
+ACTIVATION_ONLY_OPTIONS = {"fully_connected": "FullyConnectedOptions", "add": "AddOptions",
+                           "sub": "SubOptions", "mul": "MulOptions"}
 TENSOR_TYPE = {"int8": TensorType.INT8, "int32": TensorType.INT32}
 EDGE_TYPES = {"int8": TensorType.INT8, "uint8": TensorType.UINT8, "float32": TensorType.FLOAT32}
 # the op at an edge of another type -> (builtin operator, version TFLite's converter writes)
@@ -147,10 +155,11 @@ class _Writer:
         b, o = self.b, op.options
         act = ACTIVATION[o.get("activation", "none")]
         kind = op.kind
-        if kind == "fully_connected":
-            tfl.FullyConnectedOptionsStart(b)
-            tfl.FullyConnectedOptionsAddFusedActivationFunction(b, act)
-            return BuiltinOptions.FullyConnectedOptions, tfl.FullyConnectedOptionsEnd(b)
+        if kind in ACTIVATION_ONLY_OPTIONS:           # a table holding just the fused activation
+            table = ACTIVATION_ONLY_OPTIONS[kind]
+            getattr(tfl, table + "Start")(b)
+            getattr(tfl, table + "AddFusedActivationFunction")(b, act)
+            return getattr(BuiltinOptions, table), getattr(tfl, table + "End")(b)
         if kind == "conv_2d":
             tfl.Conv2DOptionsStart(b)
             tfl.Conv2DOptionsAddPadding(b, PADDING[o.get("padding", "valid")])
@@ -184,10 +193,6 @@ class _Writer:
             tfl.ReducerOptionsStart(b)
             tfl.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
             return BuiltinOptions.ReducerOptions, tfl.ReducerOptionsEnd(b)
-        if kind == "add":
-            tfl.AddOptionsStart(b)
-            tfl.AddOptionsAddFusedActivationFunction(b, act)
-            return BuiltinOptions.AddOptions, tfl.AddOptionsEnd(b)
         if kind == "reshape":
             shape = (1,) + self.q.tensors[op.outputs[0]].shape
             new_shape = _i32_vector(b, tfl.ReshapeOptionsStartNewShapeVector, shape)
@@ -198,7 +203,8 @@ class _Writer:
             tfl.SoftmaxOptionsStart(b)
             tfl.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
             return BuiltinOptions.SoftmaxOptions, tfl.SoftmaxOptionsEnd(b)
-        return BuiltinOptions.NONE, None     # logistic, tanh, relu, relu6 take no options
+        return BuiltinOptions.NONE, None     # logistic, tanh, relu, relu6, maximum, minimum,
+        #                                      squared_difference: no options TFLM reads
 
     # -- the model -----------------------------------------------------------------------
     def collect(self):

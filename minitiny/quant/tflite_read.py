@@ -23,9 +23,12 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    the int8 tensor it reads is the model output (`QModel.predict` dequantizes it).
    Operators the outputs do not depend on are skipped, such as the SHAPE -> STRIDED_SLICE
    -> PACK chain Keras 3's Flatten leaves behind to compute RESHAPE's unused shape input.
-   Whatever else minitiny cannot run (an operator, a float or int16 tensor, dilation,
-   broadcasting, a dynamic shape, a batch size other than 1, several subgraphs, several
-   outputs: `predict_int8` and the generated C return one tensor) is collected, and one `UnsupportedTFLiteError` lists every item.
+   The element-wise ops (ADD, SUB, MUL, ...) take either input as a constant and broadcast.
+   The operators minitiny runs are the table in `supported.py`. Whatever else minitiny cannot
+   run (an operator, a float or int16 tensor, dilation, a dynamic shape, a batch size other
+   than 1, a variable tensor, several subgraphs, several outputs: `predict_int8` and the
+   generated C return one tensor) is collected, and one `UnsupportedTFLiteError` lists every
+   item with its operator index.
 3. The `QModel` is built, named as the quantizer names its tensors, and its `prepare()`
    checks each operator against its tensors (quant/kernels/): a `GraphError` names the file too.
 
@@ -93,12 +96,16 @@ OPTION_FIELDS = {
                       "FusedActivationFunction"),
     "ReducerOptions": ("KeepDims",),
     "AddOptions": ("FusedActivationFunction",),
+    "SubOptions": ("FusedActivationFunction",),
+    "MulOptions": ("FusedActivationFunction",),
     "SoftmaxOptions": ("Beta",),
 }
 # kind -> (fewest, most) inputs in the file (RESHAPE's and MEAN's second input is a shape / axes)
+ELEMENTWISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
 ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 3),
-         "add": (2, 2), "mean": (2, 2), "reshape": (1, 2)}
+         "mean": (2, 2), "reshape": (1, 2), **{kind: (2, 2) for kind in ELEMENTWISE}}
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
+FUSES_ACTIVATION = ("add", "sub", "mul")            # of ELEMENTWISE
 
 
 def op_name(code):
@@ -516,6 +523,26 @@ class _Importer:
                                f"global average over H and W of (N, H, W, C))")
         return {"axes": (0, 1), "keep_dims": bool(op.options["KeepDims"])}
 
+    def map_elementwise(self, op, kind, out):
+        """ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE: two inputs, either one a
+        constant, whose shapes broadcast (NumPy's rule, TFLite's) to the output's."""
+        if min(op.inputs[:2]) < 0:
+            self.fail(f"{op.label}: inputs {op.inputs}: one is missing")
+        a, b = (self.tensors[t] for t in op.inputs[:2])
+        if a.data is not None and b.data is not None:
+            raise _Unsupported("both inputs are constants (a constant result: fold it before converting)")
+        try:
+            shape = np.broadcast_shapes(a.shape, b.shape)
+        except ValueError:
+            self.fail(f"{op.label}: input shapes {list(a.shape)} and {list(b.shape)} do not broadcast")
+        if shape != out.shape:
+            self.fail(f"{op.label}: inputs {list(a.shape)} and {list(b.shape)} broadcast to "
+                      f"{list(shape)}, but the output has shape {list(out.shape)}")
+        if a.shape != b.shape and len(shape) > 4:
+            raise _Unsupported(f"broadcasting {list(a.shape)} with {list(b.shape)}: over "
+                               f"{len(shape)} dimensions (TFLM's broadcasting stops at 4)")
+        return {"activation": self.activation(op)} if kind in FUSES_ACTIVATION else {}
+
     def qop(self, op):
         """(kind, input tensor indices, options) of one operator; _Unsupported if minitiny
         cannot run it."""
@@ -534,7 +561,10 @@ class _Importer:
         if not lo <= len(op.inputs) <= hi or len(op.outputs) != 1:
             self.fail(f"{op.label} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; "
                       f"expected {lo}..{hi} inputs and 1 output")
-        x, out = self.activation_input(op, 0), self.tensors[op.outputs[0]]
+        out = self.tensors[op.outputs[0]]
+        if kind in ELEMENTWISE:                 # either input may be a constant
+            return kind, op.inputs[:2], self.map_elementwise(op, kind, out)
+        x = self.activation_input(op, 0)
         if kind in WEIGHTED:
             return (kind,) + self.map_weighted(op, kind, x, out)
         if kind in ("max_pool_2d", "average_pool_2d"):
@@ -542,12 +572,6 @@ class _Importer:
             return kind, op.inputs[:1], dict(self.window(op, k_h, k_w), pool_size=(k_h, k_w))
         if kind == "mean":
             return kind, op.inputs[:1], self.map_mean(op, x)
-        if kind == "add":
-            y = self.activation_input(op, 1)
-            if not x.shape == y.shape == out.shape:
-                raise _Unsupported(f"broadcasting {list(x.shape)} + {list(y.shape)} -> "
-                                   f"{list(out.shape)} (only equal shapes)")
-            return kind, op.inputs[:2], {"activation": self.activation(op)}
         if kind == "softmax":
             return kind, op.inputs[:1], {"beta": float(op.options["Beta"])}
         return kind, op.inputs[:1], {}          # reshape, logistic, tanh, relu, relu6
@@ -559,10 +583,12 @@ class _Importer:
         want = "int32" if role == "bias" else "int8"
         why = [f"{extra} tensor" for extra in tensor.extras]
         if tensor.type_name != want:
-            article = "an" if role == "activation" else "a"
+            article = "an" if role in ("activation", "operand") else "a"
             why.append(f"type {tensor.type_name} ({article} {role} must be {want})")
         elif tensor.scale is None:
             why.append("no quantization parameters")
+        elif role == "operand" and tensor.scale.shape[0] > 1:
+            why.append(f"{tensor.scale.shape[0]} scales (a constant operand has one)")
         if role == "activation":
             n = int(np.prod(tensor.shape, dtype=object))
             if len(tensor.shape) < 2 or tensor.shape[0] != 1:
@@ -584,8 +610,8 @@ class _Importer:
         zero_point = tensor.zero_point if per_channel else tensor.zero_point[0]
         if role == "activation":
             return QTensor(name, tensor.shape[1:], "int8", scale, zero_point)
-        dtype = "int8" if role == "weight" else "int32"
-        data = np.frombuffer(tensor.data, "<i1" if role == "weight" else "<i4").reshape(tensor.shape)
+        dtype = "int32" if role == "bias" else "int8"          # weight, operand: int8
+        data = np.frombuffer(tensor.data, "<i4" if role == "bias" else "<i1").reshape(tensor.shape)
         return QTensor(name, tensor.shape, dtype, scale, zero_point, data.astype(dtype),
                        tensor.qdim if per_channel else 0)
 
@@ -600,7 +626,8 @@ class _Importer:
             except _Unsupported as e:
                 self.problems.append(f"{op.label}: {e}")
                 continue
-            op_roles = [(t, ("activation", "weight", "bias")[i] if kind in WEIGHTED else "activation")
+            op_roles = [(t, ("activation", "weight", "bias")[i] if kind in WEIGHTED else
+                         "operand" if self.tensors[t].data is not None else "activation")
                         for i, t in enumerate(ins)] + [(op.outputs[0], "activation")]
             why = [w for t, role in op_roles for w in self.tensor_problems(t, role)]
             if why:
@@ -633,10 +660,10 @@ class _Importer:
         for op, kind, ins, options in mapped:
             layer = _claim(_layer_name(self.tensors[op.outputs[0]].name, kind, op.index), taken, kind)
             names[op.outputs[0]] = layer
-            if kind in WEIGHTED:
-                for role, t in zip(("weight", "bias"), ins[1:]):
-                    if t not in names:                          # a constant two layers share
-                        names[t] = _claim(f"{layer}_{role}", taken)
+            for t in ins:
+                if t not in names:           # a constant (the first of those two layers share)
+                    role = roles[t] if roles[t] != "operand" else "constant"
+                    names[t] = _claim(f"{layer}_{role}", taken)
             ops.append(QOp(kind, layer, [names[t] for t in ins], [layer], options))
         tensors = {names[t]: self.qtensor(t, names[t], role) for t, role in roles.items()}
         return QModel(self.name, tensors, ops, [names[t] for t in inputs], [names[t] for t in outputs])

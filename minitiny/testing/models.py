@@ -165,6 +165,60 @@ class Builder:
         out = self._tensor(self.t.shape, np.float32(s * log_uniform(self.rng, 0.5, 4)), zero_point(self.rng))
         return self._op("add", [self.cur, other], out, {"activation": activation})
 
+    def binary(self, kind, other_shape=None, constant=False, constant_first=False, activation="none"):
+        """self.cur <kind> a new operand of `other_shape` (default: the current shape): a model
+        input, or a constant (constant_first: as input 1). The shapes may broadcast; the
+        output quantization is drawn so outputs spread over int8 (MAXIMUM and MINIMUM keep
+        the input's, as TFLite's converter does)."""
+        rng, a = self.rng, self.t
+        other_shape = a.shape if other_shape is None else tuple(other_shape)
+        if kind in ("maximum", "minimum"):
+            s_b, z_b = a.scale, a.zero_point
+        else:
+            s_b, z_b = np.float32(a.scale * log_uniform(rng, 1 / 30, 30)), zero_point(rng)
+        if constant:
+            data = int8_input(rng, other_shape, 1)[0] if other_shape else np.int8(rng.integers(-128, 128))
+            other = self._tensor(other_shape, s_b, z_b, np.asarray(data, np.int8), prefix="c")
+        else:
+            other = self.input(f"x{len(self.inputs) + 1}", other_shape, s_b, z_b)
+        b = self.tensors[other]
+        shape = np.broadcast_shapes((1,) + a.shape, b.shape if constant else (1,) + b.shape)[1:]
+        s_max = max(float(a.scale), float(b.scale))
+        spread = log_uniform(rng, 1 / 8, 8)
+        if kind in ("maximum", "minimum"):
+            scale, zp = a.scale, a.zero_point
+        elif kind == "mul":            # a typical |product| of two offset inputs is ~ 73 * 73
+            scale, zp = np.float32(float(a.scale) * float(b.scale) * 73 * 73 / 60 * spread), zero_point(rng)
+        elif kind == "squared_difference":
+            scale, zp = np.float32(s_max ** 2 * 100 * 100 / 60 * spread), zero_point(rng)
+        else:
+            scale, zp = np.float32(s_max * log_uniform(rng, 0.5, 4)), zero_point(rng)
+        out = self._tensor(shape, scale, zp)
+        ins = [other, self.cur] if constant and constant_first else [self.cur, other]
+        return self._op(kind, ins, out, {"activation": activation} if kind in FUSED else {})
+
+    def leaky_relu(self, alpha=0.2, scale=None, zp=None):
+        scale = np.float32(self.t.scale * log_uniform(self.rng, 0.3, 3)) if scale is None else scale
+        zp = zero_point(self.rng) if zp is None else zp
+        return self._op("leaky_relu", [self.cur], self._tensor(self.t.shape, scale, zp), {"alpha": alpha})
+
+    def prelu(self, alpha_shape=None, scale=None, zp=None):
+        """alpha a constant of `alpha_shape` (default: one per channel), drawn in about [-0.5, 1]."""
+        rng = self.rng
+        alpha_shape = self.t.shape[-1:] if alpha_shape is None else tuple(alpha_shape)
+        s_alpha = np.float32(1.5 / 255 * log_uniform(rng, 0.5, 2))
+        z_alpha = int(rng.integers(-128, 0))
+        data = rng.integers(-128, 128, size=alpha_shape).astype(np.int8)
+        alpha = self._tensor(alpha_shape, s_alpha, z_alpha, data, prefix="alpha")
+        scale = np.float32(self.t.scale * log_uniform(rng, 0.3, 3)) if scale is None else scale
+        zp = zero_point(rng) if zp is None else zp
+        return self._op("prelu", [self.cur, alpha], self._tensor(self.t.shape, scale, zp))
+
+    def hard_swish(self, scale=None, zp=None):
+        scale = np.float32(self.t.scale * log_uniform(self.rng, 0.3, 3)) if scale is None else scale
+        zp = zero_point(self.rng) if zp is None else zp
+        return self._op("hard_swish", [self.cur], self._tensor(self.t.shape, scale, zp))
+
     def softmax(self, beta=1.0):
         return self._op("softmax", [self.cur], self._tensor(self.t.shape, 1 / 256, -128), {"beta": beta})
 
@@ -199,8 +253,10 @@ def single_op_model(seed, kind, in_shape, **cfg):
         b.depthwise(**cfg)
     elif kind in ("max_pool_2d", "average_pool_2d"):
         b.pool(kind, **cfg)
-    elif kind == "add":
+    elif kind == "add" and not {"other_shape", "constant"} & set(cfg):
         b.add(b.input("x2", in_shape), **cfg)
+    elif kind in BINARY:
+        b.binary(kind, **cfg)
     else:
         getattr(b, kind)(**cfg)
     return b.model()
@@ -221,6 +277,8 @@ def elementwise_model(kind, s_in, z_in, s_out=None, z_out=None, shape=(256,)):
 # Configurations (plain values) for each kind
 # ---------------------------------------------------------------------------------------
 ACTIVATIONS = ["none", "relu", "relu6"]
+BINARY = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
+FUSED = ("add", "sub", "mul")                 # the binary kinds with a fused activation
 activations = st.sampled_from(ACTIVATIONS)
 seeds = st.integers(0, 2 ** 32 - 1)
 
@@ -255,9 +313,11 @@ def config(kind, integers, choice):
     elif kind == "mean":
         in_shape = (integers(1, 12), integers(1, 12), integers(1, 4))
         cfg = dict(keep_dims=choice([False, True]), same_quantization=choice([False, True]))
-    elif kind == "add":
+    elif kind == "add":                   # two activations of one shape (what the C runs)
         in_shape = choice([(1,), (10,), (3, 4, 5)])
         cfg = dict(activation=choice(ACTIVATIONS))
+    elif kind in BINARY:                  # sub, mul, ...: broadcasting, constant operands
+        in_shape, cfg = broadcast_config(integers, choice, fused=kind in FUSED)
     elif kind == "softmax":
         in_shape = choice([(1,), (2,), (10,), (3, 7), (2, 2, 5), (100,)])
         cfg = dict(beta=choice([1.0, 0.5, 2.0, 0.1, 8.0]))
@@ -269,6 +329,25 @@ def config(kind, integers, choice):
     else:
         raise ValueError(f"config: unknown op kind {kind!r}")
     return in_shape, cfg
+
+
+def broadcast_config(integers, choice, fused=True):
+    """(in_shape, cfg) of a binary op whose operands broadcast either way: dimensions of the
+    output drawn, each operand keeping some as 1 (the other operand only trailing ones, as
+    TFLite aligns shapes from the right), the other operand an input or a constant (before
+    or after, of rank up to the output's with its batch dimension)."""
+    rank = integers(1, 3)
+    dims = [integers(1, 5) for _ in range(rank)]
+    in_shape = tuple(d if integers(0, 3) else 1 for d in dims)
+    k = integers(0, rank)
+    other = tuple(d if integers(0, 2) else 1 for d in dims[rank - k:])
+    constant = bool(integers(0, 1))
+    if constant and k == rank and integers(0, 1):
+        other = (1,) + other                              # a constant with the batch dimension
+    if not constant and not other:
+        other = (1,)
+    cfg = dict(other_shape=other, constant=constant, constant_first=constant and bool(integers(0, 1)))
+    return in_shape, dict(cfg, activation=choice(ACTIVATIONS)) if fused else cfg
 
 
 @st.composite

@@ -6,8 +6,10 @@ scales into integer constants once; Eval runs integer loops over them. minitiny 
 same, and keeps the two halves of an op side by side in one file:
 
     fully_connected.py    conv_2d.py    depthwise_conv_2d.py    pooling.py (max, average)
-    mean.py    add.py    reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
-    common.py             the shared checks, the requantization epilogue, the window helpers
+    mean.py    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
+    reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
+    common.py             the shared checks, the requantization epilogue, the window and
+                          broadcasting helpers
 
 Each op module holds `KINDS` (the op kinds it runs), `INPUTS` (how many inputs it takes),
 `prepare(op, tensors, single_rounding)` -> params and `run(op, params, *arrays)`; `KERNELS`
@@ -28,7 +30,10 @@ s_input * s_weight[c] and zero point 0. A weighted sum then needs only integers:
 where input_offset = -z_in, and the real multiplier s_in * s_w / s_out is held as an
 int32 Q31 significand and a power-of-two shift (fixedpoint.quantize_multiplier).
 
-Keys of `op.params`, per kind (every shift is TFLM's signed exponent: positive = left):
+Keys of `op.params`, per kind (every shift is TFLM's signed exponent: positive = left). The
+element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's shapes
+(activations with the batch dimension 1, constants as stored), `input1_constant` and
+`input2_constant` say which input is a constant, `broadcast` that the input shapes differ:
 
 | kind | keys |
 | --- | --- |
@@ -38,7 +43,10 @@ Keys of `op.params`, per kind (every shift is TFLM's signed exponent: positive =
 | `depthwise_conv_2d` | the `conv_2d` keys plus `depth_multiplier` (out_c = in_c * depth_multiplier; output channel = in_channel * depth_multiplier + m) |
 | `max_pool_2d`, `average_pool_2d` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `pool_h`, `pool_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w`, `act_min`, `act_max` |
 | `mean` | `in_h`, `in_w`, `channels`, `count` (H*W), `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (these two already include the division by `count`) |
-| `add` | `input1_offset`, `input2_offset` (-z), `output_offset` (z_out), `left_shift` (20), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (all shifts <= 0), `act_min`, `act_max`, `size` |
+| `add`, `sub` | `input1_offset`, `input2_offset` (-z), `output_offset` (z_out), `left_shift` (20), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (all shifts <= 0), `act_min`, `act_max`; and as every element-wise kind below: `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
+| `mul` | `input1_offset`, `input2_offset`, `output_offset`, `output_multiplier`, `output_shift` (s_1 * s_2 / s_out), `act_min`, `act_max`, `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
+| `squared_difference` | `input1_offset`, `input2_offset`, `output_offset`, `left_shift` (7), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (either sign), `act_min`, `act_max`, `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
+| `maximum`, `minimum` | `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` (inputs and output share one quantization) |
 | `reshape` | `size` |
 | `softmax` | `input_multiplier`, `input_left_shift` (>= 0), `diff_min` (negative), `depth` (last axis), `outer` (rows) |
 | `logistic`, `tanh` | `input_zero_point`, `input_range_radius`, `input_multiplier`, `input_left_shift`, `size` |
@@ -48,14 +56,15 @@ Keys of `op.params`, per kind (every shift is TFLM's signed exponent: positive =
 import numpy as np
 
 from ..errors import GraphError
-from . import (activations, add, conv_2d, depthwise_conv_2d, fully_connected, logistic_tanh, mean,
-               pooling, reshape, softmax)
+from . import (activations, add, conv_2d, depthwise_conv_2d, fully_connected, logistic_tanh,
+               maximum_minimum, mean, mul, pooling, reshape, softmax, squared_difference, sub)
 from .common import ActivationRangeError, fail
 
 # kind -> the module that prepares and runs it, in the order docs/READING.md meets them.
 KERNELS = {kind: module
-           for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, mean, add,
-                          reshape, softmax, logistic_tanh, activations)
+           for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, mean, add, sub,
+                          mul, maximum_minimum, squared_difference, reshape, softmax,
+                          logistic_tanh, activations)
            for kind in module.KINDS}
 
 
@@ -88,11 +97,12 @@ def run(op, tensors, args):
     if op.params is None:
         raise GraphError(f"op {op.name!r}: prepare() has not been called")
     args = [np.asarray(a) for a in args]
-    x = args[0]
+    # the batch comes from the first activation (an element-wise op's input 1 may be a constant)
+    x = next(a for name, a in zip(op.inputs, args) if not tensors[name].is_constant)
     for name, a in zip(op.inputs, args):
         want = tensors[name].shape
         if not tensors[name].is_constant and (a.dtype != np.int8 or a.shape[1:] != want or len(a) != len(x)):
             raise GraphError(f"op {op.name!r} ({op.kind}): input {name!r} must be int8 "
                              f"(N, {', '.join(map(str, want))}), got {a.dtype} {a.shape}")
     out_shape = (x.shape[0],) + tensors[op.outputs[0]].shape
-    return KERNELS[op.kind].run(op, op.params, x, *args[1:]).reshape(out_shape)
+    return KERNELS[op.kind].run(op, op.params, *args).reshape(out_shape)

@@ -241,3 +241,114 @@ def batched(x, per_sample, fn):
     if len(x) <= step:
         return fn(x)
     return np.concatenate([fn(x[i:i + step]) for i in range(0, len(x), step)])
+
+
+# -- the binary element-wise ops (add, sub, mul, maximum, minimum, squared_difference) ------
+def operand(op, tensors, name, role):
+    """An operand of an element-wise op: an int8 activation, or an int8 constant with one
+    scale (Keras' Rescaling becomes MUL and ADD by constants)."""
+    t = tensors[name]
+    if not t.is_constant:
+        return activation_tensor(op, tensors, name, role)
+    check_scales(op, t, role)
+    if t.dtype != "int8" or t.per_channel:
+        fail(op, f"{role} {name!r} must be an int8 constant with one scale, got {t.dtype} with "
+                 f"{t.scale.size} scales")
+    if not INT8_MIN <= int(t.zero_point) <= INT8_MAX:
+        fail(op, f"{role} {name!r}: zero point {int(t.zero_point)} outside [-128, 127]")
+    return t
+
+
+def file_shape(t):
+    """The shape TFLite sees: an activation with its batch dimension of 1, a constant as stored."""
+    return t.shape if t.is_constant else (1,) + t.shape
+
+
+def binary_operands(op, tensors):
+    """(input 1, input 2, output) of a two-input element-wise op, checked: at most one is a
+    constant, and their shapes broadcast to the output's by NumPy's rule, which is TFLite's
+    (dimensions aligned from the right, a dimension of 1 stretched; TFLM's NdArrayDesc)."""
+    a = operand(op, tensors, op.inputs[0], "input 1")
+    b = operand(op, tensors, op.inputs[1], "input 2")
+    out = activation_tensor(op, tensors, op.outputs[0], "output")
+    if a.is_constant and b.is_constant:
+        fail(op, "both inputs are constants: fold the op into a constant before converting")
+    try:
+        shape = np.broadcast_shapes(file_shape(a), file_shape(b))
+    except ValueError:
+        fail(op, f"input shapes {file_shape(a)} and {file_shape(b)} do not broadcast")
+    if shape != file_shape(out):
+        fail(op, f"inputs {file_shape(a)} and {file_shape(b)} broadcast to {shape}, the output "
+                 f"{out.name!r} has {file_shape(out)} (shapes with the batch dimension)")
+    if file_shape(a) != file_shape(b) and len(shape) > 4:
+        fail(op, f"broadcasting over {len(shape)} dimensions: TFLM's broadcasting kernels stop at 4")
+    return a, b, out
+
+
+def broadcast_params(a, b, out):
+    """What Eval needs to line the batched operands up: each one's TFLite shape and whether
+    it is a constant; `broadcast` is TFLM's requires_broadcast (the shapes differ)."""
+    return dict(input1_shape=file_shape(a), input2_shape=file_shape(b), output_shape=file_shape(out),
+                input1_constant=a.is_constant, input2_constant=b.is_constant,
+                broadcast=file_shape(a) != file_shape(b), size=size(out), macs=0)
+
+
+def elementwise(p, a, b, fn):
+    """fn(p, a, b) on int8 operands broadcast as TFLite broadcasts them; a batch (N, ...) of
+    activations runs as N invocations would. The result depends only on each pair (a, b), so
+    a large output is looked up in the table of all 256 x 256 pairs (the same integers)."""
+    rank = len(p["output_shape"])
+
+    def lined_up(x, shape, constant):
+        if constant:                   # its own batch dimension, if it has one, is 1
+            return x.reshape((1,) * (rank - len(shape)) + tuple(shape))
+        return x.reshape((len(x),) + (1,) * (rank - len(shape)) + tuple(shape[1:]))
+    a = lined_up(a, p["input1_shape"], p["input1_constant"])
+    b = lined_up(b, p["input2_shape"], p["input2_constant"])
+    if int(np.prod(np.broadcast_shapes(a.shape, b.shape))) <= 1 << 16:
+        return fn(p, a, b)
+    q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int8)
+    table = fn(p, q[:, None], q[None, :])                             # (256, 256)
+    return table[a.astype(np.int16) - INT8_MIN, b.astype(np.int16) - INT8_MIN]
+
+
+def rescaled(q, offset, left_shift, multiplier, shift, single_rounding):
+    """An input of ADD / SUB / SQUARED_DIFFERENCE brought to the common scale 2 * max(s_1, s_2)
+    with `left_shift` bits of headroom: (q - z) * 2^left_shift * s / (2 * max(s_1, s_2))."""
+    shifted = (q.astype(np.int64) + offset) * (1 << left_shift)
+    return fp.multiply_by_quantized_multiplier_smaller_than_one_exp(shifted, multiplier, shift,
+                                                                    single_rounding)
+
+
+def rescaling_params(op, a, b, out, left_shift, reals, single_rounding, output_below_one=True):
+    """What ADD, SUB and SQUARED_DIFFERENCE share (TFLM's ArithmeticParams): the offsets,
+    each input's multiplier to the common scale, the output's multiplier (`reals`: the three
+    real multipliers, computed by each kernel as its Prepare does), the fused clamp."""
+    real_1, real_2, real_out = reals
+    if output_below_one and not 0.0 < real_out < 1.0:
+        fail(op, f"output scale {float(scale(out))} is too small for the input scales "
+                 f"{float(scale(a))}, {float(scale(b))} (TFLM needs 2 * max / (2^{left_shift} * s_out) < 1)")
+    m1, sh1 = fp.quantize_multiplier_smaller_than_one_exp(real_1)
+    m2, sh2 = fp.quantize_multiplier_smaller_than_one_exp(real_2)
+    if output_below_one:
+        mo, sho = fp.quantize_multiplier_smaller_than_one_exp(real_out)
+    else:
+        mo, sho = fp.quantize_multiplier(real_out, single_rounding)
+    act_min, act_max = activation_range(op.options.get("activation", "none"), scale(out), out.zero_point)
+    return dict(broadcast_params(a, b, out),
+                input1_offset=-int(a.zero_point), input2_offset=-int(b.zero_point),
+                output_offset=int(out.zero_point), left_shift=left_shift,
+                input1_multiplier=m1, input1_shift=sh1, input2_multiplier=m2, input2_shift=sh2,
+                output_multiplier=mo, output_shift=sho, act_min=act_min, act_max=act_max)
+
+
+def rescaled_inputs(p, a, b):
+    """Both inputs at the common scale (see `rescaled`), with the params of `rescaling_params`."""
+    sr = p["single_rounding"]
+    return (rescaled(a, p["input1_offset"], p["left_shift"], p["input1_multiplier"], p["input1_shift"], sr),
+            rescaled(b, p["input2_offset"], p["left_shift"], p["input2_multiplier"], p["input2_shift"], sr))
+
+
+def clamped(raw, p):
+    """The epilogue of the element-wise ops: add the output zero point, clamp, cast."""
+    return np.clip(raw + p["output_offset"], p["act_min"], p["act_max"]).astype(np.int8)
