@@ -24,6 +24,17 @@ output types unless the model keeps float edges on purpose.
     conv1d_squeeze.tflite      Conv1D (EXPAND_DIMS -> CONV_2D -> RESHAPE), Flatten, standalone ReLU
     unsupported_ops.tflite     LEAKY_RELU, MUL, CONCATENATION: the import error lists the two
                                minitiny does not run yet (MUL imports since issue 19)
+    elementwise_ops.tflite     Subtract, Multiply, Maximum, Minimum and tf.math.squared_difference
+                               of two Dense branches (SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE)
+    rescaling_broadcast.tflite Rescaling at the input (MUL and ADD by scalar constants), a
+                               per-channel constant factor (MUL, broadcast) and a per-row
+                               constant subtracted (SUB, broadcast) after a Conv2D
+    lstm_state.tflite          a tf_keras (Keras 2) LSTM: UNIDIRECTIONAL_SEQUENCE_LSTM with variable
+                               state tensors, which the import error must name as such
+
+For the files minitiny imports since issue 19, `NAME.expected.npz` holds int8 inputs `x`
+(random over the full int8 range, then the representative data quantized) and TFLite
+Micro's int8 outputs `y` for them (tflite-micro installed beside TensorFlow).
 
 Also written: manifest.json with the TensorFlow version and each file's size and SHA-256
 (tests/test_tflite_import.py checks the files against it). Seeds are fixed: a second run
@@ -46,14 +57,14 @@ def representative(shape, n=64, seed=0):
     return rng.normal(0.0, 1.0, size=(n,) + shape).astype(np.float32)
 
 
-def trained(model, shape, classes, seed):
+def trained(model, shape, classes, seed, batch_size=64):
     """A few epochs on a synthetic task: the label is the argmax of a fixed random projection."""
     rng = np.random.default_rng(seed)
     x = rng.normal(0.0, 1.0, size=(512,) + shape).astype(np.float32)
     proj = rng.normal(size=(int(np.prod(shape)), classes)).astype(np.float32)
     y = (x.reshape(len(x), -1) @ proj).argmax(-1)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    model.fit(x, y, epochs=3, batch_size=64, verbose=0)
+    model.fit(x, y, epochs=3, batch_size=batch_size, verbose=0)
     return model
 
 
@@ -103,6 +114,60 @@ def unsupported_ops():
     return keras.Model(x, keras.layers.Dense(2)(c))
 
 
+def elementwise_ops():
+    """SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE between activations."""
+    x = keras.Input((12,))
+    a = keras.layers.Dense(12)(x)
+    b = keras.layers.Dense(12, activation="relu")(x)
+    h = keras.layers.Subtract()([a, b])
+    h = keras.layers.Multiply()([h, b])
+    h = keras.layers.Maximum()([h, a])
+    h = keras.layers.Minimum()([h, b])
+    h = keras.layers.Lambda(lambda t: tf.math.squared_difference(t[0], t[1]))([h, a])
+    return keras.Model(x, keras.layers.Dense(3)(h))
+
+
+def rescaling_broadcast():
+    """MUL and ADD by constants at the input (Keras' Rescaling; a pool keeps the converter
+    from folding them into the conv), then a per-channel factor and a per-row offset that
+    broadcast over a feature map."""
+    x = keras.Input((8, 8, 3))
+    h = keras.layers.Rescaling(1 / 127.5, offset=-1)(x)
+    h = keras.layers.MaxPooling2D(2)(h)
+    h = keras.layers.Conv2D(4, 3, activation="relu")(h)                 # (2, 2, 4)
+    h = keras.layers.Lambda(lambda t: t * tf.constant([0.5, 1.0, 2.0, -1.0])
+                            - tf.constant([[0.1], [0.3]]))(h)
+    return keras.Model(x, keras.layers.Dense(3)(keras.layers.Flatten()(h)))
+
+
+def lstm_state():
+    """Keras 2's LSTM converts to the fused UNIDIRECTIONAL_SEQUENCE_LSTM (Keras 3's becomes a
+    WHILE loop); its state lives in variable tensors. A fixed batch size keeps the shapes static."""
+    import tf_keras
+    x = tf_keras.Input((10, 3), batch_size=1)
+    return tf_keras.Model(x, tf_keras.layers.Dense(2)(tf_keras.layers.LSTM(8)(x)))
+
+
+def expected_outputs(data, shape, seed):
+    """(x, y): int8 inputs over the full range and in distribution, and TFLite Micro's int8
+    outputs for them, one invocation per sample."""
+    from tflite_micro.python.tflite_micro import runtime
+    interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
+    details = interp.get_input_details(0)
+    s, z = details["quantization_parameters"]["scales"][0], details["quantization_parameters"]["zero_points"][0]
+    rng = np.random.default_rng(seed)
+    wide = rng.integers(-128, 128, size=(64,) + shape).astype(np.int8)
+    wide[0], wide[1] = -128, 127
+    typical = np.clip(np.round(representative(shape, seed=seed + 1) / s) + z, -128, 127).astype(np.int8)
+    x = np.concatenate([wide, typical])
+    ys = []
+    for sample in x:
+        interp.set_input(sample[None], 0)
+        interp.invoke()
+        ys.append(np.array(interp.get_output(0))[0])
+    return x, np.stack(ys)
+
+
 def convert(model, shape, int8_edges=True, per_channel_dense=True):
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -131,6 +196,9 @@ def main(out_dir):
     fl = trained(float_edges_tanh(), (4, 4, 1), 3, 3)
     c1 = trained(conv1d_squeeze(), (20, 3), 3, 4)
     bad = trained(unsupported_ops(), (8,), 2, 5)
+    ew = trained(elementwise_ops(), (12,), 3, 6)
+    rb = trained(rescaling_broadcast(), (8, 8, 3), 3, 7)
+    lstm = trained(lstm_state(), (10, 3), 2, 8, batch_size=1)        # its batch size is fixed
     models = {
         "dense_per_channel": (dense, (16,), dict()),
         "dense_per_tensor": (dense, (16,), dict(per_channel_dense=False)),
@@ -138,7 +206,11 @@ def main(out_dir):
         "float_edges_tanh": (fl, (4, 4, 1), dict(int8_edges=False)),
         "conv1d_squeeze": (c1, (20, 3), dict()),
         "unsupported_ops": (bad, (8,), dict()),
+        "elementwise_ops": (ew, (12,), dict()),
+        "rescaling_broadcast": (rb, (8, 8, 3), dict()),
+        "lstm_state": (lstm, (10, 3), dict()),
     }
+    with_expected = ("elementwise_ops", "rescaling_broadcast")
     manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
                 "made_by": "scripts/make_tflite_testdata.py", "files": {}}
     for name, (model, shape, options) in models.items():
@@ -147,6 +219,13 @@ def main(out_dir):
         manifest["files"][f"{name}.tflite"] = {"bytes": len(data),
                                                 "sha256": hashlib.sha256(data).hexdigest(),
                                                 "input_shape": list(shape), **options}
+        if name in with_expected:
+            x, y = expected_outputs(data, shape, SEED % 1000)
+            path = os.path.join(out_dir, f"{name}.expected.npz")
+            np.savez(path + ".tmp.npz", x=x, y=y)
+            os.replace(path + ".tmp.npz", path)
+            with open(path, "rb") as f:
+                manifest["files"][f"{name}.tflite"]["expected_sha256"] = hashlib.sha256(f.read()).hexdigest()
         print(f"{name}.tflite: {len(data)} bytes")
     write_atomically(os.path.join(out_dir, "manifest.json"), (json.dumps(manifest, indent=1) + "\n").encode())
 

@@ -41,6 +41,9 @@ OP_OPTIONS = {
     "tanh": (),
     "relu": (),
     "relu6": (),
+    "leaky_relu": ("alpha",),
+    "prelu": (),
+    "hard_swish": (),
 }
 ACTIVATIONS = ("none", "relu", "relu6")
 PADDINGS = ("same", "valid")

@@ -8,6 +8,8 @@ A mode is TFLite's quantization scheme for the op's tensors:
     int8      int8 activations and weights, int32 bias (TFLite's full-integer scheme)
     int16x8   int16 activations, int8 weights, int64 bias (the "16x8" scheme; none yet)
 A kind of None marks the operators minitiny folds at the model's edges rather than runs.
+Not here because TFLite Micro has no kernel for it (a model using it does not run on a
+microcontroller with TFLM either): RELU_N1_TO_1.
 """
 import textwrap
 from dataclasses import dataclass
@@ -56,6 +58,10 @@ OPS = (
     Builtin("TANH", "tanh", None, ("int8",), "output scale 1/128, zero point 0"),
     Builtin("RELU", "relu", None, ("int8",), ""),
     Builtin("RELU6", "relu6", None, ("int8",), "input and output share scale and zero point"),
+    Builtin("LEAKY_RELU", "leaky_relu", "LeakyReluOptions", ("int8",), "alpha > 0", c=False),
+    Builtin("PRELU", "prelu", None, ("int8",),
+            "alpha a constant that broadcasts (Keras' PReLU: one per channel)", c=False),
+    Builtin("HARD_SWISH", "hard_swish", None, ("int8",), "TFLM's int16 fixed-point kernel", c=False),
     Builtin("QUANTIZE", None, None, ("int8",),
             "only at the edges: after a float32 or uint8 model input, before a uint8 output"),
     Builtin("DEQUANTIZE", None, None, ("int8",), "only at the edges: before a float32 model output"),

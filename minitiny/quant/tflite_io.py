@@ -57,6 +57,9 @@ BUILTINS = {
     "tanh": (BuiltinOperator.TANH, 2),
     "relu": (BuiltinOperator.RELU, 2),
     "relu6": (BuiltinOperator.RELU6, 2),
+    "leaky_relu": (BuiltinOperator.LEAKY_RELU, 2),
+    "prelu": (BuiltinOperator.PRELU, 1),
+    "hard_swish": (BuiltinOperator.HARD_SWISH, 1),
 }
 ACTIVATION = {"none": ActivationFunctionType.NONE, "relu": ActivationFunctionType.RELU,
               "relu6": ActivationFunctionType.RELU6}
@@ -199,12 +202,16 @@ class _Writer:
             tfl.ReshapeOptionsStart(b)
             tfl.ReshapeOptionsAddNewShape(b, new_shape)
             return BuiltinOptions.ReshapeOptions, tfl.ReshapeOptionsEnd(b)
+        if kind == "leaky_relu":
+            tfl.LeakyReluOptionsStart(b)
+            tfl.LeakyReluOptionsAddAlpha(b, float(o.get("alpha", 0.2)))
+            return BuiltinOptions.LeakyReluOptions, tfl.LeakyReluOptionsEnd(b)
         if kind == "softmax":
             tfl.SoftmaxOptionsStart(b)
             tfl.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
             return BuiltinOptions.SoftmaxOptions, tfl.SoftmaxOptionsEnd(b)
         return BuiltinOptions.NONE, None     # logistic, tanh, relu, relu6, maximum, minimum,
-        #                                      squared_difference: no options TFLM reads
+        #                                      squared_difference, prelu, hard_swish: no options
 
     # -- the model -----------------------------------------------------------------------
     def collect(self):

@@ -99,11 +99,12 @@ OPTION_FIELDS = {
     "SubOptions": ("FusedActivationFunction",),
     "MulOptions": ("FusedActivationFunction",),
     "SoftmaxOptions": ("Beta",),
+    "LeakyReluOptions": ("Alpha",),
 }
 # kind -> (fewest, most) inputs in the file (RESHAPE's and MEAN's second input is a shape / axes)
 ELEMENTWISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
 ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 3),
-         "mean": (2, 2), "reshape": (1, 2), **{kind: (2, 2) for kind in ELEMENTWISE}}
+         "mean": (2, 2), "reshape": (1, 2), "prelu": (2, 2), **{kind: (2, 2) for kind in ELEMENTWISE}}
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
 FUSES_ACTIVATION = ("add", "sub", "mul")            # of ELEMENTWISE
 
@@ -574,7 +575,18 @@ class _Importer:
             return kind, op.inputs[:1], self.map_mean(op, x)
         if kind == "softmax":
             return kind, op.inputs[:1], {"beta": float(op.options["Beta"])}
-        return kind, op.inputs[:1], {}          # reshape, logistic, tanh, relu, relu6
+        if kind == "leaky_relu":
+            return kind, op.inputs[:1], {"alpha": float(op.options["Alpha"])}
+        if kind == "prelu":
+            alpha = self.tensors[op.inputs[1]] if op.inputs[1] >= 0 else None
+            if alpha is None or alpha.data is None:
+                raise _Unsupported("alpha must be a constant")
+            try:
+                np.broadcast_shapes(x.shape, alpha.shape)
+            except ValueError:
+                self.fail(f"{op.label}: alpha {list(alpha.shape)} does not broadcast over input {list(x.shape)}")
+            return kind, op.inputs[:2], {}
+        return kind, op.inputs[:1], {}          # reshape, logistic, tanh, relu, relu6, hard_swish
 
     # -- tensors -------------------------------------------------------------------------
     def tensor_problems(self, t, role):

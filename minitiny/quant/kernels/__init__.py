@@ -8,6 +8,7 @@ same, and keeps the two halves of an op side by side in one file:
     fully_connected.py    conv_2d.py    depthwise_conv_2d.py    pooling.py (max, average)
     mean.py    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
     reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
+    leaky_relu.py    prelu.py    hard_swish.py
     common.py             the shared checks, the requantization epilogue, the window and
                           broadcasting helpers
 
@@ -52,19 +53,23 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `logistic`, `tanh` | `input_zero_point`, `input_range_radius`, `input_multiplier`, `input_left_shift`, `size` |
 | `relu` | `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift`, `act_min`, `act_max`, `size` |
 | `relu6` | `lower` (z_in: real 0), `upper` (real 6 in the input's quantization), `size` |
+| `leaky_relu` | `input_zero_point`, `output_zero_point`, `output_multiplier_alpha`, `output_shift_alpha` (alpha * s_in / s_out), `output_multiplier_identity`, `output_shift_identity` (s_in / s_out), `size` |
+| `prelu` | `input_offset`, `alpha_offset` (-z), `output_offset`, `output_multiplier_1`, `output_shift_1` (s_in / s_out), `output_multiplier_2`, `output_shift_2` (s_in * s_alpha / s_out), `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` (input 2 is alpha) |
+| `hard_swish` | `input_zero_point`, `output_zero_point`, `output_multiplier_fixedpoint_int16`, `output_multiplier_exponent` (<= 0), `reluish_multiplier_fixedpoint_int16`, `reluish_multiplier_exponent` (int16 Q15 multipliers), `size` |
 """
 import numpy as np
 
 from ..errors import GraphError
-from . import (activations, add, conv_2d, depthwise_conv_2d, fully_connected, logistic_tanh,
-               maximum_minimum, mean, mul, pooling, reshape, softmax, squared_difference, sub)
+from . import (activations, add, conv_2d, depthwise_conv_2d, fully_connected, hard_swish,
+               leaky_relu, logistic_tanh, maximum_minimum, mean, mul, pooling, prelu, reshape,
+               softmax, squared_difference, sub)
 from .common import ActivationRangeError, fail
 
 # kind -> the module that prepares and runs it, in the order docs/READING.md meets them.
 KERNELS = {kind: module
            for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, mean, add, sub,
                           mul, maximum_minimum, squared_difference, reshape, softmax,
-                          logistic_tanh, activations)
+                          logistic_tanh, activations, leaky_relu, prelu, hard_swish)
            for kind in module.KINDS}
 
 
