@@ -22,13 +22,15 @@ output types unless the model keeps float edges on purpose.
     float_edges_tanh.tflite    float32 input and output (QUANTIZE / DEQUANTIZE at the edges),
                                Flatten (RESHAPE), tanh and sigmoid (TANH, LOGISTIC), ReLU6
     conv1d_squeeze.tflite      Conv1D (EXPAND_DIMS -> CONV_2D -> RESHAPE), Flatten, standalone ReLU
-    unsupported_ops.tflite     LEAKY_RELU, MUL, CONCATENATION: the import error lists the two
-                               minitiny does not run yet (MUL imports since issue 19)
+    unsupported_ops.tflite     LEAKY_RELU, MUL, CONCATENATION: the import error lists the one
+                               minitiny does not run yet (the other two import since issue 19)
     elementwise_ops.tflite     Subtract, Multiply, Maximum, Minimum and tf.math.squared_difference
                                of two Dense branches (SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE)
     rescaling_broadcast.tflite Rescaling at the input (MUL and ADD by scalar constants), a
                                per-channel constant factor (MUL, broadcast) and a per-row
                                constant subtracted (SUB, broadcast) after a Conv2D
+    activations.tflite         LeakyReLU, PReLU (one alpha per channel, shared over H and W) and
+                               hard_swish after Conv2D / Dense (LEAKY_RELU, PRELU, HARD_SWISH)
     lstm_state.tflite          a tf_keras (Keras 2) LSTM: UNIDIRECTIONAL_SEQUENCE_LSTM with variable
                                state tensors, which the import error must name as such
 
@@ -140,6 +142,19 @@ def rescaling_broadcast():
     return keras.Model(x, keras.layers.Dense(3)(keras.layers.Flatten()(h)))
 
 
+def activations():
+    """LEAKY_RELU, PRELU (per channel) and HARD_SWISH."""
+    x = keras.Input((6, 6, 2))
+    h = keras.layers.Conv2D(4, 3)(x)
+    h = keras.layers.LeakyReLU(negative_slope=0.1)(h)
+    h = keras.layers.Conv2D(4, 1)(h)
+    h = keras.layers.PReLU(shared_axes=[1, 2])(h)
+    h = keras.layers.Flatten()(h)
+    h = keras.layers.Dense(8)(h)
+    h = keras.layers.Activation("hard_swish")(h)
+    return keras.Model(x, keras.layers.Dense(3)(h))
+
+
 def lstm_state():
     """Keras 2's LSTM converts to the fused UNIDIRECTIONAL_SEQUENCE_LSTM (Keras 3's becomes a
     WHILE loop); its state lives in variable tensors. A fixed batch size keeps the shapes static."""
@@ -198,6 +213,7 @@ def main(out_dir):
     bad = trained(unsupported_ops(), (8,), 2, 5)
     ew = trained(elementwise_ops(), (12,), 3, 6)
     rb = trained(rescaling_broadcast(), (8, 8, 3), 3, 7)
+    act = trained(activations(), (6, 6, 2), 3, 9)
     lstm = trained(lstm_state(), (10, 3), 2, 8, batch_size=1)        # its batch size is fixed
     models = {
         "dense_per_channel": (dense, (16,), dict()),
@@ -209,8 +225,9 @@ def main(out_dir):
         "elementwise_ops": (ew, (12,), dict()),
         "rescaling_broadcast": (rb, (8, 8, 3), dict()),
         "lstm_state": (lstm, (10, 3), dict()),
+        "activations": (act, (6, 6, 2), dict()),
     }
-    with_expected = ("elementwise_ops", "rescaling_broadcast")
+    with_expected = ("elementwise_ops", "rescaling_broadcast", "activations")
     manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
                 "made_by": "scripts/make_tflite_testdata.py", "files": {}}
     for name, (model, shape, options) in models.items():

@@ -536,6 +536,9 @@ def test_params_match_the_documented_table():
         models[kind] = O.elementwise_model(kind, 0.1, 3, 0.2, -5)
     for kind in ("sub", "mul", "maximum", "minimum", "squared_difference"):
         models[kind] = O.single_op_model(0, kind, (2, 3), other_shape=(3,), constant=True)
+    models["leaky_relu"] = O.Builder(0, (2, 3)).leaky_relu(0.1).model()
+    models["prelu"] = O.Builder(0, (2, 3)).prelu().model()
+    models["hard_swish"] = O.Builder(0, (2, 3)).hard_swish().model()
     b = O.Builder(0, (2, 3))
     models["reshape"] = b.reshape((6,)).model()
     assert set(models) == set(table) == set(kernels.KERNELS)
