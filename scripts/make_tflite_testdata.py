@@ -5,7 +5,7 @@
 Made with TensorFlow 2.21.0 (tensorflow-cpu, Keras 3), run once, in a virtual environment
 of its own (TensorFlow is about 1.6 GB, so neither minitiny nor its CI installs it):
 
-    python -m venv tfenv && tfenv/bin/pip install tensorflow-cpu==2.21.0
+    python -m venv tfenv && tfenv/bin/pip install tensorflow-cpu==2.21.0 tf-keras tflite-micro
     tfenv/bin/python scripts/make_tflite_testdata.py
 
 Each model is a small Keras model, trained for a few epochs on synthetic data (so the
