@@ -420,6 +420,7 @@ def test_kill_at_every_step_of_generate_leaves_one_model_and_the_next_run_recove
 
 
 SAVED = {"float model (.npz)": lambda p: [w.tobytes() for w in mt.load_model(p).get_weights()],
+         "float model (.keras)": lambda p: [w.tobytes() for w in mt.load_model(p).get_weights()],
          "int8 model (.qmodel.npz)": lambda p: codegen.model_hash(QModel.load(p))}
 
 
@@ -427,22 +428,24 @@ SAVED = {"float model (.npz)": lambda p: [w.tobytes() for w in mt.load_model(p).
 def test_kill_at_every_step_of_save_leaves_a_whole_file_and_no_litter(tmp_path, capfd, what):
     """Found: 30 kills during save left 25 .NAME.XXXX.tmp files (190 MB). A kill at any step
     leaves the old model or the new; the next save removes the killed one's temp file."""
-    path, read = tmp_path / "model.npz", SAVED[what]
+    ext = ".keras" if what.endswith("(.keras)") else ".npz"
+    names = sorted(["model" + ext, "new" + ext])
+    path, read = tmp_path / names[0], SAVED[what]
     WRITERS[what](path, 1)
     old = read(path)
-    WRITERS[what](tmp_path / "new.npz", 2)
-    new = read(tmp_path / "new.npz")
+    WRITERS[what](tmp_path / names[1], 2)
+    new = read(tmp_path / names[1])
     assert old != new
     litter = []
 
     def check(step):
         assert read(path) in (old, new), f"killed at step {step}: a torn file"
-        litter.extend(f for f in os.listdir(tmp_path) if f not in ("model.npz", "new.npz"))
+        litter.extend(f for f in os.listdir(tmp_path) if f not in names)
 
     steps = _kill_at_every_step(lambda: WRITERS[what](path, 2), check)
     assert steps >= 2 and litter, (steps, litter)             # some kill left a temp file ...
     WRITERS[what](path, 2)
-    assert sorted(os.listdir(tmp_path)) == ["model.npz", "new.npz"]     # ... and it is gone
+    assert sorted(os.listdir(tmp_path)) == names                        # ... and it is gone
     assert read(path) == new
     assert "stale temporary" in capfd.readouterr().err
 
