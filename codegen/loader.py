@@ -34,6 +34,8 @@ import tempfile
 
 import numpy as np
 
+from minitiny.files import recover
+
 from .generator import model_hash
 
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
@@ -99,8 +101,11 @@ def default_compiler():
 
 
 def read_manifest(model_dir, name=None):
-    """The manifest of the model in `model_dir` (the only one, or the one called `name`)."""
+    """The manifest of the model in `model_dir` (the only one, or the one called `name`).
+    A folder that a killed generate left moved aside (minitiny/files.py) is put back first."""
     model_dir = os.fspath(model_dir)
+    if not os.path.isdir(model_dir):
+        recover(model_dir)
     if name is not None:
         paths = [os.path.join(model_dir, f"{name}_manifest.json")]
         if not os.path.exists(paths[0]):

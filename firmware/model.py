@@ -38,6 +38,7 @@ from pathlib import Path
 from minitiny.codegen.generator import model_hash
 from minitiny.codegen.loader import check_one_model
 from minitiny.codegen.names import c_identifier
+from minitiny.files import recover
 
 
 class ModelDirError(ValueError):
@@ -98,6 +99,8 @@ def _number(text, kind, where):
 def load(model_dir):
     """Find NAME_model.{h,c} (and the optional manifest and .qmodel.npz) in model_dir."""
     d = Path(model_dir)
+    if not d.is_dir():
+        recover(d)                      # a folder a killed generate left moved aside: put back
     if not d.is_dir():
         raise ModelDirError(f"{d}: not a directory (expected the output of minitiny.codegen.generate)")
     headers = sorted(d.glob("*_model.h"))

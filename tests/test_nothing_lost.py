@@ -407,6 +407,8 @@ def test_kill_at_every_step_of_generate_leaves_one_model_and_the_next_run_recove
             codegen.loader.check_folder(out, QModel.load(out / "m.qmodel.npz"))
         else:                                   # killed between the two renames of the swap
             seen.add("aside")
+            assert codegen.loader.read_manifest(out)["model_hash"] == codegen.model_hash(old_model)
+            assert _snapshot(out) == old        # reading it put the old folder back, whole
         codegen.generate(new_model, out, name="m")          # the next run recovers
         assert _snapshot(out) == new
         assert sorted(os.listdir(tmp_path)) == ["gen", "reference"], f"killed at step {step}"
@@ -416,7 +418,8 @@ def test_kill_at_every_step_of_generate_leaves_one_model_and_the_next_run_recove
 
     steps = _kill_at_every_step(lambda: codegen.generate(new_model, out, name="m"), check)
     assert steps >= 4 and seen == {"old", "new", "aside"}, (steps, seen)
-    assert "stale temporary" in capfd.readouterr().err      # the recovery says what it removed
+    err = capfd.readouterr().err                            # the recovery says what it did
+    assert "stale temporary" in err and "restored the previous version" in err, err
 
 
 SAVED = {"float model (.npz)": lambda p: [w.tobytes() for w in mt.load_model(p).get_weights()],
