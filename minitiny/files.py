@@ -17,9 +17,9 @@ as hard links, then swapped in by two renames while holding a lock on the parent
 
 A kill -9 can leave nothing torn: before step 2 `target` is the old folder, or (between
 steps 1 and 2) missing with the old folder beside it; from step 2 on it is the new folder.
-The next write to the same place, or `recover`, puts a folder kept aside back when the
-target is missing (a write that did not reach step 2 did not happen) and removes what the
-interrupted write left.
+The next write to the same place, or `recover` (which reading a generated folder calls when
+it is missing), puts a folder kept aside back when the target is missing (a write that did
+not reach step 2 did not happen) and removes what the interrupted write left.
 
 Temporary names carry the writer's process id (`.NAME.PID-XXXX.tmp`). One whose writer
 process is gone is stale (a kill -9 leaves it behind, up to the size of the file it was
