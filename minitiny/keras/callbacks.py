@@ -8,5 +8,5 @@ globals().update({name: cls for name, cls in vars(_callbacks).items()
 NOT_IMPLEMENTED = {"TensorBoard": "fit's History and CSVLogger record the same numbers",
                    "BackupAndRestore": "use ModelCheckpoint", "ProgbarLogger": "fit's "
                    "verbose=1 prints Keras' progress line", "RemoteMonitor": "",
-                   "SwapEMAWeights": "", "TerminateOnNaN": ""}
+                   "SwapEMAWeights": ""}
 __getattr__ = refuse(__name__, NOT_IMPLEMENTED, globals())
