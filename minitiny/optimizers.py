@@ -22,6 +22,7 @@ temporaries are small beside the forward and backward pass). `p.grad` is left al
 (tensor.py may share it between tensors). Parameters with no gradient are skipped.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -30,6 +31,10 @@ from minitiny.arguments import refuse_arguments
 
 class Optimizer:
     def __init__(self, learning_rate, weight_decay=None, name=None, **unsupported):
+        if "lr" in unsupported:                 # Keras 2's old name, still in course code
+            warnings.warn("'lr' is deprecated in Keras; use learning_rate", DeprecationWarning,
+                          stacklevel=3)
+            learning_rate = unsupported.pop("lr")
         if unsupported:
             refuse_arguments(type(self).__name__, unsupported, type(self).__mro__)
         if not callable(learning_rate):

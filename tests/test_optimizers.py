@@ -111,3 +111,9 @@ def test_a_scheduled_learning_rate_cannot_be_overwritten():
     plain = O.RMSprop(0.1)
     plain.learning_rate = 0.01
     assert plain.learning_rate == 0.01
+
+
+def test_keras_2s_lr_is_the_learning_rate():
+    with pytest.warns(DeprecationWarning, match="use learning_rate"):
+        opt = O.RMSprop(lr=0.01)
+    assert opt.learning_rate == 0.01
