@@ -21,7 +21,7 @@ setup(
     package_dir={"minitiny": "minitiny",
                  "minitiny.codegen": "codegen",
                  "minitiny.firmware": "firmware"},
-    package_data={"minitiny.codegen": ["templates/*.j2"],
+    package_data={"minitiny.codegen": ["templates/*.j2", "templates/*/*.j2"],
                   "minitiny.firmware": ["*.c", "*.h", "*.ld", "*.j2", "*.json"],
                   "minitiny.reporting": ["*.j2"],
                   "minitiny.deploy": ["*.json"]},

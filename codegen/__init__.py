@@ -8,19 +8,21 @@
 Files, in reading order:
     names.py      identifiers and comments that cannot break the C
     planner.py    the arena: lifetimes, shared buffers, greedy offsets
-    generator.py  QModel -> template context -> files (written atomically)
+    templating.py the Jinja2 environment and the filters that format numbers
+    generator.py  QModel -> template context -> files (written atomically); the kernel variants
     dsp.py        the DSP-SIMD kernels' weight layouts (variant "dsp" / "auto")
-    templates/    one Jinja2 template per op kind, model.c.j2 / model.h.j2 around them,
-                  fixedpoint.c.j2 with the integer helpers
+    templates/    model.c.j2 / model.h.j2 around the layers, fixedpoint.c.j2 with the integer
+                  helpers, one template per op kind and variant: reference/ (TFLM's reference
+                  kernels, the C to read), scalar/ (tuned portable C), dsp/ (Cortex-M DSP SIMD)
     loader.py     compile on the host and call through cffi; sanitizer builds; the check
                   that a folder's .c, .h and manifest are of one model
     float_codegen.py  the float32 C of an unquantized model, to read beside the int8 C
 """
 from .generator import CodegenError, Generated, generate, model_hash
-from .generator import _environment as template_environment      # Jinja2 over templates/
 from .generator import _write_atomically as write_atomically      # {file: bytes} -> a folder, whole
 from .loader import CompileError, MixedModelError, SanitizerError, load
 from .planner import plan_qmodel
+from .templating import environment as template_environment      # Jinja2 over templates/
 
 __all__ = ["generate", "load", "plan_qmodel", "model_hash", "Generated", "CodegenError",
            "CompileError", "MixedModelError", "SanitizerError", "template_environment",

@@ -1,11 +1,11 @@
 """The DSP-SIMD kernel variant: weight layouts and scratch memory, decided at generation time.
 
-The kernels in templates/*_dsp.c.j2 run on cores with the Arm DSP extension (Cortex-M4,
-M7, M33, M55). Their inner step loads one 32-bit word of four int8 weights and extends it
-into two words of two int16 lanes each, which `__smlad` multiplies with two int16 pairs of
-inputs and adds: four multiply-accumulates in a handful of instructions. How the weights
-sit in flash decides how few instructions that takes, so this file reorders them once, in
-Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" weights).
+The kernels in templates/dsp/ run on cores with the Arm DSP extension (Cortex-M4, M7, M33,
+M55). Their inner step loads one 32-bit word of four int8 weights and extends it into two
+words of two int16 lanes each, which `__smlad` multiplies with two int16 pairs of inputs and
+adds: four multiply-accumulates in a handful of instructions. How the weights sit in flash
+decides how few instructions that takes, so this file reorders them once, in Python, into
+the order the kernel reads (CMSIS-NN does the same: "reordered" weights).
 
     __sxtb16(word)         bytes 0 and 2 -> int16 lanes (b0, b2)
     sxtb16_ror8(word)      bytes 1 and 3 -> int16 lanes (b1, b3)
@@ -18,12 +18,10 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   with zeros to a multiple of 4 (the columns are padded with zeros too, so no tail code).
   The kernel computes CONV_PIXELS = 4 output pixels per pass, one output channel at a
   time: each weight word is extended once for four pixels, whose columns are interleaved
-  in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs). The
-  k loop runs `conv_unroll` blocks per iteration: 62 instructions per 64 MACs on a
-  Cortex-M4 with four (one LDR per weight word, two SXTB16, four LDRD, eight SMLAD per
-  block; measured with arm-none-eabi-objdump on a 1x1 conv of 64 channels). With
-  dsp_weights="int16" (`conv_weight16`) the rows are stored already extended, in their
-  natural order, and one LDRD replaces the LDR and the two SXTB16 of a block.
+  in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs); the k
+  loop runs `conv_unroll` blocks per iteration. With dsp_weights="int16" (`conv_weight16`)
+  the rows are stored already extended, in their natural order, and one LDRD replaces the
+  LDR and the two SXTB16 of a block.
   When in_channel is not a multiple of 4 (first layers: grayscale, RGB, spectrograms) a tap
   does not start a block, and when the windows overlap (any kernel larger than 1x1) the
   columns would extend each input value once per window that holds it (9 times for 3x3).
@@ -34,30 +32,21 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   weights is padded with a zero to whole int16 pairs (`conv_rows`, L = kw * in_c -> L2,
   K4 = kh * L2 rounded up to 4): a filter row of a window is then L2 consecutive plane
   values, copied as they are (a value past the row meets a zero weight): one LDRD and one
-  STRD a block where the windows are word-aligned (`conv_block_copies`), else pair by pair. The band size is the one that wastes
-  the fewest passes (`conv_plane`'s cost). Measured on the M4 (bench/cortexm_mac.py, int8
-  weights): the cnn's 28x28x1 3x3 conv 4.57 -> 2.66 instructions per MAC (the window's
-  gather and extension took ~140 instructions per pixel, the plane's copies take ~30),
-  its 14x14x8 3x3 conv 1.42 -> 1.29 (1.24 -> 1.11 with int16 weights: the columns' copies
-  from the plane ~65 instructions per pixel instead of ~265 extending from int8), ds-cnn's
-  49x10x1 10x4 conv 1.37 -> 1.20; single layers: 3x3 on 32x32x3 1.93 -> 1.68, 5x5 on
-  28x28x1 2.95 -> 1.82, 3x3 on 16x16x2 3.09 -> 1.82.
+  STRD a block where the windows are word-aligned (`conv_block_copies`), else pair by pair.
+  The band size is the one that wastes the fewest passes (`conv_plane`'s cost).
   A conv on one input channel with a 3x3 kernel (stride 1 along the plane's rows) is not
   computed here at all: it equals a depthwise conv with depth_multiplier = out_c, whose
   kernel keeps a filter row in registers and slides it along the plane with no im2col
-  (codegen/generator.py depthwise_form; the cnn's 28x28x1 3x3 conv 2.65 -> 1.86).
+  (codegen/generator.py depthwise_form).
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
   input word is extended once for all four. Rows padded to a multiple of 4 with zeros;
   the input's last word may read up to 3 bytes past the input tensor, which stay inside
-  the arena (every buffer starts and ends 4-aligned) and meet those zero weights.
-  That inner step is 21 instructions per 16 MACs (one LDR and two SXTAB16 for the input,
-  two LDRD, eight SXTB16 and eight SMLAD; the loop's counter is paid once per
-  `dense_unroll` blocks): every weight byte is read once per inference, so its extension
-  to int16 (half an SXTB16 per MAC) cannot be shared, and int8 weights cannot go below
-  1.25 instructions per MAC. dsp_weights="int16" stores them already extended
-  (`dense_weight16`): twice the flash of the layer's weights, 15 instructions per 16 MACs.
+  the arena (every buffer starts and ends 4-aligned) and meet those zero weights. Every
+  weight byte is read once per inference, so its extension to int16 cannot be shared
+  between outputs; dsp_weights="int16" stores the weights already extended
+  (`dense_weight16`), for twice the flash of the layer's weights.
 * depthwise_conv_2d: one input channel at a time, copied as int16 into a "plane" in the
   arena with its padding written out as the input zero point, so that neighbours along a
   plane row are the int16 pairs SMLAD takes; the weights keep TFLite's int8 layout and are
@@ -66,46 +55,45 @@ Python, into the order the kernel reads (CMSIS-NN does the same: "reordered" wei
   bias are doubled so that the sum is 2 acc, and requantize_doubled_to_int8 ends each
   output in four instructions (SMMLAR, SUB, ASR, SSAT).
 
-Requantization. Each kernel ends every output with requantize_fast_to_int8 (dsp.c.j2):
-TFLM's double rounding in ~6 instructions (SMMULR of 2 acc, then one rounding shift), exact
-when fast_requantize below proves it for the layer (|acc| < 2^30 for every input, shifts
-right by 1..31; the proof is beside requantize_fast in dsp.c.j2). The conv kernel goes one
-step further where `folded_rounding` allows: the output zero point joins the rounding
-constant, precomputed per channel, and its im2col columns hold 2 (x - Z), so that the sums
-are 2 acc and requantize_doubled_to_int8 ends each output in SMMLAR, SUB, ASR, SSAT (the
-depthwise kernel too). Otherwise the layer keeps requantize_to_int8, the scalar kernels'
-MultiplyByQuantizedMultiplier. The dense and conv kernels do not fold the input offset into
-the bias: the DSP kernels add it while extending int8 to int16
-(SXTAB16 costs what SXTB16 does), so folding would save nothing; the scalar kernels fold it
+Requantization. Each kernel ends every output with requantize_fast_to_int8
+(templates/dsp/helpers.c.j2): TFLM's double rounding in a few instructions (SMMULR of
+2 acc, then one rounding shift), exact when fast_requantize below proves it for the layer
+(|acc| < 2^30 for every input, shifts right by 1..31; the proof is beside requantize_fast).
+The conv kernel goes one step further where `folded_rounding` allows: the output zero point
+joins the rounding constant, precomputed per channel, and its im2col columns hold 2 (x - Z),
+so that the sums are 2 acc and requantize_doubled_to_int8 ends each output in SMMLAR, SUB,
+ASR, SSAT (the depthwise kernel too). Otherwise the layer keeps requantize_to_int8, the
+scalar kernels' MultiplyByQuantizedMultiplier. The dense and conv kernels do not fold the
+input offset into the bias: the DSP kernels add it while extending int8 to int16 (SXTAB16
+costs what SXTB16 does), so folding would save nothing; the scalar kernels fold it
 (generator.folded_bias).
 
 Flash: the padding, out_c * (K4 - K) bytes for conv_2d (plus 4 bytes per channel of
 folded rounding constants when the quantization is per channel) and
 units * (in4 - in) for fully_connected (0 when the sizes are multiples of 4); both double
-with dsp_weights="int16".
+with dsp_weights="int16". What all this buys, in instructions per MAC and flash, is
+measured by bench/cortexm_mac.py and bench/kernel_variants.py.
 """
 import numpy as np
 
 # op kind -> template of its DSP-SIMD kernel (generator.KERNEL_VARIANTS uses this)
 TEMPLATES = {
-    "fully_connected": "fully_connected_dsp.c.j2",
-    "conv_2d": "conv_2d_dsp.c.j2",
-    "depthwise_conv_2d": "depthwise_conv_2d_dsp.c.j2",
-    "max_pool_2d": "max_pool_2d_dsp.c.j2",
-    "mean": "mean_dsp.c.j2",
+    "fully_connected": "dsp/fully_connected.c.j2",
+    "conv_2d": "dsp/conv_2d.c.j2",
+    "depthwise_conv_2d": "dsp/depthwise_conv_2d.c.j2",
+    "max_pool_2d": "dsp/max_pool_2d.c.j2",
+    "mean": "dsp/mean.c.j2",
 }
 
-# Flash bytes of code of each DSP kernel with the dsp.c.j2 helpers it calls, Thumb-2,
-# arm-none-eabi-gcc -Os -mcpu=cortex-m4 -fno-inline (measured with `python -m
-# minitiny.codegen.sizes DIR` on single-layer models, as generator.CODE_BYTES). The
-# depthwise kernel: ~800-880 bytes with its 3x3 stride-1 loop (four outputs per pass, then
-# two and one), ~560 else. The conv kernel: ~520-600 bytes when its k loop runs (3x3 on 8
-# channels, 3x3 on 1), ~1,600 when K4 <= 64 writes the loop out whole (1x1 on 64 channels).
+# Flash bytes of code of each DSP kernel with the helpers it calls, the estimate in the
+# manifest: Thumb-2 under arm-none-eabi-gcc -Os -mcpu=cortex-m4 -fno-inline, as `python -m
+# minitiny.codegen.sizes DIR` reads it on single-layer models (as generator.CODE_BYTES; the
+# conv and depthwise kernels vary with their shapes, as their loops are written out or not).
 CODE_BYTES = {"fully_connected": 350, "conv_2d": 900, "depthwise_conv_2d": 820, "max_pool_2d": 200,
              "mean": 400}
 
 
-# The helpers of templates/dsp.c.j2 each kernel calls, and what they call in turn; only
+# The helpers of templates/dsp/helpers.c.j2 each kernel calls, and what they call in turn; only
 # what a model uses is emitted (clang warns about unused static inline functions).
 HELPER_DEPENDS = {
     "requantize_fast_to_int8": ["requantize_fast", "ssat8"],
@@ -116,12 +104,12 @@ HELPER_DEPENDS = {
     "im2col_zero_blocks": ["write_s16x2"],
     "im2col_copy_blocks": ["read_s8x4", "sxtab16_ror8", "write_s16x2", "pack_lo_lo", "pack_hi_hi"],
     "plane_from_s8": ["read_s8x4", "sxtab16_ror8", "pack_lo_lo", "pack_hi_hi"],
-    "im2col_copy_pairs": ["write_s16x2"],
+    "im2col_copy_pairs": [],
 }
 
 
 def helpers(kind, p, fast, dsp_weights="int8", folded=False):
-    """The dsp.c.j2 helpers the DSP kernel of one layer calls (without their dependencies);
+    """The dsp/helpers.c.j2 helpers the DSP kernel of one layer calls (without their dependencies);
     fast: the layer's requantization is requantize_fast's (fast_requantize); folded: its
     output zero point is folded into the rounding term (folded_rounding)."""
     if kind == "mean":
@@ -142,6 +130,9 @@ def helpers(kind, p, fast, dsp_weights="int8", folded=False):
             im2col = ["plane_from_s8", "read_2_words_at", "write_2_words_at"]
         else:
             im2col = ["plane_from_s8", "im2col_copy_pairs"]
+        l2 = even(p["kernel_w"] * p["in_c"])
+        if conv_uses_plane(p) and padded(p["kernel_h"] * l2) > p["kernel_h"] * l2:
+            im2col.append("write_s16x2")        # the columns' last pair, zeroed once
         return ["read_2_words"] + ([] if dsp_weights == "int16" else ["read_s8x4", "sxtb16_ror8"]) + im2col + epilogue
     return depthwise_helpers(p, folded) + epilogue
 
@@ -175,7 +166,7 @@ def even(n):
 def conv_rows(weight):
     """(out_c, kh, kw, in_c) int8 -> (out_c, K4) natural order: each filter row's L = kw *
     in_c values padded with a zero to L2 = even(L), so that every filter row starts an
-    int16 pair of the im2col column (conv_2d_dsp.c.j2 copies a row's pairs from its int16
+    int16 pair of the im2col column (dsp/conv_2d.c.j2 copies a row's pairs from its int16
     plane; the zero weight meets whatever value follows the row there), then zeros up to K4,
     kh * L2 rounded up to a multiple of 4. With in_c even the rows need no padding and K4 is
     K rounded up to 4; with in_c a multiple of 4, K4 = K."""
@@ -201,7 +192,7 @@ def conv_weight16(weight):
 
 
 def dense_weight(weight):
-    """(units, in_features) int8 -> the lines of fully_connected_dsp.c.j2's array.
+    """(units, in_features) int8 -> the lines of dsp/fully_connected.c.j2's array.
 
     Each row padded with zeros to a multiple of 4 (the kernel reads the input four at a
     time; the last word's extra bytes meet zero weights). Units in groups of four, one
@@ -226,13 +217,11 @@ DENSE_UNROLL_MAX = 8     # at most this many blocks of 4 inputs per iteration of
 
 
 def dense_unroll(blocks):
-    """How many blocks of 4 inputs fully_connected_dsp.c.j2's inner loop runs per iteration
+    """How many blocks of 4 inputs dsp/fully_connected.c.j2's inner loop runs per iteration
     (`#pragma GCC unroll`): the largest divisor of the blocks up to DENSE_UNROLL_MAX, so
     that none is left over after the loop. The loop's counter and branch are then paid once
-    per that many blocks: measured on the M4, the mlp's 256 -> 256 layer 1.51 -> 1.44 with
-    int8 weights (21.6 instructions per 16 MACs: the 1.31 of LDR, 2 SXTAB16, 2 LDRD, 8 SXTB16
-    and 8 SMLAD, plus the epilogue), 1.13 -> 1.05 with int16, for about 600 bytes of code;
-    4 blocks gave 1.47 and 1.08, 16 gave 1.42 and 1.04 for twice the code."""
+    per that many blocks; more blocks per iteration buy less and cost code
+    (bench/cortexm_mac.py measures the layer)."""
     return max(d for d in range(1, DENSE_UNROLL_MAX + 1) if blocks % d == 0)
 
 
@@ -243,7 +232,7 @@ def offset_pair(offset):
     return word - (1 << 32) if word >= 1 << 31 else word
 
 
-CONV_PIXELS = 4      # output pixels conv_2d_dsp.c.j2 computes per pass (im2col columns)
+CONV_PIXELS = 4      # output pixels dsp/conv_2d.c.j2 computes per pass (im2col columns)
 
 
 CONV_WHOLE_BLOCKS = 32   # up to this many blocks (K4 <= 128) the compiler writes the k loop out whole
@@ -252,12 +241,9 @@ CONV_UNROLL_MAX = 16     # past that, it writes out at most this many blocks per
 
 def conv_unroll(k4):
     """How many blocks of 4 values of k the compiler writes out per iteration of
-    conv_2d_dsp.c.j2's inner loop (`#pragma GCC unroll`, read by GCC and clang; the C keeps
+    dsp/conv_2d.c.j2's inner loop (`#pragma GCC unroll`, read by GCC and clang; the C keeps
     one readable block). Up to CONV_WHOLE_BLOCKS blocks, all of them: no counter and no
-    branch are left (measured on the M4: a 1x1 conv on 64 channels 1.05 -> 1.00
-    instructions per MAC, for about 600 bytes more code per layer at -O2; the cnn's 3x3
-    conv on 8 channels, 18 blocks, 1.29 -> 1.16 with int8 weights, 1.11 -> 1.06 with int16,
-    for about 1 KB; bounded: at most 32 blocks). Past that, the largest divisor of the
+    branch are left, for more code per layer (bounded: at most 32 blocks). Past that, the largest divisor of the
     blocks up to CONV_UNROLL_MAX when it is at least 4, else 2 (blocks left over after the
     loop cost more than the loop's counter; 8 pixels per pass instead of 4 made GCC 12
     spill accumulators)."""
@@ -278,7 +264,7 @@ CONV_PLANE_BYTES = 2048    # the plane holds a band of output rows within this
 
 
 def conv_plane(p):
-    """(band, rows, cols, copy) of the int16 plane of a conv (conv_2d_dsp.c.j2, where
+    """(band, rows, cols, copy) of the int16 plane of a conv (dsp/conv_2d.c.j2, where
     conv_uses_plane): output rows per band; plane rows of a band; plane
     columns (int16 values; even, so every row is word-aligned), plane column c being input
     column c / in_c - pad_w, channel c % in_c; the input values per row copied into it.
@@ -311,7 +297,7 @@ def conv_plane(p):
 
 
 def conv_uses_plane(p):
-    """True when conv_2d_dsp.c.j2 fills its columns from the int16 plane: always when
+    """True when dsp/conv_2d.c.j2 fills its columns from the int16 plane: always when
     in_channel is not a multiple of 4; else when the windows overlap (a kernel larger than
     1x1) and the plane's rows fit CONV_PLANE_BYTES, so that each input value is extended
     to int16 once per band instead of once per window that holds it."""
@@ -324,12 +310,11 @@ def conv_uses_plane(p):
 
 
 def conv_block_copies(p):
-    """True when conv_2d_dsp.c.j2 copies each window from the plane with one LDRD and one
+    """True when dsp/conv_2d.c.j2 copies each window from the plane with one LDRD and one
     STRD per block of 4 values, at constant offsets written out (READ_2_WORDS_AT): a filter
     row is whole blocks (L2 a multiple of 4), every window starts on a 4-byte boundary
     (stride_w * in_c even, or one output column), and the offsets fit LDRD's (<= 1020 bytes)
-    for at most 32 blocks a window. Else im2col_copy_pairs, two LDRs a block (the cnn's
-    14x14x8 3x3 conv: ~65 instructions per pixel's window, ~36 this way)."""
+    for at most 32 blocks a window. Else im2col_copy_pairs, two LDRs a block."""
     l2 = even(p["kernel_w"] * p["in_c"])
     if not conv_uses_plane(p) or l2 % 4 or p["kernel_h"] * l2 // 4 > 32:
         return False
@@ -371,7 +356,7 @@ def weight_bytes(kind, p, dsp_weights="int8"):
     return None
 
 
-# requantize_fast (templates/dsp.c.j2) needs |acc| < 2^30: it doubles acc in an int32.
+# requantize_fast (templates/dsp/helpers.c.j2) needs |acc| < 2^30: it doubles acc in an int32.
 FAST_ACC_LIMIT = 1 << 30
 
 
@@ -389,7 +374,7 @@ def accumulator_bound(kind, weight, bias):
 
 
 def fast_requantize(kind, p, weight, bias):
-    """True when requantize_fast (templates/dsp.c.j2) gives MultiplyByQuantizedMultiplier's
+    """True when requantize_fast (templates/dsp/helpers.c.j2) gives MultiplyByQuantizedMultiplier's
     bits for every accumulator this layer can produce: TFLM's double rounding (not the
     single-rounding build), every channel shifts right by 1..31 (a multiplier below 1/2; a
     larger one, or 0, keeps the general requantize_to_int8), and |acc| < 2^30 for every
@@ -403,7 +388,7 @@ def fast_requantize(kind, p, weight, bias):
 
 def folded_rounding(kind, p, weight, bias):
     """The per-channel constants 2^(r-1) + Z_out 2^r of requantize_doubled_to_int8
-    (templates/dsp.c.j2), or None when the layer cannot use it.
+    (templates/dsp/helpers.c.j2), or None when the layer cannot use it.
 
     requantize_fast ends with (h - sign + 2^(r-1)) >> r, and the kernel then adds the
     output zero point Z_out. Adding Z_out 2^r before the arithmetic shift adds exactly
@@ -423,7 +408,7 @@ def folded_rounding(kind, p, weight, bias):
     return rounding
 
 
-DSP_WEIGHTS = ("int8", "int16")     # how fully_connected_dsp.c.j2 stores its weights
+DSP_WEIGHTS = ("int8", "int16")     # how dsp/fully_connected.c.j2 stores its weights
 
 
 def layer_context(kind, p, weight, bias=None, scratch_offset=None, dsp_weights="int8"):
@@ -467,7 +452,7 @@ def layer_context(kind, p, weight, bias=None, scratch_offset=None, dsp_weights="
 
 
 # ---- depthwise_conv_2d ----
-# templates/depthwise_conv_2d_dsp.c.j2 runs one input channel at a time through a "plane":
+# templates/dsp/depthwise_conv_2d.c.j2 runs one input channel at a time through a "plane":
 # the channel's input values as int16 in a 2-D array with the padding written out (each
 # padding cell holds the input zero point Z), so that neighbours along a plane row form the
 # int16 pairs __smlad multiplies with pairs of weights of one filter row. The input offset
@@ -571,16 +556,16 @@ def depthwise_context(p, weight, bias, scratch_offset):
 
 
 # ---- pooling ----
-# templates/max_pool_2d_dsp.c.j2 takes four channels at a time: NHWC keeps a pixel's
+# templates/dsp/max_pool_2d.c.j2 takes four channels at a time: NHWC keeps a pixel's
 # channels side by side, so one 32-bit word holds four int8 channels of one tap, and SSUB8
-# then SEL give their four maxima in two instructions (max_s8x4 in dsp.c.j2; CMSIS-NN's
+# then SEL give their four maxima in two instructions (max_s8x4 in dsp/helpers.c.j2; CMSIS-NN's
 # arm_max_pool_s8 does the same). The running maximum starts at the fused activation's
 # lower bound in each byte (max(act_min, taps) is the clamp from below, for free); an upper
 # bound below 127 costs one min_s8x4 per word. The last channels mod 4 go one byte at a time,
 # as in the scalar kernel. Where no window is clipped by the image's edge, every channel is
 # in a word and the lower bound is -128 ("whole_windows", the usual 2x2 pool of a CNN), the
-# taps are written out and the first one starts the maximum: the cnn benchmark's pools 1.31
-# -> 0.83 instructions per input value. No weights, no scratch, no requantization.
+# taps are written out and the first one starts the maximum. No weights, no scratch, no
+# requantization.
 POOL_KINDS = ("max_pool_2d",)
 
 
@@ -592,6 +577,10 @@ def byte_word(value):
 
 
 def pool_helpers(p):
+    """The word helpers of the four-channel loop; none when there is no whole group of four
+    channels (the kernel then has only the channel-at-a-time tail)."""
+    if p["channels"] < 4:
+        return []
     return ["read_s8x4", "write_s8x4", "max_s8x4"] + (["min_s8x4"] if p["act_max"] < 127 else [])
 
 
@@ -618,7 +607,7 @@ def pool_context(p):
 
 
 # ---- mean ----
-# templates/mean_dsp.c.j2: the global average pool (the only mean Prepare accepts: over H and
+# templates/dsp/mean.c.j2: the global average pool (the only mean Prepare accepts: over H and
 # W of an (H, W, C) input, kernels/mean.py prepare) four channels at a time. NHWC keeps a
 # pixel's channels side by side, so one 32-bit load holds channels c..c+3 of one pixel, and
 # two SXTAB16 add them into 16-bit lanes: (c, c+2) and (c+1, c+3). A 16-bit lane holds the
@@ -629,15 +618,11 @@ def pool_context(p):
 # requantization as the scalar kernel, per channel. The last channels mod 4 one at a time.
 MEAN_BLOCK = 256       # pixels summed in 16-bit lanes before they are widened to int32
 MEAN_UNROLL = 8        # pixels per pass of the kernel's inner loop
-# With 8 pixels per pass the inner loop is 8 LDR, 16 SXTAB16, ADD, CMP, BNE: 27 instructions
-# per 32 values on a Cortex-M4 (GCC 12 -O2, arm-none-eabi-objdump); 4 pixels per pass take
-# 15 per 16. On ds-cnn's 25x5x64 pool the layer takes 0.97 instructions per input value
-# with its epilogue (the scalar kernel: 7.0), ~330 bytes of code at -Os (CODE_BYTES: with
-# the helpers, 400; a channel tail adds ~60).
+# 8 pixels per pass: one loop counter and branch per 8 LDR and 16 SXTAB16.
 
 
 def mean_fast_requantize(p):
-    """True when requantize_fast (templates/dsp.c.j2) gives MultiplyByQuantizedMultiplier's
+    """True when requantize_fast (templates/dsp/helpers.c.j2) gives MultiplyByQuantizedMultiplier's
     bits for every sum: double rounding, a right shift of 1..31, 0 < multiplier < 2^31, and
     |sum - Z_in count| <= 255 count < 2^30. Its proof (beside requantize_fast) asks for a
     multiplier of at least 2^30, but uses only 0 < m < 2^31: that 2 acc is an int32 and

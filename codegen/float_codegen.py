@@ -20,8 +20,8 @@ import numpy as np
 from minitiny.geometry import out_size, pad_before
 
 from . import planner
-from .generator import (GENERATOR, CodegenError, Generated, _environment, _template_identifiers, window_edges,
-                        _write_atomically, c_float)
+from .generator import GENERATOR, CodegenError, Generated, _write_atomically, window_edges
+from .templating import c_float, environment, identifiers
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 
 # layer class -> (template, planner kind: how the arena may share its buffer)
@@ -151,7 +151,7 @@ def generate_float(model, out_dir, name=None):
     arena = planner.plan(steps, sizes, [input_name], [output_name], align=1)
 
     # -- one context per layer ------------------------------------------------------------
-    namer = Namer({"arena", prefix + "_invoke"} | _template_identifiers())
+    namer = Namer({"arena", prefix + "_invoke"} | identifiers())
     layers, uses = [], set()
     for i, node in enumerate(graph):
         layer, kind = node.layer, type(node.layer).__name__
@@ -179,7 +179,7 @@ def generate_float(model, out_dir, name=None):
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
         "weight_bytes": sum(layer["weight_bytes"] for layer in layers),
     }
-    env = _environment()
+    env = environment()
     files = {f"{prefix}_model.h": env.get_template("float_model.h.j2").render(context).encode(),
              f"{prefix}_model.c": env.get_template("float_model.c.j2").render(context).encode()}
     info = {

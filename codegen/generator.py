@@ -17,31 +17,23 @@ assembled from strings here; filters only format numbers (`c_int`, `c_row`, ...)
 Files are rendered in memory, written to a temporary directory and moved into place only
 when all of them succeeded, so a failure never leaves half a model behind.
 """
-import functools
 import hashlib
 import json
 import os
 
-import jinja2
 import numpy as np
 
 from minitiny.files import atomic_folder
 
 from . import dsp, planner
-from .names import Namer, c_comment, c_identifier, c_macro_prefix, template_identifiers
+from .names import Namer, c_comment, c_identifier, c_macro_prefix
+from .templating import c_dims, c_float, c_float_row, c_int, c_row, environment, identifiers, shape_text
 
 GENERATOR = "minitiny.codegen"
-TEMPLATE_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 
-# op kind -> template of its scalar kernel (the readable reference path).
-TEMPLATES = {
-    "fully_connected": "fully_connected.c.j2",
-    "conv_2d": "conv_2d.c.j2",
-    "depthwise_conv_2d": "depthwise_conv_2d.c.j2",
-    "max_pool_2d": "max_pool_2d.c.j2",
-    "average_pool_2d": "average_pool_2d.c.j2",
-    "mean": "mean.c.j2",
-    "add": "add.c.j2",
+# -- the kernel variants: one template per op kind and variant ---------------------------
+# Op kinds whose every variant shares one template (no variant has a faster form yet).
+SHARED_TEMPLATES = {
     "reshape": "reshape.c.j2",
     "softmax": "softmax.c.j2",
     "logistic": "logistic.c.j2",
@@ -49,22 +41,47 @@ TEMPLATES = {
     "relu": "relu.c.j2",
     "relu6": "relu.c.j2",       # one template for both: relu6 is a clamp to [lower, upper]
 }
-
-# The kernel-variant selection point. "scalar" is the plain C of TEMPLATES. A faster variant
-# for a given core adds its templates here, under its own name, beside the scalar ones; a
-# kind a variant does not list falls back to the scalar template. The tests run every
-# variant against the same NumPy reference, bit for bit.
-#   "dsp"   the DSP-SIMD kernels of fully_connected, conv_2d and depthwise_conv_2d (dsp.py):
-#           Cortex-M4/M7/M33/M55 only; the C stops with #error on a core without the DSP
-#           extension (__ARM_FEATURE_DSP).
-#   "auto"  both, chosen by the compiler: the DSP kernels when __ARM_FEATURE_DSP is defined
-#           and MINITINY_SCALAR is not, else the scalar ones (the host build, Cortex-M0/M3).
+# Op kinds with a template per variant.
+VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
+                 "mean", "add")
+# The variants. Every one computes the same bits as QModel.predict_int8 (the tests run each
+# against it); they differ in how the C reads and how fast it runs.
+#   "reference" TFLM's reference kernels (tensorflow/lite/kernels/internal/reference/integer_ops):
+#               their loop order and names, one generic static function per op kind called
+#               by every layer of that kind with its constants; the C to read (the default).
+#   "scalar"    portable C tuned per layer (four outputs at a time, the input offset folded
+#               into the bias, windows clipped once per pixel): cores without the DSP
+#               extension (Cortex-M0/M0+/M3).
+#   "dsp"       the DSP-SIMD kernels of dsp.py where an op kind has one, else "scalar":
+#               Cortex-M4/M7/M33/M55 only (the C stops with #error without __ARM_FEATURE_DSP).
+#   "auto"      "dsp" and "scalar" both, chosen by the compiler: the DSP kernels when
+#               __ARM_FEATURE_DSP is defined and MINITINY_SCALAR is not (the fastest build
+#               for any core), else the scalar ones.
+REFERENCE_TEMPLATES = {kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS}
+SCALAR_TEMPLATES = {kind: f"scalar/{kind}.c.j2" for kind in VARIANT_KINDS}
 KERNEL_VARIANTS = {
-    "scalar": {},
-    "dsp": dsp.TEMPLATES,
-    "auto": dsp.TEMPLATES,
+    "reference": {**SHARED_TEMPLATES, **REFERENCE_TEMPLATES},
+    "scalar": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES},
+    "dsp": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES, **dsp.TEMPLATES},
+    "auto": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES, **dsp.TEMPLATES},
 }
-BOTH_KERNELS = {"auto"}          # variants that emit the scalar kernel beside their own
+DEFAULT_VARIANT = "reference"
+DSP_VARIANTS = {"dsp", "auto"}     # variants with DSP-SIMD kernels
+BOTH_KERNELS = {"auto"}            # variants that emit the scalar kernel beside the DSP one
+# The op kinds the C implements (the same in every variant).
+TEMPLATES = KERNEL_VARIANTS[DEFAULT_VARIANT]
+# The reference variant's generic kernels: templates rendered once (section "kernel") before
+# the layers, in this order, for the kinds a model uses; each layer then renders its
+# constants and its call (section "layer").
+REFERENCE_KERNELS = {
+    "fully_connected": ["reference/fully_connected.c.j2"],
+    "conv_2d": ["reference/conv_2d.c.j2"],
+    "depthwise_conv_2d": ["reference/depthwise_conv_2d.c.j2"],
+    "max_pool_2d": ["reference/pool_params.c.j2", "reference/max_pool_2d.c.j2"],
+    "average_pool_2d": ["reference/pool_params.c.j2", "reference/average_pool_2d.c.j2"],
+    "mean": ["reference/mean.c.j2"],
+    "add": ["reference/add.c.j2"],
+}
 
 # Which fixed-point helpers (fixedpoint.c.j2) each op kind calls directly; the helpers' own
 # dependencies are in FIXEDPOINT_DEPENDS. Only what is used is emitted (-Wunused-function).
@@ -108,9 +125,10 @@ FIXEDPOINT_DEPENDS_SINGLE_ROUNDING = {
 }
 
 # Flash bytes of code, the estimate in the layer table and the manifest: Thumb-2 code of each
-# scalar kernel and helper, compiled with arm-none-eabi-gcc -Os -mcpu=cortex-m4 -fno-inline
-# (measured with `python -m minitiny.codegen.sizes DIR` on single-layer models; windowed
-# kernels vary by about +-30 % with their shapes). The firmware build reports the exact size.
+# kernel and helper under arm-none-eabi-gcc -Os -mcpu=cortex-m4 -fno-inline, as `python -m
+# minitiny.codegen.sizes DIR` reads it on single-layer models (a per-layer kernel's size
+# varies with its shapes; the firmware build reports the exact size of a linked image).
+# CODE_BYTES: the scalar (and shared) kernels, one copy per layer.
 CODE_BYTES = {
     "fully_connected": 250, "conv_2d": 340, "depthwise_conv_2d": 430, "max_pool_2d": 160,
     "average_pool_2d": 270, "mean": 90, "add": 100, "reshape": 0, "softmax": 160,
@@ -126,6 +144,17 @@ CODE_BYTES_HELPERS = {
     "gemmlowp_logistic": 50, "gemmlowp_tanh": 32,
 }
 CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, checks, one call per layer
+# The reference variant: each generic kernel once per model, and per layer the small function
+# that calls it with the layer's constants; the constants' params struct in flash (int fields).
+CODE_BYTES_REFERENCE = {
+    "fully_connected": 200, "conv_2d": 300, "depthwise_conv_2d": 300, "max_pool_2d": 150,
+    "average_pool_2d": 200, "mean": 100, "add": 150,
+}
+CODE_BYTES_CALL = 20
+REFERENCE_PARAMS_BYTES = {
+    "fully_connected": 6 * 4, "conv_2d": 16 * 4, "depthwise_conv_2d": 17 * 4, "max_pool_2d": 13 * 4,
+    "average_pool_2d": 13 * 4, "mean": 8 * 4, "add": 13 * 4,
+}
 
 # Names the generated .c declares itself: a layer may not take them (nor any identifier the
 # templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
@@ -136,72 +165,6 @@ LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift",
 
 class CodegenError(ValueError):
     """The model cannot be turned into C: names the model, layer and what is wrong."""
-
-
-# -- number formatting (the only text made in Python: numbers, never code) ---------------
-def c_int(value):
-    """An integer literal; INT32_MIN cannot be written as a literal in C."""
-    value = int(value)
-    if value == -(1 << 31):
-        return "(-2147483647 - 1)"
-    return str(value)
-
-
-def c_float(value):
-    """A float literal that reads back to the same float32: '%.9g' plus 'f'."""
-    text = "%.9g" % float(np.float32(value))
-    if not any(ch in text for ch in ".eEn"):
-        text += ".0"
-    return text + "f"
-
-
-def _braces(array, literal):
-    """A (nested) brace initializer on one line, each value written by `literal`."""
-    if array.ndim == 0:
-        return literal(array)
-    if array.ndim == 1:
-        return "{" + ", ".join(literal(v) for v in array.tolist()) + "}"
-    return "{" + ", ".join(_braces(sub, literal) for sub in array) + "}"
-
-
-def c_row(array):
-    """Integers, one line: [[1, 2], [3, 4]] -> '{{1, 2}, {3, 4}}'."""
-    return _braces(np.asarray(array), c_int)
-
-
-def c_float_row(array):
-    """float32 values, one line: [[0.5, 1]] -> '{{0.5f, 1.0f}}'."""
-    return _braces(np.asarray(array, dtype=np.float32), c_float)
-
-
-def c_dims(shape):
-    """The array part of a C declaration: (20, 784) -> '[20][784]'."""
-    return "".join(f"[{int(d)}]" for d in shape)
-
-
-def shape_text(shape, dtype="int8"):
-    return f"{dtype}[{']['.join(str(int(d)) for d in shape)}]" if shape else f"{dtype}[1]"
-
-
-@functools.lru_cache(maxsize=None)
-def _environment():
-    """The Jinja2 environment (built once: it caches the compiled templates)."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             trim_blocks=True, lstrip_blocks=True, autoescape=False)
-    env.filters.update(c_int=c_int, c_float=c_float, c_row=c_row, c_float_row=c_float_row, c_dims=c_dims,
-                       comment=c_comment, shape=shape_text)
-    return env
-
-
-@functools.lru_cache(maxsize=None)
-def _template_identifiers():
-    texts = []
-    for fname in sorted(os.listdir(TEMPLATE_DIR)):
-        if fname.endswith(".j2"):
-            with open(os.path.join(TEMPLATE_DIR, fname), encoding="utf-8") as f:
-                texts.append(f.read())
-    return frozenset(template_identifiers(texts))
 
 
 # -- hashing -------------------------------------------------------------------------------
@@ -297,10 +260,11 @@ def _tensor_view(t, offset=None):
 
 def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     kind = op.kind
-    template = KERNEL_VARIANTS[variant].get(kind, TEMPLATES.get(kind))
+    template = KERNEL_VARIANTS[variant].get(kind)
+    uses_dsp = kind in _dsp_kinds(variant)
     dsp_template = None
-    if variant in BOTH_KERNELS and kind in KERNEL_VARIANTS[variant]:
-        template, dsp_template = TEMPLATES[kind], template    # "#if MINITINY_DSP ... #else ..."
+    if variant in BOTH_KERNELS and uses_dsp:
+        template, dsp_template = SCALAR_TEMPLATES[kind], template    # "#if MINITINY_DSP ... #else ..."
     if template is None:
         raise CodegenError(f"model {qmodel.name!r}, layer {index} {op.name!r}: op kind {kind!r} "
                            f"has no C template; supported: {', '.join(sorted(TEMPLATES))}")
@@ -319,18 +283,16 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
         per_channel = bool(len(set(p["output_multiplier"].tolist())) > 1
                            or len(set(p["output_shift"].tolist())) > 1)
-    uses_dsp = kind in KERNEL_VARIANTS[variant]
     # bytes in flash: weights and bias, plus per-channel multipliers and shifts (int32 each);
     # a DSP kernel's weight layout may pad rows to a multiple of 4 (dsp.weight_bytes)
     dsp_weight_bytes = dsp.weight_bytes(kind, p, dsp_weights) if uses_dsp else None
     weight_bytes = (sum(c["nbytes"] for c in consts) + (8 * len(p["output_multiplier"]) if per_channel else 0)
                     + (dsp_weight_bytes - consts[0]["nbytes"] if dsp_weight_bytes is not None else 0))
-    # the banner's list of integer parameters (multipliers, shifts, offsets, clamps, sizes)
-    scalars = [(k, v) for k, v in p.items() if isinstance(v, int) and not isinstance(v, bool)
-               and k not in ("macs",)]
+    # the banner's integer parameters, a line per group (BANNER_GROUPS)
+    integers = {k: v for k, v in p.items() if isinstance(v, int) and not isinstance(v, bool) and k != "macs"}
     if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d") and not per_channel:
-        scalars[:0] = [("output_multiplier", int(p["output_multiplier"][0])),
-                       ("output_shift", int(p["output_shift"][0]))]
+        integers.update(output_multiplier=int(p["output_multiplier"][0]), output_shift=int(p["output_shift"][0]))
+    scalars = _banner_groups(integers)
     dsp_context = dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data if weight is not None else None,
                                     bias["data"] if bias is not None else None,
                                     arena.scratch.get(index), dsp_weights) if uses_dsp else None
@@ -338,16 +300,26 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
         weight_bytes += 4 * len(dsp_context["rounding"])   # requantize_doubled's rounding, an int32 per channel
         if kind == "conv_2d" and bias is None:                # conv_2d_dsp's per-channel table
             weight_bytes += 4 * len(dsp_context["rounding"])   # holds a bias of 0 too
-    code_bytes = dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES[kind]
+    generic = template == REFERENCE_TEMPLATES.get(kind)     # the reference variant's kernel, shared
+    code_bytes = (dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES_CALL if generic else CODE_BYTES[kind])
+    channel_multipliers = None
+    if generic:
+        weight_bytes += REFERENCE_PARAMS_BYTES[kind]
+        if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
+            # the generic kernel takes a multiplier and a shift per output channel, as TFLM's
+            channels = p["out_features"] if kind == "fully_connected" else p["out_c"]
+            channel_multipliers = {k: np.broadcast_to(p[k], (channels,)) for k in ("output_multiplier", "output_shift")}
+            weight_bytes += 0 if per_channel else 8 * channels
     # the scalar kernel's bias with the input offset folded in (None: the offset stays in the
     # loop); a layer without a bias gets one when the folded values are not all zero
     folded = None
-    if kind in ("fully_connected", "conv_2d") and (not uses_dsp or dsp_template):
+    if kind in ("fully_connected", "conv_2d") and SCALAR_TEMPLATES[kind] in (template, dsp_template):
         folded = folded_bias(kind, p, qmodel.tensors[op.inputs[1]].data, bias["data"] if bias else None)
         if folded is not None and bias is None and np.any(folded):
             weight_bytes += 4 * len(folded)
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind,
-            "template": template, "dsp_template": dsp_template, "p": p,
+            "template": template, "dsp_template": dsp_template, "generic": generic, "p": p,
+            "channel_multipliers": channel_multipliers,
             "dsp": dsp_context,
             "scratch_bytes": dsp.scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "weight": weight, "bias": bias, "per_channel": per_channel,
@@ -356,6 +328,37 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
             "shared": arena.shared.get(op.name), "scalars": scalars,
             "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None}
+
+
+# The banner of a layer lists its integer parameters by meaning, one line per group; a
+# parameter no group names goes on a last line, "other".
+BANNER_GROUPS = (
+    ("sizes", ("in_h", "in_w", "in_c", "channels", "in_features", "out_h", "out_w", "out_c",
+               "out_features", "depth_multiplier", "size", "count")),
+    ("window", ("kernel_h", "kernel_w", "pool_h", "pool_w", "stride_h", "stride_w", "pad_h", "pad_w")),
+    ("zero points", ("input_offset", "input1_offset", "input2_offset", "input_zero_point",
+                     "output_offset", "output_zero_point")),
+    ("requantization", ("output_multiplier", "output_shift", "left_shift", "input1_multiplier",
+                        "input1_shift", "input2_multiplier", "input2_shift")),
+    ("clamp", ("act_min", "act_max", "lower", "upper")),
+)
+
+
+def _banner_groups(integers):
+    """[(group, [(name, value), ...]), ...] for the layer banner, empty groups left out."""
+    rows, named = [], set()
+    for group, names in BANNER_GROUPS:
+        row = [(k, integers[k]) for k in names if k in integers]
+        named.update(names)
+        if row:
+            rows.append((group, row))
+    other = [(k, v) for k, v in integers.items() if k not in named]
+    return rows + ([("other", other)] if other else [])
+
+
+def _dsp_kinds(variant):
+    """{op kind: DSP template} of the kinds the variant computes with DSP-SIMD kernels."""
+    return dsp.TEMPLATES if variant in DSP_VARIANTS else {}
 
 
 def _saturates_only(layer):
@@ -463,7 +466,7 @@ def depthwise_form(qmodel):
     return QModel(qmodel.name, tensors, ops, qmodel.inputs, qmodel.outputs, single_rounding=qmodel.single_rounding)
 
 
-def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD",
+def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
                   dsp_weights="int8"):
     """Everything the templates need, computed once: names, plan, layers, sizes."""
     from minitiny import __version__
@@ -471,21 +474,28 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
         raise CodegenError(f"unknown kernel variant {variant!r}; known: {', '.join(KERNEL_VARIANTS)}")
     if dsp_weights not in dsp.DSP_WEIGHTS:
         raise CodegenError(f"dsp_weights={dsp_weights!r}: expected one of {', '.join(dsp.DSP_WEIGHTS)}")
-    if dsp_weights != "int8" and not KERNEL_VARIANTS[variant]:
+    if dsp_weights != "int8" and variant not in DSP_VARIANTS:
         raise CodegenError(f"dsp_weights={dsp_weights!r} is for the DSP kernels; variant {variant!r} has "
                            f"none (use variant 'dsp' or 'auto')")
     single_rounding = _check_model(qmodel)
     # the model as the kernels compute it: the same tensors, a few ops in an equal form
-    computed = depthwise_form(qmodel) if "depthwise_conv_2d" in KERNEL_VARIANTS[variant] else qmodel
+    computed = depthwise_form(qmodel) if "depthwise_conv_2d" in _dsp_kinds(variant) else qmodel
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
     scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(computed.ops)
-               if op.kind in KERNEL_VARIANTS[variant] and op.params is not None}
+               if op.kind in _dsp_kinds(variant) and op.params is not None}
     arena = planner.plan_qmodel(computed, scratch=scratch)
-    namer = Namer(RESERVED | _template_identifiers() | {prefix + "_invoke", prefix + "_quantize_input",
+    namer = Namer(RESERVED | identifiers() | {prefix + "_invoke", prefix + "_quantize_input",
                               prefix + "_dequantize_output"})
     layers = [_layer(i, op, computed, arena, namer, variant, dsp_weights) for i, op in enumerate(computed.ops)]
     for layer, op in zip(layers, qmodel.ops):
         layer["model_kind"] = op.kind       # the model's op; layer["kind"]: the kernel that computes it
+    # the reference variant's generic kernels, each emitted once, its code counted at the first
+    # layer that calls it
+    kernels = []
+    for layer in layers:
+        if layer["generic"] and REFERENCE_KERNELS[layer["kind"]][-1] not in kernels:
+            kernels += [t for t in REFERENCE_KERNELS[layer["kind"]] if t not in kernels]
+            layer["code_bytes"] += CODE_BYTES_REFERENCE[layer["kind"]]
     # The fixed-point helpers the kernels call. A logistic/tanh whose every input saturates
     # (radius 0) calls none; a DSP kernel with the fast requantization (or none: pools) none
     # either. In "auto" the scalar kernels beside the DSP ones still call theirs: those only
@@ -509,8 +519,8 @@ def build_context(qmodel, name=None, variant="scalar", threshold=None, threshold
         "prefix": prefix, "PREFIX": c_macro_prefix(prefix), "variant": variant,
         "dsp_weights": dsp_weights,
         "input": _tensor_view(x, arena.offsets[x.name]), "output": _tensor_view(y, arena.offsets[y.name]),
-        "layers": layers, "helpers": helpers, "helpers_scalar_only": helpers_scalar_only,
-        "single_rounding": single_rounding,
+        "layers": layers, "kernels": kernels, "helpers": helpers, "helpers_scalar_only": helpers_scalar_only,
+        "single_rounding": single_rounding, "requantize_fast": variant != "reference",
         "dsp": any(layer["dsp"] is not None for layer in layers), "dsp_pixels": dsp.CONV_PIXELS,
         "dsp_helpers": dsp.helper_closure(h for layer in layers if layer["dsp"] is not None
                                           for h in dsp.helpers(layer["kind"], layer["p"],
@@ -559,7 +569,7 @@ def manifest(context, qmodel):
 
 def render(context):
     """{file name: text} for the header and the source."""
-    env = _environment()
+    env = environment()
     prefix = context["prefix"]
     return {f"{prefix}_model.h": env.get_template("model.h.j2").render(context),
             f"{prefix}_model.c": env.get_template("model.c.j2").render(context)}
@@ -585,7 +595,7 @@ class Generated:
                 f"(lower bound {m['arena_lower_bound']}), weights {m['weight_bytes']} B)")
 
 
-def generate(model, out_dir, name=None, variant="scalar", threshold=None, threshold_name="THRESHOLD",
+def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
              dsp_weights="int8"):
     """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
 

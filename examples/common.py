@@ -90,7 +90,8 @@ def deploy(model, x_representative, x_test, name, args, qmodel=None, n_m4=None, 
     import minitiny as mt
     qmodel = qmodel or mt.quantize(model, x_representative)
     out_dir = os.path.join(args.out, name)
-    g = mt.codegen.generate(qmodel, out_dir, name=name)
+    # the tuned portable kernels (the default, "reference", is the C to read; docs/DESIGN.md)
+    g = mt.codegen.generate(qmodel, out_dir, name=name, variant="scalar")
     x_int8 = qmodel.quantize_input(np.asarray(x_test, dtype=np.float32))
     check = verify_on_host(qmodel, out_dir, x_int8)             # the C via cffi vs NumPy int8
     if not check.ok:

@@ -121,7 +121,7 @@ def run_on(model, variant, board, tmp, seed=0, n=6, **options):
 
 # ---- models and oracles several test files use ------------------------------------------
 def requantize_fast(acc, multiplier, right_shift):
-    """templates/dsp.c.j2 requantize_fast, step by step: SMMULR (the Arm ARM: the high word
+    """templates/dsp/helpers.c.j2 requantize_fast, step by step: SMMULR (the Arm ARM: the high word
     of a * b + 2^31) of 2 acc and the multiplier, then the one-line rounding shift."""
     high = (2 * acc * multiplier + (1 << 31)) >> 32
     return (high + (high >> 31) + (1 << (right_shift - 1))) >> right_shift

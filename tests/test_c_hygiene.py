@@ -6,10 +6,11 @@ kernel variant codegen offers:
 
 * compiled with -std=c99 -Wall -Wextra -Werror -pedantic plus the extra warnings a strict
   firmware build may add, by gcc (-O2, -O3) and clang (-O2) and arm-none-eabi-gcc -Os for
-  Cortex-M0+, M4 (hard float), M33 and M55: zero warnings; and for the Cortex-M4 by both
+  Cortex-M0+, M4 (hard float), M33 and M55: zero warnings; for the Cortex-M4 by both
   arm-none-eabi-gcc and clang --target=arm-none-eabi (Arm's own compilers are clang-based)
   at -O0, -Os, -O2 and -O3, every variant (a compile that was clean once is remembered by
-  the hash of its compiler, flags and sources, so a re-run compiles only what changed);
+  the hash of its compiler, flags and sources, so a re-run compiles only what changed); and
+  by clang --target=arm-none-eabi -O2 for the M33 and M55 (the DSP kernels compiled in);
 * checked by cppcheck --enable=warning,style,performance,portability --std=c99;
 * built under -fsanitize=address,undefined for models drawn by hypothesis and run on inputs
   with -128 and 127 in every sample: no report, and the same bits as the NumPy reference;
@@ -47,6 +48,9 @@ EXTRA = ["-Wshadow", "-Wconversion", "-Wsign-conversion", "-Wcast-qual", "-Wcast
          "-Wformat=2", "-Wnull-dereference", "-Wunused"]
 ARM_CPUS = {"cortex-m0plus": [], "cortex-m4": ["-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"],
             "cortex-m33": [], "cortex-m55": []}    # Armv6-M, v7E-M (+FPU), v8-M, v8.1-M
+# clang for Arm beyond the M4 (test_every_variant_compiles_for_the_m4_at_every_level): the
+# other cores with the DSP extension, where the DSP kernels are compiled in
+CLANG_ARM_CPUS = ("cortex-m33", "cortex-m55")
 STACK_LIMIT = 512       # bytes; the models here need ~100-200 (printed below)
 CPPCHECK_ARGS = ["--enable=warning,style,performance,portability", "--std=c99", "--quiet",
                  "--template={file}:{line}: {severity} [{id}] {message}"]
@@ -109,7 +113,7 @@ def models():
 MODELS = models()
 VARIANTS = sorted(generator.KERNEL_VARIANTS)
 # a variant without the scalar fallback needs the Arm DSP extension (Cortex-M4 and up)
-NEEDS_DSP = {v for v in VARIANTS if v != "scalar" and v not in getattr(generator, "BOTH_KERNELS", ())}
+NEEDS_DSP = generator.DSP_VARIANTS - generator.BOTH_KERNELS
 DSP_CPUS = {"cortex-m4", "cortex-m7", "cortex-m33", "cortex-m55"}
 
 
@@ -182,11 +186,10 @@ M4_COMPILERS = {   # compile only (-c): no C library is needed, <arm_acle.h> com
     "clang --target=arm-none-eabi": [CLANG, "--target=arm-none-eabi", "-mcpu=cortex-m4"]}
 M4_LEVELS = ("-O0", "-Os", "-O2", "-O3")
 # (model, variant, compiler) known to fail, each once reproduced: the test checks they still
-# fail, so a fix is noticed and its entry removed. clang's -Wunused-function on DSP helpers
-# a model does not use (issue 21 item 9): the max-pool's 4-channel helpers with 1 channel,
-# write_s16x2 in the strided CNN.
-KNOWN_M4_FAILURES = {(label, variant, "clang --target=arm-none-eabi")
-                     for label in ("max pool, 1 channel", "strided cnn") for variant in ("dsp", "auto")}
+# fail, so a fix is noticed and its entry removed. None left: clang's -Wunused-function on
+# DSP helpers a model did not use (issue 21 item 9: the max-pool's 4-channel helpers with 1
+# channel, write_s16x2 in the strided CNN) is fixed, only what a model calls is emitted.
+KNOWN_M4_FAILURES = set()
 
 
 def _clean_before(job):
@@ -234,6 +237,16 @@ def test_every_variant_compiles_for_the_m4_at_every_level(generated):
         assert result.returncode != 0, f"{what} compiles clean now: remove it from KNOWN_M4_FAILURES"
 
 
+@pytest.mark.skipif(CLANG is None, reason="clang is not installed")
+def test_clang_for_arm_gives_no_warning(generated):
+    """Every variant, DSP kernels compiled in: clang --target=arm-none-eabi, compile only."""
+    jobs = []
+    for cpu in CLANG_ARM_CPUS:
+        flags = STRICT + EXTRA + ["--target=arm-none-eabi", f"-mcpu={cpu}", "-mthumb", "-O2", "-ffreestanding"]
+        jobs += [(CLANG, flags, g.source) for (label, variant), g in generated.items() if variant != "float"]
+    compile_all(jobs)
+
+
 # ---- cppcheck ---------------------------------------------------------------------------------
 _CPPCHECKED = {}
 
@@ -273,7 +286,7 @@ def cppchecked(generated):
 @pytest.mark.skipif(CPPCHECK is None, reason="cppcheck is not installed")
 def test_cppcheck_finds_nothing_beyond_constant_conditions(generated):
     for (label, variant), g in cppchecked(generated).items():
-        known = CONSTANT_CONDITIONS | (DSP_FINDINGS if variant not in ("scalar", "float") else set())
+        known = CONSTANT_CONDITIONS | (DSP_FINDINGS if variant in generator.DSP_VARIANTS else set())
         other = [f for f in cppcheck(g) if re.search(r"\[(\w+)\]", f).group(1) not in known]
         assert not other, f"{label} ({variant}):\n" + "\n".join(other)
 

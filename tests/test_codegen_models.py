@@ -259,16 +259,17 @@ def test_sanitizers_run_clean(seed):
 
 
 @requires_gcc
-def test_sanitizer_build_catches_an_out_of_bounds_write(tmp_path):
+@pytest.mark.parametrize("variant, bound", [("reference", ".output_depth = 8,"), ("scalar", "out_channel < 8;")])
+def test_sanitizer_build_catches_an_out_of_bounds_write(tmp_path, variant, bound):
     """The harness itself: a planted off-by-one must be reported, not pass silently."""
     model = o.single_op_model(1, "fully_connected", (16,), units=8)
-    g = codegen.generate(model, tmp_path)
+    g = codegen.generate(model, tmp_path, variant=variant)
     src = open(g.source).read()
-    assert "out_channel < 8;" in src
+    assert bound in src
     with open(g.source, "w") as f:
-        f.write(src.replace("out_channel < 8;", "out_channel < 9;"))
+        f.write(src.replace(bound, bound.replace("8", "9")))
     fn = codegen.load(g.dir, sanitize=True)
-    with pytest.raises(codegen.SanitizerError, match="out of bounds|overflow"):
+    with pytest.raises(codegen.SanitizerError, match="out of bounds|overflow|insufficient space"):
         fn(inputs_for(model, 0, 2))
 
 

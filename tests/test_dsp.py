@@ -213,7 +213,7 @@ def test_fast_requantize_is_used_only_where_proven():
        st.integers(-128, 127))
 @settings(max_examples=400)
 def test_folded_rounding_adds_the_zero_point_exactly(acc, multiplier, right_shift, z):
-    """Step 0 of requantize_doubled_to_int8 (dsp.c.j2): (high - sign + rounding) >> r must be
+    """Step 0 of requantize_doubled_to_int8 (dsp/helpers.c.j2): (high - sign + rounding) >> r must be
     TFLM's MultiplyByQuantizedMultiplier + the output zero point (fixedpoint.py, Python
     integers) whenever folded_rounding accepts the layer, and it must refuse exactly when
     the int32 sum could overflow (the bound written out here, in Python integers)."""

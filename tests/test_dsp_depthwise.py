@@ -20,7 +20,7 @@ from minitiny.quant import fixedpoint as fp  # noqa: E402
 
 
 # ---------------------------------------------------------------------------------------
-# depthwise_conv_2d: the plane kernel (depthwise_conv_2d_dsp.c.j2, dsp.py's depthwise section)
+# depthwise_conv_2d: the plane kernel (dsp/depthwise_conv_2d.c.j2, dsp.py's depthwise section)
 # ---------------------------------------------------------------------------------------
 def plane_depthwise(x, w, bias, stride, pad, out_hw, z):
     """A NumPy model of what the kernel sums for one channel, written from its comments:

@@ -25,7 +25,7 @@ from minitiny.quant import fixedpoint as fp  # noqa: E402
 
 # ---------------------------------------------------------------------------------------
 # ---- mean ----
-# the global average pool, four channels per word (mean_dsp.c.j2, dsp.py's mean section)
+# the global average pool, four channels per word (dsp/mean.c.j2, dsp.py's mean section)
 # ---------------------------------------------------------------------------------------
 # The effective multiplier e = s_in / (s_out * count) sets the requantization's shift (from
 # kernels/mean.py prepare, by count): 4 -> a left shift of 3; 0.7 and 0.3 -> 1, 0 or -1;
@@ -170,7 +170,7 @@ def test_mean_edge_cases_on_the_m4(tmp_path):
 
 # ---------------------------------------------------------------------------------------
 # ---- pooling ----
-# max_pool_2d, four channels per word (max_pool_2d_dsp.c.j2, dsp.py's pooling section)
+# max_pool_2d, four channels per word (dsp/max_pool_2d.c.j2, dsp.py's pooling section)
 # ---------------------------------------------------------------------------------------
 def pool_model(seed, in_shape, scale, zero_point, **cfg):
     """One max_pool_2d with a chosen input quantization: the fused activation's bounds are

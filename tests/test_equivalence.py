@@ -30,7 +30,7 @@ from hypothesis import Phase, given, settings, strategies as st
 import int8_oracle as O
 from minitiny.testing import models as models_
 from minitiny import codegen
-from minitiny.codegen import generator
+from minitiny.codegen import generator, templating
 from minitiny.quant import tflm
 from minitiny.quant.graph import QModel, QOp
 import figures  # noqa: E402  (tests/figures.py)
@@ -397,11 +397,12 @@ def helper_expected(op, a, b, c, want, single):
 
 @pytest.mark.skipif(GCC is None, reason="no C compiler (gcc or clang)")
 @pytest.mark.parametrize("single", [False, True], ids=["double rounding", "single rounding"])
-def test_c_fixed_point_helpers_at_the_edges(tmp_path, single):
+@pytest.mark.parametrize("fast", [False, True], ids=["TFLM's requantization", "the scalar variant's"])
+def test_c_fixed_point_helpers_at_the_edges(tmp_path, single, fast):
     import subprocess
     helpers = set(generator.FIXEDPOINT_DEPENDS)
-    text = generator._environment().get_template("fixedpoint.c.j2").render(
-        helpers=helpers, single_rounding=single)
+    text = templating.environment().get_template("fixedpoint.c.j2").render(
+        helpers=helpers, single_rounding=single, requantize_fast=fast)
     (tmp_path / "helpers.c").write_text(HELPER_DRIVER.replace("{helpers}", text))
     exe = tmp_path / "helpers"
     subprocess.run([GCC, "-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic", "-O1", "-g",

@@ -1,5 +1,6 @@
-"""The plain scalar kernels (codegen/templates/{fully_connected,conv_2d,depthwise_conv_2d}.c.j2)
-and the requantization they call (fixedpoint.c.j2 MultiplyByQuantizedMultiplier).
+"""The scalar kernels (codegen/templates/scalar/{fully_connected,conv_2d,depthwise_conv_2d}.c.j2)
+and the requantization they call (templates/scalar/requantize.c.j2), beside TFLM's as the
+reference variant emits it (fixedpoint.c.j2 MultiplyByQuantizedMultiplier).
 
 * The requantization's short road for shift <= -1 (no branch, no mask) against
   minitiny/quant/fixedpoint.py (gemmlowp's two roundings as TFLM writes them): the C itself,
@@ -9,7 +10,8 @@ and the requantization they call (fixedpoint.c.j2 MultiplyByQuantizedMultiplier)
   the one-at-a-time remainder) on shapes that take each of them: channel counts below, at and
   past multiples of 4, one input channel, 1x1 images, stride 2, 'same' and 'valid' padding,
   depth multiplier > 1, per-tensor and per-channel scales, fused relu/relu6; the generated C
-  against the NumPy int8 reference (QModel.predict_int8), bit for bit.
+  against the NumPy int8 reference (QModel.predict_int8), bit for bit; the same shapes
+  through the reference kernels.
 About 10 s.
 """
 import ctypes
@@ -26,7 +28,7 @@ from hypothesis import given, strategies as st
 sys.path.insert(0, os.path.dirname(__file__))
 import int8_oracle as o  # noqa: E402
 
-from minitiny.codegen import generator  # noqa: E402
+from minitiny.codegen import generator, templating  # noqa: E402
 from minitiny.quant import fixedpoint as fp  # noqa: E402
 from test_codegen_models import check_bit_exact, inputs_for  # noqa: E402
 
@@ -38,15 +40,16 @@ INT32_MIN, INT32_MAX = -(1 << 31), (1 << 31) - 1
 # ---------------------------------------------------------------------------------------
 # MultiplyByQuantizedMultiplier, the C as generated, against fixedpoint.py
 # ---------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def c_mbqm():
+@pytest.fixture(scope="module", params=[False, True], ids=["TFLM's (reference)", "the short road (scalar)"])
+def c_mbqm(request):
     """The generated MultiplyByQuantizedMultiplier (double rounding), in a shared library
-    with one exported loop over arrays."""
+    with one exported loop over arrays: TFLM's function, as the reference variant emits it,
+    and the scalar variant's shorter road to the same bits."""
     if GCC is None:
         pytest.skip("gcc is not installed")
     helpers = generator._helpers(["fully_connected"])
-    source = generator._environment().get_template("fixedpoint.c.j2").render(
-        helpers=helpers, single_rounding=False)
+    source = templating.environment().get_template("fixedpoint.c.j2").render(
+        helpers=helpers, single_rounding=False, requantize_fast=request.param)
     source = ("#include <stdint.h>\n" + source + """
 void mbqm_many(const int32_t *x, const int32_t *m, const int32_t *shift, int32_t *out, int n)
 {
@@ -146,12 +149,13 @@ CASES = {
 
 
 @requires_gcc
+@pytest.mark.parametrize("variant", ["reference", "scalar"])
 @pytest.mark.parametrize("label", sorted(CASES))
-def test_scalar_kernel_paths_are_bit_exact(label):
+def test_scalar_kernel_paths_are_bit_exact(label, variant):
     in_shape, build = CASES[label]
     for seed in range(2):
         m = model(seed, in_shape, build)
-        check_bit_exact(m, inputs_for(m, seed, n=8))
+        check_bit_exact(m, inputs_for(m, seed, n=8), variant=variant)
 
 
 @requires_gcc
@@ -162,7 +166,7 @@ def test_the_cases_take_both_paths_of_each_kernel():
     for label, (in_shape, build) in CASES.items():
         with tempfile.TemporaryDirectory() as d:
             from minitiny import codegen
-            codegen.generate(model(0, in_shape, build), d, name="m")
+            codegen.generate(model(0, in_shape, build), d, name="m", variant="scalar")
             with open(os.path.join(d, "m_model.c")) as f:
                 c = f.read()
         kind = label.split("_")[0]

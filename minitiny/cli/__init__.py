@@ -692,9 +692,11 @@ def _common():
 
 def _add_codegen_options(p):
     """The C generator's choices, shared by `generate` and `import`."""
-    p.add_argument("--variant", choices=("scalar", "dsp", "auto"), default="scalar",
-                   help="kernels: scalar (the readable reference, default), dsp (Cortex-M DSP SIMD "
-                        "only), auto (both; the DSP ones where __ARM_FEATURE_DSP is defined)")
+    p.add_argument("--variant", choices=("reference", "scalar", "dsp", "auto"), default="reference",
+                   help="kernels: reference (default: TFLM's reference kernels, the C to read), "
+                        "auto (the fastest on every core: DSP SIMD where __ARM_FEATURE_DSP is "
+                        "defined, scalar elsewhere), scalar (tuned portable C, e.g. Cortex-M0/M3), "
+                        "dsp (DSP SIMD only: Cortex-M4/M7/M33/M55)")
     p.add_argument("--dsp-weights", choices=("int8", "int16"), default="int8",
                    help="how the DSP kernels keep dense and conv weights in flash: int8 "
                         "(default) or int16 (twice the bytes, faster: a dense layer about 1.05 "
@@ -798,7 +800,7 @@ def build_parser():
                    "the .tflite file (tflite)")
     edge_types(p)
     p.add_argument("--name", help="library name (default: from the model's name)")
-    p.add_argument("--variant", choices=("scalar", "dsp", "auto"), default="auto",
+    p.add_argument("--variant", choices=("reference", "scalar", "dsp", "auto"), default="auto",
                    help="kernels (default auto: DSP SIMD on the Nano 33 BLE's Cortex-M4F)")
     p.add_argument("--dsp-weights", choices=("int8", "int16"),
                    help="DSP dense and conv weights in flash (default: as DIR was generated)")
