@@ -18,8 +18,8 @@ Files, in reading order:
                   that a folder's .c, .h and manifest are of one model
     float_codegen.py  the float32 C of an unquantized model, to read beside the int8 C
 """
-from .generator import CodegenError, Generated, generate, model_hash
-from .generator import _write_atomically as write_atomically      # {file: bytes} -> a folder, whole
+from .generator import generate, model_hash
+from .output import CodegenError, Generated, write_atomically     # {file: bytes} -> a folder, whole
 from .loader import CompileError, MixedModelError, SanitizerError, load
 from .planner import plan_qmodel
 from .templating import environment as template_environment      # Jinja2 over templates/

@@ -20,8 +20,9 @@ import numpy as np
 from minitiny.geometry import out_size, pad_before
 
 from . import planner
-from .generator import GENERATOR, CodegenError, Generated, _write_atomically, window_edges
+from .output import GENERATOR, CodegenError, Generated, write_atomically
 from .templating import c_float, environment, identifiers
+from .windows import window_edges
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 
 # layer class -> (template, planner kind: how the arena may share its buffer)
@@ -199,7 +200,7 @@ def generate_float(model, out_dir, name=None):
     files[f"{prefix}_manifest.json"] = (json.dumps(info, indent=1) + "\n").encode()
     if hasattr(model, "save"):
         files[f"{prefix}.model.npz"] = model.save      # minitiny.load_model reads it back
-    out_dir = _write_atomically(out_dir, files)
+    out_dir = write_atomically(out_dir, files)
     return Generated(out_dir, sorted(files), info)
 
 

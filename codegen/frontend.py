@@ -25,8 +25,10 @@ import os
 
 import numpy as np
 
-from . import generate, loader, template_environment, write_atomically
-from .generator import GENERATOR
+from . import loader
+from .generator import generate
+from .output import GENERATOR, write_atomically
+from .templating import environment as template_environment
 from .names import c_identifier, c_macro_prefix
 
 TEMPLATE = "audio_frontend.c.j2"

@@ -19,17 +19,18 @@ when all of them succeeded, so a failure never leaves half a model behind.
 """
 import hashlib
 import json
-import os
 
 import numpy as np
 
-from minitiny.files import atomic_folder
+from minitiny.quant.graph import QModel, QOp, QTensor
+from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
 from . import dsp, planner
+from .float_codegen import generate_float
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
-from .templating import c_dims, c_float, c_float_row, c_int, c_row, environment, identifiers, shape_text
-
-GENERATOR = "minitiny.codegen"
+from .output import GENERATOR, CodegenError, Generated, write_atomically
+from .templating import environment, identifiers
+from .windows import WINDOWED, window_edges
 
 # -- the kernel variants: one template per op kind and variant ---------------------------
 # Op kinds whose every variant shares one template (no variant has a faster form yet).
@@ -163,10 +164,6 @@ RESERVED = {"arena"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "in
 LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding", "_channel")
 
 
-class CodegenError(ValueError):
-    """The model cannot be turned into C: names the model, layer and what is wrong."""
-
-
 # -- hashing -------------------------------------------------------------------------------
 def model_hash(qmodel):
     """SHA-256 over everything that defines the model: structure, options and every array."""
@@ -209,35 +206,6 @@ def folded_bias(kind, p, weight, bias):
     if int(np.abs(folded).max(initial=0) + 128 * np.abs(w).sum(axis=1).max(initial=0)) >= 1 << 31:
         return None
     return folded
-
-
-# -- where the windows meet the image edges (the windowed kernels' clamps) ------------------
-def _how_often(flags):
-    return "always" if all(flags) else "some" if any(flags) else "never"
-
-
-def window_edges(p):
-    """For each axis of a windowed op ("y", "x"), over every output position, how often the
-    window (origin = out * stride - pad, kernel taps) is cut by the image's edges: "begin"
-    (it starts in the padding before: origin < 0), "end" (it runs past the image:
-    size - origin < kernel), "inside" (neither) each "never", "always" or "some"; and "empty"
-    (some window has no tap inside the image). The templates clamp a window only where the
-    clamp can change it, so the C holds no condition whose value the constants decide
-    (a static analyser would rightly call it dead code) and no work the layer never needs."""
-    edges = {}
-    for axis, size, out, stride, pad, kernel in (
-            ("y", p["in_h"], p["out_h"], p["stride_h"], p["pad_h"], p.get("kernel_h", p.get("pool_h"))),
-            ("x", p["in_w"], p["out_w"], p["stride_w"], p["pad_w"], p.get("kernel_w", p.get("pool_w")))):
-        origins = [int(o) * int(stride) - int(pad) for o in range(int(out))]
-        begin = [o < 0 for o in origins]
-        end = [int(size) - o < int(kernel) for o in origins]
-        edges[axis] = {"begin": _how_often(begin), "end": _how_often(end),
-                       "inside": _how_often([not b and not e for b, e in zip(begin, end)]),
-                       "empty": any(min(int(size) - o, int(kernel)) <= max(-o, 0) for o in origins)}
-    return edges
-
-
-WINDOWED = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d")
 
 
 # -- the context the templates read --------------------------------------------------------
@@ -408,10 +376,9 @@ def _threshold(qmodel, prefix, threshold, threshold_name):
     """The detector's decision on its int8 output, for the header: None without a threshold.
 
     score >= threshold  <=>  q >= t_q  for every int8 output q, with t_q computed by
-    minitiny.reporting.evaluation.threshold_to_int8 (it compares all 256 dequantized values)."""
+    minitiny.quant.threshold.threshold_to_int8 (it compares all 256 dequantized values)."""
     if threshold is None:
         return None
-    from minitiny.reporting.evaluation import EvaluationError, threshold_to_int8
     y = qmodel.output
     size = int(np.prod(y.shape, dtype=np.int64))
     if size != 1:
@@ -423,7 +390,7 @@ def _threshold(qmodel, prefix, threshold, threshold_name):
                            f"(letters, digits and single '_', not starting with a digit)")
     try:
         t_q = threshold_to_int8(threshold, y.scale, y.zero_point)
-    except EvaluationError as e:
+    except ThresholdError as e:
         raise CodegenError(f"model {qmodel.name!r}: threshold {threshold!r}: {e}") from None
     if t_q == -128:        # `q >= -128` always holds (and trips gcc's -Wtype-limits)
         raise CodegenError(f"model {qmodel.name!r}: threshold {float(threshold):.6g} is at or below the "
@@ -446,7 +413,6 @@ def depthwise_form(qmodel):
     channel in registers and slides it along a plane row (four outputs from nine words),
     where the conv kernel's im2col pads each 3-value filter row to 4 and copies every window:
     the cnn benchmark's 28x28x1 3x3 conv, 2.65 -> 1.86 instructions per MAC on the M4."""
-    from minitiny.quant.graph import QModel, QOp, QTensor
     tensors, ops, changed = dict(qmodel.tensors), [], False
     for op in qmodel.ops:
         p = op.params
@@ -575,26 +541,6 @@ def render(context):
             f"{prefix}_model.c": env.get_template("model.c.j2").render(context)}
 
 
-def _write_atomically(out_dir, files):
-    """Write {name: bytes | function(path)} as the folder out_dir, all or nothing."""
-    return atomic_folder(out_dir, files)
-
-
-class Generated:
-    """What `generate` wrote: the directory, the file paths and the manifest."""
-
-    def __init__(self, out_dir, files, manifest):
-        self.dir, self.files, self.manifest = out_dir, files, manifest
-        self.name = manifest["name"]
-        self.header = os.path.join(out_dir, manifest["header"])
-        self.source = os.path.join(out_dir, manifest["source"])
-
-    def __repr__(self):
-        m = self.manifest
-        return (f"Generated({self.name!r} in {self.dir!r}: arena {m['arena_bytes']} B "
-                f"(lower bound {m['arena_lower_bound']}), weights {m['weight_bytes']} B)")
-
-
 def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
              dsp_weights="int8"):
     """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
@@ -612,13 +558,11 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
              codegen/dsp.py). The scalar kernels always keep int8.
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
-             from which it fires (minitiny.reporting.evaluation.threshold_to_int8), and
+             from which it fires (minitiny.quant.threshold.threshold_to_int8), and
              NAME_detect(output); the manifest records both under "threshold"
     """
-    from minitiny.quant.graph import QModel
     if not isinstance(model, QModel):
         if hasattr(model, "graph") or hasattr(model, "layers"):
-            from .float_codegen import generate_float
             return generate_float(model, out_dir, name=name)
         raise CodegenError(f"generate: expected a QModel or a minitiny float model, got "
                            f"{type(model).__name__}")
@@ -630,5 +574,5 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
     prefix = context["prefix"]
     files[f"{prefix}_manifest.json"] = (json.dumps(info, indent=1) + "\n").encode()
     files[f"{prefix}.qmodel.npz"] = model.save      # QModel.save(path) writes the file itself
-    out_dir = _write_atomically(out_dir, files)
+    out_dir = write_atomically(out_dir, files)
     return Generated(out_dir, sorted(files), info)

@@ -37,6 +37,7 @@ import numpy as np
 from minitiny.files import recover
 
 from .generator import model_hash
+from .templating import environment
 
 STRICT_FLAGS = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 SHARED_FLAGS = ["-O2", "-fPIC", "-shared", "-DMINITINY_FLOAT_HELPERS"]
@@ -308,8 +309,7 @@ def load(model_dir, name=None, compiler=None, flags=(), sanitize=False):
     if sanitize and manifest.get("dtype") == "float32":
         raise ValueError(f"{model_dir}: sanitize=True runs int8 models; this one is float32")
     if sanitize:
-        from . import template_environment
-        main = template_environment().get_template("host_main.c.j2").render(
+        main = environment().get_template("host_main.c.j2").render(
             prefix=manifest["name"], PREFIX=manifest["name"].upper(), header=manifest["header"])
         path = build(model_dir, manifest, cc, STRICT_FLAGS + SANITIZE_FLAGS + list(flags), "exe",
                       {"host_main.c": main.encode()})

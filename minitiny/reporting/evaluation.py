@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from minitiny.quant import threshold as quant_threshold
+
 
 class EvaluationError(ValueError):
     """Inputs that cannot be evaluated: says which argument, its shape or value, and why."""
@@ -750,32 +752,13 @@ def threshold_for_fpr(y_true, y_score, target_fpr):
 # ---------------------------------------------------------------------------------------
 
 def threshold_to_int8(threshold, scale, zero_point):
-    """The int8 constant t_q with  q >= t_q  <=>  dequantize(q) >= threshold  for every int8 q.
-
-    dequantize(q) = scale * (q - zero_point) grows with q, so the detector fires on the top
-    of the int8 range. In exact arithmetic t_q = ceil(zero_point + threshold / scale): round
-    UP, because q must reach the threshold (rounding to nearest would fire half a step early).
-    We do not trust that formula near a grid point: we dequantize all 256 values exactly as
-    QModel.predict does (QTensor.dequantize, float32), compare each with the threshold in
-    float64, and return the first that fires. Raises if no int8 output reaches the threshold.
-    """
-    from minitiny.quant.graph import QTensor
-    threshold = float(threshold)
-    if not math.isfinite(threshold):
-        raise EvaluationError(f"threshold must be finite, got {threshold}")
-    zp = int(np.asarray(zero_point).reshape(-1)[0]) if np.size(zero_point) == 1 else None
-    if zp is None or np.size(scale) != 1:
-        raise EvaluationError("threshold_to_int8 needs a per-tensor scale and zero point")
-    if not -128 <= zp <= 127:
-        raise EvaluationError(f"zero_point {zp} is outside int8 [-128, 127]")
-    out = QTensor("output", (256,), "int8", np.float32(np.asarray(scale).reshape(())), np.int32(zp))
-    q = np.arange(-128, 128)
-    fires = out.dequantize(q).astype(np.float64) >= threshold
-    if not fires.any():
-        raise EvaluationError(f"threshold {threshold:.6g} is above the largest int8 output "
-                              f"{float(out.dequantize(127)):.6g} (scale {float(out.scale):.6g}, zero point {zp}): "
-                              "the detector could never fire")
-    return int(q[np.argmax(fires)])
+    """The int8 constant t_q with  q >= t_q  <=>  dequantize(q) >= threshold  for every int8 q
+    (minitiny.quant.threshold.threshold_to_int8, which the generated C's constant also uses);
+    raises EvaluationError if no int8 output can express the threshold."""
+    try:
+        return quant_threshold.threshold_to_int8(threshold, scale, zero_point)
+    except quant_threshold.ThresholdError as e:
+        raise EvaluationError(str(e)) from None
 
 
 _C_MACRO = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
