@@ -3,16 +3,17 @@
 What is written (NAME is the model's C prefix):
 
     NAME_model.h          the public interface: sizes, scales, zero points, NAME_invoke()
-    NAME_model.c          weights, one static function per layer, the arena, NAME_invoke()
+    NAME_model.c          the kernels, weights, one static function per layer, the arena, NAME_invoke()
     NAME_manifest.json    shapes, sizes, per-layer MACs and bytes, the arena plan
     NAME.qmodel.npz       the QModel the C was generated from (QModel.load reads it back)
 
 How. Every number the C needs was computed in Python already: `QModel.prepare()` fills
 `op.params` (multipliers, shifts, offsets, clamps, paddings; minitiny/quant/kernels/) and
 `planner.py` gives every activation an offset in the arena. This file only gathers those
-numbers into a context and renders the Jinja2 templates in `templates/`: one per op kind,
-`model.c.j2` around them, `fixedpoint.c.j2` with the integer helpers. The C is never
-assembled from strings here; filters only format numbers (`c_int`, `c_row`, ...).
+numbers into a context and renders the Jinja2 templates in `templates/` (templating.py):
+one per op kind and kernel variant (KERNEL_VARIANTS below), `model.c.j2` around them,
+`fixedpoint.c.j2` with the integer helpers. The C is never assembled from strings here;
+filters only format numbers (`c_int`, `c_row`, ...).
 
 Files are rendered in memory, written to a temporary directory and moved into place only
 when all of them succeeded, so a failure never leaves half a model behind.
@@ -411,8 +412,8 @@ def depthwise_form(qmodel):
     w'[0, fy, fx, c] = w[c, fy, fx, 0]: the same sums, per-channel scales, bias and
     requantization, so the same bits. The depthwise DSP kernel keeps a filter row of one
     channel in registers and slides it along a plane row (four outputs from nine words),
-    where the conv kernel's im2col pads each 3-value filter row to 4 and copies every window:
-    the cnn benchmark's 28x28x1 3x3 conv, 2.65 -> 1.86 instructions per MAC on the M4."""
+    where the conv kernel's im2col pads each 3-value filter row to 4 and copies every window
+    (bench/cortexm_mac.py measures the difference)."""
     tensors, ops, changed = dict(qmodel.tensors), [], False
     for op in qmodel.ops:
         p = op.params
@@ -548,14 +549,15 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
     model:   a QModel (int8: the C is bit-exact with qmodel.predict_int8) or an unquantized
              minitiny float model (float32 C, see float_codegen.py)
     name:    the C prefix (default: the model's name), sanitised into an identifier
-    variant: the kernel variant (KERNEL_VARIANTS): "scalar", the readable reference kernels;
-             "dsp", DSP-SIMD kernels for Cortex-M4/M7/M33/M55 only; "auto", both, the
-             compiler picks (DSP on a core with __ARM_FEATURE_DSP, scalar elsewhere)
+    variant: the kernel variant (KERNEL_VARIANTS): "reference" (default), TFLM's reference
+             kernels, the C to read; "auto", the fastest on every core (the DSP-SIMD kernels
+             where __ARM_FEATURE_DSP is defined, the tuned scalar ones elsewhere); "scalar",
+             the tuned portable kernels (cores without DSP: Cortex-M0/M3); "dsp", the
+             DSP-SIMD kernels only (Cortex-M4/M7/M33/M55)
     dsp_weights: how the DSP fully_connected and conv_2d kernels store their weights:
              "int8" (default, the model's bytes) or "int16" (twice the flash of those
-             weights, already extended for SMLAD: dense about 1.1 instead of 1.5
-             instructions per MAC on a Cortex-M4, a 1x1 conv 1.00 instead of 1.13;
-             codegen/dsp.py). The scalar kernels always keep int8.
+             weights, already extended for SMLAD: fewer instructions per MAC, see
+             bench/cortexm_mac.py). The other kernels always keep int8.
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
              from which it fires (minitiny.quant.threshold.threshold_to_int8), and

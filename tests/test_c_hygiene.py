@@ -300,11 +300,11 @@ def test_cppcheck_is_clean(generated):
 # ---- sanitizers --------------------------------------------------------------------------------
 @pytest.mark.skipif(GCC is None, reason="gcc is not installed")
 @settings(max_examples=12)          # each example builds a sanitized executable (~0.8 s)
-@given(E.models(), st.integers(0, 2 ** 16))
-def test_random_models_run_clean_under_asan_and_ubsan(model, input_seed):
+@given(E.models(), st.integers(0, 2 ** 16), st.sampled_from(sorted(set(VARIANTS) - NEEDS_DSP)))
+def test_random_models_run_clean_under_asan_and_ubsan(model, input_seed, variant):
     x = E.inputs(model, input_seed)
     with tempfile.TemporaryDirectory() as d:
-        codegen.generate(model, d, name="m")
+        codegen.generate(model, d, name="m", variant=variant)
         got = codegen.load(d, sanitize=True)(x)          # raises SanitizerError on a report
     np.testing.assert_array_equal(got, model.predict_int8(x))
     FIGURES["sanitizer runs"] += 1

@@ -9,10 +9,10 @@ random int8 inputs with -128 and 127 in every sample. Every engine must give the
 int8 outputs:
 
     NumPy reference    QModel.predict_int8 (minitiny/quant/kernels/)       the baseline
-    host C             minitiny.codegen.generate + load (gcc, cffi)
+    host C             minitiny.codegen.generate + load (gcc, cffi), the reference and scalar kernels
     TFLite Micro       minitiny.quant.tflm.run_tflm (the installed interpreter; the oracle)
     Cortex-M4          minitiny.firmware.run under QEMU, once per kernel variant
-                       (codegen KERNEL_VARIANTS: 'scalar', and e.g. 'dsp' once it exists);
+                       (codegen KERNEL_VARIANTS: 'reference', 'scalar', 'dsp', 'auto');
                        a handful of fixed models only: each build + run costs about a second.
 
 How many models and int8 outputs each engine compared, and how many differed (0, or the
@@ -98,6 +98,9 @@ def inputs(model, seed, n=16):
     return inputs_of_shape(model.input.shape, seed, n)
 
 
+HOST_VARIANTS = ("reference", "scalar")     # the kernel variants the host compiles (no DSP)
+
+
 def host_c(model, x, compiler=None, variant="scalar"):
     with tempfile.TemporaryDirectory() as d:
         codegen.generate(model, d, name="eq", variant=variant)
@@ -108,12 +111,12 @@ def host_c(model, x, compiler=None, variant="scalar"):
 # The property: NumPy == host C == TFLM, for every drawn model
 # ---------------------------------------------------------------------------------------
 @pytest.mark.skipif(GCC is None, reason="no C compiler (gcc or clang)")
-@given(models(), st.integers(0, 2 ** 16))
-def test_random_models_give_identical_int8_on_every_engine(model, input_seed):
+@given(models(), st.integers(0, 2 ** 16), st.sampled_from(HOST_VARIANTS))
+def test_random_models_give_identical_int8_on_every_engine(model, input_seed, variant):
     x = inputs(model, input_seed)
     want = model.predict_int8(x)
     compare("NumPy reference", model, want, want)
-    compare("host C", model, host_c(model, x), want)
+    compare(f"host C ({variant})", model, host_c(model, x, variant=variant), want)
     if tflm.available():
         compare("TFLite Micro", model, tflm.run_tflm(model, x), want)
 
@@ -133,7 +136,8 @@ def test_sweep_of_random_models_on_every_engine():
         x = inputs(model, i)
         want = model.predict_int8(x)
         compare("NumPy reference", model, want, want)
-        compare("host C", model, host_c(model, x), want)
+        variant = HOST_VARIANTS[i % 2]
+        compare(f"host C ({variant})", model, host_c(model, x, variant=variant), want)
         if tflm.available():
             compare("TFLite Micro", model, tflm.run_tflm(model, x), want)
         if i % 5 == 0:
