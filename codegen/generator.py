@@ -149,10 +149,10 @@ CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, check
 # The reference variant: each generic kernel once per model, and per layer the small function
 # that calls it with the layer's constants; the constants' params struct in flash (int fields).
 CODE_BYTES_REFERENCE = {
-    "fully_connected": 200, "conv_2d": 300, "depthwise_conv_2d": 300, "max_pool_2d": 150,
-    "average_pool_2d": 200, "mean": 100, "add": 150,
+    "fully_connected": 140, "conv_2d": 320, "depthwise_conv_2d": 260, "max_pool_2d": 130,
+    "average_pool_2d": 160, "mean": 90, "add": 130,
 }
-CODE_BYTES_CALL = 20
+CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
     "fully_connected": 6 * 4, "conv_2d": 16 * 4, "depthwise_conv_2d": 17 * 4, "max_pool_2d": 13 * 4,
     "average_pool_2d": 13 * 4, "mean": 8 * 4, "add": 13 * 4,

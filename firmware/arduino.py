@@ -162,7 +162,7 @@ def main(argv=None):
     parser.add_argument("dir", help="a directory written by minitiny.codegen.generate")
     parser.add_argument("--out", help="the library folder to write (default: LIBRARY beside DIR)")
     parser.add_argument("--name", help="the library name (default: Minitiny + the model's name)")
-    parser.add_argument("--variant", default="auto", choices=("auto", "scalar", "dsp"),
+    parser.add_argument("--variant", default="auto", choices=("auto", "reference", "scalar", "dsp"),
                         help="kernels (default auto: DSP-SIMD where the core has them)")
     parser.add_argument("--dsp-weights", choices=("int8", "int16"),
                         help="DSP dense and conv weights in flash (default: as DIR was generated)")

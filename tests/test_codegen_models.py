@@ -349,10 +349,11 @@ def test_float_codegen_names_an_unsupported_layer(tmp_path):
 
 @pytest.mark.skipif(ARM_GCC is None or not shutil.which("arm-none-eabi-nm"),
                     reason="the arm-none-eabi toolchain is not installed")
-def test_code_size_estimate_is_close_to_the_measured_size(every_kind, tmp_path):
+@pytest.mark.parametrize("variant", ["reference", "scalar"])
+def test_code_size_estimate_is_close_to_the_measured_size(every_kind, tmp_path, variant):
     """The manifest's code estimate (generator.CODE_BYTES...) against arm-none-eabi-gcc -Os."""
     from minitiny.codegen import sizes
-    g = codegen.generate(every_kind, tmp_path)
+    g = codegen.generate(every_kind, tmp_path, variant=variant)
     measured = sizes.measure(g.dir)
     estimate = g.manifest["code_bytes_estimate"]
     assert 0.6 * estimate <= measured["total_code"] <= 1.5 * estimate, (measured, estimate)
