@@ -29,6 +29,7 @@ import numpy as np
 from ..tensor import Tensor, no_grad
 from .calibrate import prepare_data
 from .lower import lower, run_op
+from .qat import QATModel
 from .quantizer import FIXED_OUTPUT
 
 OUTLIER_SPREAD = 10.0       # a channel range this many times the median is worth a warning
@@ -151,7 +152,6 @@ def quantization_report(model, qmodel, x, y=None, threshold=0.02, batch_size=256
     divergence (0.02 = 2%, about 5 LSB; rounding alone costs ~0.1%).
     Returns a QuantizationReport; print it for the table.
     """
-    from .qat import QATModel
     graph = model.lowered(refresh=True) if isinstance(model, QATModel) else lower(model)
     missing = [op.name for op in qmodel.ops if op.outputs[0] not in
                {o.name for o in graph.ops}]

@@ -47,7 +47,7 @@ from tflite import BuiltinOperator as Op
 from tflite.utils import BUILTIN_OPCODE2NAME
 
 from ..geometry import out_size
-from . import supported
+from . import supported, tflm
 from .graph import GraphError, QModel, QOp, QTensor
 
 
@@ -772,7 +772,6 @@ def run_tflm_int8(model, x_int8):
     (TFLite's converter gives them the int8 scale and zero point + 128). So the interpreter runs
     on the very int8 values minitiny's NumPy reference and generated C get.
     """
-    from . import tflm
     data, _ = _read_bytes(model)
     edges = edge_quantization(data)
     x = np.asarray(x_int8)
@@ -780,22 +779,16 @@ def run_tflm_int8(model, x_int8):
         raise ValueError(f"run_tflm_int8: inputs must be int8, got {x.dtype}")
     if edges["input"] is None and edges["output"] is None:
         return tflm.run_tflm(data, x)
-    interp = tflm.interpreter(data)
-    in_type = np.dtype(interp.get_input_details(0)["dtype"])
-    out_type = np.dtype(interp.get_output_details(0)["dtype"])
-    if in_type == np.uint8:                     # the converter's uint8 edge: u = q + 128
+    graph = tfl.Model.GetRootAs(data, 0).Subgraphs(0)         # the edge types, from the file
+    in_type = graph.Tensors(graph.Inputs(0)).Type()
+    out_type = graph.Tensors(graph.Outputs(0)).Type()
+    if in_type == TensorType.UINT8:             # the converter's uint8 edge: u = q + 128
         x = (x.astype(np.int16) + 128).astype(np.uint8)
     elif edges["input"] is not None:
         s, z = edges["input"]
         x = np.float32(s) * (x.astype(np.float32) - np.float32(z))
-    outs = []
-    for n in range(len(x)):
-        interp.set_input(x[n:n + 1], 0)
-        interp.invoke()
-        outs.append(np.array(interp.get_output(0)))
-    out_shape = tuple(int(d) for d in interp.get_output_details(0)["shape"])[1:]
-    y = np.stack(outs).reshape((len(outs),) + out_shape) if outs else np.zeros((0,) + out_shape)
-    if out_type == np.uint8:
+    y = tflm.run_interpreter(data, [x])
+    if out_type == TensorType.UINT8:
         y = y.astype(np.int16) - 128
     elif edges["output"] is not None:
         s, z = edges["output"]

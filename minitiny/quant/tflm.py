@@ -3,17 +3,35 @@
 The `tflite-micro` package (an optional test dependency) wraps the real TFLM C++ runtime
 and its reference kernels. minitiny's NumPy int8 kernels and generated C must give the same
 int8 outputs, bit for bit.
+
+TFLM stops its process when one of its own checks fails (gemmlowp's asserts, TF_LITE_CHECK):
+a SIGABRT that no Python `except` catches. So the interpreter runs in a worker process of
+its own (started on first use, kept for the next calls); if TFLM aborts there, the caller
+gets a `TFLMCrashed` error naming the signal, and the next call starts a fresh worker.
+Requests and replies cross a pipe as `.npz` bytes (NumPy arrays, never pickles).
 """
+import atexit
+import io
 import os
 import re
+import signal
+import subprocess
+import sys
 import tempfile
+import threading
 
 import numpy as np
 import tflite
 
+from .tflite_io import to_tflite
+
 
 class TFLMUnavailable(RuntimeError):
     """tflite-micro is not installed (pip install tflite-micro)."""
+
+
+class TFLMCrashed(RuntimeError):
+    """TFLM's interpreter stopped its process (an assert or check of its own failed)."""
 
 
 def _runtime():
@@ -36,7 +54,6 @@ def available():
 def _model_bytes(model):
     if isinstance(model, (bytes, bytearray, memoryview)):
         return bytes(model)
-    from .tflite_io import to_tflite
     return to_tflite(model)
 
 
@@ -47,22 +64,19 @@ def _arena_size(model_bytes):
 
 
 def interpreter(model, arena_size=None):
-    """A TFLM interpreter for a QModel or `.tflite` bytes."""
+    """A TFLM interpreter for a QModel or `.tflite` bytes, in THIS process: a failed check
+    inside TFLM aborts the caller. `run_tflm` and `run_interpreter` run it in a worker."""
     data = _model_bytes(model)
     return _runtime().Interpreter.from_bytes(data, arena_size=arena_size or _arena_size(data))
 
 
-def run_tflm(model, x_int8):
-    """int8 (N, *input_shape) -> int8 (N, *output_shape), one sample at a time in TFLM.
-
-    `model` is a QModel or the bytes of a `.tflite` file with int8 inputs and one int8
-    output; `x_int8` is one array, or a list of arrays for a model with several inputs.
-    """
-    interp = interpreter(model)
-    xs = [np.asarray(a) for a in x_int8] if isinstance(x_int8, (list, tuple)) else [np.asarray(x_int8)]
+# ---------------------------------------------------------------------------------------
+# The worker process: what runs the interpreter
+# ---------------------------------------------------------------------------------------
+def _invoke(data, xs):
+    """One sample at a time through the interpreter -> output 0 stacked (N, *shape)."""
+    interp = interpreter(data)
     for i, x in enumerate(xs):
-        if x.dtype != np.int8:
-            raise ValueError(f"run_tflm: input {i} must be int8, got {x.dtype}")
         want = tuple(int(d) for d in interp.get_input_details(i)["shape"])[1:]
         if x.shape[1:] != want or len(x) != len(xs[0]):
             raise ValueError(f"run_tflm: input {i} has shape {x.shape}, expected "
@@ -73,20 +87,16 @@ def run_tflm(model, x_int8):
             interp.set_input(x[n:n + 1], i)
         interp.invoke()
         outs.append(np.array(interp.get_output(0)).reshape(-1))
-    out_shape = tuple(int(d) for d in interp.get_output_details(0)["shape"])[1:]
+    details = interp.get_output_details(0)
+    out_shape = tuple(int(d) for d in details["shape"])[1:]
     if not outs:
-        return np.zeros((0,) + out_shape, np.int8)
+        return np.zeros((0,) + out_shape, details["dtype"])
     return np.stack(outs).reshape((len(outs),) + out_shape)
 
 
-def tflm_arena_bytes(model):
-    """The tensor arena TFLM used for one inference, from its allocation report, or None.
-
-    The interpreter prints the report to the C stderr stream, so it is captured at the file
-    descriptor level. The total is the arena's head (activations, planned by TFLM's memory
-    planner) plus its tail (persistent tensor structs, op data).
-    """
-    data = _model_bytes(model)
+def _arena_report(data):
+    """The interpreter's allocation report after one inference on zeros. TFLM prints it to
+    the C stderr stream, so it is captured at the file descriptor level."""
     interp = interpreter(data)
     for i in range(tflite.Model.GetRootAs(data, 0).Subgraphs(0).InputsLength()):
         details = interp.get_input_details(i)
@@ -101,6 +111,129 @@ def tflm_arena_bytes(model):
             os.dup2(saved, 2)
             os.close(saved)
         tmp.seek(0)
-        report = tmp.read().decode(errors="replace")
+        return tmp.read().decode(errors="replace")
+
+
+def _read_message(stream):
+    size = stream.read(8)
+    if len(size) < 8:
+        return None
+    body = stream.read(int.from_bytes(size, "little"))
+    return dict(np.load(io.BytesIO(body), allow_pickle=False))
+
+
+def _write_message(stream, **arrays):
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    stream.write(len(buffer.getvalue()).to_bytes(8, "little") + buffer.getvalue())
+    stream.flush()
+
+
+def serve():
+    """The worker's loop, on stdin and stdout: a request holds `task` ('run' or 'arena'),
+    `model` (the .tflite bytes as uint8) and the inputs x0, x1, ...; the reply `result`, or
+    `error` and `kind`. Anything TFLM prints goes to stderr, never into the replies."""
+    requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    while (request := _read_message(requests)) is not None:
+        data = request["model"].tobytes()
+        try:
+            if str(request["task"]) == "arena":
+                result = np.array(_arena_report(data))
+            else:
+                xs = [request[f"x{i}"] for i in range(int(request["n_inputs"]))]
+                result = _invoke(data, xs)
+            _write_message(replies, result=result)
+        except Exception as e:                       # noqa: BLE001 (sent back to the caller)
+            _write_message(replies, error=np.array(str(e)), kind=np.array(type(e).__name__))
+
+
+class _Worker:
+    """The worker process and the lock that keeps one request on its pipe at a time."""
+    process = None
+    lock = threading.Lock()
+
+    @classmethod
+    def request(cls, task, data, xs=()):
+        with cls.lock:
+            if cls.process is None or cls.process.poll() is not None:
+                cls.process = _start_worker()
+            arrays = {f"x{i}": x for i, x in enumerate(xs)}
+            try:
+                _write_message(cls.process.stdin, task=np.array(task), n_inputs=np.array(len(xs)),
+                               model=np.frombuffer(data, np.uint8), **arrays)
+                reply = _read_message(cls.process.stdout)
+            except BrokenPipeError:
+                reply = None
+            if reply is None:
+                code = cls.process.wait()
+                cls.process = None
+                raise TFLMCrashed(f"TensorFlow Lite Micro's interpreter stopped ({_describe(code)}) on "
+                                  f"this model: one of its own checks failed (its message is on "
+                                  f"stderr above); minitiny ran it in a separate process")
+        if "error" in reply:
+            error = ValueError if str(reply["kind"]) == "ValueError" else RuntimeError
+            raise error(str(reply["error"]))
+        return reply["result"]
+
+    @classmethod
+    def stop(cls):
+        if cls.process is not None and cls.process.poll() is None:
+            cls.process.stdin.close()
+            cls.process.wait()
+
+
+def _start_worker():
+    # The worker imports this very package: put its parent directory on the path.
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [package_root] + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    return subprocess.Popen([sys.executable, "-c", "from minitiny.quant.tflm import serve; serve()"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+
+
+def _describe(returncode):
+    if returncode < 0:
+        try:
+            return f"signal {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"signal {-returncode}"
+    return f"exit status {returncode}"
+
+
+atexit.register(_Worker.stop)
+
+
+# ---------------------------------------------------------------------------------------
+# The caller's side
+# ---------------------------------------------------------------------------------------
+def run_interpreter(model, xs):
+    """Inputs (a list of (N, ...) arrays in the model's input dtypes) -> output 0 (N, ...),
+    one sample at a time in TFLM, in the worker process."""
+    _runtime()                                     # TFLMUnavailable here, in the caller
+    return _Worker.request("run", _model_bytes(model), [np.ascontiguousarray(x) for x in xs])
+
+
+def run_tflm(model, x_int8):
+    """int8 (N, *input_shape) -> int8 (N, *output_shape), one sample at a time in TFLM.
+
+    `model` is a QModel or the bytes of a `.tflite` file with int8 inputs and one int8
+    output; `x_int8` is one array, or a list of arrays for a model with several inputs.
+    """
+    xs = [np.asarray(a) for a in x_int8] if isinstance(x_int8, (list, tuple)) else [np.asarray(x_int8)]
+    for i, x in enumerate(xs):
+        if x.dtype != np.int8:
+            raise ValueError(f"run_tflm: input {i} must be int8, got {x.dtype}")
+    return run_interpreter(model, xs)
+
+
+def tflm_arena_bytes(model):
+    """The tensor arena TFLM used for one inference, from its allocation report, or None.
+
+    The total is the arena's head (activations, planned by TFLM's memory planner) plus its
+    tail (persistent tensor structs, op data).
+    """
+    _runtime()
+    report = str(_Worker.request("arena", _model_bytes(model)))
     m = re.search(r"Arena allocation total (\d+) bytes", report)
     return int(m.group(1)) if m else None
