@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from minitiny.geometry import out_size
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
+from minitiny.quant.kernels import softmax as softmax_kernel
 
 
 # ---------------------------------------------------------------------------------------
@@ -430,7 +431,7 @@ def layer(b, kind, keep_shape=False):
         else:
             b.reshape((1, 1, shape[0]) if rng.random() < 0.5 else (shape[0], 1, 1))
     elif kind == "softmax":
-        if shape[-1] > 4095 or (shape[-1] == 1 and rng.random() < 0.9):
+        if shape[-1] > softmax_kernel.MAX_DEPTH or (shape[-1] == 1 and rng.random() < 0.9):
             return False                       # softmax over one value is always 1.0
         b.softmax(beta=float(_choice(rng, (1.0, 0.5, 2.0, 0.1, 8.0))))
     elif kind in ("logistic", "tanh", "relu", "relu6"):

@@ -13,6 +13,7 @@ from .common import INT8_MAX, INT8_MIN, check_output_quantization, fail, input_a
 KINDS = ("logistic", "tanh")
 INPUTS = (1, 1)
 INPUT_INTEGER_BITS = 4                # kInputIntegerBits: the rescaled input is Q4.27
+MIN_INPUT_SCALE, MAX_INPUT_SCALE = 2.0 ** -28, 2.0 ** 35    # input_left_shift in [0, 62]
 
 
 def prepare(op, tensors, single_rounding):
@@ -21,14 +22,19 @@ def prepare(op, tensors, single_rounding):
         check_output_quantization(op, out, 1 / 256, -128)
     else:
         check_output_quantization(op, out, 1 / 128, 0)
-    # Beyond input_range_radius the output saturates.
-    # frexp(s * 2^27) gives a negative left shift for s < 2^-28, and TFLM's
-    # CalculateInputRadius then shifts by a negative count (undefined in C++): refuse it.
-    # (Such an input moves the output by less than one step anyway: |x - z| * s < 2^-20.)
-    if float(scale(x)) < 2.0 ** -28:
-        fail(op, f"input {x.name!r}: scale {float(scale(x)):.3g} is below 2^-28, which TFLM's "
-                 f"{op.kind.upper()} cannot rescale (a negative shift); every output would be "
-                 f"{'1/2' if op.kind == 'logistic' else '0'}")
+    # The input is rescaled by frexp(s * 2^27) = q * 2^input_left_shift, and beyond
+    # input_range_radius = floor(15 * 2^27 / 2^input_left_shift) the output saturates.
+    # TFLM's CalculateInputRadius computes 2^input_left_shift as (1LL << input_left_shift),
+    # undefined in C++ for a negative shift (s < 2^-28) and for shifts of 63 or more
+    # (s >= 2^35), where TFLM's outputs are then garbage: refuse both. Neither loses
+    # anything: below 2^-28 every output is the one at x = z (|x - z| * s < 2^-20), from
+    # 2^35 on every output saturates (x <= z gives the lowest output, x > z the highest).
+    s = float(scale(x))
+    if not MIN_INPUT_SCALE <= s < MAX_INPUT_SCALE:
+        fail(op, f"input {x.name!r}: scale {s:.3g} is {'below 2^-28' if s < 1 else '2^35 or more'}, where "
+                 f"TFLM's {op.kind.upper()} shifts by a negative count or by 63 bits or more "
+                 f"(undefined in C++); scale the data so that this tensor spans between about "
+                 f"1e-6 and 8e12")
     mult, left_shift, radius = fp.input_scale_multiplier(scale(x), INPUT_INTEGER_BITS)
     # For input scales >= 4 the radius is <= 1: only x == z_in is multiplied (by 0), so the
     # large left shift never overflows.
