@@ -38,8 +38,8 @@ from .windows import WINDOWED, window_edges
 SHARED_TEMPLATES = {
     "reshape": "reshape.c.j2",
     "softmax": "softmax.c.j2",
-    "logistic": "logistic.c.j2",
-    "tanh": "tanh.c.j2",
+    "logistic": "logistic_tanh.c.j2",
+    "tanh": "logistic_tanh.c.j2",
     "relu": "relu.c.j2",
     "relu6": "relu.c.j2",       # one template for both: relu6 is a clamp to [lower, upper]
 }
@@ -332,7 +332,7 @@ def _dsp_kinds(variant):
 
 def _saturates_only(layer):
     """A logistic/tanh whose input scale leaves no int8 input inside the Q4 range: TFLM's
-    input_range_radius is 0 and the kernel only saturates (templates/logistic.c.j2)."""
+    input_range_radius is 0 and the kernel only saturates (templates/logistic_tanh.c.j2)."""
     return layer["kind"] in ("logistic", "tanh") and layer["p"]["input_range_radius"] == 0
 
 
