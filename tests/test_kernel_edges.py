@@ -9,6 +9,7 @@ that include the worst case for the op: minitiny's NumPy reference, TensorFlow L
 All three must give the same int8 outputs. Hypothesis draws few of these (each builds a C
 executable) per CI run and many under HYPOTHESIS_PROFILE=thorough.
 """
+import re
 import struct
 import tempfile
 
@@ -205,7 +206,8 @@ def test_add_scales(e_a, e_b, e_out, seed):
     other = b.input("x2", (256,), s_b)
     activation = O.ACTIVATIONS[seed % 3]
     b.add(other, activation=activation)
-    s_out = np.float32(max(s_a, s_b) * np.float32(10.0 ** e_out))
+    with np.errstate(over="ignore"):                           # inf: refused below
+        s_out = np.float32(max(s_a, s_b) * np.float32(10.0 ** e_out))
     b.tensors[b.cur].scale = s_out
     if (not (np.isfinite(s_out) and s_out > 0) or relu6_bound_overflows(activation, s_out)
             or 2.0 * max(float(s_a), float(s_b)) / (2 ** 20 * float(s_out)) >= 1):
@@ -216,6 +218,14 @@ def test_add_scales(e_a, e_b, e_out, seed):
     rng = np.random.default_rng(seed)
     O.check_against_tflm(model, [np.tile(O.ALL_INT8, (2, 1)), rng.permuted(np.tile(O.ALL_INT8, (2, 1)), axis=1)],
                          label="add (scales)")
+    # The C takes one input: x (scale s_b) -> RELU requantized to s_a -> ADD(that, x) has
+    # the same two input scales, where the RELU's multiplier s_b / s_a is below 2^31.
+    if float(s_b) / float(s_a) < 2.0 ** 31:
+        one = O.Builder(seed, (256,), "add1", s_b)
+        x = one.cur
+        one.relu(s_a, int(b.tensors["x"].zero_point)).add(x, activation=activation)
+        one.tensors[one.cur].scale = s_out
+        run_three_ways(one.model(), np.tile(O.ALL_INT8, (2, 1)), "add (scales, one input)")
 
 
 @O.requires_tflm
@@ -251,3 +261,31 @@ def test_fully_connected_scales(e_in, e_w, e_m, units, in_features, seed):
         return
     assert real < 2.0 ** 31
     run_three_ways(model, O.int8_input(rng, (in_features,), 8), "fully_connected (scales)")
+
+
+# ---------------------------------------------------------------------------------------
+# The same edges reached from a float model: calibration data and weights 1e-30..1e30
+# ---------------------------------------------------------------------------------------
+@O.requires_tflm
+@FEW
+@given(e_x=exponents, e_w=st.floats(-30, 30), units=st.sampled_from([1, 10, 1000]),
+       head=st.sampled_from(["softmax", "sigmoid", "tanh", "relu", None]), seed=O.seeds)
+def test_quantized_float_models_at_extreme_scales(e_x, e_w, units, head, seed):
+    """Input(16) -> Dense(units) [-> head], calibrated on data of magnitude 10^e_x with
+    weights of magnitude 10^e_w: mt.quantize either refuses with a ValueError naming the
+    problem (GraphError, QuantizationError) or gives a model where NumPy == TFLM == C."""
+    rng = np.random.default_rng(seed)
+    inp = mt.layers.Input((16,))
+    y = mt.layers.Dense(units)(inp)
+    if head is not None:
+        y = mt.layers.Activation(head)(y)
+    model = mt.Model(inp, y)
+    dense = [layer for layer in model.layers if isinstance(layer, mt.layers.Dense)][0]
+    dense.set_weights([rng.normal(0, 10.0 ** e_w, (16, units)), rng.normal(0, 10.0 ** e_w, units)])
+    data = (rng.normal(0, 1, (64, 16)) * 10.0 ** e_x).astype(np.float32)
+    try:
+        q = mt.quantize(model, representative_data=data)
+    except ValueError as e:                        # names the op or tensor, says what is wrong
+        assert re.match(r"(op|input|tensor) '\w+'", str(e)), str(e)
+        return
+    run_three_ways(q, O.int8_input(rng, (16,), 16), f"float model -> {head or 'dense'} (scales)")

@@ -43,7 +43,7 @@ class QuantizationError(ValueError):
 
 
 # ---- activations: asymmetric, per tensor -----------------------------------------------------
-def activation_params(lo, hi):
+def activation_params(lo, hi, where="activation"):
     """(min, max) -> (scale float32, zero_point int), TFLite's rule for int8 activations.
 
     Follows GetAsymmetricQuantizationParams (tensorflow/lite/tools/optimize/
@@ -51,11 +51,17 @@ def activation_params(lo, hi):
         min = min(min, 0); max = max(max, 0)               # 0 must be representable
         scale = (max - min) / (127 - (-128))
         zero_point = round(-128 - min / scale), clamped to [-128, 127]   # the "nudge"
+    `where` names the tensor in the error for a range float32 cannot hold.
     """
-    lo, hi = np.float32(min(float(lo), 0.0)), np.float32(max(float(hi), 0.0))
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise QuantizationError(f"range [{lo}, {hi}] is not finite")
-    if hi - lo < MIN_RANGE:
+    lo0, hi0 = float(lo), float(hi)
+    with np.errstate(over="ignore"):                 # an overflow is refused just below
+        lo, hi = np.float32(min(lo0, 0.0)), np.float32(max(hi0, 0.0))
+        width = hi - lo
+    if not (np.isfinite(lo) and np.isfinite(hi) and np.isfinite(width)):
+        raise QuantizationError(f"{where}: the range [{lo0:.3g}, {hi0:.3g}] is not finite in "
+                                f"float32 (TFLite holds scales as float32): scale the data or "
+                                f"the weights down")
+    if width < MIN_RANGE:
         hi = np.float32(lo + np.float32(1.0))
     scale = np.float32((hi - lo) / np.float32(255.0))
     zero_point_from_min = np.float32(-128.0) - lo / scale
@@ -131,7 +137,12 @@ def quantize_bias(bias, input_scale, scales, where):
         c = int(np.argmax(np.abs(q)))
         raise QuantizationError(f"{where}: bias[{c}] = {bias[c]:g} overflows int32 at scale "
                                 f"{np.ravel(bias_scale)[min(c, bias_scale.size - 1)]:g}")
-    return q.astype(np.int32), bias_scale.astype(np.float32)
+    with np.errstate(over="ignore", under="ignore"):      # refused just below
+        bias_scale32 = bias_scale.astype(np.float32)
+    if not np.all(np.isfinite(bias_scale32) & (bias_scale32 > 0)):
+        raise QuantizationError(f"{where}: the bias scale s_in * s_w = {np.ravel(bias_scale)[0]:.3g} "
+                                f"does not fit float32: scale the data or the weights")
+    return q.astype(np.int32), bias_scale32
 
 
 # ---- the conversion --------------------------------------------------------------------------
@@ -143,7 +154,7 @@ def output_params(op, x, ranges):
         return x.scale, x.zero_point
     if op.name not in ranges:
         raise QuantizationError(f"op {op.name!r} (layer {op.layer_names}) has no calibrated range")
-    return activation_params(*ranges[op.name])
+    return activation_params(*ranges[op.name], where=f"op {op.name!r} (layer {op.layer_names})")
 
 
 def weight_tensors(op, x, per_channel_dense, names):
@@ -179,7 +190,7 @@ def convert(graph, ranges, per_channel_dense=True):
         return name
 
     tensors = {graph.input: QTensor(graph.input, graph.input_shape, "int8",
-                                    *activation_params(*ranges[graph.input]))}
+                                    *activation_params(*ranges[graph.input], where=f"input {graph.input!r}"))}
     qops = []
     for op in graph.ops:
         x = tensors[op.inputs[0]]

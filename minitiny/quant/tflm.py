@@ -119,6 +119,8 @@ def _read_message(stream):
     if len(size) < 8:
         return None
     body = stream.read(int.from_bytes(size, "little"))
+    if len(body) < int.from_bytes(size, "little"):      # the writer stopped half-way
+        return None
     return dict(np.load(io.BytesIO(body), allow_pickle=False))
 
 
