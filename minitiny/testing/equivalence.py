@@ -19,7 +19,7 @@ from each layer run alone), that layer's own inputs and its expected and actual 
 import time
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, Phase, given, settings
 
 from minitiny.quant import fixedpoint as fp, tflm
 from minitiny.quant.tflite_io import to_tflite
@@ -233,8 +233,9 @@ def _hypothesis_phase(engines, strategy, max_examples):
     __tracebackhide__ = True
     found = []
 
+    # no shrinking by hypothesis: shrink() below does it toward the zero point, in batches
     @settings(max_examples=max_examples, database=None, deadline=None,
-              suppress_health_check=list(HealthCheck))
+              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.reuse, Phase.generate])
     @given(strategy)
     def check(x):
         x = np.asarray(x, np.int8)

@@ -5,7 +5,8 @@ values away from it, then their total distance. `shrink` tries, in batches, inpu
 are smaller in that order and keeps the first that still fails:
 
     1. blocks of values set to the zero point (halving the block size: delta debugging);
-    2. each remaining value set to the zero point, moved halfway to it, or one step toward it.
+    2. passes over the remaining values: each set to the zero point, moved halfway to it,
+       or one step toward it (until a pass changes nothing).
 
 Every accepted step makes the input strictly smaller and the order is well-founded, so it
 terminates; it stops when no single value can be set to the zero point or moved one step
@@ -33,17 +34,36 @@ def _block_candidates(x, zp, block):
     return out
 
 
-def _value_candidates(x, zp):
+def _options(v, zp):
+    """Smaller values for one entry: the zero point, halfway to it, one step toward it."""
+    return [new for new in dict.fromkeys((zp, zp + (v - zp) // 2, v - int(np.sign(v - zp)))) if new != v]
+
+
+def _sweep(x, zp, fails, batch):
+    """One pass over the entries away from the zero point, in order: for each, the first
+    of its smaller values that still fails is kept. Candidates of several entries share a
+    batch; after a success the pass goes on from that entry. -> (x, changed)."""
     flat = x.reshape(-1).astype(np.int16)
-    out = []
-    for i in np.flatnonzero(flat != zp):
-        v = int(flat[i])
-        for new in dict.fromkeys((zp, zp + (v - zp) // 2, v - np.sign(v - zp))):
-            if new != v:
+    todo = list(np.flatnonzero(flat != zp))
+    changed = False
+    while todo:
+        cands, owners = [], []
+        for j in todo:
+            for new in _options(int(flat[j]), zp):
                 y = flat.copy()
-                y[i] = new
-                out.append(y.astype(np.int8).reshape(x.shape))
-    return out
+                y[j] = new
+                cands.append(y)
+                owners.append(j)
+            if len(cands) >= batch:
+                break
+        bad = np.asarray(fails(np.stack(cands).astype(np.int8).reshape((-1,) + x.shape)))
+        if bad.any():                     # keep it; go on from that entry (it may shrink more)
+            k = int(np.argmax(bad))
+            flat, changed, j = cands[k], True, owners[k]
+            todo = todo[todo.index(j) + (1 if flat[j] == zp else 0):]
+        else:
+            todo = todo[todo.index(owners[-1]) + 1:]
+    return flat.astype(np.int8).reshape(x.shape), changed
 
 
 def shrink(x, fails, zero_point=0, batch=64, max_steps=100_000):
@@ -60,9 +80,8 @@ def shrink(x, fails, zero_point=0, batch=64, max_steps=100_000):
             block //= 2
         else:
             x, steps = y, steps + 1
-    while steps < max_steps:
-        y = _first_failing(_value_candidates(x, zp), fails, batch)
-        if y is None:
-            break
-        x, steps = y, steps + 1
+    changed = True
+    while changed and steps < max_steps:
+        x, changed = _sweep(x, zp, fails, batch)
+        steps += 1
     return x
