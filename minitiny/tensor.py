@@ -78,6 +78,14 @@ def _is_basic(index):
                for i in items)
 
 
+def _numpy_defaults(dtype, out):
+    """np.sum(t), np.mean(t), np.max(t) call the Tensor's own method with dtype=None and
+    out=None; other values would need a copy in another type or a buffer: refused."""
+    if dtype is not None or out is not None:
+        raise ValueError("a Tensor's sum, mean and max take no dtype= or out=; use "
+                         "np.asarray(t) for NumPy's own")
+
+
 def _axes(axis, ndim):
     """Normalise an `axis` argument to a tuple of non-negative ints."""
     if axis is None:
@@ -144,6 +152,15 @@ class Tensor:
 
     def numpy(self):
         return self.data
+
+    def __format__(self, spec):
+        """'{:.2f}'.format(t) formats the values, as for an ndarray."""
+        return format(self.data.item() if self.data.ndim == 0 else self.data, spec)
+
+    def __array__(self, dtype=None, copy=None):
+        """NumPy reads a Tensor as its values, as it reads TensorFlow's tensors
+        (np.argmax(tf.nn.softmax(logits))); the result is not tracked for gradients."""
+        return self.data if dtype is None else self.data.astype(dtype)
 
     def item(self):
         return self.data.item()
@@ -342,7 +359,8 @@ class Tensor:
         return Tensor.make(out, (self,), lambda g: (g[crop],))    # d(pad x)/dx: crop
 
     # ---- reductions -------------------------------------------------------------------
-    def sum(self, axis=None, keepdims=False):
+    def sum(self, axis=None, keepdims=False, dtype=None, out=None):
+        _numpy_defaults(dtype, out)
         x, axes = self, _axes(axis, self.data.ndim)
 
         def backward(g):                      # d(sum x)/dx_i = 1: spread g back
@@ -350,12 +368,14 @@ class Tensor:
             return (np.broadcast_to(g, x.data.shape),)
         return Tensor.make(np.asarray(x.data.sum(axis=axes, keepdims=keepdims)), (x,), backward)
 
-    def mean(self, axis=None, keepdims=False):
+    def mean(self, axis=None, keepdims=False, dtype=None, out=None):
+        _numpy_defaults(dtype, out)
         axes = _axes(axis, self.data.ndim)
         n = int(np.prod([self.data.shape[a] for a in axes]))
         return self.sum(axes, keepdims) * (1.0 / max(n, 1))
 
-    def max(self, axis=None, keepdims=False):
+    def max(self, axis=None, keepdims=False, out=None):
+        _numpy_defaults(None, out)
         x, axes = self, _axes(axis, self.data.ndim)
         m = x.data.max(axis=axes, keepdims=True)
 

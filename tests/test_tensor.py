@@ -316,3 +316,12 @@ def test_global_seed_reproducible():
     np.testing.assert_array_equal(mtr.rng(3).random(2), mtr.rng(3).random(2))
     with pytest.raises(ValueError, match="seed"):
         mtr.seed(-1)
+
+
+def test_numpy_reads_a_tensor_as_its_values():
+    """As NumPy reads TensorFlow's tensors: np.argmax(tf.nn.softmax(logits)), formatting."""
+    t = Tensor(np.array([0.5, 2.0, -1.0]))
+    assert np.argmax(t) == 1 and np.asarray(t).tolist() == [0.5, 2.0, -1.0]
+    assert f"{np.max(t) * 100:.1f}" == "200.0" and float(np.sum(t).data) == 1.5
+    with pytest.raises(ValueError, match="no dtype= or out="):
+        np.sum(t, dtype=np.float32)
