@@ -77,8 +77,8 @@ def _train(model, data, epochs=1):
     return mt.quantize(model, x[:300] if model.input_shape[-1] == 1 else x[:300, ..., 0])
 
 
-def build_models(quick=False):
-    """{name: (qmodel, int8 test inputs for `verify`)}."""
+def build_models(quick=False, only=None):
+    """{name: (qmodel, int8 test inputs for `verify`)}; only: the names to build (all: None)."""
     from minitiny.layers import (Conv2D, Dense, DepthwiseConv2D, Flatten, GlobalAveragePooling2D,
                                  MaxPooling2D)
     data = None if quick else _mnist()
@@ -96,6 +96,8 @@ def build_models(quick=False):
                         GlobalAveragePooling2D(), Dense(10, activation="softmax")], name="ds_cnn")
     out = {}
     for model in (mlp, cnn, ds):
+        if only is not None and model.name not in only:
+            continue
         qmodel = _train(model, data)
         x = data[2] if model.input_shape[-1] == 1 else data[2][..., 0]
         out[model.name] = (qmodel, qmodel.quantize_input(x))
@@ -429,7 +431,7 @@ def _witness(qmodel, d, x, flags):
 # =======================================================================================
 def variants():
     """[(variant, extra C flags for the host)]: each KERNEL_VARIANTS entry but 'auto' (the
-    DSP and scalar kernels together; each is measured on its own)."""
+    DSP and scalar kernels together; each is measured on its own); DSP ones with the shim."""
     from dsp_host import ACLE_SHIM
     shim = tempfile.mkdtemp(prefix="acle-")
     with open(os.path.join(shim, "arm_acle.h"), "w") as f:
@@ -438,7 +440,8 @@ def variants():
     for v in generator.KERNEL_VARIANTS:
         if v == "auto":
             continue
-        out.append((v, ["-D__ARM_FEATURE_DSP=1", "-isystem", shim] if generator.KERNEL_VARIANTS[v] else []))
+        dsp = v in getattr(generator, "DSP_VARIANTS", {"dsp"})
+        out.append((v, ["-D__ARM_FEATURE_DSP=1", "-isystem", shim] if dsp else []))
     return out
 
 
@@ -525,12 +528,13 @@ def main(argv=None):
     ap.add_argument("--out", help="write the results (Markdown) here, e.g. bench/results/mutation.md")
     args = ap.parse_args(argv)
     t = time.monotonic()
-    models = build_models(args.quick)
-    if args.models:
-        unknown = set(args.models.split(",")) - set(models)
-        if unknown:
-            ap.error(f"--models: unknown {', '.join(sorted(unknown))}; known: {', '.join(models)}")
-        models = {k: v for k, v in models.items() if k in args.models.split(",")}
+    only = args.models.split(",") if args.models else None
+    if only and set(only) - {"mlp", "cnn", "ds_cnn"}:
+        ap.error(f"--models: unknown {', '.join(sorted(set(only) - {'mlp', 'cnn', 'ds_cnn'}))}; "
+                 f"known: mlp, cnn, ds_cnn")
+    models = build_models(args.quick, only)
+    if only:
+        models = {k: v for k, v in models.items() if k in only}
     rows = bench(args.quick, args.budget, args.per_operator, models=models,
                  only_variants=args.variants.split(",") if args.variants else None)
     text = table(rows, args.budget)

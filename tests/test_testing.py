@@ -222,14 +222,14 @@ def test_shrinking_ends_at_the_minimal_input(zp, a, b, seed):
 @requires_cc
 def test_assert_equivalent_passes_on_the_generated_c(tmp_path):
     qmodel = conv_mlp()
-    codegen.generate(qmodel, tmp_path, name="m")
+    codegen.generate(qmodel, tmp_path, name="m", variant="scalar")
     assert assert_equivalent(qmodel, tmp_path, n=64) >= 64
 
 
 @requires_cc
 def test_assert_equivalent_finds_a_planted_fault_and_names_the_layer(tmp_path):
     qmodel = conv_mlp()
-    codegen.generate(qmodel, tmp_path, name="m")
+    codegen.generate(qmodel, tmp_path, name="m", variant="scalar")
     src = tmp_path / "m_model.c"
     text = src.read_text()
     assert SIGN_FAULT[0] in text
@@ -304,8 +304,8 @@ def plant(c_file, pattern, replace):
 @requires_cc
 def test_pytest_plugin_runs_the_property_suite_on_a_model_directory(tmp_path):
     qmodel = conv_mlp()
-    codegen.generate(qmodel, tmp_path / "build" / "good", name="m")
-    codegen.generate(qmodel, tmp_path / "build" / "bad", name="m")
+    codegen.generate(qmodel, tmp_path / "build" / "good", name="m", variant="scalar")
+    codegen.generate(qmodel, tmp_path / "build" / "bad", name="m", variant="scalar")
     # the first layer's first bias constant far off (a bias of another model pasted in)
     plant(tmp_path / "build" / "bad" / "m_model.c", r"(conv_2d_0_bias\[\d+\] = \{\s*)(-?\d+)",
           lambda m: m.group(1) + str(int(m.group(2)) + 20000))
@@ -326,7 +326,7 @@ def test_pytest_plugin_runs_the_property_suite_on_a_model_directory(tmp_path):
 def test_cli_verify_thorough_names_the_layer_within_its_budget(tmp_path, capsys):
     from minitiny.cli import main
     qmodel = conv_mlp()
-    codegen.generate(qmodel, tmp_path / "bad", name="m")
+    codegen.generate(qmodel, tmp_path / "bad", name="m", variant="scalar")
     plant(tmp_path / "bad" / "m_model.c", r"(conv_2d_0_bias\[\d+\] = \{\s*)(-?\d+)",
           lambda m: m.group(1) + str(int(m.group(2)) + 20000))
     assert main(["verify", str(tmp_path / "bad"), "-n", "4", "--thorough", "--budget", "3"]) == 1
@@ -406,11 +406,11 @@ def test_mutation_bench_decisions_agree_with_brute_force(tmp_path):
     assert len(decided) >= 5 and not [r for r in rows if r["status"] == "DECISION WRONG"]
     for i, r in enumerate(decided):
         d = tmp_path / f"f{i}"
-        codegen.generate(qmodel, d, name="m")
+        codegen.generate(qmodel, d, name="m", variant=r["variant"])
         (d / "m_model.c").write_text(r["source"])
         differs = np.any(codegen.load(d)(every) != qmodel.predict_int8(every))
         assert differs == (r["status"] == "non-equivalent"), (r["operator"], r["status"])
-    assert "| tiny | scalar |" in mutation.table(rows, 1.0)
+    assert f"| tiny | {rows[0]['variant']} |" in mutation.table(rows, 1.0)
 
 
 def test_assert_int8_agrees_with_float_bounds_the_quantization_error():
