@@ -178,7 +178,8 @@ def test_the_command_still_runs_as_a_module_and_a_script():
 
 
 # ---- the docs name paths and modules that exist -------------------------------------------
-DOCS = ["README.md", "docs/*.md", "examples/README.md", "bench/README.md", "codegen/README.md"]
+DOCS = ["README.md", "docs/*.md", "examples/README.md", "bench/README.md", "codegen/README.md",
+        "codegen/templates/*.j2", "codegen/templates/*/*.j2", "firmware/*.j2"]   # templates name their Python twins
 PATH = re.compile(r"(?<![\w./-])((?:minitiny|codegen|firmware|tests|bench|examples|scripts|docs)"
                   r"/[\w./*?-]*)")
 MODULE = re.compile(r"(?<![\w./-])(minitiny(?:\.[A-Za-z_]\w*)+)")

@@ -20,7 +20,7 @@ writer (quant/tflite_io.py), which puts a QUANTIZE / DEQUANTIZE at each edge of 
 type. TFLite Micro runs the file as it is. minitiny writes full-integer models only: a
 float or dynamic-range conversion (no representative_dataset) is refused, not approximated.
 
-The Interpreter runs minitiny's NumPy int8 reference (quant/kernels.py), which gives TFLite
+The Interpreter runs minitiny's NumPy int8 reference (minitiny/quant/kernels/), which gives TFLite
 Micro's integers bit for bit. TensorFlow's own desktop interpreter uses other (optimized)
 kernels that can differ from TFLM by one step of rounding, so this one is the closer
 stand-in for the microcontroller.
