@@ -187,6 +187,27 @@ def test_arena_bytes(model):
     assert isinstance(arena, int) and arena >= biggest
 
 
+@O.requires_tflm
+def test_min_arena_is_the_edge_where_tflm_starts_to_run(model):
+    # the edge checked with an interpreter in this process, not the worker that bisected
+    data = to_tflite(model)
+    least = tflm.tflm_min_arena(data)
+    tflm.interpreter(data, arena_size=least).invoke()
+    with pytest.raises(RuntimeError, match="allocate"):
+        tflm.interpreter(data, arena_size=least - 16)    # - 16: whatever the buffer's alignment
+    # any plan holds the input and output of its largest layer at once
+    biggest = max(model.tensors[op.inputs[0]].nbytes + model.tensors[op.outputs[0]].nbytes
+                  for op in model.ops)
+    assert least >= biggest
+
+
+def test_min_arena_names_a_model_tflm_cannot_run():
+    if not tflm.available():
+        pytest.skip("tflite-micro is not installed")
+    with pytest.raises(RuntimeError):
+        tflm.tflm_min_arena(b"\x00" * 64)
+
+
 def test_save_tflite_is_atomic(tmp_path, model):
     path = tmp_path / "m.tflite"
     path.write_bytes(b"old contents")

@@ -94,24 +94,46 @@ def _invoke(data, xs):
     return np.stack(outs).reshape((len(outs),) + out_shape)
 
 
-def _arena_report(data):
-    """The interpreter's allocation report after one inference on zeros. TFLM prints it to
-    the C stderr stream, so it is captured at the file descriptor level."""
-    interp = interpreter(data)
+def _invoke_on_zeros(data, arena_size=None):
+    """An interpreter for `data` that has run one inference on all-zero inputs."""
+    interp = interpreter(data, arena_size)
     for i in range(tflite.Model.GetRootAs(data, 0).Subgraphs(0).InputsLength()):
         details = interp.get_input_details(i)
         interp.set_input(np.zeros(details["shape"], dtype=details["dtype"]), i)
     interp.invoke()
+    return interp
+
+
+def _captured_stderr(action):
+    """(action's result or the exception it raised, what it printed on the C stderr stream):
+    TFLM prints there, so it is captured at the file descriptor level."""
     with tempfile.TemporaryFile() as tmp:
         saved = os.dup(2)
         try:
             os.dup2(tmp.fileno(), 2)
-            interp.print_allocations()
+            try:
+                result = action()
+            except Exception as e:                   # noqa: BLE001 (returned to the caller)
+                result = e
         finally:
             os.dup2(saved, 2)
             os.close(saved)
         tmp.seek(0)
-        return tmp.read().decode(errors="replace")
+        return result, tmp.read().decode(errors="replace")
+
+
+def _arena_report(data):
+    """The interpreter's allocation report after one inference on zeros."""
+    interp = _invoke_on_zeros(data)
+    _, report = _captured_stderr(interp.print_allocations)
+    return report
+
+
+def _runs_in(data, arena_size):
+    """Whether TFLM allocates its tensors and runs one inference in `arena_size` bytes
+    (its complaints about a too-small arena are kept off stderr)."""
+    result, _ = _captured_stderr(lambda: _invoke_on_zeros(data, arena_size))
+    return not isinstance(result, Exception)
 
 
 def _read_message(stream):
@@ -132,8 +154,9 @@ def _write_message(stream, **arrays):
 
 
 def serve():
-    """The worker's loop, on stdin and stdout: a request holds `task` ('run' or 'arena'),
-    `model` (the .tflite bytes as uint8) and the inputs x0, x1, ...; the reply `result`, or
+    """The worker's loop, on stdin and stdout: a request holds `task` ('run', 'arena' or
+    'runs_in' with an `arena_size`), `model` (the .tflite bytes as uint8) and the inputs x0,
+    x1, ...; the reply `result`, or
     `error` and `kind`. Anything TFLM prints goes to stderr, never into the replies."""
     requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
@@ -142,6 +165,8 @@ def serve():
         try:
             if str(request["task"]) == "arena":
                 result = np.array(_arena_report(data))
+            elif str(request["task"]) == "runs_in":
+                result = np.array(_runs_in(data, int(request["arena_size"])))
             else:
                 xs = [request[f"x{i}"] for i in range(int(request["n_inputs"]))]
                 result = _invoke(data, xs)
@@ -156,11 +181,12 @@ class _Worker:
     lock = threading.Lock()
 
     @classmethod
-    def request(cls, task, data, xs=()):
+    def request(cls, task, data, xs=(), **extra):
         with cls.lock:
             if cls.process is None or cls.process.poll() is not None:
                 cls.process = _start_worker()
             arrays = {f"x{i}": x for i, x in enumerate(xs)}
+            arrays.update({k: np.array(v) for k, v in extra.items()})
             try:
                 _write_message(cls.process.stdin, task=np.array(task), n_inputs=np.array(len(xs)),
                                model=np.frombuffer(data, np.uint8), **arrays)
@@ -239,3 +265,37 @@ def tflm_arena_bytes(model):
     report = str(_Worker.request("arena", _model_bytes(model)))
     m = re.search(r"Arena allocation total (\d+) bytes", report)
     return int(m.group(1)) if m else None
+
+
+def tflm_min_arena(model):
+    """TFLM's smallest working `arena_size` in bytes for a QModel or `.tflite` bytes: the
+    interpreter allocates its tensors and runs one inference in it, and fails one byte below.
+
+    Found by bisection (about 20 fresh interpreters), each in the worker process; a probe
+    that makes TFLM abort counts as too small. The arena holds TFLM's planned activations
+    (its head), the persistent tensor structs and op data (its tail) and the up to 15 bytes
+    TFLM skips to align the buffer it is given, so the figure can move by those few bytes
+    from one run to the next.
+    """
+    _runtime()
+    data = _model_bytes(model)
+
+    def runs_in(size):
+        try:
+            return bool(_Worker.request("runs_in", data, arena_size=size))
+        except TFLMCrashed:
+            return False
+
+    works = _arena_size(data)
+    if not runs_in(works):
+        _Worker.request("arena", data)              # raises TFLM's own error for the model
+        raise RuntimeError(f"TensorFlow Lite Micro does not run this model in an arena of "
+                           f"{works} bytes")
+    fails = 0                                         # invariant: fails < minimum <= works
+    while works - fails > 1:
+        middle = (fails + works) // 2
+        if runs_in(middle):
+            works = middle
+        else:
+            fails = middle
+    return works
