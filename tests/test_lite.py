@@ -156,8 +156,10 @@ def test_interpreter_misuse_gets_clear_errors(trained):
         interpreter.invoke()
     with pytest.raises(ValueError, match="not an input or output"):
         interpreter.get_tensor(inp["index"] + out["index"] + 100)
-    with pytest.raises(NotInMinitinyLite, match="resize_tensor_input"):
-        interpreter.resize_tensor_input(inp["index"], [4, 12, 12])
+    with pytest.raises(ValueError, match="batch size .the first dimension. only"):
+        interpreter.resize_tensor_input(inp["index"], [1, 12, 13])
+    with pytest.raises(NotInMinitinyLite, match="get_signature_runner"):
+        interpreter.get_signature_runner()
     with pytest.raises(NotInMinitinyLite, match="delegates"):
         tf.lite.Interpreter(model_content=content, experimental_delegates=[object()])
     with pytest.raises(ValueError, match="exactly one"):

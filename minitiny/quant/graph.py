@@ -198,63 +198,137 @@ class QModel:
 
     @property
     def input(self):
-        return self.tensors[self.inputs[0]]
+        """The input tensor of a model with one input (`inputs` names them all)."""
+        return self.tensors[self._only("input", self.inputs)]
 
     @property
     def output(self):
-        return self.tensors[self.outputs[0]]
+        """The output tensor of a model with one output (`outputs` names them all)."""
+        return self.tensors[self._only("output", self.outputs)]
+
+    def _only(self, role, names):
+        if len(names) != 1:
+            raise GraphError(f"model {self.name!r} has {len(names)} {role}s ({', '.join(names)}): "
+                             f"use qmodel.{role}s and qmodel.tensors[name], not qmodel.{role}")
+        return names[0]
 
     # -- running the NumPy int8 reference ----------------------------------------------
-    def predict_int8(self, x, return_all=False):
-        """x: int8 (N, *input.shape) -> int8 (N, *output.shape); all tensors if return_all."""
-        x = np.asarray(x)
-        want = self.input.shape
-        if x.shape[1:] != want:
-            if x.shape == want:
-                x = x[None]
-            else:
-                raise GraphError(f"model {self.name!r}: input shape {x.shape} does not fit "
-                                 f"(N, {', '.join(map(str, want))})")
-        if x.dtype.kind not in "iu":
-            raise GraphError(f"model {self.name!r}: predict_int8 takes int8 input, got {x.dtype}; "
-                             "for float input use predict(x), or quantize_input(x) first")
-        if x.dtype != np.int8:
-            if x.size and (x.min() < -128 or x.max() > 127):
-                raise GraphError(f"model {self.name!r}: int8 input out of range [{x.min()}, {x.max()}]")
-            x = x.astype(np.int8)
-        values = {self.inputs[0]: x}
+    # A model with several inputs takes them as a list in the order of `inputs` (or a dict
+    # by name); one with several outputs returns a list in the order of `outputs`, which is
+    # the file's order for an imported .tflite. One input, one output: plain arrays.
+    def _batches(self, x, what):
+        """The inputs `x` as one (N, *shape) array per model input, in `inputs` order. A
+        single sample without the batch dimension becomes a batch of one."""
+        names = self.inputs
+        if isinstance(x, dict):
+            unknown = sorted(set(x) - set(names))
+            missing = [n for n in names if n not in x]
+            if unknown or missing:
+                raise GraphError(f"model {self.name!r}: {what} got inputs {sorted(x)}; the model's "
+                                 f"inputs are {names}" + (f" (missing {missing})" if missing else ""))
+            xs = [x[n] for n in names]
+        elif len(names) == 1:
+            xs = [x]
+        elif isinstance(x, (list, tuple)) and len(x) == len(names):
+            xs = list(x)
+        else:
+            got = f"{len(x)} arrays" if isinstance(x, (list, tuple)) else "one array"
+            raise GraphError(f"model {self.name!r} has {len(names)} inputs ({', '.join(names)}): "
+                             f"{what} takes a list of {len(names)} arrays in that order, or a "
+                             f"dict by name; got {got}")
+        batches = []
+        for name, a in zip(names, xs):
+            a, want = np.asarray(a), self.tensors[name].shape
+            if a.shape[1:] != want:
+                if a.shape != want:
+                    raise GraphError(f"model {self.name!r}: input {name!r} has shape {a.shape}, "
+                                     f"which does not fit (N, {', '.join(map(str, want))})")
+                a = a[None]
+            batches.append(a)
+        if len({len(a) for a in batches}) > 1:
+            raise GraphError(f"model {self.name!r}: the inputs hold different numbers of samples: "
+                             + ", ".join(f"{n!r} {len(a)}" for n, a in zip(names, batches)))
+        return batches
+
+    def _results(self, values):
+        """One array per model output: a list when there are several, else the array."""
+        outs = [values[name] for name in self.outputs]
+        return outs if len(outs) > 1 else outs[0]
+
+    def run_ops(self, values):
+        """Run every op in list order on `values` ({input name: int8 (N, ...)}), adding each
+        op's output; returns `values`, every activation of the model by name."""
         for op in self.ops:
             args = [values[n] if n in values else self.tensors[n].data for n in op.inputs]
             values[op.outputs[0]] = kernels.run(op, self.tensors, args)
-        return values if return_all else values[self.outputs[0]]
+        return values
+
+    def predict_int8(self, x, return_all=False):
+        """int8 (N, *input.shape) -> int8 (N, *output.shape); a dict of all tensors if return_all.
+
+        Several inputs: a list of arrays in `inputs` order, or a dict by name. Several
+        outputs: a list of arrays in `outputs` order (always all of them)."""
+        batches = []
+        for name, a in zip(self.inputs, self._batches(x, "predict_int8")):
+            if a.dtype.kind not in "iu":
+                raise GraphError(f"model {self.name!r}: predict_int8 takes int8 input, got {a.dtype} "
+                                 f"for input {name!r}; for float input use predict(x), or "
+                                 f"quantize_input(x) first")
+            if a.dtype != np.int8:
+                if a.size and (a.min() < -128 or a.max() > 127):
+                    raise GraphError(f"model {self.name!r}: int8 input {name!r} out of range "
+                                     f"[{a.min()}, {a.max()}]")
+                a = a.astype(np.int8)
+            batches.append(a)
+        values = self.run_ops(dict(zip(self.inputs, batches)))
+        return values if return_all else self._results(values)
 
     def quantize_input(self, x):
-        return self.input.quantize(x)
+        """float -> int8 with each input's scale and zero point (a list for several inputs)."""
+        if len(self.inputs) == 1 and not isinstance(x, dict):
+            return self.input.quantize(x)
+        qs = [self.tensors[n].quantize(a) for n, a in zip(self.inputs, self._batches(x, "quantize_input"))]
+        return qs
 
     def dequantize_output(self, q):
-        return self.output.dequantize(q)
+        """int8 -> float with each output's scale and zero point (a list for several outputs)."""
+        if len(self.outputs) == 1:
+            return self.output.dequantize(q)
+        if not isinstance(q, (list, tuple)) or len(q) != len(self.outputs):
+            raise GraphError(f"model {self.name!r} has {len(self.outputs)} outputs: "
+                             f"dequantize_output takes a list of {len(self.outputs)} arrays")
+        return [self.tensors[n].dequantize(a) for n, a in zip(self.outputs, q)]
 
     def predict(self, x, batch_size=256):
-        """Float in, float out, like Keras' predict: quantize, run int8, dequantize."""
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim == 1 and self.input.shape == (1,):
-            x = x[:, None]
-        outs = [self.dequantize_output(self.predict_int8(self.quantize_input(x[i:i + batch_size])))
-                for i in range(0, len(x), batch_size)]
-        return np.concatenate(outs) if outs else np.zeros((0,) + self.output.shape, np.float32)
+        """Float in, float out, like Keras' predict: quantize, run int8, dequantize.
+        Inputs and outputs as predict_int8 takes and gives them."""
+        if len(self.inputs) == 1 and not isinstance(x, dict):
+            x = np.asarray(x, dtype=np.float32)
+            if x.ndim == 1 and self.input.shape == (1,):
+                x = x[:, None]
+        xs = [np.asarray(a, dtype=np.float32) for a in self._batches(x, "predict")]
+        n = len(xs[0])
+        outs = [[] for _ in self.outputs]
+        for i in range(0, n, batch_size):
+            q = [self.tensors[name].quantize(a[i:i + batch_size]) for name, a in zip(self.inputs, xs)]
+            values = self.run_ops(dict(zip(self.inputs, q)))
+            for k, name in enumerate(self.outputs):
+                outs[k].append(self.tensors[name].dequantize(values[name]))
+        return self._results({name: np.concatenate(o) if o else
+                              np.zeros((0,) + self.tensors[name].shape, np.float32)
+                              for name, o in zip(self.outputs, outs)})
 
     def evaluate(self, x, y, metric=None):
-        """Accuracy for classifiers (integer or one-hot labels), mean squared error otherwise."""
+        """Accuracy for classifiers (integer or one-hot labels), mean squared error otherwise;
+        for several outputs, y is a list (one target per output) and so is the result."""
         pred = self.predict(x)
-        y = np.asarray(y)
-        if metric is None:
-            metric = "accuracy" if pred.shape[-1] > 1 else "mse"
-        if metric == "accuracy":
-            labels = y.argmax(-1) if y.ndim == pred.ndim else y.reshape(len(y))
-            return float(np.mean(pred.argmax(-1) == labels))
-        if metric == "mse":
-            return float(np.mean((pred.reshape(len(pred), -1) - y.reshape(len(y), -1)) ** 2))
-        raise GraphError(f"unknown metric {metric!r}: use 'accuracy' or 'mse'")
+        if len(self.outputs) == 1:
+            return _score(pred, y, metric)
+        if not isinstance(y, (list, tuple)) or len(y) != len(self.outputs):
+            raise GraphError(f"model {self.name!r} has {len(self.outputs)} outputs "
+                             f"({', '.join(self.outputs)}): evaluate takes y as a list of "
+                             f"{len(self.outputs)} targets in that order")
+        return [_score(p, t, metric) for p, t in zip(pred, y)]
 
     # -- files: one .npz, arrays plus a JSON description; never pickle ------------------
     FORMAT = "minitiny.qmodel/1"
@@ -324,6 +398,18 @@ class QModel:
             out = self.tensors[op.outputs[0]]
             lines.append(f"{i:3d} {op.kind:18s} {op.name:20s} {ins} -> {list(out.shape)}")
         return "\n".join(lines)
+
+
+def _score(pred, y, metric):
+    y = np.asarray(y)
+    if metric is None:
+        metric = "accuracy" if pred.shape[-1] > 1 else "mse"
+    if metric == "accuracy":
+        labels = y.argmax(-1) if y.ndim == pred.ndim else y.reshape(len(y))
+        return float(np.mean(pred.argmax(-1) == labels))
+    if metric == "mse":
+        return float(np.mean((pred.reshape(len(pred), -1) - y.reshape(len(y), -1)) ** 2))
+    raise GraphError(f"unknown metric {metric!r}: use 'accuracy' or 'mse'")
 
 
 # -- reading a saved model: every field checked before it is used ---------------------------

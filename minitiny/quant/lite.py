@@ -156,8 +156,9 @@ _NUMPY_TYPE = {tfl.TensorType.INT8: np.int8, tfl.TensorType.UINT8: np.uint8,
 
 
 class Interpreter:
-    """tf.lite.Interpreter over minitiny's int8 reference; one input, one output, batch 1
-    (the shapes the file declares, as TFLite's interpreter)."""
+    """tf.lite.Interpreter over minitiny's int8 reference: every input and output of the
+    file, in its order, with the shapes it declares (batch 1, as TFLite's interpreter);
+    resize_tensor_input changes the batch size, as TFLite's does for a batch dimension."""
 
     def __init__(self, model_path=None, model_content=None, experimental_delegates=None,
                  num_threads=None, **kwargs):
@@ -177,8 +178,11 @@ class Interpreter:
         self._qmodel = from_tflite(source)               # checks the file thoroughly
         data = source if model_content is not None else open(model_path, "rb").read()
         tensors, _, inputs, outputs, _ = read_flatbuffer(data, model_path or "<model_content>")
+        # the file's edges and the QModel's int8 tensors behind them, in the file's order
         self._inputs = [self._details(tensors[i]) for i in inputs]
         self._outputs = [self._details(tensors[i]) for i in outputs]
+        self._behind = {d["index"]: self._qmodel.tensors[name] for d, name in
+                        zip(self._inputs + self._outputs, self._qmodel.inputs + self._qmodel.outputs)}
         self._values, self._allocated = {}, False
 
     @staticmethod
@@ -195,7 +199,38 @@ class Interpreter:
                 "sparsity_parameters": {}}
 
     def allocate_tensors(self):
+        """Fix the shapes: the outputs take the batch size the inputs were resized to."""
+        batches = {int(d["shape"][0]) for d in self._inputs}
+        if len(batches) > 1:
+            raise ValueError("allocate_tensors: the inputs were resized to different batch sizes "
+                             + ", ".join(f"{d['name']!r} {int(d['shape'][0])}" for d in self._inputs)
+                             + "; minitiny runs one batch size for all of them")
+        batch = batches.pop()
+        for d in self._outputs:
+            d["shape"] = np.array((batch,) + tuple(d["shape"][1:]), np.int32)
+            if d["index"] in self._values and len(self._values[d["index"]]) != batch:
+                del self._values[d["index"]]          # an output of the old batch size
         self._allocated = True
+
+    def resize_tensor_input(self, input_index, tensor_size, strict=False):
+        """Change an input's batch size (its first dimension), as TFLite does; call
+        allocate_tensors() again before invoke(). Other dimensions are fixed in an int8
+        model (its kernels were prepared for them), so changing them is refused."""
+        d = self._edge(input_index, self._inputs)
+        new = tuple(int(n) for n in np.asarray(tensor_size).reshape(-1))
+        old = tuple(int(n) for n in d["shape"])
+        if len(new) != len(old) or new[1:] != old[1:] or new[0] < 1:
+            raise ValueError(f"resize_tensor_input: input {d['name']!r} has shape {list(old)}; "
+                             f"minitiny's interpreter changes its batch size (the first "
+                             f"dimension) only, got {list(new)}")
+        if strict and new[0] != old[0] and d["shape_signature"][0] != -1:
+            raise ValueError(f"resize_tensor_input(strict=True): dimension 0 of input "
+                             f"{d['name']!r} is not dynamic in its shape signature "
+                             f"{d['shape_signature'].tolist()}")
+        d["shape"] = np.array(new, np.int32)
+        if new != old:
+            self._values.pop(d["index"], None)
+        self._allocated = False
 
     def get_input_details(self):
         return [dict(d) for d in self._inputs]
@@ -220,20 +255,22 @@ class Interpreter:
                              f"type {np.dtype(d['dtype'])} for input {d['name']!r}")
         if value.shape != tuple(d["shape"]):
             raise ValueError(f"Cannot set tensor: dimension mismatch, got shape {value.shape} "
-                             f"but expected {tuple(d['shape'])} for input {d['name']!r}")
+                             f"but expected {tuple(d['shape'])} for input {d['name']!r}"
+                             + ("" if value.shape[1:] != tuple(d["shape"][1:]) else
+                                " (resize_tensor_input, then allocate_tensors, changes the batch size)"))
         self._values[tensor_index] = value.copy()
 
     def invoke(self):
         if not self._allocated:
             raise RuntimeError("Invoke called before allocate_tensors()")
-        d = self._inputs[0]
-        if d["index"] not in self._values:
-            raise ValueError(f"input {d['name']!r} has not been set: call set_tensor first")
-        q = self._qmodel
-        x = _to_int8(self._values[d["index"]], d, q.input)
-        y = q.predict_int8(x)
-        out = self._outputs[0]
-        self._values[out["index"]] = _from_int8(y, out, q.output).reshape(tuple(out["shape"]))
+        missing = [d["name"] for d in self._inputs if d["index"] not in self._values]
+        if missing:
+            raise ValueError(f"input(s) {missing} have not been set: call set_tensor first")
+        xs = [_to_int8(self._values[d["index"]], d, self._behind[d["index"]]) for d in self._inputs]
+        ys = self._qmodel.predict_int8(xs if len(xs) > 1 else xs[0])
+        for out, y in zip(self._outputs, ys if len(self._outputs) > 1 else [ys]):
+            self._values[out["index"]] = _from_int8(y, out, self._behind[out["index"]]).reshape(
+                tuple(out["shape"]))
 
     def get_tensor(self, tensor_index):
         self._edge(tensor_index, self._inputs + self._outputs)
@@ -246,8 +283,8 @@ class Interpreter:
         if name.startswith("_"):
             raise AttributeError(name)
         raise NotInMinitinyLite(f"Interpreter.{name} is not implemented in minitiny; it has "
-                                "allocate_tensors, get_input_details, get_output_details, "
-                                "set_tensor, invoke, get_tensor")
+                                "allocate_tensors, resize_tensor_input, get_input_details, "
+                                "get_output_details, set_tensor, invoke, get_tensor")
 
 
 def _to_int8(value, edge, t):

@@ -26,9 +26,9 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    The element-wise ops (ADD, SUB, MUL, ...) take either input as a constant and broadcast.
    The operators minitiny runs are the table in `supported.py`. Whatever else minitiny cannot
    run (an operator, a float or int16 tensor, dilation, a dynamic shape, a batch size other
-   than 1, a variable tensor, several subgraphs, several outputs: `predict_int8` and the
-   generated C return one tensor) is collected, and one `UnsupportedTFLiteError` lists every
-   item with its operator index.
+   than 1, a variable tensor, several subgraphs) is collected, and one `UnsupportedTFLiteError`
+   lists every item with its operator index. Several inputs and outputs are kept, in the
+   file's order: `QModel.inputs` / `outputs` list them, `predict_int8` returns every output.
 3. The `QModel` is built, named as the quantizer names its tensors, and its `prepare()`
    checks each operator against its tensors (quant/kernels/): a `GraphError` names the file too.
 
@@ -345,11 +345,6 @@ class _Importer:
         if n_subgraphs > 1:
             self.problems.append(f"{n_subgraphs} subgraphs (control flow such as IF or WHILE): "
                                  f"minitiny imports models with one")
-        if len(self.outputs) > 1:
-            self.problems.append(f"{len(self.outputs)} outputs ("
-                                 f"{', '.join(self.tensors[t].label for t in self.outputs)}): "
-                                 f"minitiny runs models with one output (predict_int8 and the "
-                                 f"generated C return one tensor)")
         self.producer = {}                      # tensor index -> the operator writing it
         for op in self.ops:
             if op.code in (Op.QUANTIZE, Op.DEQUANTIZE) and (
@@ -748,23 +743,26 @@ def from_tflite(model, name=None):
 
 
 def edge_quantization(model):
-    """How the file's first input and output meet the outside: {'input': ..., 'output': ...},
-    each None for an int8 edge, or (scale, zero point) of the int8 tensor behind a float32
-    edge (the QUANTIZE output, the DEQUANTIZE input)."""
+    """How the file's inputs and outputs meet the outside: {'inputs': [...], 'outputs': [...]}
+    in the file's order, each None for an int8 edge, or (scale, zero point) of the int8
+    tensor behind a float32 or uint8 edge (the QUANTIZE output, the DEQUANTIZE input);
+    'input' and 'output' are the first of each."""
     data, source = _read_bytes(model)
     importer = _Importer(data, source, "model")
     inputs, outputs, _ = importer.edges()
     result = {}
-    for key, in_file, folded in (("input", importer.inputs[0], inputs[0]),
-                                 ("output", importer.outputs[0], outputs[0])):
-        t = importer.tensors[folded]
-        result[key] = None if folded == in_file else (float(t.scale[0]), int(t.zero_point[0]))
+    for key, in_file, folded in (("inputs", importer.inputs, inputs), ("outputs", importer.outputs, outputs)):
+        result[key] = [None if f == t else (float(importer.tensors[f].scale[0]),
+                                            int(importer.tensors[f].zero_point[0]))
+                       for t, f in zip(in_file, folded)]
+    result["input"], result["output"] = result["inputs"][0], result["outputs"][0]
     return result
 
 
 def run_tflm_int8(model, x_int8):
     """Run a `.tflite` file (path or bytes) in TensorFlow Lite Micro on int8 inputs
     (N, *input_shape) -> int8 outputs (N, *output_shape), whatever the file's edges are.
+    Several inputs: a list of arrays in the file's order; several outputs: a list too.
 
     A float32 input is fed r = s * (q - z), which TFLM's QUANTIZE, q = z + round(r / s) in
     float32, turns back into exactly q: |q - z| <= 255 is far from any rounding boundary.
@@ -774,23 +772,28 @@ def run_tflm_int8(model, x_int8):
     """
     data, _ = _read_bytes(model)
     edges = edge_quantization(data)
-    x = np.asarray(x_int8)
-    if x.dtype != np.int8:
-        raise ValueError(f"run_tflm_int8: inputs must be int8, got {x.dtype}")
-    if edges["input"] is None and edges["output"] is None:
-        return tflm.run_tflm(data, x)
+    xs = list(x_int8) if isinstance(x_int8, (list, tuple)) else [x_int8]
+    if len(xs) != len(edges["inputs"]):
+        raise ValueError(f"run_tflm_int8: the model has {len(edges['inputs'])} inputs, got "
+                         f"{len(xs)} arrays")
     graph = tfl.Model.GetRootAs(data, 0).Subgraphs(0)         # the edge types, from the file
-    in_type = graph.Tensors(graph.Inputs(0)).Type()
-    out_type = graph.Tensors(graph.Outputs(0)).Type()
-    if in_type == TensorType.UINT8:             # the converter's uint8 edge: u = q + 128
-        x = (x.astype(np.int16) + 128).astype(np.uint8)
-    elif edges["input"] is not None:
-        s, z = edges["input"]
-        x = np.float32(s) * (x.astype(np.float32) - np.float32(z))
-    y = tflm.run_interpreter(data, [x])
-    if out_type == TensorType.UINT8:
-        y = y.astype(np.int16) - 128
-    elif edges["output"] is not None:
-        s, z = edges["output"]
-        y = np.clip(np.round(y.astype(np.float64) / s) + z, -128, 127)
-    return y.astype(np.int8)
+    feed = []
+    for i, (x, edge) in enumerate(zip(xs, edges["inputs"])):
+        x = np.asarray(x)
+        if x.dtype != np.int8:
+            raise ValueError(f"run_tflm_int8: input {i} must be int8, got {x.dtype}")
+        if graph.Tensors(graph.Inputs(i)).Type() == TensorType.UINT8:   # the converter's uint8 edge: u = q + 128
+            x = (x.astype(np.int16) + 128).astype(np.uint8)
+        elif edge is not None:
+            s, z = edge
+            x = np.float32(s) * (x.astype(np.float32) - np.float32(z))
+        feed.append(x)
+    ys = []
+    for j, (y, edge) in enumerate(zip(tflm.run_interpreter(data, feed), edges["outputs"])):
+        if graph.Tensors(graph.Outputs(j)).Type() == TensorType.UINT8:
+            y = y.astype(np.int16) - 128
+        elif edge is not None:
+            s, z = edge
+            y = np.clip(np.round(y.astype(np.float64) / s) + z, -128, 127)
+        ys.append(y.astype(np.int8))
+    return ys if len(ys) > 1 else ys[0]

@@ -74,24 +74,24 @@ def interpreter(model, arena_size=None):
 # The worker process: what runs the interpreter
 # ---------------------------------------------------------------------------------------
 def _invoke(data, xs):
-    """One sample at a time through the interpreter -> output 0 stacked (N, *shape)."""
+    """One sample at a time through the interpreter -> every output stacked, [(N, *shape)]."""
     interp = interpreter(data)
     for i, x in enumerate(xs):
         want = tuple(int(d) for d in interp.get_input_details(i)["shape"])[1:]
         if x.shape[1:] != want or len(x) != len(xs[0]):
             raise ValueError(f"run_tflm: input {i} has shape {x.shape}, expected "
                              f"({len(xs[0])}, {', '.join(map(str, want))})")
-    outs = []
+    n_outputs = tflite.Model.GetRootAs(data, 0).Subgraphs(0).OutputsLength()
+    details = [interp.get_output_details(j) for j in range(n_outputs)]
+    shapes = [tuple(int(d) for d in d_j["shape"])[1:] for d_j in details]
+    outs = [np.zeros((len(xs[0]),) + shape, d_j["dtype"]) for shape, d_j in zip(shapes, details)]
     for n in range(len(xs[0])):
         for i, x in enumerate(xs):
             interp.set_input(x[n:n + 1], i)
         interp.invoke()
-        outs.append(np.array(interp.get_output(0)).reshape(-1))
-    details = interp.get_output_details(0)
-    out_shape = tuple(int(d) for d in details["shape"])[1:]
-    if not outs:
-        return np.zeros((0,) + out_shape, details["dtype"])
-    return np.stack(outs).reshape((len(outs),) + out_shape)
+        for j, out in enumerate(outs):
+            out[n] = np.array(interp.get_output(j)).reshape(shapes[j])
+    return outs
 
 
 def _invoke_on_zeros(data, arena_size=None):
@@ -156,21 +156,23 @@ def _write_message(stream, **arrays):
 def serve():
     """The worker's loop, on stdin and stdout: a request holds `task` ('run', 'arena' or
     'runs_in' with an `arena_size`), `model` (the .tflite bytes as uint8) and the inputs x0,
-    x1, ...; the reply `result`, or
-    `error` and `kind`. Anything TFLM prints goes to stderr, never into the replies."""
+    x1, ...; the reply `result` ('arena', 'runs_in'), or `n_results` and the outputs
+    result0, result1, ... ('run'), or `error` and `kind`. Anything TFLM prints goes to
+    stderr, never into the replies."""
     requests, replies = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)
     while (request := _read_message(requests)) is not None:
         data = request["model"].tobytes()
         try:
             if str(request["task"]) == "arena":
-                result = np.array(_arena_report(data))
+                _write_message(replies, result=np.array(_arena_report(data)))
             elif str(request["task"]) == "runs_in":
-                result = np.array(_runs_in(data, int(request["arena_size"])))
+                _write_message(replies, result=np.array(_runs_in(data, int(request["arena_size"]))))
             else:
                 xs = [request[f"x{i}"] for i in range(int(request["n_inputs"]))]
-                result = _invoke(data, xs)
-            _write_message(replies, result=result)
+                outs = _invoke(data, xs)
+                _write_message(replies, n_results=np.array(len(outs)),
+                               **{f"result{j}": out for j, out in enumerate(outs)})
         except Exception as e:                       # noqa: BLE001 (sent back to the caller)
             _write_message(replies, error=np.array(str(e)), kind=np.array(type(e).__name__))
 
@@ -202,6 +204,8 @@ class _Worker:
         if "error" in reply:
             error = ValueError if str(reply["kind"]) == "ValueError" else RuntimeError
             raise error(str(reply["error"]))
+        if "n_results" in reply:
+            return [reply[f"result{j}"] for j in range(int(reply["n_results"]))]
         return reply["result"]
 
     @classmethod
@@ -236,8 +240,8 @@ atexit.register(_Worker.stop)
 # The caller's side
 # ---------------------------------------------------------------------------------------
 def run_interpreter(model, xs):
-    """Inputs (a list of (N, ...) arrays in the model's input dtypes) -> output 0 (N, ...),
-    one sample at a time in TFLM, in the worker process."""
+    """Inputs (a list of (N, ...) arrays in the model's input dtypes) -> every output
+    (N, ...), a list in the file's order, one sample at a time in TFLM, in the worker."""
     _runtime()                                     # TFLMUnavailable here, in the caller
     return _Worker.request("run", _model_bytes(model), [np.ascontiguousarray(x) for x in xs])
 
@@ -245,14 +249,16 @@ def run_interpreter(model, xs):
 def run_tflm(model, x_int8):
     """int8 (N, *input_shape) -> int8 (N, *output_shape), one sample at a time in TFLM.
 
-    `model` is a QModel or the bytes of a `.tflite` file with int8 inputs and one int8
-    output; `x_int8` is one array, or a list of arrays for a model with several inputs.
+    `model` is a QModel or the bytes of a `.tflite` file with int8 inputs and outputs;
+    `x_int8` is one array, or a list of arrays for a model with several inputs. A model
+    with several outputs gives a list of arrays in the file's order (as QModel.predict_int8).
     """
     xs = [np.asarray(a) for a in x_int8] if isinstance(x_int8, (list, tuple)) else [np.asarray(x_int8)]
     for i, x in enumerate(xs):
         if x.dtype != np.int8:
             raise ValueError(f"run_tflm: input {i} must be int8, got {x.dtype}")
-    return run_interpreter(model, xs)
+    outs = run_interpreter(model, xs)
+    return outs if len(outs) > 1 else outs[0]
 
 
 def tflm_arena_bytes(model):

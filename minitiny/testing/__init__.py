@@ -27,7 +27,7 @@ import importlib
 _PUBLIC = {
     "equivalence": ["assert_equivalent", "Mismatch", "standard_inputs"],
     "inputs": ["int8_inputs", "float_inputs", "special_inputs", "tflite_files"],
-    "models": ["Builder", "qmodels", "random_qmodel"],
+    "models": ["Builder", "multi_io_model", "qmodels", "random_qmodel"],
     "properties": ["assert_int8_agrees_with_float", "assert_stable", "assert_invariant", "assert_monotonic"],
     "shrinking": ["shrink"],
     "targets": ["knife_edges", "targeted_inputs"],

@@ -237,8 +237,9 @@ class Builder:
     def relu6(self):
         return self._op("relu6", [self.cur], self._tensor(self.t.shape, self.t.scale, self.t.zero_point))
 
-    def model(self):
-        return QModel(self.name, self.tensors, self.ops, self.inputs, [self.cur])
+    def model(self, outputs=None):
+        """The QModel; its outputs `outputs` (tensor names, in order), by default the last."""
+        return QModel(self.name, self.tensors, self.ops, self.inputs, outputs or [self.cur])
 
 
 # ---------------------------------------------------------------------------------------
@@ -516,6 +517,30 @@ def _build(seed, steps, spatial, input_shape, name, scales=None):
     if not b.ops:
         b.relu()
     return b.model()
+
+
+def multi_io_model(seed, n_inputs=2, n_outputs=2, in_shape=(6, 6, 2), name="multi_io"):
+    """A graph with several inputs and outputs, as two-headed models have them: the inputs
+    (each of `in_shape`, own scales) added in turn, a conv trunk, then heads reading it in
+    an order drawn from `seed`: a dense classifier (softmax), a global mean, the trunk itself
+    (an output that later ops still read), then small dense heads. The model's outputs list
+    the heads in a drawn order, so the first output is not always the last op's."""
+    b = Builder(seed, tuple(in_shape), name)
+    for i in range(1, n_inputs):
+        b.add(b.input(f"x{i + 1}", tuple(in_shape)), activation=ACTIVATIONS[i % 3])
+    trunk = b.conv(3, activation="relu").cur
+    heads = [trunk]
+    for k in range(n_outputs - 1):
+        b.cur = trunk
+        if k == 0:
+            b.flatten().dense(4).softmax()
+        elif k == 1:
+            b.mean()
+        else:
+            b.flatten().dense(k + 1, activation="relu")
+        heads.append(b.cur)
+    order = b.rng.permutation(len(heads))
+    return b.model([heads[i] for i in order])
 
 
 @st.composite

@@ -1,0 +1,180 @@
+"""Graphs with several inputs and outputs: QModel, TFLite Micro, the .tflite writer and
+reader, tf.lite.Interpreter, the generated C and the tools around it.
+
+Oracles: TensorFlow Lite Micro's interpreter runs the same graph written as a .tflite (every
+input set, every output read); each output of a multi-output model must also equal that
+tensor in the model's own full evaluation (predict_int8(..., return_all=True)), which the
+single-output code path computes independently of the output list. The generated C is
+compared with the NumPy reference output by output, through cffi and under ASan/UBSan.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minitiny as mt
+import int8_oracle as O
+from minitiny.quant import tflm
+from minitiny.quant.graph import GraphError
+from minitiny.quant.tflite_io import to_tflite
+from minitiny.quant.tflite_read import from_tflite, run_tflm_int8
+from minitiny.testing.models import multi_io_model
+
+
+def inputs_of(q, seed, n=6):
+    return O.random_inputs(q, seed, n)
+
+
+def as_list(y, q):
+    return y if len(q.outputs) > 1 else [y]
+
+
+# ---------------------------------------------------------------------------------------
+# QModel: every output, in order; inputs as a list or a dict; clear errors
+# ---------------------------------------------------------------------------------------
+@settings(max_examples=8)
+@given(seed=O.seeds, n_in=st.integers(1, 3), n_out=st.integers(1, 4))
+def test_every_output_is_its_tensor_in_order(seed, n_in, n_out):
+    q = multi_io_model(seed, n_in, n_out)
+    xs = inputs_of(q, seed)
+    every = q.predict_int8(xs if n_in > 1 else xs[0], return_all=True)
+    got = as_list(q.predict_int8(xs if n_in > 1 else xs[0]), q)
+    assert len(got) == n_out
+    for name, y in zip(q.outputs, got):
+        np.testing.assert_array_equal(y, every[name])
+        assert y.shape == (len(xs[0]),) + q.tensors[name].shape
+    by_name = as_list(q.predict_int8(dict(zip(q.inputs, xs))), q)
+    for a, b in zip(got, by_name):
+        np.testing.assert_array_equal(a, b)
+
+
+@O.requires_tflm
+@settings(max_examples=6)
+@given(seed=O.seeds, n_in=st.integers(1, 3), n_out=st.integers(2, 4))
+def test_every_output_matches_tflm(seed, n_in, n_out):
+    q = multi_io_model(seed, n_in, n_out)
+    xs = inputs_of(q, seed, 4)
+    ours = q.predict_int8(xs if n_in > 1 else xs[0])
+    theirs = tflm.run_tflm(q, xs if n_in > 1 else xs[0])
+    assert isinstance(theirs, list) and len(theirs) == n_out
+    for name, a, b in zip(q.outputs, ours, theirs):
+        np.testing.assert_array_equal(a, b.reshape(a.shape), err_msg=name)
+
+
+def test_float_predict_and_evaluate_per_output():
+    q = multi_io_model(3, 2, 3)
+    xs = inputs_of(q, 3, 10)
+    floats = [q.tensors[n].dequantize(x) for n, x in zip(q.inputs, xs)]
+    got = q.predict(floats, batch_size=3)               # batches of 3: concatenated per output
+    want = q.dequantize_output(q.predict_int8(q.quantize_input(floats)))
+    assert len(got) == 3
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+    scores = q.evaluate(floats, [w.reshape(len(w), -1) for w in want], metric="mse")
+    assert scores == [0.0, 0.0, 0.0]
+    with pytest.raises(GraphError, match="3 outputs .* list of 3 targets"):
+        q.evaluate(floats, want[0])
+
+
+def test_wrong_inputs_get_errors_naming_the_input():
+    q = multi_io_model(1, 2, 2)
+    x, x2 = inputs_of(q, 1)
+    with pytest.raises(GraphError, match=r"2 inputs \(x, x2\).*list of 2 arrays.*got one array"):
+        q.predict_int8(x)
+    with pytest.raises(GraphError, match="got 3 arrays"):
+        q.predict_int8([x, x2, x])
+    with pytest.raises(GraphError, match=r"input 'x2' has shape \(6, 6, 6, 3\)"):
+        q.predict_int8([x, np.zeros((6, 6, 6, 3), np.int8)])
+    with pytest.raises(GraphError, match="int8 input, got float32 for input 'x2'"):
+        q.predict_int8([x, x2.astype(np.float32)])
+    with pytest.raises(GraphError, match="int8 input 'x2' out of range"):
+        q.predict_int8([x, x2.astype(np.int32) * 3])
+    with pytest.raises(GraphError, match="different numbers of samples: 'x' 6, 'x2' 2"):
+        q.predict_int8([x, x2[:2]])
+    with pytest.raises(GraphError, match=r"missing \['x2'\]"):
+        q.predict_int8({"x": x})
+    with pytest.raises(GraphError, match="2 outputs .*qmodel.outputs"):
+        q.output
+    with pytest.raises(GraphError, match="2 inputs .*qmodel.inputs"):
+        q.input
+
+
+def test_a_single_sample_without_batch_dimension():
+    q = multi_io_model(2, 2, 2)
+    x, x2 = inputs_of(q, 2, 1)
+    a = q.predict_int8([x[0], x2[0]])
+    b = q.predict_int8([x, x2])
+    for u, v in zip(a, b):
+        np.testing.assert_array_equal(u, v)
+
+
+# ---------------------------------------------------------------------------------------
+# The .tflite writer and reader, with every edge type
+# ---------------------------------------------------------------------------------------
+@O.requires_tflm
+@pytest.mark.parametrize("edges", [("int8", "int8"), ("float32", "uint8"), ("uint8", "float32")])
+def test_round_trip_through_the_file_keeps_every_input_and_output(edges):
+    q = multi_io_model(11, 2, 3)
+    data = to_tflite(q, *edges)
+    r = from_tflite(data)
+    assert [r.tensors[n].shape for n in r.inputs] == [q.tensors[n].shape for n in q.inputs]
+    assert [r.tensors[n].shape for n in r.outputs] == [q.tensors[n].shape for n in q.outputs]
+    xs = inputs_of(q, 11, 5)
+    ours, back, theirs = q.predict_int8(xs), r.predict_int8(xs), run_tflm_int8(data, xs)
+    for a, b, c in zip(ours, back, theirs):
+        np.testing.assert_array_equal(a, b)
+        np.testing.assert_array_equal(a, c)
+
+
+# ---------------------------------------------------------------------------------------
+# tf.lite.Interpreter: all inputs and outputs, batch > 1
+# ---------------------------------------------------------------------------------------
+@O.requires_tflm
+def test_interpreter_runs_every_input_and_output_as_tflm():
+    q = multi_io_model(4, 2, 3)
+    data = to_tflite(q, "float32", "uint8")
+    interpreter = mt.lite.Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
+    assert len(ins) == 2 and len(outs) == 3
+    assert [tuple(d["shape"]) for d in outs] == [(1,) + q.tensors[n].shape for n in q.outputs]
+    rng = np.random.default_rng(0)
+    feed = [rng.normal(0, 3 * float(q.tensors[n].scale) * 40, (4, 1) + q.tensors[n].shape).astype(np.float32)
+            for n in q.inputs]
+    theirs = tflm.run_interpreter(data, [f[:, 0] for f in feed])   # TFLM on the same floats
+    for k in range(4):
+        for d, f in zip(ins, feed):
+            interpreter.set_tensor(d["index"], f[k])
+        interpreter.invoke()
+        for d, t in zip(outs, theirs):
+            got = interpreter.get_tensor(d["index"])
+            assert got.dtype == np.uint8
+            np.testing.assert_array_equal(got[0], t[k])
+
+
+@O.requires_tflm
+def test_interpreter_batch_after_resize_tensor_input():
+    q = multi_io_model(5, 2, 2)
+    data = to_tflite(q, "int8", "float32")
+    interpreter = mt.lite.Interpreter(model_content=data)
+    ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
+    for d in ins:
+        interpreter.resize_tensor_input(d["index"], [5] + list(d["shape"][1:]))
+    interpreter.allocate_tensors()
+    assert [int(d["shape"][0]) for d in interpreter.get_output_details()] == [5, 5]
+    xs = inputs_of(q, 5, 5)
+    for d, x in zip(ins, xs):
+        interpreter.set_tensor(d["index"], x)
+    interpreter.invoke()
+    theirs = tflm.run_interpreter(data, xs)
+    for d, t in zip(outs, theirs):
+        got = interpreter.get_tensor(d["index"])
+        assert got.shape == t.shape and got.dtype == np.float32
+        np.testing.assert_array_equal(got, t)
+    interpreter.resize_tensor_input(ins[0]["index"], [3] + list(ins[0]["shape"][1:]))
+    with pytest.raises(RuntimeError, match="allocate_tensors"):
+        interpreter.invoke()
+    with pytest.raises(ValueError, match="different batch sizes"):
+        interpreter.allocate_tensors()
+    with pytest.raises(ValueError, match="strict=True.*not dynamic"):
+        interpreter.resize_tensor_input(ins[1]["index"], [3] + list(ins[1]["shape"][1:]), strict=True)
