@@ -32,6 +32,11 @@ def run_reference(qmodel, xs):
     return qmodel.predict_int8(xs if len(xs) > 1 else xs[0])
 
 
+def run_all(qmodel, xs):
+    """minitiny's NumPy int8 reference for a model with one or more inputs: every tensor."""
+    return qmodel.predict_int8(xs if len(xs) > 1 else xs[0], return_all=True)
+
+
 def random_inputs(qmodel, seed, n=8):
     rng = np.random.default_rng(seed)
     return [int8_input(rng, qmodel.tensors[name].shape, n) for name in qmodel.inputs]

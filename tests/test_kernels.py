@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import int8_oracle as O
+import test_data_movement as M
 from minitiny.quant import fixedpoint as fp
 from minitiny.quant import kernels
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
@@ -523,6 +524,12 @@ def _documented_keys():
     return table
 
 
+def _movement_models():
+    """One model of each data-movement kind (tests/test_data_movement.py draws them)."""
+    rng = np.random.default_rng(0)
+    return {kind: M.movement_model(0, kind, *M.config_from_rng(rng))[0] for kind in M.KINDS}
+
+
 def test_params_match_the_documented_table():
     table = _documented_keys()
     common = table.pop("all kinds")
@@ -541,6 +548,7 @@ def test_params_match_the_documented_table():
     models["hard_swish"] = O.Builder(0, (2, 3)).hard_swish().model()
     b = O.Builder(0, (2, 3))
     models["reshape"] = b.reshape((6,)).model()
+    models.update(_movement_models())
     assert set(models) == set(table) == set(kernels.KERNELS)
     for kind, model in models.items():
         op = [o for o in model.ops if o.kind == kind][0]

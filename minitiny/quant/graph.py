@@ -44,6 +44,18 @@ OP_OPTIONS = {
     "leaky_relu": ("alpha",),
     "prelu": (),
     "hard_swish": (),
+    # data movement (kernels/concatenation.py, split.py, pad.py, strided_slice.py,
+    # transpose.py, quantize.py); axes count the dimensions of one sample, without the batch
+    "concatenation": ("axis",),
+    "pack": ("axis",),
+    "split": ("axis",),
+    "split_v": ("axis", "sizes"),
+    "unpack": ("axis",),
+    "pad": ("paddings", "constant"),
+    "strided_slice": ("begin", "end", "strides", "begin_mask", "end_mask", "shrink_axis_mask"),
+    "slice": ("begin", "size"),
+    "transpose": ("perm",),
+    "quantize": (),
 }
 ACTIVATIONS = ("none", "relu", "relu6")
 PADDINGS = ("same", "valid")
@@ -115,6 +127,11 @@ class QTensor:
         return (self.scale * (np.asarray(q, dtype=np.int32) - self.zero_point)).astype(np.float32)
 
 
+def _tuples(value):
+    """Lists (nested too, as pad's paddings) as tuples."""
+    return tuple(_tuples(v) for v in value) if isinstance(value, (list, tuple)) else value
+
+
 @dataclass
 class QOp:
     kind: str
@@ -127,7 +144,7 @@ class QOp:
     def __post_init__(self):
         self.inputs, self.outputs = list(self.inputs), list(self.outputs)
         # JSON round trips turn tuples into lists: keep one form (tuples) for every option
-        self.options = {k: tuple(v) if isinstance(v, list) else v for k, v in self.options.items()}
+        self.options = {k: _tuples(v) for k, v in self.options.items()}
         if self.kind not in OP_OPTIONS:
             raise GraphError(f"op {self.name!r}: unsupported kind {self.kind!r}; "
                              f"supported: {', '.join(OP_OPTIONS)}")
@@ -260,7 +277,7 @@ class QModel:
         op's output; returns `values`, every activation of the model by name."""
         for op in self.ops:
             args = [values[n] if n in values else self.tensors[n].data for n in op.inputs]
-            values[op.outputs[0]] = kernels.run(op, self.tensors, args)
+            values.update(zip(op.outputs, kernels.run_outputs(op, self.tensors, args)))
         return values
 
     def predict_int8(self, x, return_all=False):
@@ -395,8 +412,8 @@ class QModel:
         lines = [f"QModel {self.name!r}: {len(self.ops)} ops, {self.weight_bytes()} weight bytes"]
         for i, op in enumerate(self.ops):
             ins = ", ".join(f"{n}{list(self.tensors[n].shape)}" for n in op.inputs)
-            out = self.tensors[op.outputs[0]]
-            lines.append(f"{i:3d} {op.kind:18s} {op.name:20s} {ins} -> {list(out.shape)}")
+            outs = ", ".join(str(list(self.tensors[n].shape)) for n in op.outputs)
+            lines.append(f"{i:3d} {op.kind:18s} {op.name:20s} {ins} -> {outs}")
         return "\n".join(lines)
 
 

@@ -62,8 +62,32 @@ OPS = (
     Builtin("PRELU", "prelu", None, ("int8",),
             "alpha a constant that broadcasts (Keras' PReLU: one per channel)", c=False),
     Builtin("HARD_SWISH", "hard_swish", None, ("int8",), "TFLM's int16 fixed-point kernel", c=False),
-    Builtin("QUANTIZE", None, None, ("int8",),
-            "only at the edges: after a float32 or uint8 model input, before a uint8 output"),
+    Builtin("CONCATENATION", "concatenation", "ConcatenationOptions", ("int8",),
+            "any axis but the batch one, up to 10 inputs, rank <= 6, no fused activation; the "
+            "inputs share the output's scale and zero point (TFLM copies bytes, it does not "
+            "requantize)", c=False),
+    Builtin("PACK", "pack", "PackOptions", ("int8",),
+            "any axis but the batch one, up to 10 inputs of one shape and quantization", c=False),
+    Builtin("UNPACK", "unpack", "UnpackOptions", ("int8",), "any axis but the batch one", c=False),
+    Builtin("SPLIT", "split", "SplitOptions", ("int8",),
+            "equal parts along any axis but the batch one (a constant axis)", c=False),
+    Builtin("SPLIT_V", "split_v", "SplitVOptions", ("int8",),
+            "parts of given sizes (constant, one may be -1) along any axis but the batch one", c=False),
+    Builtin("PAD", "pad", None, ("int8",),
+            "constant paddings >= 0, none on the batch, rank <= 5; pads with the zero point", c=False),
+    Builtin("PADV2", "pad", None, ("int8",),
+            "as PAD, with a constant pad value in the output's quantization", c=False),
+    Builtin("STRIDED_SLICE", "strided_slice", "StridedSliceOptions", ("int8",),
+            "constant begin/end/strides (negative too), begin, end and shrink_axis masks, rank "
+            "<= 4; the batch taken whole; no ellipsis, new-axis or offset (TFLM ignores them)",
+            c=False),
+    Builtin("SLICE", "slice", None, ("int8",),
+            "constant begin and size (-1: to the end), rank <= 5, the batch taken whole", c=False),
+    Builtin("TRANSPOSE", "transpose", None, ("int8",),
+            "a constant permutation that keeps the batch first, rank <= 5", c=False),
+    Builtin("QUANTIZE", "quantize", None, ("int8",),
+            "int8 -> int8 inside the graph (TFLM's Requantize); at the edges folded: after a "
+            "float32 or uint8 model input, before a uint8 output", c=False),
     Builtin("DEQUANTIZE", None, None, ("int8",), "only at the edges: before a float32 model output"),
 )
 MODES = ("int8", "int16x8")

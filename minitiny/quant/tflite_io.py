@@ -60,6 +60,16 @@ BUILTINS = {
     "leaky_relu": (BuiltinOperator.LEAKY_RELU, 2),
     "prelu": (BuiltinOperator.PRELU, 1),
     "hard_swish": (BuiltinOperator.HARD_SWISH, 1),
+    "quantize": (BuiltinOperator.QUANTIZE, 2),
+    "concatenation": (BuiltinOperator.CONCATENATION, 2),
+    "pack": (BuiltinOperator.PACK, 2),
+    "split": (BuiltinOperator.SPLIT, 2),
+    "split_v": (BuiltinOperator.SPLIT_V, 2),
+    "unpack": (BuiltinOperator.UNPACK, 2),
+    "pad": (BuiltinOperator.PAD, 2),          # PADV2 when the op has a constant (see builtin())
+    "strided_slice": (BuiltinOperator.STRIDED_SLICE, 2),
+    "slice": (BuiltinOperator.SLICE, 2),
+    "transpose": (BuiltinOperator.TRANSPOSE, 2),
 }
 ACTIVATION = {"none": ActivationFunctionType.NONE, "relu": ActivationFunctionType.RELU,
               "relu6": ActivationFunctionType.RELU6}
@@ -71,6 +81,8 @@ TENSOR_TYPE = {"int8": TensorType.INT8, "int32": TensorType.INT32}
 EDGE_TYPES = {"int8": TensorType.INT8, "uint8": TensorType.UINT8, "float32": TensorType.FLOAT32}
 # the op at an edge of another type -> (builtin operator, version TFLite's converter writes)
 EDGE_OPS = {"quantize": (BuiltinOperator.QUANTIZE, 2), "dequantize": (BuiltinOperator.DEQUANTIZE, 2)}
+# a kind written as another builtin in some cases: a pad with its own constant is a PADV2
+PADV2 = {"padv2": (BuiltinOperator.PADV2, 2)}
 
 
 def deprecated_builtin_code(code):
@@ -210,7 +222,39 @@ class _Writer:
             tfl.SoftmaxOptionsStart(b)
             tfl.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
             return BuiltinOptions.SoftmaxOptions, tfl.SoftmaxOptionsEnd(b)
+        return self.movement_options(op)
+
+    def movement_options(self, op):
+        """The options of the data-movement ops; axes and masks gain the batch dimension
+        (axis 0 of the file's tensors, where a QModel's sample starts at axis 1)."""
+        b, o, kind = self.b, op.options, op.kind
+        if kind == "concatenation":
+            tfl.ConcatenationOptionsStart(b)
+            tfl.ConcatenationOptionsAddAxis(b, int(o["axis"]) + 1)
+            return BuiltinOptions.ConcatenationOptions, tfl.ConcatenationOptionsEnd(b)
+        if kind == "pack":
+            tfl.PackOptionsStart(b)
+            tfl.PackOptionsAddValuesCount(b, len(op.inputs))
+            tfl.PackOptionsAddAxis(b, int(o["axis"]) + 1)
+            return BuiltinOptions.PackOptions, tfl.PackOptionsEnd(b)
+        if kind == "unpack":
+            tfl.UnpackOptionsStart(b)
+            tfl.UnpackOptionsAddNum(b, len(op.outputs))
+            tfl.UnpackOptionsAddAxis(b, int(o["axis"]) + 1)
+            return BuiltinOptions.UnpackOptions, tfl.UnpackOptionsEnd(b)
+        if kind in ("split", "split_v"):
+            table = "SplitOptions" if kind == "split" else "SplitVOptions"
+            getattr(tfl, table + "Start")(b)
+            getattr(tfl, table + "AddNumSplits")(b, len(op.outputs))
+            return getattr(BuiltinOptions, table), getattr(tfl, table + "End")(b)
+        if kind == "strided_slice":
+            tfl.StridedSliceOptionsStart(b)
+            tfl.StridedSliceOptionsAddBeginMask(b, int(o.get("begin_mask", 0)) << 1)
+            tfl.StridedSliceOptionsAddEndMask(b, int(o.get("end_mask", 0)) << 1)
+            tfl.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)) << 1)
+            return BuiltinOptions.StridedSliceOptions, tfl.StridedSliceOptionsEnd(b)
         return BuiltinOptions.NONE, None     # logistic, tanh, relu, relu6, maximum, minimum,
+        #               squared_difference, prelu, hard_swish, quantize, pad, slice, transpose     # logistic, tanh, relu, relu6, maximum, minimum,
         #                                      squared_difference, prelu, hard_swish: no options
 
     # -- the model -----------------------------------------------------------------------
@@ -236,8 +280,48 @@ class _Writer:
             if op.kind == "reshape":
                 shape = np.array((1,) + q.tensors[op.outputs[0]].shape, dtype=np.int32)
                 inputs.append(self.add_tensor(f"{op.name}/shape", shape.shape, TensorType.INT32, shape))
-            op_io.append((op.kind, op, inputs, [self.tensor_index[n] for n in op.outputs]))
+            inputs = self.movement_inputs(op, inputs)
+            op_io.append((self.builtin(op), op, inputs, [self.tensor_index[n] for n in op.outputs]))
         return self.edges(op_io)
+
+    def int32_input(self, op, what, values):
+        """A constant int32 input tensor of `op` (an axis, paddings, begin, ...)."""
+        a = np.array(values, dtype=np.int32)
+        return self.add_tensor(f"{op.name}/{what}", a.shape, TensorType.INT32, a)
+
+    def movement_inputs(self, op, inputs):
+        """The constant inputs TFLite gives the data-movement ops, with the batch dimension
+        (size 1, taken whole) in front of the sample's."""
+        o, kind = op.options, op.kind
+        if kind == "split":          # SPLIT reads its axis first: (axis, input)
+            return [self.int32_input(op, "axis", int(o["axis"]) + 1)] + inputs
+        if kind == "split_v":        # (input, size_splits, axis)
+            return inputs + [self.int32_input(op, "size_splits", o["sizes"]),
+                             self.int32_input(op, "axis", int(o["axis"]) + 1)]
+        if kind == "pad":
+            inputs = inputs + [self.int32_input(op, "paddings", ((0, 0),) + tuple(o["paddings"]))]
+            if o.get("constant") is not None:          # PADV2: the value, quantized as the output
+                out = self.q.tensors[op.outputs[0]]
+                c = QTensor(f"{op.name}/constant_values", (), "int8", out.scale, out.zero_point,
+                            np.array(o["constant"], dtype=np.int8))
+                inputs.append(self.add_tensor(c.name, (), TensorType.INT8, c.data, c))
+            return inputs
+        if kind == "strided_slice":
+            return inputs + [self.int32_input(op, "begin", (0,) + tuple(o["begin"])),
+                             self.int32_input(op, "end", (1,) + tuple(o["end"])),
+                             self.int32_input(op, "strides", (1,) + tuple(o["strides"]))]
+        if kind == "slice":
+            return inputs + [self.int32_input(op, "begin", (0,) + tuple(o["begin"])),
+                             self.int32_input(op, "size", (1,) + tuple(o["size"]))]
+        if kind == "transpose":
+            return inputs + [self.int32_input(op, "perm", (0,) + tuple(d + 1 for d in o["perm"]))]
+        return inputs
+
+    @staticmethod
+    def builtin(op):
+        """The key of BUILTINS / EDGE_OPS an op is written as: its kind, but a pad with a
+        constant is a PADV2."""
+        return "padv2" if op.kind == "pad" and op.options.get("constant") is not None else op.kind
 
     def edges(self, op_io):
         """Put a QUANTIZE / DEQUANTIZE between the int8 edges and the outside types (see the
@@ -300,7 +384,7 @@ class _Writer:
             operator_offs.append(tfl.OperatorEnd(b))
         code_offs = []
         for kind in kinds:
-            code, version = BUILTINS[kind] if kind in BUILTINS else EDGE_OPS[kind]
+            code, version = {**BUILTINS, **EDGE_OPS, **PADV2}[kind]
             tfl.OperatorCodeStart(b)
             tfl.OperatorCodeAddDeprecatedBuiltinCode(b, deprecated_builtin_code(code))
             tfl.OperatorCodeAddBuiltinCode(b, code)

@@ -24,6 +24,12 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    Operators the outputs do not depend on are skipped, such as the SHAPE -> STRIDED_SLICE
    -> PACK chain Keras 3's Flatten leaves behind to compute RESHAPE's unused shape input.
    The element-wise ops (ADD, SUB, MUL, ...) take either input as a constant and broadcast.
+   The data-movement ops (CONCATENATION, PACK, SPLIT, SPLIT_V, UNPACK, PAD, PADV2,
+   STRIDED_SLICE, SLICE, TRANSPOSE) read their axes, paddings, begins and permutations from
+   constant inputs or options; those count the batch dimension, a QModel's do not, so each
+   is shifted by one, and an op that would cut, pad or move the batch is refused. SPLIT,
+   SPLIT_V and UNPACK keep their several outputs. An int8 -> int8 QUANTIZE inside the
+   graph is a requantization (kind `quantize`).
    The operators minitiny runs are the table in `supported.py`. Whatever else minitiny cannot
    run (an operator, a float or int16 tensor, dilation, a dynamic shape, a batch size other
    than 1, a variable tensor, several subgraphs) is collected, and one `UnsupportedTFLiteError`
@@ -47,7 +53,7 @@ from tflite import BuiltinOperator as Op
 from tflite.utils import BUILTIN_OPCODE2NAME
 
 from ..geometry import out_size
-from . import supported, tflm
+from . import kernels, supported, tflm
 from .graph import GraphError, QModel, QOp, QTensor
 
 
@@ -100,11 +106,23 @@ OPTION_FIELDS = {
     "MulOptions": ("FusedActivationFunction",),
     "SoftmaxOptions": ("Beta",),
     "LeakyReluOptions": ("Alpha",),
+    "ConcatenationOptions": ("Axis", "FusedActivationFunction"),
+    "PackOptions": ("ValuesCount", "Axis"),
+    "UnpackOptions": ("Num", "Axis"),
+    "SplitOptions": ("NumSplits",),
+    "SplitVOptions": ("NumSplits",),
+    "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask",
+                            "ShrinkAxisMask", "Offset"),
 }
 # kind -> (fewest, most) inputs in the file (RESHAPE's and MEAN's second input is a shape / axes)
 ELEMENTWISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
 ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 3),
-         "mean": (2, 2), "reshape": (1, 2), "prelu": (2, 2), **{kind: (2, 2) for kind in ELEMENTWISE}}
+         "mean": (2, 2), "reshape": (1, 2), "prelu": (2, 2), **{kind: (2, 2) for kind in ELEMENTWISE},
+         "concatenation": (1, 10), "pack": (1, 10), "split": (2, 2), "split_v": (3, 3),
+         "pad": (2, 3), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2)}
+MULTI_OUTPUT = ("split", "split_v", "unpack")
+MOVEMENT = ("concatenation", "pack", "split", "split_v", "unpack", "pad", "strided_slice",
+            "slice", "transpose")
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
 FUSES_ACTIVATION = ("add", "sub", "mul")            # of ELEMENTWISE
 
@@ -519,6 +537,123 @@ class _Importer:
                                f"global average over H and W of (N, H, W, C))")
         return {"axes": (0, 1), "keep_dims": bool(op.options["KeepDims"])}
 
+    def int_constant(self, op, i, role):
+        """The values of input i, a constant int32 (or int64) tensor, as a list of ints."""
+        t = self.tensors[op.inputs[i]] if i < len(op.inputs) and op.inputs[i] >= 0 else None
+        if t is None or t.data is None or t.type not in (TensorType.INT32, TensorType.INT64):
+            raise _Unsupported(f"the {role} must be a constant int32 tensor")
+        return np.frombuffer(t.data, "<i4" if t.type == TensorType.INT32 else "<i8").astype(np.int64).tolist()
+
+    @staticmethod
+    def sample_axis(axis, rank, what="axis"):
+        """A file's axis (batch first, negative from the end) as an axis of the sample."""
+        a = axis + rank if axis < 0 else axis
+        if not 0 <= a < rank:
+            raise _Unsupported(f"{what} {axis} outside the {rank} dimensions")
+        if a == 0:
+            raise _Unsupported(f"{what} {axis}: along the batch dimension (minitiny runs one "
+                               f"sample of batch 1 at a time)")
+        return a - 1
+
+    def map_movement(self, op, kind):
+        """(input tensor indices, options) of the data-movement ops; every axis, begin, size
+        and permutation drops the file's batch dimension (which must be taken whole)."""
+        o = op.options
+        most = kernels.KERNELS[kind].MAX_DIMS
+        most = most[kind] if isinstance(most, dict) else most
+        for t in op.inputs + op.outputs:
+            if t >= 0 and self.tensors[t].data is None and len(self.tensors[t].shape) > most:
+                raise _Unsupported(f"{self.tensors[t].label} has {len(self.tensors[t].shape)} "
+                                   f"dimensions; TFLM's kernel takes at most {most}")
+        if kind in ("concatenation", "pack"):
+            xs = [self.activation_input(op, i) for i in range(len(op.inputs))]
+            if kind == "concatenation" and o["FusedActivationFunction"] != ActivationFunctionType.NONE:
+                raise _Unsupported("a fused activation (TFLM's kernel refuses one)")
+            if kind == "pack" and o["ValuesCount"] != len(xs):
+                self.fail(f"{op.label}: values_count {o['ValuesCount']} but {len(xs)} inputs")
+            rank = len(xs[0].shape) + (kind == "pack")
+            return op.inputs, {"axis": self.sample_axis(o["Axis"], rank)}
+        if kind in ("split", "split_v", "unpack"):
+            data = {"split": 1, "split_v": 0, "unpack": 0}[kind]
+            x = self.activation_input(op, data)
+            rank = len(x.shape)
+            if kind == "unpack":
+                if o["Num"] != len(op.outputs):
+                    self.fail(f"{op.label}: num {o['Num']} but {len(op.outputs)} outputs")
+                return op.inputs[:1], {"axis": self.sample_axis(o["Axis"], rank)}
+            if o["NumSplits"] != len(op.outputs):
+                self.fail(f"{op.label}: num_splits {o['NumSplits']} but {len(op.outputs)} outputs")
+            axis_values = self.int_constant(op, 0 if kind == "split" else 2, "axis")
+            if len(axis_values) != 1:
+                raise _Unsupported(f"axis {axis_values}: one axis")
+            axis = self.sample_axis(axis_values[0], rank)
+            if kind == "split":
+                return op.inputs[1:2], {"axis": axis}
+            sizes = self.int_constant(op, 1, "size_splits")
+            if sizes.count(-1) == 1:              # one size left to fill the axis
+                sizes[sizes.index(-1)] = x.shape[axis + 1] - (sum(sizes) + 1)
+            return op.inputs[:1], {"axis": axis, "sizes": tuple(sizes)}
+        x = self.activation_input(op, 0)
+        rank = len(x.shape)
+        if kind == "pad":
+            pairs = self.int_constant(op, 1, "paddings")
+            if len(pairs) != 2 * rank:
+                self.fail(f"{op.label}: {len(pairs)} paddings for {rank} dimensions (two each)")
+            if pairs[:2] != [0, 0]:
+                raise _Unsupported(f"paddings {pairs[:2]} of the batch dimension (only 0)")
+            if min(pairs) < 0:
+                raise _Unsupported(f"negative paddings {pairs}")
+            options = {"paddings": tuple(zip(pairs[2::2], pairs[3::2])), "constant": None}
+            if len(op.inputs) == 3 and op.inputs[2] >= 0:        # PADV2's constant_values
+                c = self.tensors[op.inputs[2]]
+                if c.data is None or c.type != TensorType.INT8 or len(c.data) != 1:
+                    raise _Unsupported("constant_values must be one constant int8 value")
+                out = self.tensors[op.outputs[0]]
+                if c.scale is None or out.scale is None or c.scale[0] != out.scale[0] \
+                        or c.zero_point[0] != out.zero_point[0]:
+                    raise _Unsupported("constant_values must share the output's scale and zero "
+                                       "point (TFLM's PadPrepare)")
+                options["constant"] = int(np.frombuffer(c.data, np.int8)[0])
+            return op.inputs[:1], options
+        if kind == "transpose":
+            perm = self.int_constant(op, 1, "permutation")
+            if sorted(perm) != list(range(rank)):
+                self.fail(f"{op.label}: perm {perm} is not an order of {rank} dimensions")
+            if perm[0] != 0:
+                raise _Unsupported(f"perm {perm} moves the batch dimension")
+            return op.inputs[:1], {"perm": tuple(p - 1 for p in perm[1:])}
+        if kind == "slice":
+            begin, size = self.int_constant(op, 1, "begin"), self.int_constant(op, 2, "size")
+            if len(begin) != rank or len(size) != rank:
+                self.fail(f"{op.label}: begin {begin} and size {size} for {rank} dimensions")
+            if begin[0] != 0 or size[0] not in (1, -1):
+                raise _Unsupported(f"begin {begin} and size {size}: the batch dimension must be taken whole")
+            return op.inputs[:1], {"begin": tuple(begin[1:]), "size": tuple(size[1:])}
+        # strided_slice
+        for field, name in (("EllipsisMask", "ellipsis_mask"), ("NewAxisMask", "new_axis_mask")):
+            if o[field]:
+                raise _Unsupported(f"{name} {o[field]} (TFLM's kernel ignores it)")
+        if o["Offset"]:
+            raise _Unsupported("offset=True (TFLM's kernel ignores it)")
+        begin, end, strides = (self.int_constant(op, i, role) for i, role in
+                               ((1, "begin"), (2, "end"), (3, "strides")))
+        if not len(begin) == len(end) == len(strides) == rank:
+            raise _Unsupported(f"begin {begin}, end {end}, strides {strides} for {rank} dimensions "
+                               f"(TFLM needs one entry per dimension)")
+        masks = {f: o[f] for f in ("BeginMask", "EndMask", "ShrinkAxisMask")}
+        batch_whole = strides[0] == 1 and not masks["ShrinkAxisMask"] & 1 and \
+            (masks["BeginMask"] & 1 or begin[0] in (0, -1)) and (masks["EndMask"] & 1 or end[0] >= 1)
+        for d, stride in enumerate(strides):
+            if masks["ShrinkAxisMask"] >> d & 1 and stride < 0:
+                raise _Unsupported(f"shrink_axis_mask {masks['ShrinkAxisMask']} on dimension {d} "
+                                   f"with stride {stride} (TFLM's kernel leaves the output unwritten)")
+        if not batch_whole:
+            raise _Unsupported(f"begin {begin}, end {end}, strides {strides}, masks {masks}: the "
+                               f"batch dimension must be taken whole")
+        return op.inputs[:1], {"begin": tuple(begin[1:]), "end": tuple(end[1:]), "strides": tuple(strides[1:]),
+                               "begin_mask": masks["BeginMask"] >> 1, "end_mask": masks["EndMask"] >> 1,
+                               "shrink_axis_mask": masks["ShrinkAxisMask"] >> 1}
+
     def map_elementwise(self, op, kind, out):
         """ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE: two inputs, either one a
         constant, whose shapes broadcast (NumPy's rule, TFLite's) to the output's."""
@@ -544,9 +679,10 @@ class _Importer:
         cannot run it."""
         if op.code == Op.QUANTIZE:
             types = [self.tensors[op.inputs[0]].type_name, self.tensors[op.outputs[0]].type_name]
-            what = "a requantization" if types == ["int8", "int8"] else "a conversion"
-            raise _Unsupported(f"{types[0]} -> {types[1]} ({what}) inside the graph; minitiny "
-                               f"folds QUANTIZE only after a float32 model input")
+            if types != ["int8", "int8"]:
+                raise _Unsupported(f"{types[0]} -> {types[1]} (a conversion) inside the graph; "
+                                   f"minitiny requantizes int8 -> int8 there, and folds QUANTIZE "
+                                   f"after a float32 or uint8 model input")
         if op.code == Op.DEQUANTIZE:
             raise _Unsupported("inside the graph; minitiny folds DEQUANTIZE only before a "
                                "float32 model output")
@@ -554,10 +690,13 @@ class _Importer:
             raise _Unsupported("not supported (not among the operators `minitiny import --help` lists)")
         kind = KINDS[op.code][0]
         lo, hi = ARITY.get(kind, (1, 1))
-        if not lo <= len(op.inputs) <= hi or len(op.outputs) != 1:
+        if not lo <= len(op.inputs) <= hi or (len(op.outputs) != 1 and kind not in MULTI_OUTPUT) \
+                or not op.outputs:
             self.fail(f"{op.label} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; "
-                      f"expected {lo}..{hi} inputs and 1 output")
+                      f"expected {lo}..{hi} inputs and {'outputs' if kind in MULTI_OUTPUT else '1 output'}")
         out = self.tensors[op.outputs[0]]
+        if kind in MOVEMENT:
+            return (kind,) + self.map_movement(op, kind)
         if kind in ELEMENTWISE:                 # either input may be a constant
             return kind, op.inputs[:2], self.map_elementwise(op, kind, out)
         x = self.activation_input(op, 0)
@@ -598,7 +737,7 @@ class _Importer:
             why.append(f"{tensor.scale.shape[0]} scales (a constant operand has one)")
         if role == "activation":
             n = int(np.prod(tensor.shape, dtype=object))
-            if len(tensor.shape) < 2 or tensor.shape[0] != 1:
+            if len(tensor.shape) < 1 or tensor.shape[0] != 1:
                 why.append(f"shape {list(tensor.shape)}: minitiny needs a batch dimension of 1, "
                            f"then the shape of one sample")
             elif n > MAX_ELEMENTS:
@@ -635,7 +774,7 @@ class _Importer:
                 continue
             op_roles = [(t, ("activation", "weight", "bias")[i] if kind in WEIGHTED else
                          "operand" if self.tensors[t].data is not None else "activation")
-                        for i, t in enumerate(ins)] + [(op.outputs[0], "activation")]
+                        for i, t in enumerate(ins)] + [(t, "activation") for t in op.outputs]
             why = [w for t, role in op_roles for w in self.tensor_problems(t, role)]
             if why:
                 self.problems.append(f"{op.label}: " + "; ".join(why))
@@ -667,11 +806,13 @@ class _Importer:
         for op, kind, ins, options in mapped:
             layer = _claim(_layer_name(self.tensors[op.outputs[0]].name, kind, op.index), taken, kind)
             names[op.outputs[0]] = layer
+            for j, t in enumerate(op.outputs[1:], 1):     # SPLIT's, UNPACK's further outputs
+                names[t] = _claim(f"{layer}_{j}", taken)
             for t in ins:
                 if t not in names:           # a constant (the first of those two layers share)
                     role = roles[t] if roles[t] != "operand" else "constant"
                     names[t] = _claim(f"{layer}_{role}", taken)
-            ops.append(QOp(kind, layer, [names[t] for t in ins], [layer], options))
+            ops.append(QOp(kind, layer, [names[t] for t in ins], [names[t] for t in op.outputs], options))
         tensors = {names[t]: self.qtensor(t, names[t], role) for t, role in roles.items()}
         return QModel(self.name, tensors, ops, [names[t] for t in inputs], [names[t] for t in outputs])
 

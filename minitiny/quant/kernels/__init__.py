@@ -8,7 +8,9 @@ same, and keeps the two halves of an op side by side in one file:
     fully_connected.py    conv_2d.py    depthwise_conv_2d.py    pooling.py (max, average)
     mean.py    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
     reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
-    leaky_relu.py    prelu.py    hard_swish.py
+    leaky_relu.py    prelu.py    hard_swish.py    quantize.py (int8 -> int8)
+    concatenation.py (concatenation, pack)    split.py (split, split_v, unpack)
+    pad.py (pad, padv2)    strided_slice.py (strided_slice, slice)    transpose.py
     common.py             the shared checks, the requantization epilogue, the window and
                           broadcasting helpers
 
@@ -56,20 +58,33 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `leaky_relu` | `input_zero_point`, `output_zero_point`, `output_multiplier_alpha`, `output_shift_alpha` (alpha * s_in / s_out), `output_multiplier_identity`, `output_shift_identity` (s_in / s_out), `size` |
 | `prelu` | `input_offset`, `alpha_offset` (-z), `output_offset`, `output_multiplier_1`, `output_shift_1` (s_in / s_out), `output_multiplier_2`, `output_shift_2` (s_in * s_alpha / s_out), `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` (input 2 is alpha) |
 | `hard_swish` | `input_zero_point`, `output_zero_point`, `output_multiplier_fixedpoint_int16`, `output_multiplier_exponent` (<= 0), `reluish_multiplier_fixedpoint_int16`, `reluish_multiplier_exponent` (int16 Q15 multipliers), `size` |
+| `quantize` | `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (s_in / s_out), `size` |
+| `concatenation`, `pack` | `axis` (of the sample), `outer` (blocks: the product of the output's dimensions before the axis), `copy_sizes` (values each input gives a block), `inputs_count`, `size` |
+| `split`, `split_v`, `unpack` | `axis`, `outer` (blocks of the input), `copy_sizes` (values of a block each output takes), `outputs_count`, `size` (the input's) |
+| `pad` | `in_shape`, `out_shape`, `before` (entries in front, per dimension), `pad_value` (int8), `size` |
+| `strided_slice`, `slice` | `in_shape`, `start`, `stride`, `count` (entries taken, per input dimension; a shrunk one counts 1), `size` |
+| `transpose` | `in_shape`, `perm` (output dimension d is input dimension perm[d]), `size` |
+
+Data movement (concatenation.py, split.py, pad.py, strided_slice.py, transpose.py) counts the
+dimensions of one sample: axis 0 is the first after the batch (the `.tflite` importer and
+writer shift TFLite's axes, masks and permutations by the batch dimension). With several
+outputs (SPLIT, SPLIT_V, UNPACK) `run` returns a list, and `run_outputs` one array per output.
 """
 import numpy as np
 
 from ..errors import GraphError
-from . import (activations, add, conv_2d, depthwise_conv_2d, fully_connected, hard_swish,
-               leaky_relu, logistic_tanh, maximum_minimum, mean, mul, pooling, prelu, reshape,
-               softmax, squared_difference, sub)
+from . import (activations, add, concatenation, conv_2d, depthwise_conv_2d, fully_connected,
+               hard_swish, leaky_relu, logistic_tanh, maximum_minimum, mean, mul, pad, pooling,
+               prelu, quantize, reshape, softmax, split, squared_difference, strided_slice, sub,
+               transpose)
 from .common import ActivationRangeError, fail
 
 # kind -> the module that prepares and runs it, in the order docs/READING.md meets them.
 KERNELS = {kind: module
            for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, mean, add, sub,
                           mul, maximum_minimum, squared_difference, reshape, softmax,
-                          logistic_tanh, activations, leaky_relu, prelu, hard_swish)
+                          logistic_tanh, activations, leaky_relu, prelu, hard_swish,
+                          quantize, concatenation, split, pad, strided_slice, transpose)
            for kind in module.KINDS}
 
 
@@ -86,8 +101,10 @@ def prepare(op, tensors, single_rounding=False):
         fail(op, f"no int8 kernel for this kind (known: {', '.join(KERNELS)})")
     kernel = KERNELS[op.kind]
     lo, hi = kernel.INPUTS
-    if not lo <= len(op.inputs) <= hi or len(op.outputs) != 1:
-        fail(op, f"expects {lo}..{hi} inputs and 1 output, got {len(op.inputs)} and {len(op.outputs)}")
+    n_out = getattr(kernel, "OUTPUTS", (1, 1))       # SPLIT, SPLIT_V, UNPACK: several
+    if not lo <= len(op.inputs) <= hi or not n_out[0] <= len(op.outputs) <= n_out[1]:
+        fail(op, f"expects {lo}..{hi} inputs and {n_out[0]}..{n_out[1]} outputs, got "
+                 f"{len(op.inputs)} and {len(op.outputs)}")
     try:
         params = kernel.prepare(op, tensors, bool(single_rounding))
     except ActivationRangeError as e:
@@ -98,7 +115,14 @@ def prepare(op, tensors, single_rounding=False):
 
 def run(op, tensors, args):
     """TFLM's Eval, batched: `args` are the arrays of `op.inputs` (activations (N, ...) int8,
-    constants as stored); returns the int8 output (N, *output.shape)."""
+    constants as stored); returns the int8 output (N, *output.shape) of a one-output op."""
+    if len(op.outputs) != 1:
+        raise GraphError(f"op {op.name!r} ({op.kind}) has {len(op.outputs)} outputs: use run_outputs")
+    return run_outputs(op, tensors, args)[0]
+
+
+def run_outputs(op, tensors, args):
+    """As `run`, for any number of outputs: [int8 (N, *shape) per name in op.outputs]."""
     if op.params is None:
         raise GraphError(f"op {op.name!r}: prepare() has not been called")
     args = [np.asarray(a) for a in args]
@@ -109,5 +133,6 @@ def run(op, tensors, args):
         if not tensors[name].is_constant and (a.dtype != np.int8 or a.shape[1:] != want or len(a) != len(x)):
             raise GraphError(f"op {op.name!r} ({op.kind}): input {name!r} must be int8 "
                              f"(N, {', '.join(map(str, want))}), got {a.dtype} {a.shape}")
-    out_shape = (x.shape[0],) + tensors[op.outputs[0]].shape
-    return KERNELS[op.kind].run(op, op.params, *args).reshape(out_shape)
+    result = KERNELS[op.kind].run(op, op.params, *args)
+    results = result if isinstance(result, list) else [result]    # a list: several outputs
+    return [r.reshape((x.shape[0],) + tensors[name].shape) for r, name in zip(results, op.outputs)]

@@ -352,3 +352,25 @@ def rescaled_inputs(p, a, b):
 def clamped(raw, p):
     """The epilogue of the element-wise ops: add the output zero point, clamp, cast."""
     return np.clip(raw + p["output_offset"], p["act_min"], p["act_max"]).astype(np.int8)
+
+
+# -- the data-movement ops (concatenation, pack, split, split_v, unpack) ---------------------
+def check_axis(op, axis, rank, role="axis"):
+    """An axis of a sample of rank `rank` (the batch dimension is not one of them)."""
+    if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) or not 0 <= axis < rank:
+        fail(op, f"{role} {axis!r} is not an axis of a rank-{rank} sample (0..{rank - 1})")
+    return int(axis)
+
+
+def check_rank(op, t, most, role):
+    """TFLM's kernels stop at `most` dimensions counting the batch one (the file's rank)."""
+    if len(t.shape) + 1 > most:
+        fail(op, f"{role} {t.name!r} has {len(t.shape) + 1} dimensions with the batch one, "
+                 f"TFLM's kernel takes at most {most}")
+
+
+def blocks(shape, axis):
+    """(outer, inner) of a shape around `axis`: the product of the dimensions before it and
+    after it. Concatenating or splitting along `axis` moves runs of axis_size * inner values,
+    outer times (TFLM reference_ops::Concatenation and Split walk the same blocks)."""
+    return int(np.prod(shape[:axis], dtype=np.int64)), int(np.prod(shape[axis + 1:], dtype=np.int64))
