@@ -235,3 +235,18 @@ def test_generate_refuses_what_the_c_does_not_run_by_name(tmp_path):
         codegen.generate(broadcast, tmp_path / "a")
     with pytest.raises(codegen.CodegenError, match="mul have no C"):
         codegen.generate(binary_model(0, "mul", (4, 3), dict(constant=True)), tmp_path / "m")
+
+
+@O.requires_tflm
+def test_sub_multipliers_are_computed_in_double():
+    """SUB's Prepare as the TFLM interpreter computes it: in double, as ADD's. Scales where
+    float32 arithmetic (as some TFLM sources write it) gives other multipliers: 0.15 is
+    3e-4 / 2e-3 in double, 0.15000000596 in float32."""
+    rng = np.random.default_rng(0)
+    for s1, s2 in ((3e-4, 1e-3), (1e-3, 3e-4), (1.3e-4, 7.7e-4)):
+        tensors = {"a": QTensor("a", (4, 5), "int8", np.float32(s1), 3),
+                   "b": QTensor("b", (5,), "int8", np.float32(s2), 0,
+                                rng.integers(-128, 128, 5).astype(np.int8)),
+                   "y": QTensor("y", (4, 5), "int8", np.float32(2e-3), -5)}
+        m = QModel("sub", tensors, [QOp("sub", "op", ["a", "b"], ["y"])], ["a"], ["y"])
+        O.check_against_tflm(m, O.int8_input(rng, (4, 5), 64), label="sub, double multipliers")

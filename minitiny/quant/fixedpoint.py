@@ -25,6 +25,7 @@ import math
 import numpy as np
 
 INT8_MIN, INT8_MAX = -128, 127
+INT16_MIN, INT16_MAX = -(1 << 15), (1 << 15) - 1
 INT32_MIN = -(1 << 31)
 INT32_MAX = (1 << 31) - 1
 
@@ -195,6 +196,22 @@ def multiply_by_quantized_multiplier(x, multiplier, shift, single_rounding=False
         x = wrap_int32(x << np.maximum(shift, 0))
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(x, multiplier),
                                   np.maximum(-shift, 0))
+
+
+def multiply_by_quantized_multiplier_int64(x, multiplier, shift):
+    """MultiplyByQuantizedMultiplier(int64_t x, int32_t m, int shift) (TFLM common.cc): the
+    16x8 kernels' requantization of an int64 accumulator, one rounding in either build:
+
+        reduced = (m + 2^15) >> 16  if m < 0x7FFF0000  else 0x7FFF      # a Q15 multiplier
+        total = 15 - shift
+        (int32_t) ((x * reduced + 2^(total - 1)) >> total)
+    TFLM asserts |x| < 2^47 and -31 <= shift < 8 (the kernels' Prepare here checks both);
+    the cast to int32 keeps the low 32 bits, as here.
+    """
+    x, multiplier, shift = _i64(x), _i64(multiplier), _i64(shift)
+    reduced = np.where(multiplier < 0x7FFF0000, (multiplier + (1 << 15)) >> 16, 0x7FFF)
+    total_shift = 15 - shift
+    return wrap_int32((x * reduced + (np.int64(1) << (total_shift - 1))) >> total_shift)
 
 
 def multiply_by_quantized_multiplier_smaller_than_one_exp(x, multiplier, left_shift,
@@ -382,3 +399,94 @@ def input_scale_multiplier(input_scale, input_integer_bits):
         raise ValueError(f"input scale {input_scale}: multiplier rounds to 2^31")
     radius = calculate_input_radius(input_integer_bits, left_shift, 31)
     return int(multiplier), int(left_shift), radius
+
+
+# ---------------------------------------------------------------------------------------
+# 6. The 16x8 scheme's lookup tables (int16 SOFTMAX, LOGISTIC, TANH)
+# ---------------------------------------------------------------------------------------
+# sigmoid(i / 24) in Q0.16 for i = 0..255, saturated at 65535: TFLM's sigmoid_table_uint16
+# (tensorflow/lite/kernels/internal/common.h, Apache-2.0), which int16 LOGISTIC and TANH
+# interpolate (tanh(x) = 2 sigmoid(2x) - 1). Its entries are not one rounding of a formula
+# (a few dozen sit one above round(65536 sigmoid(i / 24))), so they are TFLM's, as data.
+SIGMOID_TABLE_UINT16 = (
+    32768, 33451, 34133, 34813, 35493, 36169, 36843, 37513, 38180, 38841, 39498, 40149,
+    40794, 41432, 42064, 42688, 43304, 43912, 44511, 45102, 45683, 46255, 46817, 47369,
+    47911, 48443, 48964, 49475, 49975, 50464, 50942, 51409, 51865, 52311, 52745, 53169,
+    53581, 53983, 54374, 54755, 55125, 55485, 55834, 56174, 56503, 56823, 57133, 57433,
+    57724, 58007, 58280, 58544, 58800, 59048, 59288, 59519, 59743, 59959, 60168, 60370,
+    60565, 60753, 60935, 61110, 61279, 61441, 61599, 61750, 61896, 62036, 62172, 62302,
+    62428, 62549, 62666, 62778, 62886, 62990, 63090, 63186, 63279, 63368, 63454, 63536,
+    63615, 63691, 63765, 63835, 63903, 63968, 64030, 64090, 64148, 64204, 64257, 64308,
+    64357, 64405, 64450, 64494, 64536, 64576, 64614, 64652, 64687, 64721, 64754, 64786,
+    64816, 64845, 64873, 64900, 64926, 64950, 64974, 64997, 65019, 65039, 65060, 65079,
+    65097, 65115, 65132, 65149, 65164, 65179, 65194, 65208, 65221, 65234, 65246, 65258,
+    65269, 65280, 65291, 65301, 65310, 65319, 65328, 65337, 65345, 65352, 65360, 65367,
+    65374, 65381, 65387, 65393, 65399, 65404, 65410, 65415, 65420, 65425, 65429, 65433,
+    65438, 65442, 65445, 65449, 65453, 65456, 65459, 65462, 65465, 65468, 65471, 65474,
+    65476, 65479, 65481, 65483, 65485, 65488, 65489, 65491, 65493, 65495, 65497, 65498,
+    65500, 65501, 65503, 65504, 65505, 65507, 65508, 65509, 65510, 65511, 65512, 65513,
+    65514, 65515, 65516, 65517, 65517, 65518, 65519, 65520, 65520, 65521, 65522, 65522,
+    65523, 65523, 65524, 65524, 65525, 65525, 65526, 65526, 65526, 65527, 65527, 65528,
+    65528, 65528, 65529, 65529, 65529, 65529, 65530, 65530, 65530, 65530, 65531, 65531,
+    65531, 65531, 65531, 65532, 65532, 65532, 65532, 65532, 65532, 65533, 65533, 65533,
+    65533, 65533, 65533, 65533, 65533, 65534, 65534, 65534, 65534, 65534, 65534, 65534,
+    65534, 65534, 65534, 65535,
+)
+
+
+def checked_log2(x):
+    """CheckedLog2 (TFLM quantization_util.h) in float32: (is x a power of two, to 1e-3 in
+    log2; round(log2 x)). logf(x) * (1.0f / logf(2.0f)), rounded half away from zero."""
+    x_log2 = np.float32(math.log(float(np.float32(x)))) * (np.float32(1.0) / np.float32(math.log(2.0)))
+    rounded = np.float32(tflite_round(float(x_log2)))
+    return bool(abs(x_log2 - rounded) < np.float32(1e-3)), int(rounded)
+
+
+def gen_lut(func, input_min, input_max, output_min=-1.0, output_max=1.0):
+    """gen_lut<float, int16_t, int16_t> (TFLM kernels/internal/common.h): 513 int16 values of
+    func on [input_min, input_max] for `lut_lookup`'s interpolation, all in float32 as TFLM.
+
+    Entry i samples func at input_min + i * step (512 steps), minus half the error a linear
+    interpolation would make at the middle of the step; entry 512 is func(input_max).
+    `func` maps a float32 to a float32 (the C++ lambda's float arithmetic).
+    """
+    f32 = np.float32
+    rnd = (lambda v: f32(tflite_round(float(v))))
+    input_min, input_max = f32(input_min), f32(input_max)
+    nb_steps = 512
+    step = (input_max - input_min) / f32(nb_steps)
+    half_step = step / f32(2)
+    output_scaling_inv = f32(65536) / (f32(output_max) - f32(output_min))
+    lut = []
+    for i in range(nb_steps):
+        val = func(input_min + f32(i) * step)
+        val_midpoint = func(input_min + f32(i) * step + half_step)
+        val_next = func(input_min + f32(i + 1) * step)
+        sample_val = rnd(val * output_scaling_inv)
+        midpoint_interp_val = rnd((val_next * output_scaling_inv + rnd(val * output_scaling_inv)) / f32(2))
+        midpoint_val = rnd(val_midpoint * output_scaling_inv)
+        bias = rnd((midpoint_interp_val - midpoint_val) / f32(2))
+        lut.append(min(max(sample_val - bias, INT16_MIN), INT16_MAX))
+    lut.append(min(max(rnd(func(input_max) * output_scaling_inv), INT16_MIN), INT16_MAX))
+    return np.array(lut, dtype=np.int16)
+
+
+def lut_lookup(value, lut):
+    """LUTLookup(int16_t, const int16_t*) (TFLM common.h): the 513-entry table read at
+    value's top 9 bits, interpolated linearly with the low 7:
+        index = 256 + (value >> 7); offset = value & 0x7f
+        base + (slope * offset + 64) >> 7,  slope = lut[index + 1] - lut[index] (int16)."""
+    value = _i64(value)
+    lut = _i64(lut)
+    index = 256 + (value >> 7)
+    offset = value & 0x7F
+    base = lut[index]
+    slope = (lut[index + 1] - base).astype(np.int16).astype(np.int64)   # int16_t slope
+    delta = (slope * offset + 64) >> 7
+    return (base + delta).astype(np.int16).astype(np.int64)             # static_cast<int16_t>
+
+
+def exp_f32(x):
+    """std::exp on a float: exp in double, rounded once to float32 (glibc's expf is within
+    0.502 ulp; the one-ulp cases, if any, meet a TFLite-table rounding only by chance)."""
+    return np.float32(math.exp(float(x)))

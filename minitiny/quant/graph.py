@@ -9,6 +9,9 @@ importer build a `QModel`; the NumPy int8 reference (`kernels/`, one module per 
     depthwise_conv_2d  weight (1, kh, kw, in * m)     bias (in * m,) int32
 
 A quantized value q stands for the real number  r = scale * (q - zero_point).
+
+Activations are int8 (TFLite's full-integer scheme), or int16 with zero point 0 and int8
+weights and int64 bias (TFLite's "16x8" scheme, `DTYPES` below); one model uses one of the two.
 """
 import json
 import os
@@ -58,11 +61,14 @@ OP_OPTIONS = {
     "quantize": (),
 }
 ACTIVATIONS = ("none", "relu", "relu6")
+# dtype -> bytes per value. Activations int8 or int16; weights int8; bias int32 (int8
+# activations) or int64 (int16 activations).
+DTYPES = {"int8": 1, "int16": 2, "int32": 4, "int64": 8}
 PADDINGS = ("same", "valid")
 
 
 def _exact(values, dtype, what):
-    """values as `dtype` ('int8' or 'int32'), refusing values a cast would change (wrap or
+    """values as `dtype` (one of DTYPES), refusing values a cast would change (wrap or
     truncate) instead of changing them silently."""
     a = np.asarray(values)
     if a.dtype == dtype:
@@ -81,7 +87,7 @@ def _exact(values, dtype, what):
 class QTensor:
     name: str
     shape: tuple            # activations: without batch, e.g. (28, 28, 1); constants: full shape
-    dtype: str              # 'int8' or 'int32'
+    dtype: str              # 'int8' or 'int16' (activations, weights), 'int32' or 'int64' (bias)
     scale: np.ndarray       # float32, () per tensor or (C,) per channel
     zero_point: np.ndarray  # int32, same shape as scale
     data: np.ndarray = None  # constants only (weights, bias); None for activations
@@ -91,8 +97,9 @@ class QTensor:
         self.shape = tuple(int(d) for d in self.shape)
         self.scale = np.asarray(self.scale, dtype=np.float32)
         self.zero_point = _exact(self.zero_point, "int32", f"tensor {self.name!r}: zero point")
-        if self.dtype not in ("int8", "int32"):
-            raise GraphError(f"tensor {self.name!r}: dtype must be 'int8' or 'int32', got {self.dtype!r}")
+        if self.dtype not in DTYPES:
+            raise GraphError(f"tensor {self.name!r}: dtype must be one of {', '.join(DTYPES)}, "
+                             f"got {self.dtype!r}")
         if self.scale.shape != self.zero_point.shape:
             raise GraphError(f"tensor {self.name!r}: scale shape {self.scale.shape} "
                              f"!= zero_point shape {self.zero_point.shape}")
@@ -113,17 +120,19 @@ class QTensor:
 
     @property
     def nbytes(self):
-        return int(np.prod(self.shape, dtype=np.int64)) * (1 if self.dtype == "int8" else 4)
+        return int(np.prod(self.shape, dtype=np.int64)) * DTYPES[self.dtype]
 
     def quantize(self, real):
-        """float -> int8 with this tensor's per-tensor scale and zero point (round half away)."""
+        """float -> this tensor's integers (int8 or int16), with its per-tensor scale and
+        zero point (round half away)."""
         # np.round is half-to-even; TFLite's converter rounds half away from zero.
         x = np.asarray(real, dtype=np.float64) / float(self.scale)
         q = np.sign(x) * np.floor(np.abs(x) + 0.5) + int(self.zero_point)
-        return np.clip(q, -128, 127).astype(np.int8)
+        info = np.iinfo(self.dtype)
+        return np.clip(q, info.min, info.max).astype(self.dtype)
 
     def dequantize(self, q):
-        """int8 -> float32: r = scale * (q - zero_point)."""
+        """int8 / int16 -> float32: r = scale * (q - zero_point)."""
         return (self.scale * (np.asarray(q, dtype=np.int32) - self.zero_point)).astype(np.float32)
 
 
@@ -284,18 +293,21 @@ class QModel:
         """int8 (N, *input.shape) -> int8 (N, *output.shape); a dict of all tensors if return_all.
 
         Several inputs: a list of arrays in `inputs` order, or a dict by name. Several
-        outputs: a list of arrays in `outputs` order (always all of them)."""
+        outputs: a list of arrays in `outputs` order (always all of them). A 16x8 model
+        takes and returns int16 (each input's dtype)."""
         batches = []
         for name, a in zip(self.inputs, self._batches(x, "predict_int8")):
+            dtype = self.tensors[name].dtype
             if a.dtype.kind not in "iu":
-                raise GraphError(f"model {self.name!r}: predict_int8 takes int8 input, got {a.dtype} "
+                raise GraphError(f"model {self.name!r}: predict_int8 takes {dtype} input, got {a.dtype} "
                                  f"for input {name!r}; for float input use predict(x), or "
                                  f"quantize_input(x) first")
-            if a.dtype != np.int8:
-                if a.size and (a.min() < -128 or a.max() > 127):
-                    raise GraphError(f"model {self.name!r}: int8 input {name!r} out of range "
+            if a.dtype != dtype:
+                info = np.iinfo(dtype)
+                if a.size and (a.min() < info.min or a.max() > info.max):
+                    raise GraphError(f"model {self.name!r}: {dtype} input {name!r} out of range "
                                      f"[{a.min()}, {a.max()}]")
-                a = a.astype(np.int8)
+                a = a.astype(dtype)
             batches.append(a)
         values = self.run_ops(dict(zip(self.inputs, batches)))
         return values if return_all else self._results(values)
@@ -484,12 +496,12 @@ def _read_config(arrays):
 
 
 def _array(arrays, key, kind):
-    """arrays[key], required to be of a dtype kind ('f', 'iu') or exactly 'int8' / 'int32'."""
+    """arrays[key], required to be of a dtype kind ('f', 'iu') or exactly one of DTYPES."""
     if key not in arrays:
         raise GraphError(f"array {key!r} is missing")
     a = arrays[key]
-    ok = a.dtype == np.dtype(kind) if kind in ("int8", "int32") else a.dtype.kind in kind
+    ok = a.dtype == np.dtype(kind) if kind in DTYPES else a.dtype.kind in kind
     if not ok:
         raise GraphError(f"array {key!r} has dtype {a.dtype}, expected "
-                         f"{kind if kind in ('int8', 'int32') else 'float' if kind == 'f' else 'integer'}")
+                         f"{kind if kind in DTYPES else 'float' if kind == 'f' else 'integer'}")
     return a

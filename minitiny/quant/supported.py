@@ -6,7 +6,8 @@ adding its row here, its kernel module in `kernels/`, and its options in the wri
 
 A mode is TFLite's quantization scheme for the op's tensors:
     int8      int8 activations and weights, int32 bias (TFLite's full-integer scheme)
-    int16x8   int16 activations, int8 weights, int64 bias (the "16x8" scheme; none yet)
+    int16x8   int16 activations with zero point 0, int8 weights, int64 bias (the "16x8"
+              scheme; kernels/ INT16_KINDS, which a test holds to this column)
 A kind of None marks the operators minitiny folds at the model's edges rather than runs.
 Not here because TFLite Micro has no kernel for it (a model using it does not run on a
 microcontroller with TFLM either): RELU_N1_TO_1.
@@ -26,22 +27,22 @@ class Builtin:
 
 
 OPS = (
-    Builtin("FULLY_CONNECTED", "fully_connected", "FullyConnectedOptions", ("int8",),
+    Builtin("FULLY_CONNECTED", "fully_connected", "FullyConnectedOptions", ("int8", "int16x8"),
             "one row per sample (the input flattened), per-tensor or per-channel weights, "
             "fused RELU/RELU6"),
-    Builtin("CONV_2D", "conv_2d", "Conv2DOptions", ("int8",),
+    Builtin("CONV_2D", "conv_2d", "Conv2DOptions", ("int8", "int16x8"),
             "SAME/VALID padding, any stride, dilation 1, fused RELU/RELU6"),
-    Builtin("DEPTHWISE_CONV_2D", "depthwise_conv_2d", "DepthwiseConv2DOptions", ("int8",),
+    Builtin("DEPTHWISE_CONV_2D", "depthwise_conv_2d", "DepthwiseConv2DOptions", ("int8", "int16x8"),
             "any depth multiplier and stride, dilation 1, fused RELU/RELU6"),
-    Builtin("MAX_POOL_2D", "max_pool_2d", "Pool2DOptions", ("int8",), "SAME/VALID, any stride"),
-    Builtin("AVERAGE_POOL_2D", "average_pool_2d", "Pool2DOptions", ("int8",), "SAME/VALID, any stride"),
-    Builtin("MEAN", "mean", "ReducerOptions", ("int8",),
+    Builtin("MAX_POOL_2D", "max_pool_2d", "Pool2DOptions", ("int8", "int16x8"), "SAME/VALID, any stride"),
+    Builtin("AVERAGE_POOL_2D", "average_pool_2d", "Pool2DOptions", ("int8", "int16x8"), "SAME/VALID, any stride"),
+    Builtin("MEAN", "mean", "ReducerOptions", ("int8", "int16x8"),
             "the global average over H and W of a rank-4 input"),
-    Builtin("ADD", "add", "AddOptions", ("int8",),
+    Builtin("ADD", "add", "AddOptions", ("int8", "int16x8"),
             "broadcasting, a constant operand, fused RELU/RELU6 (C: two activations of one shape)"),
-    Builtin("SUB", "sub", "SubOptions", ("int8",),
+    Builtin("SUB", "sub", "SubOptions", ("int8", "int16x8"),
             "broadcasting, a constant operand, fused RELU/RELU6", c=False),
-    Builtin("MUL", "mul", "MulOptions", ("int8",),
+    Builtin("MUL", "mul", "MulOptions", ("int8", "int16x8"),
             "broadcasting, a constant operand, fused RELU/RELU6", c=False),
     Builtin("MAXIMUM", "maximum", None, ("int8",),
             "broadcasting, a constant operand; inputs and output share one quantization", c=False),
@@ -49,13 +50,14 @@ OPS = (
             "broadcasting, a constant operand; inputs and output share one quantization", c=False),
     Builtin("SQUARED_DIFFERENCE", "squared_difference", None, ("int8",),
             "broadcasting, a constant operand", c=False),
-    Builtin("RESHAPE", "reshape", None, ("int8",), "a copy (the output tensor holds the shape)"),
-    Builtin("SQUEEZE", "reshape", None, ("int8",), "as RESHAPE"),
-    Builtin("EXPAND_DIMS", "reshape", None, ("int8",), "as RESHAPE"),
-    Builtin("SOFTMAX", "softmax", "SoftmaxOptions", ("int8",),
-            "over the last axis; output scale 1/256, zero point -128"),
-    Builtin("LOGISTIC", "logistic", None, ("int8",), "output scale 1/256, zero point -128"),
-    Builtin("TANH", "tanh", None, ("int8",), "output scale 1/128, zero point 0"),
+    Builtin("RESHAPE", "reshape", None, ("int8", "int16x8"), "a copy (the output tensor holds the shape)"),
+    Builtin("SQUEEZE", "reshape", None, ("int8", "int16x8"), "as RESHAPE"),
+    Builtin("EXPAND_DIMS", "reshape", None, ("int8", "int16x8"), "as RESHAPE"),
+    Builtin("SOFTMAX", "softmax", "SoftmaxOptions", ("int8", "int16x8"),
+            "over the last axis; output scale 1/256, zero point -128 (16x8: 1/32768, 0)"),
+    Builtin("LOGISTIC", "logistic", None, ("int8", "int16x8"),
+            "output scale 1/256, zero point -128 (16x8: 1/32768, 0)"),
+    Builtin("TANH", "tanh", None, ("int8", "int16x8"), "output scale 1/128, zero point 0 (16x8: 1/32768, 0)"),
     Builtin("RELU", "relu", None, ("int8",), ""),
     Builtin("RELU6", "relu6", None, ("int8",), "input and output share scale and zero point"),
     Builtin("LEAKY_RELU", "leaky_relu", "LeakyReluOptions", ("int8",), "alpha > 0", c=False),
@@ -87,8 +89,10 @@ OPS = (
             "a constant permutation that keeps the batch first, rank <= 5", c=False),
     Builtin("QUANTIZE", "quantize", None, ("int8",),
             "int8 -> int8 inside the graph (TFLM's Requantize); at the edges folded: after a "
-            "float32 or uint8 model input, before a uint8 output", c=False),
-    Builtin("DEQUANTIZE", None, None, ("int8",), "only at the edges: before a float32 model output"),
+            "float32 or uint8 model input, before a uint8 output (16x8: folded after a "
+            "float32 input, the model's input then int16)", c=False),
+    Builtin("DEQUANTIZE", None, None, ("int8", "int16x8"),
+            "only at the edges: before a float32 model output"),
 )
 MODES = ("int8", "int16x8")
 BY_NAME = {op.name: op for op in OPS}

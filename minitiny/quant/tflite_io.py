@@ -19,7 +19,11 @@ converter offers them) meet the outside as another type through one op at the ed
     float32 input  -> QUANTIZE   -> int8      q = z + round(r / s)
     uint8 input    -> QUANTIZE   -> int8      q = u - 128   (same scale, zero point z + 128)
     int8 output    -> DEQUANTIZE -> float32   r = s (q - z)
-    int8 output    -> QUANTIZE   -> uint8     u = q + 128 FlatBuffers are built back to front, so every vector, string and
+    int8 output    -> QUANTIZE   -> uint8     u = q + 128
+
+A 16x8 model (int16 activations, zero point 0; int64 bias) is written the same way, with
+int16 edges of its own or float32 ones (QUANTIZE float32 -> int16, DEQUANTIZE int16 ->
+float32, as TFLite's 16x8 converter writes them). FlatBuffers are built back to front, so every vector, string and
 child table is written before the table that refers to it.
 """
 import os
@@ -77,8 +81,11 @@ PADDING = {"same": Padding.SAME, "valid": Padding.VALID}
 # kinds whose options table holds only the fused activation -> that table
 ACTIVATION_ONLY_OPTIONS = {"fully_connected": "FullyConnectedOptions", "add": "AddOptions",
                            "sub": "SubOptions", "mul": "MulOptions"}
-TENSOR_TYPE = {"int8": TensorType.INT8, "int32": TensorType.INT32}
-EDGE_TYPES = {"int8": TensorType.INT8, "uint8": TensorType.UINT8, "float32": TensorType.FLOAT32}
+TENSOR_TYPE = {"int8": TensorType.INT8, "int16": TensorType.INT16, "int32": TensorType.INT32,
+               "int64": TensorType.INT64}
+# 'int8' (the default) and 'int16' both mean the model's own integer edge
+EDGE_TYPES = {"int8": TensorType.INT8, "int16": TensorType.INT16, "uint8": TensorType.UINT8,
+              "float32": TensorType.FLOAT32}
 # the op at an edge of another type -> (builtin operator, version TFLite's converter writes)
 EDGE_OPS = {"quantize": (BuiltinOperator.QUANTIZE, 2), "dequantize": (BuiltinOperator.DEQUANTIZE, 2)}
 # a kind written as another builtin in some cases: a pad with its own constant is a PADV2
@@ -330,7 +337,7 @@ class _Writer:
         self.inputs = [self.tensor_index[n] for n in q.inputs]
         self.outputs = [self.tensor_index[n] for n in q.outputs]
         for ends, ttype, is_input in ((self.inputs, in_type, True), (self.outputs, out_type, False)):
-            if ttype == "int8":
+            if ttype in ("int8", "int16"):
                 continue
             for i, index in enumerate(ends):
                 t = q.tensors[self.tensors[index][0]]
@@ -348,15 +355,21 @@ class _Writer:
         x, w = self.q.tensors[op.inputs[0]], self.q.tensors[op.inputs[1]]
         n = w.shape[3] if op.kind == "depthwise_conv_2d" else w.shape[0]
         scale = (np.float32(x.scale) * np.broadcast_to(w.scale, (n,))).astype(np.float32)
-        bias = QTensor(f"{op.name}/zero_bias", (n,), "int32", scale, np.zeros(n, np.int32),
-                       np.zeros(n, np.int32))
-        return self.add_tensor(bias.name, bias.shape, TensorType.INT32, bias.data, bias)
+        dtype = "int64" if x.dtype == "int16" else "int32"          # 16x8: int64 bias
+        bias = QTensor(f"{op.name}/zero_bias", (n,), dtype, scale, np.zeros(n, np.int32),
+                       np.zeros(n, dtype))
+        return self.add_tensor(bias.name, bias.shape, TENSOR_TYPE[dtype], bias.data, bias)
 
     def write(self):
         q, b = self.q, self.b
-        for name in q.inputs + q.outputs:
-            if q.tensors[name].dtype != "int8":
-                raise GraphError(f"model {q.name!r}: input/output {name!r} must be int8")
+        for name, ttype in [(n, self.edge_types[0]) for n in q.inputs] + \
+                [(n, self.edge_types[1]) for n in q.outputs]:
+            dtype = q.tensors[name].dtype
+            if dtype not in ("int8", "int16"):
+                raise GraphError(f"model {q.name!r}: input/output {name!r} must be int8 or int16")
+            if (ttype, dtype) in (("int16", "int8"), ("uint8", "int16")):
+                raise GraphError(f"model {q.name!r}: a {dtype} input/output {name!r} cannot meet "
+                                 f"the outside as {ttype}")
         op_io = self.collect()
         kinds = list(dict.fromkeys(kind for kind, _, _, _ in op_io))  # first-use order
 
@@ -426,7 +439,8 @@ class _Writer:
 
 def to_tflite(qmodel, input_type="int8", output_type="int8"):
     """The `.tflite` flatbuffer of `qmodel`, as bytes. input_type / output_type: 'int8'
-    (the model's own edges), 'uint8' or 'float32' (one QUANTIZE / DEQUANTIZE op between)."""
+    (the model's own edges; 'int16' says the same of a 16x8 model), 'uint8' or 'float32'
+    (one QUANTIZE / DEQUANTIZE op between)."""
     for what, ttype in (("input_type", input_type), ("output_type", output_type)):
         if ttype not in EDGE_TYPES:
             raise GraphError(f"{what} must be one of {', '.join(EDGE_TYPES)}, got {ttype!r}")

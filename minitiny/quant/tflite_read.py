@@ -30,8 +30,11 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    is shifted by one, and an op that would cut, pad or move the batch is refused. SPLIT,
    SPLIT_V and UNPACK keep their several outputs. An int8 -> int8 QUANTIZE inside the
    graph is a requantization (kind `quantize`).
+   A 16x8 model (TFLite's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8: int16
+   activations with zero point 0, int8 weights, int64 bias) imports the same way, its
+   edges int16 or float32; the model input's type says which scheme the file uses.
    The operators minitiny runs are the table in `supported.py`. Whatever else minitiny cannot
-   run (an operator, a float or int16 tensor, dilation, a dynamic shape, a batch size other
+   run (an operator, a float tensor, dilation, a dynamic shape, a batch size other
    than 1, a variable tensor, several subgraphs) is collected, and one `UnsupportedTFLiteError`
    lists every item with its operator index. Several inputs and outputs are kept, in the
    file's order: `QModel.inputs` / `outputs` list them, `predict_int8` returns every output.
@@ -391,7 +394,10 @@ class _Importer:
             users = [op for op in self.ops if t in op.inputs]
             if self.tensors[t].type in (TensorType.FLOAT32, TensorType.UINT8):
                 q = users[0] if len(users) == 1 else None
-                if q is None or q.code != Op.QUANTIZE or self.tensors[q.outputs[0]].type != TensorType.INT8:
+                # a float32 edge meets int8, or int16 in a 16x8 model; a uint8 edge int8
+                to = (TensorType.INT8, TensorType.INT16) if self.tensors[t].type == TensorType.FLOAT32 \
+                    else (TensorType.INT8,)
+                if q is None or q.code != Op.QUANTIZE or self.tensors[q.outputs[0]].type not in to:
                     self.problems.append(f"{self.tensors[t].type_name} input {self.tensors[t].label} "
                                          f"is not quantized to int8 by one QUANTIZE operator")
                 else:
@@ -403,7 +409,8 @@ class _Importer:
                 d = self.producer.get(t)
                 op, how = (Op.DEQUANTIZE, "dequantized") if self.tensors[t].type == TensorType.FLOAT32 \
                     else (Op.QUANTIZE, "requantized")
-                if d is None or d.code != op or self.tensors[d.inputs[0]].type != TensorType.INT8:
+                to = (TensorType.INT8, TensorType.INT16) if op == Op.DEQUANTIZE else (TensorType.INT8,)
+                if d is None or d.code != op or self.tensors[d.inputs[0]].type not in to:
                     self.problems.append(f"{self.tensors[t].type_name} output {self.tensors[t].label} "
                                          f"is not {how} from int8 by a {op_name(op)} operator")
                 else:
@@ -726,7 +733,7 @@ class _Importer:
     def tensor_problems(self, t, role):
         """Why tensor `t` cannot be a QTensor in role 'activation', 'weight' or 'bias'."""
         tensor = self.tensors[t]
-        want = "int32" if role == "bias" else "int8"
+        want = self.dtypes[role]
         why = [f"{extra} tensor" for extra in tensor.extras]
         if tensor.type_name != want:
             article = "an" if role in ("activation", "operand") else "a"
@@ -754,16 +761,25 @@ class _Importer:
         per_channel = tensor.scale.shape[0] > 1
         scale = tensor.scale if per_channel else tensor.scale[0]
         zero_point = tensor.zero_point if per_channel else tensor.zero_point[0]
+        dtype = self.dtypes[role]
         if role == "activation":
-            return QTensor(name, tensor.shape[1:], "int8", scale, zero_point)
-        dtype = "int32" if role == "bias" else "int8"          # weight, operand: int8
-        data = np.frombuffer(tensor.data, "<i4" if role == "bias" else "<i1").reshape(tensor.shape)
+            return QTensor(name, tensor.shape[1:], dtype, scale, zero_point)
+        data = np.frombuffer(tensor.data, np.dtype(dtype).newbyteorder("<")).reshape(tensor.shape)
         return QTensor(name, tensor.shape, dtype, scale, zero_point, data.astype(dtype),
                        tensor.qdim if per_channel else 0)
+
+    def role_dtypes(self, inputs):
+        """role -> the tensor type it must have: int8 activations, constant operands and
+        weights with int32 bias; in a 16x8 model (its first input int16) int16 activations
+        and operands, int8 weights, int64 bias."""
+        if inputs and self.tensors[inputs[0]].type == TensorType.INT16:
+            return {"activation": "int16", "operand": "int16", "weight": "int8", "bias": "int64"}
+        return {"activation": "int8", "operand": "int8", "weight": "int8", "bias": "int32"}
 
     # -- the model ---------------------------------------------------------------------------
     def build(self):
         inputs, outputs, folded = self.edges()
+        self.dtypes = self.role_dtypes(inputs)
         roles = {}                                              # tensor index -> role
         mapped = []                                             # (operator, kind, inputs, options)
         for op in self.needed(inputs, outputs, folded):
@@ -909,7 +925,8 @@ def run_tflm_int8(model, x_int8):
     float32, turns back into exactly q: |q - z| <= 255 is far from any rounding boundary.
     A float32 output r = s * (q - z) is mapped back the same way; uint8 edges are q + 128
     (TFLite's converter gives them the int8 scale and zero point + 128). So the interpreter runs
-    on the very int8 values minitiny's NumPy reference and generated C get.
+    on the very int8 values minitiny's NumPy reference and generated C get. A 16x8 model
+    takes and gives int16 the same way (its float32 edges: r = s * q, zero point 0).
     """
     data, _ = _read_bytes(model)
     edges = edge_quantization(data)
@@ -918,11 +935,12 @@ def run_tflm_int8(model, x_int8):
         raise ValueError(f"run_tflm_int8: the model has {len(edges['inputs'])} inputs, got "
                          f"{len(xs)} arrays")
     graph = tfl.Model.GetRootAs(data, 0).Subgraphs(0)         # the edge types, from the file
-    feed = []
+    feed, dtype = [], np.asarray(xs[0]).dtype if xs else np.int8
     for i, (x, edge) in enumerate(zip(xs, edges["inputs"])):
         x = np.asarray(x)
-        if x.dtype != np.int8:
-            raise ValueError(f"run_tflm_int8: input {i} must be int8, got {x.dtype}")
+        if x.dtype not in (np.int8, np.int16):
+            raise ValueError(f"run_tflm_int8: input {i} must be int8 (int16 for a 16x8 model), "
+                             f"got {x.dtype}")
         if graph.Tensors(graph.Inputs(i)).Type() == TensorType.UINT8:   # the converter's uint8 edge: u = q + 128
             x = (x.astype(np.int16) + 128).astype(np.uint8)
         elif edge is not None:
@@ -935,6 +953,7 @@ def run_tflm_int8(model, x_int8):
             y = y.astype(np.int16) - 128
         elif edge is not None:
             s, z = edge
-            y = np.clip(np.round(y.astype(np.float64) / s) + z, -128, 127)
-        ys.append(y.astype(np.int8))
+            info = np.iinfo(dtype)
+            y = np.clip(np.round(y.astype(np.float64) / s) + z, info.min, info.max)
+        ys.append(y.astype(dtype))
     return ys if len(ys) > 1 else ys[0]

@@ -249,14 +249,15 @@ def run_interpreter(model, xs):
 def run_tflm(model, x_int8):
     """int8 (N, *input_shape) -> int8 (N, *output_shape), one sample at a time in TFLM.
 
-    `model` is a QModel or the bytes of a `.tflite` file with int8 inputs and outputs;
+    `model` is a QModel or the bytes of a `.tflite` file with int8 inputs and outputs
+    (a 16x8 model: int16);
     `x_int8` is one array, or a list of arrays for a model with several inputs. A model
     with several outputs gives a list of arrays in the file's order (as QModel.predict_int8).
     """
     xs = [np.asarray(a) for a in x_int8] if isinstance(x_int8, (list, tuple)) else [np.asarray(x_int8)]
     for i, x in enumerate(xs):
-        if x.dtype != np.int8:
-            raise ValueError(f"run_tflm: input {i} must be int8, got {x.dtype}")
+        if x.dtype not in (np.int8, np.int16):
+            raise ValueError(f"run_tflm: input {i} must be int8 (int16 for a 16x8 model), got {x.dtype}")
     outs = run_interpreter(model, xs)
     return outs if len(outs) > 1 else outs[0]
 

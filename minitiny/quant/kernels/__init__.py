@@ -14,7 +14,9 @@ same, and keeps the two halves of an op side by side in one file:
     common.py             the shared checks, the requantization epilogue, the window and
                           broadcasting helpers
 
-Each op module holds `KINDS` (the op kinds it runs), `INPUTS` (how many inputs it takes),
+Each op module holds `KINDS` (the op kinds it runs), `INT16_KINDS` (those of them it also
+runs in TFLite's 16x8 scheme: int16 activations, int8 weights, int64 bias; `params["dtype"]`
+says which one an op runs in), `INPUTS` (how many inputs it takes),
 `prepare(op, tensors, single_rounding)` -> params and `run(op, params, *arrays)`; `KERNELS`
 below maps every kind to its module, so a new op arrives as one file and one line here.
 `prepare(op, tensors)` returns `op.params`, and both `run` and the C generator read only
@@ -40,7 +42,7 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 
 | kind | keys |
 | --- | --- |
-| all kinds | `macs` (multiply-accumulates; pools: window reads; others 0), `single_rounding` (bool) |
+| all kinds | `macs` (multiply-accumulates; pools: window reads; others 0), `single_rounding` (bool), `dtype` ('int8', or 'int16' in the 16x8 scheme: the activations' type) |
 | `fully_connected` | `input_offset` (-z_in), `output_offset` (z_out), `output_multiplier` int32[out], `output_shift` int32[out], `per_channel` (bool: the weights have one scale per unit; if not, every multiplier and shift is the same), `act_min`, `act_max`, `in_features`, `out_features`, `has_bias` |
 | `conv_2d` | `input_offset`, `output_offset`, `output_multiplier` int32[C_out], `output_shift` int32[C_out], `per_channel`, `act_min`, `act_max`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `kernel_h`, `kernel_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w` (rows/cols of padding before, TF 'same' rule), `has_bias` |
 | `depthwise_conv_2d` | the `conv_2d` keys plus `depth_multiplier` (out_c = in_c * depth_multiplier; output channel = in_channel * depth_multiplier + m) |
@@ -69,6 +71,11 @@ Data movement (concatenation.py, split.py, pad.py, strided_slice.py, transpose.p
 dimensions of one sample: axis 0 is the first after the batch (the `.tflite` importer and
 writer shift TFLite's axes, masks and permutations by the batch dimension). With several
 outputs (SPLIT, SPLIT_V, UNPACK) `run` returns a list, and `run_outputs` one array per output.
+
+In the 16x8 scheme the keys are the same, but for three kinds: softmax holds
+input_multiplier, input_left_shift (either sign), exp_lut and one_over_one_plus_x_lut
+(int16[513] tables), depth and outer; logistic and tanh hold input_multiplier (0 for a
+power-of-two input scale), input_left_shift (>= 0) and size.
 """
 import numpy as np
 
@@ -86,6 +93,21 @@ KERNELS = {kind: module
                           logistic_tanh, activations, leaky_relu, prelu, hard_swish,
                           quantize, concatenation, split, pad, strided_slice, transpose)
            for kind in module.KINDS}
+# the kinds that also run with int16 activations (TFLite's 16x8 scheme)
+INT16_KINDS = tuple(kind for kind, module in KERNELS.items() if kind in getattr(module, "INT16_KINDS", ()))
+
+
+def activation_dtype(op, tensors):
+    """'int16' if the op's activations are int16 (the 16x8 scheme), else 'int8'; an op
+    mixing the two is refused (TFLite's kernels take one type in and out)."""
+    types = {tensors[n].dtype for n in op.inputs + op.outputs
+             if not tensors[n].is_constant and tensors[n].dtype in ("int8", "int16")}
+    if len(types) > 1:
+        fail(op, "mixes int8 and int16 activations; a 16x8 model's activations are all int16")
+    dtype = types.pop() if types else "int8"
+    if dtype == "int16" and op.kind not in INT16_KINDS:
+        fail(op, f"no 16x8 (int16 activation) kernel for this kind; 16x8 runs: {', '.join(INT16_KINDS)}")
+    return dtype
 
 
 def prepare(op, tensors, single_rounding=False):
@@ -105,33 +127,36 @@ def prepare(op, tensors, single_rounding=False):
     if not lo <= len(op.inputs) <= hi or not n_out[0] <= len(op.outputs) <= n_out[1]:
         fail(op, f"expects {lo}..{hi} inputs and {n_out[0]}..{n_out[1]} outputs, got "
                  f"{len(op.inputs)} and {len(op.outputs)}")
+    dtype = activation_dtype(op, tensors)
     try:
         params = kernel.prepare(op, tensors, bool(single_rounding))
     except ActivationRangeError as e:
         fail(op, str(e))
     params["single_rounding"] = bool(single_rounding)
+    params["dtype"] = dtype
     return params
 
 
 def run(op, tensors, args):
     """TFLM's Eval, batched: `args` are the arrays of `op.inputs` (activations (N, ...) int8,
-    constants as stored); returns the int8 output (N, *output.shape) of a one-output op."""
+    or int16 in the 16x8 scheme; constants as stored); returns the output (N, *output.shape)
+    of a one-output op."""
     if len(op.outputs) != 1:
         raise GraphError(f"op {op.name!r} ({op.kind}) has {len(op.outputs)} outputs: use run_outputs")
     return run_outputs(op, tensors, args)[0]
 
 
 def run_outputs(op, tensors, args):
-    """As `run`, for any number of outputs: [int8 (N, *shape) per name in op.outputs]."""
+    """As `run`, for any number of outputs: [(N, *shape) per name in op.outputs]."""
     if op.params is None:
         raise GraphError(f"op {op.name!r}: prepare() has not been called")
     args = [np.asarray(a) for a in args]
     # the batch comes from the first activation (an element-wise op's input 1 may be a constant)
     x = next(a for name, a in zip(op.inputs, args) if not tensors[name].is_constant)
     for name, a in zip(op.inputs, args):
-        want = tensors[name].shape
-        if not tensors[name].is_constant and (a.dtype != np.int8 or a.shape[1:] != want or len(a) != len(x)):
-            raise GraphError(f"op {op.name!r} ({op.kind}): input {name!r} must be int8 "
+        want, dtype = tensors[name].shape, tensors[name].dtype
+        if not tensors[name].is_constant and (a.dtype != dtype or a.shape[1:] != want or len(a) != len(x)):
+            raise GraphError(f"op {op.name!r} ({op.kind}): input {name!r} must be {dtype} "
                              f"(N, {', '.join(map(str, want))}), got {a.dtype} {a.shape}")
     result = KERNELS[op.kind].run(op, op.params, *args)
     results = result if isinstance(result, list) else [result]    # a list: several outputs

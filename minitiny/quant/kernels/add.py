@@ -13,12 +13,13 @@ from .. import fixedpoint as fp
 from .common import binary_operands, clamped, elementwise, rescaled_inputs, rescaling_params, scale
 
 KINDS = ("add",)
+INT16_KINDS = KINDS                   # 16x8: 15 bits of headroom instead of 20
 INPUTS = (2, 2)
 
 
 def prepare(op, tensors, single_rounding):
     a, b, out = binary_operands(op, tensors)
-    left_shift = 20
+    left_shift = 15 if out.dtype == "int16" else 20           # TFLM: 15 for int16 outputs
     twice_max_input_scale = 2 * np.float64(max(scale(a), scale(b)))
     reals = (np.float64(scale(a)) / twice_max_input_scale, np.float64(scale(b)) / twice_max_input_scale,
              twice_max_input_scale / ((1 << left_shift) * np.float64(scale(out))))

@@ -2,7 +2,9 @@
 
 Prepare side (TFLM kernel_util.cc and each kernel's *Prepare): an activation is int8 with
 one scale and a zero point in [-128, 127]; weights are symmetric int8, bias int32 with
-scale s_in * s_w; the int32 accumulator and the multiplier must stay in range.
+scale s_in * s_w; the int32 accumulator and the multiplier must stay in range. In TFLite's
+16x8 scheme an activation is int16 with zero point 0 (symmetric), the bias int64, and the
+weighted sums accumulate in int64 (`LIMITS`, `BIAS_DTYPE`).
 Eval side: the requantization epilogue of every weighted sum, and the window helpers of
 the convolutions and pools (padding, taps, batching).
 """
@@ -14,6 +16,9 @@ from .. import fixedpoint as fp
 from ..errors import GraphError
 
 INT8_MIN, INT8_MAX = fp.INT8_MIN, fp.INT8_MAX
+# activation dtype -> its integer range, and the bias dtype of a weighted op reading it
+LIMITS = {"int8": (INT8_MIN, INT8_MAX), "int16": (fp.INT16_MIN, fp.INT16_MAX)}
+BIAS_DTYPE = {"int8": "int32", "int16": "int64"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -30,20 +35,29 @@ def check_scales(op, t, role):
 
 
 def activation_tensor(op, tensors, name, role):
-    """The tensor `name`, checked to be an int8 activation with one scale and zero point."""
+    """The tensor `name`, checked to be an int8 activation with one scale and zero point,
+    or an int16 one with zero point 0 (TFLite's 16x8 scheme is symmetric)."""
     t = tensors[name]
     check_scales(op, t, role)
     if t.is_constant:
         fail(op, f"{role} {name!r} must be an activation, not a constant")
-    if t.dtype != "int8":
-        fail(op, f"{role} {name!r} must be int8, got {t.dtype}")
+    if t.dtype not in LIMITS:
+        fail(op, f"{role} {name!r} must be int8 (or int16 in the 16x8 scheme), got {t.dtype}")
     if t.per_channel:
         fail(op, f"{role} {name!r} must have one scale per tensor, got {t.scale.shape[0]}")
-    if not INT8_MIN <= int(t.zero_point) <= INT8_MAX:
-        fail(op, f"{role} {name!r}: zero point {int(t.zero_point)} outside [-128, 127]")
+    check_zero_point(op, t, role)
     if any(d <= 0 for d in t.shape):
         fail(op, f"{role} {name!r}: zero-size shape {t.shape}")
     return t
+
+
+def check_zero_point(op, t, role):
+    """int8: a zero point in [-128, 127]; int16: zero point 0 (the 16x8 scheme's rule)."""
+    if t.dtype == "int16" and int(t.zero_point) != 0:
+        fail(op, f"{role} {t.name!r}: an int16 tensor must have zero point 0 (TFLite's 16x8 "
+                 f"scheme is symmetric), got {int(t.zero_point)}")
+    if not INT8_MIN <= int(t.zero_point) <= INT8_MAX:
+        fail(op, f"{role} {t.name!r}: zero point {int(t.zero_point)} outside [-128, 127]")
 
 
 def input_and_output(op, tensors, same_shape=False):
@@ -69,9 +83,9 @@ class ActivationRangeError(ValueError):
     """A fused activation's bound does not fit int32 at this output scale (prepare names the op)."""
 
 
-def activation_range(activation, scale, zero_point):
+def activation_range(activation, scale, zero_point, dtype="int8"):
     """CalculateActivationRangeQuantized (TFLM kernel_util.cc): fold a fused ReLU/ReLU6
-    into the int8 clamp. quantize(x) = z + (int) roundf(x / scale), in float32; TFLM's
+    into the int8 (or int16) clamp. quantize(x) = z + (int) roundf(x / scale), in float32; TFLM's
     Quantize refuses a rounded x / scale outside [float(INT32_MIN), float(INT32_MAX)] (ReLU6's
     6.0 over a scale below about 3e-9), so the model is refused here too (and 2^31 itself,
     which TFLM accepts and then casts to int32: undefined behaviour)."""
@@ -85,11 +99,12 @@ def activation_range(activation, scale, zero_point):
                 f"fit int32; TFLM refuses such a range (kernel_util.cc Quantize), or for a RELU6 "
                 f"op casts it to int32 (undefined behaviour)")
         return int(zero_point) + int(q)
+    lo, hi = LIMITS[dtype]
     if activation == "relu":
-        return max(INT8_MIN, quantize(0.0)), INT8_MAX
+        return max(lo, quantize(0.0)), hi
     if activation == "relu6":
-        return max(INT8_MIN, quantize(0.0)), min(INT8_MAX, quantize(6.0))
-    return INT8_MIN, INT8_MAX
+        return max(lo, quantize(0.0)), min(hi, quantize(6.0))
+    return lo, hi
 
 
 def check_multiplier(op, real, formula):
@@ -116,7 +131,8 @@ def check_output_quantization(op, out, scale, zero_point):
 
 # -- the weighted ops (fully_connected, conv_2d, depthwise_conv_2d) ------------------------
 def weights_and_bias(op, tensors, n_out, channel_axis):
-    """Check weight (int8, symmetric) and bias (int32) tensors; return (w, w_scales, b)."""
+    """Check weight (int8, symmetric) and bias (int32; int64 after an int16 input) tensors;
+    return (w, w_scales, b)."""
     w = tensors[op.inputs[1]]
     check_scales(op, w, "weight")
     if not w.is_constant or w.dtype != "int8":
@@ -133,8 +149,9 @@ def weights_and_bias(op, tensors, n_out, channel_axis):
     bias = None
     if len(op.inputs) > 2:
         b = tensors[op.inputs[2]]
-        if not b.is_constant or b.dtype != "int32" or b.shape != (n_out,):
-            fail(op, f"bias {b.name!r} must be a constant int32 tensor of shape ({n_out},), "
+        want = BIAS_DTYPE.get(tensors[op.inputs[0]].dtype, "int32")
+        if not b.is_constant or b.dtype != want or b.shape != (n_out,):
+            fail(op, f"bias {b.name!r} must be a constant {want} tensor of shape ({n_out},), "
                      f"got {b.dtype} {b.shape}")
         if np.any(b.zero_point != 0):
             fail(op, f"bias {b.name!r}: zero points must be 0")
@@ -152,15 +169,19 @@ def check_bias_scale(op, bias, product_scales):
                  f"(expected {product_scales[:4]}..., got {bs[:4]}...)")
 
 
-def check_accumulator(op, w, bias, fan_in):
+def check_accumulator(op, w, bias, fan_in, dtype="int8"):
     """The int32 accumulator must not overflow for any input: with |w| <= 127 (128 if the
-    weights hold -128) and |x + input_offset| <= 255, |acc| <= fan_in * 127 * 255 + |bias|."""
+    weights hold -128) and |x + input_offset| <= 255, |acc| <= fan_in * 127 * 255 + |bias|.
+    16x8: the int64 accumulator meets MultiplyByQuantizedMultiplier(int64_t, ...), which
+    asserts |acc| < 2^47 (TFLM common.cc); |x| <= 32768."""
     wmax = max(127, int(np.abs(w.data.astype(np.int32)).max(initial=0)))
     bmax = int(np.abs(bias.data.astype(np.int64)).max(initial=0)) if bias is not None else 0
-    bound = fan_in * wmax * 255 + bmax
-    if bound > fp.INT32_MAX:
-        fail(op, f"the int32 accumulator could overflow: fan-in {fan_in} * {wmax} * 255 + "
-                 f"max|bias| {bmax} = {bound} > 2^31 - 1")
+    xmax, limit, what = (32768, (1 << 47) - 1, "2^47 - 1") if dtype == "int16" else \
+        (255, fp.INT32_MAX, "2^31 - 1")
+    bound = fan_in * wmax * xmax + bmax
+    if bound > limit:
+        fail(op, f"the {'int64' if dtype == 'int16' else 'int32'} accumulator could overflow: "
+                 f"fan-in {fan_in} * {wmax} * {xmax} + max|bias| {bmax} = {bound} > {what}")
 
 
 def weighted_requantization(op, x, out, w, w_scales, bias, fan_in, single_rounding):
@@ -180,19 +201,28 @@ def weighted_requantization(op, x, out, w, w_scales, bias, fan_in, single_roundi
         fail(op, f"the bias scale s_in * s_w = {product.ravel()[:4]} is not a normal float32 "
                  f"(a .tflite file stores it as one, even for a layer without bias): check the scales")
     check_bias_scale(op, bias, product)
-    check_accumulator(op, w, bias, fan_in)
+    check_accumulator(op, w, bias, fan_in, x.dtype)
     mult, shift = fp.quantize_multiplier_array(real, single_rounding)
-    act_min, act_max = activation_range(op.options.get("activation", "none"), s_out, out.zero_point)
+    if x.dtype == "int16" and np.any(shift >= 8):
+        # MultiplyByQuantizedMultiplier(int64_t, ...) asserts shift < 8 (TFLM common.cc)
+        fail(op, f"the multiplier s_in * s_w / s_out = {real.ravel()[:4]} reaches 2^7, where "
+                 f"TFLM's 16x8 requantization stops (shift < 8): check the scales")
+    act_min, act_max = activation_range(op.options.get("activation", "none"), s_out,
+                                        out.zero_point, out.dtype)
     return dict(input_offset=-int(x.zero_point), output_offset=int(out.zero_point),
                 output_multiplier=mult, output_shift=shift, per_channel=bool(w.per_channel),
                 act_min=act_min, act_max=act_max)
 
 
 def requantize(acc, p):
-    """The epilogue every weighted sum shares: requantize, add the zero point, clamp, cast."""
-    acc = fp.multiply_by_quantized_multiplier(acc, p["output_multiplier"], p["output_shift"],
-                                              p["single_rounding"])
-    return np.clip(acc + p["output_offset"], p["act_min"], p["act_max"]).astype(np.int8)
+    """The epilogue every weighted sum shares: requantize, add the zero point, clamp, cast.
+    16x8: the int64 accumulator's own MultiplyByQuantizedMultiplier, and int16 out."""
+    if p["dtype"] == "int16":
+        acc = fp.multiply_by_quantized_multiplier_int64(acc, p["output_multiplier"], p["output_shift"])
+    else:
+        acc = fp.multiply_by_quantized_multiplier(acc, p["output_multiplier"], p["output_shift"],
+                                                  p["single_rounding"])
+    return np.clip(acc + p["output_offset"], p["act_min"], p["act_max"]).astype(p["dtype"])
 
 
 # -- the windowed ops (conv_2d, depthwise_conv_2d, the pools) ------------------------------
@@ -245,17 +275,16 @@ def batched(x, per_sample, fn):
 
 # -- the binary element-wise ops (add, sub, mul, maximum, minimum, squared_difference) ------
 def operand(op, tensors, name, role):
-    """An operand of an element-wise op: an int8 activation, or an int8 constant with one
-    scale (Keras' Rescaling becomes MUL and ADD by constants)."""
+    """An operand of an element-wise op: an int8 (int16) activation, or an int8 (int16)
+    constant with one scale (Keras' Rescaling becomes MUL and ADD by constants)."""
     t = tensors[name]
     if not t.is_constant:
         return activation_tensor(op, tensors, name, role)
     check_scales(op, t, role)
-    if t.dtype != "int8" or t.per_channel:
-        fail(op, f"{role} {name!r} must be an int8 constant with one scale, got {t.dtype} with "
-                 f"{t.scale.size} scales")
-    if not INT8_MIN <= int(t.zero_point) <= INT8_MAX:
-        fail(op, f"{role} {name!r}: zero point {int(t.zero_point)} outside [-128, 127]")
+    if t.dtype not in LIMITS or t.per_channel:
+        fail(op, f"{role} {name!r} must be an int8 constant with one scale (int16 in a 16x8 "
+                 f"model), got {t.dtype} with {t.scale.size} scales")
+    check_zero_point(op, t, role)
     return t
 
 
@@ -273,6 +302,10 @@ def binary_operands(op, tensors):
     out = activation_tensor(op, tensors, op.outputs[0], "output")
     if a.is_constant and b.is_constant:
         fail(op, "both inputs are constants: fold the op into a constant before converting")
+    for t in (a, b):
+        if t.dtype != out.dtype:
+            fail(op, f"{t.name!r} is {t.dtype}, the output {out.name!r} {out.dtype}: one model "
+                     f"holds int8 or (16x8) int16 values, not both")
     try:
         shape = np.broadcast_shapes(file_shape(a), file_shape(b))
     except ValueError:
@@ -305,7 +338,7 @@ def elementwise(p, a, b, fn):
         return x.reshape((len(x),) + (1,) * (rank - len(shape)) + tuple(shape[1:]))
     a = lined_up(a, p["input1_shape"], p["input1_constant"])
     b = lined_up(b, p["input2_shape"], p["input2_constant"])
-    if int(np.prod(np.broadcast_shapes(a.shape, b.shape))) <= 1 << 16:
+    if p["dtype"] != "int8" or int(np.prod(np.broadcast_shapes(a.shape, b.shape))) <= 1 << 16:
         return fn(p, a, b)
     q = np.arange(INT8_MIN, INT8_MAX + 1, dtype=np.int8)
     table = fn(p, q[:, None], q[None, :])                             # (256, 256)
@@ -334,7 +367,8 @@ def rescaling_params(op, a, b, out, left_shift, reals, single_rounding, output_b
         mo, sho = fp.quantize_multiplier_smaller_than_one_exp(real_out)
     else:
         mo, sho = fp.quantize_multiplier(real_out, single_rounding)
-    act_min, act_max = activation_range(op.options.get("activation", "none"), scale(out), out.zero_point)
+    act_min, act_max = activation_range(op.options.get("activation", "none"), scale(out),
+                                        out.zero_point, out.dtype)
     return dict(broadcast_params(a, b, out),
                 input1_offset=-int(a.zero_point), input2_offset=-int(b.zero_point),
                 output_offset=int(out.zero_point), left_shift=left_shift,
@@ -351,7 +385,7 @@ def rescaled_inputs(p, a, b):
 
 def clamped(raw, p):
     """The epilogue of the element-wise ops: add the output zero point, clamp, cast."""
-    return np.clip(raw + p["output_offset"], p["act_min"], p["act_max"]).astype(np.int8)
+    return np.clip(raw + p["output_offset"], p["act_min"], p["act_max"]).astype(p["dtype"])
 
 
 # -- the data-movement ops (concatenation, pack, split, split_v, unpack) ---------------------

@@ -3,6 +3,8 @@ w[oc, fy, fx, ic] * (in[y*sy + fy - pad_h, x*sx + fx - pad_w, ic] + input_offset
 
 TFLM: micro/kernels/conv_common.cc (Prepare), reference/integer_ops/conv.h (Eval).
 Weight (out_c, kh, kw, in_c) int8 with one scale per output channel, bias (out_c,) int32.
+16x8 (TFLM's int16 ConvPerChannel): int16 input and output with zero point 0, bias int64,
+an int64 accumulator and its own requantization (common.requantize).
 """
 import numpy as np
 
@@ -10,6 +12,7 @@ from .common import (activation_tensor, batched, fail, padded, requantize, spati
                      weighted_requantization, weights_and_bias)
 
 KINDS = ("conv_2d",)
+INT16_KINDS = KINDS                   # 16x8: int16 in and out, int64 bias and accumulator
 INPUTS = (2, 3)                       # input, weight[, bias]
 
 
@@ -48,7 +51,8 @@ def run(op, p, x, w, b=None):
         # Padding with the input zero point makes padded taps contribute w * (z_in - z_in) = 0.
         xp = padded(x, p, k_h, k_w, -p["input_offset"]).astype(np.float64) + p["input_offset"]
         # im2col: (n, out_h, out_w, kh*kw, in_c) -> (n*out_h*out_w, kh*kw*in_c), then one
-        # matrix product; exact in float64 since every partial sum is an integer < 2^31.
+        # matrix product; exact in float64 since every partial sum is an integer < 2^31
+        # (16x8: < 2^47, checked in prepare; float64 holds integers up to 2^53).
         cols = np.stack([t for _, _, t in taps(xp, p, k_h, k_w)], axis=3)
         acc = (cols.reshape(-1, w2.shape[0]) @ w2).astype(np.int64)    # (n*out_h*out_w, out_c)
         if b is not None:

@@ -12,6 +12,7 @@ from .common import (batched, fail, padded, requantize, spatial, taps, weighted_
 from .conv_2d import window_input
 
 KINDS = ("depthwise_conv_2d",)
+INT16_KINDS = KINDS                   # 16x8: int16 in and out, int64 bias and accumulator
 INPUTS = (2, 3)                       # input, weight[, bias]
 
 
@@ -34,13 +35,14 @@ def prepare(op, tensors, single_rounding):
 
 def run(op, p, x, w, b=None):
     k_h, k_w, m = p["kernel_h"], p["kernel_w"], p["depth_multiplier"]
-    wk = w.reshape(k_h, k_w, p["in_c"], m).astype(np.int32)            # (kh, kw, in_c, m)
+    acc_type = np.int64 if p["dtype"] == "int16" else np.int32         # 16x8: an int64 acc
+    wk = w.reshape(k_h, k_w, p["in_c"], m).astype(acc_type)            # (kh, kw, in_c, m)
 
     def chunk(x):
         n = x.shape[0]
-        xp = padded(x, p, k_h, k_w, -p["input_offset"]).astype(np.int32) + p["input_offset"]
-        acc = np.zeros((n, p["out_h"], p["out_w"], p["in_c"], m), dtype=np.int32)
-        for fy, fx, tap in taps(xp, p, k_h, k_w):                       # int32 cannot overflow:
+        xp = padded(x, p, k_h, k_w, -p["input_offset"]).astype(acc_type) + p["input_offset"]
+        acc = np.zeros((n, p["out_h"], p["out_w"], p["in_c"], m), dtype=acc_type)
+        for fy, fx, tap in taps(xp, p, k_h, k_w):                       # cannot overflow:
             acc += tap[..., None] * wk[fy, fx]                          # checked in prepare
         acc = acc.reshape(n, p["out_h"], p["out_w"], p["out_c"]).astype(np.int64)
         if b is not None:

@@ -8,6 +8,7 @@ import numpy as np
 from .common import activation_tensor, fail, requantize, scale, weighted_requantization, weights_and_bias
 
 KINDS = ("fully_connected",)
+INT16_KINDS = KINDS                   # 16x8: int16 in and out, int64 bias and accumulator
 INPUTS = (2, 3)                       # input, weight[, bias]
 
 
@@ -45,7 +46,8 @@ def check_bias_against_output(op, x, w_scales, bias, out):
 
 def run(op, p, x, w, b=None):
     n = x.shape[0]
-    # (N, in) + input_offset, times (in, units): exact in float64 (|acc| < 2^31 < 2^53)
+    # (N, in) + input_offset, times (in, units): exact in float64 (|acc| < 2^31, or 2^47
+    # in 16x8, < 2^53)
     xs = x.reshape(n, -1).astype(np.float64) + p["input_offset"]
     acc = (xs @ w.astype(np.float64).T).astype(np.int64)           # (N, units)
     if b is not None:

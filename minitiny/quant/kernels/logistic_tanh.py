@@ -4,6 +4,10 @@ logistic / tanh, then the output in its fixed quantization (1/256, -128 and 1/12
 TFLM: micro/kernels/logistic_common.cc and tanh_common.cc CalculateArithmeticOpData
 (Prepare), reference/integer_ops/logistic.h and tanh.h (Eval). The two differ only in the
 fixed-point function and the output's quantization.
+
+16x8 (int16 in, int16 out with scale 1/32768 and zero point 0): TFLM interpolates one table
+of sigmoid(i / 24) instead (tanh(x) = 2 sigmoid(2x) - 1), on the input rescaled so that
++-2^17 stands for +-10.7 (`prepare_int16`, `run_int16`).
 """
 import numpy as np
 
@@ -11,6 +15,7 @@ from .. import fixedpoint as fp
 from .common import INT8_MAX, INT8_MIN, check_output_quantization, fail, input_and_output, scale, size
 
 KINDS = ("logistic", "tanh")
+INT16_KINDS = KINDS
 INPUTS = (1, 1)
 INPUT_INTEGER_BITS = 4                # kInputIntegerBits: the rescaled input is Q4.27
 MIN_INPUT_SCALE, MAX_INPUT_SCALE = 2.0 ** -28, 2.0 ** 35    # input_left_shift in [0, 62]
@@ -18,6 +23,8 @@ MIN_INPUT_SCALE, MAX_INPUT_SCALE = 2.0 ** -28, 2.0 ** 35    # input_left_shift i
 
 def prepare(op, tensors, single_rounding):
     x, out = input_and_output(op, tensors, same_shape=True)
+    if x.dtype == "int16":
+        return prepare_int16(op, x, out)
     if op.kind == "logistic":
         check_output_quantization(op, out, 1 / 256, -128)
     else:
@@ -43,6 +50,8 @@ def prepare(op, tensors, single_rounding):
 
 
 def run(op, p, x):
+    if p["dtype"] == "int16":
+        return run_int16(op, p, x)
     xi = x.astype(np.int64) - p["input_zero_point"]
     radius = p["input_range_radius"]
     inside = np.where(np.abs(xi) < radius, xi, 0)
@@ -56,3 +65,56 @@ def run(op, p, x):
         y = np.clip(fp.rounding_divide_by_pot(q0, 31 - 7), INT8_MIN, INT8_MAX)
     y = np.where(xi <= -radius, INT8_MIN, np.where(xi >= radius, INT8_MAX, y))
     return y.astype(np.int8)
+
+
+# -- 16x8 ----------------------------------------------------------------------------------
+INT16_INPUT_INTEGER_BITS = 3
+SIGMOID_TABLE = np.array(fp.SIGMOID_TABLE_UINT16, dtype=np.int64)
+
+
+def prepare_int16(op, x, out):
+    """logistic_common.cc / tanh.cc for int16 (CalculateArithmeticOpData): the input is
+    multiplied by input_multiplier / 2^input_left_shift onto the table's scale 1/(3 * 4096).
+    A power-of-two input scale with no shift left (LOGISTIC: shift 0; TANH: 0 or 1) is kept
+    exact as multiplier 0 (Eval then multiplies by 3 << shift)."""
+    pot, out_log2 = fp.checked_log2(scale(out))
+    if not pot or out_log2 != -15 or int(out.zero_point) != 0:
+        fail(op, f"output {out.name!r} must have scale 1/32768 and zero point 0 (TFLM's int16 "
+                 f"kernel fixes them), got {float(out.scale)}, {int(out.zero_point)}")
+    pot, log2 = fp.checked_log2(scale(x))
+    left_shift = (15 - INT16_INPUT_INTEGER_BITS) + log2
+    if pot and (left_shift == 0 or (op.kind == "tanh" and left_shift == 1)):
+        return dict(input_multiplier=0, input_left_shift=left_shift, size=size(x), macs=0)
+    multiplier = np.float64(scale(x)) * 4096.0 * 3.0
+    left_shift = 0
+    while multiplier <= 32767.0 / 2.0 and left_shift <= 30:
+        left_shift += 1
+        multiplier *= 2.0
+    if multiplier > 32767:      # TFLM's DCHECK; the int32 product q * multiplier would overflow
+        fail(op, f"input {x.name!r}: scale {float(scale(x)):.3g} is above 32767 / 12288, where "
+                 f"TFLM's int16 {op.kind.upper()} stops (every input beyond 10.7 saturates anyway)")
+    return dict(input_multiplier=int(multiplier), input_left_shift=left_shift, size=size(x), macs=0)
+
+
+def run_int16(op, p, x):
+    """reference_integer_ops::Logistic / Tanh for int16 (TFLM integer_ops/logistic.h, tanh.h)."""
+    multiplier, left_shift = p["input_multiplier"], p["input_left_shift"]
+    if multiplier == 0:                 # a power-of-two scale
+        multiplier, left_shift = 3 << left_shift, 0
+    rounding = (1 << (left_shift - 1)) if left_shift > 0 else 0
+    v = (x.astype(np.int64) * multiplier + rounding) >> left_shift     # 1/(3*4096) per unit
+    a = np.abs(v)
+    if op.kind == "logistic":
+        # the table's step is 2^9 units; the low 9 bits interpolate; result Q0.16 << 9
+        uh = np.minimum(a >> 9, 254)
+        ua, ub = SIGMOID_TABLE[uh], SIGMOID_TABLE[uh + 1]
+        result = np.where(a >> 9 >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
+        result = np.where(v >= 0, result + (1 << 9), (1 << (16 + 9)) - result + (1 << 9) - 1)
+        return (result >> 10).astype(np.int16)
+    # tanh(x) = 2 sigmoid(2x) - 1: the same table at twice the input (steps of 2^8)
+    uh = np.minimum(a >> 8, 254)
+    ua, ub = SIGMOID_TABLE[uh], SIGMOID_TABLE[uh + 1]
+    result = np.where(a >> 8 >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
+    result = np.where(v >= 0, result - (1 << (14 + 9)) + (1 << (9 - 2)),
+                      -result + (1 << (14 + 9)) + (1 << (9 - 2)) - 1)
+    return (result >> (9 - 1)).astype(np.int16)

@@ -6,9 +6,10 @@ QuantizedMeanOrSum (Eval).
 import numpy as np
 
 from .. import fixedpoint as fp
-from .common import INT8_MAX, INT8_MIN, check_multiplier, fail, input_and_output, scale
+from .common import LIMITS, check_multiplier, fail, input_and_output, scale
 
 KINDS = ("mean",)
+INT16_KINDS = KINDS                   # 16x8: the same arithmetic, clamped to int16
 INPUTS = (1, 1)
 
 
@@ -22,7 +23,8 @@ def prepare(op, tensors, single_rounding):
     want = (1, 1, c) if op.options.get("keep_dims", False) else (c,)
     if out.shape != want:
         fail(op, f"output {out.name!r} has shape {out.shape}, expected {want}")
-    if h * w * 255 > fp.INT32_MAX:
+    lo, hi = LIMITS[x.dtype]
+    if h * w * (hi - lo) > fp.INT32_MAX:
         fail(op, f"the int32 sum over {h}x{w} values could overflow")
     # reduce_common.cc PrepareMeanOrSumHelper (TFLM): real = s_in / s_out, in double ...
     real = np.float64(scale(x)) / np.float64(scale(out))
@@ -47,4 +49,4 @@ def run(op, p, x):
     shifted_sum = total - p["input_zero_point"] * p["count"]
     result = fp.multiply_by_quantized_multiplier(shifted_sum, p["output_multiplier"], p["output_shift"],
                                                  p["single_rounding"]) + p["output_zero_point"]
-    return np.clip(result, INT8_MIN, INT8_MAX).astype(np.int8)
+    return np.clip(result, *LIMITS[p["dtype"]]).astype(p["dtype"])

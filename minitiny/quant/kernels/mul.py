@@ -14,6 +14,7 @@ from .common import (activation_range, binary_operands, broadcast_params, check_
                      clamped, elementwise, scale)
 
 KINDS = ("mul",)
+INT16_KINDS = KINDS                   # 16x8: |q_1 * q_2| <= 2^30 still fits int32
 INPUTS = (2, 2)
 
 
@@ -22,7 +23,8 @@ def prepare(op, tensors, single_rounding):
     real = np.float64(scale(a)) * np.float64(scale(b)) / np.float64(scale(out))
     check_multiplier(op, real, "s_1 * s_2 / s_out")
     mult, shift = fp.quantize_multiplier(real, single_rounding)
-    act_min, act_max = activation_range(op.options.get("activation", "none"), scale(out), out.zero_point)
+    act_min, act_max = activation_range(op.options.get("activation", "none"), scale(out),
+                                        out.zero_point, out.dtype)
     return dict(broadcast_params(a, b, out),
                 input1_offset=-int(a.zero_point), input2_offset=-int(b.zero_point),
                 output_offset=int(out.zero_point), output_multiplier=mult, output_shift=shift,

@@ -5,10 +5,11 @@ TFLM: micro/kernels/pooling_common.cc (Prepare), reference/integer_ops/pooling.h
 """
 import numpy as np
 
-from .common import (INT8_MIN, activation_range, fail, input_and_output, padded, same_quantization,
+from .common import (LIMITS, activation_range, fail, input_and_output, padded, same_quantization,
                      scale, spatial, taps)
 
 KINDS = ("max_pool_2d", "average_pool_2d")
+INT16_KINDS = KINDS                   # 16x8: the same loops on int16
 INPUTS = (1, 1)
 
 
@@ -21,7 +22,8 @@ def prepare(op, tensors, single_rounding):
         fail(op, f"pool_size must be two positive integers, got {pool}")
     same_quantization(op, x, out)
     geometry = spatial(op, x, out, pool[0], pool[1], x.shape[2])
-    act_min, act_max = activation_range(op.options.get("activation", "none"), scale(out), out.zero_point)
+    act_min, act_max = activation_range(op.options.get("activation", "none"), scale(out),
+                                        out.zero_point, out.dtype)
     return dict(channels=x.shape[2], pool_h=int(pool[0]), pool_w=int(pool[1]), act_min=act_min,
                 act_max=act_max, macs=geometry["out_h"] * geometry["out_w"] * x.shape[2] * pool[0] * pool[1],
                 **geometry)
@@ -34,12 +36,13 @@ def run(op, p, x):
 
 
 def run_max_pool_2d(p, x):
-    # Padded taps never win: they hold a value below every int8.
-    xp = padded(x.astype(np.int16), p, p["pool_h"], p["pool_w"], INT8_MIN - 1)
-    result = np.full((x.shape[0], p["out_h"], p["out_w"], p["channels"]), INT8_MIN - 1, np.int16)
+    # Padded taps never win: they hold a value below every int8 (int16).
+    below = LIMITS[p["dtype"]][0] - 1
+    xp = padded(x.astype(np.int32), p, p["pool_h"], p["pool_w"], below)
+    result = np.full((x.shape[0], p["out_h"], p["out_w"], p["channels"]), below, np.int32)
     for _, _, tap in taps(xp, p, p["pool_h"], p["pool_w"]):
         np.maximum(result, tap, out=result)
-    return np.clip(result, p["act_min"], p["act_max"]).astype(np.int8)
+    return np.clip(result, p["act_min"], p["act_max"]).astype(p["dtype"])
 
 
 def run_average_pool_2d(p, x):
@@ -56,4 +59,4 @@ def run_average_pool_2d(p, x):
     # C's (acc + count/2) / count for acc > 0 and (acc - count/2) / count otherwise, written
     # on |acc| so NumPy's flooring // equals C's truncation.
     acc = np.sign(acc) * ((np.abs(acc) + count // 2) // count)
-    return np.clip(acc, p["act_min"], p["act_max"]).astype(np.int8)
+    return np.clip(acc, p["act_min"], p["act_max"]).astype(p["dtype"])

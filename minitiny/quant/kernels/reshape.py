@@ -2,6 +2,7 @@
 from .common import fail, input_and_output, same_quantization, size
 
 KINDS = ("reshape",)
+INT16_KINDS = KINDS
 INPUTS = (1, 1)
 
 

@@ -1,0 +1,347 @@
+"""TFLite's 16x8 scheme: int16 activations (zero point 0), int8 weights, int64 bias.
+
+Every op kind that runs in 16x8 (minitiny.quant.kernels.INT16_KINDS) is drawn here with
+random shapes, scales, weights and biases and run two ways on int16 inputs that include
+-32768 and 32767: minitiny's NumPy reference and TensorFlow Lite Micro's interpreter on the
+`.tflite` file minitiny's writer makes. The outputs must be identical. Hypothesis draws the
+configurations (a few large or extreme ones per CI run, many under
+HYPOTHESIS_PROFILE=thorough). The importer is checked on the writer's files with float32
+edges, and the checks of Prepare name what they refuse.
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import int8_oracle as O
+from minitiny.quant import kernels
+from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
+from minitiny.quant.tflite_io import to_tflite
+from minitiny.quant.tflite_read import from_tflite, run_tflm_int8
+
+pytestmark = O.requires_tflm
+FEW = settings(max_examples=max(4, settings().max_examples // 5))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def report_tally(request):
+    yield
+    O.print_tally(request, "16x8 kernels vs TFLM")
+
+
+# ---------------------------------------------------------------------------------------
+# Building 16x8 models
+# ---------------------------------------------------------------------------------------
+def act(name, shape, scale):
+    """An int16 activation: symmetric, zero point 0."""
+    return QTensor(name, shape, "int16", np.float32(scale), 0)
+
+
+def int16_input(rng, shape, n=6):
+    """(n, *shape) int16, uniform, with -32768 and 32767 planted in every sample."""
+    x = rng.integers(-32768, 32768, size=(n,) + tuple(shape)).astype(np.int16)
+    flat = x.reshape(n, -1)
+    flat[:, 0], flat[:, -1] = -32768, 32767
+    return x
+
+
+def model(name, tensors, ops, inputs, outputs):
+    return QModel(name, {t.name: t for t in tensors}, ops, inputs, outputs)
+
+
+def weighted(kind, rng, in_shape, s_in, spread, activation, bias, **cfg):
+    """One FC / conv / depthwise op on an int16 input, its output scale set so the typical
+    output is spread * 2^13 (spread 1: well inside int16, 100: mostly saturated)."""
+    if kind == "fully_connected":
+        w_shape, axis, fan_in = (cfg["units"], int(np.prod(in_shape))), 0, int(np.prod(in_shape))
+        options = {"activation": activation}
+    elif kind == "conv_2d":
+        k = cfg["kernel"]
+        w_shape, axis, fan_in = (cfg["out_c"], k, k, in_shape[2]), 0, k * k * in_shape[2]
+        options = {"stride": (cfg["stride"],) * 2, "padding": cfg["padding"], "activation": activation}
+    else:
+        k, m = cfg["kernel"], cfg["depth_multiplier"]
+        w_shape, axis, fan_in = (1, k, k, in_shape[2] * m), 3, k * k
+        options = {"stride": (cfg["stride"],) * 2, "padding": cfg["padding"], "depth_multiplier": m,
+                   "activation": activation}
+    n_out = w_shape[axis]
+    s_w = O.log_uniform(rng, 1e-3, 1e-1, n_out if cfg.get("per_channel", True) else None)
+    w = rng.integers(-127, 128, size=w_shape).astype(np.int8)
+    s_out = np.float32(s_in * float(np.max(s_w)) * 127 * 16384 * np.sqrt(fan_in) / (spread * 8192))
+    tensors = [act("x", in_shape, s_in),
+               QTensor("w", w_shape, "int8", s_w, np.zeros(np.shape(s_w), np.int32), w,
+                       axis if np.ndim(s_w) else 0)]
+    inputs = ["x", "w"]
+    if bias:
+        b_scale = (np.float32(s_in) * np.broadcast_to(s_w, (n_out,))).astype(np.float32)
+        b = rng.integers(-(1 << 30), 1 << 30, n_out, dtype=np.int64) * rng.integers(1, 1 << 8, n_out)
+        tensors.append(QTensor("b", (n_out,), "int64", b_scale, np.zeros(n_out, np.int32), b))
+        inputs.append("b")
+    probe = model("probe", tensors + [act("y", (1,), s_out)], [], ["x"], ["x"])
+    out_shape = _output_shape(kind, probe, in_shape, w_shape, options)
+    tensors.append(act("y", out_shape, s_out))
+    return model(kind, tensors, [QOp(kind, "op", inputs, ["y"], options)], ["x"], ["y"])
+
+
+def _output_shape(kind, probe, in_shape, w_shape, options):
+    if kind == "fully_connected":
+        return (w_shape[0],)
+    from minitiny import geometry
+    k, s = w_shape[1], options["stride"][0]
+    return (geometry.out_size(options["padding"], in_shape[0], k, s),
+            geometry.out_size(options["padding"], in_shape[1], k, s),
+            w_shape[0] if kind == "conv_2d" else w_shape[3])
+
+
+def check(m, rng, n=6, label=None):
+    xs = [int16_input(rng, m.tensors[name].shape, n) for name in m.inputs]
+    return O.check_against_tflm(m, xs, label=label or f"{m.ops[-1].kind} 16x8")
+
+
+# ---------------------------------------------------------------------------------------
+# The weighted ops
+# ---------------------------------------------------------------------------------------
+activations = st.sampled_from(["none", "relu", "relu6"])
+spreads = st.sampled_from([0.5, 1.0, 4.0, 100.0])
+input_scales = st.floats(-6, 1).map(lambda e: np.float32(10.0 ** e))
+
+
+@given(seed=st.integers(0, 2 ** 31), in_features=st.integers(1, 40), units=st.integers(1, 12),
+       per_channel=st.booleans(), bias=st.booleans(), activation=activations, spread=spreads,
+       s_in=input_scales)
+def test_fully_connected(seed, in_features, units, per_channel, bias, activation, spread, s_in):
+    rng = np.random.default_rng(seed)
+    check(weighted("fully_connected", rng, (in_features,), s_in, spread, activation, bias,
+                   units=units, per_channel=per_channel), rng)
+
+
+windowed = dict(seed=st.integers(0, 2 ** 31), h=st.integers(1, 9), w=st.integers(1, 9),
+                c=st.integers(1, 4), kernel=st.integers(1, 4), stride=st.integers(1, 3),
+                padding=st.sampled_from(["same", "valid"]), activation=activations, spread=spreads,
+                s_in=input_scales)
+
+
+@given(out_c=st.integers(1, 5), bias=st.booleans(), **windowed)
+def test_conv_2d(seed, h, w, c, kernel, stride, padding, activation, spread, s_in, out_c, bias):
+    if padding == "valid" and kernel > min(h, w):
+        kernel = min(h, w)
+    rng = np.random.default_rng(seed)
+    check(weighted("conv_2d", rng, (h, w, c), s_in, spread, activation, bias, out_c=out_c,
+                   kernel=kernel, stride=stride, padding=padding), rng)
+
+
+@given(depth_multiplier=st.integers(1, 3), **windowed)
+def test_depthwise_conv_2d(seed, h, w, c, kernel, stride, padding, activation, spread, s_in,
+                           depth_multiplier):
+    if padding == "valid" and kernel > min(h, w):
+        kernel = min(h, w)
+    rng = np.random.default_rng(seed)
+    check(weighted("depthwise_conv_2d", rng, (h, w, c), s_in, spread, activation, True,
+                   kernel=kernel, stride=stride, padding=padding,
+                   depth_multiplier=depth_multiplier), rng)
+
+
+@FEW
+@given(seed=st.integers(0, 2 ** 31), kind=st.sampled_from(["fully_connected", "conv_2d"]))
+def test_large_fan_in_with_int64_bias(seed, kind):
+    """Where users go: fan-ins in the thousands, biases far beyond int32, the int64
+    accumulator near what TFLM's int64 requantization takes (|acc| < 2^47)."""
+    rng = np.random.default_rng(seed)
+    if kind == "fully_connected":
+        m = weighted(kind, rng, (2000,), np.float32(1e-4), 1.0, "none", True, units=4)
+    else:
+        m = weighted(kind, rng, (12, 12, 64), np.float32(1e-4), 1.0, "relu", True, out_c=3,
+                     kernel=5, stride=2, padding="same")
+    b = m.tensors["b"]
+    b.data = (rng.choice([-1, 1], b.shape) * (rng.integers(1, 1 << 8, b.shape) << 36)).astype(np.int64)
+    m.prepare()
+    check(m, rng, n=3, label=f"{kind} 16x8, large")
+
+
+# ---------------------------------------------------------------------------------------
+# Pools, mean, element-wise, softmax, logistic, tanh, reshape
+# ---------------------------------------------------------------------------------------
+@given(seed=st.integers(0, 2 ** 31), kind=st.sampled_from(["max_pool_2d", "average_pool_2d"]),
+       h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 4), pool=st.integers(1, 4),
+       stride=st.integers(1, 3), padding=st.sampled_from(["same", "valid"]), activation=activations,
+       s=input_scales)
+def test_pools(seed, kind, h, w, c, pool, stride, padding, activation, s):
+    from minitiny import geometry
+    if padding == "valid":
+        pool = min(pool, h, w)
+    out = (geometry.out_size(padding, h, pool, stride), geometry.out_size(padding, w, pool, stride), c)
+    m = model(kind, [act("x", (h, w, c), s), act("y", out, s)],
+              [QOp(kind, "op", ["x"], ["y"], {"pool_size": (pool, pool), "stride": (stride, stride),
+                                              "padding": padding, "activation": activation})],
+              ["x"], ["y"])
+    check(m, np.random.default_rng(seed))
+
+
+@given(seed=st.integers(0, 2 ** 31), h=st.integers(1, 12), w=st.integers(1, 12), c=st.integers(1, 5),
+       keep_dims=st.booleans(), s_in=input_scales, ratio=st.floats(-2, 2))
+def test_mean(seed, h, w, c, keep_dims, s_in, ratio):
+    out = (1, 1, c) if keep_dims else (c,)
+    m = model("mean", [act("x", (h, w, c), s_in), act("y", out, s_in * np.float32(10.0 ** ratio))],
+              [QOp("mean", "op", ["x"], ["y"], {"axes": (0, 1), "keep_dims": keep_dims})], ["x"], ["y"])
+    check(m, np.random.default_rng(seed))
+
+
+@given(seed=st.integers(0, 2 ** 31), kind=st.sampled_from(["add", "sub", "mul"]),
+       shapes=st.sampled_from([((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 3, 4), (3, 1)),
+                               ((5,), (1,)), ((2, 1, 3), (2, 4, 1))]),
+       constant=st.booleans(), swap=st.booleans(), activation=activations,
+       e1=st.floats(-5, 0), e2=st.floats(-5, 0), e_out=st.floats(-1, 1))
+def test_elementwise(seed, kind, shapes, constant, swap, activation, e1, e2, e_out):
+    rng = np.random.default_rng(seed)
+    (sa, sb), (s1, s2) = shapes, (np.float32(10.0 ** e1), np.float32(10.0 ** e2))
+    out_shape = np.broadcast_shapes((1,) + sa, (1,) + sb if not constant else sb)[1:]
+    if constant:
+        b = QTensor("b", sb, "int16", s2, 0, rng.integers(-32768, 32768, sb).astype(np.int16))
+    else:
+        b = act("b", sb, s2)
+        out_shape = np.broadcast_shapes(sa, sb)
+    s_out = (s1 * s2 * 32768 if kind == "mul" else max(s1, s2)) * np.float32(10.0 ** e_out)
+    names = ["a", "b"][::-1] if swap else ["a", "b"]
+    options = {"activation": activation}
+    m = model(kind, [act("a", sa, s1), b, act("y", tuple(out_shape), s_out)],
+              [QOp(kind, "op", names, ["y"], options)], ["a"] if constant else ["a", "b"], ["y"])
+    check(m, rng)
+
+
+# the output quantization TFLM's int16 SOFTMAX, LOGISTIC and TANH fix
+FIXED = act("y", (1,), 1 / 32768)
+
+
+@given(seed=st.integers(0, 2 ** 31), kind=st.sampled_from(["softmax", "logistic", "tanh"]),
+       shape=st.sampled_from([(10,), (3, 7), (2, 2, 33), (1,)]),
+       e=st.floats(-7, 0.4), power_of_two=st.booleans(), beta=st.sampled_from([1.0, 0.5, 2.0]))
+def test_softmax_logistic_tanh(seed, kind, shape, e, power_of_two, beta):
+    """Power-of-two input scales take TFLM's exact multiplier path in LOGISTIC and TANH
+    (2^-12, and 2^-11 for TANH); any other scale its general one."""
+    s = np.float32(2.0 ** -int(np.clip(round(-e * 3.3), 0, 20))) if power_of_two else np.float32(10.0 ** e)
+    if power_of_two and seed % 2:
+        s = np.float32(2.0 ** (-12 + (seed // 2) % 2 * (kind == "tanh")))
+    options = {"beta": beta} if kind == "softmax" else {}
+    m = model(kind, [act("x", shape, s), act("y", shape, FIXED.scale)],
+              [QOp(kind, "op", ["x"], ["y"], options)], ["x"], ["y"])
+    check(m, np.random.default_rng(seed))
+
+
+@FEW
+@given(seed=st.integers(0, 2 ** 31), depth=st.sampled_from([1000, 4096]), e=st.floats(-6, -2))
+def test_softmax_wide(seed, depth, e):
+    """A wide softmax (spectrogram bins, a vocabulary): the sum of exps over thousands."""
+    m = model("softmax", [act("x", (depth,), np.float32(10.0 ** e)), act("y", (depth,), 1 / 32768)],
+              [QOp("softmax", "op", ["x"], ["y"], {"beta": 1.0})], ["x"], ["y"])
+    check(m, np.random.default_rng(seed), n=3, label="softmax 16x8, wide")
+
+
+def test_logistic_tanh_every_input():
+    """All 65536 int16 inputs, at a general and at a power-of-two scale."""
+    x = np.arange(-32768, 32768, dtype=np.int16).reshape(16, 4096)
+    for kind in ("logistic", "tanh"):
+        for s in (np.float32(3.7e-4), np.float32(2.0 ** -12)):
+            m = model(kind, [act("x", (4096,), s), act("y", (4096,), 1 / 32768)],
+                      [QOp(kind, "op", ["x"], ["y"])], ["x"], ["y"])
+            O.check_against_tflm(m, x, label=f"{kind} 16x8, every input")
+
+
+# ---------------------------------------------------------------------------------------
+# A 16x8 CNN through the writer and the importer
+# ---------------------------------------------------------------------------------------
+def small_cnn(rng):
+    """conv (relu) -> depthwise -> max pool -> average pool -> reshape -> add (constant)
+    -> fully connected -> tanh ... and a softmax head: a 16x8 CNN built by hand."""
+    s = np.float32(2e-4)
+    conv = weighted("conv_2d", rng, (8, 8, 2), s, 1.0, "relu", True, out_c=4, kernel=3, stride=1,
+                    padding="same")
+    t = dict(conv.tensors)
+    s1 = t["y"].scale
+    w_dw = rng.integers(-127, 128, (1, 3, 3, 4)).astype(np.int8)
+    s_dw = O.log_uniform(rng, 1e-3, 1e-2, 4)
+    extra = [QTensor("w_dw", (1, 3, 3, 4), "int8", s_dw, np.zeros(4, np.int32), w_dw, 3),
+             QTensor("b_dw", (4,), "int64", (s1 * s_dw).astype(np.float32), np.zeros(4, np.int32),
+                     rng.integers(-(1 << 20), 1 << 20, 4)),
+             act("dw", (8, 8, 4), s1 * 2), act("mp", (4, 4, 4), s1 * 2), act("ap", (2, 2, 4), s1 * 2),
+             act("flat", (16,), s1 * 2),
+             QTensor("c", (16,), "int16", np.float32(1e-3), 0, rng.integers(-32768, 32768, 16).astype(np.int16)),
+             act("sum", (16,), s1 * 4),
+             QTensor("w_fc", (5, 16), "int8", np.float32(0.01), 0, rng.integers(-127, 128, (5, 16)).astype(np.int8)),
+             act("fc", (5,), np.float32(1e-3)), act("prob", (5,), 1 / 32768)]
+    ops = conv.ops + [
+        QOp("depthwise_conv_2d", "dw", ["y", "w_dw", "b_dw"], ["dw"], {"padding": "same"}),
+        QOp("max_pool_2d", "mp", ["dw"], ["mp"], {"pool_size": (2, 2), "stride": (2, 2)}),
+        QOp("average_pool_2d", "ap", ["mp"], ["ap"], {"pool_size": (2, 2), "stride": (2, 2)}),
+        QOp("reshape", "flat", ["ap"], ["flat"]),
+        QOp("add", "sum", ["flat", "c"], ["sum"]),
+        QOp("fully_connected", "fc", ["sum", "w_fc"], ["fc"]),
+        QOp("softmax", "prob", ["fc"], ["prob"])]
+    return model("cnn16", list(t.values()) + extra, ops, ["x"], ["prob"])
+
+
+@pytest.mark.parametrize("edges", [("int16", "int16"), ("float32", "float32"), ("int8", "float32")])
+def test_cnn_through_writer_and_importer(edges):
+    """The writer's file, with int16 or float32 edges, imports back to the same model (the
+    same tensor types, the same outputs) and runs in TFLM to the same bits."""
+    rng = np.random.default_rng(7)
+    m = small_cnn(rng)
+    data = to_tflite(m, *edges)
+    back = from_tflite(data)
+    assert [t.dtype for t in back.tensors.values()].count("int64") == 2
+    assert back.input.dtype == back.output.dtype == "int16"
+    x = int16_input(rng, m.input.shape, 16)
+    ours = m.predict_int8(x)
+    np.testing.assert_array_equal(back.predict_int8(x), ours)
+    np.testing.assert_array_equal(run_tflm_int8(data, x), ours)
+    # predict takes floats, quantizes them to int16 and gives floats back
+    real = m.input.dequantize(x)
+    np.testing.assert_allclose(m.predict(real), m.output.dequantize(ours))
+
+
+# ---------------------------------------------------------------------------------------
+# What Prepare refuses, by name
+# ---------------------------------------------------------------------------------------
+def _refused(m_args, fragment):
+    with pytest.raises(GraphError) as e:
+        model(*m_args)
+    assert fragment in str(e.value), str(e.value)
+
+
+def test_refusals_name_the_problem():
+    x, y = act("x", (4,), 0.01), act("y", (4,), 0.01)
+    # int16 with a zero point: the 16x8 scheme is symmetric
+    _refused(("m", [QTensor("x", (4,), "int16", 0.01, 3), y], [QOp("reshape", "r", ["x"], ["y"])],
+              ["x"], ["y"]), "must have zero point 0")
+    # int8 in, int16 out
+    _refused(("m", [QTensor("x", (4,), "int8", 0.01, 0), y], [QOp("reshape", "r", ["x"], ["y"])],
+              ["x"], ["y"]), "mixes int8 and int16")
+    # an op without a 16x8 kernel
+    _refused(("m", [x, y], [QOp("relu", "r", ["x"], ["y"])], ["x"], ["y"]), "no 16x8")
+    # a 16x8 weighted op with an int32 bias
+    w = QTensor("w", (4, 4), "int8", 0.01, 0, np.ones((4, 4), np.int8))
+    b = QTensor("b", (4,), "int32", np.float32(1e-4), 0, np.ones(4, np.int32))
+    _refused(("m", [x, w, b, y], [QOp("fully_connected", "f", ["x", "w", "b"], ["y"])], ["x"], ["y"]),
+             "constant int64 tensor")
+    # an int8 constant operand in a 16x8 add
+    c = QTensor("c", (4,), "int8", 0.01, 0, np.ones(4, np.int8))
+    _refused(("m", [x, c, y], [QOp("add", "a", ["x", "c"], ["y"])], ["x"], ["y"]), "is int8")
+    # TFLM's int16 softmax, logistic, tanh fix the output quantization
+    for kind in ("softmax", "logistic", "tanh"):
+        _refused(("m", [x, y], [QOp(kind, "s", ["x"], ["y"])], ["x"], ["y"]), "scale 1/32768")
+    # a multiplier beyond TFLM's int64 requantization (shift < 8)
+    w = QTensor("w", (4, 4), "int8", 1.0, 0, np.ones((4, 4), np.int8))
+    _refused(("m", [act("x", (4,), 1.0), w, act("y", (4,), 1e-3)],
+              [QOp("fully_connected", "f", ["x", "w"], ["y"])], ["x"], ["y"]), "shift < 8")
+
+
+def test_int8_models_are_unchanged():
+    """An int8 op's params say dtype int8, and its output is int8 (the 16x8 paths are
+    chosen by the tensors' dtype only)."""
+    m = O.single_op_model(0, "conv_2d", (5, 5, 2), out_c=3)
+    assert m.ops[0].params["dtype"] == "int8"
+    assert m.predict_int8(O.int8_input(np.random.default_rng(0), m.input.shape)).dtype == np.int8
+    assert set(kernels.INT16_KINDS) >= {"fully_connected", "conv_2d", "depthwise_conv_2d", "softmax"}
+
+
+def test_the_table_of_supported_ops_says_int16x8_where_a_kernel_runs_it():
+    from minitiny.quant import supported
+    assert {b.kind for b in supported.OPS if b.kind and "int16x8" in b.modes} == set(kernels.INT16_KINDS)
