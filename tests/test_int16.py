@@ -345,3 +345,15 @@ def test_int8_models_are_unchanged():
 def test_the_table_of_supported_ops_says_int16x8_where_a_kernel_runs_it():
     from minitiny.quant import supported
     assert {b.kind for b in supported.OPS if b.kind and "int16x8" in b.modes} == set(kernels.INT16_KINDS)
+
+
+@given(seed=st.integers(0, 2 ** 31), axis=st.integers(0, 2), n=st.integers(2, 4), s=input_scales)
+def test_concatenation(seed, axis, n, s):
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(int(rng.integers(1, 4)) if d == axis else 3 for d in range(3)) for _ in range(n)]
+    out = list(shapes[0])
+    out[axis] = sum(sh[axis] for sh in shapes)
+    names = [f"x{i}" for i in range(n)]
+    m = model("concatenation", [act(nm, sh, s) for nm, sh in zip(names, shapes)] + [act("y", tuple(out), s)],
+              [QOp("concatenation", "op", names, ["y"], {"axis": axis})], names, ["y"])
+    check(m, rng)

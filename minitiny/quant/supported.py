@@ -64,7 +64,7 @@ OPS = (
     Builtin("PRELU", "prelu", None, ("int8",),
             "alpha a constant that broadcasts (Keras' PReLU: one per channel)", c=False),
     Builtin("HARD_SWISH", "hard_swish", None, ("int8",), "TFLM's int16 fixed-point kernel", c=False),
-    Builtin("CONCATENATION", "concatenation", "ConcatenationOptions", ("int8",),
+    Builtin("CONCATENATION", "concatenation", "ConcatenationOptions", ("int8", "int16x8"),
             "any axis but the batch one, up to 10 inputs, rank <= 6, no fused activation; the "
             "inputs share the output's scale and zero point (TFLM copies bytes, it does not "
             "requantize)", c=False),
