@@ -33,10 +33,18 @@ output types unless the model keeps float edges on purpose.
                                hard_swish after Conv2D / Dense (LEAKY_RELU, PRELU, HARD_SWISH)
     lstm_state.tflite          a tf_keras (Keras 2) LSTM: UNIDIRECTIONAL_SEQUENCE_LSTM with variable
                                state tensors, which the import error must name as such
+    cnn_16x8.tflite            a CNN in TFLite's 16x8 mode (`supported_ops =
+                               [EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]`:
+                               int16 activations, int8 weights, int64 bias), int16 edges:
+                               CONV_2D, DEPTHWISE_CONV_2D, ADD, MAX/AVERAGE_POOL_2D, MEAN,
+                               FULLY_CONNECTED, TANH, LOGISTIC, SOFTMAX
+    cnn_16x8_float_edges.tflite  the same model with float32 edges (QUANTIZE to int16,
+                               DEQUANTIZE from int16)
 
 For the files minitiny imports since issue 19, `NAME.expected.npz` holds int8 inputs `x`
 (random over the full int8 range, then the representative data quantized) and TFLite
-Micro's int8 outputs `y` for them (tflite-micro installed beside TensorFlow).
+Micro's int8 outputs `y` for them (tflite-micro installed beside TensorFlow); int16 ones
+for the 16x8 files.
 
 Also written: manifest.json with the TensorFlow version and each file's size and SHA-256
 (tests/test_tflite_import.py checks the files against it). Seeds are fixed: a second run
@@ -163,17 +171,34 @@ def lstm_state():
     return tf_keras.Model(x, tf_keras.layers.Dense(2)(tf_keras.layers.LSTM(8)(x)))
 
 
+def cnn_16x8():
+    """An audio-style CNN for TFLite's 16x8 mode: a (16, 10) spectrogram patch in."""
+    x = keras.Input((16, 10, 1))
+    a = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(x)
+    b = keras.layers.DepthwiseConv2D(3, padding="same", activation="relu6")(a)
+    h = keras.layers.Add()([a, b])
+    h = keras.layers.MaxPooling2D(2)(h)
+    h = keras.layers.Conv2D(8, 3, strides=2, padding="same")(h)
+    h = keras.layers.AveragePooling2D(2, padding="same")(h)
+    h = keras.layers.GlobalAveragePooling2D()(h)                      # MEAN over H, W
+    h = keras.layers.Dense(12, activation="tanh")(h)
+    h = keras.layers.Dense(8, activation="sigmoid")(h)
+    return keras.Model(x, keras.layers.Dense(4, activation="softmax")(h))
+
+
 def expected_outputs(data, shape, seed):
     """(x, y): int8 inputs over the full range and in distribution, and TFLite Micro's int8
-    outputs for them, one invocation per sample."""
+    outputs for them, one invocation per sample (int16 for a 16x8 model with int16 edges)."""
     from tflite_micro.python.tflite_micro import runtime
     interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
     details = interp.get_input_details(0)
     s, z = details["quantization_parameters"]["scales"][0], details["quantization_parameters"]["zero_points"][0]
+    info = np.iinfo(details["dtype"])
     rng = np.random.default_rng(seed)
-    wide = rng.integers(-128, 128, size=(64,) + shape).astype(np.int8)
-    wide[0], wide[1] = -128, 127
-    typical = np.clip(np.round(representative(shape, seed=seed + 1) / s) + z, -128, 127).astype(np.int8)
+    wide = rng.integers(info.min, info.max + 1, size=(64,) + shape).astype(info.dtype)
+    wide[0], wide[1] = info.min, info.max
+    typical = np.clip(np.round(representative(shape, seed=seed + 1) / s) + z, info.min,
+                      info.max).astype(info.dtype)
     x = np.concatenate([wide, typical])
     ys = []
     for sample in x:
@@ -183,14 +208,17 @@ def expected_outputs(data, shape, seed):
     return x, np.stack(ys)
 
 
-def convert(model, shape, int8_edges=True, per_channel_dense=True):
+def convert(model, shape, int8_edges=True, per_channel_dense=True, mode_16x8=False):
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = lambda: ([x[None]] for x in representative(shape))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    if mode_16x8:         # int16 activations, int8 weights, int64 bias; int16 edges
+        converter.target_spec.supported_ops = [
+            tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
     if int8_edges:
-        converter.inference_input_type = tf.int8
-        converter.inference_output_type = tf.int8
+        converter.inference_input_type = tf.int16 if mode_16x8 else tf.int8
+        converter.inference_output_type = tf.int16 if mode_16x8 else tf.int8
     if not per_channel_dense:        # TF 2.21's only switch for per-tensor Dense weights (private)
         converter._experimental_disable_per_channel_quantization_for_dense_layers = True
     return converter.convert()
@@ -215,6 +243,7 @@ def main(out_dir):
     rb = trained(rescaling_broadcast(), (8, 8, 3), 3, 7)
     act = trained(activations(), (6, 6, 2), 3, 9)
     lstm = trained(lstm_state(), (10, 3), 2, 8, batch_size=1)        # its batch size is fixed
+    c16 = trained(cnn_16x8(), (16, 10, 1), 4, 10)
     models = {
         "dense_per_channel": (dense, (16,), dict()),
         "dense_per_tensor": (dense, (16,), dict(per_channel_dense=False)),
@@ -226,8 +255,10 @@ def main(out_dir):
         "rescaling_broadcast": (rb, (8, 8, 3), dict()),
         "lstm_state": (lstm, (10, 3), dict()),
         "activations": (act, (6, 6, 2), dict()),
+        "cnn_16x8": (c16, (16, 10, 1), dict(mode_16x8=True)),
+        "cnn_16x8_float_edges": (c16, (16, 10, 1), dict(mode_16x8=True, int8_edges=False)),
     }
-    with_expected = ("elementwise_ops", "rescaling_broadcast", "activations")
+    with_expected = ("elementwise_ops", "rescaling_broadcast", "activations", "cnn_16x8")
     manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
                 "made_by": "scripts/make_tflite_testdata.py", "files": {}}
     for name, (model, shape, options) in models.items():

@@ -8,6 +8,10 @@ configurations (a few large or extreme ones per CI run, many under
 HYPOTHESIS_PROFILE=thorough). The importer is checked on the writer's files with float32
 edges, and the checks of Prepare name what they refuse.
 """
+import hashlib
+import json
+import os
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -295,6 +299,55 @@ def test_cnn_through_writer_and_importer(edges):
     # predict takes floats, quantizes them to int16 and gives floats back
     real = m.input.dequantize(x)
     np.testing.assert_allclose(m.predict(real), m.output.dequantize(ours))
+
+
+# ---------------------------------------------------------------------------------------
+# A 16x8 CNN converted by TensorFlow (scripts/make_tflite_testdata.py)
+# ---------------------------------------------------------------------------------------
+DATA = os.path.join(os.path.dirname(__file__), "data", "tflite")
+TF_CNN_OPS = ["conv_2d", "depthwise_conv_2d", "add", "max_pool_2d", "conv_2d", "average_pool_2d",
+              "mean", "fully_connected", "tanh", "fully_connected", "logistic", "fully_connected",
+              "softmax"]
+
+
+def test_tf_converted_16x8_cnn_gives_tflms_stored_outputs():
+    """TF 2.21's 16x8 converter: int16 activations and edges, int8 weights, int64 biases.
+    The NumPy reference gives the outputs TFLM gave when the script made the file (int16
+    inputs over the full range, then in distribution), and TFLM's live outputs."""
+    path = os.path.join(DATA, "cnn_16x8.tflite")
+    with open(os.path.join(DATA, "manifest.json")) as f:
+        info = json.load(f)["files"]["cnn_16x8.tflite"]
+    with open(os.path.join(DATA, "cnn_16x8.expected.npz"), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == info["expected_sha256"]
+    q = from_tflite(path)
+    assert [op.kind for op in q.ops] == TF_CNN_OPS
+    assert {op.params["dtype"] for op in q.ops} == {"int16"}
+    assert {q.tensors[op.inputs[2]].dtype for op in q.ops if len(op.inputs) == 3
+            and op.kind != "add"} == {"int64"}
+    with np.load(os.path.join(DATA, "cnn_16x8.expected.npz")) as z:
+        x, y = z["x"], z["y"]
+    assert x.dtype == y.dtype == np.int16
+    ours = q.predict_int8(x)
+    tally = O.TALLY.setdefault("TF 2.21 cnn_16x8 vs TFLM (stored)", [0, 0])
+    tally[0] += ours.size
+    tally[1] += int((ours != y).sum())
+    np.testing.assert_array_equal(ours, y)
+    O.check_against_tflm(q, int16_input(np.random.default_rng(1), q.input.shape, 32),
+                         label="TF 2.21 cnn_16x8")
+
+
+def test_tf_converted_16x8_cnn_with_float_edges():
+    """The same model with float32 edges: QUANTIZE to int16 and DEQUANTIZE from int16 fold
+    away; the folded model is the int16-edged one, and TFLM agrees through the float edges."""
+    path = os.path.join(DATA, "cnn_16x8_float_edges.tflite")
+    q = from_tflite(path)
+    plain = from_tflite(os.path.join(DATA, "cnn_16x8.tflite"))
+    assert [op.kind for op in q.ops] == TF_CNN_OPS
+    assert q.input.dtype == q.output.dtype == "int16"
+    x = int16_input(np.random.default_rng(2), q.input.shape, 32)
+    ours = q.predict_int8(x)
+    np.testing.assert_array_equal(ours, plain.predict_int8(x))
+    np.testing.assert_array_equal(run_tflm_int8(path, x), ours)
 
 
 # ---------------------------------------------------------------------------------------

@@ -261,13 +261,15 @@ NUMPY_ONLY = {
                            "hard_swish", "fully_connected"],
 }
 REFUSED = {"unsupported_ops.tflite", "lstm_state.tflite"}
+# TFLite's 16x8 mode (int16 activations): tests/test_int16.py imports and runs them
+INT16_FILES = {"cnn_16x8.tflite", "cnn_16x8_float_edges.tflite"}
 
 
 def test_tf_files_are_the_ones_the_script_made():
     with open(os.path.join(DATA, "manifest.json")) as f:
         manifest = json.load(f)
     assert manifest["tensorflow"] == "2.21.0"
-    assert set(manifest["files"]) == set(TF_FILES) == set(SUPPORTED) | set(NUMPY_ONLY) | REFUSED
+    assert set(manifest["files"]) == set(TF_FILES) == set(SUPPORTED) | set(NUMPY_ONLY) | REFUSED | INT16_FILES
     for name, info in manifest["files"].items():
         with open(os.path.join(DATA, name), "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == info["sha256"], name
