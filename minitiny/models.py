@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from minitiny import allocator
 from minitiny import batches as mt_batches
 from minitiny import callbacks as mt_callbacks
 from minitiny import losses as mt_losses
@@ -350,7 +351,8 @@ class Model:
         epoch = initial_epoch
         for cb in cbs:
             cb.on_train_begin()
-        with mt_callbacks.StopOnSignal() as stop:
+        # heap_reuse: each step reuses the pages the last one freed (allocator.py)
+        with mt_callbacks.StopOnSignal() as stop, allocator.heap_reuse():
             try:
                 for epoch in range(initial_epoch, epochs):             # the training loop
                     progress.epoch_begin(epoch)

@@ -77,13 +77,18 @@ def _im2col(xp, k, ho, wo, strides):
     n, c = xp.shape[0], xp.shape[3]
     if c >= 4:      # one reshape of the strided view of all windows is the only copy
         return _windows(xp, k, ho, wo, strides).reshape(n * ho * wo, k[0] * k[1] * c)
-    # With 1-3 channels NumPy copies the 6-D view a few values at a time; copying one
-    # kernel offset at a time (whole image rows) is ~3x faster.
-    cols = np.empty((n, ho, wo, k[0], k[1], c), xp.dtype)
+    # With 1-3 channels a window holds only a few contiguous values, which NumPy copies a
+    # few at a time. Instead copy channel planes, whole image rows at once: row (i, j, c) of
+    # the transposed matrix is plane c of the image seen by kernel offset (i, j). Its
+    # transpose (a view, Fortran order) is the same (N*Ho*Wo, kh*kw*C) matrix; BLAS
+    # multiplies either order at the same speed.
+    planes = np.ascontiguousarray(xp.transpose(3, 0, 1, 2)) \
+        .reshape(c * n, *xp.shape[1:3], 1)                            # (C*N, Hp, Wp, 1)
+    cols = np.empty((k[0], k[1], c * n, ho, wo, 1), xp.dtype)
     for i in range(k[0]):
         for j in range(k[1]):
-            cols[:, :, :, i, j, :] = _offset(xp, i, j, ho, wo, strides)
-    return cols.reshape(n * ho * wo, k[0] * k[1] * c)
+            cols[i, j] = _offset(planes, i, j, ho, wo, strides)        # (C*N, Ho, Wo, 1)
+    return cols.reshape(k[0] * k[1] * c, n * ho * wo).T
 
 
 def _crop(gxp, pads, h, w):
@@ -215,15 +220,17 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid"):
     for i, j in offsets[1:]:                                      # running max over offsets
         np.maximum(out, _offset(xp, i, j, ho, wo, strides), out=out)
     overlap = strides[0] < k[0] or strides[1] < k[1]
+    tiled = strides == k and (ho * k[0], wo * k[1]) == xp.shape[1:3]   # each input: 1 window
 
     def backward(g):
         # d max/dx = 1 at the window's winner, 0 elsewhere. The winner is the first offset
         # whose value equals the max (found again here: cheaper than remembering argmax),
         # so a window of ties (zeros after relu) sends g to one place only.
-        gxp = np.zeros(xp.shape, g.dtype)
+        gxp = (np.empty if tiled else np.zeros)(xp.shape, g.dtype)
         taken = np.zeros(out.shape, bool)
+        win = np.empty(out.shape, bool)
         for i, j in offsets:
-            win = _offset(xp, i, j, ho, wo, strides) == out
+            np.equal(_offset(xp, i, j, ho, wo, strides), out, out=win)
             win &= ~taken
             taken |= win
             if overlap:                                           # windows share inputs: add

@@ -17,6 +17,8 @@ Conventions
 """
 import numpy as np
 
+from . import allocator
+
 _grad_enabled = True
 
 
@@ -468,14 +470,4 @@ def stack(tensors, axis=0):
                                   t.shape[axis % (t.ndim + 1):]) for t in tensors], axis)
 
 
-def _warm_up_allocator():
-    """A performance note, not autodiff. glibc's malloc serves blocks over 128 KB with mmap
-    and hands freed heap memory back to the OS beyond a small threshold, so a training step
-    that allocates a few MB of activations page-faults them in afresh every step (a small
-    CNN's step ran 3x slower). Freeing one 16 MB block once raises glibc's adaptive
-    thresholds (mallopt(3): M_MMAP_THRESHOLD, M_TRIM_THRESHOLD) so steps reuse heap memory.
-    Elsewhere it is a harmless 16 MB allocation."""
-    np.empty(16 << 20, np.uint8)
-
-
-_warm_up_allocator()
+allocator.warm_up()          # keep big blocks on the heap (allocator.py)
