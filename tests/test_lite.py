@@ -125,8 +125,9 @@ def test_bad_representative_datasets_are_named(trained, gen, message):
 
 
 @pytest.mark.parametrize("setup, message", [
-    (lambda c: setattr(c, "optimizations", []), "full-integer int8 only"),
-    (lambda c: setattr(c, "representative_dataset", None), "full-integer int8 only"),
+    (lambda c: setattr(c, "optimizations", []), "float conversion .no optimizations. has "
+     "float32 edges and TFLITE_BUILTINS ops"),
+    (lambda c: setattr(c, "representative_dataset", None), "dynamic-range quantization"),
     (lambda c: setattr(c.target_spec, "supported_ops", [tf.lite.OpsSet.SELECT_TF_OPS]),
      "SELECT_TF_OPS"),
     (lambda c: setattr(c.target_spec, "supported_types", [np.float16]), "float16"),

@@ -17,11 +17,13 @@
 
 `convert` is minitiny.quantize (TFLite's full-integer scheme) followed by the `.tflite`
 writer (quant/tflite_io.py), which puts a QUANTIZE / DEQUANTIZE at each edge of another
-type. TFLite Micro runs the file as it is. minitiny writes full-integer models only: a
-float or dynamic-range conversion (no representative_dataset) is refused, not approximated.
+type. TFLite Micro runs the file as it is. Without `optimizations` the converter writes a
+float32 model instead, as TensorFlow's does (the lowered float graph: BatchNormalization
+and Rescaling folded into the weights, activations fused). A dynamic-range conversion
+(optimizations without a representative_dataset) and float16 are refused, not approximated.
 
 The Interpreter runs minitiny's NumPy int8 reference (minitiny/quant/kernels/), which gives TFLite
-Micro's integers bit for bit. TensorFlow's own desktop interpreter uses other (optimized)
+Micro's integers bit for bit; a float32 file runs on the float engine's own ops. TensorFlow's own desktop interpreter uses other (optimized)
 kernels that can differ from TFLM by one step of rounding, so this one is the closer
 stand-in for the microcontroller.
 """
@@ -31,7 +33,9 @@ import numpy as np
 import tflite as tfl
 
 from minitiny.quant.quantizer import quantize
-from minitiny.quant.tflite_io import EDGE_TYPES, to_tflite
+from minitiny.quant.lower import lower
+from minitiny.quant.tflite_float import from_tflite_float, is_float_model
+from minitiny.quant.tflite_io import EDGE_TYPES, to_tflite, to_tflite_float
 from minitiny.quant.tflite_read import from_tflite, read_flatbuffer
 
 
@@ -131,18 +135,31 @@ class TFLiteConverter:
                                       Optimize.OPTIMIZE_FOR_LATENCY}:
             raise NotInMinitinyLite(f"optimizations {self.optimizations}: minitiny implements "
                                     "Optimize.DEFAULT (full-integer int8) only")
-        if not self.optimizations or self.representative_dataset is None:
+        if not self.optimizations:
+            edges = [_type_name(t, what) for t, what in (
+                (self.inference_input_type, "inference_input_type"),
+                (self.inference_output_type, "inference_output_type"))]
+            if edges != ["float32", "float32"] or OpsSet.TFLITE_BUILTINS not in ops:
+                raise NotInMinitinyLite(
+                    f"a float conversion (no optimizations) has float32 edges and "
+                    f"TFLITE_BUILTINS ops, got inference types {edges} and supported_ops "
+                    f"{sorted(ops)}: for an int8 model set converter.optimizations = "
+                    "[tf.lite.Optimize.DEFAULT] and a representative_dataset")
+        elif self.representative_dataset is None:
             raise NotInMinitinyLite(
-                "minitiny converts to full-integer int8 only: set converter.optimizations = "
-                "[tf.lite.Optimize.DEFAULT] and converter.representative_dataset (a function "
-                "yielding [x] batches); float and dynamic-range .tflite files are not "
-                "implemented")
+                "optimizations without a representative_dataset asks for dynamic-range "
+                "quantization, which minitiny does not implement: add "
+                "converter.representative_dataset (a function yielding [x] batches) for a "
+                "full-integer int8 model, or leave optimizations empty for a float32 one")
         if self.allow_custom_ops:
             raise NotInMinitinyLite("allow_custom_ops=True: minitiny writes builtin ops only")
 
     def convert(self):
-        """-> bytes of the .tflite file (int8 ops; edges as inference_*_type say)."""
+        """-> bytes of the .tflite file: int8 ops with edges as inference_*_type say, or
+        without optimizations float32 ops throughout."""
         self._check()
+        if not self.optimizations:
+            return to_tflite_float(lower(self.model))
         data = self.representative_dataset
         data = getattr(data, "input_gen", data)
         qmodel = quantize(self.model, representative_data=data)
@@ -158,7 +175,8 @@ _NUMPY_TYPE = {tfl.TensorType.INT8: np.int8, tfl.TensorType.UINT8: np.uint8,
 class Interpreter:
     """tf.lite.Interpreter over minitiny's int8 reference: every input and output of the
     file, in its order, with the shapes it declares (batch 1, as TFLite's interpreter);
-    resize_tensor_input changes the batch size, as TFLite's does for a batch dimension."""
+    resize_tensor_input changes the batch size, as TFLite's does for a batch dimension.
+    A float32 file (one input, one output) runs on the float engine (tflite_float.py)."""
 
     def __init__(self, model_path=None, model_content=None, experimental_delegates=None,
                  num_threads=None, **kwargs):
@@ -175,15 +193,19 @@ class Interpreter:
             if not os.path.exists(model_path):
                 raise ValueError(f"Could not open {model_path!r}: no such file")
         source = model_path if model_content is None else bytes(model_content)
-        self._qmodel = from_tflite(source)               # checks the file thoroughly
         data = source if model_content is not None else open(model_path, "rb").read()
-        tensors, _, inputs, outputs, _ = read_flatbuffer(data, model_path or "<model_content>")
-        # the file's edges and the QModel's int8 tensors behind them, in the file's order
+        tensors, ops, inputs, outputs, _ = read_flatbuffer(data, model_path or "<model_content>")
+        # the file's edges, in its order
         self._inputs = [self._details(tensors[i]) for i in inputs]
         self._outputs = [self._details(tensors[i]) for i in outputs]
+        self._values, self._allocated = {}, False
+        if is_float_model(tensors, ops):                 # float32 throughout: the float engine
+            self._float, self._qmodel, self._behind = from_tflite_float(source), None, {}
+            return
+        self._float, self._qmodel = None, from_tflite(source)   # checks the file thoroughly
+        # the QModel's int8 tensors behind the edges
         self._behind = {d["index"]: self._qmodel.tensors[name] for d, name in
                         zip(self._inputs + self._outputs, self._qmodel.inputs + self._qmodel.outputs)}
-        self._values, self._allocated = {}, False
 
     @staticmethod
     def _details(t):
@@ -266,6 +288,11 @@ class Interpreter:
         missing = [d["name"] for d in self._inputs if d["index"] not in self._values]
         if missing:
             raise ValueError(f"input(s) {missing} have not been set: call set_tensor first")
+        if self._float is not None:                  # one input, one output (tflite_float.py)
+            y = self._float.run(self._values[self._inputs[0]["index"]])[self._float.output]
+            out = self._outputs[0]
+            self._values[out["index"]] = y.astype(np.float32).reshape(tuple(out["shape"]))
+            return
         xs = [_to_int8(self._values[d["index"]], d, self._behind[d["index"]]) for d in self._inputs]
         ys = self._qmodel.predict_int8(xs if len(xs) > 1 else xs[0])
         for out, y in zip(self._outputs, ys if len(self._outputs) > 1 else [ys]):

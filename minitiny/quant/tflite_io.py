@@ -23,10 +23,18 @@ converter offers them) meet the outside as another type through one op at the ed
 
 A 16x8 model (int16 activations, zero point 0; int64 bias) is written the same way, with
 int16 edges of its own or float32 ones (QUANTIZE float32 -> int16, DEQUANTIZE int16 ->
-float32, as TFLite's 16x8 converter writes them). FlatBuffers are built back to front, so every vector, string and
-child table is written before the table that refers to it.
+float32, as TFLite's 16x8 converter writes them).
+
+A float model (TFLiteConverter without optimizations, `to_tflite_float`) is the same file
+with float32 tensors and no quantization parameters: the lowered float graph
+(quant/lower.py: BN folded, Rescaling folded, activations fused) with its float32 weights,
+float32 edges, and every operator at version 1, the version of TFLite's float kernels.
+
+FlatBuffers are built back to front, so every vector, string and child table is written
+before the table that refers to it.
 """
 import os
+from dataclasses import dataclass
 
 import flatbuffers
 import numpy as np
@@ -35,7 +43,7 @@ from tflite import ActivationFunctionType, BuiltinOperator, BuiltinOptions, Padd
 
 from .. import __version__
 from ..files import atomic_write
-from .graph import GraphError, QTensor
+from .graph import GraphError, QOp, QTensor
 
 SCHEMA_VERSION = 3
 FILE_IDENTIFIER = b"TFL3"
@@ -82,7 +90,7 @@ PADDING = {"same": Padding.SAME, "valid": Padding.VALID}
 ACTIVATION_ONLY_OPTIONS = {"fully_connected": "FullyConnectedOptions", "add": "AddOptions",
                            "sub": "SubOptions", "mul": "MulOptions"}
 TENSOR_TYPE = {"int8": TensorType.INT8, "int16": TensorType.INT16, "int32": TensorType.INT32,
-               "int64": TensorType.INT64}
+               "int64": TensorType.INT64, "float32": TensorType.FLOAT32}
 # 'int8' (the default) and 'int16' both mean the model's own integer edge
 EDGE_TYPES = {"int8": TensorType.INT8, "int16": TensorType.INT16, "uint8": TensorType.UINT8,
               "float32": TensorType.FLOAT32}
@@ -90,6 +98,7 @@ EDGE_TYPES = {"int8": TensorType.INT8, "int16": TensorType.INT16, "uint8": Tenso
 EDGE_OPS = {"quantize": (BuiltinOperator.QUANTIZE, 2), "dequantize": (BuiltinOperator.DEQUANTIZE, 2)}
 # a kind written as another builtin in some cases: a pad with its own constant is a PADV2
 PADV2 = {"padv2": (BuiltinOperator.PADV2, 2)}
+FLOAT_VERSION = 1           # every float kernel's operator version
 
 
 def deprecated_builtin_code(code):
@@ -122,6 +131,7 @@ class _Writer:
 
     def __init__(self, qmodel, input_type="int8", output_type="int8"):
         self.q = qmodel
+        self.float = isinstance(qmodel, FloatModel)
         self.edge_types = (input_type, output_type)
         self.b = flatbuffers.Builder(1024 + 2 * qmodel.weight_bytes())
         self.tensor_index = {}      # name -> index in the subgraph's tensor list
@@ -271,7 +281,8 @@ class _Writer:
         q = self.q
         for t in q.tensors.values():
             shape = t.shape if t.is_constant else (1,) + t.shape      # batch 1 on activations
-            self.add_tensor(t.name, shape, TENSOR_TYPE[t.dtype], t.data, t)
+            self.add_tensor(t.name, shape, TENSOR_TYPE[t.dtype], t.data,
+                            None if self.float else t)
         op_io = []
         for op in q.ops:
             inputs = [self.tensor_index[n] for n in op.inputs]
@@ -337,7 +348,7 @@ class _Writer:
         self.inputs = [self.tensor_index[n] for n in q.inputs]
         self.outputs = [self.tensor_index[n] for n in q.outputs]
         for ends, ttype, is_input in ((self.inputs, in_type, True), (self.outputs, out_type, False)):
-            if ttype in ("int8", "int16"):
+            if ttype in ("int8", "int16") or self.float:    # the tensors are the edges
                 continue
             for i, index in enumerate(ends):
                 t = q.tensors[self.tensors[index][0]]
@@ -354,6 +365,9 @@ class _Writer:
     def add_zero_bias(self, op):
         x, w = self.q.tensors[op.inputs[0]], self.q.tensors[op.inputs[1]]
         n = w.shape[3] if op.kind == "depthwise_conv_2d" else w.shape[0]
+        if self.float:
+            return self.add_tensor(f"{op.name}/zero_bias", (n,), TensorType.FLOAT32,
+                                   np.zeros(n, np.float32))
         scale = (np.float32(x.scale) * np.broadcast_to(w.scale, (n,))).astype(np.float32)
         dtype = "int64" if x.dtype == "int16" else "int32"          # 16x8: int64 bias
         bias = QTensor(f"{op.name}/zero_bias", (n,), dtype, scale, np.zeros(n, np.int32),
@@ -365,6 +379,10 @@ class _Writer:
         for name, ttype in [(n, self.edge_types[0]) for n in q.inputs] + \
                 [(n, self.edge_types[1]) for n in q.outputs]:
             dtype = q.tensors[name].dtype
+            if self.float:
+                if dtype != "float32":
+                    raise GraphError(f"model {q.name!r}: input/output {name!r} must be float32")
+                continue
             if dtype not in ("int8", "int16"):
                 raise GraphError(f"model {q.name!r}: input/output {name!r} must be int8 or int16")
             if (ttype, dtype) in (("int16", "int8"), ("uint8", "int16")):
@@ -398,6 +416,7 @@ class _Writer:
         code_offs = []
         for kind in kinds:
             code, version = {**BUILTINS, **EDGE_OPS, **PADV2}[kind]
+            version = FLOAT_VERSION if self.float else version
             tfl.OperatorCodeStart(b)
             tfl.OperatorCodeAddDeprecatedBuiltinCode(b, deprecated_builtin_code(code))
             tfl.OperatorCodeAddBuiltinCode(b, code)
@@ -458,3 +477,49 @@ def save_tflite(qmodel, path, input_type="int8", output_type="int8"):
         minitiny.save_tflite(qmodel, "model.tflite")       # TFLite Micro runs it as it is
     """
     return atomic_write(os.fspath(path), to_tflite(qmodel, input_type, output_type))
+
+
+# ---- float32 models ---------------------------------------------------------------------
+@dataclass
+class FloatTensor:
+    """A float32 tensor as the writer sees it: no quantization; data for constants only."""
+    name: str
+    shape: tuple            # activations: without batch; constants: full shape
+    data: np.ndarray = None
+    dtype = "float32"
+
+    @property
+    def is_constant(self):
+        return self.data is not None
+
+
+class FloatModel:
+    """A lowered float graph (quant/lower.py FloatGraph) in the writer's terms: the names,
+    tensors and ops a QModel has, every tensor float32."""
+
+    def __init__(self, graph):
+        self.name, self.inputs, self.outputs = graph.name, [graph.input], [graph.output]
+        self.tensors = {graph.input: FloatTensor(graph.input, graph.input_shape)}
+        self.ops = []
+        for op in graph.ops:
+            inputs = list(op.inputs)
+            for role, data in (("weight", op.weight), ("bias", op.bias)):
+                if data is not None:
+                    name = f"{op.name}_{role}"
+                    self.tensors[name] = FloatTensor(name, data.shape, data.astype(np.float32))
+                    inputs.append(name)
+            self.tensors[op.name] = FloatTensor(op.name, op.shape)
+            self.ops.append(QOp(op.kind, op.name, inputs, [op.name], op.options))
+
+    def weight_bytes(self):
+        return sum(t.data.nbytes for t in self.tensors.values() if t.is_constant)
+
+
+def to_tflite_float(graph):
+    """The float32 `.tflite` flatbuffer of a lowered float graph (quant/lower.py `lower`),
+    as bytes: what TFLiteConverter writes without optimizations."""
+    model = FloatModel(graph)
+    for op in model.ops:
+        if op.kind not in BUILTINS:
+            raise GraphError(f"op {op.name!r}: kind {op.kind!r} has no TFLite builtin here")
+    return _Writer(model, "float32", "float32").write()

@@ -742,6 +742,12 @@ class _Importer:
             why.append("no quantization parameters")
         elif role == "operand" and tensor.scale.shape[0] > 1:
             why.append(f"{tensor.scale.shape[0]} scales (a constant operand has one)")
+        return [f"{tensor.label}: {w}" for w in why + self.shape_problems(tensor, role)]
+
+    @staticmethod
+    def shape_problems(tensor, role):
+        """An activation needs batch 1, a bounded size and a static shape."""
+        why = []
         if role == "activation":
             n = int(np.prod(tensor.shape, dtype=object))
             if len(tensor.shape) < 1 or tensor.shape[0] != 1:
@@ -752,7 +758,7 @@ class _Importer:
             sig = tensor.signature
             if sig is not None and (len(sig) != len(tensor.shape) or any(d < 0 for d in sig[1:])):
                 why.append(f"dynamic shape {list(sig)}")
-        return [f"{tensor.label}: {w}" for w in why]
+        return why
 
     def qtensor(self, t, name, role):
         """The QTensor of tensor `t`: activations lose the batch dimension; one scale is
@@ -777,7 +783,11 @@ class _Importer:
         return {"activation": "int8", "operand": "int8", "weight": "int8", "bias": "int32"}
 
     # -- the model ---------------------------------------------------------------------------
-    def build(self):
+    WHAT = "full-integer int8 models"           # what the importer runs, for its errors
+
+    def mapped(self):
+        """(inputs, outputs, [(operator, kind, input indices, options)], {tensor: role}) of
+        the operators the outputs need; UnsupportedTFLiteError lists whatever it cannot run."""
         inputs, outputs, folded = self.edges()
         self.dtypes = self.role_dtypes(inputs)
         roles = {}                                              # tensor index -> role
@@ -807,9 +817,13 @@ class _Importer:
             problems = sorted(dict.fromkeys(self.problems), key=_operator_index)
             raise UnsupportedTFLiteError(
                 f"{self.source}: minitiny cannot import this model ({len(problems)} unsupported "
-                f"item{'s' if len(problems) > 1 else ''}; it runs full-integer int8 models with "
+                f"item{'s' if len(problems) > 1 else ''}; it runs {self.WHAT} with "
                 f"the operators `minitiny import --help` lists: {supported.names()}):\n  "
                 + "\n  ".join(problems), problems)
+        return inputs, outputs, mapped, roles
+
+    def named(self, inputs, mapped, roles):
+        """{tensor index: name} and [(operator, layer name, kind, input indices, options)]."""
         # Names as the quantizer gives them: each activation after the layer that writes it,
         # constants '<layer>_weight' and '<layer>_bias'; the input keeps a plain identifier
         # for a name, or becomes 'input'.
@@ -828,7 +842,14 @@ class _Importer:
                 if t not in names:           # a constant (the first of those two layers share)
                     role = roles[t] if roles[t] != "operand" else "constant"
                     names[t] = _claim(f"{layer}_{role}", taken)
-            ops.append(QOp(kind, layer, [names[t] for t in ins], [names[t] for t in op.outputs], options))
+            ops.append((op, layer, kind, ins, options))
+        return names, ops
+
+    def build(self):
+        inputs, outputs, mapped, roles = self.mapped()
+        names, named_ops = self.named(inputs, mapped, roles)
+        ops = [QOp(kind, layer, [names[t] for t in ins], [names[t] for t in op.outputs], options)
+               for op, layer, kind, ins, options in named_ops]
         tensors = {names[t]: self.qtensor(t, names[t], role) for t, role in roles.items()}
         return QModel(self.name, tensors, ops, [names[t] for t in inputs], [names[t] for t in outputs])
 
