@@ -30,6 +30,10 @@ integer quantization: int8, or the 16x8 mode for `cnn_16x8`.
     two_heads                  one input, two outputs (a class and a regression head)
     float_edges                a CNN with float32 input and output (QUANTIZE/DEQUANTIZE edges)
     uint8_edges                a CNN with uint8 input and output, as for camera pixels
+    dense_on_sequence          Conv1D, Dense at every time step (FULLY_CONNECTED keep_num_dims),
+                               GlobalMaxPooling1D (REDUCE_MAX); the batch size fixed at 1
+    unet_small                 a U-Net in miniature: Conv2DTranspose, a skip CONCATENATION,
+                               bilinear Resizing (RESIZE_BILINEAR); the batch size fixed at 1
 
 Beside each file, `NAME.expected.npz` holds the inputs `x0, x1, ...` and TFLite Micro's
 outputs `y0, y1, ...` (one per model input and output, in the file's order) as the
@@ -220,6 +224,37 @@ def pixel_cnn():
                              keras.layers.Dense(3, activation="softmax")])
 
 
+def dense_on_sequence():
+    """Dense applied at every time step (FULLY_CONNECTED on a rank-3 input, keep_num_dims)
+    and GlobalMaxPooling1D (REDUCE_MAX over the time axis). The batch size fixed at 1: with
+    Keras' default the converter computes the Dense's reshape with REDUCE_PROD, which TFLite
+    Micro does not run."""
+    return keras.Sequential([keras.Input((32, 4), batch_size=1),
+                             keras.layers.Conv1D(8, 3, padding="same", activation="relu"),
+                             keras.layers.Dense(6, activation="relu"),
+                             keras.layers.GlobalMaxPooling1D(),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
+def unet_small():
+    """A U-Net in miniature: the decoder's Conv2DTranspose concatenated with the encoder's
+    feature map (CONCATENATION of different scales), a bilinear Resizing at the head."""
+    x = keras.Input((16, 16, 1), batch_size=1)
+    e = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)          # (16, 16, 4)
+    h = keras.layers.MaxPooling2D(2)(e)                                          # (8, 8, 4)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(h)
+    h = keras.layers.Conv2DTranspose(4, 2, strides=2, padding="same", activation="relu")(h)
+    h = keras.layers.Concatenate()([h, e])                                       # (16, 16, 8)
+    h = keras.layers.Conv2D(2, 3, padding="same")(h)
+    h = keras.layers.Resizing(24, 24, interpolation="bilinear")(h)
+    return keras.Model(x, keras.layers.Conv2D(1, 1)(h))
+
+
+def unet_targets(x):
+    up = np.repeat(np.repeat(x, 3, 1), 3, 2)[:, ::2, ::2]                        # (N, 24, 24, 1)
+    return up, "mse"
+
+
 # name -> (build, input shape, data kind, conversion options, training options)
 ARCHITECTURES = {
     "mobilenet_v2": (mobilenet_v2, (32, 32, 3), "normal", {}, {}),
@@ -238,6 +273,8 @@ ARCHITECTURES = {
     "two_heads": (two_heads, (10, 10, 2), "normal", {}, dict(targets=two_heads_targets)),
     "float_edges": (small_cnn, (12, 12, 3), "normal", dict(edges="float32"), {}),
     "uint8_edges": (pixel_cnn, (16, 16, 3), "pixels", dict(edges="uint8"), {}),
+    "dense_on_sequence": (dense_on_sequence, (32, 4), "normal", {}, dict(batch_size=1)),
+    "unet_small": (unet_small, (16, 16, 1), "normal", {}, dict(batch_size=1, targets=unet_targets)),
 }
 
 

@@ -36,6 +36,8 @@ MISSING = {
     "cnn_16x8.tflite": IMPORTS,
     "conv1d_gap.tflite": {"MEAN: mean over axes [1] of a rank-3 input (only the global average over "
                           "H and W of (N, H, W, C))"},
+    "dense_on_sequence.tflite": {"FULLY_CONNECTED: input [1, 32, 8] holds 256 values per sample, the "
+                                 "filter [6, 8] takes 8: it would run over several rows", "REDUCE_MAX"},
     "dilated_depthwise.tflite": {"CONV_2D: dilation 2x2 (only 1)", "DEPTHWISE_CONV_2D: dilation 2x2 (only 1)"},
     "dilated_unfused.tflite": {"BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND"},
     "float_edges.tflite": IMPORTS,
@@ -53,6 +55,7 @@ MISSING = {
     "mobilenet_v3_small_min.tflite": IMPORTS,
     "two_heads.tflite": IMPORTS,
     "uint8_edges.tflite": IMPORTS,
+    "unet_small.tflite": {"RESIZE_BILINEAR", "TRANSPOSE_CONV"},
 }
 # File -> what `generate` says when it refuses an imported model whose ops all have C
 # kernels (a limit of the C generator, not of an op); remove the entry when it lands.
