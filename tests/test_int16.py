@@ -480,3 +480,42 @@ def test_quantize_int16_refuses_what_has_no_16x8_kernel_by_name():
         mt.quantize(m, x, activations="int16")
     with pytest.raises(QuantizationError, match="activations must be one of int8, int16"):
         mt.quantize(Sequential([L.Dense(2, input_shape=[3])]), x, activations="int4")
+
+
+def test_tf_lite_converter_writes_16x8_with_the_16x8_ops_set():
+    """`import minitiny as tf` programs: the 16x8 OpsSet gives int16 activations; int16 or
+    float32 edges; TFLM runs the bytes to the interpreter's outputs; int16 edges without
+    the 16x8 OpsSet, or int8 edges with it, are refused by name."""
+    import minitiny as tf
+    from minitiny.quant.lite import NotInMinitinyLite
+    m, x = _trained_cnn(2)
+
+    def converter(edge):
+        c = tf.lite.TFLiteConverter.from_keras_model(m)
+        c.optimizations = [tf.lite.Optimize.DEFAULT]
+        c.representative_dataset = lambda: ([x[i:i + 1]] for i in range(64))
+        c.target_spec.supported_ops = [tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+        c.inference_input_type = c.inference_output_type = edge
+        return c
+    for edge in (np.int16, np.float32):
+        data = converter(edge).convert()
+        q = from_tflite(data)
+        assert {t.dtype for t in q.tensors.values() if not t.is_constant} == {"int16"}
+        interpreter = tf.lite.Interpreter(model_content=data)
+        interpreter.allocate_tensors()
+        inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
+        assert inp["dtype"] == edge
+        sample = x[100:101] if edge == np.float32 else q.quantize_input(x[100:101])
+        interpreter.set_tensor(inp["index"], sample)
+        interpreter.invoke()
+        got = interpreter.get_tensor(out["index"])
+        xq = q.quantize_input(x[100:101])
+        want = q.predict_int8(xq)
+        np.testing.assert_array_equal(got if edge == np.int16 else q.output.quantize(got), want)
+        np.testing.assert_array_equal(run_tflm_int8(data, xq), want)
+    with pytest.raises(NotInMinitinyLite, match="edges are int16 or float32"):
+        converter(np.int8).convert()
+    c = converter(np.int16)
+    c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    with pytest.raises(NotInMinitinyLite, match="int16 needs the 16x8 scheme"):
+        c.convert()

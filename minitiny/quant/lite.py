@@ -8,6 +8,11 @@
     converter.inference_output_type = tf.uint8
     tflite_model = converter.convert()                             # the .tflite bytes
 
+    # TFLite's 16x8 scheme (int16 activations, int8 weights): minitiny.quantize(...,
+    # activations="int16"); its edges int16 (inference_*_type = tf.int16) or float32
+    converter.target_spec.supported_ops = [
+        tf.lite.OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]
+
     interpreter = tf.lite.Interpreter(model_content=tflite_model)
     interpreter.allocate_tensors()
     details = interpreter.get_input_details()[0]
@@ -51,7 +56,7 @@ def _type_name(value, what):
         name = str(value)
     if name not in EDGE_TYPES:
         raise NotInMinitinyLite(f"{what} = {value!r}: minitiny's .tflite edges are "
-                                f"{', '.join(EDGE_TYPES)} (int16 activations are not implemented)")
+                                f"{', '.join(EDGE_TYPES)}")
     return name
 
 
@@ -120,12 +125,29 @@ class TFLiteConverter:
     def from_concrete_functions(cls, funcs, trackable_obj=None):
         raise NotInMinitinyLite("minitiny has no concrete functions: use from_keras_model")
 
+    def _int16(self):
+        """The 16x8 scheme was asked for (int16 activations, int8 weights)."""
+        return OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8 in set(
+            self.target_spec.supported_ops)
+
     def _check(self):
         ops = set(self.target_spec.supported_ops)
-        unknown = ops - {OpsSet.TFLITE_BUILTINS, OpsSet.TFLITE_BUILTINS_INT8}
+        unknown = ops - {OpsSet.TFLITE_BUILTINS, OpsSet.TFLITE_BUILTINS_INT8,
+                         OpsSet.EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8}
         if unknown:
             raise NotInMinitinyLite(f"target_spec.supported_ops {sorted(unknown)}: minitiny "
-                                    "writes TFLite builtin int8 ops only (TFLITE_BUILTINS_INT8)")
+                                    "writes TFLite builtin int8 ops (TFLITE_BUILTINS_INT8) or "
+                                    "16x8 ones (EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8)")
+        for t, what in ((self.inference_input_type, "inference_input_type"),
+                        (self.inference_output_type, "inference_output_type")):
+            name = _type_name(t, what)
+            if self._int16() and name not in ("int16", "float32"):
+                raise NotInMinitinyLite(f"{what} = {name} with 16x8 ops: a 16x8 model's edges "
+                                        f"are int16 or float32")
+            if not self._int16() and name == "int16":
+                raise NotInMinitinyLite(f"{what} = int16 needs the 16x8 scheme: set "
+                                        f"target_spec.supported_ops = [tf.lite.OpsSet."
+                                        f"EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8]")
         types = [_type_name(t, "target_spec.supported_types") for t in
                  self.target_spec.supported_types]
         if any(t != "int8" for t in types):
@@ -162,14 +184,15 @@ class TFLiteConverter:
             return to_tflite_float(lower(self.model))
         data = self.representative_dataset
         data = getattr(data, "input_gen", data)
-        qmodel = quantize(self.model, representative_data=data)
+        qmodel = quantize(self.model, representative_data=data,
+                          activations="int16" if self._int16() else "int8")
         return to_tflite(qmodel, _type_name(self.inference_input_type, "inference_input_type"),
                          _type_name(self.inference_output_type, "inference_output_type"))
 
 
 # ---- the interpreter -----------------------------------------------------------------------
 _NUMPY_TYPE = {tfl.TensorType.INT8: np.int8, tfl.TensorType.UINT8: np.uint8,
-               tfl.TensorType.FLOAT32: np.float32}
+               tfl.TensorType.INT16: np.int16, tfl.TensorType.FLOAT32: np.float32}
 
 
 class Interpreter:
