@@ -5,7 +5,9 @@ is refused with exactly the unsupported items listed in MISSING below.
 
 The oracle is TFLite Micro itself: its outputs on full-range and in-distribution inputs,
 computed when the files were made (NAME.expected.npz), so nothing here needs TensorFlow.
-Where `generate` accepts the imported model, the host C (the reference kernels, and the DSP
+Where tflite-micro is installed, TFLM also runs the file minitiny's writer makes of the
+imported model, and must give the stored outputs again. Where `generate` accepts the
+imported model, the host C (the reference kernels, and the DSP
 kernels through the ACLE shim) must give the same bits as the NumPy reference.
 """
 import hashlib
@@ -18,6 +20,8 @@ import pytest
 
 from minitiny import codegen
 from minitiny.quant import supported
+from minitiny.quant import tflm as tflm_runtime
+from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.tflite_read import UnsupportedTFLiteError, from_tflite
 
 DATA = os.path.join(os.path.dirname(__file__), "data", "architectures")
@@ -102,7 +106,7 @@ def assert_same(label, ours, theirs):
         a = np.asarray(a).reshape(b.shape)
         bad = np.argwhere(a != b)
         assert not len(bad), (f"{label}, output {j}: {len(bad)} of {b.size} values differ; "
-                              f"first at {tuple(bad[0])}: ours {a[tuple(bad[0])]}, theirs {b[tuple(bad[0])]}")
+                              f"first at {tuple(int(i) for i in bad[0])}: ours {a[tuple(bad[0])]}, theirs {b[tuple(bad[0])]}")
 
 
 def test_the_files_are_the_ones_the_script_made():
@@ -139,6 +143,9 @@ def test_architecture(name, tmp_path, shim_flags):
     x = x[0] if len(x) == 1 else x
     ours = outputs_of(q.predict_int8(x))
     assert_same(f"{name}: NumPy vs TFLM", ours, tflm)
+    if tflm_runtime.available():                     # minitiny's writer: TFLM runs what it wrote
+        written = outputs_of(tflm_runtime.run_tflm(to_tflite(q), x))
+        assert_same(f"{name}: TFLM on minitiny's .tflite vs TFLM on the original", written, tflm)
 
     without_c = sorted({op.kind for op in q.ops} - {b.kind for b in supported.OPS if b.c})
     if without_c or name in C_REFUSED:               # generate must refuse, saying why
