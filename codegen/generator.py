@@ -227,6 +227,21 @@ def _tensor_view(t, offset=None):
             "data": t.data, "offset": offset}
 
 
+def io_tensors(qmodel, arena=None):
+    """The model's inputs and outputs as the C names them: (inputs, outputs), lists of views
+    with `role`, `arg` (the invoke parameter) and `macro` (its macros' stem). One input and
+    one output keep the plain names (input, NAME_INPUT_SIZE, NAME_quantize_input); several
+    are numbered in the model's order (input0, input1, NAME_INPUT0_SIZE, ...)."""
+    views = []
+    for role, names in (("input", qmodel.inputs), ("output", qmodel.outputs)):
+        numbered = len(qmodel.inputs) > 1 or len(qmodel.outputs) > 1
+        views.append([dict(_tensor_view(qmodel.tensors[n], arena.offsets[n] if arena else None),
+                           name=n, role=role, index=i, arg=f"{role}{i if numbered else ''}",
+                           macro=f"{role.upper()}{i if numbered else ''}")
+                      for i, n in enumerate(names)])
+    return views
+
+
 def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     kind = op.kind
     template = KERNEL_VARIANTS[variant].get(kind)
@@ -350,13 +365,12 @@ def _helpers(kinds, single_rounding=False):
 
 
 def _check_model(qmodel):
-    if len(qmodel.inputs) != 1 or len(qmodel.outputs) != 1:
-        raise CodegenError(f"model {qmodel.name!r}: the generated C has one input and one output, "
-                           f"got inputs {qmodel.inputs} and outputs {qmodel.outputs}")
-    for role, t in (("input", qmodel.input), ("output", qmodel.output)):
-        if t.dtype != "int8" or t.per_channel:
-            raise CodegenError(f"model {qmodel.name!r}: {role} {t.name!r} must be int8 with one "
-                               f"scale, got {t.dtype} with scale shape {t.scale.shape}")
+    for role, ends in (("input", qmodel.inputs), ("output", qmodel.outputs)):
+        for name in ends:
+            t = qmodel.tensors[name]
+            if t.dtype != "int8" or t.per_channel:
+                raise CodegenError(f"model {qmodel.name!r}: {role} {t.name!r} must be int8 with one "
+                                   f"scale, got {t.dtype} with scale shape {t.scale.shape}")
     unsupported = sorted({op.kind for op in qmodel.ops} - set(TEMPLATES))
     if unsupported:
         raise CodegenError(f"model {qmodel.name!r}: op kind(s) {', '.join(unsupported)} have no C "
@@ -380,6 +394,9 @@ def _threshold(qmodel, prefix, threshold, threshold_name):
     minitiny.quant.threshold.threshold_to_int8 (it compares all 256 dequantized values)."""
     if threshold is None:
         return None
+    if len(qmodel.outputs) != 1:
+        raise CodegenError(f"model {qmodel.name!r}: threshold= needs a detector with one output, "
+                           f"this model has {len(qmodel.outputs)} ({', '.join(qmodel.outputs)})")
     y = qmodel.output
     size = int(np.prod(y.shape, dtype=np.int64))
     if size != 1:
@@ -451,8 +468,10 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(computed.ops)
                if op.kind in _dsp_kinds(variant) and op.params is not None}
     arena = planner.plan_qmodel(computed, scratch=scratch)
-    namer = Namer(RESERVED | identifiers() | {prefix + "_invoke", prefix + "_quantize_input",
-                              prefix + "_dequantize_output"})
+    inputs, outputs = io_tensors(qmodel, arena)
+    namer = Namer(RESERVED | identifiers() | {prefix + "_invoke"}
+                  | {f"{prefix}_quantize_{t['arg']}" for t in inputs}
+                  | {f"{prefix}_dequantize_{t['arg']}" for t in outputs})
     layers = [_layer(i, op, computed, arena, namer, variant, dsp_weights) for i, op in enumerate(computed.ops)]
     for layer, op in zip(layers, qmodel.ops):
         layer["model_kind"] = op.kind       # the model's op; layer["kind"]: the kernel that computes it
@@ -479,13 +498,12 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     code_bytes = (sum(layer["code_bytes"] for layer in layers) + CODE_BYTES_INVOKE
                   + CODE_BYTES_PER_CALL * len(layers)
                   + sum(CODE_BYTES_HELPERS[h] for h in helpers | helpers_scalar_only))
-    x, y = qmodel.input, qmodel.output
     return {
         "generator": f"{GENERATOR} {__version__}", "model_name": c_comment(qmodel.name),
         "raw_model_name": qmodel.name, "model_hash": model_hash(qmodel),
         "prefix": prefix, "PREFIX": c_macro_prefix(prefix), "variant": variant,
         "dsp_weights": dsp_weights,
-        "input": _tensor_view(x, arena.offsets[x.name]), "output": _tensor_view(y, arena.offsets[y.name]),
+        "inputs": inputs, "outputs": outputs, "single_io": len(inputs) == len(outputs) == 1,
         "layers": layers, "kernels": kernels, "helpers": helpers, "helpers_scalar_only": helpers_scalar_only,
         "single_rounding": single_rounding, "requantize_fast": variant != "reference",
         "dsp": any(layer["dsp"] is not None for layer in layers), "dsp_pixels": dsp.CONV_PIXELS,
@@ -502,18 +520,25 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
 
 
 def manifest(context, qmodel):
-    """The JSON summary the firmware harness and the reports read."""
-    x, y = qmodel.input, qmodel.output
+    """The JSON summary the firmware harness and the reports read. "inputs" and "outputs"
+    list every input and output in the model's order, as the C names them; a model with one
+    of each also has the flat input_shape / output_shape / scale / zero point keys."""
     arena = context["arena"]
+    ends = {role: [{"name": t["name"], "arg": t["arg"], "macro": t["macro"], "shape": list(t["shape"]),
+                    "size": t["size"], "scale": float(t["scale"]), "zero_point": int(t["zero_point"])}
+                   for t in context[role]] for role in ("inputs", "outputs")}
+    single = {}
+    if context["single_io"]:
+        x, y = qmodel.input, qmodel.output
+        single = {"input_shape": list(x.shape), "output_shape": list(y.shape),
+                  "input_scale": float(x.scale), "input_zero_point": int(x.zero_point),
+                  "output_scale": float(y.scale), "output_zero_point": int(y.zero_point)}
     return {
         "name": context["prefix"], "model_name": qmodel.name, "generator": context["generator"],
         "model_hash": context["model_hash"], "variant": context["variant"],
         "dsp_weights": context["dsp_weights"],
         "header": f"{context['prefix']}_model.h", "source": f"{context['prefix']}_model.c",
-        "invoke": f"{context['prefix']}_invoke",
-        "input_shape": list(x.shape), "output_shape": list(y.shape),
-        "input_scale": float(x.scale), "input_zero_point": int(x.zero_point),
-        "output_scale": float(y.scale), "output_zero_point": int(y.zero_point),
+        "invoke": f"{context['prefix']}_invoke", **ends, **single,
         "arena_bytes": context["arena_size"], "arena_lower_bound": arena.lower_bound,
         "max_layer_bytes": max(arena.layer_bytes + [0]),     # max over layers of inputs + output
         "input_copied_into_arena": True,

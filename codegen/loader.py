@@ -2,6 +2,7 @@
 
     fn = minitiny.codegen.load("build/sine")
     y = fn(x_int8)            # (N, *input_shape) int8 -> (N, *output_shape) int8
+    y0, y1 = fn([x0, x1])     # several inputs and outputs: lists, in the model's order
 
 How. The model is compiled as a shared library with the same strict flags a firmware build
 uses (-std=c99 -Wall -Wextra -Werror -pedantic) and called through cffi's ABI mode
@@ -196,6 +197,21 @@ def build(model_dir, manifest, cc, flags, kind, extra_sources=None):
     return target
 
 
+def manifest_io(manifest):
+    """(inputs, outputs) of a generated model, each a list of {"arg", "macro", "shape", "size",
+    ...} in the model's order, as the C names them (generator.io_tensors). A manifest of one
+    input and one output without those lists (the float C) gives its input_shape / output_shape."""
+    ends = []
+    for role in ("input", "output"):
+        listed = manifest.get(role + "s")
+        if listed is None:
+            shape = [int(d) for d in manifest[role + "_shape"]]
+            listed = [{"arg": role, "macro": role.upper(), "shape": shape,
+                       "size": int(np.prod(shape, dtype=np.int64))}]
+        ends.append([dict(t, shape=tuple(t["shape"])) for t in listed])
+    return ends
+
+
 def _as_batch(x, shape, what, dtype=np.int8):
     """(N, *shape) or (*shape) -> (contiguous (N, size) of dtype, single?); int8 is checked."""
     x = np.asarray(x)
@@ -212,63 +228,101 @@ def _as_batch(x, shape, what, dtype=np.int8):
     return np.ascontiguousarray(x, dtype=dtype).reshape(len(x), -1), single
 
 
+def _as_batches(x, inputs, name, dtype=np.int8):
+    """The model's inputs `x` (one array, or a list in the model's order for several) ->
+    ([contiguous (N, size)] per input, single sample?)."""
+    if len(inputs) == 1:
+        xs = [x]
+    elif isinstance(x, (list, tuple)) and len(x) == len(inputs):
+        xs = list(x)
+    else:
+        raise ValueError(f"{name}: the model has {len(inputs)} inputs "
+                         f"({', '.join(t['arg'] for t in inputs)}): pass a list of {len(inputs)} arrays")
+    batches = [_as_batch(a, t["shape"], f"{name} {t['arg']}" if len(inputs) > 1 else name, dtype)
+               for a, t in zip(xs, inputs)]
+    if len({len(b) for b, _ in batches}) > 1:
+        raise ValueError(f"{name}: the inputs hold different numbers of samples: "
+                         + ", ".join(f"{t['arg']} {len(b)}" for t, (b, _) in zip(inputs, batches)))
+    return [b for b, _ in batches], all(single for _, single in batches)
+
+
+def _results(outs, outputs, single):
+    """The flat (N, size) outputs shaped (N, *shape), or one sample; a list for several."""
+    shaped = [o.reshape((len(o),) + t["shape"]) for o, t in zip(outs, outputs)]
+    shaped = [o[0] for o in shaped] if single else shaped
+    return shaped if len(shaped) > 1 else shaped[0]
+
+
 class CModel:
-    """A generated model compiled for the host: call it on int8 inputs."""
+    """A generated model compiled for the host: call it on int8 inputs (a list for a model
+    with several; a list of outputs back for a model with several, as QModel.predict_int8)."""
 
     def __init__(self, path, manifest):
         import cffi
         self.path, self.manifest = path, manifest
         self.name = manifest["name"]
-        self.input_shape = tuple(manifest["input_shape"])
-        self.output_shape = tuple(manifest["output_shape"])
+        self.inputs, self.outputs = manifest_io(manifest)
+        self.input_shape, self.output_shape = self.inputs[0]["shape"], self.outputs[0]["shape"]
         self.ffi = cffi.FFI()
         p = self.name
         self.dtype = np.dtype(manifest.get("dtype", "int8"))
         if self.dtype == np.float32:            # the float C of an unquantized model
             self.ffi.cdef(f"int {p}_invoke(const float *input, float *output);")
         else:
-            self.ffi.cdef(f"int {p}_invoke(const int8_t *input, int8_t *output);\n"
-                          f"void {p}_quantize_input(const float *input, int8_t *output);\n"
-                          f"void {p}_dequantize_output(const int8_t *input, float *output);")
+            params = [f"const int8_t *{t['arg']}" for t in self.inputs] + \
+                     [f"int8_t *{t['arg']}" for t in self.outputs]
+            self.ffi.cdef(f"int {p}_invoke({', '.join(params)});\n"
+                          + "".join(f"void {p}_quantize_{t['arg']}(const float *input, int8_t *output);\n"
+                                    for t in self.inputs)
+                          + "".join(f"void {p}_dequantize_{t['arg']}(const int8_t *input, float *output);\n"
+                                    for t in self.outputs))
         self.lib = self.ffi.dlopen(path)
         self.invoke = getattr(self.lib, f"{p}_invoke")
 
     def __call__(self, x):
-        batch, single = _as_batch(x, self.input_shape, self.name, self.dtype)
-        n, in_size = batch.shape
-        out = np.empty((n, int(np.prod(self.output_shape, dtype=np.int64))), dtype=self.dtype)
+        batches, single = _as_batches(x, self.inputs, self.name, self.dtype)
+        n = len(batches[0])
+        outs = [np.empty((n, t["size"]), dtype=self.dtype) for t in self.outputs]
         ctype = "float" if self.dtype == np.float32 else "int8_t"
-        pin = self.ffi.cast(f"const {ctype} *", self.ffi.from_buffer(batch))
-        pout = self.ffi.cast(f"{ctype} *", self.ffi.from_buffer(out))
-        out_size = out.shape[1]
+        pins = [self.ffi.cast(f"const {ctype} *", self.ffi.from_buffer(b)) for b in batches]
+        pouts = [self.ffi.cast(f"{ctype} *", self.ffi.from_buffer(o)) for o in outs]
+        in_sizes = [b.shape[1] for b in batches]
+        out_sizes = [t["size"] for t in self.outputs]
         invoke = self.invoke
         for i in range(n):
-            status = invoke(pin + i * in_size, pout + i * out_size)
+            status = invoke(*[p + i * size for p, size in zip(pins, in_sizes)],
+                            *[p + i * size for p, size in zip(pouts, out_sizes)])
             if status != 0:
                 raise RuntimeError(f"{self.name}_invoke returned {status}")
-        out = out.reshape((n,) + self.output_shape)
-        return out[0] if single else out
+        return _results(outs, self.outputs, single)
+
+    def _convert(self, values, ends, fn, in_type, out_type, what):
+        """Run the C helper NAME_<fn>_<arg> of each tensor over its samples."""
+        values = [values] if len(ends) == 1 else list(values)
+        if len(values) != len(ends):
+            raise ValueError(f"{self.name}: {what} takes a list of {len(ends)} arrays")
+        results = []
+        for a, t in zip(values, ends):
+            a = np.ascontiguousarray(a, dtype=in_type).reshape(-1, t["size"])
+            out = np.empty(a.shape, dtype=out_type)
+            c_fn = getattr(self.lib, f"{self.name}_{fn}_{t['arg']}")
+            ctypes = ("float[]", "int8_t[]") if in_type == np.float32 else ("int8_t[]", "float[]")
+            for i in range(len(a)):
+                c_fn(self.ffi.from_buffer(ctypes[0], a[i]), self.ffi.from_buffer(ctypes[1], out[i]))
+            results.append(out.reshape((-1,) + t["shape"]))
+        return results if len(results) > 1 else results[0]
 
     def quantize_input(self, x):
-        """C's NAME_quantize_input on float32 inputs (N, *input_shape)."""
-        x = np.ascontiguousarray(x, dtype=np.float32).reshape(-1, int(np.prod(self.input_shape)))
-        out = np.empty(x.shape, dtype=np.int8)
-        fn = getattr(self.lib, f"{self.name}_quantize_input")
-        for i in range(len(x)):
-            fn(self.ffi.from_buffer("float[]", x[i]), self.ffi.from_buffer("int8_t[]", out[i]))
-        return out.reshape((-1,) + self.input_shape)
+        """C's NAME_quantize_input (each input's, for several) on float32 inputs (N, *shape)."""
+        return self._convert(x, self.inputs, "quantize", np.float32, np.int8, "quantize_input")
 
     def dequantize_output(self, q):
-        """C's NAME_dequantize_output on int8 outputs (N, *output_shape)."""
-        q = np.ascontiguousarray(q, dtype=np.int8).reshape(-1, int(np.prod(self.output_shape)))
-        out = np.empty(q.shape, dtype=np.float32)
-        fn = getattr(self.lib, f"{self.name}_dequantize_output")
-        for i in range(len(q)):
-            fn(self.ffi.from_buffer("int8_t[]", q[i]), self.ffi.from_buffer("float[]", out[i]))
-        return out.reshape((-1,) + self.output_shape)
+        """C's NAME_dequantize_output (each output's, for several) on int8 outputs (N, *shape)."""
+        return self._convert(q, self.outputs, "dequantize", np.int8, np.float32, "dequantize_output")
 
     def __repr__(self):
-        return f"CModel({self.name!r}, {self.input_shape} -> {self.output_shape})"
+        shapes = lambda ends: ", ".join(str(t["shape"]) for t in ends)
+        return f"CModel({self.name!r}, {shapes(self.inputs)} -> {shapes(self.outputs)})"
 
 
 class SanitizedModel:
@@ -276,23 +330,24 @@ class SanitizedModel:
 
     def __init__(self, path, manifest):
         self.path, self.manifest, self.name = path, manifest, manifest["name"]
-        self.input_shape = tuple(manifest["input_shape"])
-        self.output_shape = tuple(manifest["output_shape"])
+        self.inputs, self.outputs = manifest_io(manifest)
+        self.input_shape, self.output_shape = self.inputs[0]["shape"], self.outputs[0]["shape"]
 
     def __call__(self, x):
-        batch, single = _as_batch(x, self.input_shape, self.name)
+        batches, single = _as_batches(x, self.inputs, self.name)
+        n = len(batches[0])
         with tempfile.TemporaryDirectory() as tmp:
             src, dst = os.path.join(tmp, "inputs.bin"), os.path.join(tmp, "outputs.bin")
-            batch.tofile(src)
+            np.concatenate(batches, axis=1).tofile(src)        # per sample: input0, input1, ...
             env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
                        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
             result = subprocess.run([self.path, src, dst], capture_output=True, text=True, env=env)
             if result.returncode != 0 or "runtime error" in result.stderr:
                 raise SanitizerError(f"{self.name}: the sanitized build failed (exit "
                                      f"{result.returncode}):\n{result.stderr.strip()}")
-            out = np.fromfile(dst, dtype=np.int8)
-        out = out.reshape((len(batch),) + self.output_shape)
-        return out[0] if single else out
+            out = np.fromfile(dst, dtype=np.int8).reshape(n, -1)
+        ends = np.cumsum([t["size"] for t in self.outputs])[:-1]
+        return _results(np.split(out, ends, axis=1), self.outputs, single)
 
 
 def load(model_dir, name=None, compiler=None, flags=(), sanitize=False):
@@ -309,8 +364,10 @@ def load(model_dir, name=None, compiler=None, flags=(), sanitize=False):
     if sanitize and manifest.get("dtype") == "float32":
         raise ValueError(f"{model_dir}: sanitize=True runs int8 models; this one is float32")
     if sanitize:
+        inputs, outputs = manifest_io(manifest)
         main = environment().get_template("host_main.c.j2").render(
-            prefix=manifest["name"], PREFIX=manifest["name"].upper(), header=manifest["header"])
+            prefix=manifest["name"], PREFIX=manifest["name"].upper(), header=manifest["header"],
+            inputs=inputs, outputs=outputs)
         path = build(model_dir, manifest, cc, STRICT_FLAGS + SANITIZE_FLAGS + list(flags), "exe",
                       {"host_main.c": main.encode()})
         return SanitizedModel(path, manifest)

@@ -127,6 +127,12 @@ def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto"
         raise ArduinoExportError(f"library name {library!r} would clash with the model's own header "
                                  f"{prefix}_model.h; choose another")
     qmodel = QModel.load(npz)
+    if len(qmodel.inputs) > 1 or len(qmodel.outputs) > 1:
+        raise ArduinoExportError(
+            f"{model_dir}: model {qmodel.name!r} has {len(qmodel.inputs)} inputs and "
+            f"{len(qmodel.outputs)} outputs; the Arduino library's example sketch runs models with "
+            f"one of each. The generated C itself takes several ({prefix}_model.h in {model_dir}): "
+            f"add {prefix}_model.c and .h to a sketch by hand")
     threshold = manifest.get("threshold")
     x, input_note = _test_input(qmodel, inputs, seed)
     expected = np.asarray(qmodel.predict_int8(x[None])).reshape(-1).astype(int)

@@ -7,7 +7,10 @@ For a model named NAME, `minitiny.codegen.generate(qmodel, dir)` writes:
                         NAME_INPUT_SCALE, NAME_INPUT_ZERO_POINT, NAME_OUTPUT_SCALE,
                         NAME_OUTPUT_ZERO_POINT, and
                         int NAME_invoke(const int8_t *input, int8_t *output);
-                        (0 on success, nonzero for a NULL pointer)
+                        (0 on success, nonzero for a NULL pointer). A model with several
+                        inputs or outputs numbers them: NAME_INPUT0_SIZE, NAME_INPUT1_SIZE,
+                        ..., NAME_OUTPUT0_SIZE, ... and NAME_invoke(input0, input1, ...,
+                        output0, ...), one pointer each, inputs first
     NAME_model.c        the model; it calls MINITINY_LAYER_HOOK(i) before layer i and
                         MINITINY_LAYER_HOOK(n) after the last one (empty by default)
     NAME_manifest.json  {"name", "input_shape", "output_shape", "arena_bytes",
@@ -59,6 +62,11 @@ class ModelFiles:
     output_zero_point: int = None
     manifest: dict = None
     qmodel_path: Path = None
+    # every input and output in the model's order: {"arg", "macro", "size", "shape", "scale",
+    # "zero_point"}; input_size / output_size are their totals (the harness keeps a sample's
+    # inputs back to back, and its outputs)
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
     layers: list = field(default_factory=list)
     extra_sources: list = field(default_factory=list)   # further C files of the program
     extra_headers: list = field(default_factory=list)
@@ -69,13 +77,12 @@ class ModelFiles:
 
     @property
     def input_shape(self):
-        shape = (self.manifest or {}).get("input_shape")
-        return tuple(shape) if shape else (self.input_size,)
+        """The input's shape; (total size,) for several inputs (the harness's flat row)."""
+        return self.inputs[0]["shape"] if len(self.inputs) == 1 else (self.input_size,)
 
     @property
     def output_shape(self):
-        shape = (self.manifest or {}).get("output_shape")
-        return tuple(shape) if shape else (self.output_size,)
+        return self.outputs[0]["shape"] if len(self.outputs) == 1 else (self.output_size,)
 
 
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*(?:/[/*].*)?$", re.M)
@@ -137,25 +144,43 @@ def load(model_dir):
             return None
         return _number(macros[key], kind, f"{header}: {key}")
 
+    listed = {role: (manifest or {}).get(role + "s") or [] for role in ("input", "output")}
+    ends = {}
+    for role in ("input", "output"):
+        stem = role.upper()
+        # one input (output): NAME_INPUT_SIZE; several: NAME_INPUT0_SIZE, NAME_INPUT1_SIZE, ...
+        stems = [stem] if f"{up}_{stem}_SIZE" in macros or f"{up}_{stem}0_SIZE" not in macros else \
+            [f"{stem}{i}" for i in range(len(macros)) if f"{up}_{stem}{i}_SIZE" in macros]
+        ends[role] = []
+        for i, m in enumerate(stems):
+            size = macro(f"{m}_SIZE", int)
+            if size <= 0:
+                raise ModelDirError(f"{header}: {up}_{m}_SIZE must be > 0, got {size}")
+            shape = (tuple(listed[role][i]["shape"]) if i < len(listed[role]) else
+                     tuple((manifest or {}).get(f"{role}_shape") or ()) if len(stems) == 1 else ())
+            shape = shape or (size,)
+            if math.prod(shape) != size:
+                where = f"{role}_shape" if len(stems) == 1 else f"{role}s[{i}] shape"
+                raise ModelDirError(f"{manifest_path.name}: {where} {list(shape)} holds "
+                                    f"{math.prod(shape)} values but {header.name} says "
+                                    f"{up}_{m}_SIZE {size}")
+            ends[role].append({"arg": m.lower(), "macro": m, "size": size, "shape": shape,
+                               "scale": macro(f"{m}_SCALE", float, False),
+                               "zero_point": macro(f"{m}_ZERO_POINT", int, False)})
+    single = len(ends["input"]) == 1 and len(ends["output"]) == 1
     files = ModelFiles(
         name=name, dir=d, header=header, source=source,
-        input_size=macro("INPUT_SIZE", int), output_size=macro("OUTPUT_SIZE", int),
-        input_scale=macro("INPUT_SCALE", float, False),
-        input_zero_point=macro("INPUT_ZERO_POINT", int, False),
-        output_scale=macro("OUTPUT_SCALE", float, False),
-        output_zero_point=macro("OUTPUT_ZERO_POINT", int, False),
+        input_size=sum(t["size"] for t in ends["input"]),
+        output_size=sum(t["size"] for t in ends["output"]),
+        input_scale=ends["input"][0]["scale"] if single else None,
+        input_zero_point=ends["input"][0]["zero_point"] if single else None,
+        output_scale=ends["output"][0]["scale"] if single else None,
+        output_zero_point=ends["output"][0]["zero_point"] if single else None,
         manifest=manifest,
         qmodel_path=(d / f"{name}.qmodel.npz") if (d / f"{name}.qmodel.npz").is_file() else None,
         layers=list((manifest or {}).get("layers", [])),
+        inputs=ends["input"], outputs=ends["output"],
     )
-    for what, shape in (("input", files.input_shape), ("output", files.output_shape)):
-        size = getattr(files, f"{what}_size")
-        if size <= 0:
-            raise ModelDirError(f"{header}: {up}_{what.upper()}_SIZE must be > 0, got {size}")
-        if math.prod(shape) != size:
-            raise ModelDirError(f"{manifest_path.name}: {what}_shape {list(shape)} holds "
-                                f"{math.prod(shape)} values but {header.name} says "
-                                f"{up}_{what.upper()}_SIZE {size}")
     for i, layer in enumerate(files.layers):
         if not isinstance(layer, dict) or "name" not in layer:
             raise ModelDirError(f"{manifest_path.name}: layer {i} needs at least a 'name'")

@@ -47,7 +47,8 @@ class FirmwareResult:
     message: str                # what went wrong, with QEMU's exit status; '' when ok
     exit_status: int            # QEMU's exit status (None after a timeout)
     inputs: np.ndarray          # int8 (N, input_size)
-    outputs: np.ndarray         # int8 (N, *output_shape), None if the run failed
+    outputs: np.ndarray         # int8 (N, *output_shape), None if the run failed; several
+    #                             outputs: (N, output_size), back to back (outputs_by_tensor)
     reference: np.ndarray = None        # int8, the NumPy reference outputs (None: no reference)
     counter: str = "plugin"             # 'plugin' (exact) or 'icount' (counter fallback)
     instructions_per_input: np.ndarray = None   # (N,) per inference, production build
@@ -59,6 +60,17 @@ class FirmwareResult:
     layer_sizes: dict = field(default_factory=dict)  # {layer name: {'code', 'weights', 'ram'}}
     source_sizes: dict = field(default_factory=dict)  # several C files: {file: {'flash', 'ram', ...}}
     build_dir: Path = None
+    output_tensors: list = field(default_factory=list)   # model.ModelFiles.outputs
+
+    @property
+    def outputs_by_tensor(self):
+        """The outputs as one (N, *shape) array per model output, in the model's order."""
+        if self.outputs is None:
+            return None
+        flat = self.outputs.reshape(len(self.outputs), -1)
+        ends = np.cumsum([t["size"] for t in self.output_tensors])[:-1]
+        return [part.reshape((len(flat),) + tuple(t["shape"]))
+                for part, t in zip(np.split(flat, ends, axis=1), self.output_tensors)]
 
     @property
     def ok(self):
@@ -123,7 +135,8 @@ def run(model_dir, board="cortex-m4", inputs=None, n=8, profile=True, timeout=60
     counter = chosen
     result = FirmwareResult(files.name, target, main_run.status, main_run.message,
                             main_run.exit_status, x, main_run.outputs, reference, counter,
-                            layers=files.layers, build_dir=main_build.dir)
+                            layers=files.layers, build_dir=main_build.dir,
+                            output_tensors=files.outputs)
     if main_run.outputs is not None:
         result.outputs = main_run.outputs.reshape((len(x),) + tuple(files.output_shape))
     if main_run.intervals is not None:
@@ -146,8 +159,11 @@ def run(model_dir, board="cortex-m4", inputs=None, n=8, profile=True, timeout=60
         bad = np.argwhere(result.outputs.reshape(len(x), -1) != reference.reshape(len(x), -1))
         i, j = bad[0]
         result.status = "mismatch"
+        starts = np.cumsum([0] + [t["size"] for t in files.outputs])
+        k = int(np.searchsorted(starts, j, side="right") - 1)
+        where = f"output {j}" if len(files.outputs) == 1 else f"{files.outputs[k]['arg']} value {j - starts[k]}"
         result.message = (f"{len(bad)} of {reference.size} output values differ from the NumPy "
-                          f"reference; first: input {i}, output {j}: firmware "
+                          f"reference; first: input {i}, {where}: firmware "
                           f"{result.outputs.reshape(len(x), -1)[i, j]}, reference "
                           f"{reference.reshape(len(x), -1)[i, j]}")
     return result
@@ -170,30 +186,48 @@ def _choose_counter(counter, cache_dir):
 
 # ---- inputs and the reference ---------------------------------------------------------
 def _inputs(files, inputs, n, seed):
-    """The test inputs as int8 (N, input_size)."""
+    """The test inputs as int8 (N, input_size): a model with several inputs keeps a sample's
+    inputs back to back, and takes `inputs` as that flat array or as a list of arrays, one
+    per model input in its order."""
     if n is not None and n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     if inputs is None:
         rng = np.random.default_rng(seed)
         return rng.integers(-128, 128, size=(n or 8, files.input_size), dtype=np.int8)
+    if isinstance(inputs, (list, tuple)) and len(files.inputs) > 1:
+        if len(inputs) != len(files.inputs):
+            raise ValueError(f"model {files.name!r} has {len(files.inputs)} inputs: pass a list of "
+                             f"{len(files.inputs)} arrays, got {len(inputs)}")
+        parts = [_one_input(files, t, a, n) for t, a in zip(files.inputs, inputs)]
+        if len({len(p) for p in parts}) > 1:
+            raise ValueError(f"the inputs of model {files.name!r} hold different numbers of samples: "
+                             f"{[len(p) for p in parts]}")
+        return np.concatenate(parts, axis=1)
+    whole = {"arg": "input", "macro": "INPUT", "size": files.input_size, "shape": files.input_shape,
+             "scale": files.input_scale, "zero_point": files.input_zero_point}
+    return _one_input(files, whole, inputs, n)
+
+
+def _one_input(files, t, inputs, n):
+    """One model input (t: an entry of files.inputs) as int8 (N, size)."""
     x = np.asarray(inputs)
     if x.ndim == 0 or x.size == 0:
-        raise ValueError(f"inputs: expected an array of shape (N, {files.input_size}), got {x.shape}")
-    if x.size == files.input_size and x.shape in (tuple(files.input_shape), (files.input_size,)):
+        raise ValueError(f"inputs: expected an array of shape (N, {t['size']}), got {x.shape}")
+    if x.size == t["size"] and x.shape in (tuple(t["shape"]), (t["size"],)):
         x = x[None]
     x = x.reshape(len(x), -1)
-    if x.shape[1] != files.input_size:
+    if x.shape[1] != t["size"]:
         raise ValueError(f"inputs of shape {np.asarray(inputs).shape} do not fit model "
-                         f"{files.name!r}: each input has {files.input_size} values "
-                         f"(shape {tuple(files.input_shape)})")
+                         f"{files.name!r}: each {t['arg']} has {t['size']} values "
+                         f"(shape {tuple(t['shape'])})")
     if n is not None:
         x = x[:n]
     if np.issubdtype(x.dtype, np.floating):
-        if files.input_scale is None or files.input_zero_point is None:
-            raise ValueError(f"float inputs need {files.macro}_INPUT_SCALE and _ZERO_POINT in "
+        if t["scale"] is None or t["zero_point"] is None:
+            raise ValueError(f"float inputs need {files.macro}_{t['macro']}_SCALE and _ZERO_POINT in "
                              f"{files.header.name} to be quantized; pass int8 inputs instead")
         from minitiny.quant.graph import QTensor
-        q = QTensor("input", (files.input_size,), "int8", files.input_scale, files.input_zero_point)
+        q = QTensor(t["arg"], (t["size"],), "int8", t["scale"], t["zero_point"])
         return q.quantize(x)
     if not np.issubdtype(x.dtype, np.integer):
         raise ValueError(f"inputs must be int8 or float, got dtype {x.dtype}")
@@ -203,17 +237,23 @@ def _inputs(files, inputs, n, seed):
 
 
 def _reference(files, x, expected):
+    """The NumPy reference's outputs as int8 (N, output_size), every output back to back."""
     if expected is not None:
-        ref = np.asarray(expected)
-        if ref.size != len(x) * files.output_size:
-            raise ValueError(f"expected outputs of shape {ref.shape} do not match "
+        several = isinstance(expected, (list, tuple)) and len(files.outputs) > 1
+        parts = [np.asarray(r) for r in (expected if several else [expected])]
+        if sum(r.size for r in parts) != len(x) * files.output_size:
+            raise ValueError(f"expected outputs of shape {[r.shape for r in parts]} do not match "
                              f"{len(x)} inputs x {files.output_size} outputs")
-        return ref.reshape(len(x), files.output_size).astype(np.int8)
+        return np.concatenate([r.reshape(len(x), -1) for r in parts], axis=1).astype(np.int8)
     qmodel = model.load_reference(files)
     if qmodel is None:
         return None
-    x_model = x.reshape((len(x),) + tuple(qmodel.input.shape))
-    return np.asarray(qmodel.predict_int8(x_model)).reshape(len(x), -1).astype(np.int8)
+    ends = np.cumsum([t["size"] for t in files.inputs])[:-1]
+    xs = [part.reshape((len(x),) + tuple(qmodel.tensors[name].shape))
+          for part, name in zip(np.split(x, ends, axis=1), qmodel.inputs)]
+    ys = qmodel.predict_int8(xs if len(xs) > 1 else xs[0])
+    ys = ys if len(qmodel.outputs) > 1 else [ys]
+    return np.concatenate([np.asarray(y).reshape(len(x), -1) for y in ys], axis=1).astype(np.int8)
 
 
 # ---- one build, one QEMU run --------------------------------------------------------------
@@ -233,8 +273,10 @@ def _render_harness(files, x, marks_per_run):
     import jinja2
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(fwbuild.HERE)),
                              undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    offsets = lambda ends: [dict(t, offset=int(sum(u["size"] for u in ends[:i]))) for i, t in enumerate(ends)]
     return env.get_template("harness.c.j2").render(
         name=files.name, NAME=files.macro, n_inputs=len(x), inputs=x.tolist(),
+        tensors_in=offsets(files.inputs), tensors_out=offsets(files.outputs),
         marks_per_run=marks_per_run)
 
 

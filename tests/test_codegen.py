@@ -355,9 +355,13 @@ def test_models_without_computation(tmp_path):
         np.testing.assert_array_equal(fn(xs), model.predict_int8(xs))
 
 
-def test_two_input_models_are_refused(tmp_path):
-    with pytest.raises(codegen.CodegenError, match="one input"):
-        codegen.generate(o.single_op_model(0, "add", (10,)), tmp_path / "m")
+def test_two_input_models_run_in_c(tmp_path):
+    """An ADD of two model inputs: NAME_invoke(input0, input1, output) (tests/test_multi_io.py
+    has the graphs with several inputs and outputs)."""
+    model = o.single_op_model(0, "add", (10,))
+    xs = [o.int8_input(np.random.default_rng(i), (10,), 9) for i in range(2)]
+    fn = codegen.load(codegen.generate(model, tmp_path / "m").dir)
+    np.testing.assert_array_equal(fn(xs), model.predict_int8(xs))
 
 
 def test_generate_refuses_other_objects(tmp_path):

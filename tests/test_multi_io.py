@@ -7,6 +7,9 @@ tensor in the model's own full evaluation (predict_int8(..., return_all=True)), 
 single-output code path computes independently of the output list. The generated C is
 compared with the NumPy reference output by output, through cffi and under ASan/UBSan.
 """
+import re
+import shutil
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -14,6 +17,7 @@ from hypothesis import strategies as st
 
 import minitiny as mt
 import int8_oracle as O
+from minitiny import codegen
 from minitiny.quant import tflm
 from minitiny.quant.graph import GraphError
 from minitiny.quant.tflite_io import to_tflite
@@ -178,3 +182,119 @@ def test_interpreter_batch_after_resize_tensor_input():
         interpreter.allocate_tensors()
     with pytest.raises(ValueError, match="strict=True.*not dynamic"):
         interpreter.resize_tensor_input(ins[1]["index"], [3] + list(ins[1]["shape"][1:]), strict=True)
+
+
+# ---------------------------------------------------------------------------------------
+# The generated C: one pointer per input and output, macros per tensor
+# ---------------------------------------------------------------------------------------
+GCC = shutil.which("gcc") or shutil.which("cc")
+requires_gcc = pytest.mark.skipif(GCC is None, reason="no host C compiler")
+FW_TOOLS = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm") if shutil.which(t) is None]
+requires_firmware = pytest.mark.skipif(bool(FW_TOOLS), reason=f"{', '.join(FW_TOOLS)} not installed")
+
+
+def _generated(tmp_path_factory, key, q, variant="reference"):
+    return codegen.generate(q, tmp_path_factory.mktemp(key), name="mio", variant=variant)
+
+
+@requires_gcc
+@settings(max_examples=6)
+@given(seed=O.seeds, n_in=st.integers(1, 3), n_out=st.integers(1, 4),
+       variant=st.sampled_from(["reference", "scalar", "auto"]))
+def test_host_c_equals_numpy_for_every_output(tmp_path_factory, seed, n_in, n_out, variant):
+    q = multi_io_model(seed, n_in, n_out)
+    g = _generated(tmp_path_factory, "host", q, variant)
+    xs = inputs_of(q, seed, 5)
+    arg = xs if n_in > 1 else xs[0]
+    got, want = as_list(codegen.load(g.dir)(arg), q), as_list(q.predict_int8(arg), q)
+    assert len(got) == n_out
+    for a, b in zip(got, want):
+        np.testing.assert_array_equal(a, b)
+
+
+@requires_gcc
+def test_header_names_every_tensor_and_sanitized_run_is_clean(tmp_path_factory):
+    q = multi_io_model(31, 2, 3)
+    g = _generated(tmp_path_factory, "asan", q)
+    header = open(g.header).read()
+    sizes = {int(v) for v in re.findall(r"#define MIO_(?:IN|OUT)PUT\d_SIZE (\d+)", header)}
+    assert sizes == {int(np.prod(q.tensors[n].shape)) for n in q.inputs + q.outputs}
+    assert ("int mio_invoke(const int8_t *input0, const int8_t *input1, int8_t *output0, "
+            "int8_t *output1, int8_t *output2);") in header
+    for k, name in enumerate(q.inputs):
+        t = q.tensors[name]
+        assert re.search(rf"#define MIO_INPUT{k}_ZERO_POINT \({int(t.zero_point)}\)", header)
+    for k, name in enumerate(q.outputs):
+        c_type = "int8" + "".join(f"[{d}]" for d in q.tensors[name].shape)
+        assert re.search(rf"output{k} +{re.escape(c_type)} +{name}", header)
+    assert "MIO_INPUT_SIZE" not in header and "MIO_OUTPUT_SIZE" not in header
+    xs = inputs_of(q, 31, 12)
+    got = codegen.load(g.dir, sanitize=True)(xs)           # SanitizerError on any report
+    for a, b in zip(got, q.predict_int8(xs)):
+        np.testing.assert_array_equal(a, b)
+
+
+@requires_gcc
+def test_c_float_helpers_per_tensor(tmp_path_factory):
+    q = multi_io_model(32, 2, 2)
+    fn = codegen.load(_generated(tmp_path_factory, "float", q).dir)
+    rng = np.random.default_rng(0)
+    floats = [rng.normal(0, 60 * float(q.tensors[n].scale), (7,) + q.tensors[n].shape).astype(np.float32)
+              for n in q.inputs]
+    for a, b in zip(fn.quantize_input(floats), q.quantize_input(floats)):
+        np.testing.assert_array_equal(a, b)
+    ys = q.predict_int8(q.quantize_input(floats))
+    for a, b in zip(fn.dequantize_output(ys), q.dequantize_output(ys)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threshold_needs_one_output(tmp_path):
+    with pytest.raises(codegen.CodegenError, match="threshold= needs a detector with one output"):
+        codegen.generate(multi_io_model(1, 1, 2), tmp_path / "m", threshold=0.5)
+
+
+def test_the_planner_keeps_every_output_until_the_end():
+    """An output that later layers still read (the trunk) and outputs written early: no
+    other tensor may take their bytes before the copy out."""
+    from minitiny.codegen import planner
+    for seed in range(20):
+        q = multi_io_model(seed, 2, 4)
+        arena = planner.plan_qmodel(q)
+        n = len(q.ops)
+        for b in arena.buffers:
+            if set(b.tensors) & set(q.outputs):
+                assert b.last == n, (seed, b)
+
+
+@requires_firmware
+def test_emulated_cortex_m4_gives_every_output(tmp_path_factory):
+    from minitiny import firmware
+    q = multi_io_model(33, 2, 3)
+    g = _generated(tmp_path_factory, "m4", q, "auto")
+    xs = inputs_of(q, 33, 4)
+    r = firmware.run(g.dir, board="cortex-m4", inputs=xs, n=None, profile=True)
+    assert r.ok, r.message
+    assert r.matches_reference
+    for a, b in zip(r.outputs_by_tensor, q.predict_int8(xs)):
+        np.testing.assert_array_equal(a, b)
+    assert r.layer_instructions.shape == (4, len(q.ops))
+
+
+@requires_gcc
+def test_cli_verify_compares_every_output(tmp_path_factory, capsys):
+    from minitiny import cli
+    q = multi_io_model(34, 2, 2)
+    g = _generated(tmp_path_factory, "cli", q)
+    assert cli.main(["verify", str(g.dir), "-n", "20"]) == 0
+    out = capsys.readouterr().out
+    for name in q.outputs:
+        assert re.search(rf"C on the host \(cffi\) vs NumPy int8, output {name} +20/20 outputs identical", out), out
+        if tflm.available():
+            assert re.search(rf"TFLite Micro .* vs NumPy int8, output {name} +20/20", out), out
+    rng = np.random.default_rng(1)
+    npz = tmp_path_factory.mktemp("npz") / "inputs.npz"
+    np.savez(npz, **{n: rng.normal(0, 1, (9,) + q.tensors[n].shape).astype(np.float32) for n in q.inputs})
+    assert cli.main(["verify", str(g.dir), "--inputs", str(npz)]) == 0
+    assert "9 of" in capsys.readouterr().out
+    assert cli.main(["verify", str(g.dir), "--data", "sine"]) != 0
+    assert "has 2 inputs" in capsys.readouterr().err

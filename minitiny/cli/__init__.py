@@ -370,32 +370,76 @@ def _compare(label, got, want):
 
 
 def _verify_inputs(args, qmodel):
+    """The inputs as a list of int8 arrays, one per model input, and what they are. A model
+    with several inputs takes --inputs as a .npz holding one array per input (by name, or
+    in the model's order: np.savez(path, a, b))."""
     if args.inputs and args.data:
         raise UsageError("give --inputs or --data, not both")
+    names = qmodel.inputs
     if args.inputs:
-        x, what = _load_npy(args.inputs, "--inputs"), args.inputs
+        loaded, what = _load_npy(args.inputs, "--inputs"), args.inputs
+        if isinstance(loaded, np.lib.npyio.NpzFile):
+            with loaded:
+                keys = names if set(names) <= set(loaded.files) else loaded.files
+                if len(keys) != len(names):
+                    raise UsageError(f"--inputs {args.inputs}: holds arrays {loaded.files}; model "
+                                     f"{qmodel.name!r} has the inputs {names}")
+                xs = [loaded[k] for k in keys]
+        elif len(names) > 1:
+            raise UsageError(f"model {qmodel.name!r} has {len(names)} inputs ({', '.join(names)}): "
+                             f"give --inputs as a .npz with one array per input")
+        else:
+            xs = [loaded]
     elif args.data:
+        if len(names) > 1:
+            raise UsageError(f"--data: model {qmodel.name!r} has {len(names)} inputs "
+                             f"({', '.join(names)}); give --inputs as a .npz with one array each")
         data = load_data(args.data)
-        x, what = data.test[0], f"the {data.source} test inputs"
+        xs, what = [data.test[0]], f"the {data.source} test inputs"
     else:
         rng = np.random.default_rng(args.seed)
         n = args.n or 256
-        return (rng.integers(-128, 128, size=(n,) + qmodel.input.shape, dtype=np.int8),
+        return ([rng.integers(-128, 128, size=(n,) + qmodel.tensors[name].shape, dtype=np.int8)
+                 for name in names],
                 f"{n} random int8 inputs (seed {args.seed}; --data or --inputs for real ones)")
-    x = np.asarray(x)
-    if args.n:
-        x = x[:args.n]
-    if x.shape[1:] != qmodel.input.shape:
-        if x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(qmodel.input.shape)):
-            x = x.reshape((len(x),) + qmodel.input.shape)
-        else:
-            raise UsageError(f"inputs of shape {x.shape} do not fit model {qmodel.name!r}: "
-                             f"(N, {', '.join(map(str, qmodel.input.shape))})")
-    if np.issubdtype(x.dtype, np.floating):
-        return qmodel.quantize_input(x), f"{len(x):,} of {what}, quantized with the input scale"
-    if x.min() < -128 or x.max() > 127:
-        raise UsageError(f"integer inputs must be int8, got values in [{x.min()}, {x.max()}]")
-    return x.astype(np.int8), f"{len(x):,} int8 inputs from {what}"
+    out = []
+    for name, x in zip(names, xs):
+        x, shape = np.asarray(x), qmodel.tensors[name].shape
+        of = f" {name!r}" if len(names) > 1 else ""
+        if args.n:
+            x = x[:args.n]
+        if x.shape[1:] != shape:
+            if x.shape[1:] and int(np.prod(x.shape[1:])) == int(np.prod(shape)):
+                x = x.reshape((len(x),) + shape)
+            else:
+                raise UsageError(f"inputs{of} of shape {x.shape} do not fit model {qmodel.name!r}: "
+                                 f"(N, {', '.join(map(str, shape))})")
+        if np.issubdtype(x.dtype, np.floating):
+            x = qmodel.tensors[name].quantize(x)
+        elif x.min() < -128 or x.max() > 127:
+            raise UsageError(f"integer inputs{of} must be int8, got values in [{x.min()}, {x.max()}]")
+        out.append(x.astype(np.int8))
+    if len({len(x) for x in out}) > 1:
+        raise UsageError(f"the inputs hold different numbers of samples: {[len(x) for x in out]}")
+    quantized = any(np.issubdtype(np.asarray(x).dtype, np.floating) for x in xs)
+    return out, (f"{len(out[0]):,} of {what}, quantized with the input scale" if quantized
+                 else f"{len(out[0]):,} int8 inputs from {what}")
+
+
+def _one_or_list(values):
+    """A list of per-tensor arrays as the model functions take and give them."""
+    return values if len(values) > 1 else values[0]
+
+
+def _as_list(values, n):
+    return list(values) if n > 1 else [values]
+
+
+def _compare_outputs(label, got, want, names):
+    """_compare for every model output (lists, in the model's order)."""
+    if len(names) == 1:
+        return _compare(label, got[0], want[0])
+    return all([_compare(f"{label}, output {name}", g, w) for name, g, w in zip(names, got, want)])
 
 
 def cmd_verify(args):
@@ -408,17 +452,20 @@ def cmd_verify(args):
         raise UsageError(f"--budget {args.budget:g}: the time budget must be positive (seconds)")
     qmodel = load_qmodel(args.dir)
     codegen.loader.check_folder(args.dir, qmodel)      # the .c, .h, manifest and .npz: one model
-    x, what = _verify_inputs(args, qmodel)
+    xs, what = _verify_inputs(args, qmodel)
+    n_out = len(qmodel.outputs)
     print(f"verify {args.dir}: {what}")
     ok = True
-    reference = qmodel.predict_int8(x)
+    reference = _as_list(qmodel.predict_int8(_one_or_list(xs)), n_out)
     fn = codegen.load(args.dir)
-    with Progress(len(x), "C on the host", enabled=_bar_enabled(args)) as bar:
+    n = len(xs[0])
+    with Progress(n, "C on the host", enabled=_bar_enabled(args)) as bar:
         outs = []
-        for i in range(0, len(x), 500):
-            outs.append(fn(x[i:i + 500]))
-            bar.update(len(outs[-1]))
-    ok &= _compare("C on the host (cffi) vs NumPy int8", np.concatenate(outs), reference)
+        for i in range(0, n, 500):
+            outs.append(_as_list(fn(_one_or_list([x[i:i + 500] for x in xs])), n_out))
+            bar.update(len(outs[-1][0]))
+    outs = [np.concatenate([o[k] for o in outs]) for k in range(n_out)]
+    ok &= _compare_outputs("C on the host (cffi) vs NumPy int8", outs, reference, qmodel.outputs)
     if tflm.available():
         if args.tflite:
             with open(args.tflite, "rb") as f:
@@ -430,11 +477,12 @@ def cmd_verify(args):
         # run_tflm_int8 feeds int8 whatever the file's edges are (float edges: s·(q − z) in,
         # and the float outputs mapped back to int8), so any converter output compares
         from minitiny.quant.tflite_read import run_tflm_int8
-        ok &= _compare(f"{label} vs NumPy int8", run_tflm_int8(tfl, x), reference)
+        theirs = _as_list(run_tflm_int8(tfl, _one_or_list(xs)), n_out)
+        ok &= _compare_outputs(f"{label} vs NumPy int8", theirs, reference, qmodel.outputs)
     else:
         print("  TFLite Micro: skipped (not installed: pip install tflite-micro)")
     if args.board:
-        ok &= _verify_firmware(args, x, reference)
+        ok &= _verify_firmware(args, xs, reference, qmodel.outputs)
     if args.thorough:
         ok &= _verify_thorough(args)
     if not ok:
@@ -469,7 +517,7 @@ def _verify_thorough(args):
     return ok
 
 
-def _verify_firmware(args, x, reference):
+def _verify_firmware(args, xs, reference, names):
     from minitiny import firmware
     from minitiny.reporting.model_report import toolchain_missing
     from minitiny.reporting.progress import Progress
@@ -477,18 +525,21 @@ def _verify_firmware(args, x, reference):
     if why:
         print(f"  firmware on {args.board}: skipped ({why})")
         return True
-    n = min(len(x), args.firmware_inputs)
+    n = min(len(xs[0]), args.firmware_inputs)
     outs, chunk = [], 16
     with Progress(n, f"firmware on {args.board}", enabled=_bar_enabled(args)) as bar:
         for i in range(0, n, chunk):
-            r = firmware.run(args.dir, board=args.board, inputs=x[i:min(i + chunk, n)],
-                             n=None, profile=False, expected=reference[i:min(i + chunk, n)])
+            part = slice(i, min(i + chunk, n))
+            r = firmware.run(args.dir, board=args.board, inputs=_one_or_list([x[part] for x in xs]),
+                             n=None, profile=False, expected=_one_or_list([y[part] for y in reference]))
             if r.outputs is None:
                 print(f"  firmware on {args.board}: {r.status}: {r.message}")
                 return False
-            outs.append(r.outputs)
+            outs.append(r.outputs_by_tensor)
             bar.update(len(r.outputs))
-    return _compare(f"firmware on {args.board} vs NumPy int8", np.concatenate(outs), reference[:n])
+    outs = [np.concatenate([o[k] for o in outs]) for k in range(len(names))]
+    return _compare_outputs(f"firmware on {args.board} vs NumPy int8", outs,
+                            [y[:n] for y in reference], names)
 
 
 # ---- firmware, import, export, data: other parts' entry points ------------------------------

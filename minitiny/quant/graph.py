@@ -190,6 +190,8 @@ class QModel:
             if name != t.name:
                 raise GraphError(f"tensor key {name!r} != tensor.name {t.name!r}")
         written = set(self.inputs)
+        if len(written) != len(self.inputs):
+            raise GraphError(f"model {self.name!r}: inputs {self.inputs} name a tensor twice")
         for name in self.inputs + self.outputs:
             if name not in self.tensors:
                 raise GraphError(f"model {self.name!r}: input/output {name!r} is not a tensor")
