@@ -95,6 +95,11 @@ def expected(name):
         return {k: z[k] for k in z.files}
 
 
+def first(x, n):
+    """The first n samples of one input array or of each in a list."""
+    return [a[:n] for a in x] if isinstance(x, list) else x[:n]
+
+
 def outputs_of(result):
     """predict_int8's result as a list, one array per model output."""
     return list(result) if isinstance(result, (list, tuple)) else [result]
@@ -154,11 +159,14 @@ def test_architecture(name, tmp_path, shim_flags):
         assert any(why in str(e.value) for why in without_c + [C_REFUSED.get(name, "-")]), str(e.value)
         return
     n = min(len(tflm[0]), 16)                        # the C on the first samples (compiles dominate)
-    few = x[:n] if not isinstance(x, list) else [a[:n] for a in x]
+    few = first(x, n)
     for variant, flags in (("reference", ()), ("dsp", shim_flags)):
         codegen.generate(q, tmp_path / variant, name="m", variant=variant)
         c = outputs_of(codegen.load(tmp_path / variant, flags=flags)(few))
         assert_same(f"{name}: {variant} C vs NumPy", c, [o[:n] for o in ours])
+    if MANIFEST[name]["bytes"] < 50_000:             # the small ones under ASan and UBSan too
+        c = outputs_of(codegen.load(tmp_path / "reference", sanitize=True)(first(x, 4)))
+        assert_same(f"{name}: sanitized reference C vs NumPy", c, [o[:4] for o in ours])
 
 
 def test_missing_items_reads_each_kind_of_problem():
