@@ -33,6 +33,7 @@ import zipfile
 
 import numpy as np
 
+from minitiny import initializers
 from minitiny.files import atomic_write
 from minitiny.layers import LAYERS, _snake_case
 
@@ -232,7 +233,8 @@ def _layer_kwargs(entry, problems):
             problems.append(f"layer {name!r} ({kind}): {key}={value!r} is not implemented "
                             "in minitiny")
     for key, value in kwargs.items():
-        if isinstance(value, dict):
+        if isinstance(value, dict) and not (key.endswith("_initializer") and
+                                            value.get("class_name") in initializers.CLASSES):
             problems.append(f"layer {name!r} ({kind}): {key}={value!r} is not implemented "
                             "in minitiny")
     return cls, kwargs

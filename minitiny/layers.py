@@ -23,10 +23,9 @@ import re
 
 import numpy as np
 
-from minitiny import geometry, nn, ops
+from minitiny import geometry, initializers, nn, ops
 from minitiny import regularizers as mt_regularizers
 from minitiny.arguments import refuse_arguments
-from minitiny import random as mt_random
 from minitiny.geometry import shape_str
 from minitiny.tensor import Tensor
 
@@ -35,16 +34,7 @@ from minitiny.tensor import Tensor
 ACTIVATIONS = nn.ACTIVATIONS
 
 
-# ---- initialisers (Keras': glorot_uniform for kernels, zeros for biases) ---------------
-def _fans(shape):
-    """fan_in, fan_out as Keras computes them; conv kernels count the receptive field."""
-    if len(shape) == 1:
-        return shape[0], shape[0]
-    receptive = math.prod(shape[:-2])
-    return shape[-2] * receptive, shape[-1] * receptive
-
-
-_INITIALIZERS = ("glorot_uniform", "he_normal", "he_uniform", "zeros", "ones")
+# ---- initialisers (minitiny/initializers.py; Keras': glorot_uniform kernels, zero biases) --
 _placeholders = [False]     # True inside placeholder_weights(): weights are zeros, no draws
 
 
@@ -61,28 +51,20 @@ class placeholder_weights:
         _placeholders[0] = self.saved
 
 
+def _initializer(value, what, layer):
+    """A layer's initializer argument, checked when the layer is made (not at build): a name
+    or an Initializer stays as given, Keras' config dict becomes its Initializer."""
+    init = initializers.get(value, f"layer {layer!r}: {what}")
+    return value if isinstance(value, str) else init
+
+
 def initialize(kind, shape, dtype="float32"):
-    """Glorot & Bengio 2010 (uniform +-sqrt(6/(fan_in+fan_out))), He et al. 2015
-    (normal, std sqrt(2/fan_in)), zeros, ones. Draws from minitiny.random."""
-    if _placeholders[0] and kind in _INITIALIZERS:
+    """The first values of a weight: `kind` a name ('he_normal'), an Initializer or Keras'
+    config dict (minitiny/initializers.py); draws from minitiny.random unless it has a seed."""
+    init = initializers.get(kind)
+    if _placeholders[0]:
         return np.zeros(shape, dtype)
-    fan_in, fan_out = _fans(shape) if shape else (1, 1)
-    if kind == "glorot_uniform":
-        limit = math.sqrt(6.0 / (fan_in + fan_out))
-        a = mt_random.rng().uniform(-limit, limit, shape)
-    elif kind == "he_normal":
-        a = mt_random.rng().normal(0.0, math.sqrt(2.0 / fan_in), shape)
-    elif kind == "he_uniform":
-        limit = math.sqrt(6.0 / fan_in)
-        a = mt_random.rng().uniform(-limit, limit, shape)
-    elif kind == "zeros":
-        a = np.zeros(shape)
-    elif kind == "ones":
-        a = np.ones(shape)
-    else:
-        raise ValueError(f"unknown initializer {kind!r}; choose 'glorot_uniform', "
-                         "'he_normal', 'he_uniform', 'zeros' or 'ones'")
-    return a.astype(dtype)
+    return init(shape, dtype)
 
 
 # ---- names ------------------------------------------------------------------------------
@@ -379,7 +361,8 @@ class Dense(Layer):
                              f"got {units!r}")
         self.units, self.use_bias = int(units), bool(use_bias)
         self.activation = nn.activation_name(activation, f"layer {self.name!r}")
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_initializer = _initializer(kernel_initializer, "kernel_initializer", self.name)
+        self.bias_initializer = _initializer(bias_initializer, "bias_initializer", self.name)
 
     def _normalize_shape(self, s):
         s = super()._normalize_shape(s)
@@ -408,8 +391,8 @@ class Dense(Layer):
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
-                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer,
+                "use_bias": self.use_bias, "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 **self._regularizer_config(kernel_regularizer="kernel", bias_regularizer="bias")}
 
 
@@ -440,7 +423,8 @@ class Conv2D(Layer):
         self.padding = _padding(padding, self.name)
         self.activation = nn.activation_name(activation, f"layer {self.name!r}")
         self.use_bias = bool(use_bias)
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_initializer = _initializer(kernel_initializer, "kernel_initializer", self.name)
+        self.bias_initializer = _initializer(bias_initializer, "bias_initializer", self.name)
 
     def compute_output_shape(self, s):
         return _conv_out(self, s, self.kernel_size, self.strides, self.padding) + (self.filters,)
@@ -468,8 +452,8 @@ class Conv2D(Layer):
         return {**super().get_config(), "filters": self.filters,
                 "kernel_size": list(self.kernel_size), "strides": list(self.strides),
                 "padding": self.padding, "activation": self.activation,
-                "use_bias": self.use_bias, "kernel_initializer": self.kernel_initializer,
-                "bias_initializer": self.bias_initializer,
+                "use_bias": self.use_bias, "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 **self._regularizer_config(kernel_regularizer="kernel", bias_regularizer="bias")}
 
 
@@ -492,7 +476,9 @@ class DepthwiseConv2D(Layer):
         self.depth_multiplier = int(depth_multiplier)
         self.activation = nn.activation_name(activation, f"layer {self.name!r}")
         self.use_bias = bool(use_bias)
-        self.depthwise_initializer, self.bias_initializer = depthwise_initializer, bias_initializer
+        self.depthwise_initializer = _initializer(depthwise_initializer, "depthwise_initializer",
+                                                  self.name)
+        self.bias_initializer = _initializer(bias_initializer, "bias_initializer", self.name)
 
     def compute_output_shape(self, s):
         hw = _conv_out(self, s, self.kernel_size, self.strides, self.padding)
@@ -522,8 +508,8 @@ class DepthwiseConv2D(Layer):
         return {**super().get_config(), "kernel_size": list(self.kernel_size),
                 "strides": list(self.strides), "padding": self.padding,
                 "depth_multiplier": self.depth_multiplier, "activation": self.activation,
-                "use_bias": self.use_bias, "depthwise_initializer": self.depthwise_initializer,
-                "bias_initializer": self.bias_initializer,
+                "use_bias": self.use_bias, "depthwise_initializer": initializers.serialize(self.depthwise_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer),
                 **self._regularizer_config(depthwise_regularizer="depthwise_kernel", bias_regularizer="bias")}
 
 
