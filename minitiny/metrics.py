@@ -4,8 +4,10 @@ Each metric is a Keras-style stateful object: reset at the start of an epoch, up
 every batch, read at the end. Accuracy, mse and mae are per-sample functions averaged over
 the epoch (weighted by sample_weight, else by batch size, as Keras does); Precision,
 Recall and AUC add up a confusion matrix over the epoch (Keras' definitions, AUC with its
-200 thresholds). Names work in compile(metrics=[...]) as in Keras: 'accuracy', 'mse',
-'precision', 'recall', 'auc', or objects such as AUC(curve='PR').
+200 thresholds, one curve per label with multi_label=True); top-k accuracy asks whether
+the label is among the k best-scored classes. Names work in compile(metrics=[...]) as in
+Keras: 'accuracy', 'mse', 'precision', 'recall', 'auc', 'top_k_categorical_accuracy', or
+objects such as AUC(curve='PR').
 
 'accuracy' means what Keras makes of it, decided by shapes:
     output with one unit            -> binary_accuracy        (y_pred > 0.5) == y
@@ -36,6 +38,27 @@ def categorical_accuracy(y_true, y_pred):
 
 def sparse_categorical_accuracy(y_true, y_pred):
     hit = y_pred.argmax(axis=-1) == y_true.reshape(y_pred.shape[:-1])
+    return hit.reshape(len(hit), -1).mean(axis=1)
+
+
+def _in_top_k(scores, target, k):
+    """True where the target class's score is among the k largest of its row; a score
+    tied with the k-th largest counts as in (Keras' in_top_k: target >= k-th value)."""
+    if k >= scores.shape[-1]:
+        return np.ones(scores.shape[:-1], bool)
+    kth = np.partition(scores, -k, axis=-1)[..., -k]                   # (N, ...)
+    return np.take_along_axis(scores, target[..., None], axis=-1)[..., 0] >= kth
+
+
+def top_k_categorical_accuracy(y_true, y_pred, k=5):
+    # one-hot labels: is the labelled class among the k best-scored?
+    hit = _in_top_k(y_pred, y_true.argmax(axis=-1), k)
+    return hit.reshape(len(hit), -1).mean(axis=1)
+
+
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5):
+    # integer labels: is the labelled class among the k best-scored?
+    hit = _in_top_k(y_pred, y_true.reshape(y_pred.shape[:-1]).astype(np.int64), k)
     return hit.reshape(len(hit), -1).mean(axis=1)
 
 
@@ -183,6 +206,33 @@ class SparseCategoricalAccuracy(_NamedMean):
     key = "sparse_categorical_accuracy"
 
 
+class TopKCategoricalAccuracy(MeanMetricWrapper):
+    """How often the label is among the k classes with the highest scores (one-hot labels)."""
+    fn, key = staticmethod(top_k_categorical_accuracy), "top_k_categorical_accuracy"
+
+    def __init__(self, k=5, name=None, dtype=None):
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"{type(self).__name__}: k must be a positive integer, got {k!r}")
+        self.k = int(k)
+        fn = type(self).fn
+        super().__init__(lambda y_true, y_pred: fn(y_true, y_pred, self.k),
+                         name or type(self).key, "argmax")
+
+    def get_config(self):
+        return {"name": self.name, "k": self.k}
+
+
+class SparseTopKCategoricalAccuracy(TopKCategoricalAccuracy):
+    """The same with integer labels."""
+    fn, key = staticmethod(sparse_top_k_categorical_accuracy), "sparse_top_k_categorical_accuracy"
+
+    def __init__(self, k=5, name=None, dtype=None, from_sorted_ids=False):
+        if from_sorted_ids:
+            raise ValueError("SparseTopKCategoricalAccuracy: from_sorted_ids=True is not "
+                             "implemented in minitiny (y_pred must hold scores)")
+        super().__init__(k, name, dtype)
+
+
 class MeanSquaredError(_NamedMean):
     fn, key = staticmethod(mean_squared_error), "mean_squared_error"
 
@@ -224,20 +274,27 @@ class _Confusion(Metric):
         if self.class_id is not None:
             y_pred, y_true, w = y_pred[..., self.class_id], y_true[..., self.class_id], \
                 w[..., self.class_id]
-        y_pred, y_true, w = y_pred.ravel(), y_true.ravel(), w.ravel()
-        # a prediction p is positive at threshold t when p > t: at the first k thresholds,
-        # k = the number of thresholds below p. Count weights per k, then sum from the top.
-        k = np.searchsorted(self.thresholds, y_pred, side="left")     # (n,) in [0, T]
-        T = len(self.thresholds)
+        self.add_counts(y_pred, y_true, w)
 
-        def above(mask):           # [sum of w over predictions positive at threshold t]
-            per_k = np.bincount(k[mask], weights=w[mask], minlength=T + 1)   # (T+1,)
-            return np.cumsum(per_k[::-1])[::-1][1:]                       # (T,)
-        pos_tp, neg_fp = above(y_true), above(~y_true)
-        self.tp += pos_tp
-        self.fp += neg_fp
-        self.fn += w[y_true].sum() - pos_tp
-        self.tn += w[~y_true].sum() - neg_fp
+    def add_counts(self, y_pred, y_true, w):
+        counts = _counts(self.thresholds, y_pred.ravel(), y_true.ravel(), w.ravel())
+        for total, c in zip((self.tp, self.fp, self.tn, self.fn), counts):
+            total += c
+
+
+def _counts(thresholds, y_pred, y_true, w):
+    """(TP, FP, TN, FN), each (T,): the weights of the predictions on each side of each
+    threshold. A prediction p is positive at threshold t when p > t: at the first k
+    thresholds, k = the number of thresholds below p. Count weights per k, then sum from
+    the top."""
+    k = np.searchsorted(thresholds, y_pred, side="left")          # (n,) in [0, T]
+    T = len(thresholds)
+
+    def above(mask):           # [sum of w over predictions positive at threshold t]
+        per_k = np.bincount(k[mask], weights=w[mask], minlength=T + 1)   # (T+1,)
+        return np.cumsum(per_k[::-1])[::-1][1:]                       # (T,)
+    tp, fp = above(y_true), above(~y_true)
+    return tp, fp, w[~y_true].sum() - fp, w[y_true].sum() - tp
 
 
 def _divide(a, b):
@@ -279,15 +336,25 @@ class AUC(_Confusion):
     matrix at `num_thresholds` thresholds, -1e-7, 1/(n-1), 2/(n-1), ..., 1 + 1e-7, then
     a Riemann sum over them, trapezoids by default ('interpolation'; 'minoring' and
     'majoring' take the lower / upper side). PR interpolation is Davis & Goadrich (2006),
-    Keras' closed form. Binary or flattened multi-label outputs (multi_label=False)."""
+    Keras' closed form.
+
+    Several outputs per sample (N, L): multi_label=False pools every value into one curve,
+    each weighted by its label's `label_weights`; multi_label=True keeps one curve per
+    label (the last axis) and averages their areas, weighted by `label_weights` if given."""
 
     def __init__(self, num_thresholds=200, curve="ROC", summation_method="interpolation",
                  name=None, dtype=None, thresholds=None, multi_label=False, num_labels=None,
                  label_weights=None, from_logits=False):
-        if multi_label or num_labels is not None or label_weights is not None:
-            raise TypeError("AUC: multi_label, num_labels and label_weights are not "
-                            "implemented in minitiny (every output value counts as one "
-                            "prediction, Keras' multi_label=False)")
+        self.multi_label = bool(multi_label)
+        if num_labels is not None and (isinstance(num_labels, bool) or not isinstance(
+                num_labels, (int, np.integer)) or num_labels < 1 or not multi_label):
+            raise ValueError(f"AUC: num_labels must be a positive integer, with "
+                             f"multi_label=True, got {num_labels!r}")
+        self.num_labels = None if num_labels is None else int(num_labels)
+        self.label_weights = None if label_weights is None else \
+            np.asarray(label_weights, dtype=np.float64).reshape(-1)
+        if self.label_weights is not None and (self.label_weights < 0).any():
+            raise ValueError(f"AUC: label_weights must be >= 0, got {label_weights!r}")
         self.curve, self.summation_method = str(curve).upper(), str(summation_method).lower()
         if self.curve not in ("ROC", "PR"):
             raise ValueError(f"AUC: curve must be 'ROC' or 'PR', got {curve!r}")
@@ -305,12 +372,55 @@ class AUC(_Confusion):
         self.from_logits = bool(from_logits)
         super().__init__([-1e-7] + inner + [1 + 1e-7], name)
 
+    def reset_state(self):
+        super().reset_state()
+        if self.multi_label:        # one column per label; made at the first batch
+            self.tp = self.fp = self.tn = self.fn = None
+            if self.num_labels is not None:
+                self.new_columns(self.num_labels)
+
+    def new_columns(self, labels):
+        self.tp, self.fp, self.tn, self.fn = \
+            (np.zeros((len(self.thresholds), labels)) for _ in range(4))
+
+    def add_counts(self, y_pred, y_true, w):
+        labels = y_pred.shape[-1] if y_pred.ndim > 1 else 1
+        if self.label_weights is not None and len(self.label_weights) != labels:
+            raise ValueError(f"AUC: {len(self.label_weights)} label_weights for outputs with "
+                             f"{labels} labels (shape {y_pred.shape})")
+        if not self.multi_label:
+            if self.label_weights is not None:
+                w = w * self.label_weights
+            return super().add_counts(y_pred, y_true, w)
+        if self.tp is None:
+            self.new_columns(labels)
+        if self.tp.shape[1] != labels:
+            raise ValueError(f"AUC(multi_label=True): outputs with {labels} labels (shape "
+                             f"{y_pred.shape}), but {self.tp.shape[1]} were "
+                             f"{'given as num_labels' if self.num_labels else 'seen before'}")
+        y_pred, y_true, w = (a.reshape(-1, labels) for a in (y_pred, y_true, w))
+        for j in range(labels):                            # one curve per label
+            counts = _counts(self.thresholds, y_pred[:, j], y_true[:, j], w[:, j])
+            for total, c in zip((self.tp, self.fp, self.tn, self.fn), counts):
+                total[:, j] += c
+
     def update_state(self, y_true, y_pred, sample_weight=None):
         if self.from_logits:
             y_pred = _sigmoid(np.asarray(y_pred, dtype=np.float32))
         super().update_state(y_true, y_pred, sample_weight)
 
     def result(self):
+        if self.tp is None:                                # multi-label, nothing seen yet
+            return 0.0
+        area = self.area()                                 # () or (L,)
+        if not self.multi_label:
+            return float(area)
+        if self.label_weights is None:
+            return float(area.mean())
+        return float(_divide((area * self.label_weights).sum(), self.label_weights.sum()))
+
+    def area(self):
+        """The area under each curve: the thresholds run along axis 0."""
         tp, fp, tn, fn = self.tp, self.fp, self.tn, self.fn
         if self.curve == "PR" and self.summation_method == "interpolation":
             return self._interpolate_pr()
@@ -325,7 +435,7 @@ class AUC(_Confusion):
             heights = np.minimum(y[:-1], y[1:])
         else:
             heights = np.maximum(y[:-1], y[1:])
-        return float(((x[:-1] - x[1:]) * heights).sum())
+        return ((x[:-1] - x[1:]) * heights).sum(axis=0)
 
     def _interpolate_pr(self):
         """Between two thresholds TP and P = TP + FP move linearly, so precision TP/P is
@@ -339,12 +449,15 @@ class AUC(_Confusion):
         intercept = tp[1:] - slope * p[1:]
         both = (p[:-1] > 0) & (p[1:] > 0)
         ratio = np.where(both, _divide(p[:-1], np.maximum(p[1:], 0)), 1.0)
-        return float(_divide(slope * (dtp + intercept * np.log(ratio)),
-                             np.maximum(tp[1:] + fn[1:], 0)).sum())
+        return _divide(slope * (dtp + intercept * np.log(ratio)),
+                       np.maximum(tp[1:] + fn[1:], 0)).sum(axis=0)
 
     def get_config(self):
         return {"name": self.name, "num_thresholds": self.num_thresholds, "curve": self.curve,
-                "summation_method": self.summation_method, "from_logits": self.from_logits}
+                "summation_method": self.summation_method, "from_logits": self.from_logits,
+                "multi_label": self.multi_label, "num_labels": self.num_labels,
+                "label_weights": None if self.label_weights is None else
+                self.label_weights.tolist()}
 
 
 # ---- by name --------------------------------------------------------------------------------
@@ -352,6 +465,8 @@ _BY_NAME = {
     "binary_accuracy": (binary_accuracy, "binary"),
     "categorical_accuracy": (categorical_accuracy, "argmax"),
     "sparse_categorical_accuracy": (sparse_categorical_accuracy, "argmax"),
+    "top_k_categorical_accuracy": (top_k_categorical_accuracy, "argmax"),
+    "sparse_top_k_categorical_accuracy": (sparse_top_k_categorical_accuracy, "argmax"),
     "mean_squared_error": (mean_squared_error, "values"),
     "mean_absolute_error": (mean_absolute_error, "values"),
 }
@@ -402,5 +517,6 @@ def deserialize(cfg):
 
 
 _SAVED = {c.__name__: c for c in (Precision, Recall, AUC, BinaryAccuracy, CategoricalAccuracy,
-                                   SparseCategoricalAccuracy, MeanSquaredError,
+                                   SparseCategoricalAccuracy, TopKCategoricalAccuracy,
+                                   SparseTopKCategoricalAccuracy, MeanSquaredError,
                                    MeanAbsoluteError)}

@@ -130,5 +130,105 @@ def test_confusion_metrics_refuse_class_indices_by_name():
         M.get("recall", (), (10,))
     with pytest.raises(TypeError, match="'top_k' is not implemented"):
         M.Precision(top_k=2)
-    with pytest.raises(TypeError, match="multi_label"):
-        M.AUC(multi_label=True)
+    with pytest.raises(ValueError, match="num_labels must be a positive integer, with "
+                                         "multi_label=True"):
+        M.AUC(num_labels=3)
+    m = M.AUC(multi_label=True, num_labels=3)
+    with pytest.raises(ValueError, match="outputs with 2 labels .*but 3 were given as num_labels"):
+        m.update_state(np.zeros((4, 2)), np.zeros((4, 2)))
+    with pytest.raises(ValueError, match="2 label_weights for outputs with 3 labels"):
+        M.AUC(label_weights=[1, 2]).update_state(np.zeros((4, 3)), np.zeros((4, 3)))
+
+
+# ---- AUC over several labels ----------------------------------------------------------------
+@given(seed=st.integers(0, 2**32 - 1), labels=st.sampled_from([1, 3, 8]),
+       n=st.sampled_from([5, 60, 400]), curve=st.sampled_from(["ROC", "PR"]),
+       weighted=st.booleans())
+def test_multi_label_auc_averages_one_naive_curve_per_label(seed, labels, n, curve, weighted):
+    """Keras: multi_label=True keeps one curve per label and averages the areas (weighted
+    by label_weights); multi_label=False pools every value, each weighted by its label's
+    weight. The oracle is the naive loop above, once per label or on the pooled values."""
+    rng = np.random.default_rng(seed)
+    y = rng.random((n, labels)) < rng.random(labels)          # each label its own rate
+    p = np.clip(rng.random((n, labels)) * 0.7 + 0.3 * y, 0, 1)
+    w = rng.random(n)
+    lw = rng.random(labels) * 3 if weighted else None
+    m = M.AUC(num_thresholds=20, curve=curve, multi_label=True, label_weights=lw)
+    m.update_state(y[:n // 2], p[:n // 2], w[:n // 2])
+    m.update_state(y[n // 2:], p[n // 2:], w[n // 2:])
+    per_label = [naive_auc(y[:, j], p[:, j], w, 20, curve, "interpolation")
+                 for j in range(labels)]
+    want = np.average(per_label, weights=lw)
+    assert m.result() == pytest.approx(want, rel=1e-9, abs=1e-12)
+    pooled = M.AUC(num_thresholds=20, curve=curve, label_weights=lw)
+    pooled.update_state(y, p, w)
+    ww = (w[:, None] * (np.ones(labels) if lw is None else lw)).ravel()
+    want = naive_auc(y.ravel(), p.ravel(), ww, 20, curve, "interpolation")
+    assert pooled.result() == pytest.approx(want, rel=1e-9, abs=1e-12)
+
+
+def test_multi_label_auc_in_fit_logs_and_its_config():
+    import minitiny as mt
+    mt.random.seed(0)
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 5)).astype(np.float32)
+    y = (x[:, :3] > 0.5).astype(np.float32)                   # three yes/no labels
+    model = mt.Sequential([mt.layers.Dense(3, activation="sigmoid", input_shape=(5,))])
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[M.AUC(multi_label=True, name="auc_ml")])
+    logs = model.fit(x, y, epochs=1, verbose=0).history
+    probs = model.predict(x, verbose=0)
+    per_label = [naive_auc(y[:, j] > 0, probs[:, j], np.ones(64), 200, "ROC",
+                           "interpolation") for j in range(3)]
+    m = M.AUC(multi_label=True)
+    m.update_state(y, probs)
+    assert m.result() == pytest.approx(np.mean(per_label), rel=1e-9)
+    assert 0.0 <= logs["auc_ml"][0] <= 1.0
+    again = M.deserialize(M.serialize(M.AUC(multi_label=True, num_labels=3,
+                                            label_weights=[1, 2, 3])))
+    assert again.multi_label and again.num_labels == 3 and list(again.label_weights) == [1, 2, 3]
+
+
+# ---- top-k accuracy ------------------------------------------------------------------------
+def naive_in_top_k(scores, target, k):
+    """The label is in the top k when fewer than k classes score strictly higher (ties with
+    the k-th score count as in, as Keras' in_top_k)."""
+    return [sum(s > row[t] for s in row) < k for row, t in zip(scores, target)]
+
+
+def test_top_k_keras_documented_examples():
+    m = M.TopKCategoricalAccuracy(k=1)
+    m.update_state([[0, 0, 1], [0, 1, 0]], [[0.1, 0.9, 0.8], [0.05, 0.95, 0]])
+    assert m.result() == pytest.approx(0.5)
+    m = M.SparseTopKCategoricalAccuracy(k=1)
+    m.update_state([2, 1], [[0.1, 0.9, 0.8], [0.05, 0.95, 0]])
+    assert m.result() == pytest.approx(0.5)
+    assert M.TopKCategoricalAccuracy().get_config() == {"name": "top_k_categorical_accuracy",
+                                                        "k": 5}
+
+
+@given(seed=st.integers(0, 2**32 - 1), classes=st.sampled_from([2, 5, 10, 1000]),
+       k=st.sampled_from([1, 2, 5, 1500]), n=st.sampled_from([1, 33, 500]),
+       ties=st.booleans())
+def test_top_k_matches_a_naive_count(seed, classes, k, n, ties):
+    rng = np.random.default_rng(seed)
+    scores = rng.random((n, classes))
+    if ties:                                 # few distinct scores: ties at the k-th place
+        scores = np.round(scores * 3) / 3
+    target = rng.integers(0, classes, n)
+    w = rng.random(n)
+    want = np.average(naive_in_top_k(scores, target, k), weights=w)
+    sparse, onehot = M.SparseTopKCategoricalAccuracy(k=k), M.TopKCategoricalAccuracy(k=k)
+    sparse.update_state(target, scores, w)
+    onehot.update_state(np.eye(classes)[target], scores, w)
+    assert sparse.result() == pytest.approx(want) and onehot.result() == pytest.approx(want)
+    by_name = M.get("sparse_top_k_categorical_accuracy", (), (classes,))
+    by_name.update_state(target, scores)
+    assert by_name.result() == pytest.approx(np.mean(naive_in_top_k(scores, target, 5)))
+
+
+def test_top_k_refuses_what_it_lacks():
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        M.TopKCategoricalAccuracy(k=0)
+    with pytest.raises(ValueError, match="from_sorted_ids"):
+        M.SparseTopKCategoricalAccuracy(from_sorted_ids=True)

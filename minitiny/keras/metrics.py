@@ -2,12 +2,15 @@
 from minitiny.keras._names import refuse
 from minitiny.metrics import (AUC, BinaryAccuracy, CategoricalAccuracy,  # noqa: F401
                               MeanAbsoluteError, MeanMetricWrapper, MeanSquaredError, Metric,
-                              Precision, Recall, SparseCategoricalAccuracy, binary_accuracy,
-                              categorical_accuracy, deserialize, get, mean_absolute_error,
-                              mean_squared_error, serialize, sparse_categorical_accuracy)
+                              Precision, Recall, SparseCategoricalAccuracy,
+                              SparseTopKCategoricalAccuracy, TopKCategoricalAccuracy,
+                              binary_accuracy, categorical_accuracy, deserialize, get,
+                              mean_absolute_error, mean_squared_error, serialize,
+                              sparse_categorical_accuracy, sparse_top_k_categorical_accuracy,
+                              top_k_categorical_accuracy)
 
 NOT_IMPLEMENTED = dict.fromkeys((
-    "TopKCategoricalAccuracy", "SparseTopKCategoricalAccuracy", "MeanIoU", "IoU",
+    "MeanIoU", "IoU",
     "F1Score", "FBetaScore", "PrecisionAtRecall", "RecallAtPrecision",
     "SensitivityAtSpecificity", "SpecificityAtSensitivity", "TruePositives",
     "FalsePositives", "TrueNegatives", "FalseNegatives", "CosineSimilarity", "LogCoshError",
