@@ -34,6 +34,10 @@ integer quantization: int8, or the 16x8 mode for `cnn_16x8`.
                                GlobalMaxPooling1D (REDUCE_MAX); the batch size fixed at 1
     unet_small                 a U-Net in miniature: Conv2DTranspose, a skip CONCATENATION,
                                bilinear Resizing (RESIZE_BILINEAR); the batch size fixed at 1
+    kws_separable              a keyword-spotting CNN: BatchNormalization at the input,
+                               SeparableConv2D, ZeroPadding2D (PAD), GlobalMaxPooling2D
+    sensor_normalized          an IMU model: Normalization (adapted), Conv1D, MaxPooling1D,
+                               Permute (TRANSPOSE), Flatten, Dense
 
 Beside each file, `NAME.expected.npz` holds the inputs `x0, x1, ...` and TFLite Micro's
 outputs `y0, y1, ...` (one per model input and output, in the file's order) as the
@@ -255,6 +259,32 @@ def unet_targets(x):
     return up, "mse"
 
 
+def kws_separable():
+    """A keyword-spotting CNN on (49, 10) MFCCs: BatchNormalization at the input (a constant
+    MUL and ADD per feature), SeparableConv2D (DEPTHWISE_CONV_2D then CONV_2D), ZeroPadding2D
+    (PAD) and GlobalMaxPooling2D (REDUCE_MAX over H and W)."""
+    return keras.Sequential([keras.Input((49, 10, 1)), keras.layers.BatchNormalization(),
+                             keras.layers.Conv2D(8, (5, 3), strides=2, padding="same", activation="relu"),
+                             keras.layers.SeparableConv2D(8, 3, padding="same", activation="relu"),
+                             keras.layers.ZeroPadding2D(((1, 0), (0, 1))),
+                             keras.layers.MaxPooling2D(2),
+                             keras.layers.GlobalMaxPooling2D(),
+                             keras.layers.Dense(4, activation="softmax")])
+
+
+def sensor_normalized():
+    """An IMU model: Normalization adapted to the data (per-channel constants), Conv1D,
+    MaxPooling1D, Permute (TRANSPOSE), Flatten, Dense."""
+    norm = keras.layers.Normalization(axis=-1)
+    norm.adapt(features((32, 6), 256, 3) * np.arange(1, 7, dtype=np.float32) + 2.0)
+    return keras.Sequential([keras.Input((32, 6)), norm,
+                             keras.layers.Conv1D(8, 3, activation="relu"),
+                             keras.layers.MaxPooling1D(2),
+                             keras.layers.Permute((2, 1)),
+                             keras.layers.Flatten(),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
 # name -> (build, input shape, data kind, conversion options, training options)
 ARCHITECTURES = {
     "mobilenet_v2": (mobilenet_v2, (32, 32, 3), "normal", {}, {}),
@@ -275,6 +305,8 @@ ARCHITECTURES = {
     "uint8_edges": (pixel_cnn, (16, 16, 3), "pixels", dict(edges="uint8"), {}),
     "dense_on_sequence": (dense_on_sequence, (32, 4), "normal", {}, dict(batch_size=1)),
     "unet_small": (unet_small, (16, 16, 1), "normal", {}, dict(batch_size=1, targets=unet_targets)),
+    "kws_separable": (kws_separable, (49, 10, 1), "normal", {}, {}),
+    "sensor_normalized": (sensor_normalized, (32, 6), "normal", {}, {}),
 }
 
 

@@ -50,6 +50,7 @@ MISSING = {
                             "UNPACK: axis 0: along the batch dimension (minitiny runs one sample of batch "
                             "1 at a time)"},
     "inception.tflite": IMPORTS,
+    "kws_separable.tflite": {"REDUCE_MAX"},
     "leaky_prelu_cnn.tflite": IMPORTS,
     "lstm.tflite": {"UNIDIRECTIONAL_SEQUENCE_LSTM",
                     "UNIDIRECTIONAL_SEQUENCE_LSTM: reads, a variable tensor (state kept across "
@@ -57,6 +58,7 @@ MISSING = {
     "mobilenet_v2.tflite": IMPORTS,
     "mobilenet_v3_small.tflite": IMPORTS,
     "mobilenet_v3_small_min.tflite": IMPORTS,
+    "sensor_normalized.tflite": IMPORTS,
     "two_heads.tflite": IMPORTS,
     "uint8_edges.tflite": IMPORTS,
     "unet_small.tflite": {"RESIZE_BILINEAR", "TRANSPOSE_CONV"},
@@ -124,7 +126,7 @@ def test_the_files_are_the_ones_the_script_made():
             assert hashlib.sha256(data).hexdigest() == info[key], path
             total += len(data)
         assert info["bytes"] < (450_000 if name == "mobilenet_v2.tflite" else 300_000), name
-    assert total < 1_600_000
+    assert total < 1_750_000
 
 
 @pytest.mark.parametrize("name", sorted(MISSING))
