@@ -40,11 +40,17 @@ output types unless the model keeps float edges on purpose.
                                FULLY_CONNECTED, TANH, LOGISTIC, SOFTMAX
     cnn_16x8_float_edges.tflite  the same model with float32 edges (QUANTIZE to int16,
                                DEQUANTIZE from int16)
+    two_inputs.tflite          two inputs (a vector and a small image), a Dense branch each, ADD
+    two_outputs.tflite         one input, two heads: a class (softmax) and a score (sigmoid)
+    two_in_two_out_float.tflite  two inputs and two outputs with float32 edges: a QUANTIZE per
+                               input, a DEQUANTIZE per output
 
 For the files minitiny imports since issue 19, `NAME.expected.npz` holds int8 inputs `x`
 (random over the full int8 range, then the representative data quantized) and TFLite
 Micro's int8 outputs `y` for them (tflite-micro installed beside TensorFlow); int16 ones
-for the 16x8 files.
+for the 16x8 files. A file with several inputs or outputs stores `x0`, `x1`, ... and `y0`,
+`y1`, ... in the file's order (int8 whatever the edges: float edges are fed s * (q - z) and
+their outputs mapped back to q, as minitiny's run_tflm_int8 does).
 
 Also written: manifest.json with the TensorFlow version and each file's size and SHA-256
 (tests/test_tflite_import.py checks the files against it). Seeds are fixed: a second run
@@ -186,6 +192,104 @@ def cnn_16x8():
     return keras.Model(x, keras.layers.Dense(4, activation="softmax")(h))
 
 
+def two_inputs():
+    """Two inputs of different shapes, a Dense branch each, joined by ADD."""
+    a, b = keras.Input((12,), name="features"), keras.Input((4, 4, 1), name="patch")
+    ha = keras.layers.Dense(8, activation="relu")(a)
+    hb = keras.layers.Dense(8, activation="relu")(keras.layers.Flatten()(b))
+    h = keras.layers.Add()([ha, hb])
+    return keras.Model([a, b], keras.layers.Dense(3, activation="softmax")(h))
+
+
+def two_outputs():
+    """One input, a shared conv trunk, two heads."""
+    x = keras.Input((8, 8, 1))
+    h = keras.layers.Conv2D(4, 3, activation="relu")(x)
+    h = keras.layers.Flatten()(keras.layers.MaxPooling2D(2)(h))
+    cls = keras.layers.Dense(4, activation="softmax", name="cls")(h)
+    score = keras.layers.Dense(1, activation="sigmoid", name="score")(keras.layers.Dense(6, activation="relu")(h))
+    return keras.Model(x, [cls, score])
+
+
+def two_in_two_out():
+    a, b = keras.Input((10,), name="a"), keras.Input((6,), name="b")
+    h = keras.layers.Add()([keras.layers.Dense(8, activation="relu")(a), keras.layers.Dense(8)(b)])
+    return keras.Model([a, b], [keras.layers.Dense(3, name="first")(h),
+                                keras.layers.Dense(2, activation="tanh", name="second")(h)])
+
+
+def trained_multi(model, shapes, n_outputs, seed):
+    """A few epochs: each output learns a projection of all inputs (argmax for a softmax,
+    a value for the others)."""
+    rng = np.random.default_rng(seed)
+    xs = [rng.normal(0.0, 1.0, size=(512,) + s).astype(np.float32) for s in shapes]
+    flat = np.concatenate([x.reshape(512, -1) for x in xs], axis=1)
+    ys = []
+    for out in model.outputs[:n_outputs]:
+        width = int(out.shape[-1])
+        z = flat @ rng.normal(size=(flat.shape[1], width)).astype(np.float32) / np.sqrt(flat.shape[1])
+        ys.append(np.eye(width, dtype=np.float32)[z.argmax(-1)] if width > 1 else (z > 0).astype(np.float32))
+    model.compile(optimizer="adam", loss="mse")
+    model.fit(xs if len(xs) > 1 else xs[0], ys if len(ys) > 1 else ys[0], epochs=3, batch_size=64, verbose=0)
+    return model
+
+
+def expected_outputs_multi(data, seed):
+    """expected_outputs for several inputs or outputs: ({x0: ..., x1: ...}, {y0: ..., ...}),
+    int8 in the file's order (not always Keras' order), whatever the edges."""
+    from tflite_micro.python.tflite_micro import runtime
+    interp = runtime.Interpreter.from_bytes(data, arena_size=1 << 20)
+    desktop = tf.lite.Interpreter(model_content=data)
+    n_in, n_out = len(desktop.get_input_details()), len(desktop.get_output_details())
+    feeds, xs = [], {}
+    for i in range(n_in):
+        d = interp.get_input_details(i)
+        shape = tuple(int(n) for n in d["shape"][1:])
+        if d["dtype"] == np.float32:       # the int8 tensor the QUANTIZE writes
+            s, z = _edge_quantization(data, i, True)
+        else:
+            s = d["quantization_parameters"]["scales"][0]
+            z = d["quantization_parameters"]["zero_points"][0]
+        rng = np.random.default_rng(seed + i)
+        wide = rng.integers(-128, 128, size=(64,) + shape).astype(np.int8)
+        wide[0], wide[1] = -128, 127
+        typical = np.clip(np.round(representative(shape, seed=seed + 1 + i) / s) + z, -128, 127).astype(np.int8)
+        q = np.concatenate([wide, typical])
+        xs[f"x{i}"] = q
+        feeds.append(np.float32(s) * (q.astype(np.float32) - np.float32(z)) if d["dtype"] == np.float32 else q)
+    ys = {f"y{j}": [] for j in range(n_out)}
+    for n in range(len(feeds[0])):
+        for i, f in enumerate(feeds):
+            interp.set_input(f[n:n + 1], i)
+        interp.invoke()
+        for j in range(n_out):
+            ys[f"y{j}"].append(np.array(interp.get_output(j))[0])
+    for j in range(n_out):
+        d = interp.get_output_details(j)
+        y = np.stack(ys[f"y{j}"])
+        if d["dtype"] == np.float32:         # back to the int8 the DEQUANTIZE read
+            s, z = _edge_quantization(data, j, False)
+            y = np.clip(np.round(y.astype(np.float64) / s) + z, -128, 127).astype(np.int8)
+        ys[f"y{j}"] = y
+    return xs, ys
+
+
+def _edge_quantization(data, index, inputs_side):
+    """(scale, zero point) of the int8 tensor behind the file's float32 input (the QUANTIZE
+    output) or output (the DEQUANTIZE input) number `index`."""
+    interp = tf.lite.Interpreter(model_content=data)
+    edge = (interp.get_input_details() if inputs_side else interp.get_output_details())[index]["index"]
+    for op in interp._get_ops_details():
+        if inputs_side and op["op_name"] == "QUANTIZE" and op["inputs"][0] == edge:
+            behind = op["outputs"][0]
+        elif not inputs_side and op["op_name"] == "DEQUANTIZE" and op["outputs"][0] == edge:
+            behind = op["inputs"][0]
+        else:
+            continue
+        return next(t["quantization"] for t in interp.get_tensor_details() if t["index"] == behind)
+    raise ValueError(f"no QUANTIZE / DEQUANTIZE at the edge {index}")
+
+
 def expected_outputs(data, shape, seed):
     """(x, y): int8 inputs over the full range and in distribution, and TFLite Micro's int8
     outputs for them, one invocation per sample (int16 for a 16x8 model with int16 edges)."""
@@ -211,7 +315,13 @@ def expected_outputs(data, shape, seed):
 def convert(model, shape, int8_edges=True, per_channel_dense=True, mode_16x8=False):
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = lambda: ([x[None]] for x in representative(shape))
+    if isinstance(shape, list):      # several inputs: one sample of each, by the signature's names
+        names = [t.name for t in model.inputs]   # (the converter's input order is not Keras')
+        converter.representative_dataset = lambda: (
+            dict(zip(names, [x[None] for x in xs]))
+            for xs in zip(*[representative(s, seed=i) for i, s in enumerate(shape)]))
+    else:
+        converter.representative_dataset = lambda: ([x[None]] for x in representative(shape))
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     if mode_16x8:         # int16 activations, int8 weights, int64 bias; int16 edges
         converter.target_spec.supported_ops = [
@@ -244,6 +354,9 @@ def main(out_dir):
     act = trained(activations(), (6, 6, 2), 3, 9)
     lstm = trained(lstm_state(), (10, 3), 2, 8, batch_size=1)        # its batch size is fixed
     c16 = trained(cnn_16x8(), (16, 10, 1), 4, 10)
+    two_in = trained_multi(two_inputs(), [(12,), (4, 4, 1)], 1, 11)
+    two_out = trained_multi(two_outputs(), [(8, 8, 1)], 2, 12)
+    two_two = trained_multi(two_in_two_out(), [(10,), (6,)], 2, 13)
     models = {
         "dense_per_channel": (dense, (16,), dict()),
         "dense_per_tensor": (dense, (16,), dict(per_channel_dense=False)),
@@ -257,7 +370,11 @@ def main(out_dir):
         "activations": (act, (6, 6, 2), dict()),
         "cnn_16x8": (c16, (16, 10, 1), dict(mode_16x8=True)),
         "cnn_16x8_float_edges": (c16, (16, 10, 1), dict(mode_16x8=True, int8_edges=False)),
+        "two_inputs": (two_in, [(12,), (4, 4, 1)], dict()),
+        "two_outputs": (two_out, (8, 8, 1), dict()),
+        "two_in_two_out_float": (two_two, [(10,), (6,)], dict(int8_edges=False)),
     }
+    several = ("two_inputs", "two_outputs", "two_in_two_out_float")
     with_expected = ("elementwise_ops", "rescaling_broadcast", "activations", "cnn_16x8")
     manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
                 "made_by": "scripts/make_tflite_testdata.py", "files": {}}
@@ -267,10 +384,15 @@ def main(out_dir):
         manifest["files"][f"{name}.tflite"] = {"bytes": len(data),
                                                 "sha256": hashlib.sha256(data).hexdigest(),
                                                 "input_shape": list(shape), **options}
-        if name in with_expected:
-            x, y = expected_outputs(data, shape, SEED % 1000)
+        if name in with_expected or name in several:
+            if name in several:
+                xs, ys = expected_outputs_multi(data, SEED % 1000)
+                arrays = dict(xs, **ys)
+            else:
+                x, y = expected_outputs(data, shape, SEED % 1000)
+                arrays = dict(x=x, y=y)
             path = os.path.join(out_dir, f"{name}.expected.npz")
-            np.savez(path + ".tmp.npz", x=x, y=y)
+            np.savez(path + ".tmp.npz", **arrays)
             os.replace(path + ".tmp.npz", path)
             with open(path, "rb") as f:
                 manifest["files"][f"{name}.tflite"]["expected_sha256"] = hashlib.sha256(f.read()).hexdigest()

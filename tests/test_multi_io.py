@@ -7,6 +7,7 @@ tensor in the model's own full evaluation (predict_int8(..., return_all=True)), 
 single-output code path computes independently of the output list. The generated C is
 compared with the NumPy reference output by output, through cffi and under ASan/UBSan.
 """
+import os
 import re
 import shutil
 
@@ -298,3 +299,125 @@ def test_cli_verify_compares_every_output(tmp_path_factory, capsys):
     assert "9 of" in capsys.readouterr().out
     assert cli.main(["verify", str(g.dir), "--data", "sine"]) != 0
     assert "has 2 inputs" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------
+# minitiny.testing.assert_equivalent: every output, inputs packed and shrunk
+# ---------------------------------------------------------------------------------------
+@requires_gcc
+def test_assert_equivalent_checks_every_output_and_finds_a_fault_in_one(tmp_path):
+    from minitiny.testing import Mismatch, assert_equivalent
+    q = multi_io_model(35, 2, 4)
+    codegen.generate(q, tmp_path, name="m")
+    assert assert_equivalent(q, tmp_path, n=40) >= 40
+    # the fault: the last dense head's first bias value far off; only its output changes
+    head = [op for op in q.ops if op.kind == "fully_connected"][-1]
+    src = tmp_path / "m_model.c"
+    text, n = re.subn(rf"({head.name}_bias\[\d+\] = \{{\s*)(-?\d+)",
+                      lambda m: m.group(1) + str(int(m.group(2)) + 40000), src.read_text(), count=1)
+    assert n == 1
+    src.write_text(text)
+    with pytest.raises(Mismatch) as info:
+        assert_equivalent(q, tmp_path, n=40, use_tflm=False)
+    err = info.value
+    assert err.engine == "C" and err.op.name == head.name
+    assert f"output {head.outputs[0]!r}:" in str(err) and "input 'x2':" in str(err)
+    for other in set(q.outputs) - {head.outputs[0]}:
+        assert f"output {other!r}:" not in str(err)
+    # the reported (packed) input really differs, run independently of the probe build
+    sizes = [int(np.prod(q.tensors[n].shape)) for n in q.inputs]
+    xs = [part.reshape((1,) + q.tensors[n].shape) for part, n in
+          zip(np.split(err.input[None], np.cumsum(sizes)[:-1], axis=1), q.inputs)]
+    got, want = codegen.load(tmp_path)(xs), q.predict_int8(xs)
+    k = q.outputs.index(head.outputs[0])
+    assert not np.array_equal(got[k], want[k])
+    # shrunk toward each input's own zero point: no value can move to it and still fail
+    zps = np.concatenate([np.full(s, int(q.tensors[n].zero_point)) for s, n in zip(sizes, q.inputs)])
+    away = np.flatnonzero(err.input != zps)
+    for i in away[:8]:
+        y = err.input.copy()
+        y[i] = zps[i]
+        ys = [part.reshape((1,) + q.tensors[n].shape) for part, n in
+              zip(np.split(y[None], np.cumsum(sizes)[:-1], axis=1), q.inputs)]
+        assert np.array_equal(codegen.load(tmp_path)(ys)[k], q.predict_int8(ys)[k])
+
+
+# ---------------------------------------------------------------------------------------
+# Files TensorFlow's converter made (scripts/make_tflite_testdata.py), with TFLM's outputs
+# ---------------------------------------------------------------------------------------
+DATA = os.path.join(os.path.dirname(__file__), "data", "tflite")
+TF_FILES = {   # file -> (inputs, outputs) in the file's order, which is not always Keras'
+    "two_inputs.tflite": ([(4, 4, 1), (12,)], [(3,)]),
+    "two_outputs.tflite": ([(8, 8, 1)], [(1,), (4,)]),
+    "two_in_two_out_float.tflite": ([(6,), (10,)], [(2,), (3,)]),
+}
+
+
+def _tf_file(name):
+    path = os.path.join(DATA, name)
+    stored = np.load(path[:-len(".tflite")] + ".expected.npz")
+    q = from_tflite(path)
+    xs = [stored[f"x{i}"] for i in range(len(q.inputs))]
+    ys = [stored[f"y{j}"] for j in range(len(q.outputs))]
+    return path, q, xs, ys
+
+
+@pytest.mark.parametrize("name", sorted(TF_FILES))
+def test_tf_file_numpy_gives_tflms_stored_outputs(name):
+    """TFLM's outputs were stored by the script, beside TensorFlow (independent of minitiny's
+    writer and runner): every output, on full-range and in-distribution inputs."""
+    path, q, xs, ys = _tf_file(name)
+    ins, outs = TF_FILES[name]
+    assert [q.tensors[n].shape for n in q.inputs] == ins
+    assert [q.tensors[n].shape for n in q.outputs] == outs
+    got = as_list(q.predict_int8(xs if len(xs) > 1 else xs[0]), q)
+    for j, (a, b) in enumerate(zip(got, ys)):
+        np.testing.assert_array_equal(a, b, err_msg=f"{name} output {j}")
+    if tflm.available():             # and the installed TFLM, through minitiny's runner
+        again = as_list(run_tflm_int8(path, xs if len(xs) > 1 else xs[0]), q)
+        for a, b in zip(again, ys):
+            np.testing.assert_array_equal(a, b)
+
+
+@requires_gcc
+@pytest.mark.parametrize("name", sorted(TF_FILES))
+def test_tf_file_host_c_gives_tflms_stored_outputs(name, tmp_path):
+    path, q, xs, ys = _tf_file(name)
+    fn = codegen.load(codegen.generate(q, tmp_path, name="tf", variant="auto").dir)
+    got = as_list(fn(xs if len(xs) > 1 else xs[0]), q)
+    for a, b in zip(got, ys):
+        np.testing.assert_array_equal(a, b)
+
+
+@O.requires_tflm
+def test_tf_file_with_float_edges_in_the_interpreter():
+    """tf.lite.Interpreter on the float32 edges of TensorFlow's file, against TFLM fed the
+    same floats: every output, one sample at a time."""
+    path, q, xs, ys = _tf_file("two_in_two_out_float.tflite")
+    data = open(path, "rb").read()
+    interpreter = mt.lite.Interpreter(model_content=data)
+    interpreter.allocate_tensors()
+    ins, outs = interpreter.get_input_details(), interpreter.get_output_details()
+    assert [d["dtype"] for d in ins + outs] == [np.float32] * 4
+    floats = [q.tensors[n].dequantize(x[:20]) for n, x in zip(q.inputs, xs)]
+    theirs = tflm.run_interpreter(data, floats)
+    for k in range(20):
+        for d, f in zip(ins, floats):
+            interpreter.set_tensor(d["index"], f[k:k + 1])
+        interpreter.invoke()
+        for d, t in zip(outs, theirs):
+            np.testing.assert_array_equal(interpreter.get_tensor(d["index"])[0], t[k])
+
+
+@requires_gcc
+def test_report_names_every_input_and_output_and_refuses_data(tmp_path, capsys):
+    from minitiny import cli
+    q = multi_io_model(36, 2, 2)
+    codegen.generate(q, tmp_path, name="m")
+    assert cli.main(["report", str(tmp_path)]) == 0
+    shape = lambda n: "(" + ", ".join(map(str, q.tensors[n].shape)) + ")"
+    want = (f"input {shape(q.inputs[0])} and {shape(q.inputs[1])} -> "
+            f"output {shape(q.outputs[0])} and {shape(q.outputs[1])}")
+    assert want in capsys.readouterr().out
+    assert cli.main(["report", str(tmp_path), "--data", "sine"]) != 0
+    assert "2 inputs and 2 outputs" in capsys.readouterr().err

@@ -263,17 +263,20 @@ NUMPY_ONLY = {
 REFUSED = {"unsupported_ops.tflite", "lstm_state.tflite"}
 # TFLite's 16x8 mode (int16 activations): tests/test_int16.py imports and runs them
 INT16_FILES = {"cnn_16x8.tflite", "cnn_16x8_float_edges.tflite"}
+# several inputs or outputs: tests/test_multi_io.py imports and runs them
+SEVERAL_IO = {"two_inputs.tflite", "two_outputs.tflite", "two_in_two_out_float.tflite"}
 
 
 def test_tf_files_are_the_ones_the_script_made():
     with open(os.path.join(DATA, "manifest.json")) as f:
         manifest = json.load(f)
     assert manifest["tensorflow"] == "2.21.0"
-    assert set(manifest["files"]) == set(TF_FILES) == set(SUPPORTED) | set(NUMPY_ONLY) | REFUSED | INT16_FILES
+    assert set(manifest["files"]) == set(TF_FILES) == (set(SUPPORTED) | set(NUMPY_ONLY) | REFUSED | INT16_FILES
+                                                       | SEVERAL_IO)
     for name, info in manifest["files"].items():
         with open(os.path.join(DATA, name), "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == info["sha256"], name
-        if name in NUMPY_ONLY:
+        if name in NUMPY_ONLY or name in SEVERAL_IO:
             with open(os.path.join(DATA, name[:-len(".tflite")] + ".expected.npz"), "rb") as f:
                 assert hashlib.sha256(f.read()).hexdigest() == info["expected_sha256"], name
     assert sum(info["bytes"] for info in manifest["files"].values()) < 100_000
@@ -581,6 +584,43 @@ def test_every_unsupported_item_is_listed_at_once():
     for fragment in ("operator #0 CONV_2D: dilation 2x1", "operator #1 SPACE_TO_DEPTH", "operator #2 BATCH_TO_SPACE_ND",
                      "operator #3 RELU_N1_TO_1"):
         assert fragment in text, text
+
+
+def test_every_kind_of_unsupported_item_in_one_error_with_operator_indices():
+    """Issue 19 item 8: an operator, a fused option, a tensor type, a dynamic shape, a batch of
+    2 and a variable tensor, each in another operator of one well-formed file: one
+    UnsupportedTFLiteError (never a TFLiteFormatError) lists them all, each under the index
+    of the operator it concerns, in operator order."""
+    def change(m, s):
+        sg = m.subgraphs[0]
+        ops = sg.operators
+        set_options("dilationHFactor", 2, "CONV_2D")(m, s)                         # op 0
+        sg.tensors[ops[3].outputs[0]].type = s.TensorType.INT16                    # op 3 writes it
+        sg.tensors[ops[5].outputs[0]].shapeSignature = [1, -1, 4, 3]               # op 5: dynamic
+        out9 = sg.tensors[ops[9].outputs[0]]
+        out9.shape = [2] + list(out9.shape[1:])                                    # op 9: batch 2
+        ops[11].opcodeIndex = opcode_index(m, s, s.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM)
+        ops[11].builtinOptionsType, ops[11].builtinOptions = 0, None
+        state = add_tensor(m, s, "lstm/state", [1, 4], s.TensorType.INT8, 0.1, 0)
+        sg.tensors[state].isVariable = True
+        ops[11].inputs = list(ops[11].inputs) + [state]                            # op 11
+        ops[13].opcodeIndex = opcode_index(m, s, s.BuiltinOperator.SPACE_TO_DEPTH)  # op 13
+        ops[13].builtinOptionsType, ops[13].builtinOptions = 0, None
+    q = residual_model(3)
+    with pytest.raises(UnsupportedTFLiteError) as e:
+        from_tflite(edit(to_tflite(q), change))
+    problems = e.value.problems
+    expect = [("operator #0 CONV_2D", "dilation 2x1"), ("operator #3 AVERAGE_POOL_2D", "type int16"),
+              ("operator #4 MAX_POOL_2D", "type int16"), ("operator #5 RELU", "dynamic shape [1, -1, 4, 3]"),
+              ("operator #9 FULLY_CONNECTED", "batch dimension of 1"),
+              ("operator #11 UNIDIRECTIONAL_SEQUENCE_LSTM", "not supported"),
+              ("operator #11 UNIDIRECTIONAL_SEQUENCE_LSTM", "a variable tensor"),
+              ("operator #13 SPACE_TO_DEPTH", "not supported")]
+    for head, fragment in expect:
+        assert any(p.startswith(head) and fragment in p for p in problems), (head, fragment, problems)
+    indices = [int(p.split()[1][1:]) for p in problems if p.startswith("operator #")]
+    assert indices == sorted(indices)
+    assert f"{len(problems)} unsupported items" in str(e.value)
 
 
 def test_a_second_output_inside_the_graph_is_returned_in_the_files_order():

@@ -230,6 +230,10 @@ def _evaluate(report, x, y, class_names):
     """Float vs int8 on the data: the metric, a confusion matrix, ROC; and the plots' arrays."""
     from minitiny.reporting import evaluation
     q, f = report.qmodel, report.float_model
+    if q is not None and (len(q.inputs) > 1 or len(q.outputs) > 1):
+        raise ReportError(f"model {q.name!r} has {len(q.inputs)} inputs and {len(q.outputs)} outputs: "
+                          f"the report evaluates data on models with one of each; leave out --data "
+                          f"(`minitiny verify DIR --inputs x.npz` checks every output)")
     model = q if q is not None else f
     task = report.task = task_of(model, y, report.input_shape, report.output_shape)
     if task is None:
@@ -385,7 +389,10 @@ def collect(model_path, *, board=None, x=None, y=None, class_names=None, float_m
         report.manifest = manifest
         if qmodel is not None:
             report.layers = int8_rows(qmodel, manifest)
-            report.input_shape, report.output_shape = qmodel.input.shape, qmodel.output.shape
+            # several inputs or outputs: a tuple of shapes, in the model's order
+            shapes = lambda names: (qmodel.tensors[names[0]].shape if len(names) == 1 else
+                                    tuple(qmodel.tensors[n].shape for n in names))
+            report.input_shape, report.output_shape = shapes(qmodel.inputs), shapes(qmodel.outputs)
             report.plan = manifest["plan"]
             report.op_names = [op.name for op in qmodel.ops]
             report.totals = {

@@ -150,7 +150,8 @@ def _structure(model):
     if isinstance(model, QModel):
         kinds = ", ".join(dict.fromkeys(op.kind for op in model.ops))
         return [("operators", f"{len(model.ops)} ({kinds})"),
-                ("input / output", f"{list(model.input.shape)} -> {list(model.output.shape)}"),
+                ("input / output", " and ".join(str(list(model.tensors[n].shape)) for n in model.inputs)
+                 + " -> " + " and ".join(str(list(model.tensors[n].shape)) for n in model.outputs)),
                 ("weights", f"{model.weight_bytes():,} bytes")]
     pairs = []
     layers = getattr(model, "layers", None)
@@ -237,6 +238,13 @@ def _get(obj, key, default=None):
     return getattr(obj, key, default)
 
 
+def _io_shapes(manifest):
+    """'[28, 28, 1] -> [10]' from a manifest; several inputs or outputs joined by 'and'."""
+    if "inputs" in manifest and "outputs" in manifest:
+        return " -> ".join(" and ".join(str(list(t["shape"])) for t in manifest[k]) for k in ("inputs", "outputs"))
+    return f"{manifest.get('input_shape')} -> {manifest.get('output_shape')}"
+
+
 def _deployment(manifest, firmware, power, threshold, gaps):
     parts = []
     if manifest:
@@ -244,7 +252,7 @@ def _deployment(manifest, firmware, power, threshold, gaps):
                  ("code (flash, estimate)", f"{manifest.get('code_bytes_estimate', 0):,} B"),
                  ("activations arena (RAM)", f"{manifest.get('arena_bytes', 0):,} B"),
                  ("multiply-accumulates per inference", f"{manifest.get('macs', 0):,}"),
-                 ("input / output", f"{manifest.get('input_shape')} -> {manifest.get('output_shape')}")]
+                 ("input / output", _io_shapes(manifest))]
         if threshold is not None and "output_scale" in manifest:
             try:
                 t_q = threshold_to_int8(threshold.threshold, manifest["output_scale"],

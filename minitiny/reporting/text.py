@@ -10,6 +10,9 @@ def _n(v):
 
 
 def _shape(s):
+    """(28, 28, 1); several tensors' shapes (a tuple of tuples) joined by ' and '."""
+    if s and isinstance(s[0], tuple):
+        return " and ".join(_shape(t) for t in s)
     return "(" + ", ".join(str(d) for d in s) + ")"
 
 

@@ -56,45 +56,76 @@ class Engines:
             else:
                 with open(tflite, "rb") as f:
                     self.tflite = f.read()
+        ins = [qmodel.tensors[n] for n in qmodel.inputs]
+        # an input as the machinery here moves it: (*input shape), or packed (total size,)
+        self.shape = tuple(ins[0].shape) if len(ins) == 1 else (sum(int(np.prod(t.shape)) for t in ins),)
+        self.zero_point = (int(ins[0].zero_point) if len(ins) == 1 else
+                           np.concatenate([np.full(int(np.prod(t.shape)), int(t.zero_point)) for t in ins]))
 
     @property
     def names(self):
         return ["C"] + (["TFLite Micro"] if self.tflite is not None else [])
 
+    def unpack(self, x):
+        """Inputs (N, *self.shape) -> what the model functions take: the array itself, or
+        one (N, *shape) array per model input."""
+        q = self.qmodel
+        if len(q.inputs) == 1:
+            return np.asarray(x, np.int8)
+        x = np.asarray(x, np.int8).reshape(len(x), -1)
+        ends = np.cumsum([int(np.prod(q.tensors[n].shape)) for n in q.inputs])[:-1]
+        return [part.reshape((len(x),) + q.tensors[n].shape) for part, n in zip(np.split(x, ends, axis=1), q.inputs)]
+
+    def pack(self, drawn):
+        """One drawn input (an array, or a tuple of arrays for several inputs) -> (*self.shape)."""
+        if isinstance(drawn, (list, tuple)) and len(self.qmodel.inputs) > 1:
+            return np.concatenate([np.asarray(a, np.int8).reshape(-1) for a in drawn])
+        return np.asarray(drawn, np.int8).reshape(self.shape)
+
+    def outputs(self, y):
+        """A model function's outputs -> one list, in the model's order."""
+        return list(y) if len(self.qmodel.outputs) > 1 else [np.asarray(y)]
+
     def run(self, x, which=None):
-        """{engine: outputs} for x (N, *input shape): 'NumPy' and each engine in `which`."""
-        out = {"NumPy": self.qmodel.predict_int8(x)}
+        """{engine: [outputs]} for x (N, *self.shape): 'NumPy' and each engine in `which`,
+        every model output, in order."""
+        args = self.unpack(x)
+        out = {"NumPy": self.outputs(self.qmodel.predict_int8(args))}
         for name in which or self.names:
-            if name == "C":
-                out[name] = self.c.model(x).reshape(out["NumPy"].shape)
-            else:
-                out[name] = run_tflm_int8(self.tflite, x).reshape(out["NumPy"].shape)
+            got = self.outputs(self.c.model(args) if name == "C" else run_tflm_int8(self.tflite, args))
+            out[name] = [g.reshape(w.shape) for g, w in zip(got, out["NumPy"])]
         return out
 
     def differs(self, x, which=None):
-        """(N,) bool: does any engine disagree with NumPy on input n?"""
+        """(N,) bool: does any engine disagree with NumPy on input n, in any output?"""
         out = self.run(x, which)
-        want = out.pop("NumPy").reshape(len(x), -1)
+        want = out.pop("NumPy")
         bad = np.zeros(len(x), bool)
         for got in out.values():
-            bad |= np.any(got.reshape(len(x), -1) != want, axis=1)
+            for g, w in zip(got, want):
+                bad |= np.any(g.reshape(len(x), -1) != w.reshape(len(x), -1), axis=1)
         return bad
 
 
 def standard_inputs(qmodel, n=256, seed=0, search_steps=0, deadline=None):
     """The batches assert_equivalent tries, in order: special patterns, targeted inputs
     (64 to 256, yielded as they are found; the search stops at time.monotonic()
-    `deadline`), then uniform random ones (-128 and 127 planted) up to n in all."""
+    `deadline`), then uniform random ones (-128 and 127 planted) up to n in all. A model
+    with several inputs gets them packed (Engines.unpack), without targeted ones."""
     yield special_inputs(qmodel)
     done = 5
-    for aimed in targets.targeted_batches(qmodel, n=min(max(64, n // 4), 256), seed=seed,
-                                          search_steps=search_steps, deadline=deadline):
-        done += len(aimed)
-        yield aimed
+    several = len(qmodel.inputs) > 1
+    if not several:
+        for aimed in targets.targeted_batches(qmodel, n=min(max(64, n // 4), 256), seed=seed,
+                                              search_steps=search_steps, deadline=deadline):
+            done += len(aimed)
+            yield aimed
+    shape = (sum(int(np.prod(qmodel.tensors[name].shape)) for name in qmodel.inputs),) if several \
+        else qmodel.input.shape
     rng = np.random.default_rng(seed)
     while done < n:
         k = min(64, n - done)
-        yield int8_input(rng, qmodel.input.shape, k)
+        yield int8_input(rng, shape, k)
         done += k
 
 
@@ -117,13 +148,32 @@ def _fmt_diffs(expected, actual, limit=8):
     return "\n".join(rows)
 
 
+def _fmt_model_input(engines, x):
+    """One (packed) input as text, each model input on its own when there are several."""
+    q = engines.qmodel
+    if len(q.inputs) == 1:
+        return f"  {_fmt_input(x, engines.zero_point)}"
+    parts = engines.unpack(x[None])
+    return "\n".join(f"  input {name!r}: {_fmt_input(p[0], int(q.tensors[name].zero_point))}"
+                     for name, p in zip(q.inputs, parts))
+
+
+def _fmt_outputs(qmodel, want, got):
+    """The differing values of every model output (lists, one sample each)."""
+    if len(qmodel.outputs) == 1:
+        return _fmt_diffs(want[0], got[0])
+    return "\n".join(f"  output {name!r}:\n" + _fmt_diffs(w, g)
+                     for name, w, g in zip(qmodel.outputs, want, got) if not np.array_equal(w, g))
+
+
 def diagnose(engines, x, engine):
     """A Mismatch for one input x on which `engine` disagrees with NumPy: the first layer
     whose integers diverge, its inputs, expected and actual values."""
     qmodel = engines.qmodel
-    want = qmodel.predict_int8(x[None], return_all=True)
+    args = engines.unpack(x[None])
+    want = qmodel.predict_int8(args, return_all=True)
     if engine == "C":
-        _, got = engines.c(x[None], qmodel)
+        _, got = engines.c(args, qmodel)
         first = next((i for i, op in enumerate(qmodel.ops)
                       if not np.array_equal(got[op.outputs[0]], want[op.outputs[0]])), None)
         layer_out = lambda op: got[op.outputs[0]]
@@ -135,12 +185,14 @@ def diagnose(engines, x, engine):
                 first = i
                 break
         layer_out = lambda op: outs[first]
-    zp = int(qmodel.input.zero_point)
+    zp = engines.zero_point
+    where = f"the zero point {zp}" if len(qmodel.inputs) == 1 else "each input's zero point"
     lines = [f"{engine} and NumPy int8 differ on model {qmodel.name!r} ({engines.c_dir}).",
-             f"Smallest differing input (shrunk toward the zero point {zp}):",
-             f"  {_fmt_input(x, zp)}"]
+             f"Smallest differing input (shrunk toward {where}):",
+             _fmt_model_input(engines, x)]
     final = engines.run(x[None], [engine])
-    lines.append("Model output:\n" + _fmt_diffs(final["NumPy"][0], final[engine][0]))
+    lines.append("Model output:\n" + _fmt_outputs(qmodel, [y[0] for y in final["NumPy"]],
+                                                  [y[0] for y in final[engine]]))
     err = Mismatch()
     err.input, err.engine, err.layer = x, engine, first
     if first is None:
@@ -198,7 +250,7 @@ def _fail_on(engines, x, bad):
     __tracebackhide__ = True            # pytest shows the report, not this frame
     first = x[int(np.argmax(bad))]
     engine = next(e for e in engines.names if engines.differs(first[None], [e])[0])
-    small = shrink(first, lambda xs: engines.differs(xs, [engine]), engines.qmodel.input.zero_point)
+    small = shrink(first, lambda xs: engines.differs(xs, [engine]), engines.zero_point)
     raise diagnose(engines, small, engine)
 
 
@@ -238,7 +290,7 @@ def _hypothesis_phase(engines, strategy, max_examples):
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.reuse, Phase.generate])
     @given(strategy)
     def check(x):
-        x = np.asarray(x, np.int8)
+        x = engines.pack(x)
         if engines.differs(x[None])[0]:
             found.append(x)
             raise AssertionError("differs")

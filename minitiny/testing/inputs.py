@@ -22,12 +22,19 @@ from .models import qmodels
 
 def special_inputs(qmodel):
     """(k, *input shape) int8: all -128, all 127, all zero point, and the two checkerboards
-    of -128 and 127 (every value at an extreme, neighbours opposite)."""
-    shape, zp = tuple(qmodel.input.shape), int(qmodel.input.zero_point)
-    size = int(np.prod(shape))
-    checker = np.where(np.arange(size) % 2 == 0, -128, 127).reshape(shape)
-    rows = [np.full(shape, -128), np.full(shape, 127), np.full(shape, zp), checker, -1 - checker]
-    return np.stack(rows).astype(np.int8)
+    of -128 and 127 (every value at an extreme, neighbours opposite). A model with several
+    inputs gets them packed: (k, total size), each input's values back to back, each at
+    its own zero point in the zero-point row."""
+    rows = []
+    for name in qmodel.inputs:
+        t = qmodel.tensors[name]
+        size = int(np.prod(t.shape))
+        checker = np.where(np.arange(size) % 2 == 0, -128, 127)
+        rows.append(np.stack([np.full(size, -128), np.full(size, 127), np.full(size, int(t.zero_point)),
+                              checker, -1 - checker]))
+    if len(rows) == 1:
+        return rows[0].reshape((-1,) + tuple(qmodel.input.shape)).astype(np.int8)
+    return np.concatenate(rows, axis=1).astype(np.int8)
 
 
 def _from_zero_point(zp):

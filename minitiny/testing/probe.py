@@ -74,22 +74,26 @@ class ProbedC:
         self._read = self.model.ffi.dlopen(path).minitiny_probe_read
 
     def __call__(self, x, qmodel):
-        """x (N, *input shape) -> (outputs, {activation tensor name: (N, *shape)}) as the C
-        computed them; `qmodel` names the tensors (the one the C was generated from)."""
-        x = np.asarray(x, np.int8)
-        snaps = np.empty((len(x), self.steps, self.arena), np.int8)
+        """x (N, *input shape), or a list of them for several inputs -> (outputs,
+        {activation tensor name: (N, *shape)}) as the C computed them; `qmodel` names the
+        tensors (the one the C was generated from)."""
+        xs = [np.asarray(a, np.int8) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x, np.int8)]
+        n_samples = len(xs[0])
+        snaps = np.empty((n_samples, self.steps, self.arena), np.int8)
         outs = []
         ffi = self.model.ffi
-        for n in range(len(x)):
-            outs.append(self.model(x[n:n + 1]))
+        for n in range(n_samples):
+            y = self.model([a[n:n + 1] for a in xs] if len(xs) > 1 else xs[0][n:n + 1])
+            outs.append(y if isinstance(y, list) else [y])
             for step in range(self.steps):
                 self._read(step, ffi.from_buffer("int8_t[]", snaps[n, step]))
-        values = {qmodel.inputs[0]: x}
+        values = dict(zip(qmodel.inputs, xs))
         for i, op in enumerate(qmodel.ops):
             t = qmodel.tensors[op.outputs[0]]
             off, size = self.offsets[t.name], int(np.prod(t.shape))
-            values[t.name] = snaps[:, i + 1, off:off + size].reshape((len(x),) + tuple(t.shape))
-        return np.concatenate(outs), values
+            values[t.name] = snaps[:, i + 1, off:off + size].reshape((n_samples,) + tuple(t.shape))
+        outs = [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))] if outs else []
+        return (outs if len(outs) > 1 else outs[0] if outs else None), values
 
 
 def one_op_model(qmodel, op):

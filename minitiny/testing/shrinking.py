@@ -27,9 +27,9 @@ def _block_candidates(x, zp, block):
     flat = x.reshape(-1)
     out = []
     for start in range(0, flat.size, block):
-        if np.any(flat[start:start + block] != zp):
+        if np.any(flat[start:start + block] != zp[start:start + block]):
             y = flat.copy()
-            y[start:start + block] = zp
+            y[start:start + block] = zp[start:start + block]
             out.append(y.reshape(x.shape))
     return out
 
@@ -49,7 +49,7 @@ def _sweep(x, zp, fails, batch):
     while todo:
         cands, owners = [], []
         for j in todo:
-            for new in _options(int(flat[j]), zp):
+            for new in _options(int(flat[j]), int(zp[j])):
                 y = flat.copy()
                 y[j] = new
                 cands.append(y)
@@ -60,7 +60,7 @@ def _sweep(x, zp, fails, batch):
         if bad.any():                     # keep it; go on from that entry (it may shrink more)
             k = int(np.argmax(bad))
             flat, changed, j = cands[k], True, owners[k]
-            todo = todo[todo.index(j) + (1 if flat[j] == zp else 0):]
+            todo = todo[todo.index(j) + (1 if flat[j] == zp[j] else 0):]
         else:
             todo = todo[todo.index(owners[-1]) + 1:]
     return flat.astype(np.int8).reshape(x.shape), changed
@@ -69,9 +69,11 @@ def _sweep(x, zp, fails, batch):
 def shrink(x, fails, zero_point=0, batch=64, max_steps=100_000):
     """A smallest int8 input below `x` (one input, any shape) for which `fails` still holds.
 
-    fails: (k, *shape) int8 -> (k,) bool, True where the input still shows the failure."""
+    fails: (k, *shape) int8 -> (k,) bool, True where the input still shows the failure.
+    zero_point: one for all values, or one per value (an array of x's shape: several model
+    inputs packed into one row, each with its own zero point)."""
     x = np.asarray(x, np.int8).copy()
-    zp = int(zero_point)
+    zp = np.broadcast_to(np.asarray(zero_point, np.int16), x.shape).reshape(-1)
     block = max(x.size // 2, 1)
     steps = 0
     while block >= 1 and steps < max_steps:
