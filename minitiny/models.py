@@ -289,6 +289,17 @@ class Model:
         return [t for layer in self.layers for t in layer.trainable_weights]
 
     @property
+    def trainable(self):
+        """Keras' model.trainable: True while any layer trains; setting it sets every
+        layer's (base.trainable = False freezes a base model for transfer learning)."""
+        return any(layer.trainable for layer in self.layers)
+
+    @trainable.setter
+    def trainable(self, value):
+        for layer in self.layers:
+            layer.trainable = value
+
+    @property
     def losses(self):
         """The weight penalties (kernel_regularizer=...) fit and evaluate add to the loss,
         as scalar Tensors (Keras' model.losses)."""
@@ -759,9 +770,20 @@ class Sequential(Model):
                                  "model")
             self._pending_input = layer
             return
+        if isinstance(layer, Sequential):
+            # Keras keeps a nested Sequential as one layer; minitiny adds its layers, the
+            # same objects, so their weights stay shared with it (as Keras shares them) and
+            # inner.trainable = False still freezes them. model.layers lists them one by one.
+            if not self._layers and self._pending_input is None and layer.built:
+                self._pending_input = InputLayer(shape=layer.input_shape,
+                                                 dtype=layer._input_layer.dtype)
+            for inner in layer.layers:
+                self.add(inner)
+            return
         if isinstance(layer, Model):
-            raise TypeError("nesting a model inside a Sequential is not supported; add its "
-                            "layers instead")
+            raise TypeError(f"nesting the functional model {layer.name!r} inside a Sequential "
+                            "is not supported (a nested Sequential is); call its layers "
+                            "on the Sequential's output in a functional Model instead")
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential takes layers, got {type(layer).__name__}")
         self._layers.append(layer)
