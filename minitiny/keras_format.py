@@ -1,4 +1,4 @@
-"""Keras' own model files: write `.keras`, read `.keras` and legacy `.h5` (h5py reads HDF5).
+"""Keras' own model files: `.keras` and legacy `.h5`, written and read (h5py does HDF5).
 
 A `.keras` file (Keras 3) is a zip of three entries:
 
@@ -13,9 +13,12 @@ A `.keras` file (Keras 3) is a zip of three entries:
                        <key> is the layer's class in snake_case, numbered in layer order
                        (dense, dense_1, ...), NOT the layer's name
 
-A legacy `.h5` file (Keras 2, and Keras 3's model.save('m.h5')) holds the same config as
-the root attribute `model_config`, and each layer's weights under model_weights/<name>/,
-listed in order by the group's `weight_names` attribute.
+A legacy `.h5` file (Keras 2, and Keras 3's model.save('m.h5')) holds the model config as
+the root attribute `model_config`, and each layer's weights under
+model_weights/<name>/<name>/<weight>, listed in order by the group's `weight_names`
+attribute; model_weights' `layer_names` lists the layers (a functional model's input
+layer too). minitiny writes Keras 2's form of it (batch_input_shape, inbound nodes as
+[[[name, 0, 0, {}]]], weights 'dense/kernel:0'), which both Keras 2 and Keras 3 load.
 
 minitiny's layers take Keras' arguments under Keras' names, so a layer's config passes
 through as it is. Reading, a Keras argument minitiny lacks is dropped only when it holds
@@ -38,6 +41,7 @@ from minitiny.files import atomic_write
 from minitiny.layers import LAYERS, _snake_case
 
 KERAS_VERSION = "3.0.0"      # the format version written (Keras 3's zip layout)
+KERAS2_VERSION = "2.15.0"    # the version a legacy .h5 file names (Keras 2's layout)
 
 # Keras arguments minitiny's layers lack, and the values that mean "not used" (dropped)
 KERAS_DEFAULTS = {
@@ -165,6 +169,52 @@ def save_keras(model, path):
             z.writestr("config.json", json.dumps(keras_config(model)))
             z.writestr("model.weights.h5", weights)
     atomic_write(os.fspath(path), write)
+    return path
+
+
+def _keras2_entry(entry, functional):
+    """A layer entry of keras_config -> Keras 2's form (tf.keras), which Keras 3 reads too:
+    no module / registered_name / build_config, the input's batch_input_shape, inbound
+    nodes as [[[name, 0, 0, {}], ...]]."""
+    config = dict(entry["config"])
+    if entry["class_name"] == "InputLayer":
+        config["batch_input_shape"] = config.pop("batch_shape")
+    out = {"class_name": entry["class_name"], "config": config}
+    if functional:
+        nodes = entry.get("inbound_nodes") or []
+        out["name"] = entry.get("name", config.get("name"))
+        out["inbound_nodes"] = [[[n, 0, 0, {}] for n in _sources(nodes[0])]] if nodes else []
+    return out
+
+
+def save_h5(model, path):
+    """Write `model` as a legacy `.h5` model file, in Keras 2's layout and config form
+    (atomically); Keras 2 (tf.keras) and Keras 3 load it."""
+    h5py = _h5py()
+    cfg, functional = keras_config(model), not _sequential(model)
+    config = dict(cfg["config"], layers=[_keras2_entry(e, functional)
+                                         for e in cfg["config"]["layers"]])
+    if functional:
+        config["input_layers"] = [config["input_layers"]]
+        config["output_layers"] = [config["output_layers"]]
+    legacy = {"class_name": "Functional" if functional else "Sequential", "config": config,
+              "keras_version": KERAS2_VERSION, "backend": "tensorflow"}
+    layers = [model._input_layer] + model.layers if functional else list(model.layers)
+    data = io.BytesIO()
+    with h5py.File(data, "w") as f:
+        f.attrs["backend"], f.attrs["keras_version"] = "tensorflow", KERAS2_VERSION
+        f.attrs["model_config"] = json.dumps(legacy)
+        group = f.create_group("model_weights")
+        group.attrs["backend"], group.attrs["keras_version"] = "tensorflow", KERAS2_VERSION
+        group.attrs["layer_names"] = [layer.name.encode("utf-8") for layer in layers]
+        for layer in layers:
+            g = group.create_group(layer.name)
+            names = [f"{layer.name}/{n}:0" for n in layer.weights]     # Keras 2's names
+            g.attrs["weight_names"] = [n.encode("utf-8") for n in names] if names else \
+                np.zeros(0)
+            for name, t in zip(names, layer.weights.values()):
+                g.create_dataset(name, data=t.data)
+    atomic_write(os.fspath(path), data.getvalue())
     return path
 
 

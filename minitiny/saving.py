@@ -3,7 +3,7 @@
 The extension says the format, and nothing else is written under it:
     .npz          minitiny's own format (below)
     .keras        Keras 3's format, which Keras loads (keras_format.py; needs h5py)
-    .h5, .hdf5    Keras' legacy format: read (keras_format.py), not written
+    .h5, .hdf5    Keras' legacy HDF5 format, Keras 2's layout (keras_format.py; needs h5py)
     anything else refused, a TensorFlow SavedModel folder included
 
 File layout (a NumPy .npz, i.e. a zip of .npy arrays):
@@ -84,24 +84,25 @@ def _compile_config(model):
                         for m in model.metric_names]}
 
 
-FORMATS = "'.npz' (minitiny's own format) or '.keras' (Keras 3's, which Keras loads)"
+FORMATS = ("'.npz' (minitiny's own format), '.keras' (Keras 3's, which Keras loads) or '.h5' "
+           "(Keras' legacy HDF5)")
 
 
 def check_model_path(path):
-    """The format a model path asks for: 'npz' or 'keras'; anything else refused by name."""
+    """The format a model path asks for: 'npz', 'keras' or 'h5'; anything else refused by
+    name."""
     ext = os.path.splitext(os.fspath(path))[1].lower()
     if ext in (".npz", ".keras"):
         return ext[1:]
     if ext in (".h5", ".hdf5"):
-        raise ValueError(f"cannot save to {os.fspath(path)!r}: minitiny does not write "
-                         f"Keras' legacy HDF5 format (it reads it); save as {FORMATS}")
+        return "h5"
     what = f"extension {ext!r}" if ext else "no extension (a TensorFlow SavedModel folder?)"
     raise ValueError(f"cannot save to {os.fspath(path)!r}: {what}; minitiny saves a model as "
                      f"{FORMATS}")
 
 
 def save_model(model, path):
-    """Write `model` to `path` atomically, in the format its extension names (.npz or
+    """Write `model` to `path` atomically, in the format its extension names (.npz, .h5 or
     .keras, see the module docstring); returns the path."""
     path = os.fspath(path)
     fmt = check_model_path(path)
@@ -111,6 +112,8 @@ def save_model(model, path):
                                 "does not exist")
     if fmt == "keras":
         return keras_format.save_keras(model, path)
+    if fmt == "h5":
+        return keras_format.save_h5(model, path)
     arrays, index = _weight_arrays(model)
     config = {"format": FORMAT, "format_version": FORMAT_VERSION,
               "model": model.get_config(), "weights": index,
