@@ -18,7 +18,8 @@ def parser():
     r.add_argument("dir", help="a directory written by minitiny.codegen.generate")
     r.add_argument("--board", default="cortex-m4",
                    help=f"a core ({', '.join(cores.CORES)}) or a board name (default: cortex-m4)")
-    r.add_argument("--inputs", help=".npy of test inputs, int8 or float, (N, *input_shape)")
+    r.add_argument("--inputs", help=".npy of test inputs, int8 or float, (N, *input_shape); for a "
+                                    "model with several inputs a .npz with one array per input, in order")
     r.add_argument("-n", type=int, default=8, help="how many inputs to run (default: 8)")
     r.add_argument("--no-profile", action="store_true", help="skip the per-layer profiling build")
     r.add_argument("--stack", type=int, default=4096, help="bytes of RAM reserved for the stack")
@@ -45,6 +46,9 @@ def main(argv=None):
         if args.inputs:
             try:
                 inputs = np.load(args.inputs, allow_pickle=False)
+                if isinstance(inputs, np.lib.npyio.NpzFile):    # several inputs, in the model's order
+                    with inputs:
+                        inputs = [inputs[k] for k in inputs.files]
             except (OSError, ValueError) as e:
                 raise ValueError(f"--inputs {args.inputs}: cannot read a .npy array ({e})") from None
         result = run(args.dir, board=args.board, inputs=inputs, n=args.n,

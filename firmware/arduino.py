@@ -67,24 +67,34 @@ def _environment():
                               autoescape=False)
 
 
-def _test_input(qmodel, inputs, seed):
-    """One int8 input (the first of `inputs`, quantized if float), else random int8."""
-    shape = tuple(qmodel.input.shape)
+def _test_inputs(qmodel, inputs, seed):
+    """One int8 sample per model input (the first of `inputs`, quantized if float; a list of
+    arrays for several inputs), else random int8; and what they are."""
+    tensors = [qmodel.tensors[n] for n in qmodel.inputs]
     if inputs is None:
-        return np.random.default_rng(seed).integers(-128, 128, size=shape).astype(np.int8), \
+        rng = np.random.default_rng(seed)
+        return [rng.integers(-128, 128, size=t.shape).astype(np.int8) for t in tensors], \
             f"random int8 (NumPy seed {seed})"
-    x = np.asarray(inputs)
-    size = int(np.prod(shape))
-    if x.size % size or x.size == 0:
-        raise ArduinoExportError(f"inputs of shape {x.shape} do not hold whole inputs of shape {shape}")
-    x = x.reshape((-1,) + shape)[0]
-    if np.issubdtype(x.dtype, np.floating):
-        return qmodel.input.quantize(x).astype(np.int8), "the first of the given inputs, quantized"
-    if not np.issubdtype(x.dtype, np.integer) or x.min() < -128 or x.max() > 127:
-        raise ArduinoExportError(f"inputs must be float, or int8 in [-128, 127]; got {x.dtype}")
-    return x.astype(np.int8), "the first of the given int8 inputs"
-
-
+    if len(tensors) == 1:
+        inputs = [inputs]
+    elif not isinstance(inputs, (list, tuple)) or len(inputs) != len(tensors):
+        raise ArduinoExportError(f"model {qmodel.name!r} has {len(tensors)} inputs "
+                                 f"({', '.join(qmodel.inputs)}): give inputs as a list of {len(tensors)} arrays")
+    xs, floats = [], False
+    for t, a in zip(tensors, inputs):
+        x = np.asarray(a)
+        shape, size = tuple(t.shape), int(np.prod(t.shape))
+        if x.size % size or x.size == 0:
+            raise ArduinoExportError(f"inputs of shape {x.shape} do not hold whole inputs of shape {shape}")
+        x = x.reshape((-1,) + shape)[0]
+        if np.issubdtype(x.dtype, np.floating):
+            xs.append(t.quantize(x).astype(np.int8))
+            floats = True
+            continue
+        if not np.issubdtype(x.dtype, np.integer) or x.min() < -128 or x.max() > 127:
+            raise ArduinoExportError(f"inputs must be float, or int8 in [-128, 127]; got {x.dtype}")
+        xs.append(x.astype(np.int8))
+    return xs, "the first of the given inputs, quantized" if floats else "the first of the given int8 inputs"
 
 
 def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto", inputs=None,
@@ -97,7 +107,8 @@ def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto"
     variant:      the codegen kernel variant ("auto": DSP kernels where the core has them)
     dsp_weights: "int8" or "int16" (codegen.generate); default: as model_dir was generated
     inputs:       test inputs for the example sketch (the first is used; float inputs are
-                  quantized); default a random int8 input drawn with `seed`
+                  quantized; a list of arrays for a model with several inputs); default a
+                  random int8 input drawn with `seed`
     """
     from minitiny import __version__
     from minitiny.codegen import generate, loader
@@ -127,15 +138,10 @@ def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto"
         raise ArduinoExportError(f"library name {library!r} would clash with the model's own header "
                                  f"{prefix}_model.h; choose another")
     qmodel = QModel.load(npz)
-    if len(qmodel.inputs) > 1 or len(qmodel.outputs) > 1:
-        raise ArduinoExportError(
-            f"{model_dir}: model {qmodel.name!r} has {len(qmodel.inputs)} inputs and "
-            f"{len(qmodel.outputs)} outputs; the Arduino library's example sketch runs models with "
-            f"one of each. The generated C itself takes several ({prefix}_model.h in {model_dir}): "
-            f"add {prefix}_model.c and .h to a sketch by hand")
     threshold = manifest.get("threshold")
-    x, input_note = _test_input(qmodel, inputs, seed)
-    expected = np.asarray(qmodel.predict_int8(x[None])).reshape(-1).astype(int)
+    xs, input_note = _test_inputs(qmodel, inputs, seed)
+    ys = qmodel.predict_int8([x[None] for x in xs] if len(xs) > 1 else xs[0][None])
+    ys = ys if len(qmodel.outputs) > 1 else [ys]
 
     files = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,7 +157,10 @@ def export_arduino(model_dir, out_dir=None, library_name=None, *, variant="auto"
     context = dict(library=library, LIBRARY=library.upper(), prefix=prefix, PREFIX=prefix.upper(),
                    model_name=c_comment(qmodel.name), version=__version__, model_hash=info["model_hash"],
                    variant=variant, arena=info["arena_bytes"], weights=info["weight_bytes"], url=url,
-                   test_input=x.reshape(-1).astype(int).tolist(), expected=expected.tolist(),
+                   test_inputs=[dict(t, values=x.reshape(-1).astype(int).tolist())
+                                for t, x in zip(info["inputs"], xs)],
+                   test_outputs=[dict(t, expected=np.asarray(y).reshape(-1).astype(int).tolist())
+                                 for t, y in zip(info["outputs"], ys)],
                    input_note=input_note, threshold=info.get("threshold"))
     files["library.properties"] = env.get_template("arduino_library.properties.j2").render(context).encode()
     files[f"src/{library}.h"] = env.get_template("arduino_library.h.j2").render(context).encode()

@@ -242,9 +242,9 @@ def run_qemu(elf):
     return p.stdout
 
 
-def printed_outputs(text, n):
+def printed_outputs(text, n, name="output"):
     lines = text.splitlines()
-    start = lines.index("output  int8  real value") + 1
+    start = lines.index(f"{name}  int8  real value") + 1
     return [int(line.split()[1]) for line in lines[start:start + n]]
 
 
@@ -276,6 +276,26 @@ def test_example_sketch_runs_on_the_emulated_cortex_m4(which, tmp_path):
         fires = float(model.output.dequantize(want[0])) >= 0.5
         assert f"detected (score >= 0.5): {'yes' if fires else 'no'}" in text
     assert QModel.load(os.path.join(tmp_path, "m", "m.qmodel.npz")).name == model.name
+
+
+@needs_gcc
+@needs_qemu
+def test_example_sketch_of_a_model_with_several_inputs_and_outputs(tmp_path):
+    """Two inputs, three outputs: test_input0/1 and expected_output0..2 in the sketch, every
+    output printed under its name and compared with the NumPy reference."""
+    from minitiny.testing.models import multi_io_model
+    model = multi_io_model(9, 2, 3)
+    codegen.generate(model, tmp_path / "m", name="m")
+    rng = np.random.default_rng(3)
+    floats = [rng.normal(0, 1, (2,) + model.tensors[n].shape).astype(np.float32) for n in model.inputs]
+    lib = arduino.export_arduino(tmp_path / "m", tmp_path / "Lib", "Lib", inputs=floats)
+    text = run_qemu(build_library(lib, tmp_path / "build", "Lib"))
+    want = model.predict_int8([model.tensors[n].quantize(f[:1]) for n, f in zip(model.inputs, floats)])
+    for k, y in enumerate(want):
+        assert printed_outputs(text, y.size, f"output{k}") == y.reshape(-1).tolist(), text
+    assert "matches the reference: yes" in text
+    with pytest.raises(arduino.ArduinoExportError, match="has 2 inputs .* list of 2 arrays"):
+        arduino.export_arduino(tmp_path / "m", tmp_path / "Lib2", "Lib2", inputs=floats[0])
 
 
 # ---------------------------------------------------------------------------------------

@@ -279,6 +279,11 @@ def test_emulated_cortex_m4_gives_every_output(tmp_path_factory):
     for a, b in zip(r.outputs_by_tensor, q.predict_int8(xs)):
         np.testing.assert_array_equal(a, b)
     assert r.layer_instructions.shape == (4, len(q.ops))
+    # the command line: a .npz with one array per input, in the model's order
+    from minitiny.firmware.__main__ import main as firmware_main
+    npz = tmp_path_factory.mktemp("fwin") / "x.npz"
+    np.savez(npz, *xs)
+    assert firmware_main(["run", str(g.dir), "--board", "cortex-m4", "--inputs", str(npz), "--no-profile"]) == 0
 
 
 @requires_gcc
@@ -421,3 +426,18 @@ def test_report_names_every_input_and_output_and_refuses_data(tmp_path, capsys):
     assert want in capsys.readouterr().out
     assert cli.main(["report", str(tmp_path), "--data", "sine"]) != 0
     assert "2 inputs and 2 outputs" in capsys.readouterr().err
+
+
+@requires_gcc
+def test_thorough_suite_and_hypothesis_draws_on_several_inputs(tmp_path, capsys):
+    """`minitiny verify --thorough` (the property suite) and assert_equivalent with the
+    int8_inputs strategy, which draws one array per input."""
+    from minitiny import cli
+    from minitiny.testing import assert_equivalent, int8_inputs
+    q = multi_io_model(37, 3, 2)
+    codegen.generate(q, tmp_path, name="m")
+    assert cli.main(["verify", str(tmp_path), "-n", "8", "--thorough", "--budget", "4"]) == 0
+    out = capsys.readouterr().out
+    for name in ("bit-exact", "call order", "sanitizers"):
+        assert re.search(rf"thorough: {name} +[\d,]+ inputs +OK", out), out
+    assert assert_equivalent(q, tmp_path, n=8, strategy=int8_inputs(q), max_examples=10, use_tflm=False) >= 18

@@ -37,6 +37,24 @@ class Mismatch(AssertionError):
     layer's outputs from NumPy and the other engine), inputs (the layer's own inputs)."""
 
 
+def unpack_inputs(qmodel, x):
+    """Inputs (N, *input shape), or packed (N, total size) for several model inputs -> what
+    the model functions take: the array itself, or one (N, *shape) array per model input."""
+    if len(qmodel.inputs) == 1:
+        return np.asarray(x, np.int8)
+    x = np.asarray(x, np.int8).reshape(len(x), -1)
+    ends = np.cumsum([int(np.prod(qmodel.tensors[n].shape)) for n in qmodel.inputs])[:-1]
+    return [part.reshape((len(x),) + qmodel.tensors[n].shape)
+            for part, n in zip(np.split(x, ends, axis=1), qmodel.inputs)]
+
+
+def packed_outputs(qmodel, y):
+    """A model function's outputs (one array, or a list for several) -> (N, total size),
+    every output's values back to back."""
+    ys = list(y) if len(qmodel.outputs) > 1 else [np.asarray(y)]
+    return np.concatenate([np.asarray(a).reshape(len(a), -1) for a in ys], axis=1)
+
+
 class Engines:
     """One model, three ways: NumPy int8 (the reference), the C in c_dir, and TFLM."""
 
@@ -67,14 +85,7 @@ class Engines:
         return ["C"] + (["TFLite Micro"] if self.tflite is not None else [])
 
     def unpack(self, x):
-        """Inputs (N, *self.shape) -> what the model functions take: the array itself, or
-        one (N, *shape) array per model input."""
-        q = self.qmodel
-        if len(q.inputs) == 1:
-            return np.asarray(x, np.int8)
-        x = np.asarray(x, np.int8).reshape(len(x), -1)
-        ends = np.cumsum([int(np.prod(q.tensors[n].shape)) for n in q.inputs])[:-1]
-        return [part.reshape((len(x),) + q.tensors[n].shape) for part, n in zip(np.split(x, ends, axis=1), q.inputs)]
+        return unpack_inputs(self.qmodel, x)
 
     def pack(self, drawn):
         """One drawn input (an array, or a tuple of arrays for several inputs) -> (*self.shape)."""

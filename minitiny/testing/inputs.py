@@ -47,16 +47,26 @@ def int8_inputs(qmodel, targeted=True):
     A mix of: uniform values; every value one of {-128, zero point, 127}; the special
     patterns of special_inputs; and (targeted=True) inputs solved to put the first weighted
     layer's accumulators on their rounding ties and clamp bounds (targets.targeted_inputs).
-    Shrinks toward the all-zero-point input."""
+    Shrinks toward the all-zero-point input. A model with several inputs gets a tuple, one
+    array per input in `qmodel.inputs` order, each drawn the same way (no targeted inputs:
+    they solve for one model input)."""
+    if len(qmodel.inputs) > 1:
+        return st.tuples(*[st.one_of(_int8_arrays(tuple(qmodel.tensors[n].shape), int(qmodel.tensors[n].zero_point)))
+                           for n in qmodel.inputs])
     shape, zp = tuple(qmodel.input.shape), int(qmodel.input.zero_point)
-    uniform = arrays(np.int16, shape, elements=st.integers(-128 - zp, 127 - zp)).map(_from_zero_point(zp))
-    extremes = arrays(np.int16, shape, elements=st.sampled_from([0, -128 - zp, 127 - zp])).map(_from_zero_point(zp))
-    branches = [uniform, extremes, st.sampled_from(list(special_inputs(qmodel)))]
+    branches = _int8_arrays(shape, zp) + [st.sampled_from(list(special_inputs(qmodel)))]
     if targeted:
         aimed = targets.targeted_inputs(qmodel, n=64)
         if len(aimed):
             branches.append(st.sampled_from(list(aimed)))
     return st.one_of(branches)
+
+
+def _int8_arrays(shape, zp):
+    """[uniform values, every value one of {-128, zero point, 127}], drawn as offsets from zp."""
+    uniform = arrays(np.int16, shape, elements=st.integers(-128 - zp, 127 - zp)).map(_from_zero_point(zp))
+    extremes = arrays(np.int16, shape, elements=st.sampled_from([0, -128 - zp, 127 - zp])).map(_from_zero_point(zp))
+    return [uniform, extremes]
 
 
 def _input_range(model, calibration):

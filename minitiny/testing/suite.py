@@ -26,7 +26,7 @@ from minitiny import codegen
 from minitiny.codegen.loader import read_manifest
 from minitiny.quant.graph import QModel
 
-from .equivalence import assert_equivalent, standard_inputs
+from .equivalence import assert_equivalent, packed_outputs, standard_inputs, unpack_inputs
 
 
 def load_model(c_dir):
@@ -50,11 +50,11 @@ def bit_exact(c_dir, qmodel, budget, progress=None, tflite=None, flags=(), use_t
 def call_order(c_dir, qmodel, budget, progress=None, **_):
     """The same inputs, forward then backward and one at a time: identical outputs."""
     fn = codegen.load(c_dir)
-    x = np.concatenate(list(standard_inputs(qmodel, n=64)))
-    forward = fn(x)
-    backward = fn(x[::-1])[::-1]
+    x = np.concatenate(list(standard_inputs(qmodel, n=64)))      # packed for several inputs
+    forward = packed_outputs(qmodel, fn(unpack_inputs(qmodel, x)))
+    backward = packed_outputs(qmodel, fn(unpack_inputs(qmodel, x[::-1])))[::-1]
     if not np.array_equal(forward, backward):
-        i = int(np.argmax(np.any(forward.reshape(len(x), -1) != backward.reshape(len(x), -1), axis=1)))
+        i = int(np.argmax(np.any(forward != backward, axis=1)))
         raise AssertionError(f"{c_dir}: input {i} gives different outputs depending on the input run "
                              f"before it (a kernel reads a stale arena value)")
     if progress:
@@ -67,7 +67,7 @@ def sanitizers(c_dir, qmodel, budget, progress=None, **_):
     no out-of-bounds access, no undefined behaviour (its outputs are bit-exact's business)."""
     x = np.concatenate(list(standard_inputs(qmodel, n=64)))
     try:
-        codegen.load(c_dir, sanitize=True)(x)
+        codegen.load(c_dir, sanitize=True)(unpack_inputs(qmodel, x))
     except codegen.SanitizerError as e:
         raise AssertionError(str(e)) from None
     if progress:
