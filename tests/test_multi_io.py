@@ -441,3 +441,15 @@ def test_thorough_suite_and_hypothesis_draws_on_several_inputs(tmp_path, capsys)
     for name in ("bit-exact", "call order", "sanitizers"):
         assert re.search(rf"thorough: {name} +[\d,]+ inputs +OK", out), out
     assert assert_equivalent(q, tmp_path, n=8, strategy=int8_inputs(q), max_examples=10, use_tflm=False) >= 18
+
+
+@requires_gcc
+def test_deploy_verify_on_host_counts_a_sample_once_over_every_output(tmp_path):
+    from minitiny.deploy import verify_on_host
+    q = multi_io_model(38, 2, 2)
+    codegen.generate(q, tmp_path, name="m")
+    xs = inputs_of(q, 38, 9)
+    check = verify_on_host(q, tmp_path, xs, chunk=4)
+    assert check.ok and check.n == check.same == 9
+    check.outputs[1][3] = check.outputs[1][3] + 1          # one value of one output off
+    assert check.same == 8 and not check.ok

@@ -19,38 +19,47 @@ import numpy as np
 @dataclass
 class Check:
     """The generated C against the NumPy int8 reference, on the same int8 inputs."""
-    outputs: np.ndarray         # the C's int8 outputs (N, *output_shape)
+    outputs: np.ndarray         # the C's int8 outputs (N, *output_shape); a list for several
     reference: np.ndarray       # qmodel.predict_int8 on the same inputs
     model: object               # the compiled model (codegen.load): call it again, time it
 
     @property
     def n(self):
-        return len(self.reference)
+        return len(_rows(self.reference))
 
     @property
     def same(self):
-        """How many inputs gave identical outputs (every value of the output equal)."""
-        rows = lambda a: a.reshape(len(a), -1)
-        return int(np.sum(np.all(rows(self.outputs) == rows(self.reference), axis=1)))
+        """How many inputs gave identical outputs (every value of every output equal)."""
+        return int(np.sum(np.all(_rows(self.outputs) == _rows(self.reference), axis=1)))
 
     @property
     def ok(self):
         return self.same == self.n
 
 
+def _rows(outputs):
+    """(N, values): every output of a sample in one row (a list of outputs side by side)."""
+    parts = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return np.concatenate([np.asarray(a).reshape(len(a), -1) for a in parts], axis=1)
+
+
 def verify_on_host(qmodel, model_dir, x_int8, progress=None, chunk=1000):
     """Compile the C in model_dir (gcc -std=c99 -Wall -Wextra -Werror, through cffi) and run
-    it and the NumPy int8 reference on every input; `progress` (a reporting.Progress bar)
-    advances by each chunk of inputs."""
+    it and the NumPy int8 reference on every input (a list of arrays for several model
+    inputs); `progress` (a reporting.Progress bar) advances by each chunk of inputs."""
     from minitiny import codegen
     model = codegen.load(model_dir)
     reference = qmodel.predict_int8(x_int8)                           # (N, *output_shape)
+    xs = list(x_int8) if isinstance(x_int8, (list, tuple)) else [x_int8]
     outputs = []
-    for i in range(0, len(x_int8), chunk):
-        outputs.append(model(x_int8[i:i + chunk]))
+    for i in range(0, len(xs[0]), chunk):
+        part = [x[i:i + chunk] for x in xs]
+        y = model(part if len(xs) > 1 else part[0])
+        outputs.append(y if isinstance(y, list) else [y])
         if progress is not None:
-            progress.update(len(outputs[-1]))
-    return Check(np.concatenate(outputs), reference, model)
+            progress.update(len(part[0]))
+    outputs = [np.concatenate([o[k] for o in outputs]) for k in range(len(outputs[0]))]
+    return Check(outputs if len(outputs) > 1 else outputs[0], reference, model)
 
 
 # ---- the C on an emulated Cortex-M ---------------------------------------------------------
