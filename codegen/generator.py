@@ -23,6 +23,7 @@ import json
 
 import numpy as np
 
+from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
@@ -85,6 +86,22 @@ REFERENCE_KERNELS = {
     "add": ["reference/add.c.j2"],
 }
 
+# A 16x8 model (int16 activations, int8 weights, int64 bias) has the reference variant only:
+# the reference kernels above rendered with int16 types and int64 accumulators (the
+# context's act_t, acc_t, bias_t, requantize), and three kernels of its own in templates/int16/.
+INT16_TEMPLATES = {**REFERENCE_TEMPLATES, "reshape": "reshape.c.j2", "softmax": "int16/softmax.c.j2",
+                   "logistic": "int16/logistic_tanh.c.j2", "tanh": "int16/logistic_tanh.c.j2"}
+INT16_KERNELS = {**REFERENCE_KERNELS, "softmax": ["int16/softmax.c.j2"],
+                 "logistic": ["int16/sigmoid_table.c.j2", "int16/logistic_tanh.c.j2"],
+                 "tanh": ["int16/sigmoid_table.c.j2", "int16/logistic_tanh.c.j2"]}
+# the C types of a model by its activations' dtype
+C_TYPES = {
+    "int8": dict(act_t="int8_t", act_lo=-128, act_hi=127, act_bytes=1, acc_t="int32_t",
+                 bias_t="int32_t", requantize="MultiplyByQuantizedMultiplier", int16=False),
+    "int16": dict(act_t="int16_t", act_lo=-32768, act_hi=32767, act_bytes=2, acc_t="int64_t",
+                  bias_t="int64_t", requantize="MultiplyByQuantizedMultiplier64", int16=True),
+}
+
 # Which fixed-point helpers (fixedpoint.c.j2) each op kind calls directly; the helpers' own
 # dependencies are in FIXEDPOINT_DEPENDS. Only what is used is emitted (-Wunused-function).
 FIXEDPOINT_USES = {
@@ -98,12 +115,20 @@ FIXEDPOINT_USES = {
                 "GetReciprocal", "RoundingDivideByPOT", "SaturatingRoundingDoublingHighMul"],
     "logistic": ["MultiplyByQuantizedMultiplier", "gemmlowp_logistic", "RoundingDivideByPOT"],
     "tanh": ["MultiplyByQuantizedMultiplier", "gemmlowp_tanh", "RoundingDivideByPOT"],
+    # 16x8 (keys: kind + "_int16")
+    "fully_connected_int16": ["MultiplyByQuantizedMultiplier64"],
+    "conv_2d_int16": ["MultiplyByQuantizedMultiplier64"],
+    "depthwise_conv_2d_int16": ["MultiplyByQuantizedMultiplier64"],
+    "mean_int16": ["MultiplyByQuantizedMultiplier"],
+    "add_int16": ["MultiplyByQuantizedMultiplier"],
+    "softmax_int16": ["MultiplyByQuantizedMultiplier", "CountLeadingZeros"],
 }
 FIXEDPOINT_DEPENDS = {
     "RoundingDivideByPOT": [],
     "SaturatingRoundingDoublingHighMul": [],
     "SaturatingRoundingMultiplyByPOT": ["RoundingDivideByPOT"],
     "MultiplyByQuantizedMultiplier": ["SaturatingRoundingDoublingHighMul", "RoundingDivideByPOT"],
+    "MultiplyByQuantizedMultiplier64": [],
     "MultiplyByQuantizedMultiplierGreaterThanOne": ["SaturatingRoundingDoublingHighMul"],
     "RoundingHalfSum": [],
     "exp_on_interval_between_negative_one_quarter_and_0_excl":
@@ -139,6 +164,7 @@ CODE_BYTES = {
 CODE_BYTES_HELPERS = {
     "SaturatingRoundingDoublingHighMul": 72, "RoundingDivideByPOT": 28,
     "SaturatingRoundingMultiplyByPOT": 50, "MultiplyByQuantizedMultiplier": 32,
+    "MultiplyByQuantizedMultiplier64": 32,
     "MultiplyByQuantizedMultiplierGreaterThanOne": 10, "RoundingHalfSum": 54,
     "exp_on_interval_between_negative_one_quarter_and_0_excl": 82, "exp_on_negative_values": 104,
     "newton_raphson_reciprocal": 56, "one_over_one_plus_x_for_x_in_0_1": 18,
@@ -151,11 +177,14 @@ CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, check
 CODE_BYTES_REFERENCE = {
     "fully_connected": 140, "conv_2d": 320, "depthwise_conv_2d": 260, "max_pool_2d": 130,
     "average_pool_2d": 160, "mean": 90, "add": 130,
+    # 16x8's own kernels, with their tables (512 bytes of sigmoid, 2 x 1026 of softmax LUTs)
+    "softmax": 160 + 2052, "logistic": 80 + 512, "tanh": 70 + 512,
 }
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
     "fully_connected": 6 * 4, "conv_2d": 16 * 4, "depthwise_conv_2d": 17 * 4, "max_pool_2d": 13 * 4,
     "average_pool_2d": 13 * 4, "mean": 8 * 4, "add": 13 * 4,
+    "softmax": 4 * 4, "logistic": 0, "tanh": 0,
 }
 
 # Names the generated .c declares itself: a layer may not take them (nor any identifier the
@@ -244,7 +273,8 @@ def io_tensors(qmodel, arena=None):
 
 def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     kind = op.kind
-    template = KERNEL_VARIANTS[variant].get(kind)
+    int16 = (op.params or {}).get("dtype") == "int16"
+    template = INT16_TEMPLATES.get(kind) if int16 else KERNEL_VARIANTS[variant].get(kind)
     uses_dsp = kind in _dsp_kinds(variant)
     dsp_template = None
     if variant in BOTH_KERNELS and uses_dsp:
@@ -284,7 +314,8 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
         weight_bytes += 4 * len(dsp_context["rounding"])   # requantize_doubled's rounding, an int32 per channel
         if kind == "conv_2d" and bias is None:                # conv_2d_dsp's per-channel table
             weight_bytes += 4 * len(dsp_context["rounding"])   # holds a bias of 0 too
-    generic = template == REFERENCE_TEMPLATES.get(kind)     # the reference variant's kernel, shared
+    generic = template == REFERENCE_TEMPLATES.get(kind) or (int16 and kind in INT16_KERNELS)
+    # (the reference variant's kernel, shared by every layer of the kind)
     code_bytes = (dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES_CALL if generic else CODE_BYTES[kind])
     channel_multipliers = None
     if generic:
@@ -301,7 +332,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
         folded = folded_bias(kind, p, qmodel.tensors[op.inputs[1]].data, bias["data"] if bias else None)
         if folded is not None and bias is None and np.any(folded):
             weight_bytes += 4 * len(folded)
-    return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind,
+    return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind, "int16": int16,
             "template": template, "dsp_template": dsp_template, "generic": generic, "p": p,
             "channel_multipliers": channel_multipliers,
             "dsp": dsp_context,
@@ -348,7 +379,7 @@ def _dsp_kinds(variant):
 def _saturates_only(layer):
     """A logistic/tanh whose input scale leaves no int8 input inside the Q4 range: TFLM's
     input_range_radius is 0 and the kernel only saturates (templates/logistic_tanh.c.j2)."""
-    return layer["kind"] in ("logistic", "tanh") and layer["p"]["input_range_radius"] == 0
+    return layer["kind"] in ("logistic", "tanh") and layer["p"].get("input_range_radius") == 0
 
 
 def _helpers(kinds, single_rounding=False):
@@ -365,16 +396,22 @@ def _helpers(kinds, single_rounding=False):
 
 
 def _check_model(qmodel):
+    """The model's activation dtype ('int8', 'int16' for 16x8) and whether it single-rounds;
+    CodegenError names what the C cannot run."""
+    dtype = qmodel.tensors[qmodel.inputs[0]].dtype
     for role, ends in (("input", qmodel.inputs), ("output", qmodel.outputs)):
         for name in ends:
             t = qmodel.tensors[name]
-            if t.dtype != "int8" or t.per_channel:
-                raise CodegenError(f"model {qmodel.name!r}: {role} {t.name!r} must be int8 with one "
-                                   f"scale, got {t.dtype} with scale shape {t.scale.shape}")
-    unsupported = sorted({op.kind for op in qmodel.ops} - set(TEMPLATES))
+            if t.dtype not in C_TYPES or t.dtype != dtype or t.per_channel:
+                raise CodegenError(f"model {qmodel.name!r}: {role} {t.name!r} must be int8 (or int16 "
+                                   f"in a 16x8 model) with one scale, got {t.dtype} with scale shape "
+                                   f"{t.scale.shape}")
+    templates = INT16_TEMPLATES if dtype == "int16" else TEMPLATES
+    unsupported = sorted({op.kind for op in qmodel.ops} - set(templates))
     if unsupported:
         raise CodegenError(f"model {qmodel.name!r}: op kind(s) {', '.join(unsupported)} have no C "
-                           f"template; supported: {', '.join(sorted(TEMPLATES))}")
+                           f"template{' for 16x8' if dtype == 'int16' else ''}; supported: "
+                           f"{', '.join(sorted(templates))}")
     for op in qmodel.ops:
         p = op.params or {}
         if op.kind == "add" and (p.get("broadcast") or p.get("input1_constant") or p.get("input2_constant")):
@@ -384,7 +421,7 @@ def _check_model(qmodel):
     rounding = {bool(op.params.get("single_rounding", False)) for op in qmodel.ops if op.params}
     if len(rounding) > 1:
         raise CodegenError(f"model {qmodel.name!r}: ops mix single and double rounding")
-    return rounding == {True}
+    return dtype, rounding == {True}
 
 
 def _threshold(qmodel, prefix, threshold, threshold_name):
@@ -461,7 +498,13 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     if dsp_weights != "int8" and variant not in DSP_VARIANTS:
         raise CodegenError(f"dsp_weights={dsp_weights!r} is for the DSP kernels; variant {variant!r} has "
                            f"none (use variant 'dsp' or 'auto')")
-    single_rounding = _check_model(qmodel)
+    dtype, single_rounding = _check_model(qmodel)
+    if dtype == "int16" and variant != "reference":
+        raise CodegenError(f"model {qmodel.name!r} is 16x8 (int16 activations): its C has the "
+                           f"'reference' kernels only, not {variant!r}")
+    if dtype == "int16" and threshold is not None:
+        raise CodegenError(f"model {qmodel.name!r}: threshold= needs an int8 output, this 16x8 "
+                           f"model's is int16")
     # the model as the kernels compute it: the same tensors, a few ops in an equal form
     computed = depthwise_form(qmodel) if "depthwise_conv_2d" in _dsp_kinds(variant) else qmodel
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
@@ -478,9 +521,10 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     # the reference variant's generic kernels, each emitted once, its code counted at the first
     # layer that calls it
     kernels = []
+    generic_kernels = INT16_KERNELS if dtype == "int16" else REFERENCE_KERNELS
     for layer in layers:
-        if layer["generic"] and REFERENCE_KERNELS[layer["kind"]][-1] not in kernels:
-            kernels += [t for t in REFERENCE_KERNELS[layer["kind"]] if t not in kernels]
+        if layer["generic"] and generic_kernels[layer["kind"]][-1] not in kernels:
+            kernels += [t for t in generic_kernels[layer["kind"]] if t not in kernels]
             layer["code_bytes"] += CODE_BYTES_REFERENCE[layer["kind"]]
     # The fixed-point helpers the kernels call. A logistic/tanh whose every input saturates
     # (radius 0) calls none; a DSP kernel with the fast requantization (or none: pools) none
@@ -488,7 +532,8 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     # they call are emitted under #if !MINITINY_DSP (clang warns about an unused static
     # function, and a DSP build compiles the scalar kernels out).
     called = [layer for layer in layers if not _saturates_only(layer)]
-    scalar_helpers = _helpers((layer["kind"] for layer in called), single_rounding)
+    scalar_helpers = _helpers((layer["kind"] + ("_int16" if layer["int16"] else "") for layer in called),
+                              single_rounding)
     dsp_helpers = _helpers((layer["kind"] for layer in called
                             if not (layer["dsp"] and layer["dsp"].get("fast_requantize", True))),
                            single_rounding)
@@ -516,7 +561,18 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
         "weight_bytes": weight_bytes, "code_bytes": code_bytes,
         "threshold": _threshold(qmodel, prefix, threshold, threshold_name),
+        "dtype": dtype, **C_TYPES[dtype], **_int16_tables(layers),
     }
+
+
+def _int16_tables(layers):
+    """The tables the 16x8 kernels read, for the templates: TFLM's sigmoid table (LOGISTIC,
+    TANH) and the softmax LUTs (the same for every softmax layer, kernels/softmax.py)."""
+    kinds = {layer["kind"] for layer in layers if layer["int16"]}
+    luts = next(({"exp": layer["p"]["exp_lut"].tolist(),
+                  "one_over_one_plus_x": layer["p"]["one_over_one_plus_x_lut"].tolist()}
+                 for layer in layers if layer["int16"] and layer["kind"] == "softmax"), None)
+    return {"int16_kinds": kinds, "sigmoid_table": list(fp.SIGMOID_TABLE_UINT16), "softmax_luts": luts}
 
 
 def manifest(context, qmodel):
@@ -556,6 +612,7 @@ def manifest(context, qmodel):
                    for layer in context["layers"]],
         "plan": arena.rows(),
         **({"threshold": context["threshold"]} if context["threshold"] else {}),
+        **({"dtype": "int16"} if context["dtype"] == "int16" else {}),
     }
 
 

@@ -213,18 +213,20 @@ def manifest_io(manifest):
 
 
 def _as_batch(x, shape, what, dtype=np.int8):
-    """(N, *shape) or (*shape) -> (contiguous (N, size) of dtype, single?); int8 is checked."""
+    """(N, *shape) or (*shape) -> (contiguous (N, size) of dtype, single?); int8 (int16 for a
+    16x8 model) is checked."""
     x = np.asarray(x)
     single = x.shape == tuple(shape)
     if single:
         x = x[None]
     if x.shape[1:] != tuple(shape):
         raise ValueError(f"{what}: input shape {x.shape} does not fit (N, {', '.join(map(str, shape))})")
-    if dtype == np.int8 and x.dtype != np.int8:
+    if dtype in (np.int8, np.int16) and x.dtype != dtype:
+        info = np.iinfo(dtype)
         if not np.issubdtype(x.dtype, np.integer):
-            raise ValueError(f"{what}: expected int8 input, got {x.dtype} (quantize it first)")
-        if x.size and (x.min() < -128 or x.max() > 127):
-            raise ValueError(f"{what}: int8 input out of range [{x.min()}, {x.max()}]")
+            raise ValueError(f"{what}: expected {info.dtype} input, got {x.dtype} (quantize it first)")
+        if x.size and (x.min() < info.min or x.max() > info.max):
+            raise ValueError(f"{what}: {info.dtype} input out of range [{x.min()}, {x.max()}]")
     return np.ascontiguousarray(x, dtype=dtype).reshape(len(x), -1), single
 
 
@@ -266,15 +268,16 @@ class CModel:
         self.ffi = cffi.FFI()
         p = self.name
         self.dtype = np.dtype(manifest.get("dtype", "int8"))
+        self.ctype = "float" if self.dtype == np.float32 else f"{self.dtype.name}_t"
         if self.dtype == np.float32:            # the float C of an unquantized model
             self.ffi.cdef(f"int {p}_invoke(const float *input, float *output);")
-        else:
-            params = [f"const int8_t *{t['arg']}" for t in self.inputs] + \
-                     [f"int8_t *{t['arg']}" for t in self.outputs]
+        else:                                   # int8_t, or int16_t for a 16x8 model
+            c = self.ctype
+            params = [f"const {c} *{t['arg']}" for t in self.inputs] + [f"{c} *{t['arg']}" for t in self.outputs]
             self.ffi.cdef(f"int {p}_invoke({', '.join(params)});\n"
-                          + "".join(f"void {p}_quantize_{t['arg']}(const float *input, int8_t *output);\n"
+                          + "".join(f"void {p}_quantize_{t['arg']}(const float *input, {c} *output);\n"
                                     for t in self.inputs)
-                          + "".join(f"void {p}_dequantize_{t['arg']}(const int8_t *input, float *output);\n"
+                          + "".join(f"void {p}_dequantize_{t['arg']}(const {c} *input, float *output);\n"
                                     for t in self.outputs))
         self.lib = self.ffi.dlopen(path)
         self.invoke = getattr(self.lib, f"{p}_invoke")
@@ -283,7 +286,7 @@ class CModel:
         batches, single = _as_batches(x, self.inputs, self.name, self.dtype)
         n = len(batches[0])
         outs = [np.empty((n, t["size"]), dtype=self.dtype) for t in self.outputs]
-        ctype = "float" if self.dtype == np.float32 else "int8_t"
+        ctype = self.ctype
         pins = [self.ffi.cast(f"const {ctype} *", self.ffi.from_buffer(b)) for b in batches]
         pouts = [self.ffi.cast(f"{ctype} *", self.ffi.from_buffer(o)) for o in outs]
         in_sizes = [b.shape[1] for b in batches]
@@ -306,7 +309,7 @@ class CModel:
             a = np.ascontiguousarray(a, dtype=in_type).reshape(-1, t["size"])
             out = np.empty(a.shape, dtype=out_type)
             c_fn = getattr(self.lib, f"{self.name}_{fn}_{t['arg']}")
-            ctypes = ("float[]", "int8_t[]") if in_type == np.float32 else ("int8_t[]", "float[]")
+            ctypes = ("float[]", f"{self.ctype}[]") if in_type == np.float32 else (f"{self.ctype}[]", "float[]")
             for i in range(len(a)):
                 c_fn(self.ffi.from_buffer(ctypes[0], a[i]), self.ffi.from_buffer(ctypes[1], out[i]))
             results.append(out.reshape((-1,) + t["shape"]))
@@ -314,11 +317,11 @@ class CModel:
 
     def quantize_input(self, x):
         """C's NAME_quantize_input (each input's, for several) on float32 inputs (N, *shape)."""
-        return self._convert(x, self.inputs, "quantize", np.float32, np.int8, "quantize_input")
+        return self._convert(x, self.inputs, "quantize", np.float32, self.dtype, "quantize_input")
 
     def dequantize_output(self, q):
         """C's NAME_dequantize_output (each output's, for several) on int8 outputs (N, *shape)."""
-        return self._convert(q, self.outputs, "dequantize", np.int8, np.float32, "dequantize_output")
+        return self._convert(q, self.outputs, "dequantize", self.dtype, np.float32, "dequantize_output")
 
     def __repr__(self):
         shapes = lambda ends: ", ".join(str(t["shape"]) for t in ends)
@@ -330,11 +333,12 @@ class SanitizedModel:
 
     def __init__(self, path, manifest):
         self.path, self.manifest, self.name = path, manifest, manifest["name"]
+        self.dtype = np.dtype(manifest.get("dtype", "int8"))       # int16 for a 16x8 model
         self.inputs, self.outputs = manifest_io(manifest)
         self.input_shape, self.output_shape = self.inputs[0]["shape"], self.outputs[0]["shape"]
 
     def __call__(self, x):
-        batches, single = _as_batches(x, self.inputs, self.name)
+        batches, single = _as_batches(x, self.inputs, self.name, self.dtype)
         n = len(batches[0])
         with tempfile.TemporaryDirectory() as tmp:
             src, dst = os.path.join(tmp, "inputs.bin"), os.path.join(tmp, "outputs.bin")
@@ -345,7 +349,7 @@ class SanitizedModel:
             if result.returncode != 0 or "runtime error" in result.stderr:
                 raise SanitizerError(f"{self.name}: the sanitized build failed (exit "
                                      f"{result.returncode}):\n{result.stderr.strip()}")
-            out = np.fromfile(dst, dtype=np.int8).reshape(n, -1)
+            out = np.fromfile(dst, dtype=self.dtype).reshape(n, -1)
         ends = np.cumsum([t["size"] for t in self.outputs])[:-1]
         return _results(np.split(out, ends, axis=1), self.outputs, single)
 
@@ -367,7 +371,7 @@ def load(model_dir, name=None, compiler=None, flags=(), sanitize=False):
         inputs, outputs = manifest_io(manifest)
         main = environment().get_template("host_main.c.j2").render(
             prefix=manifest["name"], PREFIX=manifest["name"].upper(), header=manifest["header"],
-            inputs=inputs, outputs=outputs)
+            inputs=inputs, outputs=outputs, act_t=f"{manifest.get('dtype', 'int8')}_t")
         path = build(model_dir, manifest, cc, STRICT_FLAGS + SANITIZE_FLAGS + list(flags), "exe",
                       {"host_main.c": main.encode()})
         return SanitizedModel(path, manifest)

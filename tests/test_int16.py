@@ -519,3 +519,112 @@ def test_tf_lite_converter_writes_16x8_with_the_16x8_ops_set():
     c.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     with pytest.raises(NotInMinitinyLite, match="int16 needs the 16x8 scheme"):
         c.convert()
+
+
+# ---------------------------------------------------------------------------------------
+# The generated C (reference kernels, int16_t arena, int64 bias): == NumPy, sanitized, strict
+# ---------------------------------------------------------------------------------------
+C_KINDS = ["fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
+           "mean", "add", "softmax", "logistic", "tanh", "reshape"]
+
+
+def c_model(kind, rng):
+    """A random one-op 16x8 model of `kind` for the C (the C's ADD takes two activations of
+    one shape), its scales drawn over three decades and more."""
+    s = np.float32(10.0 ** rng.uniform(-6, 0))
+    act_ = rng.choice(["none", "relu", "relu6"])
+    if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
+        cfg = dict(units=int(rng.integers(1, 9))) if kind == "fully_connected" else \
+            dict(out_c=int(rng.integers(1, 5)), kernel=int(rng.integers(1, 4)), stride=int(rng.integers(1, 3)),
+                 padding=str(rng.choice(["same", "valid"])), depth_multiplier=int(rng.integers(1, 3)))
+        shape = (int(rng.integers(1, 30)),) if kind == "fully_connected" else (5, 6, int(rng.integers(1, 4)))
+        return weighted(kind, rng, shape, s, float(rng.choice([0.5, 1, 100])), act_, bool(rng.integers(2)),
+                        **{k: v for k, v in cfg.items() if k != "depth_multiplier" or kind == "depthwise_conv_2d"})
+    if kind in ("max_pool_2d", "average_pool_2d"):
+        out = (3, 3, 2)
+        return model(kind, [act("x", (6, 5, 2), s), act("y", out, s)],
+                     [QOp(kind, "op", ["x"], ["y"], {"pool_size": (2, 2), "stride": (2, 2), "padding": "same",
+                                                     "activation": act_})], ["x"], ["y"])
+    if kind == "mean":
+        return model(kind, [act("x", (4, 3, 5), s), act("y", (5,), s * np.float32(0.3))],
+                     [QOp(kind, "op", ["x"], ["y"], {"axes": (0, 1)})], ["x"], ["y"])
+    if kind == "add":
+        s2 = np.float32(10.0 ** rng.uniform(-6, 0))
+        return model(kind, [act("a", (3, 4), s), act("b", (3, 4), s2), act("y", (3, 4), max(s, s2) * 1.5)],
+                     [QOp(kind, "op", ["a", "b"], ["y"], {"activation": act_})], ["a", "b"], ["y"])
+    if kind == "reshape":       # a reshape between two pools (alone it would be the input itself)
+        return model(kind, [act("x", (4, 4, 2), s), act("p", (2, 2, 2), s), act("r", (8,), s),
+                            act("y", (8,), 1 / 32768)],
+                     [QOp("max_pool_2d", "p", ["x"], ["p"], {"pool_size": (2, 2), "stride": (2, 2)}),
+                      QOp("reshape", "r", ["p"], ["r"]), QOp("tanh", "t", ["r"], ["y"])], ["x"], ["y"])
+    if rng.integers(2) and kind != "softmax":
+        s = np.float32(2.0 ** -12)                  # the power-of-two path
+    return model(kind, [act("x", (3, 7), s), act("y", (3, 7), 1 / 32768)],
+                 [QOp(kind, "op", ["x"], ["y"], {"beta": 1.0} if kind == "softmax" else {})], ["x"], ["y"])
+
+
+def c_inputs(m, rng, n=8):
+    xs = [int16_input(rng, m.tensors[name].shape, n) for name in m.inputs]
+    return xs if len(xs) > 1 else xs[0]
+
+
+@FEW
+@given(seed=st.integers(0, 2 ** 31), kind=st.sampled_from(C_KINDS))
+def test_host_c_matches_numpy(seed, kind, tmp_path_factory):
+    from minitiny import codegen
+    rng = np.random.default_rng(seed)
+    m = c_model(kind, rng)
+    d = tmp_path_factory.mktemp("c16")
+    codegen.generate(m, d, name="m")
+    x = c_inputs(m, rng)
+    np.testing.assert_array_equal(codegen.load(d)(x), m.predict_int8(x), err_msg=kind)
+
+
+def test_c_of_every_kind_under_asan_and_ubsan(tmp_path):
+    """Every 16x8 kind in one sanitized executable each: the C == NumPy, no sanitizer report."""
+    from minitiny import codegen
+    rng = np.random.default_rng(11)
+    for kind in C_KINDS:
+        m = c_model(kind, rng)
+        codegen.generate(m, tmp_path / kind, name="m")
+        x = c_inputs(m, rng, 4)
+        np.testing.assert_array_equal(codegen.load(tmp_path / kind, sanitize=True)(x), m.predict_int8(x),
+                                      err_msg=kind)
+
+
+def test_c_of_the_tf_converted_16x8_cnn(tmp_path):
+    """The TF 2.21 16x8 CNN: the generated C (host, and under ASan/UBSan) gives TFLM's stored
+    int16 outputs; its header says int16 (types and macros); strict C99 under gcc, clang and
+    arm-none-eabi-gcc."""
+    import shutil
+    import subprocess
+    from minitiny import codegen
+    from minitiny.codegen.loader import STRICT_FLAGS
+    q = from_tflite(os.path.join(DATA, "cnn_16x8.tflite"))
+    codegen.generate(q, tmp_path, name="kws16")
+    with np.load(os.path.join(DATA, "cnn_16x8.expected.npz")) as z:
+        x, y = z["x"], z["y"]
+    np.testing.assert_array_equal(codegen.load(tmp_path)(x), y)
+    np.testing.assert_array_equal(codegen.load(tmp_path, sanitize=True)(x[:16]), y[:16])
+    header = (tmp_path / "kws16_model.h").read_text()
+    for line in ("#define KWS16_INPUT_TYPE int16_t", "#define KWS16_OUTPUT_TYPE int16_t",
+                 "int kws16_invoke(const int16_t *input, int16_t *output);",
+                 "/* int16 values, shape int16[16][10][1] */"):
+        assert line in header, line
+    for cc, extra in (("gcc", []), ("clang", []), ("arm-none-eabi-gcc", ["-mcpu=cortex-m4", "-mthumb", "-Os"])):
+        if shutil.which(cc) is None:
+            continue
+        result = subprocess.run([cc, *STRICT_FLAGS, *extra, "-c", str(tmp_path / "kws16_model.c"),
+                                 "-o", str(tmp_path / f"{cc}.o")], capture_output=True, text=True)
+        assert result.returncode == 0, f"{cc}: {result.stderr}"
+
+
+def test_generate_refuses_other_variants_and_thresholds_for_16x8(tmp_path):
+    from minitiny import codegen
+    from minitiny.codegen.output import CodegenError
+    m = c_model("softmax", np.random.default_rng(0))
+    for variant in ("scalar", "dsp", "auto"):
+        with pytest.raises(CodegenError, match="16x8.*'reference' kernels only"):
+            codegen.generate(m, tmp_path / variant, name="m", variant=variant)
+    with pytest.raises(CodegenError, match="threshold= needs an int8 output"):
+        codegen.generate(m, tmp_path / "t", name="m", threshold=0.5)
