@@ -81,7 +81,8 @@ def measure(name, work, n):
         row["no_c"] = str(e).splitlines()[0]
         return row
     row["arena"] = g.manifest["arena_bytes"]
-    result = firmware.run(d, board="cortex-m4", inputs=x[0][:n], profile=False, timeout=600)
+    result = firmware.run(d, board="cortex-m4", inputs=[a[:n] for a in x] if len(x) > 1 else x[0][:n],
+                          profile=False, timeout=600)
     if not result.ok or result.matches_reference is not True:
         row["no_c"] = f"firmware: {result.status} {result.message}"
         return row
