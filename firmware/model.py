@@ -38,6 +38,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from minitiny.codegen.generator import model_hash
 from minitiny.codegen.loader import check_one_model
 from minitiny.codegen.names import c_identifier
@@ -83,6 +85,12 @@ class ModelFiles:
     @property
     def output_shape(self):
         return self.outputs[0]["shape"] if len(self.outputs) == 1 else (self.output_size,)
+
+    @property
+    def dtype(self):
+        """The type of the model's input and output values: int8, or int16 for a 16x8 model
+        (its manifest says "dtype": "int16")."""
+        return np.dtype((self.manifest or {}).get("dtype", "int8"))
 
 
 _DEFINE = re.compile(r"^\s*#\s*define\s+(\w+)\s+(.+?)\s*(?:/[/*].*)?$", re.M)

@@ -193,7 +193,8 @@ def _inputs(files, inputs, n, seed):
         raise ValueError(f"n must be >= 1, got {n}")
     if inputs is None:
         rng = np.random.default_rng(seed)
-        return rng.integers(-128, 128, size=(n or 8, files.input_size), dtype=np.int8)
+        info = np.iinfo(files.dtype)                    # int8, or int16 for a 16x8 model
+        return rng.integers(info.min, info.max + 1, size=(n or 8, files.input_size), dtype=files.dtype)
     if isinstance(inputs, (list, tuple)) and len(files.inputs) > 1:
         if len(inputs) != len(files.inputs):
             raise ValueError(f"model {files.name!r} has {len(files.inputs)} inputs: pass a list of "
@@ -227,13 +228,14 @@ def _one_input(files, t, inputs, n):
             raise ValueError(f"float inputs need {files.macro}_{t['macro']}_SCALE and _ZERO_POINT in "
                              f"{files.header.name} to be quantized; pass int8 inputs instead")
         from minitiny.quant.graph import QTensor
-        q = QTensor(t["arg"], (t["size"],), "int8", t["scale"], t["zero_point"])
+        q = QTensor(t["arg"], (t["size"],), files.dtype.name, t["scale"], t["zero_point"])
         return q.quantize(x)
+    info = np.iinfo(files.dtype)
     if not np.issubdtype(x.dtype, np.integer):
-        raise ValueError(f"inputs must be int8 or float, got dtype {x.dtype}")
-    if x.min() < -128 or x.max() > 127:
-        raise ValueError(f"int8 inputs out of range: [{x.min()}, {x.max()}]")
-    return x.astype(np.int8)
+        raise ValueError(f"inputs must be {info.dtype} or float, got dtype {x.dtype}")
+    if x.min() < info.min or x.max() > info.max:
+        raise ValueError(f"{info.dtype} inputs out of range: [{x.min()}, {x.max()}]")
+    return x.astype(files.dtype)
 
 
 def _reference(files, x, expected):
@@ -244,7 +246,7 @@ def _reference(files, x, expected):
         if sum(r.size for r in parts) != len(x) * files.output_size:
             raise ValueError(f"expected outputs of shape {[r.shape for r in parts]} do not match "
                              f"{len(x)} inputs x {files.output_size} outputs")
-        return np.concatenate([r.reshape(len(x), -1) for r in parts], axis=1).astype(np.int8)
+        return np.concatenate([r.reshape(len(x), -1) for r in parts], axis=1).astype(files.dtype)
     qmodel = model.load_reference(files)
     if qmodel is None:
         return None
@@ -253,7 +255,7 @@ def _reference(files, x, expected):
           for part, name in zip(np.split(x, ends, axis=1), qmodel.inputs)]
     ys = qmodel.predict_int8(xs if len(xs) > 1 else xs[0])
     ys = ys if len(qmodel.outputs) > 1 else [ys]
-    return np.concatenate([np.asarray(y).reshape(len(x), -1) for y in ys], axis=1).astype(np.int8)
+    return np.concatenate([np.asarray(y).reshape(len(x), -1) for y in ys], axis=1).astype(files.dtype)
 
 
 # ---- one build, one QEMU run --------------------------------------------------------------
@@ -277,7 +279,7 @@ def _render_harness(files, x, marks_per_run):
     return env.get_template("harness.c.j2").render(
         name=files.name, NAME=files.macro, n_inputs=len(x), inputs=x.tolist(),
         tensors_in=offsets(files.inputs), tensors_out=offsets(files.outputs),
-        marks_per_run=marks_per_run)
+        marks_per_run=marks_per_run, act_t=f"{files.dtype.name}_t")
 
 
 def _build_and_run(files, target, x, profile, counter, stack, cache_dir, fault_test, opt,
@@ -292,7 +294,7 @@ def _build_and_run(files, target, x, profile, counter, stack, cache_dir, fault_t
                       cache_dir=cache_dir, fault_test=fault_test, opt=opt)
     return b, run_elf(b.elf, target.core, len(x), files.output_size, counter=counter,
                       timeout=timeout, plugin_lib=lib, marks_per_run=marks_per_run,
-                      marks_what=marks_what)
+                      marks_what=marks_what, dtype=files.dtype)
 
 
 def qemu_command(elf, core, counter, plugin_lib=None, marks_log=None):
@@ -316,7 +318,7 @@ def qemu_command(elf, core, counter, plugin_lib=None, marks_log=None):
 
 
 def run_elf(elf, core, n_inputs, output_size, counter="plugin", timeout=60, plugin_lib=None,
-            marks_per_run=2, marks_what="the harness's 2 around the call"):
+            marks_per_run=2, marks_what="the harness's 2 around the call", dtype=np.int8):
     """Run a harness ELF in QEMU and read back what it reported; every inference must pass
     `marks_per_run` markers (the harness's two, plus the layer hooks when profiling)."""
     work = Path(tempfile.mkdtemp(prefix="minitiny-qemu-"))
@@ -331,13 +333,13 @@ def run_elf(elf, core, n_inputs, output_size, counter="plugin", timeout=60, plug
                                    f"program hangs or needs a longer timeout", None)
         marks = marks_log.read_text() if marks_log.exists() else ""
         return _parse(p.returncode, p.stdout, p.stderr, marks, n_inputs, output_size, counter,
-                      marks_per_run, marks_what)
+                      marks_per_run, marks_what, dtype)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _parse(rc, guest, qemu_err, marks, n_inputs, output_size, counter, marks_per_run=2,
-           marks_what="the harness's 2 around the call"):
+           marks_what="the harness's 2 around the call", dtype=np.int8):
     lines = guest.splitlines()
     fault = next((l for l in qemu_err.splitlines() if l.startswith("minitiny-fault")), None)
     if rc != 0 and "plugin" in qemu_err.lower() and "minitiny-begin" not in guest:
@@ -370,7 +372,7 @@ def _parse(rc, guest, qemu_err, marks, n_inputs, output_size, counter, marks_per
     if sorted(outputs) != list(range(n_inputs)) or any(len(v) != output_size for v in outputs.values()):
         return _Run("error", f"the harness reported outputs for inputs {sorted(outputs)} "
                              f"instead of {n_inputs} x {output_size} values", rc)
-    run = _Run("ok", "", rc, np.array([outputs[i] for i in range(n_inputs)], dtype=np.int8),
+    run = _Run("ok", "", rc, np.array([outputs[i] for i in range(n_inputs)], dtype=dtype),
                stack_used=values.get("stack-used"), stack_free=values.get("stack-free"))
     if values.get("null-check", 1) == 0:
         run.status = "error"
