@@ -7,13 +7,17 @@ none), and compared with TFLM's minimum arena, measured in this run by bisection
 `arena_size` (minitiny.quant.tflm.tflm_min_arena: TFLM allocates and runs one inference in
 it, and fails one byte below).
 
-Printed per model and variant: minitiny's arena bytes; the planner's lower bound for the
-schedule it chose (max over steps of the bytes alive at once); the old lower bound (the
-largest input + output + scratch of any one layer, the best a planner can do when every
-layer writes a fresh output); TFLM's minimum arena; and the ratio arena / TFLM. The same
-table is written to bench/results/arena.md.
+Printed per model and variant: the arena of the plain schedule ("before": every convolution
+and pool writes fresh bytes) and of the in-place one ("after": codegen/inplace.py); the
+peak of the in-place schedule (max over steps of the bytes alive at once, bytes written in
+place counted once: the planner's lower bound); the old lower bound (the plain schedule's
+peak: for a chain, the largest input + output + scratch of any one layer); TFLM's minimum
+arena; and the ratio after / TFLM. With --instructions, the instructions per inference of
+the DSP build on the emulated Cortex-M4 (QEMU, exact counts), plain and in place: the same
+kernels, only the offsets differ. The same tables are written to bench/results/arena.md.
 
     python bench/arena.py                          # the five MLPerf Tiny models
+    python bench/arena.py --instructions           # and their instructions on the M4
     python bench/arena.py path/to/model.tflite ... # any int8 .tflite files
 """
 import argparse
@@ -41,46 +45,71 @@ VARIANTS = ("dsp", "reference")
 RESULTS = os.path.join(HERE, "results", "arena.md")
 
 
-def minitiny_arena(qmodel, variant, work):
-    """The generated model's figures: {'arena', 'lower_bound', 'old_lower_bound'}."""
-    out = os.path.join(work, f"{qmodel.name}-{variant}")
-    manifest = codegen.generate(qmodel, out, name="m", variant=variant).manifest
+def minitiny_arena(qmodel, variant, work, in_place):
+    """The generated model's figures: {'arena', 'lower_bound', 'in_place'} (ops run in place)."""
+    out = os.path.join(work, f"{qmodel.name}-{variant}-{in_place}")
+    manifest = codegen.generate(qmodel, out, name="m", variant=variant, in_place=in_place).manifest
     return {"arena": manifest["arena_bytes"], "lower_bound": manifest["arena_lower_bound"],
-            "old_lower_bound": manifest["max_layer_bytes"]}
+            "in_place": sum(1 for layer in manifest["layers"] if layer.get("in_place"))}
 
 
-def measure(path, label):
+def instructions(qmodel, work, in_place):
+    """Instructions of one inference of the DSP build on the emulated Cortex-M4."""
+    from minitiny import firmware
+    out = os.path.join(work, f"{qmodel.name}-m4-{in_place}")
+    codegen.generate(qmodel, out, name="m", variant="dsp", in_place=in_place)
+    result = firmware.run(out, board="cortex-m4", n=1, profile=False)
+    if not result.ok or result.matches_reference is not True:
+        raise SystemExit(f"{qmodel.name} (in_place={in_place}): {result.status}: {result.message}")
+    return result.instructions
+
+
+def measure(path, label, count_instructions=False):
     data = open(path, "rb").read()
     qmodel = from_tflite(data, name=os.path.splitext(os.path.basename(path))[0])
     row = {"label": label, "tflm": tflm.tflm_min_arena(data)}
     with tempfile.TemporaryDirectory() as work:
         for variant in VARIANTS:
-            row[variant] = minitiny_arena(qmodel, variant, work)
+            row[variant] = {"before": minitiny_arena(qmodel, variant, work, False),
+                            "after": minitiny_arena(qmodel, variant, work, True)}
+        if count_instructions:
+            row["instructions"] = {"before": instructions(qmodel, work, False),
+                                   "after": instructions(qmodel, work, True)}
     return row
 
 
 def table(rows):
-    out = ["| model | variant | minitiny arena | lower bound | old lower bound "
-           "| TFLM minimum arena | arena / TFLM |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    out = ["| model | variant | arena before | arena after | ops in place | peak after "
+           "| old lower bound | TFLM minimum arena | after / TFLM |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         for variant in VARIANTS:
-            v = r[variant]
-            out.append(f"| {r['label']} | {variant} | {v['arena']:,} B | {v['lower_bound']:,} B "
-                       f"| {v['old_lower_bound']:,} B | {r['tflm']:,} B | {v['arena'] / r['tflm']:.2f} |")
+            before, after = r[variant]["before"], r[variant]["after"]
+            out.append(f"| {r['label']} | {variant} | {before['arena']:,} B | {after['arena']:,} B "
+                       f"| {after['in_place']} | {after['lower_bound']:,} B | {before['lower_bound']:,} B "
+                       f"| {r['tflm']:,} B | {after['arena'] / r['tflm']:.2f} |")
+    if any("instructions" in r for r in rows):
+        out += ["", "Instructions per inference, DSP kernels on the emulated Cortex-M4:", "",
+                "| model | plain schedule | in place | in place / plain |", "| --- | ---: | ---: | ---: |"]
+        for r in rows:
+            i = r.get("instructions")
+            if i:
+                out.append(f"| {r['label']} | {i['before']:,} | {i['after']:,} | {i['after'] / i['before']:.4f} |")
     return "\n".join(out)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("models", nargs="*", help="int8 .tflite files (default: the MLPerf Tiny models)")
+    parser.add_argument("--instructions", action="store_true",
+                        help="also count the instructions of the DSP build on the emulated Cortex-M4")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {os.path.relpath(RESULTS)}")
     args = parser.parse_args(argv)
     models = ([(p, os.path.basename(p)) for p in args.models] if args.models
               else [(os.path.join(MLPERF, f), label) for f, label in MLPERF_MODELS])
     rows = []
     for path, label in models:
-        rows.append(measure(path, label))
+        rows.append(measure(path, label, args.instructions))
         print(json.dumps(rows[-1]), flush=True)
     text = table(rows)
     print(text)
@@ -89,7 +118,9 @@ def main(argv=None):
             f.write("# Arena: minitiny against TFLite Micro's minimum arena\n\n"
                     "Written by `python bench/arena.py` (MLPerf Tiny models of tests/data/mlperf/, "
                     "made by scripts/make_mlperf_tiny.py). TFLM's minimum arena is measured in the "
-                    "same run, by bisection over `arena_size`.\n\n" + text + "\n")
+                    "same run, by bisection over `arena_size`. \"before\": the plain schedule (every "
+                    "convolution and pool writes fresh bytes); \"after\": kernels write over the input "
+                    "they are done reading (codegen/inplace.py).\n\n" + text + "\n")
     return rows
 
 

@@ -27,7 +27,7 @@ from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
-from . import dsp, planner
+from . import dsp, inplace, planner
 from .float_codegen import generate_float
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 from .output import GENERATOR, CodegenError, Generated, write_atomically
@@ -341,7 +341,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
             "activation": op.options.get("activation", "none"), "macs": int(p.get("macs", 0)),
             "weight_bytes": int(weight_bytes), "code_bytes": code_bytes,
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
-            "shared": arena.shared.get(op.name), "scalars": scalars,
+            "shared": arena.shared.get(op.name), "in_place": arena.in_place.get(op.name), "scalars": scalars,
             "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None}
 
 
@@ -369,6 +369,14 @@ def _banner_groups(integers):
             rows.append((group, row))
     other = [(k, v) for k, v in integers.items() if k not in named]
     return rows + ([("other", other)] if other else [])
+
+
+def _kernels(variant, kind):
+    """The kernels ('reference', 'scalar', 'dsp') the C of `variant` computes `kind` with."""
+    if variant == "reference":
+        return ["reference"]
+    return (["dsp"] if kind in _dsp_kinds(variant) else []) + \
+        (["scalar"] if variant in BOTH_KERNELS or kind not in _dsp_kinds(variant) else [])
 
 
 def _dsp_kinds(variant):
@@ -488,7 +496,7 @@ def depthwise_form(qmodel):
 
 
 def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
-                  dsp_weights="int8"):
+                  dsp_weights="int8", in_place=True):
     """Everything the templates need, computed once: names, plan, layers, sizes."""
     from minitiny import __version__
     if variant not in KERNEL_VARIANTS:
@@ -510,7 +518,8 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
     scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(computed.ops)
                if op.kind in _dsp_kinds(variant) and op.params is not None}
-    arena = planner.plan_qmodel(computed, scratch=scratch)
+    arena = planner.plan_qmodel(computed, scratch=scratch, in_place=inplace.candidates(
+        computed, lambda kind: _kernels(variant, kind)) if in_place else None)
     inputs, outputs = io_tensors(qmodel, arena)
     namer = Namer(RESERVED | identifiers() | {prefix + "_invoke"}
                   | {f"{prefix}_quantize_{t['arg']}" for t in inputs}
@@ -559,6 +568,10 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
                                                                layer["dsp"].get("rounding") is not None)),
         "arena": arena, "arena_size": max(arena.size, 4),
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
+        "steps": [dict(row, labels=[c_comment(t) for t in row["tensors"]],
+                       in_place=row["in_place"] and {"label": c_comment(row["in_place"]["input"]),
+                                                     "why": c_comment(row["in_place"]["why"])})
+                  for row in arena.steps()],
         "weight_bytes": weight_bytes, "code_bytes": code_bytes,
         "threshold": _threshold(qmodel, prefix, threshold, threshold_name),
         "dtype": dtype, **C_TYPES[dtype], **_int16_tables(layers),
@@ -608,9 +621,13 @@ def manifest(context, qmodel):
                     "weight_bytes": layer["weight_bytes"], "code_bytes_estimate": layer["code_bytes"],
                     "ram_bytes": layer["ram_bytes"], "scratch_bytes": layer["scratch_bytes"],
                     "activation": layer["activation"],
-                    "shares_buffer": layer["shared"][0] if layer["shared"] else None}
+                    "shares_buffer": layer["shared"][0] if layer["shared"] else None,
+                    "live_bytes": layer["live_bytes"],
+                    "in_place": ({"input": layer["in_place"].input, "shift": layer["in_place"].shift,
+                                  "why": layer["in_place"].why} if layer["in_place"] else None)}
                    for layer in context["layers"]],
         "plan": arena.rows(),
+        "steps": arena.steps(),
         **({"threshold": context["threshold"]} if context["threshold"] else {}),
         **({"dtype": "int16"} if context["dtype"] == "int16" else {}),
     }
@@ -625,7 +642,7 @@ def render(context):
 
 
 def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
-             dsp_weights="int8"):
+             dsp_weights="int8", in_place=True):
     """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
 
     model:   a QModel (int8: the C is bit-exact with qmodel.predict_int8) or an unquantized
@@ -640,6 +657,9 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
              "int8" (default, the model's bytes) or "int16" (twice the flash of those
              weights, already extended for SMLAD: fewer instructions per MAC, see
              bench/cortexm_mac.py). The other kernels always keep int8.
+    in_place: let kernels write their output over an input that dies at them, where their
+             loop order allows it (codegen/inplace.py); False gives every output bytes of its
+             own (elementwise ops and reshapes still share theirs): the plain schedule
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
              from which it fires (minitiny.quant.threshold.threshold_to_int8), and
@@ -652,7 +672,7 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
                            f"{type(model).__name__}")
     if threshold is not None and not isinstance(model, QModel):
         raise CodegenError("threshold= needs an int8 QModel (the constant is an int8 output value)")
-    context = build_context(model, name, variant, threshold, threshold_name, dsp_weights)
+    context = build_context(model, name, variant, threshold, threshold_name, dsp_weights, in_place)
     files = {fname: text.encode() for fname, text in render(context).items()}
     info = manifest(context, model)
     prefix = context["prefix"]

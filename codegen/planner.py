@@ -7,20 +7,23 @@ file decides, in Python, where each tensor lives, so that N is as small as the g
    arena (the caller's buffer is const, and a copy keeps every kernel reading the arena) and
    n for copying the model output out. A tensor is live from the step that writes it to the
    last step that reads it; the model output stays live until step n.
-2. Shared buffers. A reshape only renames bytes: its output is the same buffer as its input
+2. Shared bytes. A reshape only renames bytes: its output is the same buffer as its input
    (no copy). An elementwise op (relu, relu6, logistic, tanh, add, softmax) writes its output
-   over an input whose buffer dies at that op: output[i] depends on input[i] only, and the
-   kernel reads input[i] before it writes output[i]. Tensors that share bytes form one
-   buffer whose lifetime is the union of theirs.
+   over an input whose bytes die at that op: output[i] depends on input[i] only, and the
+   kernel reads input[i] before it writes output[i]. Other kernels may write over a dying
+   input too, with their output starting `shift` bytes before it (`in_place={step: InPlace}`,
+   worked out per kernel in inplace.py): a convolution reads its input ahead of what it
+   writes, so its output can trail the input by the few rows the windows still need. Tensors
+   that share bytes form a group with fixed offsets relative to each other, placed as one.
 3. Offsets: TFLite Micro's GreedyMemoryPlanner (tensorflow/lite/micro/memory_planner/
-   greedy_memory_planner.cc): take buffers largest first; put each at the lowest aligned
-   offset where it overlaps no already-placed buffer that is live at the same time
+   greedy_memory_planner.cc): take groups largest first; put each at the lowest aligned
+   offset where none of its tensors overlaps an already-placed tensor live at the same step
    (first fit in the gaps).
 
-Lower bound: at every step all live buffers must be in memory at once, so
-N >= max over steps of the sum of live buffer sizes. For a chain of layers that is
-max over layers of (input bytes + output bytes), with an in-place output counted once;
-with skip connections the tensors held for later count too.
+Lower bound: at every step all live tensors must be in memory at once, so
+N >= max over steps of the bytes live then, bytes shared in place counted once. Without
+in-place kernels that is max over layers of (input bytes + output bytes) for a chain;
+with skip connections the tensors held for later count too. `live_bytes` gives it per op.
 
 Scratch. A kernel may need working memory while it runs (the DSP-SIMD conv_2d keeps int16
 im2col columns): `scratch={step: bytes}` adds a buffer live at that one step only, placed
@@ -38,6 +41,15 @@ class PlanError(ValueError):
 
 
 @dataclass
+class InPlace:
+    """An op that may write its output over a dying input: the output starts `shift` bytes
+    after the input's start (shift <= 0: before it), and `why` says why that is safe."""
+    input: str
+    shift: int
+    why: str
+
+
+@dataclass
 class Buffer:
     tensors: list           # tensor names sharing these bytes, in the order they were written
     size: int               # bytes
@@ -51,6 +63,9 @@ class Buffer:
     def overlaps_in_time(self, other):
         return self.first <= other.last and other.first <= self.last
 
+    def overlaps_in_space(self, other, offset, other_offset):
+        return offset < other_offset + other.size and other_offset < offset + self.size
+
 
 @dataclass
 class ArenaPlan:
@@ -58,10 +73,28 @@ class ArenaPlan:
     size: int                                       # arena bytes (a multiple of `align`)
     lower_bound: int                                # max over steps of live bytes
     offsets: dict = field(default_factory=dict)     # tensor name -> byte offset
-    shared: dict = field(default_factory=dict)      # op name -> 'alias' | 'in place' (of input)
+    shared: dict = field(default_factory=dict)      # op name -> ('alias' | 'in place', input)
+    in_place: dict = field(default_factory=dict)    # op name -> InPlace it runs with
     live_bytes: list = field(default_factory=list)  # per op: bytes of all live buffers
     layer_bytes: list = field(default_factory=list)  # per op: bytes of its inputs + output (+ scratch)
     scratch: dict = field(default_factory=dict)     # op index -> byte offset of its scratch buffer
+    live: list = field(default_factory=list)        # per step -1..n: names of the live tensors
+    ops: list = field(default_factory=list)         # op names, in execution order
+    step_bytes: list = field(default_factory=list)  # per step -1..n: bytes alive (shared once)
+
+    def steps(self):
+        """Why the peak is what it is, step by step (-1: input copy, n: output copy): the
+        bytes alive, the tensors alive, which op writes in place and why; JSON-ready."""
+        n, rows = len(self.ops), []
+        live = self.step_bytes
+        for s in range(-1, n + 1):
+            op = self.ops[s] if 0 <= s < n else ("copy in" if s < 0 else "copy out")
+            chosen = self.in_place.get(op)
+            rows.append({"step": s, "op": op, "live_bytes": live[s + 1], "tensors": self.live[s + 1],
+                         "in_place": None if chosen is None else
+                         {"input": chosen.input, "shift": chosen.shift, "why": chosen.why},
+                         "peak": live[s + 1] == max(live)})
+        return rows
 
     def rows(self):
         """The plan as JSON-ready rows, ordered by offset."""
@@ -91,93 +124,188 @@ def lifetimes(steps, inputs, outputs):
     return life
 
 
+def _union(spans):
+    """Bytes covered by the [lo, hi) spans."""
+    total, end = 0, None
+    for lo, hi in sorted(spans):
+        if end is None or lo >= end:
+            total, end = total + hi - lo, hi
+        elif hi > end:
+            total, end = total + hi - end, hi
+    return total
+
+
 def scratch_name(op_name):
     """The plan's name for an op's scratch buffer."""
     return f"{op_name} scratch"
 
 
-def plan(steps, sizes, inputs, outputs, align=4, scratch=None):
-    """Lay out the activations of a graph.
+class _Group:
+    """Buffers at fixed offsets relative to each other (the bytes they share), placed as one."""
 
-    steps:   [(op_name, kind, [activation input names], output name)] in execution order
-    sizes:   {tensor name: bytes}
-    inputs, outputs: model input / output tensor names
-    scratch: {step index: bytes} of working memory an op needs while it runs (optional)
-    """
-    life = lifetimes(steps, inputs, outputs)
-    # -- 2. group tensors that share bytes ------------------------------------------------
-    group_of = {}                                   # tensor -> Buffer
-    buffers = []
+    def __init__(self, buffer):
+        self.members = [[buffer, 0]]                # [Buffer, offset relative to the group]
 
-    def new_buffer(t):
-        b = Buffer([t], sizes[t], *life[t])
-        buffers.append(b)
-        group_of[t] = b
+    def rel(self, buffer):
+        return next(r for b, r in self.members if b is buffer)
 
-    def join(b, t):
-        b.tensors.append(t)
-        b.first, b.last = min(b.first, life[t][0]), max(b.last, life[t][1])
-        group_of[t] = b
+    def add(self, buffer, rel):
+        """Add `buffer` at `rel`; shift everything so that the lowest offset is 0 again."""
+        self.members.append([buffer, rel])
+        low = min(r for _, r in self.members)
+        for m in self.members:
+            m[1] -= low
+
+    def conflicts(self, buffer, rel, allowed):
+        """Does `buffer` at `rel` overlap a member live at the same step (other than `allowed`)?"""
+        return any(b is not allowed and b.overlaps_in_time(buffer) and buffer.overlaps_in_space(b, rel, r)
+                   for b, r in self.members)
+
+    def live_bytes(self, step):
+        """Bytes of the union of the members live at `step`."""
+        return _union([(r, r + b.size) for b, r in self.members if b.live_at(step)])
+
+
+def _share(steps, sizes, life, inputs, outputs, scratch, in_place):
+    """Step 2: the buffers (tensors on the same bytes) and their groups, the scratch buffers,
+    {op name: ('alias' | 'in place', input)} and {op name: InPlace used}."""
+    buffer_of, group_of = {}, {}                    # tensor -> Buffer, id(Buffer) -> _Group
+    groups = []
+
+    def new_buffer(t, first_last=None):
+        b = Buffer([t], sizes[t], *(first_last or life[t]))
+        buffer_of[t] = b
+        return b
+
+    def new_group(b):
+        groups.append(_Group(b))
+        group_of[id(b)] = groups[-1]
 
     for t in inputs:
-        new_buffer(t)
-    shared = {}
+        new_group(new_buffer(t))
+    shared, chosen = {}, {}
     for i, (op_name, kind, ins, out) in enumerate(steps):
         if kind in ALIAS_KINDS:
             if sizes[ins[0]] != sizes[out]:
                 raise PlanError(f"op {op_name!r} ({kind}): input has {sizes[ins[0]]} bytes, "
                                 f"output {sizes[out]}")
-            join(group_of[ins[0]], out)
+            b = buffer_of[out] = buffer_of[ins[0]]
+            b.tensors.append(out)
+            b.first, b.last = min(b.first, life[out][0]), max(b.last, life[out][1])
             shared[op_name] = ("alias", ins[0])
             continue
-        if kind in IN_PLACE_KINDS:
-            # an input of the same size whose buffer is read for the last time here
-            dying = [t for t in ins if sizes[t] == sizes[out] and group_of[t].last == i]
-            if dying:
-                join(group_of[dying[0]], out)
-                shared[op_name] = ("in place", dying[0])
+        options = [in_place[i]] if i in in_place else []
+        if kind in IN_PLACE_KINDS:                  # output[k] from input[k]: exactly over it
+            options += [InPlace(t, 0, "elementwise: output[k] is written after input[k] is read")
+                        for t in ins if sizes[t] == sizes[out]]
+        b = new_buffer(out)
+        for option in options:
+            source = buffer_of[option.input]
+            if source.last != i or option.input in outputs:
+                continue                            # still read later: cannot overwrite it
+            group = group_of[id(source)]
+            rel = group.rel(source) + option.shift
+            if group.conflicts(b, rel, allowed=source):
                 continue
-        new_buffer(out)
+            if option.shift == 0 and sizes[out] == source.size:    # exactly its bytes: one buffer
+                source.tensors.append(out)
+                source.last = life[out][1]
+                buffer_of[out] = source
+            else:
+                group.add(b, rel)
+                group_of[id(b)] = group
+            shared[op_name], chosen[op_name] = ("in place", option.input), option
+            break
+        else:
+            new_group(b)
     scratch_of = {}                                 # step -> its scratch Buffer
     for i, nbytes in sorted((scratch or {}).items()):
         if nbytes > 0:                               # live at step i only
             name = scratch_name(steps[i][0])
-            while name in group_of:                  # never shadow a tensor's name
+            while name in buffer_of:                 # never shadow a tensor's name
                 name += "'"
-            scratch_of[i] = group_of[name] = Buffer([name], int(nbytes), i, i)
-            buffers.append(scratch_of[i])
+            sizes[name] = int(nbytes)
+            scratch_of[i] = new_buffer(name, (i, i))
+            new_group(scratch_of[i])
+    return groups, buffer_of, scratch_of, shared, chosen
 
-    # -- 3. greedy: largest first, lowest offset that fits --------------------------------
-    for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
-        taken = sorted((o for o in buffers if o.offset is not None and o.overlaps_in_time(b)),
-                       key=lambda o: o.offset)
-        offset = 0
-        for o in taken:
-            if offset + b.size <= o.offset:
-                break                                # fits in the gap before `o`
-            offset = max(offset, _align(o.offset + o.size, align))
-        b.offset = offset
 
-    n = len(steps)
+def _place(groups, align):
+    """Greedy first fit of the groups in this order -> (arena end, offsets in the order of
+    the members of `groups` as given to plan)."""
+    placed, at = [], {}                             # [(Buffer, offset)], id(Buffer) -> offset
+    for group in groups:
+        near = [(o, off, r) for o, off in placed for b, r in group.members if o.overlaps_in_time(b)]
+        for base in sorted({0} | {max(0, _align(off + o.size - r, align)) for o, off, r in near}):
+            if not any(b.overlaps_in_time(o) and b.overlaps_in_space(o, base + r, off)
+                       for b, r in group.members for o, off in placed):
+                break
+        placed += [(b, base + r) for b, r in group.members]
+        at.update({id(b): base + r for b, r in group.members})
+    return max([off + b.size for b, off in placed] + [0]), at
+
+
+def _live(groups, n):
+    """Bytes live at each step -1..n."""
+    return [sum(g.live_bytes(s) for g in groups) for s in range(-1, n + 1)]
+
+
+def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
+    """Lay out the activations of a graph.
+
+    steps:    [(op_name, kind, [activation input names], output name)] in execution order
+    sizes:    {tensor name: bytes}
+    inputs, outputs: model input / output tensor names
+    scratch:  {step index: bytes} of working memory an op needs while it runs (optional)
+    in_place: {step index: InPlace}: where the step's kernel may write over its input
+              (shift a multiple of `align`; used when that input dies at the step)
+
+    An in-place op whose output starts before its input, or ends after it, ties the two
+    tensors' offsets, and a chain of them drifts further with each op: it is used only at
+    the steps that need it, where the bytes live without it exceed the peak with it.
+    """
+    life = lifetimes(steps, inputs, outputs)
+    sizes, in_place, n = dict(sizes), in_place or {}, len(steps)
+    free = {i: o for i, o in in_place.items()      # on the input's own bytes: ties nothing
+            if o.shift == 0 and sizes[steps[i][3]] <= sizes[o.input]}
+    peak = max(_live(_share(steps, sizes, life, inputs, outputs, scratch, in_place)[0], n))
+    plain = _live(_share(steps, sizes, life, inputs, outputs, scratch, free)[0], n)
+    needed = {i: o for i, o in in_place.items() if i in free or plain[i + 1] > peak}
+    groups, buffer_of, scratch_of, shared, chosen = _share(steps, sizes, life, inputs, outputs,
+                                                           scratch, needed)
+    buffers = [b for g in groups for b, _ in g.members]
+
+    # -- 3. greedy: largest first, lowest offset where no tensor overlaps a live one -------
+    orders = [lambda g: (-max(b.size for b, _ in g.members), min(b.first for b, _ in g.members)),
+              lambda g: (min(b.first for b, _ in g.members), -max(b.size for b, _ in g.members))]
+    best = min((_place(sorted(groups, key=order), align) for order in orders), key=lambda o: o[0])
+    for b in buffers:
+        b.offset = best[1][id(b)]
+
     size = _align(max([b.offset + b.size for b in buffers] + [0]), align)
-    live = [sum(b.size for b in buffers if b.live_at(s)) for s in range(-1, n + 1)]
-    layer_bytes = [sum({id(group_of[t]): group_of[t].size for t in list(ins) + [out]}.values())
-                   + (scratch_of[i].size if i in scratch_of else 0)
-                   for i, (_, _, ins, out) in enumerate(steps)]
-    result = ArenaPlan(buffers, size, max(live + [0]), shared=shared,
-                       live_bytes=live[1:n + 1], layer_bytes=layer_bytes)
-    result.offsets = {t: group_of[t].offset for t in group_of}
+    live = _live(groups, n)
+    layer_bytes = []
+    for i, (_, _, ins, out) in enumerate(steps):
+        used = {id(buffer_of[t]): buffer_of[t] for t in list(ins) + [out]}
+        layer_bytes.append(_union([(b.offset, b.offset + b.size) for b in used.values()])
+                           + (scratch_of[i].size if i in scratch_of else 0))
+    result = ArenaPlan(buffers, size, max(live + [0]), shared=shared, in_place=chosen,
+                       live_bytes=live[1:n + 1], layer_bytes=layer_bytes, ops=[s[0] for s in steps],
+                       step_bytes=live)
+    result.offsets = {t: buffer_of[t].offset for t in buffer_of}
     result.scratch = {i: b.offset for i, b in scratch_of.items()}
+    span = {**life, **{b.tensors[0]: (i, i) for i, b in scratch_of.items()}}
+    result.live = [[t for t in buffer_of if span[t][0] <= s <= span[t][1]] for s in range(-1, n + 1)]
     return result
 
 
-def plan_qmodel(qmodel, align=4, scratch=None):
+def plan_qmodel(qmodel, align=4, scratch=None, in_place=None):
     """The arena plan of a QModel (activations only; constants live in flash), plus any
-    scratch={op index: bytes} the kernels need."""
+    scratch={op index: bytes} the kernels need and the in_place={op index: InPlace} their
+    loops allow (inplace.py)."""
     steps = []
     for op in qmodel.ops:
         ins = [t.name for t in qmodel.activations(op)]
         steps.append((op.name, op.kind, ins, op.outputs[0]))
     sizes = {name: t.nbytes for name, t in qmodel.tensors.items() if not t.is_constant}
-    return plan(steps, sizes, qmodel.inputs, qmodel.outputs, align, scratch)
-
+    return plan(steps, sizes, qmodel.inputs, qmodel.outputs, align, scratch, in_place)

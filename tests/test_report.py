@@ -104,7 +104,9 @@ def test_html_parses_and_its_svg_is_well_formed(evil_report):
     svg = re.search(r"<svg .*?</svg>", page, re.S).group(0)
     root = ET.fromstring(svg)                      # raises on malformed XML
     rects = [e for e in root.iter("{http://www.w3.org/2000/svg}rect")]
-    assert len(rects) == 1 + len(evil_report.plan)  # the frame plus one per buffer
+    peaks = [s for s in evil_report.steps if s["peak"]]
+    assert peaks                                   # the steps that set the arena are shaded
+    assert len(rects) == 1 + len(evil_report.plan) + len(peaks)  # the frame, one per buffer and peak
 
 
 def test_text_report_names_every_layer(evil_report):

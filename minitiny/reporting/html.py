@@ -39,7 +39,9 @@ def timeline(report, width=1100, height=280, left=70, bottom=110, top=10, right=
 
     One rectangle per buffer: it spans the steps from the one that writes it to the last one
     that reads it, at its offset, as tall as its size. Tensors sharing a buffer (a reshape's
-    alias, an in-place activation) are one rectangle labelled with all their names."""
+    alias, an in-place activation) are one rectangle labelled with all their names; an op
+    that writes over its input with its output a little before it shows as two rectangles
+    overlapping at that step. The steps where the most bytes are alive are shaded."""
     plan, names = report.plan, report.op_names
     if not plan:
         return None
@@ -60,6 +62,9 @@ def timeline(report, width=1100, height=280, left=70, bottom=110, top=10, right=
                       "tip": f"{label}: {b['size']:,} B at offset {b['offset']:,}, alive from "
                              f"step {b['first']} to {b['last']}",
                       "tx": round(x + 4, 2), "ty": round(y + min(h, 24) / 2 + 4, 2)})
+    peaks = [{"x": round(left + (r["step"] + 1) * sw, 2), "w": round(sw, 2),
+              "tip": f"peak: {r['live_bytes']:,} B alive at step {r['step']} ({r['op']})"}
+             for r in report.steps if r.get("peak")]
     labels = ["input copy"] + list(names) + ["output copy"]
     ticks = [{"x": round(left + (s + 0.5) * sw, 2), "label": lab}
              for s, lab in enumerate(labels)]
@@ -67,7 +72,7 @@ def timeline(report, width=1100, height=280, left=70, bottom=110, top=10, right=
               for v in sorted({0, arena // 2, arena})]
     return {"width": width, "height": height, "left": left, "top": top,
             "plot_h": height - top - bottom, "plot_w": width - left - right,
-            "base": height - bottom, "rects": rects, "ticks": ticks, "yticks": yticks,
+            "base": height - bottom, "rects": rects, "ticks": ticks, "yticks": yticks, "peaks": peaks,
             "arena": arena}
 
 

@@ -56,6 +56,7 @@ class ModelReport:
     output_shape: tuple = ()
     totals: dict = field(default_factory=dict)       # params, macs, weight/code/arena bytes
     plan: list = field(default_factory=list)         # arena buffers: offset, size, first, last, tensors
+    steps: list = field(default_factory=list)        # per step: live bytes and tensors, in place, peak
     op_names: list = field(default_factory=list)     # x axis of the arena timeline
     budget: dict = None             # board, flash/RAM used and budget, measured?, fits
     task: str = None                # 'classifier', 'binary', 'regression', 'anomaly'
@@ -394,6 +395,7 @@ def collect(model_path, *, board=None, x=None, y=None, class_names=None, float_m
                                     tuple(qmodel.tensors[n].shape for n in names))
             report.input_shape, report.output_shape = shapes(qmodel.inputs), shapes(qmodel.outputs)
             report.plan = manifest["plan"]
+            report.steps = manifest.get("steps", [])
             report.op_names = [op.name for op in qmodel.ops]
             report.totals = {
                 "params": sum(r.params for r in report.layers), "macs": int(manifest["macs"]),
