@@ -148,7 +148,10 @@ def replay_plan(result, steps, sizes, inputs, outputs):
             lo = result.offsets[t]
             if lo < o_lo + sizes[out] and o_lo < lo + sizes[t]:
                 chosen = result.in_place.get(name)
-                assert chosen is not None and chosen.input == t, f"step {i}: output overlaps {t!r}"
+                assert chosen is not None, f"step {i}: output overlaps {t!r}"
+                on = chosen.input
+                assert (lo, sizes[t]) == (result.offsets[on], sizes[on]), \
+                    f"step {i}: output overlaps {t!r}, which is not {on!r} (nor a reshape of it)"
                 assert o_lo - lo == chosen.shift, f"step {i}: shift {o_lo - lo}, not {chosen.shift}"
         write(out)
     for t in outputs:
