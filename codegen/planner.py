@@ -107,18 +107,25 @@ def _align(n, align):
     return (n + align - 1) // align * align
 
 
+def outputs_of(step):
+    """A step's output names: its `out` is one name, or a list for an op with several."""
+    out = step[3]
+    return [out] if isinstance(out, str) else list(out)
+
+
 def lifetimes(steps, inputs, outputs):
-    """steps: [(op_name, kind, [activation inputs], output)] -> {tensor: [first, last]}."""
+    """steps: [(op_name, kind, [activation inputs], output or [outputs])] -> {tensor: [first, last]}."""
     n = len(steps)
     life = {name: [-1, -1] for name in inputs}
-    for i, (op_name, _, ins, out) in enumerate(steps):
+    for i, (op_name, _, ins, _) in enumerate(steps):
         for t in ins:
             if t not in life:
                 raise PlanError(f"op {op_name!r}: input {t!r} is read before it is written")
             life[t][1] = max(life[t][1], i)
-        if out in life:
-            raise PlanError(f"op {op_name!r}: tensor {out!r} is written twice")
-        life[out] = [i, i]
+        for out in outputs_of(steps[i]):
+            if out in life:
+                raise PlanError(f"op {op_name!r}: tensor {out!r} is written twice")
+            life[out] = [i, i]
     for t in outputs:
         life[t][1] = n
     return life
@@ -185,6 +192,10 @@ def _share(steps, sizes, life, inputs, outputs, scratch, in_place):
         new_group(new_buffer(t))
     shared, chosen = {}, {}
     for i, (op_name, kind, ins, out) in enumerate(steps):
+        if not isinstance(out, str):                # several outputs: bytes of their own each
+            for t in out:
+                new_group(new_buffer(t))
+            continue
         if kind in ALIAS_KINDS:
             if sizes[ins[0]] != sizes[out]:
                 raise PlanError(f"op {op_name!r} ({kind}): input has {sizes[ins[0]]} bytes, "
@@ -254,6 +265,7 @@ def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
     """Lay out the activations of a graph.
 
     steps:    [(op_name, kind, [activation input names], output name)] in execution order
+              (a list of output names for an op with several)
     sizes:    {tensor name: bytes}
     inputs, outputs: model input / output tensor names
     scratch:  {step index: bytes} of working memory an op needs while it runs (optional)
@@ -267,7 +279,7 @@ def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
     life = lifetimes(steps, inputs, outputs)
     sizes, in_place, n = dict(sizes), in_place or {}, len(steps)
     free = {i: o for i, o in in_place.items()      # on the input's own bytes: ties nothing
-            if o.shift == 0 and sizes[steps[i][3]] <= sizes[o.input]}
+            if o.shift == 0 and sizes[outputs_of(steps[i])[0]] <= sizes[o.input]}
     peak = max(_live(_share(steps, sizes, life, inputs, outputs, scratch, in_place)[0], n))
     plain = _live(_share(steps, sizes, life, inputs, outputs, scratch, free)[0], n)
     needed = {i: o for i, o in in_place.items() if i in free or plain[i + 1] > peak}
@@ -285,8 +297,8 @@ def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
     size = _align(max([b.offset + b.size for b in buffers] + [0]), align)
     live = _live(groups, n)
     layer_bytes = []
-    for i, (_, _, ins, out) in enumerate(steps):
-        used = {id(buffer_of[t]): buffer_of[t] for t in list(ins) + [out]}
+    for i, (_, _, ins, _) in enumerate(steps):
+        used = {id(buffer_of[t]): buffer_of[t] for t in list(ins) + outputs_of(steps[i])}
         layer_bytes.append(_union([(b.offset, b.offset + b.size) for b in used.values()])
                            + (scratch_of[i].size if i in scratch_of else 0))
     result = ArenaPlan(buffers, size, max(live + [0]), shared=shared, in_place=chosen,
@@ -306,6 +318,6 @@ def plan_qmodel(qmodel, align=4, scratch=None, in_place=None):
     steps = []
     for op in qmodel.ops:
         ins = [t.name for t in qmodel.activations(op)]
-        steps.append((op.name, op.kind, ins, op.outputs[0]))
+        steps.append((op.name, op.kind, ins, op.outputs[0] if len(op.outputs) == 1 else list(op.outputs)))
     sizes = {name: t.nbytes for name, t in qmodel.tensors.items() if not t.is_constant}
     return plan(steps, sizes, qmodel.inputs, qmodel.outputs, align, scratch, in_place)

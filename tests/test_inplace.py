@@ -193,6 +193,18 @@ def test_planner_never_aliases_a_tensor_still_read(graph):
         assert all(chosen.input not in s[2] for s in steps[i + 1:]) and chosen.input not in outputs
 
 
+def test_an_op_with_several_outputs_gets_bytes_for_each():
+    # x(40) -> split -> a(20), b(20); a dies at the relu, b lives on to the add
+    steps = [("s", "split", ["x"], ["a", "b"]), ("r", "relu", ["a"], "c"), ("sum", "add", ["c", "b"], "y")]
+    sizes = {"x": 40, "a": 20, "b": 20, "c": 20, "y": 20}
+    result = planner.plan(steps, sizes, ["x"], ["y"])
+    lo = sorted((result.offsets[t], result.offsets[t] + 20) for t in ("a", "b"))
+    assert lo[0][1] <= lo[1][0] and result.layer_bytes[0] == 80 and result.lower_bound == 80
+    for t in ("a", "b"):                              # neither overlaps the split's input
+        assert result.offsets[t] + 20 <= result.offsets["x"] or result.offsets["x"] + 40 <= result.offsets[t]
+    assert result.shared == {"r": ("in place", "a"), "sum": ("in place", "c")}
+
+
 def test_in_place_used_only_where_it_lowers_the_peak():
     # x(400) -> conv -> a(400) -> conv -> b(4): the first conv sets the peak; in place there
     # (one 4-byte pixel apart) it needs 404 B; the second conv fits in 404 B without it
