@@ -15,8 +15,9 @@ cross-entropy on 1,000 images of 150 x 150 x 3 (--image-samples):
                -> Dense(1, sigmoid)
 
 Every framework trains the same model for `--epochs` epochs in the same process, on the same
-data, with as many threads as the machine has cores; the table shows the fastest epoch
-(the first one also pays for warm-up) and the ratio to PyTorch. Targets: the mlp faster than
+data, with as many threads as the machine has cores, taking turns epoch by epoch (so a
+machine that gets busier slows all of them alike); the table shows the fastest epoch (the
+first one also pays for warm-up) and the ratio to PyTorch. Targets: the mlp faster than
 PyTorch, the cnn within 1.5x of it.
 
     python bench/train_speed.py                 # all three models, 2 epochs each
@@ -88,10 +89,13 @@ class EpochTimer(mt.callbacks.Callback):
 
 
 def time_minitiny(kind, x, y, epochs, profile=False):
+    """Yields the time of each epoch (one fit call each, so each also pays fit's set-up)."""
     mt.random.seed(0)
     model = minitiny_model(kind)
     timer = EpochTimer()
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[timer])
+    for _ in range(epochs):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[timer])
+        yield timer.times[-1]
     if profile:
         prof = cProfile.Profile()
         prof.enable()
@@ -102,7 +106,6 @@ def time_minitiny(kind, x, y, epochs, profile=False):
         print(f"\ncProfile of one minitiny {kind} epoch (fit, {len(x) // BATCH} steps; "
               "profiling itself slows it down):")
         print("\n".join(out.getvalue().splitlines()[4:]))
-    return timer.times
 
 
 # ---- PyTorch ------------------------------------------------------------------------------
@@ -133,7 +136,6 @@ def time_torch(kind, x, y, epochs, threads):
         yt = torch.from_numpy(y.astype(np.int64))
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         loss_fn = nn.CrossEntropyLoss()        # log_softmax + NLL on the logits, fused
-    times = []
     for _ in range(epochs):
         t0 = clock()
         order = torch.randperm(len(xt))
@@ -143,8 +145,7 @@ def time_torch(kind, x, y, epochs, threads):
             loss = loss_fn(model(xt[idx]), yt[idx])
             loss.backward()
             opt.step()
-        times.append(clock() - t0)
-    return times
+        yield clock() - t0
 
 
 # ---- Keras (optional) ---------------------------------------------------------------------
@@ -182,8 +183,9 @@ def time_keras(kind, x, y, epochs):
 
         def on_epoch_end(self, epoch, logs=None):
             times.append(clock() - self.t0)
-    model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[Timer()])
-    return times
+    for _ in range(epochs):
+        model.fit(x, y, batch_size=BATCH, epochs=1, verbose=0, callbacks=[Timer()])
+        yield times[-1]
 
 
 def version(dist):
@@ -245,8 +247,12 @@ def main():
     rows = []
     for kind in kinds:
         xs, y = data[kind]
-        for name, run in frameworks:
-            times = run(kind, xs, y)
+        runs = [(name, run(kind, xs, y), []) for name, run in frameworks]
+        for _ in range(args.epochs):                     # the frameworks take turns
+            for name, epochs, times in runs:
+                times.append(next(epochs))
+        for name, epochs, times in runs:
+            next(epochs, None)                           # the rest: minitiny's --profile
             rows.append((kind, name, min(times), times[0]))
             print(f"  {kind} {name}: " + ", ".join(f"{t:.2f}s" for t in times), flush=True)
 
