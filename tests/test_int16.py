@@ -649,3 +649,21 @@ def test_the_tf_16x8_cnn_on_the_emulated_cortex_m4(tmp_path):
     assert r.outputs.dtype == np.int16
     np.testing.assert_array_equal(r.outputs.reshape(y.shape), y)
     assert r.layer_instructions.shape == (6, len(q.ops))
+
+
+def test_cli_imports_and_verifies_a_16x8_file(tmp_path, capsys):
+    """`minitiny import` then `minitiny verify`: random int16 inputs over the whole range,
+    the host C and TFLM both bit-exact with NumPy; the thorough verify's inputs (special
+    patterns at the int16 extremes, uniform int16) through the probe's byte snapshots."""
+    from minitiny import cli
+    from minitiny.testing.equivalence import standard_inputs
+    assert cli.main(["import", os.path.join(DATA, "cnn_16x8.tflite"), "--out", str(tmp_path)]) == 0
+    assert cli.main(["verify", str(tmp_path), "-n", "32"]) == 0
+    out = capsys.readouterr().out
+    assert "32 random int16 inputs" in out and "OK: bit-exact" in out
+    q = from_tflite(os.path.join(DATA, "cnn_16x8.tflite"))
+    batches = list(standard_inputs(q, n=40))
+    assert all(b.dtype == np.int16 for b in batches)
+    assert batches[0].min() == -32768 and batches[0].max() == 32767
+    from minitiny.testing.equivalence import assert_equivalent
+    assert assert_equivalent(q, tmp_path, n=64) >= 64

@@ -396,12 +396,14 @@ def _verify_inputs(args, qmodel):
                              f"({', '.join(names)}); give --inputs as a .npz with one array each")
         data = load_data(args.data)
         xs, what = [data.test[0]], f"the {data.source} test inputs"
-    else:
+    else:                           # over the model's integer range: int8, or int16 (16x8)
         rng = np.random.default_rng(args.seed)
         n = args.n or 256
-        return ([rng.integers(-128, 128, size=(n,) + qmodel.tensors[name].shape, dtype=np.int8)
+        dtype = qmodel.tensors[names[0]].dtype
+        info = np.iinfo(dtype)
+        return ([rng.integers(info.min, info.max + 1, size=(n,) + qmodel.tensors[name].shape, dtype=dtype)
                  for name in names],
-                f"{n} random int8 inputs (seed {args.seed}; --data or --inputs for real ones)")
+                f"{n} random {dtype} inputs (seed {args.seed}; --data or --inputs for real ones)")
     out = []
     for name, x in zip(names, xs):
         x, shape = np.asarray(x), qmodel.tensors[name].shape
@@ -414,11 +416,13 @@ def _verify_inputs(args, qmodel):
             else:
                 raise UsageError(f"inputs{of} of shape {x.shape} do not fit model {qmodel.name!r}: "
                                  f"(N, {', '.join(map(str, shape))})")
+        dtype = qmodel.tensors[name].dtype                  # int8, or int16 (16x8)
+        info = np.iinfo(dtype)
         if np.issubdtype(x.dtype, np.floating):
             x = qmodel.tensors[name].quantize(x)
-        elif x.min() < -128 or x.max() > 127:
-            raise UsageError(f"integer inputs{of} must be int8, got values in [{x.min()}, {x.max()}]")
-        out.append(x.astype(np.int8))
+        elif x.min() < info.min or x.max() > info.max:
+            raise UsageError(f"integer inputs{of} must be {dtype}, got values in [{x.min()}, {x.max()}]")
+        out.append(x.astype(dtype))
     if len({len(x) for x in out}) > 1:
         raise UsageError(f"the inputs hold different numbers of samples: {[len(x) for x in out]}")
     quantized = any(np.issubdtype(np.asarray(x).dtype, np.floating) for x in xs)

@@ -40,9 +40,10 @@ class Mismatch(AssertionError):
 def unpack_inputs(qmodel, x):
     """Inputs (N, *input shape), or packed (N, total size) for several model inputs -> what
     the model functions take: the array itself, or one (N, *shape) array per model input."""
+    dtype = qmodel.tensors[qmodel.inputs[0]].dtype       # int8, or int16 in a 16x8 model
     if len(qmodel.inputs) == 1:
-        return np.asarray(x, np.int8)
-    x = np.asarray(x, np.int8).reshape(len(x), -1)
+        return np.asarray(x, dtype)
+    x = np.asarray(x, dtype).reshape(len(x), -1)
     ends = np.cumsum([int(np.prod(qmodel.tensors[n].shape)) for n in qmodel.inputs])[:-1]
     return [part.reshape((len(x),) + qmodel.tensors[n].shape)
             for part, n in zip(np.split(x, ends, axis=1), qmodel.inputs)]
@@ -89,9 +90,10 @@ class Engines:
 
     def pack(self, drawn):
         """One drawn input (an array, or a tuple of arrays for several inputs) -> (*self.shape)."""
+        dtype = self.qmodel.tensors[self.qmodel.inputs[0]].dtype
         if isinstance(drawn, (list, tuple)) and len(self.qmodel.inputs) > 1:
-            return np.concatenate([np.asarray(a, np.int8).reshape(-1) for a in drawn])
-        return np.asarray(drawn, np.int8).reshape(self.shape)
+            return np.concatenate([np.asarray(a, dtype).reshape(-1) for a in drawn])
+        return np.asarray(drawn, dtype).reshape(self.shape)
 
     def outputs(self, y):
         """A model function's outputs -> one list, in the model's order."""
@@ -126,7 +128,8 @@ def standard_inputs(qmodel, n=256, seed=0, search_steps=0, deadline=None):
     yield special_inputs(qmodel)
     done = 5
     several = len(qmodel.inputs) > 1
-    if not several:
+    int16 = qmodel.tensors[qmodel.inputs[0]].dtype == "int16"     # 16x8: no int8 targets
+    if not several and not int16:
         for aimed in targets.targeted_batches(qmodel, n=min(max(64, n // 4), 256), seed=seed,
                                               search_steps=search_steps, deadline=deadline):
             done += len(aimed)
@@ -136,7 +139,12 @@ def standard_inputs(qmodel, n=256, seed=0, search_steps=0, deadline=None):
     rng = np.random.default_rng(seed)
     while done < n:
         k = min(64, n - done)
-        yield int8_input(rng, shape, k)
+        if int16:               # uniform int16, the extremes planted as int8_input plants its own
+            x = rng.integers(-32768, 32768, size=(k,) + tuple(shape)).astype(np.int16)
+            x.reshape(k, -1)[:, 0], x.reshape(k, -1)[:, -1] = -32768, 32767
+            yield x
+        else:
+            yield int8_input(rng, shape, k)
         done += k
 
 

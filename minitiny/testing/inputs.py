@@ -26,15 +26,17 @@ def special_inputs(qmodel):
     inputs gets them packed: (k, total size), each input's values back to back, each at
     its own zero point in the zero-point row."""
     rows = []
+    dtype = qmodel.tensors[qmodel.inputs[0]].dtype       # int8, or int16 in a 16x8 model
+    lo, hi = int(np.iinfo(dtype).min), int(np.iinfo(dtype).max)
     for name in qmodel.inputs:
         t = qmodel.tensors[name]
         size = int(np.prod(t.shape))
-        checker = np.where(np.arange(size) % 2 == 0, -128, 127)
-        rows.append(np.stack([np.full(size, -128), np.full(size, 127), np.full(size, int(t.zero_point)),
+        checker = np.where(np.arange(size) % 2 == 0, lo, hi)
+        rows.append(np.stack([np.full(size, lo), np.full(size, hi), np.full(size, int(t.zero_point)),
                               checker, -1 - checker]))
     if len(rows) == 1:
-        return rows[0].reshape((-1,) + tuple(qmodel.input.shape)).astype(np.int8)
-    return np.concatenate(rows, axis=1).astype(np.int8)
+        return rows[0].reshape((-1,) + tuple(qmodel.input.shape)).astype(dtype)
+    return np.concatenate(rows, axis=1).astype(dtype)
 
 
 def _from_zero_point(zp):

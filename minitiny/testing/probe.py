@@ -7,7 +7,7 @@ layer i is then read from snapshot i + 1 at its planned offset (nothing overwrit
 tensor before the next layer starts). The model's C itself is not changed.
 
     c = ProbedC("build/digits")
-    out, per_tensor = c(x)              # the outputs, and {tensor name: (N, *shape) int8}
+    out, per_tensor = c(x)              # the outputs, and {tensor name: (N, *shape) int8 (int16)}
 
 NumPy gives every tensor through QModel.predict_int8(x, return_all=True). TFLite Micro's
 interpreter exposes no intermediate tensors, so `tflm_layer` runs one layer alone, as a
@@ -24,24 +24,26 @@ from minitiny.quant.graph import QModel, QOp
 PROBE_H = """#ifndef MINITINY_PROBE_H
 #define MINITINY_PROBE_H
 #include <stdint.h>
-void minitiny_probe_hook(int step, const int8_t *arena);
-void minitiny_probe_read(int step, int8_t *out);
+void minitiny_probe_hook(int step, const void *arena);
+void minitiny_probe_read(int step, uint8_t *out);
 #endif
 """
 
-PROBE_C = """/* a copy of the arena at every MINITINY_LAYER_HOOK(step) */
+PROBE_C = """/* a copy of the arena's bytes at every MINITINY_LAYER_HOOK(step) (int8_t or, in a 16x8
+ * model, int16_t values) */
 #include "minitiny_probe.h"
 
-static int8_t snapshots[{steps}][{arena}];
+static uint8_t snapshots[{steps}][{arena}];
 
-void minitiny_probe_hook(int step, const int8_t *arena)
+void minitiny_probe_hook(int step, const void *arena)
 {{
+    const uint8_t *bytes = arena;
     for (int i = 0; i < {arena}; ++i) {{
-        snapshots[step][i] = arena[i];
+        snapshots[step][i] = bytes[i];
     }}
 }}
 
-void minitiny_probe_read(int step, int8_t *out)
+void minitiny_probe_read(int step, uint8_t *out)
 {{
     for (int i = 0; i < {arena}; ++i) {{
         out[i] = snapshots[step][i];
@@ -70,28 +72,30 @@ class ProbedC:
                             loader.STRICT_FLAGS + loader.SHARED_FLAGS + hook + list(flags) + libs,
                             "shared", sources)
         self.model = loader.CModel(path, manifest)
-        self.model.ffi.cdef("void minitiny_probe_read(int step, int8_t *out);")
+        self.model.ffi.cdef("void minitiny_probe_read(int step, uint8_t *out);")
         self._read = self.model.ffi.dlopen(path).minitiny_probe_read
 
     def __call__(self, x, qmodel):
         """x (N, *input shape), or a list of them for several inputs -> (outputs,
         {activation tensor name: (N, *shape)}) as the C computed them; `qmodel` names the
         tensors (the one the C was generated from)."""
-        xs = [np.asarray(a, np.int8) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x, np.int8)]
+        dtype = self.model.dtype                    # int8, or int16 in a 16x8 model
+        xs = [np.asarray(a, dtype) for a in x] if isinstance(x, (list, tuple)) else [np.asarray(x, dtype)]
         n_samples = len(xs[0])
-        snaps = np.empty((n_samples, self.steps, self.arena), np.int8)
+        snaps = np.empty((n_samples, self.steps, self.arena), np.uint8)
         outs = []
         ffi = self.model.ffi
         for n in range(n_samples):
             y = self.model([a[n:n + 1] for a in xs] if len(xs) > 1 else xs[0][n:n + 1])
             outs.append(y if isinstance(y, list) else [y])
             for step in range(self.steps):
-                self._read(step, ffi.from_buffer("int8_t[]", snaps[n, step]))
+                self._read(step, ffi.from_buffer("uint8_t[]", snaps[n, step]))
         values = dict(zip(qmodel.inputs, xs))
         for i, op in enumerate(qmodel.ops):
             t = qmodel.tensors[op.outputs[0]]
-            off, size = self.offsets[t.name], int(np.prod(t.shape))
-            values[t.name] = snaps[:, i + 1, off:off + size].reshape((n_samples,) + tuple(t.shape))
+            off = self.offsets[t.name]
+            values[t.name] = np.ascontiguousarray(snaps[:, i + 1, off:off + t.nbytes]).view(t.dtype).reshape(
+                (n_samples,) + tuple(t.shape))
         outs = [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))] if outs else []
         return (outs if len(outs) > 1 else outs[0] if outs else None), values
 
@@ -108,5 +112,5 @@ def one_op_model(qmodel, op):
 def tflm_layer(qmodel, op, values):
     """TFLite Micro's output of `op` alone, on its inputs from `values` {name: array}."""
     single = one_op_model(qmodel, op)
-    xs = [np.asarray(values[n], np.int8) for n in single.inputs]
+    xs = [np.asarray(values[n], single.tensors[n].dtype) for n in single.inputs]
     return tflm.run_tflm(single, xs if len(xs) > 1 else xs[0])
