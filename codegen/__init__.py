@@ -12,6 +12,7 @@ Files, in reading order:
     templating.py the Jinja2 environment and the filters that format numbers
     generator.py  QModel -> template context -> files (written atomically); the kernel variants
     dsp.py        the DSP-SIMD kernels' weight layouts (variant "dsp" / "auto")
+    elementwise.py  the element-wise layers: their loop, broadcast strides, constant operand
     templates/    model.c.j2 / model.h.j2 around the layers, fixedpoint.c.j2 with the integer
                   helpers, one template per op kind and variant: reference/ (TFLM's reference
                   kernels, the C to read), scalar/ (tuned portable C), dsp/ (Cortex-M DSP SIMD)

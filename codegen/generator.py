@@ -27,7 +27,7 @@ from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
-from . import dsp, inplace, planner
+from . import dsp, elementwise, inplace, planner
 from .float_codegen import generate_float
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 from .output import GENERATOR, CodegenError, Generated, write_atomically
@@ -60,13 +60,23 @@ VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d
 #   "auto"      "dsp" and "scalar" both, chosen by the compiler: the DSP kernels when
 #               __ARM_FEATURE_DSP is defined and MINITINY_SCALAR is not (the fastest build
 #               for any core), else the scalar ones.
-REFERENCE_TEMPLATES = {kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS}
+# Op kinds every variant runs with the reference kernel (no tuned form yet); an ADD with a
+# constant operand or operands that broadcast too (the scalar ADD takes two activations of one
+# shape: reference_add below).
+REFERENCE_ONLY_TEMPLATES = {
+    "sub": "reference/sub.c.j2", "mul": "reference/mul.c.j2",
+    "maximum": "reference/maximum_minimum.c.j2", "minimum": "reference/maximum_minimum.c.j2",
+    "squared_difference": "reference/squared_difference.c.j2",
+    "leaky_relu": "reference/leaky_relu.c.j2", "prelu": "reference/prelu.c.j2",
+    "hard_swish": "reference/hard_swish.c.j2", "elu": "reference/elu.c.j2",
+}
+REFERENCE_TEMPLATES = {**{kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS}, **REFERENCE_ONLY_TEMPLATES}
 SCALAR_TEMPLATES = {kind: f"scalar/{kind}.c.j2" for kind in VARIANT_KINDS}
 KERNEL_VARIANTS = {
     "reference": {**SHARED_TEMPLATES, **REFERENCE_TEMPLATES},
-    "scalar": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES},
-    "dsp": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES, **dsp.TEMPLATES},
-    "auto": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES, **dsp.TEMPLATES},
+    "scalar": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES, **REFERENCE_ONLY_TEMPLATES},
+    "dsp": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES, **REFERENCE_ONLY_TEMPLATES, **dsp.TEMPLATES},
+    "auto": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES, **REFERENCE_ONLY_TEMPLATES, **dsp.TEMPLATES},
 }
 DEFAULT_VARIANT = "reference"
 DSP_VARIANTS = {"dsp", "auto"}     # variants with DSP-SIMD kernels
@@ -83,7 +93,17 @@ REFERENCE_KERNELS = {
     "max_pool_2d": ["reference/pool_params.c.j2", "reference/max_pool_2d.c.j2"],
     "average_pool_2d": ["reference/pool_params.c.j2", "reference/average_pool_2d.c.j2"],
     "mean": ["reference/mean.c.j2"],
-    "add": ["reference/add.c.j2"],
+    # the element-wise kinds: the shared loops (reference/elementwise.c.j2), then the op's function
+    "add": ["reference/elementwise.c.j2", "reference/add.c.j2"],
+    "sub": ["reference/elementwise.c.j2", "reference/sub.c.j2"],
+    "mul": ["reference/elementwise.c.j2", "reference/mul.c.j2"],
+    "maximum": ["reference/elementwise.c.j2", "reference/maximum_minimum.c.j2"],
+    "minimum": ["reference/elementwise.c.j2", "reference/maximum_minimum.c.j2"],
+    "squared_difference": ["reference/elementwise.c.j2", "reference/squared_difference.c.j2"],
+    "prelu": ["reference/elementwise.c.j2", "reference/prelu.c.j2"],
+    "leaky_relu": ["reference/leaky_relu.c.j2"],
+    "hard_swish": ["reference/hard_swish.c.j2"],
+    "elu": ["reference/elu.c.j2"],
 }
 
 # A 16x8 model (int16 activations, int8 weights, int64 bias) has the reference variant only:
@@ -110,6 +130,11 @@ FIXEDPOINT_USES = {
     "depthwise_conv_2d": ["MultiplyByQuantizedMultiplier"],
     "mean": ["MultiplyByQuantizedMultiplier"],
     "add": ["MultiplyByQuantizedMultiplier"],
+    "sub": ["MultiplyByQuantizedMultiplier"],
+    "mul": ["MultiplyByQuantizedMultiplier"],
+    "squared_difference": ["MultiplyByQuantizedMultiplier"],
+    "leaky_relu": ["MultiplyByQuantizedMultiplier"],
+    "prelu": ["MultiplyByQuantizedMultiplier"],
     "relu": ["MultiplyByQuantizedMultiplier"],
     "softmax": ["MultiplyByQuantizedMultiplierGreaterThanOne", "exp_on_negative_values",
                 "GetReciprocal", "RoundingDivideByPOT", "SaturatingRoundingDoublingHighMul"],
@@ -121,6 +146,8 @@ FIXEDPOINT_USES = {
     "depthwise_conv_2d_int16": ["MultiplyByQuantizedMultiplier64"],
     "mean_int16": ["MultiplyByQuantizedMultiplier"],
     "add_int16": ["MultiplyByQuantizedMultiplier"],
+    "sub_int16": ["MultiplyByQuantizedMultiplier"],
+    "mul_int16": ["MultiplyByQuantizedMultiplier"],
     "softmax_int16": ["MultiplyByQuantizedMultiplier", "CountLeadingZeros"],
 }
 FIXEDPOINT_DEPENDS = {
@@ -176,14 +203,20 @@ CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, check
 # that calls it with the layer's constants; the constants' params struct in flash (int fields).
 CODE_BYTES_REFERENCE = {
     "fully_connected": 140, "conv_2d": 320, "depthwise_conv_2d": 260, "max_pool_2d": 130,
-    "average_pool_2d": 160, "mean": 90, "add": 130,
+    "average_pool_2d": 160, "mean": 90,
+    # the element-wise kinds: the op's function with one of the loops it shares (each counted
+    # with every kind), measured on one-layer models with a broadcast
+    "add": 170, "sub": 170, "mul": 150, "maximum": 110, "minimum": 110, "squared_difference": 175,
+    "prelu": 165, "leaky_relu": 105, "hard_swish": 295, "elu": 28,
     # 16x8's own kernels, with their tables (512 bytes of sigmoid, 2 x 1026 of softmax LUTs)
     "softmax": 160 + 2052, "logistic": 80 + 512, "tanh": 70 + 512,
 }
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
     "fully_connected": 6 * 4, "conv_2d": 16 * 4, "depthwise_conv_2d": 17 * 4, "max_pool_2d": 13 * 4,
-    "average_pool_2d": 13 * 4, "mean": 8 * 4, "add": 13 * 4,
+    "average_pool_2d": 13 * 4, "mean": 8 * 4, "add": 12 * 4, "sub": 12 * 4, "mul": 12 * 4,
+    "maximum": 12 * 4, "minimum": 12 * 4, "squared_difference": 12 * 4, "prelu": 7 * 4,
+    "leaky_relu": 7 * 4, "hard_swish": 6 * 4, "elu": 256,      # elu: its table
     "softmax": 4 * 4, "logistic": 0, "tanh": 0,
 }
 
@@ -191,7 +224,8 @@ REFERENCE_PARAMS_BYTES = {
 # templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
 # <arm_acle.h>'s type names, declared in a model with DSP kernels.
 RESERVED = {"arena"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "int8x4_t", "uint8x4_t"}
-LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding", "_channel")
+LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding", "_channel",
+                  "_params", "_shape", "_input1", "_input2", "_alpha", "_table")
 
 
 # -- hashing -------------------------------------------------------------------------------
@@ -275,6 +309,8 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     kind = op.kind
     int16 = (op.params or {}).get("dtype") == "int16"
     template = INT16_TEMPLATES.get(kind) if int16 else KERNEL_VARIANTS[variant].get(kind)
+    if kind == "add" and op.params is not None and _reference_add(op.params):
+        template = REFERENCE_TEMPLATES[kind]
     uses_dsp = kind in _dsp_kinds(variant)
     dsp_template = None
     if variant in BOTH_KERNELS and uses_dsp:
@@ -289,7 +325,9 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     acts = [_tensor_view(t, arena.offsets[t.name]) for t in qmodel.activations(op)]
     consts = [_tensor_view(qmodel.tensors[n]) for n in op.inputs if qmodel.tensors[n].is_constant]
     out = _tensor_view(qmodel.tensors[op.outputs[0]], arena.offsets[op.outputs[0]])
-    weight = consts[0] if consts else None
+    # an element-wise op's constant operand is no weight: codegen/elementwise.py writes it
+    ew = elementwise.layer_context(kind, p, qmodel, op) if kind in elementwise.ROLES and op.params else None
+    weight = consts[0] if consts and ew is None else None
     bias = consts[1] if len(consts) > 1 else None
     if weight is not None and kind == "depthwise_conv_2d":
         weight = dict(weight, data=weight["data"][0], shape=weight["shape"][1:])  # drop the leading 1
@@ -319,7 +357,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     code_bytes = (dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES_CALL if generic else CODE_BYTES[kind])
     channel_multipliers = None
     if generic:
-        weight_bytes += REFERENCE_PARAMS_BYTES[kind]
+        weight_bytes += REFERENCE_PARAMS_BYTES[kind] + (3 * 4 * 4 if ew and ew["shape"] else 0)
         if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
             # the generic kernel takes a multiplier and a shift per output channel, as TFLM's
             channels = p["out_features"] if kind == "fully_connected" else p["out_c"]
@@ -334,7 +372,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
             weight_bytes += 4 * len(folded)
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind, "int16": int16,
             "template": template, "dsp_template": dsp_template, "generic": generic, "p": p,
-            "channel_multipliers": channel_multipliers,
+            "channel_multipliers": channel_multipliers, "elementwise": ew,
             "dsp": dsp_context,
             "scratch_bytes": dsp.scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "weight": weight, "bias": bias, "per_channel": per_channel,
@@ -384,6 +422,12 @@ def _dsp_kinds(variant):
     return dsp.TEMPLATES if variant in DSP_VARIANTS else {}
 
 
+def _reference_add(p):
+    """An ADD only the reference kernel runs: a constant operand, or shapes that broadcast
+    (the scalar ADD adds two activations of one shape)."""
+    return bool(p.get("broadcast") or p.get("input1_constant") or p.get("input2_constant"))
+
+
 def _saturates_only(layer):
     """A logistic/tanh whose input scale leaves no int8 input inside the Q4 range: TFLM's
     input_range_radius is 0 and the kernel only saturates (templates/logistic_tanh.c.j2)."""
@@ -420,12 +464,6 @@ def _check_model(qmodel):
         raise CodegenError(f"model {qmodel.name!r}: op kind(s) {', '.join(unsupported)} have no C "
                            f"template{' for 16x8' if dtype == 'int16' else ''}; supported: "
                            f"{', '.join(sorted(templates))}")
-    for op in qmodel.ops:
-        p = op.params or {}
-        if op.kind == "add" and (p.get("broadcast") or p.get("input1_constant") or p.get("input2_constant")):
-            raise CodegenError(f"model {qmodel.name!r}: layer {op.name!r} (add): the C kernel adds two "
-                               f"activations of one shape; broadcasting and constant operands run in "
-                               f"the NumPy int8 reference and TFLite only, so far")
     rounding = {bool(op.params.get("single_rounding", False)) for op in qmodel.ops if op.params}
     if len(rounding) > 1:
         raise CodegenError(f"model {qmodel.name!r}: ops mix single and double rounding")

@@ -24,7 +24,8 @@ import int8_oracle as o  # noqa: E402
 
 from minitiny import codegen  # noqa: E402
 from minitiny.codegen import generator  # noqa: E402
-from minitiny.quant.graph import QModel, QOp, QTensor  # noqa: E402
+from minitiny.quant.graph import GraphError, QModel, QOp, QTensor  # noqa: E402
+from minitiny.testing.models import binary_step, broadcast_shape  # noqa: E402
 
 SPATIAL_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean")
 ANY_KINDS = ("fully_connected", "softmax", "relu", "relu6", "logistic", "tanh", "add", "reshape")
@@ -70,6 +71,10 @@ def add_layer(b, kind):
         b.flatten() if len(shape) == 3 else b.reshape((1, 1, shape[0]) if len(shape) == 1 else shape[::-1])
     elif kind == "softmax":
         b.softmax(beta=float(rng.choice([1.0, 0.5, 2.0])))
+    elif kind in o.BINARY:
+        binary_step(b, kind, act)          # a constant or an activation that broadcasts, or itself
+    elif kind == "prelu":
+        b.prelu(alpha_shape=broadcast_shape(rng, shape))
     else:
         getattr(b, kind)()
     return True
@@ -108,14 +113,19 @@ def renamed(model, op_names=(), tensor_names=(), model_name=None):
 # =======================================================================================
 GCC, CLANG, ARM_GCC = shutil.which("gcc"), shutil.which("clang"), shutil.which("arm-none-eabi-gcc")
 requires_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed")
-EVERY_KIND = ["conv_2d", "relu", "depthwise_conv_2d", "add", "max_pool_2d", "relu6", "average_pool_2d",
-              "logistic", "tanh", "add", "mean", "reshape", "fully_connected", "softmax"]
+EVERY_KIND = ["conv_2d", "relu", "depthwise_conv_2d", "add", "mul", "max_pool_2d", "relu6", "prelu",
+              "average_pool_2d", "hard_swish", "sub", "logistic", "tanh", "add", "squared_difference",
+              "maximum", "leaky_relu", "mean", "minimum", "elu", "reshape", "fully_connected", "softmax"]
 
 
 def every_kind_model(seed=0, name="every_kind"):
-    """One model holding all 13 op kinds (mean keeps dims so reshape can flatten after it)."""
+    """One model holding every op kind the C generator has (mean keeps dims so reshape can
+    flatten after it); a draw a kind's Prepare refuses is drawn again."""
     for s in range(seed, seed + 100):
-        model = random_model(s, EVERY_KIND, input_shape=(7, 6, 3), name=name)
+        try:
+            model = random_model(s, EVERY_KIND, input_shape=(7, 6, 3), name=name)
+        except GraphError:
+            continue
         if {op.kind for op in model.ops} == set(generator.TEMPLATES):
             return model
     raise AssertionError("no seed gave a model with every kind")

@@ -228,13 +228,17 @@ def test_bad_operands_are_refused_by_name(what):
     assert f"op 'op0' ({kind})" in str(e.value) and fragment in str(e.value), str(e.value)
 
 
-def test_generate_refuses_what_the_c_does_not_run_by_name(tmp_path):
+def test_generate_runs_broadcasts_and_constants(tmp_path):
+    """What generate refused before the C had these kernels: an ADD of a per-channel constant,
+    a MUL by a constant of the input's shape; the C gives the NumPy reference's bits
+    (tests/test_elementwise_c.py draws many more)."""
     from minitiny import codegen
-    broadcast = binary_model(0, "add", (4, 3), dict(other_shape=(3,), constant=True))
-    with pytest.raises(codegen.CodegenError, match="layer 'add_0' \\(add\\).*constant operands"):
-        codegen.generate(broadcast, tmp_path / "a")
-    with pytest.raises(codegen.CodegenError, match="mul have no C"):
-        codegen.generate(binary_model(0, "mul", (4, 3), dict(constant=True)), tmp_path / "m")
+    for i, (kind, cfg) in enumerate([("add", dict(other_shape=(3,), constant=True)),
+                                     ("mul", dict(constant=True, constant_first=True))]):
+        model = binary_model(i, kind, (4, 3), cfg)
+        x = O.random_inputs(model, i, 16)[0]
+        codegen.generate(model, tmp_path / kind)
+        np.testing.assert_array_equal(codegen.load(tmp_path / kind)(x), model.predict_int8(x))
 
 
 @O.requires_tflm

@@ -283,6 +283,11 @@ M4_MODELS = {
                          "fully_connected", "softmax"], True),
     "mlp": (14, ["fully_connected", "residual", "fully_connected", "diamond", "tanh",
                  "fully_connected", "softmax"], False),
+    # every element-wise kind, with constant operands (before and after) and broadcasts of
+    # constants and of activations (Rescaling, a squeeze-and-excitation gate)
+    "elementwise": (16, ["conv_2d", "rescaling", "sub", "leaky_relu", "squared_difference", "maximum",
+                         "prelu", "minimum", "squeeze_excite", "hard_swish", "mul", "mean",
+                         "fully_connected", "prelu", "hard_swish", "elu"], True),
 }
 _rng = np.random.default_rng(15)
 for _i in range(3):                     # and three drawn like the sweep's

@@ -525,12 +525,12 @@ def test_tf_lite_converter_writes_16x8_with_the_16x8_ops_set():
 # The generated C (reference kernels, int16_t arena, int64 bias): == NumPy, sanitized, strict
 # ---------------------------------------------------------------------------------------
 C_KINDS = ["fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
-           "mean", "add", "softmax", "logistic", "tanh", "reshape"]
+           "mean", "add", "sub", "mul", "softmax", "logistic", "tanh", "reshape"]
 
 
 def c_model(kind, rng):
-    """A random one-op 16x8 model of `kind` for the C (the C's ADD takes two activations of
-    one shape), its scales drawn over three decades and more."""
+    """A random one-op 16x8 model of `kind` for the C, its scales drawn over three decades and
+    more; ADD, SUB and MUL on two activations whose shapes broadcast or not."""
     s = np.float32(10.0 ** rng.uniform(-6, 0))
     act_ = rng.choice(["none", "relu", "relu6"])
     if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
@@ -548,9 +548,11 @@ def c_model(kind, rng):
     if kind == "mean":
         return model(kind, [act("x", (4, 3, 5), s), act("y", (5,), s * np.float32(0.3))],
                      [QOp(kind, "op", ["x"], ["y"], {"axes": (0, 1)})], ["x"], ["y"])
-    if kind == "add":
+    if kind in ("add", "sub", "mul"):
         s2 = np.float32(10.0 ** rng.uniform(-6, 0))
-        return model(kind, [act("a", (3, 4), s), act("b", (3, 4), s2), act("y", (3, 4), max(s, s2) * 1.5)],
+        s_out = s * s2 * 32768 * 0.5 if kind == "mul" else max(s, s2) * 1.5
+        b_shape = [(3, 4), (4,), (3, 1)][int(rng.integers(3))]
+        return model(kind, [act("a", (3, 4), s), act("b", b_shape, s2), act("y", (3, 4), s_out)],
                      [QOp(kind, "op", ["a", "b"], ["y"], {"activation": act_})], ["a", "b"], ["y"])
     if kind == "reshape":       # a reshape between two pools (alone it would be the input itself)
         return model(kind, [act("x", (4, 4, 2), s), act("p", (2, 2, 2), s), act("r", (8,), s),

@@ -98,6 +98,27 @@ def test_drawn_shapes_and_scales(kind, data):
     check_real(kind, model, x)
 
 
+@O.requires_tflm
+def test_hard_swish_at_extreme_scales():
+    """Input scales 1e-12..1e7 and output scales 1e-2..1e9 times the input's: the int16
+    RoundingDivideByPOT's exponent reaches 16 and more (where gemmlowp's int16 mask is -1)
+    and the reluish left shift grows; a scale TFLM cannot take is refused by name."""
+    rng = np.random.default_rng(16)
+    checked = 0
+    for i in range(60):
+        s_in = O.log_uniform(rng, 1e-12, 1e7)
+        try:
+            model = one_op("hard_swish", i, (256,), s_in, O.zero_point(rng),
+                           np.float32(s_in * O.log_uniform(rng, 1e-2, 1e9)), O.zero_point(rng))
+        except GraphError as e:
+            assert "hard_swish" in str(e) and ("too large" in str(e) or "too small" in str(e)
+                                               or "out of range" in str(e)), e
+            continue
+        O.check_against_tflm(model, O.ALL_INT8, label="hard_swish (extreme scales)")
+        checked += 1
+    assert checked >= 40
+
+
 @pytest.mark.parametrize("kind", ["leaky_relu", "prelu", "hard_swish"])
 def test_round_trip_through_the_file(kind):
     q = one_op(kind, 3, (5, 6), np.float32(0.05), -7, np.float32(0.04), 9, alpha=0.3)

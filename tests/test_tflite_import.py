@@ -250,9 +250,9 @@ SUPPORTED = {
     "conv1d_squeeze.tflite": ["reshape", "conv_2d", "reshape", "reshape", "conv_2d", "reshape",
                               "relu", "reshape", "fully_connected"],
 }
-# Files whose ops the NumPy reference runs and the C generator does not yet (issue 19): TFLM's
-# outputs, computed by the script, are stored beside each one (NAME.expected.npz).
-NUMPY_ONLY = {
+# Files with the element-wise ops and activations of issue 19: TFLM's outputs, computed by the
+# script, are stored beside each one (NAME.expected.npz), for machines without tflite-micro.
+WITH_EXPECTED = {
     "elementwise_ops.tflite": ["fully_connected", "fully_connected", "sub", "mul", "maximum", "minimum",
                                "squared_difference", "fully_connected"],
     "rescaling_broadcast.tflite": ["mul", "add", "max_pool_2d", "conv_2d", "mul", "sub", "reshape",
@@ -271,12 +271,12 @@ def test_tf_files_are_the_ones_the_script_made():
     with open(os.path.join(DATA, "manifest.json")) as f:
         manifest = json.load(f)
     assert manifest["tensorflow"] == "2.21.0"
-    assert set(manifest["files"]) == set(TF_FILES) == (set(SUPPORTED) | set(NUMPY_ONLY) | REFUSED | INT16_FILES
+    assert set(manifest["files"]) == set(TF_FILES) == (set(SUPPORTED) | set(WITH_EXPECTED) | REFUSED | INT16_FILES
                                                        | SEVERAL_IO)
     for name, info in manifest["files"].items():
         with open(os.path.join(DATA, name), "rb") as f:
             assert hashlib.sha256(f.read()).hexdigest() == info["sha256"], name
-        if name in NUMPY_ONLY or name in SEVERAL_IO:
+        if name in WITH_EXPECTED or name in SEVERAL_IO:
             with open(os.path.join(DATA, name[:-len(".tflite")] + ".expected.npz"), "rb") as f:
                 assert hashlib.sha256(f.read()).hexdigest() == info["expected_sha256"], name
     assert sum(info["bytes"] for info in manifest["files"].values()) < 100_000
@@ -298,13 +298,14 @@ def test_tf_converted_file(name, tmp_path):
     check(open(path, "rb").read(), q, tf_inputs(q), f"TF 2.21 {name}", c=str(tmp_path / "c"))
 
 
-@pytest.mark.parametrize("name", sorted(NUMPY_ONLY))
-def test_tf_converted_file_numpy_only(name):
+@pytest.mark.parametrize("name", sorted(WITH_EXPECTED))
+def test_tf_converted_file_with_stored_outputs(name, tmp_path):
     """The imported model's NumPy reference gives TFLM's outputs: those the script stored
-    (full-range and in-distribution inputs) and, where tflite-micro is installed, a live run."""
+    (full-range and in-distribution inputs) and, where tflite-micro is installed, a live run;
+    the generated C gives the same bits."""
     path = os.path.join(DATA, name)
     q = from_tflite(path)
-    assert [op.kind for op in q.ops] == NUMPY_ONLY[name]
+    assert [op.kind for op in q.ops] == WITH_EXPECTED[name]
     with np.load(os.path.join(DATA, name[:-len(".tflite")] + ".expected.npz")) as z:
         x, y = z["x"], z["y"]
     ours = q.predict_int8(x)
@@ -312,7 +313,7 @@ def test_tf_converted_file_numpy_only(name):
     tally[0] += ours.size
     tally[1] += int((ours != y).sum())
     np.testing.assert_array_equal(ours, y)
-    check(open(path, "rb").read(), q, tf_inputs(q), f"TF 2.21 {name}")
+    check(open(path, "rb").read(), q, tf_inputs(q), f"TF 2.21 {name}", c=str(tmp_path / "c"))
 
 
 def test_tf_lstm_is_refused_naming_its_variable_tensors():

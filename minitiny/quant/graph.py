@@ -47,6 +47,7 @@ OP_OPTIONS = {
     "leaky_relu": ("alpha",),
     "prelu": (),
     "hard_swish": (),
+    "elu": (),
     # data movement (kernels/concatenation.py, split.py, pad.py, strided_slice.py,
     # transpose.py, quantize.py); axes count the dimensions of one sample, without the batch
     "concatenation": ("axis",),

@@ -10,7 +10,7 @@ A mode is TFLite's quantization scheme for the op's tensors:
               scheme; kernels/ INT16_KINDS, which a test holds to this column)
 A kind of None marks the operators minitiny folds at the model's edges rather than runs.
 Not here because TFLite Micro has no kernel for it (a model using it does not run on a
-microcontroller with TFLM either): RELU_N1_TO_1.
+microcontroller with TFLM either; its op resolver registers none): RELU_N1_TO_1.
 """
 import textwrap
 from dataclasses import dataclass
@@ -39,17 +39,17 @@ OPS = (
     Builtin("MEAN", "mean", "ReducerOptions", ("int8", "int16x8"),
             "the global average over H and W of a rank-4 input"),
     Builtin("ADD", "add", "AddOptions", ("int8", "int16x8"),
-            "broadcasting, a constant operand, fused RELU/RELU6 (C: two activations of one shape)"),
+            "broadcasting, a constant operand, fused RELU/RELU6"),
     Builtin("SUB", "sub", "SubOptions", ("int8", "int16x8"),
-            "broadcasting, a constant operand, fused RELU/RELU6", c=False),
+            "broadcasting, a constant operand, fused RELU/RELU6"),
     Builtin("MUL", "mul", "MulOptions", ("int8", "int16x8"),
-            "broadcasting, a constant operand, fused RELU/RELU6", c=False),
+            "broadcasting, a constant operand, fused RELU/RELU6"),
     Builtin("MAXIMUM", "maximum", None, ("int8",),
-            "broadcasting, a constant operand; inputs and output share one quantization", c=False),
+            "broadcasting, a constant operand; inputs and output share one quantization"),
     Builtin("MINIMUM", "minimum", None, ("int8",),
-            "broadcasting, a constant operand; inputs and output share one quantization", c=False),
+            "broadcasting, a constant operand; inputs and output share one quantization"),
     Builtin("SQUARED_DIFFERENCE", "squared_difference", None, ("int8",),
-            "broadcasting, a constant operand", c=False),
+            "broadcasting, a constant operand"),
     Builtin("RESHAPE", "reshape", None, ("int8", "int16x8"), "a copy (the output tensor holds the shape)"),
     Builtin("SQUEEZE", "reshape", None, ("int8", "int16x8"), "as RESHAPE"),
     Builtin("EXPAND_DIMS", "reshape", None, ("int8", "int16x8"), "as RESHAPE"),
@@ -60,10 +60,11 @@ OPS = (
     Builtin("TANH", "tanh", None, ("int8", "int16x8"), "output scale 1/128, zero point 0 (16x8: 1/32768, 0)"),
     Builtin("RELU", "relu", None, ("int8",), ""),
     Builtin("RELU6", "relu6", None, ("int8",), "input and output share scale and zero point"),
-    Builtin("LEAKY_RELU", "leaky_relu", "LeakyReluOptions", ("int8",), "alpha > 0", c=False),
+    Builtin("LEAKY_RELU", "leaky_relu", "LeakyReluOptions", ("int8",), "alpha > 0"),
     Builtin("PRELU", "prelu", None, ("int8",),
-            "alpha a constant that broadcasts (Keras' PReLU: one per channel)", c=False),
-    Builtin("HARD_SWISH", "hard_swish", None, ("int8",), "TFLM's int16 fixed-point kernel", c=False),
+            "alpha a constant that broadcasts (Keras' PReLU: one per channel)"),
+    Builtin("HARD_SWISH", "hard_swish", None, ("int8",), "TFLM's int16 fixed-point kernel"),
+    Builtin("ELU", "elu", None, ("int8",), "TFLM's table of the 256 outputs, computed in float32"),
     Builtin("CONCATENATION", "concatenation", "ConcatenationOptions", ("int8", "int16x8"),
             "any axis but the batch one, up to 10 inputs, rank <= 6, no fused activation; the "
             "inputs share the output's scale and zero point (TFLM copies bytes, it does not "

@@ -72,6 +72,7 @@ BUILTINS = {
     "leaky_relu": (BuiltinOperator.LEAKY_RELU, 2),
     "prelu": (BuiltinOperator.PRELU, 1),
     "hard_swish": (BuiltinOperator.HARD_SWISH, 1),
+    "elu": (BuiltinOperator.ELU, 2),
     "quantize": (BuiltinOperator.QUANTIZE, 2),
     "concatenation": (BuiltinOperator.CONCATENATION, 2),
     "pack": (BuiltinOperator.PACK, 2),
@@ -271,8 +272,7 @@ class _Writer:
             tfl.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)) << 1)
             return BuiltinOptions.StridedSliceOptions, tfl.StridedSliceOptionsEnd(b)
         return BuiltinOptions.NONE, None     # logistic, tanh, relu, relu6, maximum, minimum,
-        #               squared_difference, prelu, hard_swish, quantize, pad, slice, transpose     # logistic, tanh, relu, relu6, maximum, minimum,
-        #                                      squared_difference, prelu, hard_swish: no options
+        #               squared_difference, prelu, hard_swish, elu, quantize, pad, slice, transpose
 
     # -- the model -----------------------------------------------------------------------
     def collect(self):

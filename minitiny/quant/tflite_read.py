@@ -727,7 +727,7 @@ class _Importer:
             except ValueError:
                 self.fail(f"{op.label}: alpha {list(alpha.shape)} does not broadcast over input {list(x.shape)}")
             return kind, op.inputs[:2], {}
-        return kind, op.inputs[:1], {}          # reshape, logistic, tanh, relu, relu6, hard_swish
+        return kind, op.inputs[:1], {}          # reshape, logistic, tanh, relu, relu6, hard_swish, elu
 
     # -- tensors -------------------------------------------------------------------------
     def tensor_problems(self, t, role):

@@ -166,18 +166,23 @@ class Builder:
         out = self._tensor(self.t.shape, np.float32(s * log_uniform(self.rng, 0.5, 4)), zero_point(self.rng))
         return self._op("add", [self.cur, other], out, {"activation": activation})
 
-    def binary(self, kind, other_shape=None, constant=False, constant_first=False, activation="none"):
+    def binary(self, kind, other_shape=None, constant=False, constant_first=False, activation="none",
+               other=None, swap=False):
         """self.cur <kind> a new operand of `other_shape` (default: the current shape): a model
-        input, or a constant (constant_first: as input 1). The shapes may broadcast; the
-        output quantization is drawn so outputs spread over int8 (MAXIMUM and MINIMUM keep
-        the input's, as TFLite's converter does)."""
+        input, or a constant (constant_first: as input 1); or `other`, an existing tensor
+        (swap: as input 1). The shapes may broadcast; the output quantization is drawn so
+        outputs spread over int8 (MAXIMUM and MINIMUM keep the input's, as TFLite's
+        converter does)."""
         rng, a = self.rng, self.t
         other_shape = a.shape if other_shape is None else tuple(other_shape)
         if kind in ("maximum", "minimum"):
             s_b, z_b = a.scale, a.zero_point
         else:
             s_b, z_b = np.float32(a.scale * log_uniform(rng, 1 / 30, 30)), zero_point(rng)
-        if constant:
+        first = constant and constant_first             # the new operand is input 1
+        if other is not None:
+            constant, first = self.tensors[other].is_constant, swap
+        elif constant:
             data = int8_input(rng, other_shape, 1)[0] if other_shape else np.int8(rng.integers(-128, 128))
             other = self._tensor(other_shape, s_b, z_b, np.asarray(data, np.int8), prefix="c")
         else:
@@ -190,12 +195,13 @@ class Builder:
             scale, zp = a.scale, a.zero_point
         elif kind == "mul":            # a typical |product| of two offset inputs is ~ 73 * 73
             scale, zp = np.float32(float(a.scale) * float(b.scale) * 73 * 73 / 60 * spread), zero_point(rng)
-        elif kind == "squared_difference":
-            scale, zp = np.float32(s_max ** 2 * 100 * 100 / 60 * spread), zero_point(rng)
+        elif kind == "squared_difference":     # beyond float32 at extreme scales: refused, redrawn
+            with np.errstate(over="ignore"):
+                scale, zp = np.float32(s_max ** 2 * 100 * 100 / 60 * spread), zero_point(rng)
         else:
             scale, zp = np.float32(s_max * log_uniform(rng, 0.5, 4)), zero_point(rng)
         out = self._tensor(shape, scale, zp)
-        ins = [other, self.cur] if constant and constant_first else [self.cur, other]
+        ins = [other, self.cur] if first else [self.cur, other]
         return self._op(kind, ins, out, {"activation": activation} if kind in FUSED else {})
 
     def leaky_relu(self, alpha=0.2, scale=None, zp=None):
@@ -219,6 +225,11 @@ class Builder:
         scale = np.float32(self.t.scale * log_uniform(self.rng, 0.3, 3)) if scale is None else scale
         zp = zero_point(self.rng) if zp is None else zp
         return self._op("hard_swish", [self.cur], self._tensor(self.t.shape, scale, zp))
+
+    def elu(self, scale=None, zp=None):
+        scale = np.float32(self.t.scale * log_uniform(self.rng, 0.3, 3)) if scale is None else scale
+        zp = zero_point(self.rng) if zp is None else zp
+        return self._op("elu", [self.cur], self._tensor(self.t.shape, scale, zp))
 
     def softmax(self, beta=1.0):
         return self._op("softmax", [self.cur], self._tensor(self.t.shape, 1 / 256, -128), {"beta": beta})
@@ -367,10 +378,15 @@ def random_config(rng, kind):
 # Whole graphs: chains of any kind, residual blocks, diamonds
 # ---------------------------------------------------------------------------------------
 SPATIAL = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean")
-ANYWHERE = ("fully_connected", "add", "reshape", "softmax", "logistic", "tanh", "relu", "relu6")
-STEPS = SPATIAL + ANYWHERE + ("residual", "diamond")
+ANYWHERE = ("fully_connected", "add", "reshape", "softmax", "logistic", "tanh", "relu", "relu6",
+            "sub", "mul", "maximum", "minimum", "squared_difference", "leaky_relu", "prelu", "hard_swish",
+            "elu")
+# blocks: a skip connection, two branches joined by ADD, Keras' Rescaling (MUL and ADD by
+# constants that broadcast), a squeeze-and-excitation gate (the feature map times its mean)
+BLOCKS = ("residual", "diamond", "rescaling", "squeeze_excite")
+STEPS = SPATIAL + ANYWHERE + BLOCKS
 BRANCH_KINDS = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
-                "fully_connected", "relu", "relu6", "logistic", "tanh")
+                "fully_connected", "relu", "relu6", "logistic", "tanh", "mul", "prelu", "hard_swish")
 
 
 def _choice(rng, options):
@@ -435,11 +451,64 @@ def layer(b, kind, keep_shape=False):
         if shape[-1] > softmax_kernel.MAX_DEPTH or (shape[-1] == 1 and rng.random() < 0.9):
             return False                       # softmax over one value is always 1.0
         b.softmax(beta=float(_choice(rng, (1.0, 0.5, 2.0, 0.1, 8.0))))
-    elif kind in ("logistic", "tanh", "relu", "relu6"):
+    elif kind in ("logistic", "tanh", "relu", "relu6", "hard_swish", "elu"):
         getattr(b, kind)()
+    elif kind in BINARY:
+        binary_step(b, kind, act)
+    elif kind == "leaky_relu":
+        b.leaky_relu(alpha=float(_choice(rng, (0.01, 0.1, 0.2, 0.3, 1.0, 2.5))))
+    elif kind == "prelu":
+        b.prelu(alpha_shape=broadcast_shape(rng, shape))
     else:
         raise ValueError(f"layer: unknown op kind {kind!r}; known: {', '.join(SPATIAL + ANYWHERE)}")
     return True
+
+
+def broadcast_shape(rng, shape):
+    """A shape that broadcasts over `shape` (TFLite's batch dimension included): its trailing
+    dimensions, each kept or 1, sometimes with the batch dimension 1 in front."""
+    k = int(rng.integers(0, len(shape) + 1))
+    other = tuple(d if rng.random() < 0.6 else 1 for d in shape[len(shape) - k:])
+    return (1,) + other if k == len(shape) and rng.random() < 0.3 else other
+
+
+def binary_step(b, kind, act="none"):
+    """b.cur <kind> a second operand, the output keeping b.cur's shape: a constant that
+    broadcasts (before or after), an earlier activation that broadcasts over b.cur (one of
+    the same shape, or a mean over H and W), or b.cur itself. MAXIMUM and MINIMUM need
+    inputs of one quantization: their activation operand is b.cur itself."""
+    rng, shape = b.rng, b.t.shape
+    fused = {"activation": act} if kind in FUSED else {}
+    r = rng.random()
+    if r < 0.5:
+        return b.binary(kind, broadcast_shape(rng, shape), constant=True,
+                        constant_first=bool(rng.random() < 0.5), **fused)
+    earlier = [n for n, t in b.tensors.items() if not t.is_constant and n != b.cur and len(t.shape) == len(shape)
+               and all(d in (1, e) for d, e in zip(t.shape, shape))]
+    if kind in ("maximum", "minimum") or not earlier or r < 0.6:
+        return b.binary(kind, other=b.cur, **fused)
+    return b.binary(kind, other=_choice(rng, earlier), swap=bool(rng.random() < 0.5), **fused)
+
+
+def rescaling(b):
+    """Keras' Rescaling(scale, offset) as TFLite's converter writes it: MUL by a constant, then
+    ADD a constant, each a scalar or one value per channel."""
+    rng, shape = b.rng, b.t.shape
+    for kind in ("mul", "add"):
+        other = () if rng.random() < 0.5 else shape[-1:]
+        b.binary(kind, other, constant=True)
+
+
+def squeeze_excite(b):
+    """MobileNetV3's gate, shortened: the mean over H and W (1, 1, C), a fused-ReLU ADD of a
+    per-channel constant, then the feature map times it (MUL broadcast over H and W)."""
+    if len(b.t.shape) != 3:
+        return False
+    saved = b.cur
+    b.mean(keep_dims=True)
+    b.binary("add", b.t.shape[-1:], constant=True, activation="relu")
+    gate, b.cur = b.cur, saved
+    b.binary("mul", other=gate, swap=bool(b.rng.random() < 0.5))
 
 
 def branch(b, n):
@@ -513,7 +582,9 @@ def _build(seed, steps, spatial, input_shape, name, scales=None):
         b.add(left, activation=_choice(b.rng, ACTIVATIONS))
 
     for step in steps:
-        _append(b, x, {"residual": residual, "diamond": diamond}.get(step, lambda b: layer(b, step)))
+        blocks = {"residual": residual, "diamond": diamond, "rescaling": rescaling,
+                  "squeeze_excite": squeeze_excite}
+        _append(b, x, blocks.get(step, lambda b: layer(b, step)))
     if not b.ops:
         b.relu()
     return b.model()

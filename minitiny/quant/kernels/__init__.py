@@ -8,7 +8,7 @@ same, and keeps the two halves of an op side by side in one file:
     fully_connected.py    conv_2d.py    depthwise_conv_2d.py    pooling.py (max, average)
     mean.py    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
     reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
-    leaky_relu.py    prelu.py    hard_swish.py    quantize.py (int8 -> int8)
+    leaky_relu.py    prelu.py    hard_swish.py    elu.py    quantize.py (int8 -> int8)
     concatenation.py (concatenation, pack)    split.py (split, split_v, unpack)
     pad.py (pad, padv2)    strided_slice.py (strided_slice, slice)    transpose.py
     common.py             the shared checks, the requantization epilogue, the window and
@@ -59,6 +59,7 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `relu6` | `lower` (z_in: real 0), `upper` (real 6 in the input's quantization), `size` |
 | `leaky_relu` | `input_zero_point`, `output_zero_point`, `output_multiplier_alpha`, `output_shift_alpha` (alpha * s_in / s_out), `output_multiplier_identity`, `output_shift_identity` (s_in / s_out), `size` |
 | `prelu` | `input_offset`, `alpha_offset` (-z), `output_offset`, `output_multiplier_1`, `output_shift_1` (s_in / s_out), `output_multiplier_2`, `output_shift_2` (s_in * s_alpha / s_out), `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` (input 2 is alpha) |
+| `elu` | `input_zero_point`, `output_zero_point`, `table` int8[256] (the output of every input q at index q + 128), `size` |
 | `hard_swish` | `input_zero_point`, `output_zero_point`, `output_multiplier_fixedpoint_int16`, `output_multiplier_exponent` (<= 0), `reluish_multiplier_fixedpoint_int16`, `reluish_multiplier_exponent` (int16 Q15 multipliers), `size` |
 | `quantize` | `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (s_in / s_out), `size` |
 | `concatenation`, `pack` | `axis` (of the sample), `outer` (blocks: the product of the output's dimensions before the axis), `copy_sizes` (values each input gives a block), `inputs_count`, `size` |
@@ -80,7 +81,7 @@ power-of-two input scale), input_left_shift (>= 0) and size.
 import numpy as np
 
 from ..errors import GraphError
-from . import (activations, add, concatenation, conv_2d, depthwise_conv_2d, fully_connected,
+from . import (activations, add, concatenation, conv_2d, depthwise_conv_2d, elu, fully_connected,
                hard_swish, leaky_relu, logistic_tanh, maximum_minimum, mean, mul, pad, pooling,
                prelu, quantize, reshape, softmax, split, squared_difference, strided_slice, sub,
                transpose)
@@ -90,7 +91,7 @@ from .common import ActivationRangeError, fail
 KERNELS = {kind: module
            for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, mean, add, sub,
                           mul, maximum_minimum, squared_difference, reshape, softmax,
-                          logistic_tanh, activations, leaky_relu, prelu, hard_swish,
+                          logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu,
                           quantize, concatenation, split, pad, strided_slice, transpose)
            for kind in module.KINDS}
 # the kinds that also run with int16 activations (TFLite's 16x8 scheme)

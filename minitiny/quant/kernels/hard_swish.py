@@ -37,6 +37,9 @@ def prepare(op, tensors, single_rounding):
                  f"TFLM needs (s_in / 128) / s_out < 1")
     relu_m, relu_exp = int16_multiplier(np.float64(hires_input_scale / reluish_scale), op,
                                         "(s_in / 128) / (3 / 32768)")
+    if relu_exp > 31:           # SaturatingLeftShift's 1 << (exponent - 1) would leave int
+        fail(op, f"input scale {float(scale(x))} is too large: TFLM shifts left by {relu_exp - 1} "
+                 f"bits in an int (undefined behaviour from 31 on)")
     return dict(input_zero_point=int(x.zero_point), output_zero_point=int(out.zero_point),
                 output_multiplier_fixedpoint_int16=out_m, output_multiplier_exponent=out_exp,
                 reluish_multiplier_fixedpoint_int16=relu_m, reluish_multiplier_exponent=relu_exp,
@@ -58,6 +61,19 @@ def saturating_doubling_high_mul_16(a, b):
     return np.where((a == INT16_MIN) & (b == INT16_MIN), INT16_MAX, high)
 
 
+def rounding_divide_by_pot_16(x, exponent):
+    """gemmlowp's RoundingDivideByPOT as hard_swish.h calls it, on int16 values: the
+    formula of fixedpoint.rounding_divide_by_pot with the mask 2^exponent - 1 cut to int16.
+    From exponent 16 on that mask is -1 (all 16 bits set), so x >= 0 gives 1 and x < 0
+    gives -1, where a wider mask would give 0 (found against TFLM at input scales below
+    about 2e-7 and output scales 500 times the input's). 0 <= exponent <= 31."""
+    mask = ((1 << exponent) - 1) & 0xFFFF
+    mask = mask - (1 << 16) if mask > INT16_MAX else mask                  # as an int16
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0)
+    return (x >> exponent) + (remainder > threshold)
+
+
 def saturating_left_shift_16(x, amount):
     return np.clip(x * (1 << amount), INT16_MIN, INT16_MAX)
 
@@ -74,10 +90,10 @@ def hard_swish_int8(p, x):
     if exponent > 0:
         reluish = saturating_left_shift_16(reluish, 1)
     if exponent < 0:
-        reluish = fp.rounding_divide_by_pot(reluish, -exponent)
+        reluish = rounding_divide_by_pot_16(reluish, -exponent)
     reluish = (reluish + (1 << 15)) >> 1                                   # [-1, 1) -> [0, 1)
     out = saturating_doubling_high_mul_16(reluish, preshift_output)
-    out = fp.rounding_divide_by_pot(out, -p["output_multiplier_exponent"]) + p["output_zero_point"]
+    out = rounding_divide_by_pot_16(out, -p["output_multiplier_exponent"]) + p["output_zero_point"]
     out = (out - INT16_MIN) % (1 << 16) + INT16_MIN                        # the int16 += wraps
     return np.clip(out, INT8_MIN, INT8_MAX).astype(np.int8)
 
