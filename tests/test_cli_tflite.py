@@ -62,6 +62,28 @@ def test_export_tflite_from_an_int8_model(files, capsys):
     assert np.array_equal(run_tflm_int8((d / "e.tflite").read_bytes(), xq), q.predict_int8(xq))
 
 
+@requires_tflm
+@pytest.mark.parametrize("ext", ["npz", "keras", "h5"])
+def test_export_tflite_from_a_float_model_writes_float32(files, capsys, ext):
+    """A float model file -> the float32 .tflite TFLiteConverter writes without
+    optimizations; TFLite Micro runs it as the model predicts."""
+    pytest.importorskip("h5py")
+    d, x = files
+    model = mt.load_model(d / "m.npz")
+    if ext != "npz":
+        model.save(d / f"m.{ext}")
+    out = d / f"float_{ext}.tflite"
+    code = cli.main(["export", "tflite", str(d / f"m.{ext}"), "--out", str(out)])
+    stdout, err = capsys.readouterr()
+    assert code == 0, err
+    assert "float32 ops, float32 input and output" in stdout
+    got = tflm.run_interpreter(out.read_bytes(), [x[:20]])[0]
+    np.testing.assert_allclose(got, model.predict(x[:20]), rtol=1e-5, atol=1e-6)
+    code = cli.main(["export", "tflite", str(d / f"m.{ext}"), "--out", str(out),
+                     "--input-type", "uint8"])
+    assert code == 2 and "float32 edges" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["quantize", "{d}/m.npz", "--data", "{d}/x.npy", "--out", "{d}/m.h5"], "extension"),
     (["quantize", "{d}/m.npz", "--data", "{d}/x.npy", "--out", "{d}/m.npz", "--input-type",

@@ -590,16 +590,54 @@ def cmd_export(args):
 
 
 def _export_tflite(args):
-    """An int8 model (.qmodel.npz or a generated directory) -> a .tflite TFLite Micro loads."""
+    """An int8 model (.qmodel.npz or a generated directory) -> a .tflite TFLite Micro loads;
+    a float model (.npz from `minitiny train`, .keras, .h5) -> a float32 .tflite, as
+    TFLiteConverter writes it without optimizations."""
     if args.out is None:
         raise UsageError("export tflite needs --out NAME.tflite")
     if not _int8_output(args):
         raise UsageError(f"--out {args.out}: export tflite writes a .tflite file")
     writable_out(args.out)
-    qmodel = load_qmodel(args.dir)
+    if os.path.splitext(args.dir)[1].lower() in (".keras", ".h5", ".hdf5"):
+        return _export_float_tflite(args, load_float_model(args.dir))
+    try:
+        qmodel = load_qmodel(args.dir)
+    except UsageError:
+        model = _float_model(args.dir)        # not int8: the float model a .npz may hold
+        if model is None:
+            raise
+        return _export_float_tflite(args, model)
     _write_tflite(args, qmodel)
     _say(args, f"wrote {args.out}: {len(qmodel.ops)} int8 ops, {args.input_type} input, "
                f"{args.output_type} output")
+    return 0
+
+
+def _float_model(path):
+    """The float model in `path` (.keras, .h5, or an .npz `model.save` wrote), else None."""
+    from minitiny.saving import ModelFileError, load_model
+    if os.path.isdir(path) or not os.path.exists(path):
+        return None
+    try:
+        return load_model(path)
+    except (ModelFileError, ValueError, KeyError):
+        return None
+
+
+def _export_float_tflite(args, model):
+    from minitiny.files import atomic_write
+    from minitiny.quant.lower import LoweringError, lower
+    from minitiny.quant.tflite_io import to_tflite_float
+    if (args.input_type, args.output_type) != ("int8", "int8"):
+        raise UsageError(f"{args.dir} is a float model: its .tflite has float32 edges, so "
+                         "--input-type / --output-type do not apply (quantize it first for "
+                         "int8, uint8 or float32 edges around int8 ops)")
+    try:
+        graph = lower(model)
+    except LoweringError as e:
+        raise UsageError(f"{args.dir}: {e}") from None
+    atomic_write(args.out, to_tflite_float(graph))
+    _say(args, f"wrote {args.out}: {len(graph.ops)} float32 ops, float32 input and output")
     return 0
 
 
@@ -703,10 +741,11 @@ operators (docs/OPS.md); anything else is listed, every item with its operator i
 
 examples:
   minitiny import model.tflite --out build/kws --name kws"""),
-    "export": ("export a generated model as an Arduino library, or an int8 model as .tflite", """
+    "export": ("export a generated model as an Arduino library, or a model (int8 or float) as .tflite", """
 examples:
   minitiny export arduino build/digits --out build/digits-arduino
-  minitiny export tflite build/digits.qmodel.npz --out build/digits.tflite --input-type uint8"""),
+  minitiny export tflite build/digits.qmodel.npz --out build/digits.tflite --input-type uint8
+  minitiny export tflite build/digits.npz --out build/digits_float.tflite    # float32 ops"""),
     "report": ("write a model report: text, HTML page, plots", """
 The report shows per layer the kind, output shape, parameters, MACs, weight and activation
 bytes, scale and zero point (and the int8-vs-float error when --float and --data are given);
@@ -850,7 +889,8 @@ def build_parser():
     p = add("export", cmd_export)
     p.add_argument("target", choices=("arduino", "tflite"), help="what to export for")
     p.add_argument("dir", metavar="DIR|MODEL", help="a directory from `minitiny generate` "
-                   "(tflite: or an int8 .qmodel.npz)")
+                   "(tflite: or an int8 .qmodel.npz; a float model .npz, .keras or .h5 gives "
+                   "a float32 .tflite)")
     p.add_argument("--out", metavar="PATH", help="where to write the library (arduino) or "
                    "the .tflite file (tflite)")
     edge_types(p)
