@@ -669,3 +669,21 @@ def test_cli_imports_and_verifies_a_16x8_file(tmp_path, capsys):
     assert batches[0].min() == -32768 and batches[0].max() == 32767
     from minitiny.testing.equivalence import assert_equivalent
     assert assert_equivalent(q, tmp_path, n=64) >= 64
+
+
+def test_cli_quantize_with_int16_activations_writes_a_16x8_tflite(tmp_path, capsys):
+    """`minitiny quantize --activations int16 --out m.tflite`: a 16x8 file TFLM runs to
+    the NumPy reference's int16 outputs; float32 edges too."""
+    from minitiny import cli
+    model, x = _trained_cnn(3)
+    model.save(tmp_path / "m.npz")
+    np.save(tmp_path / "x.npy", x[:100])
+    for edge in ("int8", "float32"):
+        out = tmp_path / f"m16_{edge}.tflite"
+        assert cli.main(["quantize", str(tmp_path / "m.npz"), "--data", str(tmp_path / "x.npy"), "--out",
+                         str(out), "--activations", "int16", "--input-type", edge, "--output-type", edge,
+                         "--quiet"]) == 0, capsys.readouterr().err
+        q = from_tflite(out.read_bytes())
+        assert {t.dtype for t in q.tensors.values() if not t.is_constant} == {"int16"}
+        xq = q.quantize_input(x[:40])
+        np.testing.assert_array_equal(run_tflm_int8(out.read_bytes(), xq), q.predict_int8(xq))

@@ -297,12 +297,14 @@ def cmd_quantize(args):
     updates = math.ceil(len(x_cal) / batch) * (1 + len(lower(model).ops))
     with Progress(updates, f"calibrating on {len(x_cal)} samples", enabled=_bar_enabled(args)) as bar:
         qmodel = quantize(model, x_cal, observer=calibration_observer(args.observer, 99.99, bar),
-                          per_channel_dense=not args.per_tensor, batch_size=batch)
+                          per_channel_dense=not args.per_tensor, batch_size=batch,
+                          activations=args.activations)
     if tflite:
         _write_tflite(args, qmodel)
     else:
         qmodel.save(args.out)
-    _say(args, f"wrote {args.out}: {len(qmodel.ops)} int8 ops, {qmodel.weight_bytes():,} weight "
+    scheme = "16x8" if args.activations == "int16" else "int8"
+    _say(args, f"wrote {args.out}: {len(qmodel.ops)} {scheme} ops, {qmodel.weight_bytes():,} weight "
                f"bytes (calibrated on {len(x_cal)} samples of {data.source}, {args.observer})")
     x_test, y_test = data.test
     if y_test is not None:
@@ -311,7 +313,7 @@ def cmd_quantize(args):
         pred = model.predict(x_test[:n])
         metric = "accuracy" if pred.shape[-1] > 1 else "mse"
         flt = _metric(pred, y_test[:n], metric)
-        print(f"{metric} on {n:,} samples: float {flt:.4f}, int8 {int8:.4f}")
+        print(f"{metric} on {n:,} samples: float {flt:.4f}, {scheme} {int8:.4f}")
     return 0
 
 
@@ -722,7 +724,8 @@ examples:
     "quantize": ("quantize a trained model to int8 (post-training, TFLite's scheme)", """
 examples:
   minitiny quantize build/digits.npz --data mnist --out build/digits.qmodel.npz
-  minitiny quantize build/sine.npz --data x.npy --observer percentile --out build/sine.qmodel.npz"""),
+  minitiny quantize build/sine.npz --data x.npy --observer percentile --out build/sine.qmodel.npz
+  minitiny quantize build/kws.npz --data x.npy --activations int16 --out build/kws16.tflite"""),
     "generate": ("generate C99 from an int8 model", """
 examples:
   minitiny generate build/digits.qmodel.npz --out build/digits --name digits"""),
@@ -851,6 +854,9 @@ def build_parser():
     p.add_argument("--samples", type=int, default=500, help="calibration samples (default 500)")
     p.add_argument("--per-tensor", action="store_true",
                    help="one weight scale per Dense layer instead of per output channel")
+    p.add_argument("--activations", choices=("int8", "int16"), default="int8",
+                   help="int8 (default) or int16: TFLite's 16x8 scheme (int16 activations with "
+                   "zero point 0, int8 weights, int64 bias); its C has the reference kernels")
     p.add_argument("--eval-samples", type=int, default=10000,
                    help="test samples for the float vs int8 comparison (default 10000)")
 
