@@ -6,7 +6,7 @@ broadcast over H and W), ADD of a per-channel constant (Rescaling), a residual A
 maps of one shape, then HARD_SWISH, LEAKY_RELU, PRELU (one alpha per channel) and ELU.
 It is generated in the reference variant (TFLM's loops: ElementWise or
 BroadcastBinaryFunction4DSlow calling the op's per-element function) and in "auto" (the
-DSP/scalar kernels where a kind has them: the residual ADD's tuned loop), compiled with
+tuned kernels where a kind has them: ADD, SUB, MUL in scalar/elementwise.c.j2), compiled with
 arm-none-eabi-gcc -O2, run in QEMU (mps2-an386) with a marker before each layer, and checked
 against the NumPy int8 reference. Printed: each layer's instructions divided by its output
 values; the same table is written to bench/results/elementwise.md.

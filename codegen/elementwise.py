@@ -43,6 +43,26 @@ def strides(shape, output_shape):
     return [0 if dims[d] == 1 and out[d] != 1 else row_major[d] for d in range(RANK)]
 
 
+def loops(shape):
+    """The broadcast as few nested loops as it takes, for the tuned kernels
+    (templates/scalar/elementwise.c.j2): [(extent, stride1, stride2), ...], outermost first,
+    each operand read at index sum(i_k * stride_k). Dimensions of size 1 are dropped, and a
+    dimension is merged into the one inside it when both operands step through the two as
+    through one (each contiguous across them, or stretched along both): the loops then visit
+    the same values in the same order. Operands of the output's shape give one flat loop."""
+    merged = []
+    for extent, s1, s2 in zip(shape["output_dims"], shape["input1_strides"], shape["input2_strides"]):
+        if extent == 1:
+            continue
+        if merged:
+            outer_extent, o1, o2 = merged[-1]
+            if o1 == s1 * extent and o2 == s2 * extent:       # contiguous (or 0 = 0 * extent)
+                merged[-1] = (outer_extent * extent, s1, s2)
+                continue
+        merged.append((extent, s1, s2))
+    return merged or [(1, 0, 0)]
+
+
 def layer_context(kind, p, qmodel, op):
     """{"loop", "function", "shape", "constant"} for the templates: the loop that runs the
     layer, the per-element function, the broadcast (None when the loop is flat) and the
@@ -64,4 +84,6 @@ def layer_context(kind, p, qmodel, op):
             constant = {"role": role, "label": c_comment(t.name), "dims": dims, "data": data,
                         "nbytes": int(data.size), "scale": float(t.scale), "zero_point": int(t.zero_point)}
     loop = None if kind == "prelu" else "ElementWise" if flat else "BroadcastBinaryFunction4DSlow"
-    return {"loop": loop, "function": FUNCTIONS.get(kind), "shape": shape, "constant": constant}
+    nest = loops(shape) if shape else [(size, 1, 1)]
+    return {"loop": loop, "function": FUNCTIONS.get(kind), "shape": shape, "constant": constant,
+            "loops": nest}

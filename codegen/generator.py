@@ -60,18 +60,18 @@ VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d
 #   "auto"      "dsp" and "scalar" both, chosen by the compiler: the DSP kernels when
 #               __ARM_FEATURE_DSP is defined and MINITINY_SCALAR is not (the fastest build
 #               for any core), else the scalar ones.
-# Op kinds every variant runs with the reference kernel (no tuned form yet); an ADD with a
-# constant operand or operands that broadcast too (the scalar ADD takes two activations of one
-# shape: reference_add below).
+# Op kinds every variant runs with the reference kernel (no tuned form yet).
 REFERENCE_ONLY_TEMPLATES = {
-    "sub": "reference/sub.c.j2", "mul": "reference/mul.c.j2",
     "maximum": "reference/maximum_minimum.c.j2", "minimum": "reference/maximum_minimum.c.j2",
     "squared_difference": "reference/squared_difference.c.j2",
     "leaky_relu": "reference/leaky_relu.c.j2", "prelu": "reference/prelu.c.j2",
     "hard_swish": "reference/hard_swish.c.j2", "elu": "reference/elu.c.j2",
 }
-REFERENCE_TEMPLATES = {**{kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS}, **REFERENCE_ONLY_TEMPLATES}
-SCALAR_TEMPLATES = {kind: f"scalar/{kind}.c.j2" for kind in VARIANT_KINDS}
+REFERENCE_TEMPLATES = {**{kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS + ("sub", "mul")},
+                       **REFERENCE_ONLY_TEMPLATES}
+# add, sub and mul share one tuned template (constants in the code, the broadcast as few loops)
+SCALAR_TEMPLATES = {**{kind: f"scalar/{kind}.c.j2" for kind in VARIANT_KINDS},
+                    **{kind: "scalar/elementwise.c.j2" for kind in ("add", "sub", "mul")}}
 KERNEL_VARIANTS = {
     "reference": {**SHARED_TEMPLATES, **REFERENCE_TEMPLATES},
     "scalar": {**SHARED_TEMPLATES, **SCALAR_TEMPLATES, **REFERENCE_ONLY_TEMPLATES},
@@ -185,7 +185,7 @@ FIXEDPOINT_DEPENDS_SINGLE_ROUNDING = {
 # CODE_BYTES: the scalar (and shared) kernels, one copy per layer.
 CODE_BYTES = {
     "fully_connected": 250, "conv_2d": 340, "depthwise_conv_2d": 430, "max_pool_2d": 160,
-    "average_pool_2d": 270, "mean": 90, "add": 100, "reshape": 0, "softmax": 160,
+    "average_pool_2d": 270, "mean": 90, "add": 100, "sub": 100, "mul": 80, "reshape": 0, "softmax": 160,
     "logistic": 80, "tanh": 70, "relu": 60, "relu6": 40,
 }
 CODE_BYTES_HELPERS = {
@@ -309,8 +309,6 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     kind = op.kind
     int16 = (op.params or {}).get("dtype") == "int16"
     template = INT16_TEMPLATES.get(kind) if int16 else KERNEL_VARIANTS[variant].get(kind)
-    if kind == "add" and op.params is not None and _reference_add(op.params):
-        template = REFERENCE_TEMPLATES[kind]
     uses_dsp = kind in _dsp_kinds(variant)
     dsp_template = None
     if variant in BOTH_KERNELS and uses_dsp:
@@ -420,12 +418,6 @@ def _kernels(variant, kind):
 def _dsp_kinds(variant):
     """{op kind: DSP template} of the kinds the variant computes with DSP-SIMD kernels."""
     return dsp.TEMPLATES if variant in DSP_VARIANTS else {}
-
-
-def _reference_add(p):
-    """An ADD only the reference kernel runs: a constant operand, or shapes that broadcast
-    (the scalar ADD adds two activations of one shape)."""
-    return bool(p.get("broadcast") or p.get("input1_constant") or p.get("input2_constant"))
 
 
 def _saturates_only(layer):
