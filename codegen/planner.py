@@ -18,7 +18,8 @@ file decides, in Python, where each tensor lives, so that N is as small as the g
 3. Offsets: TFLite Micro's GreedyMemoryPlanner (tensorflow/lite/micro/memory_planner/
    greedy_memory_planner.cc): take groups largest first; put each at the lowest aligned
    offset where none of its tensors overlaps an already-placed tensor live at the same step
-   (first fit in the gaps).
+   (first fit in the gaps). The same first fit also runs in a few other orders (by first
+   step, seeded shuffles), and the smallest arena is kept.
 
 Lower bound: at every step all live tensors must be in memory at once, so
 N >= max over steps of the bytes live then, bytes shared in place counted once. Without
@@ -30,10 +31,12 @@ im2col columns): `scratch={step: bytes}` adds a buffer live at that one step onl
 by the same greedy rule, so it reuses bytes no live tensor holds at that step. It is named
 "<op name> scratch" in the plan and counted in the lower bound and the layer's bytes.
 """
+import random
 from dataclasses import dataclass, field
 
 ALIAS_KINDS = ("reshape",)
 IN_PLACE_KINDS = ("relu", "relu6", "logistic", "tanh", "add", "softmax")
+SHUFFLES = 32           # seeded shuffles of the greedy placement's order tried beside TFLM's
 
 
 class PlanError(ValueError):
@@ -241,6 +244,20 @@ def _share(steps, sizes, life, inputs, outputs, scratch, in_place):
     return groups, buffer_of, scratch_of, shared, chosen
 
 
+def _orders(groups, shuffles=SHUFFLES):
+    """The orders the greedy placement tries, the smallest arena kept: TFLM's (largest
+    first), by first step, then `shuffles` seeded shuffles (tied offsets make one fixed
+    order miss a fit that another finds; the same seed gives the same plan every time)."""
+    first = lambda g: min(b.first for b, _ in g.members)
+    largest = lambda g: max(b.size for b, _ in g.members)
+    yield sorted(groups, key=lambda g: (-largest(g), first(g)))
+    yield sorted(groups, key=lambda g: (first(g), -largest(g)))
+    rng, order = random.Random(0), list(groups)
+    for _ in range(shuffles if len(groups) <= 200 else 2):
+        rng.shuffle(order)
+        yield list(order)
+
+
 def _place(groups, align):
     """Greedy first fit of the groups in this order -> (arena end, offsets in the order of
     the members of `groups` as given to plan)."""
@@ -288,9 +305,7 @@ def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
     buffers = [b for g in groups for b, _ in g.members]
 
     # -- 3. greedy: largest first, lowest offset where no tensor overlaps a live one -------
-    orders = [lambda g: (-max(b.size for b, _ in g.members), min(b.first for b, _ in g.members)),
-              lambda g: (min(b.first for b, _ in g.members), -max(b.size for b, _ in g.members))]
-    best = min((_place(sorted(groups, key=order), align) for order in orders), key=lambda o: o[0])
+    best = min((_place(order, align) for order in _orders(groups)), key=lambda o: o[0])
     for b in buffers:
         b.offset = best[1][id(b)]
 
