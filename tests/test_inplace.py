@@ -29,6 +29,8 @@ from minitiny.quant.tflite_read import from_tflite  # noqa: E402
 from minitiny.testing.models import Builder  # noqa: E402
 
 MLPERF = os.path.join(os.path.dirname(__file__), "data", "mlperf")
+THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"      # 10x the examples, larger images
+SCALE = 10 if THOROUGH else 1
 
 
 # ---------------------------------------------------------------------------------------
@@ -70,7 +72,7 @@ windows = st.tuples(st.integers(1, 7), st.integers(1, 7), st.sampled_from([(1, 1
 
 @given(st.sampled_from(["conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d"]), windows,
        st.integers(1, 4), st.integers(1, 5))
-@settings(max_examples=60)
+@settings(max_examples=60 * SCALE)
 def test_reference_kernels_never_read_what_they_overwrote(kind, window, in_c, factor):
     h, w, k, stride, padding = window
     assume(padding == "same" or (k[0] <= h and k[1] <= w))
@@ -182,7 +184,7 @@ def graphs_with_in_place(draw):
 
 
 @given(graphs_with_in_place())
-@settings(max_examples=150)
+@settings(max_examples=150 * SCALE)
 def test_planner_never_aliases_a_tensor_still_read(graph):
     steps, sizes, inputs, outputs, offers = graph
     result = planner.plan(steps, sizes, inputs, outputs, in_place=offers)
@@ -225,8 +227,9 @@ def test_in_place_used_only_where_it_lowers_the_peak():
 def tempting_models(draw):
     """Chains of windowed ops (stride 2, padding, depth multipliers) with residual adds."""
     seed = draw(st.integers(0, 2 ** 16))
-    h, w = draw(st.integers(3, 10)), draw(st.integers(3, 10))
-    b = Builder(seed, (h, w, draw(st.integers(1, 5))), "tempting")
+    big = 40 if THOROUGH else 10
+    h, w = draw(st.integers(3, big)), draw(st.integers(3, big))
+    b = Builder(seed, (h, w, draw(st.integers(1, 5 if big == 10 else 16))), "tempting")
     for _ in range(draw(st.integers(1, 5))):
         kind = draw(st.sampled_from(["conv_2d", "conv_2d", "depthwise_conv_2d", "max_pool_2d",
                                      "average_pool_2d", "residual"]))
@@ -257,7 +260,7 @@ def both_schedules(model, run):
 
 @requires_gcc
 @given(tempting_models(), st.sampled_from(["reference", "scalar"]))
-@settings(max_examples=12)
+@settings(max_examples=12 * SCALE)
 def test_in_place_c_equals_plain_and_numpy_under_asan(model, variant):
     x = inputs_for(model, 0, n=3)
     both_schedules(model, lambda in_place: host_dsp(model, x, [], sanitize=True, variant=variant,
@@ -266,7 +269,7 @@ def test_in_place_c_equals_plain_and_numpy_under_asan(model, variant):
 
 @requires_gcc
 @given(tempting_models())
-@settings(max_examples=10)
+@settings(max_examples=10 * SCALE)
 def test_in_place_dsp_c_on_the_host_under_asan(shim_flags, model):
     x = inputs_for(model, 1, n=3)
     both_schedules(model, lambda in_place: host_dsp(model, x, shim_flags, sanitize=True, variant="dsp",
@@ -285,6 +288,15 @@ def test_keyword_spotting_in_place_on_the_host(variant):
     fast = generator.build_context(model, "m", variant)["arena"]
     assert len(fast.in_place) >= 8 and fast.size < 0.7 * plain.size     # every conv of the chain
     host_dsp(model, inputs_for(model, 2, n=2), [], sanitize=True, variant=variant)
+
+
+@requires_gcc
+def test_visual_wake_words_in_place_on_the_host():
+    # where users go: a 96x96x3 image through MobileNetV1, the arena planned in place, ASan on
+    model = mlperf("vww_mobilenet_v1")
+    g = generator.build_context(model, "m", "reference")["arena"]
+    assert g.size < 0.75 * generator.build_context(model, "m", "reference", in_place=False)["arena"].size
+    host_dsp(model, inputs_for(model, 4, n=1), [], sanitize=True, variant="reference")
 
 
 @requires_qemu
