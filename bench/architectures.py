@@ -9,7 +9,8 @@ converted by TensorFlow 2.21, TFLite Micro's outputs stored beside). Per file:
     flash         the linked image on the emulated Cortex-M4 (code and constants), bytes
     arena         the generated C's arena / TFLite Micro's minimum arena for the same file
     instr/MAC     instructions per MAC of the whole inference on the emulated M4 (QEMU
-                  mps2-an386, exact counts), the fastest variant ('auto': the DSP kernels),
+                  mps2-an386, exact counts), the fastest variant ('auto': the DSP kernels;
+                  'reference' where the generator has no other, as for 16x8),
                   arm-none-eabi-gcc -O2; the firmware checks its outputs against NumPy
 
 The flash, arena and instruction figures need `generate` to accept the model (every op with
@@ -75,11 +76,15 @@ def measure(name, work, n):
         row["no_c"] = f"no C kernel for {', '.join(without_c)}"
         return row
     d = os.path.join(work, row["name"])
-    try:
-        g = codegen.generate(q, d, name=row["name"], variant="auto")
-    except codegen.CodegenError as e:
-        row["no_c"] = str(e).splitlines()[0]
+    for variant in ("auto", "reference"):            # the fastest the generator accepts
+        try:
+            g = codegen.generate(q, d, name=row["name"], variant=variant)
+            break
+        except codegen.CodegenError as e:
+            row["no_c"] = str(e).splitlines()[0]
+    else:
         return row
+    row["variant"] = variant
     row["arena"] = g.manifest["arena_bytes"]
     result = firmware.run(d, board="cortex-m4", inputs=[a[:n] for a in x] if len(x) > 1 else x[0][:n],
                           profile=False, timeout=600)
@@ -101,7 +106,7 @@ def architecture_table(rows):
         if "missing" in r:
             out.append(f"| {r['name']} | no: {'; '.join(r['missing'])} | | | - / {tflm_arena_text} | |")
             continue
-        c = [f"{r['flash']:,}", f"{r['arena']:,} / {tflm_arena_text}", f"{r['ipm']:.2f}"] if "ipm" in r else \
+        c = [f"{r['flash']:,}", f"{r['arena']:,} / {tflm_arena_text}", f"{r['ipm']:.2f}" + ("" if r["variant"] == "auto" else f" ({r['variant']})")] if "ipm" in r else \
             ["", f"- / {tflm_arena_text}", r["no_c"]]
         out.append(f"| {r['name']} | yes | {r['compared']:,} / {r['mismatched']} | " + " | ".join(c) + " |")
     imported = sum("missing" not in r for r in rows)
