@@ -106,8 +106,10 @@ def test_tflite_files_are_models_tflm_runs(data):
 @given(qmodels(["fully_connected", "relu", "residual"], max_layers=3, spatial=False))
 @settings(max_examples=10 * SCALE)
 def test_qmodels_draws_the_kinds_asked_for(qmodel):
+    # a residual block's branch may hold any layer that keeps its input's shape
     assert {op.kind for op in qmodel.ops} <= {"fully_connected", "relu", "add", "conv_2d", "depthwise_conv_2d",
-                                              "max_pool_2d", "average_pool_2d", "relu6", "logistic", "tanh"}
+                                              "max_pool_2d", "average_pool_2d", "relu6", "logistic", "tanh",
+                                              "mul", "prelu", "hard_swish"}
 
 
 # ---------------------------------------------------------------------------------------
@@ -214,6 +216,25 @@ def test_shrinking_ends_at_the_minimal_input(zp, a, b, seed):
     want = np.full(16, zp, np.int8)
     want[3], want[7] = zp + a, zp + b
     np.testing.assert_array_equal(small.reshape(-1), want)
+
+
+def test_shrinking_stops_at_its_deadline_with_a_failing_input():
+    """fails(x) <=> at least 600 of 1024 values at 127: minimal inputs keep 600 of them, so
+    shrinking one value at a time takes hundreds of slow batches; a deadline ends it early
+    and what it returns still fails."""
+    import time
+    calls = []
+
+    def fails(xs):
+        calls.append(len(xs))
+        time.sleep(0.05)
+        return (xs.reshape(len(xs), -1) == 127).sum(axis=1) >= 600
+    x = np.full(1024, 127, np.int8)
+    start = time.monotonic()
+    small = shrink(x, fails, 0, deadline=start + 0.5)
+    assert time.monotonic() - start < 0.5 + 0.05 + 1.0           # one batch may finish late
+    assert fails(small[None])[0] and len(calls) < 20
+    assert not np.array_equal(small, x) or len(calls) == 1          # it did shrink if it could
 
 
 # ---------------------------------------------------------------------------------------
@@ -333,6 +354,35 @@ def test_cli_verify_thorough_names_the_layer_within_its_budget(tmp_path, capsys)
     out = capsys.readouterr().out
     assert "thorough: bit-exact" in out and "FAILED" in out and "layer 0 'conv_2d_0'" in out
     assert main(["verify", str(tmp_path / "bad"), "--thorough", "--budget", "-1"]) == 2
+
+
+@requires_cc
+@pytest.mark.parametrize("fault", [False, True])
+def test_assert_equivalent_stops_within_its_budget_however_slow_the_model(tmp_path, monkeypatch, fault):
+    """Every comparison made 0.3 s slower (a model far larger than this one): the search,
+    the shrinking of a found difference and the diagnosis still end within the budget and a
+    few comparisons (the C is compiled before the clock starts)."""
+    import time
+    from minitiny.testing import equivalence
+    qmodel = conv_mlp()
+    codegen.generate(qmodel, tmp_path, name="m", variant="scalar")
+    if fault:
+        plant(tmp_path / "m_model.c", r"(conv_2d_0_bias\[\d+\] = \{\s*)(-?\d+)",
+              lambda m: m.group(1) + str(int(m.group(2)) + 20000))
+    equivalence.Engines(qmodel, tmp_path, use_tflm=False)            # compiled and cached
+    real = equivalence.Engines.differs
+
+    def slow(self, x, which=None):
+        time.sleep(0.3)
+        return real(self, x, which)
+    monkeypatch.setattr(equivalence.Engines, "differs", slow)
+    budget, start = 3.0, time.monotonic()
+    if fault:
+        with pytest.raises(Mismatch, match="layer 0 'conv_2d_0'"):
+            assert_equivalent(qmodel, tmp_path, budget=budget, search_steps=40, use_tflm=False)
+    else:
+        assert assert_equivalent(qmodel, tmp_path, budget=budget, search_steps=40, use_tflm=False) > 0
+    assert time.monotonic() - start < 2 * budget
 
 
 # ---------------------------------------------------------------------------------------

@@ -264,12 +264,13 @@ def _params_text(op, channel):
     return ", ".join(parts)
 
 
-def _fail_on(engines, x, bad):
-    """Shrink the first differing input and raise its Mismatch."""
+def _fail_on(engines, x, bad, deadline=None):
+    """Shrink the first differing input (until time.monotonic() `deadline`, if given) and
+    raise its Mismatch."""
     __tracebackhide__ = True            # pytest shows the report, not this frame
     first = x[int(np.argmax(bad))]
     engine = next(e for e in engines.names if engines.differs(first[None], [e])[0])
-    small = shrink(first, lambda xs: engines.differs(xs, [engine]), engines.zero_point)
+    small = shrink(first, lambda xs: engines.differs(xs, [engine]), engines.zero_point, deadline=deadline)
     raise diagnose(engines, small, engine)
 
 
@@ -281,34 +282,45 @@ def assert_equivalent(qmodel, c_dir, tflite=None, n=256, seed=0, budget=None, st
     the shrunk input and the first diverging layer. Returns the number of inputs compared.
 
     flags: extra C compiler flags; progress: called with the running count after each
-    batch; use_tflm: compare with TFLite Micro too (default: when it is installed)."""
+    batch; use_tflm: compare with TFLite Micro too (default: when it is installed).
+
+    The budget, from the moment the C is built: the targeted search stops at half of it,
+    the random inputs (and the strategy's draws) at three quarters, the shrinking of a
+    difference at the whole; one batch already started finishes, so a run overshoots by
+    at most a batch's time and the diagnosis of one input."""
     __tracebackhide__ = True
     engines = Engines(qmodel, c_dir, tflite, flags, use_tflm)
     start, done = time.monotonic(), 0
-    deadline = None if budget is None else start + 0.7 * budget
-    for x in standard_inputs(qmodel, n if budget is None else 10 ** 9, seed, search_steps, deadline):
+    at = (lambda share: None) if budget is None else (lambda share: start + share * budget)
+    search_end = at(0.5 if strategy is not None else 0.75)
+    for x in standard_inputs(qmodel, n if budget is None else 10 ** 9, seed, search_steps, at(0.5)):
         bad = engines.differs(x)
         done += len(x)
         if progress:
             progress(done)
         if bad.any():
-            _fail_on(engines, x, bad)
-        if budget is not None and time.monotonic() - start > budget:
+            _fail_on(engines, x, bad, at(1.0))
+        if search_end is not None and time.monotonic() > search_end:
             break
     if strategy is not None:
-        done += _hypothesis_phase(engines, strategy, max_examples)
+        done += _hypothesis_phase(engines, strategy, max_examples, at(0.75), at(1.0))
     return done
 
 
-def _hypothesis_phase(engines, strategy, max_examples):
+def _hypothesis_phase(engines, strategy, max_examples, deadline=None, shrink_deadline=None):
+    """`max_examples` draws of `strategy` (those after time.monotonic() `deadline` are not
+    run) -> how many were compared."""
     __tracebackhide__ = True
-    found = []
+    found, ran = [], [0]
 
     # no shrinking by hypothesis: shrink() below does it toward the zero point, in batches
     @settings(max_examples=max_examples, database=None, deadline=None,
               suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.reuse, Phase.generate])
     @given(strategy)
     def check(x):
+        if deadline is not None and time.monotonic() > deadline:
+            return
+        ran[0] += 1
         x = engines.pack(x)
         if engines.differs(x[None])[0]:
             found.append(x)
@@ -319,5 +331,5 @@ def _hypothesis_phase(engines, strategy, max_examples):
     except AssertionError:
         if not found:
             raise
-        _fail_on(engines, found[-1][None], np.array([True]))      # hypothesis' shrunk input, last
-    return max_examples
+        _fail_on(engines, found[-1][None], np.array([True]), shrink_deadline)   # hypothesis' shrunk input, last
+    return ran[0]

@@ -47,10 +47,15 @@ def bit_exact(c_dir, qmodel, budget, progress=None, tflite=None, flags=(), use_t
                              progress=progress, flags=flags, use_tflm=use_tflm)
 
 
+def _some_inputs(qmodel, budget, n=64):
+    """n standard inputs, packed (N, ...), the targeted ones found in half the budget."""
+    return np.concatenate(list(standard_inputs(qmodel, n=n, deadline=time.monotonic() + budget / 2)))
+
+
 def call_order(c_dir, qmodel, budget, progress=None, **_):
     """The same inputs, forward then backward and one at a time: identical outputs."""
     fn = codegen.load(c_dir)
-    x = np.concatenate(list(standard_inputs(qmodel, n=64)))      # packed for several inputs
+    x = _some_inputs(qmodel, budget)                              # packed for several inputs
     forward = packed_outputs(qmodel, fn(unpack_inputs(qmodel, x)))
     backward = packed_outputs(qmodel, fn(unpack_inputs(qmodel, x[::-1])))[::-1]
     if not np.array_equal(forward, backward):
@@ -65,7 +70,7 @@ def call_order(c_dir, qmodel, budget, progress=None, **_):
 def sanitizers(c_dir, qmodel, budget, progress=None, **_):
     """The C under AddressSanitizer and UBSan on the special, targeted and random inputs:
     no out-of-bounds access, no undefined behaviour (its outputs are bit-exact's business)."""
-    x = np.concatenate(list(standard_inputs(qmodel, n=64)))
+    x = _some_inputs(qmodel, budget)
     try:
         codegen.load(c_dir, sanitize=True)(unpack_inputs(qmodel, x))
     except codegen.SanitizerError as e:

@@ -216,10 +216,11 @@ def _elements(layer, rng, limit):
     return [int(e) for e in order[first]] + rest[:max(0, limit - len(head))]
 
 
-def solved_inputs(qmodel, op, rng, limit=64):
+def solved_inputs(qmodel, op, rng, limit=64, deadline=None):
     """Model inputs that put accumulators of `op` (which reads the model input) exactly on
     their knife edges: up to `limit` of them, round-robin over output positions (each
-    channel early) and over each position's edges in random order."""
+    channel early) and over each position's edges in random order, until time.monotonic()
+    passes `deadline`."""
     layer = LinearLayer(qmodel, op)
     zp = int(qmodel.input.zero_point)
     shape = qmodel.input.shape
@@ -228,6 +229,8 @@ def solved_inputs(qmodel, op, rng, limit=64):
     found = []
     while len(found) < limit and any(queues):
         for e, queue in zip(elements, queues):
+            if deadline is not None and time.monotonic() > deadline:
+                return found
             if not queue or len(found) >= limit:
                 continue
             target = queue.pop()
@@ -251,12 +254,13 @@ def layer_input(qmodel, op, x):
     return values[op.inputs[0]]
 
 
-def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16):
+def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16, layer=None):
     """Search model inputs from x0 that bring acc[e] of `op` (any layer) onto `target` (one
     accumulator, or an array of them: the nearest counts). Each step tries `batch`
     mutations, coarse (a few values moved by up to 32, or set to an extreme) and fine (one
-    value moved by 1 to 3), and keeps the best. Returns (input, distance reached)."""
-    layer = LinearLayer(qmodel, op)
+    value moved by 1 to 3), and keeps the best. Returns (input, distance reached).
+    layer: `op`'s LinearLayer, if the caller has it already."""
+    layer = LinearLayer(qmodel, op) if layer is None else layer
     goals = np.sort(np.atleast_1d(np.asarray(target, np.int64)))
     best = np.asarray(x0, np.int8).reshape(qmodel.input.shape)
 
@@ -301,14 +305,19 @@ def targeted_batches(qmodel, n=64, seed=0, search_steps=0, deadline=None, batch=
     weighted = [op for op in qmodel.ops if op.kind in WEIGHTED]
     per_layer = max(1, n // max(len(weighted), 1))
     searched = []
+    late = lambda: deadline is not None and time.monotonic() > deadline
     for op in weighted:
+        if late():
+            return
         if reads_model_input(qmodel, op):
-            found = solved_inputs(qmodel, op, rng, per_layer)
+            found = solved_inputs(qmodel, op, rng, per_layer, deadline)
             if found:
                 yield np.stack(found).astype(np.int8)
         elif search_steps:
             searched.append(op)
     for op in searched:
+        if late():
+            return
         layer, found = LinearLayer(qmodel, op), []
         for e in _elements(layer, rng, max(1, per_layer // 4)):
             edges = layer.edges(e)
@@ -316,10 +325,10 @@ def targeted_batches(qmodel, n=64, seed=0, search_steps=0, deadline=None, batch=
             # any of them (the nearest)
             goals = [[t] for t in rng.permutation(edges)[:4]] + ([edges] if len(edges) else [])
             for goal in goals:
-                if deadline is not None and time.monotonic() > deadline:
+                if late():
                     break
                 x0 = rng.integers(-128, 128, size=qmodel.input.shape).astype(np.int8)
-                found.append(hill_climb(qmodel, op, e, goal, x0, rng, steps=search_steps)[0])
+                found.append(hill_climb(qmodel, op, e, goal, x0, rng, steps=search_steps, layer=layer)[0])
                 if len(found) == batch:
                     yield np.stack(found)
                     found = []
