@@ -60,12 +60,23 @@ VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d
 #   "auto"      "dsp" and "scalar" both, chosen by the compiler: the DSP kernels when
 #               __ARM_FEATURE_DSP is defined and MINITINY_SCALAR is not (the fastest build
 #               for any core), else the scalar ones.
+# Data movement (and the requantization): one generic reference kernel per kind that every
+# variant calls (nothing to tune: copies); kinds that move bytes the same way share one.
+MOVEMENT_TEMPLATES = {
+    "quantize": "reference/requantize.c.j2",
+    "concatenation": "reference/concatenation.c.j2", "pack": "reference/concatenation.c.j2",
+    "split": "reference/split.c.j2", "split_v": "reference/split.c.j2", "unpack": "reference/split.c.j2",
+    "pad": "reference/pad.c.j2",
+    "strided_slice": "reference/strided_slice.c.j2", "slice": "reference/strided_slice.c.j2",
+    "transpose": "reference/transpose.c.j2",
+}
 # Op kinds every variant runs with the reference kernel (no tuned form yet).
 REFERENCE_ONLY_TEMPLATES = {
     "maximum": "reference/maximum_minimum.c.j2", "minimum": "reference/maximum_minimum.c.j2",
     "squared_difference": "reference/squared_difference.c.j2",
     "leaky_relu": "reference/leaky_relu.c.j2", "prelu": "reference/prelu.c.j2",
     "hard_swish": "reference/hard_swish.c.j2", "elu": "reference/elu.c.j2",
+    **MOVEMENT_TEMPLATES,
 }
 REFERENCE_TEMPLATES = {**{kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS + ("sub", "mul")},
                        **REFERENCE_ONLY_TEMPLATES}
@@ -104,6 +115,7 @@ REFERENCE_KERNELS = {
     "leaky_relu": ["reference/leaky_relu.c.j2"],
     "hard_swish": ["reference/hard_swish.c.j2"],
     "elu": ["reference/elu.c.j2"],
+    **{kind: [template] for kind, template in MOVEMENT_TEMPLATES.items()},
 }
 
 # A 16x8 model (int16 activations, int8 weights, int64 bias) has the reference variant only:
@@ -136,6 +148,7 @@ FIXEDPOINT_USES = {
     "leaky_relu": ["MultiplyByQuantizedMultiplier"],
     "prelu": ["MultiplyByQuantizedMultiplier"],
     "relu": ["MultiplyByQuantizedMultiplier"],
+    "quantize": ["MultiplyByQuantizedMultiplier"],
     "softmax": ["MultiplyByQuantizedMultiplierGreaterThanOne", "exp_on_negative_values",
                 "GetReciprocal", "RoundingDivideByPOT", "SaturatingRoundingDoublingHighMul"],
     "logistic": ["MultiplyByQuantizedMultiplier", "gemmlowp_logistic", "RoundingDivideByPOT"],
@@ -210,6 +223,8 @@ CODE_BYTES_REFERENCE = {
     "prelu": 165, "leaky_relu": 105, "hard_swish": 295, "elu": 28,
     # 16x8's own kernels, with their tables (512 bytes of sigmoid, 2 x 1026 of softmax LUTs)
     "softmax": 160 + 2052, "logistic": 80 + 512, "tanh": 70 + 512,
+    "quantize": 64, "concatenation": 68, "pack": 68, "split": 68, "split_v": 68, "unpack": 68,
+    "pad": 170, "strided_slice": 160, "slice": 160, "transpose": 244,
 }
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
@@ -218,6 +233,8 @@ REFERENCE_PARAMS_BYTES = {
     "maximum": 12 * 4, "minimum": 12 * 4, "squared_difference": 12 * 4, "prelu": 7 * 4,
     "leaky_relu": 7 * 4, "hard_swish": 6 * 4, "elu": 256,      # elu: its table
     "softmax": 4 * 4, "logistic": 0, "tanh": 0,
+    "quantize": 5 * 4, "concatenation": 3 * 4, "pack": 3 * 4, "split": 3 * 4, "split_v": 3 * 4,
+    "unpack": 3 * 4, "pad": 16 * 4, "strided_slice": 20 * 4, "slice": 20 * 4, "transpose": 10 * 4,
 }
 
 # Names the generated .c declares itself: a layer may not take them (nor any identifier the
@@ -322,7 +339,8 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     name = namer.claim(op.name, LAYER_SUFFIXES, fallback=kind)
     acts = [_tensor_view(t, arena.offsets[t.name]) for t in qmodel.activations(op)]
     consts = [_tensor_view(qmodel.tensors[n]) for n in op.inputs if qmodel.tensors[n].is_constant]
-    out = _tensor_view(qmodel.tensors[op.outputs[0]], arena.offsets[op.outputs[0]])
+    outs = [_tensor_view(qmodel.tensors[n], arena.offsets[n]) for n in op.outputs]
+    out = outs[0]
     # an element-wise op's constant operand is no weight: codegen/elementwise.py writes it
     ew = elementwise.layer_context(kind, p, qmodel, op) if kind in elementwise.ROLES and op.params else None
     weight = consts[0] if consts and ew is None else None
@@ -355,7 +373,8 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     code_bytes = (dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES_CALL if generic else CODE_BYTES[kind])
     channel_multipliers = None
     if generic:
-        weight_bytes += REFERENCE_PARAMS_BYTES[kind] + (3 * 4 * 4 if ew and ew["shape"] else 0)
+        weight_bytes += (REFERENCE_PARAMS_BYTES[kind] + (3 * 4 * 4 if ew and ew["shape"] else 0)
+                         + 4 * len(p.get("copy_sizes", ())))     # concatenation's, split's sizes
         if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
             # the generic kernel takes a multiplier and a shift per output channel, as TFLM's
             channels = p["out_features"] if kind == "fully_connected" else p["out_c"]
@@ -373,7 +392,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
             "channel_multipliers": channel_multipliers, "elementwise": ew,
             "dsp": dsp_context,
             "scratch_bytes": dsp.scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
-            "output": out, "weight": weight, "bias": bias, "per_channel": per_channel,
+            "output": out, "outputs": outs, "weight": weight, "bias": bias, "per_channel": per_channel,
             "activation": op.options.get("activation", "none"), "macs": int(p.get("macs", 0)),
             "weight_bytes": int(weight_bytes), "code_bytes": code_bytes,
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],

@@ -33,6 +33,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import int8_oracle as O
+from test_data_movement import movement_chain
 import test_equivalence as E
 from minitiny import codegen
 from minitiny.codegen import generator
@@ -112,6 +113,8 @@ def models():
     out["2 inputs, 3 outputs"] = multi_io_model(21, 2, 3)
     out["3 inputs, 1 output"] = multi_io_model(22, 3, 1)
     out["1 input, 2 outputs"] = multi_io_model(23, 1, 2)
+    # Every data-movement kind in one chain (tests/test_data_movement.py)
+    out["data movement"] = movement_chain(0)
     return out
 
 

@@ -16,6 +16,8 @@ HYPOTHESIS_PROFILE=thorough.
 """
 import os
 import re
+import shutil
+import tempfile
 
 import numpy as np
 import pytest
@@ -24,6 +26,7 @@ from hypothesis import strategies as st
 
 import int8_oracle as O
 import test_tflite_import as TI
+from minitiny import codegen
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
 from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.tflite_read import UnsupportedTFLiteError, from_tflite, run_tflm_int8
@@ -32,6 +35,8 @@ KINDS = ("concatenation", "pack", "split", "split_v", "unpack", "pad", "strided_
          "transpose", "quantize")
 MULTI = ("split", "split_v", "unpack")
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+GCC = shutil.which("gcc") or shutil.which("clang")
+HAVE_FIRMWARE = bool(shutil.which("arm-none-eabi-gcc") and shutil.which("qemu-system-arm"))
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -390,3 +395,93 @@ def test_a_requantization_in_the_middle_of_a_file_imports_and_matches_tflm():
     assert [op.kind for op in q.ops] == ["conv_2d", "quantize"]
     x = O.random_inputs(q, 3, 16)[0]
     np.testing.assert_array_equal(q.predict_int8(x), run_tflm_int8(data, x))
+
+
+# ---------------------------------------------------------------------------------------
+# The generated C: host C == NumPy (reference and scalar variants), the sanitizers, the M4
+# ---------------------------------------------------------------------------------------
+def movement_chain(seed):
+    """One input, one output, every data-movement kind: pad -> transpose -> strided_slice ->
+    split_v -> concatenation (parts swapped) -> quantize -> slice -> unpack -> pack (reversed)
+    -> split -> concatenation. The strict compiles (tests/test_c_hygiene.py MODELS) and the
+    emulated Cortex-M4 run it."""
+    rng = np.random.default_rng(seed)
+    s, z = O.log_uniform(rng, 1e-2, 1), O.zero_point(rng)
+    t = {}
+
+    def tensor(name, shape, scale=s, zp=z):
+        t[name] = QTensor(name, shape, "int8", scale, zp)
+        return name
+    tensor("x", (6, 5, 4))
+    ops = [QOp("pad", "pad", ["x"], [tensor("padded", (7, 7, 4))], {"paddings": ((1, 0), (0, 2), (0, 0)),
+                                                                    "constant": -3}),
+           QOp("transpose", "transpose", ["padded"], [tensor("hwc", (4, 7, 7))], {"perm": (2, 0, 1)}),
+           QOp("strided_slice", "strided_slice", ["hwc"], [tensor("sliced", (4, 3, 7))],
+               {"begin": (0, -1, 0), "end": (4, 0, 7), "strides": (1, -2, 1), "begin_mask": 4}),
+           QOp("split_v", "split_v", ["sliced"], [tensor("a", (1, 3, 7)), tensor("b", (3, 3, 7))],
+               {"axis": 0, "sizes": (1, 3)}),
+           QOp("concatenation", "concatenation", ["b", "a"], [tensor("swapped", (4, 3, 7))], {"axis": 0}),
+           QOp("quantize", "quantize", ["swapped"], [tensor("requantized", (4, 3, 7), np.float32(s * 0.37), -50)]),
+           QOp("slice", "slice", ["requantized"], [tensor("cut", (2, 3, 7), np.float32(s * 0.37), -50)],
+               {"begin": (1, 0, 0), "size": (2, -1, -1)}),
+           QOp("unpack", "unpack", ["cut"], [tensor(f"row{i}", (2, 7), np.float32(s * 0.37), -50) for i in range(3)],
+               {"axis": 1}),
+           QOp("pack", "pack", ["row2", "row0", "row1"], [tensor("packed", (2, 7, 3), np.float32(s * 0.37), -50)],
+               {"axis": 2}),
+           QOp("split", "split", ["packed"], [tensor(f"half{i}", (1, 7, 3), np.float32(s * 0.37), -50) for i in range(2)],
+               {"axis": 0}),
+           QOp("concatenation", "join", ["half1", "half0"], [tensor("y", (2, 7, 3), np.float32(s * 0.37), -50)],
+               {"axis": 0})]
+    return QModel("data movement", t, ops, ["x"], ["y"])
+
+
+def host_c(model, x, variant, sanitize=False):
+    with tempfile.TemporaryDirectory() as d:
+        codegen.generate(model, d, name="mv", variant=variant)
+        return codegen.load(d, sanitize=sanitize)(x)
+
+
+def one_input_model(seed, kind, integers, choice):
+    """A drawn model the C runs today (one model input): concatenation and pack of several
+    inputs are reached through the split/unpack models, which join their outputs with them."""
+    model, _ = movement_model(seed, kind, integers, choice)
+    while len(model.inputs) > 1:
+        seed += 1
+        model, _ = movement_model(seed, kind, integers, choice)
+    return model
+
+
+@pytest.mark.skipif(GCC is None, reason="no C compiler (gcc or clang)")
+@pytest.mark.parametrize("kind", KINDS)
+@settings(max_examples=4)           # each example compiles a model (about a second)
+@given(data=st.data(), variant=st.sampled_from(("reference", "scalar")))
+def test_host_c_matches_numpy(kind, data, variant):
+    model = one_input_model(data.draw(O.seeds, label="seed"), kind, *config_from(data))
+    x = O.random_inputs(model, 0, 4)[0]
+    np.testing.assert_array_equal(host_c(model, x, variant), model.predict_int8(x))
+
+
+@pytest.mark.skipif(GCC is None, reason="no C compiler (gcc or clang)")
+def test_the_chain_in_c_under_asan_and_ubsan():
+    model = movement_chain(0)
+    x = O.random_inputs(model, 1, 16)[0]
+    want = model.predict_int8(x)
+    for variant in ("reference", "scalar"):
+        np.testing.assert_array_equal(host_c(model, x, variant, sanitize=True), want)
+
+
+@pytest.mark.skipif(not HAVE_FIRMWARE, reason="arm-none-eabi-gcc or qemu-system-arm is missing")
+def test_the_chain_on_the_emulated_cortex_m4(tmp_path):
+    from minitiny import firmware
+    model = movement_chain(1)
+    x = O.random_inputs(model, 2, 8)[0]
+    codegen.generate(model, tmp_path, name="mv", variant="auto")
+    result = firmware.run(tmp_path, board="cortex-m4", inputs=x, profile=False)
+    assert result.ok, result.message
+    np.testing.assert_array_equal(result.outputs, model.predict_int8(x))
+
+
+@O.requires_tflm
+def test_the_chain_matches_tflm():
+    for seed in range(3):
+        O.check_against_tflm(movement_chain(seed), seed=seed, label="the data-movement chain")

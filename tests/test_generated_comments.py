@@ -3,7 +3,7 @@
 Every template of every kernel variant is rendered for a set of models (test_equivalence's
 fixed Cortex-M4 models, dense layers whose unit counts reach both loops of the tuned kernel
 or only one, conv and depthwise layers below and past a multiple of 4 channels, a max pool
-on one channel), and the C is read back:
+on one channel, the chain of every data-movement kind), and the C is read back:
 
 * no run-together lines (a lost newline once left `..._output_shift[] *   input_offset 128`),
   no empty block `{}`, no parentheses around a lone operand (`* (input[in_channel])`);
@@ -23,6 +23,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import int8_oracle as o  # noqa: E402
 import test_equivalence as E  # noqa: E402
+from test_data_movement import movement_chain  # noqa: E402
 from minitiny.codegen import elementwise, generator, templating  # noqa: E402
 
 
@@ -43,6 +44,7 @@ def models():
         out[f"depthwise {channels}"] = o.single_op_model(channels, "depthwise_conv_2d", (5, 5, channels),
                                                          depth_multiplier=1, kernel=(3, 3), padding="same")
     out["max pool, one channel"] = one_channel_max_pool()
+    out["data movement"] = movement_chain(0)
     return out
 
 
@@ -139,10 +141,12 @@ def test_banners_describe_the_loops_emitted(rendered):
             for group, names in re.findall(r"(?m)^ \*\s{3}(sizes|window|zero points|requantization|clamp|other):\s+(.*)$", banner):
                 for name in re.findall(r"(\w+) -?\d+", names):
                     assert group == "other" or category(name) == group, f"{where}: {name} on the {group} line"
-            # a reference layer calls the generic kernel its banner names
+            # a reference layer calls the generic kernel its banner names (kinds that share one,
+            # as pack and concatenation, call the kernel their template is named after)
             kind = re.match(r"\S+ \((\w+)", banner).group(1)
             if variant == "reference" and kind in generator.REFERENCE_KERNELS:
-                call = KERNEL_CALLS.get(kind, rf"\b{kind}\(&\w+_params\b")
+                kernel = os.path.basename(generator.REFERENCE_KERNELS[kind][-1]).split(".")[0]
+                call = KERNEL_CALLS.get(kind, rf"\b{kernel}\(&\w+_params\b")
                 assert re.search(call, code, re.S), f"{where}: no call of {kind}'s kernel ({call})"
             checked += 1
     assert checked > 100
