@@ -22,8 +22,8 @@ output types unless the model keeps float edges on purpose.
     float_edges_tanh.tflite    float32 input and output (QUANTIZE / DEQUANTIZE at the edges),
                                Flatten (RESHAPE), tanh and sigmoid (TANH, LOGISTIC), ReLU6
     conv1d_squeeze.tflite      Conv1D (EXPAND_DIMS -> CONV_2D -> RESHAPE), Flatten, standalone ReLU
-    unsupported_ops.tflite     LEAKY_RELU, MUL, CONCATENATION: the import error lists the one
-                               minitiny does not run yet (the other two import since issue 19)
+    unsupported_ops.tflite     LEAKY_RELU, MUL, CONCATENATION: once refused, all three import
+                               since issue 19 (the name stayed)
     elementwise_ops.tflite     Subtract, Multiply, Maximum, Minimum and tf.math.squared_difference
                                of two Dense branches (SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE)
     rescaling_broadcast.tflite Rescaling at the input (MUL and ADD by scalar constants), a
@@ -44,6 +44,13 @@ output types unless the model keeps float edges on purpose.
     two_outputs.tflite         one input, two heads: a class (softmax) and a score (sigmoid)
     two_in_two_out_float.tflite  two inputs and two outputs with float32 edges: a QUANTIZE per
                                input, a DEQUANTIZE per output
+    movement_cnn.tflite        ZeroPadding2D, Cropping2D, Permute, channel halves swapped and a
+                               Concatenate of two branches (PAD, STRIDED_SLICE, TRANSPOSE,
+                               SPLIT, CONCATENATION, an int8 -> int8 QUANTIZE)
+    movement_sequence.tflite   reversed and single time steps, tf.slice, unstack/stack,
+                               uneven split, tf.pad with a constant (STRIDED_SLICE with a
+                               negative stride and shrink_axis, SLICE, UNPACK, PACK, SPLIT_V,
+                               PADV2, CONCATENATION)
 
 For the files minitiny imports since issue 19, `NAME.expected.npz` holds int8 inputs `x`
 (random over the full int8 range, then the representative data quantized) and TFLite
@@ -120,8 +127,7 @@ def conv1d_squeeze():
 
 
 def unsupported_ops():
-    """Operators minitiny does not run (MUL, CONCATENATION, LEAKY_RELU): the import error
-    must list every one of them."""
+    """MUL, CONCATENATION, LEAKY_RELU: operators minitiny did not run before issue 19."""
     x = keras.Input((8,))
     h = keras.layers.Dense(8)(x)
     a = keras.layers.LeakyReLU(negative_slope=0.1)(h)
@@ -288,6 +294,37 @@ def _edge_quantization(data, index, inputs_side):
             continue
         return next(t["quantization"] for t in interp.get_tensor_details() if t["index"] == behind)
     raise ValueError(f"no QUANTIZE / DEQUANTIZE at the edge {index}")
+def movement_cnn():
+    """Data movement in a CNN: ZeroPadding2D (PAD), Cropping2D (STRIDED_SLICE), Permute
+    (TRANSPOSE), a split into channel halves joined back in swapped order (SPLIT,
+    CONCATENATION), and two branches of different scales concatenated (the converter
+    requantizes one with an int8 -> int8 QUANTIZE)."""
+    x = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(4, 3, padding="same", activation="relu")(x)
+    h = keras.layers.ZeroPadding2D(((1, 0), (0, 2)))(h)
+    h = keras.layers.Cropping2D(((1, 1), (0, 1)))(h)
+    h = keras.layers.Permute((2, 1, 3))(h)
+    h = keras.layers.Lambda(lambda t: tf.concat(tf.split(t, 2, axis=3)[::-1], axis=3))(h)
+    b = keras.layers.Conv2D(2, 1)(h)
+    h = keras.layers.Concatenate()([h, b])
+    h = keras.layers.Flatten()(h)
+    return keras.Model(x, keras.layers.Dense(3)(h))
+
+
+def movement_sequence():
+    """Slices of a sequence: reversed time with a step of 2 (STRIDED_SLICE, negative stride),
+    one time step (STRIDED_SLICE, shrink_axis), tf.slice (SLICE), unstack and stack in
+    another order (UNPACK, PACK), uneven parts (SPLIT_V), a pad with a constant (PADV2)."""
+    x = keras.Input((6, 8), batch_size=1)        # static shapes: no shape arithmetic
+    h = keras.layers.Conv1D(8, 1, activation="relu")(x)
+    r = keras.layers.Lambda(lambda t: t[:, ::-2, 1:])(h)                      # (3, 7)
+    last = keras.layers.Lambda(lambda t: t[:, 2])(h)                          # (8,)
+    u = keras.layers.Lambda(lambda t: tf.stack(tf.unstack(t, axis=1)[::-1], axis=2))(r)   # (7, 3)
+    u = keras.layers.Lambda(lambda t: tf.slice(t, [0, 1, 0], [-1, 5, 2]))(u)  # (5, 2)
+    p = keras.layers.Lambda(lambda t: tf.pad(t, [[0, 0], [1, 2], [0, 1]], constant_values=0.25))(u)
+    parts = keras.layers.Lambda(lambda t: tf.concat(tf.split(t, [3, 5], axis=1)[::-1], axis=1))(last)
+    h = keras.layers.Concatenate()([keras.layers.Reshape((24,))(p), parts])
+    return keras.Model(x, keras.layers.Dense(3)(h))
 
 
 def expected_outputs(data, shape, seed):
@@ -357,6 +394,8 @@ def main(out_dir):
     two_in = trained_multi(two_inputs(), [(12,), (4, 4, 1)], 1, 11)
     two_out = trained_multi(two_outputs(), [(8, 8, 1)], 2, 12)
     two_two = trained_multi(two_in_two_out(), [(10,), (6,)], 2, 13)
+    mcnn = trained(movement_cnn(), (8, 8, 3), 3, 14)
+    mseq = trained(movement_sequence(), (6, 8), 3, 15, batch_size=1)       # its batch size is fixed
     models = {
         "dense_per_channel": (dense, (16,), dict()),
         "dense_per_tensor": (dense, (16,), dict(per_channel_dense=False)),
@@ -373,9 +412,12 @@ def main(out_dir):
         "two_inputs": (two_in, [(12,), (4, 4, 1)], dict()),
         "two_outputs": (two_out, (8, 8, 1), dict()),
         "two_in_two_out_float": (two_two, [(10,), (6,)], dict(int8_edges=False)),
+        "movement_cnn": (mcnn, (8, 8, 3), dict()),
+        "movement_sequence": (mseq, (6, 8), dict()),
     }
     several = ("two_inputs", "two_outputs", "two_in_two_out_float")
-    with_expected = ("elementwise_ops", "rescaling_broadcast", "activations", "cnn_16x8")
+    with_expected = ("elementwise_ops", "rescaling_broadcast", "activations", "cnn_16x8",
+                     "unsupported_ops", "movement_cnn", "movement_sequence")
     manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
                 "made_by": "scripts/make_tflite_testdata.py", "files": {}}
     for name, (model, shape, options) in models.items():

@@ -259,8 +259,16 @@ WITH_EXPECTED = {
                                    "fully_connected"],
     "activations.tflite": ["conv_2d", "leaky_relu", "conv_2d", "prelu", "reshape", "fully_connected",
                            "hard_swish", "fully_connected"],
+    # refused until issue 19 brought LEAKY_RELU, MUL and CONCATENATION (the name stayed)
+    "unsupported_ops.tflite": ["fully_connected", "leaky_relu", "mul", "concatenation", "fully_connected"],
+    # the data-movement ops of issue 19
+    "movement_cnn.tflite": ["conv_2d", "pad", "strided_slice", "transpose", "split", "concatenation",
+                            "conv_2d", "concatenation", "reshape", "fully_connected"],
+    "movement_sequence.tflite": ["reshape", "conv_2d", "reshape", "strided_slice", "unpack", "pack", "slice",
+                                 "pad", "reshape", "strided_slice", "split_v", "concatenation",
+                                 "concatenation", "fully_connected"],
 }
-REFUSED = {"unsupported_ops.tflite", "lstm_state.tflite"}
+REFUSED = {"lstm_state.tflite"}
 # TFLite's 16x8 mode (int16 activations): tests/test_int16.py imports and runs them
 INT16_FILES = {"cnn_16x8.tflite", "cnn_16x8_float_edges.tflite"}
 # several inputs or outputs: tests/test_multi_io.py imports and runs them
@@ -316,6 +324,19 @@ def test_tf_converted_file_with_stored_outputs(name, tmp_path):
     check(open(path, "rb").read(), q, tf_inputs(q), f"TF 2.21 {name}", c=str(tmp_path / "c"))
 
 
+def test_tf_movement_files_hold_what_the_keras_layers_asked_for():
+    """The converter's options, as imported: a negative stride and a shrunk axis, a pad with
+    its own constant (PADV2), uneven parts, the swapped halves."""
+    seq = from_tflite(os.path.join(DATA, "movement_sequence.tflite")).ops
+    slices = [op.options for op in seq if op.kind == "strided_slice"]
+    assert any(-2 in o["strides"] for o in slices) and any(o["shrink_axis_mask"] for o in slices)
+    assert [op.options["constant"] is not None for op in seq if op.kind == "pad"] == [True]
+    assert [op.options["sizes"] for op in seq if op.kind == "split_v"] == [(3, 5)]
+    cnn = from_tflite(os.path.join(DATA, "movement_cnn.tflite"))
+    split, join = cnn.ops[4], cnn.ops[5]
+    assert join.inputs == split.outputs[::-1]
+
+
 def test_tf_lstm_is_refused_naming_its_variable_tensors():
     """Keras 2's LSTM: the fused op and its two state tensors, each named, never 'malformed'."""
     with pytest.raises(UnsupportedTFLiteError) as e:
@@ -369,17 +390,6 @@ def test_tf_flatten_shape_arithmetic_is_skipped():
     q = from_tflite(os.path.join(DATA, "conv1d_squeeze.tflite"))
     assert len(q.ops) == 9 and {op.kind for op in q.ops} == {"reshape", "conv_2d", "relu", "fully_connected"}
     assert [op.name for op in q.ops if op.kind == "conv_2d"] == ["conv1d_1", "conv1d_1_2"]
-
-
-@pytest.mark.skipif(not tflm.available(), reason="tflite-micro is not installed")
-def test_tf_file_with_leaky_relu_mul_and_concatenation_imports():
-    """unsupported_ops.tflite was refused for LEAKY_RELU, MUL and CONCATENATION; since issue
-    19 it imports (the error listing every unsupported item: test_every_unsupported_item_is_listed_at_once)."""
-    path = os.path.join(DATA, "unsupported_ops.tflite")
-    q = from_tflite(path)
-    assert {"leaky_relu", "mul", "concatenation"} <= {op.kind for op in q.ops}
-    x = O.int8_input(np.random.default_rng(5), q.input.shape, 64)
-    np.testing.assert_array_equal(q.predict_int8(x), run_tflm_int8(path, x))
 
 
 # ---------------------------------------------------------------------------------------
