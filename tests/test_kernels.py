@@ -546,6 +546,7 @@ def test_params_match_the_documented_table():
     models["leaky_relu"] = O.Builder(0, (2, 3)).leaky_relu(0.1).model()
     models["prelu"] = O.Builder(0, (2, 3)).prelu().model()
     models["hard_swish"] = O.Builder(0, (2, 3)).hard_swish().model()
+    models["elu"] = O.Builder(0, (2, 3)).elu().model()
     b = O.Builder(0, (2, 3))
     models["reshape"] = b.reshape((6,)).model()
     models.update(_movement_models())
