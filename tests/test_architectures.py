@@ -46,10 +46,7 @@ MISSING = {
     "dilated_depthwise.tflite": {"CONV_2D: dilation 2x2 (only 1)", "DEPTHWISE_CONV_2D: dilation 2x2 (only 1)"},
     "dilated_unfused.tflite": {"BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND"},
     "float_edges.tflite": IMPORTS,
-    "gru_unrolled.tflite": {"RESHAPE: shape [8, 1, 3]: minitiny needs a batch dimension of 1, then the "
-                            "shape of one sample",
-                            "UNPACK: axis 0: along the batch dimension (minitiny runs one sample of batch "
-                            "1 at a time)"},
+    "gru_unrolled.tflite": IMPORTS,
     "inception.tflite": IMPORTS,
     "kws_separable.tflite": {"REDUCE_MAX"},
     "leaky_prelu_cnn.tflite": IMPORTS,

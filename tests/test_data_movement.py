@@ -485,3 +485,50 @@ def test_the_chain_on_the_emulated_cortex_m4(tmp_path):
 def test_the_chain_matches_tflm():
     for seed in range(3):
         O.check_against_tflm(movement_chain(seed), seed=seed, label="the data-movement chain")
+
+
+# ---------------------------------------------------------------------------------------
+# Time-major tensors: TF's converter reshapes a sequence to [T, 1, F] and UNPACKs axis 0
+# before an unrolled GRU (tests/data/architectures/gru_unrolled.tflite, tests/test_architectures.py)
+# ---------------------------------------------------------------------------------------
+def _time_major_file(consumer):
+    """x (1, 8, 3) -> RESHAPE -> [8, 1, 3] (time-major in the file) -> `consumer`."""
+    t = {"x": QTensor("x", (8, 3), "int8", 0.1, 3), "tm": QTensor("tm", (8, 3), "int8", 0.1, 3)}
+    ops = [QOp("reshape", "reshape", ["x"], ["tm"])]
+    if consumer == "unpack":
+        t.update({f"y{i}": QTensor(f"y{i}", (3,), "int8", 0.1, 3) for i in range(8)})
+        ops.append(QOp("unpack", "unpack", ["tm"], [f"y{i}" for i in range(8)], {"axis": 0}))
+        ops.append(QOp("pack", "pack", [f"y{i}" for i in range(8)][::-1], ["out"], {"axis": 0}))
+        t["out"] = QTensor("out", (8, 3), "int8", 0.1, 3)
+    else:
+        t["out"] = QTensor("out", (8, 3), "int8", 0.1, 3)
+        ops.append(QOp("relu6", "relu6", ["tm"], ["out"]))
+    q = QModel("time major", t, ops, ["x"], ["out"])
+
+    def change(m, s):
+        sg = m.subgraphs[0]
+        tm = next(x for x in sg.tensors if x.name.decode() == "tm")
+        tm.shape = [8, 1, 3]
+        reshape_shape = next(x for x in sg.tensors if x.name.decode() == "reshape/shape")
+        m.buffers[reshape_shape.buffer].data = list(np.array([8, 1, 3], "<i4").tobytes())
+        reshape_shape.shape = [3]
+        if consumer == "unpack":            # the file's axis 0 of [8, 1, 3]
+            TI.first_op(m, s, "UNPACK").builtinOptions.axis = 0
+    return q, TI.edit(to_tflite(q), change)
+
+
+@O.requires_tflm
+def test_a_time_major_unpack_imports_and_matches_tflm():
+    q, data = _time_major_file("unpack")
+    r = from_tflite(data)
+    assert [op.kind for op in r.ops] == ["reshape", "unpack", "pack"] and r.ops[1].options == {"axis": 0}
+    x = O.random_inputs(r, 0, 8)[0]
+    np.testing.assert_array_equal(r.predict_int8(x), run_tflm_int8(data, x))
+    np.testing.assert_array_equal(r.predict_int8(x), q.predict_int8(x))
+
+
+def test_a_time_major_tensor_read_by_another_op_is_refused():
+    _, data = _time_major_file("relu6")
+    with pytest.raises(UnsupportedTFLiteError, match="is time-major") as e:
+        from_tflite(data)
+    assert "operator #1 RELU6" in str(e.value)

@@ -28,7 +28,10 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    STRIDED_SLICE, SLICE, TRANSPOSE) read their axes, paddings, begins and permutations from
    constant inputs or options; those count the batch dimension, a QModel's do not, so each
    is shifted by one, and an op that would cut, pad or move the batch is refused. SPLIT,
-   SPLIT_V and UNPACK keep their several outputs. An int8 -> int8 QUANTIZE inside the
+   SPLIT_V and UNPACK keep their several outputs. A time-major tensor [T, 1, F] (the
+   converter reshapes a sequence so before an unrolled GRU) has its batch at axis 1:
+   RESHAPE and the axis-only ops (CONCATENATION, PACK, SPLIT, SPLIT_V, UNPACK) read it,
+   with their axes shifted around it (`batch_axis`); any other op reading one is refused. An int8 -> int8 QUANTIZE inside the
    graph is a requantization (kind `quantize`).
    A 16x8 model (TFLite's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8: int16
    activations with zero point 0, int8 weights, int64 bias) imports the same way, its
@@ -124,6 +127,7 @@ ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 
          "concatenation": (1, 10), "pack": (1, 10), "split": (2, 2), "split_v": (3, 3),
          "pad": (2, 3), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2)}
 MULTI_OUTPUT = ("split", "split_v", "unpack")
+TIME_MAJOR_OK = ("reshape", "concatenation", "pack", "split", "split_v", "unpack")
 MOVEMENT = ("concatenation", "pack", "split", "split_v", "unpack", "pad", "strided_slice",
             "slice", "transpose")
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
@@ -552,15 +556,16 @@ class _Importer:
         return np.frombuffer(t.data, "<i4" if t.type == TensorType.INT32 else "<i8").astype(np.int64).tolist()
 
     @staticmethod
-    def sample_axis(axis, rank, what="axis"):
-        """A file's axis (batch first, negative from the end) as an axis of the sample."""
+    def sample_axis(axis, rank, what="axis", batch=0):
+        """A file's axis (negative from the end) as an axis of the sample: the axes after the
+        batch dimension (at `batch`: 0, or 1 in a time-major tensor) move down by one."""
         a = axis + rank if axis < 0 else axis
         if not 0 <= a < rank:
             raise _Unsupported(f"{what} {axis} outside the {rank} dimensions")
-        if a == 0:
+        if a == batch:
             raise _Unsupported(f"{what} {axis}: along the batch dimension (minitiny runs one "
                                f"sample of batch 1 at a time)")
-        return a - 1
+        return a - (a > batch)
 
     def map_movement(self, op, kind):
         """(input tensor indices, options) of the data-movement ops; every axis, begin, size
@@ -578,27 +583,27 @@ class _Importer:
                 raise _Unsupported("a fused activation (TFLM's kernel refuses one)")
             if kind == "pack" and o["ValuesCount"] != len(xs):
                 self.fail(f"{op.label}: values_count {o['ValuesCount']} but {len(xs)} inputs")
-            rank = len(xs[0].shape) + (kind == "pack")
-            return op.inputs, {"axis": self.sample_axis(o["Axis"], rank)}
+            out = self.tensors[op.outputs[0]].shape
+            return op.inputs, {"axis": self.sample_axis(o["Axis"], len(out), batch=batch_axis(out))}
         if kind in ("split", "split_v", "unpack"):
             data = {"split": 1, "split_v": 0, "unpack": 0}[kind]
             x = self.activation_input(op, data)
-            rank = len(x.shape)
+            rank, batch = len(x.shape), batch_axis(x.shape)
             if kind == "unpack":
                 if o["Num"] != len(op.outputs):
                     self.fail(f"{op.label}: num {o['Num']} but {len(op.outputs)} outputs")
-                return op.inputs[:1], {"axis": self.sample_axis(o["Axis"], rank)}
+                return op.inputs[:1], {"axis": self.sample_axis(o["Axis"], rank, batch=batch)}
             if o["NumSplits"] != len(op.outputs):
                 self.fail(f"{op.label}: num_splits {o['NumSplits']} but {len(op.outputs)} outputs")
             axis_values = self.int_constant(op, 0 if kind == "split" else 2, "axis")
             if len(axis_values) != 1:
                 raise _Unsupported(f"axis {axis_values}: one axis")
-            axis = self.sample_axis(axis_values[0], rank)
+            axis = self.sample_axis(axis_values[0], rank, batch=batch)
             if kind == "split":
                 return op.inputs[1:2], {"axis": axis}
             sizes = self.int_constant(op, 1, "size_splits")
             if sizes.count(-1) == 1:              # one size left to fill the axis
-                sizes[sizes.index(-1)] = x.shape[axis + 1] - (sum(sizes) + 1)
+                sizes[sizes.index(-1)] = x.shape[axis + (axis >= batch)] - (sum(sizes) + 1)
             return op.inputs[:1], {"axis": axis, "sizes": tuple(sizes)}
         x = self.activation_input(op, 0)
         rank = len(x.shape)
@@ -702,6 +707,13 @@ class _Importer:
             self.fail(f"{op.label} has {len(op.inputs)} inputs and {len(op.outputs)} outputs; "
                       f"expected {lo}..{hi} inputs and {'outputs' if kind in MULTI_OUTPUT else '1 output'}")
         out = self.tensors[op.outputs[0]]
+        if kind not in TIME_MAJOR_OK:
+            for t in op.inputs + op.outputs:
+                shape = self.tensors[t].shape if t >= 0 else ()
+                if t >= 0 and self.tensors[t].data is None and batch_axis(shape) not in (0, None):
+                    raise _Unsupported(f"{self.tensors[t].label} of shape {list(shape)} is time-major "
+                                       f"(its batch at axis {batch_axis(shape)}): only RESHAPE, "
+                                       f"CONCATENATION, PACK, SPLIT, SPLIT_V and UNPACK read such tensors")
         if kind in MOVEMENT:
             return (kind,) + self.map_movement(op, kind)
         if kind in ELEMENTWISE:                 # either input may be a constant
@@ -750,7 +762,7 @@ class _Importer:
         why = []
         if role == "activation":
             n = int(np.prod(tensor.shape, dtype=object))
-            if len(tensor.shape) < 1 or tensor.shape[0] != 1:
+            if batch_axis(tensor.shape) is None:
                 why.append(f"shape {list(tensor.shape)}: minitiny needs a batch dimension of 1, "
                            f"then the shape of one sample")
             elif n > MAX_ELEMENTS:
@@ -769,7 +781,8 @@ class _Importer:
         zero_point = tensor.zero_point if per_channel else tensor.zero_point[0]
         dtype = self.dtypes[role]
         if role == "activation":
-            return QTensor(name, tensor.shape[1:], dtype, scale, zero_point)
+            b = batch_axis(tensor.shape)
+            return QTensor(name, tensor.shape[:b] + tensor.shape[b + 1:], dtype, scale, zero_point)
         data = np.frombuffer(tensor.data, np.dtype(dtype).newbyteorder("<")).reshape(tensor.shape)
         return QTensor(name, tensor.shape, dtype, scale, zero_point, data.astype(dtype),
                        tensor.qdim if per_channel else 0)
@@ -812,6 +825,11 @@ class _Importer:
                 why = self.tensor_problems(t, "activation")
                 if why:
                     self.problems.append(f"model {'input' if t in inputs else 'output'}: " + "; ".join(why))
+        for t in inputs + outputs:
+            shape = self.tensors[t].shape
+            if batch_axis(shape) not in (0, None):
+                self.problems.append(f"model {'input' if t in inputs else 'output'}: {self.tensors[t].label}: "
+                                     f"shape {list(shape)}: minitiny needs a batch dimension of 1 first")
         if self.problems:
             # model-wide items first, then by operator index (stable: each op's own order)
             problems = sorted(dict.fromkeys(self.problems), key=_operator_index)
@@ -852,6 +870,16 @@ class _Importer:
                for op, layer, kind, ins, options in named_ops]
         tensors = {names[t]: self.qtensor(t, names[t], role) for t, role in roles.items()}
         return QModel(self.name, tensors, ops, [names[t] for t in inputs], [names[t] for t in outputs])
+
+
+def batch_axis(shape):
+    """Where an activation's batch dimension of 1 is: axis 0, or, in a time-major tensor
+    ([T, 1, F]: the converter reshapes a sequence so before unrolling a Keras GRU or RNN), the
+    first axis of size 1; None if no axis has size 1. Only RESHAPE (bytes, any shape) and the
+    axis-only data movement (CONCATENATION, PACK, SPLIT, SPLIT_V, UNPACK) read a tensor whose
+    batch is not first; the model's inputs and outputs have it first."""
+    shape = tuple(shape)
+    return next((a for a, d in enumerate(shape) if d == 1), None)
 
 
 def _operator_index(problem):
