@@ -18,7 +18,11 @@ kernels, only the offsets differ. The same tables are written to bench/results/a
 
     python bench/arena.py                          # the five MLPerf Tiny models
     python bench/arena.py --instructions           # and their instructions on the M4
+    python bench/arena.py --architectures          # and the architectures of tests/data/architectures/
     python bench/arena.py path/to/model.tflite ... # any int8 .tflite files
+
+A file minitiny does not import, or whose C it does not generate yet, is listed with the
+reason instead of figures.
 """
 import argparse
 import json
@@ -34,6 +38,7 @@ from minitiny.quant import tflm                                 # noqa: E402
 from minitiny.quant.tflite_read import from_tflite              # noqa: E402
 
 MLPERF = os.path.join(os.path.dirname(HERE), "tests", "data", "mlperf")
+ARCHITECTURES = os.path.join(os.path.dirname(HERE), "tests", "data", "architectures")
 MLPERF_MODELS = [                                                # (file, label)
     ("kws_ds_cnn.tflite", "keyword spotting DS-CNN"),
     ("vww_mobilenet_v1.tflite", "visual wake words MobileNetV1 0.25"),
@@ -79,6 +84,8 @@ def measure(path, label, count_instructions=False):
 
 
 def table(rows):
+    skipped = [r for r in rows if "skipped" in r]
+    rows = [r for r in rows if "skipped" not in r]
     out = ["| model | variant | arena before | arena after | ops in place | peak after "
            "| old lower bound | TFLM minimum arena | after / TFLM |",
            "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
@@ -95,6 +102,8 @@ def table(rows):
             i = r.get("instructions")
             if i:
                 out.append(f"| {r['label']} | {i['before']:,} | {i['after']:,} | {i['after'] / i['before']:.4f} |")
+    if skipped:
+        out += ["", "Not measured:", ""] + [f"- {r['label']}: {r['skipped']}" for r in skipped]
     return "\n".join(out)
 
 
@@ -103,6 +112,8 @@ def main(argv=None):
     parser.add_argument("models", nargs="*", help="int8 .tflite files (default: the MLPerf Tiny models)")
     parser.add_argument("--instructions", action="store_true",
                         help="also count the instructions of the DSP build on the emulated Cortex-M4")
+    parser.add_argument("--architectures", action="store_true",
+                        help="also the architectures of tests/data/architectures/")
     parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {os.path.relpath(RESULTS)}")
     args = parser.parse_args(argv)
     models = ([(p, os.path.basename(p)) for p in args.models] if args.models
@@ -112,11 +123,21 @@ def main(argv=None):
         rows.append(measure(path, label, args.instructions))
         print(json.dumps(rows[-1]), flush=True)
     text = table(rows)
+    if args.architectures:
+        more = []
+        for name in sorted(f for f in os.listdir(ARCHITECTURES) if f.endswith(".tflite")):
+            try:
+                more.append(measure(os.path.join(ARCHITECTURES, name), name[:-len(".tflite")]))
+            except Exception as e:                   # noqa: BLE001 (refused by name: listed as such)
+                more.append({"label": name[:-len(".tflite")], "skipped": f"{type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:140]}"})
+            print(json.dumps(more[-1]), flush=True)
+        text += "\n\nThe architectures of tests/data/architectures/ (issue 19):\n\n" + table(more)
     print(text)
     if not args.no_write and not args.models:
         with open(RESULTS, "w") as f:
             f.write("# Arena: minitiny against TFLite Micro's minimum arena\n\n"
-                    "Written by `python bench/arena.py` (MLPerf Tiny models of tests/data/mlperf/, "
+                    "Written by `python bench/arena.py --instructions --architectures` (MLPerf Tiny models of tests/data/mlperf/, "
                     "made by scripts/make_mlperf_tiny.py). TFLM's minimum arena is measured in the "
                     "same run, by bisection over `arena_size`. \"before\": the plain schedule (every "
                     "convolution and pool writes fresh bytes); \"after\": kernels write over the input "

@@ -8,9 +8,10 @@ file decides, in Python, where each tensor lives, so that N is as small as the g
    n for copying the model output out. A tensor is live from the step that writes it to the
    last step that reads it; the model output stays live until step n.
 2. Shared bytes. A reshape only renames bytes: its output is the same buffer as its input
-   (no copy). An elementwise op (relu, relu6, logistic, tanh, add, softmax) writes its output
-   over an input whose bytes die at that op: output[i] depends on input[i] only, and the
-   kernel reads input[i] before it writes output[i]. Other kernels may write over a dying
+   (no copy). An elementwise op (IN_PLACE_KINDS: activations, add, sub, mul, ...) writes its
+   output over an input of its size whose bytes die at that op: output[i] depends on input[i]
+   only (a broadcast operand is smaller), and the kernel reads input[i] before it writes
+   output[i], visiting the output in order. Other kernels may write over a dying
    input too, with their output starting `shift` bytes before it (`in_place={step: InPlace}`,
    worked out per kernel in inplace.py): a convolution reads its input ahead of what it
    writes, so its output can trail the input by the few rows the windows still need. Tensors
@@ -35,7 +36,8 @@ import random
 from dataclasses import dataclass, field
 
 ALIAS_KINDS = ("reshape",)
-IN_PLACE_KINDS = ("relu", "relu6", "logistic", "tanh", "add", "softmax")
+IN_PLACE_KINDS = ("relu", "relu6", "logistic", "tanh", "add", "softmax", "sub", "mul", "maximum",
+                  "minimum", "squared_difference", "leaky_relu", "prelu", "hard_swish", "elu")
 SHUFFLES = 32           # seeded shuffles of the greedy placement's order tried beside TFLM's
 
 
