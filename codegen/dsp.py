@@ -607,8 +607,8 @@ def pool_context(p):
 
 
 # ---- mean ----
-# templates/dsp/mean.c.j2: the global average pool (the only mean Prepare accepts: over H and
-# W of an (H, W, C) input, kernels/mean.py prepare) four channels at a time. NHWC keeps a
+# templates/dsp/mean.c.j2: the global average pool (the mean over H and W of an (H, W, C)
+# input; other means go to the reference kernel, generator.reference_only) four channels at a time. NHWC keeps a
 # pixel's channels side by side, so one 32-bit load holds channels c..c+3 of one pixel, and
 # two SXTAB16 add them into 16-bit lanes: (c, c+2) and (c+1, c+3). A 16-bit lane holds the
 # exact sum of up to MEAN_BLOCK = 256 int8 values: 256 * -128 = -32768 and 256 * 127 = 32512
@@ -627,7 +627,7 @@ def mean_fast_requantize(p):
     |sum - Z_in count| <= 255 count < 2^30. Its proof (beside requantize_fast) asks for a
     multiplier of at least 2^30, but uses only 0 < m < 2^31: that 2 acc is an int32 and
     that SaturatingRoundingDoublingHighMul cannot saturate (m != INT32_MIN). Dividing by
-    count often takes the mean's multiplier below 2^30 (kernels/mean.py prepare: (m 2^s) //
+    count often takes the mean's multiplier below 2^30 (kernels/reduce.py prepare: (m 2^s) //
     count, down to m / 2 with 2^s <= count, far lower when the shift stops s at 31 + shift);
     tests/test_dsp_pool_mean.py checks such multipliers against fixedpoint.py."""
     return bool(not p.get("single_rounding", False) and -31 <= p["output_shift"] <= -1

@@ -77,9 +77,11 @@ REFERENCE_ONLY_TEMPLATES = {
     "leaky_relu": "reference/leaky_relu.c.j2", "prelu": "reference/prelu.c.j2",
     "hard_swish": "reference/hard_swish.c.j2", "elu": "reference/elu.c.j2",
     **MOVEMENT_TEMPLATES,
+    "sum": "reference/mean_or_sum.c.j2", "reduce_max": "reference/reduce_max.c.j2",
 }
 REFERENCE_TEMPLATES = {**{kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS + ("sub", "mul")},
-                       **REFERENCE_ONLY_TEMPLATES}
+                       **REFERENCE_ONLY_TEMPLATES,
+                       "mean": "reference/mean_or_sum.c.j2"}     # TFLM's QuantizedMeanOrSum
 # add, sub and mul share one tuned template (constants in the code, the broadcast as few loops)
 SCALAR_TEMPLATES = {**{kind: f"scalar/{kind}.c.j2" for kind in VARIANT_KINDS},
                     **{kind: "scalar/elementwise.c.j2" for kind in ("add", "sub", "mul")}}
@@ -103,7 +105,9 @@ REFERENCE_KERNELS = {
     "depthwise_conv_2d": ["reference/depthwise_conv_2d.c.j2"],
     "max_pool_2d": ["reference/pool_params.c.j2", "reference/max_pool_2d.c.j2"],
     "average_pool_2d": ["reference/pool_params.c.j2", "reference/average_pool_2d.c.j2"],
-    "mean": ["reference/mean.c.j2"],
+    "mean": ["reference/reduce_params.c.j2", "reference/mean_or_sum.c.j2"],
+    "sum": ["reference/reduce_params.c.j2", "reference/mean_or_sum.c.j2"],
+    "reduce_max": ["reference/reduce_params.c.j2", "reference/reduce_max.c.j2"],
     # the element-wise kinds: the shared loops (reference/elementwise.c.j2), then the op's function
     "add": ["reference/elementwise.c.j2", "reference/add.c.j2"],
     "sub": ["reference/elementwise.c.j2", "reference/sub.c.j2"],
@@ -141,6 +145,7 @@ FIXEDPOINT_USES = {
     "conv_2d": ["MultiplyByQuantizedMultiplier"],
     "depthwise_conv_2d": ["MultiplyByQuantizedMultiplier"],
     "mean": ["MultiplyByQuantizedMultiplier"],
+    "sum": ["MultiplyByQuantizedMultiplier"],
     "add": ["MultiplyByQuantizedMultiplier"],
     "sub": ["MultiplyByQuantizedMultiplier"],
     "mul": ["MultiplyByQuantizedMultiplier"],
@@ -216,7 +221,7 @@ CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, check
 # that calls it with the layer's constants; the constants' params struct in flash (int fields).
 CODE_BYTES_REFERENCE = {
     "fully_connected": 140, "conv_2d": 320, "depthwise_conv_2d": 260, "max_pool_2d": 130,
-    "average_pool_2d": 160, "mean": 90,
+    "average_pool_2d": 160, "mean": 150, "sum": 150, "reduce_max": 110,
     # the element-wise kinds: the op's function with one of the loops it shares (each counted
     # with every kind), measured on one-layer models with a broadcast
     "add": 170, "sub": 170, "mul": 150, "maximum": 110, "minimum": 110, "squared_difference": 175,
@@ -228,8 +233,9 @@ CODE_BYTES_REFERENCE = {
 }
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
-    "fully_connected": 6 * 4, "conv_2d": 16 * 4, "depthwise_conv_2d": 17 * 4, "max_pool_2d": 13 * 4,
-    "average_pool_2d": 13 * 4, "mean": 8 * 4, "add": 12 * 4, "sub": 12 * 4, "mul": 12 * 4,
+    "fully_connected": 6 * 4, "conv_2d": 18 * 4, "depthwise_conv_2d": 19 * 4, "max_pool_2d": 13 * 4,
+    "average_pool_2d": 13 * 4, "mean": 24 * 4, "sum": 24 * 4, "reduce_max": 24 * 4, "add": 12 * 4,
+    "sub": 12 * 4, "mul": 12 * 4,
     "maximum": 12 * 4, "minimum": 12 * 4, "squared_difference": 12 * 4, "prelu": 7 * 4,
     "leaky_relu": 7 * 4, "hard_swish": 6 * 4, "elu": 256,      # elu: its table
     "softmax": 4 * 4, "logistic": 0, "tanh": 0,
@@ -326,7 +332,9 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     kind = op.kind
     int16 = (op.params or {}).get("dtype") == "int16"
     template = INT16_TEMPLATES.get(kind) if int16 else KERNEL_VARIANTS[variant].get(kind)
-    uses_dsp = kind in _dsp_kinds(variant)
+    uses_dsp = kind in _dsp_kinds(variant) and not reference_only(op)
+    if reference_only(op) and not int16:
+        template = REFERENCE_TEMPLATES[kind]
     dsp_template = None
     if variant in BOTH_KERNELS and uses_dsp:
         template, dsp_template = SCALAR_TEMPLATES[kind], template    # "#if MINITINY_DSP ... #else ..."
@@ -434,6 +442,16 @@ def _kernels(variant, kind):
         (["scalar"] if variant in BOTH_KERNELS or kind not in _dsp_kinds(variant) else [])
 
 
+def reference_only(op):
+    """Layers that every variant computes with the reference kernel though their kind has a
+    tuned one: what the scalar and DSP kernels do not handle. A dilated window (they assume
+    neighbouring taps), a mean over other axes than H and W of (H, W, C). The reference
+    kernel computes the same bits, only slower."""
+    p = op.params or {}
+    return (op.kind == "mean" and "in_h" not in p
+            or op.kind in REFERENCE_KERNELS and (p.get("dilation_h", 1) != 1 or p.get("dilation_w", 1) != 1))
+
+
 def _dsp_kinds(variant):
     """{op kind: DSP template} of the kinds the variant computes with DSP-SIMD kernels."""
     return dsp.TEMPLATES if variant in DSP_VARIANTS else {}
@@ -528,7 +546,7 @@ def depthwise_form(qmodel):
     tensors, ops, changed = dict(qmodel.tensors), [], False
     for op in qmodel.ops:
         p = op.params
-        if op.kind == "conv_2d" and p is not None and p["in_c"] == 1:
+        if op.kind == "conv_2d" and p is not None and p["in_c"] == 1 and not reference_only(op):
             as_depthwise = dict(p, depth_multiplier=p["out_c"])
             if dsp.depthwise_fast(as_depthwise):
                 w = qmodel.tensors[op.inputs[1]]
@@ -566,9 +584,10 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     computed = depthwise_form(qmodel) if "depthwise_conv_2d" in _dsp_kinds(variant) else qmodel
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
     scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(computed.ops)
-               if op.kind in _dsp_kinds(variant) and op.params is not None}
+               if op.kind in _dsp_kinds(variant) and op.params is not None and not reference_only(op)}
     arena = planner.plan_qmodel(computed, scratch=scratch, in_place=inplace.candidates(
-        computed, lambda kind: _kernels(variant, kind)) if in_place else None)
+        computed, lambda op: ["reference"] if reference_only(op) else _kernels(variant, op.kind))
+        if in_place else None)
     inputs, outputs = io_tensors(qmodel, arena)
     namer = Namer(RESERVED | identifiers() | {prefix + "_invoke"}
                   | {f"{prefix}_quantize_{t['arg']}" for t in inputs}

@@ -117,7 +117,7 @@ def candidate(kind, p, in_name, in_shape, out_shape, kernels, align):
 
 def candidates(qmodel, kernels_of, align=4):
     """{op index: InPlace} for the ops of a prepared QModel whose kernels can run in place;
-    kernels_of(kind) -> the kernels the generated C computes that kind with."""
+    kernels_of(op) -> the kernels the generated C computes that op with."""
     found = {}
     for i, op in enumerate(qmodel.ops):
         acts = qmodel.activations(op)
@@ -126,7 +126,7 @@ def candidates(qmodel, kernels_of, align=4):
                 {acts[0].dtype, out.dtype} != {"int8"}:
             continue                                 # the byte arithmetic above is for int8
         option = candidate(op.kind, op.params, acts[0].name, acts[0].shape, out.shape,
-                           kernels_of(op.kind), align)
+                           kernels_of(op), align)
         if option is not None:
             found[i] = option
     return found

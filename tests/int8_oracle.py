@@ -68,6 +68,15 @@ def check_against_tflm(qmodel, x=None, label=None, seed=0):
     return ours.size
 
 
+def spatial_model(seed=6):
+    """One model with issue 19's spatial ops and reductions, for the tests that render or
+    compile every template (dilated convolutions, reductions over other axes than H and W)."""
+    b = Builder(seed, (10, 9, 3), "spatial")
+    b.conv(4, kernel=(3, 3), dilation=(2, 2), activation="relu").depthwise(2, kernel=(3, 2), dilation=(1, 3))
+    b.reduce("reduce_max", (2,), keep_dims=True).reduce("mean", (1,)).reduce("sum", (0,), keep_dims=True)
+    return b.model()
+
+
 def tally_report():
     return "\n".join(f"  {k:24s} {c:8d} int8 outputs compared with TFLM, {m} mismatched"
                      for k, (c, m) in sorted(TALLY.items()))

@@ -39,16 +39,15 @@ MISSING = {
                            "STRIDED_SLICE: begin [0], end [1], strides [1], masks {'BeginMask': 0, "
                            "'EndMask': 0, 'ShrinkAxisMask': 1}: the batch dimension must be taken whole"},
     "cnn_16x8.tflite": IMPORTS,
-    "conv1d_gap.tflite": {"MEAN: mean over axes [1] of a rank-3 input (only the global average over "
-                          "H and W of (N, H, W, C))"},
+    "conv1d_gap.tflite": IMPORTS,
     "dense_on_sequence.tflite": {"FULLY_CONNECTED: input [1, 32, 8] holds 256 values per sample, the "
-                                 "filter [6, 8] takes 8: it would run over several rows", "REDUCE_MAX"},
-    "dilated_depthwise.tflite": {"CONV_2D: dilation 2x2 (only 1)", "DEPTHWISE_CONV_2D: dilation 2x2 (only 1)"},
+                                 "filter [6, 8] takes 8: it would run over several rows"},
+    "dilated_depthwise.tflite": IMPORTS,
     "dilated_unfused.tflite": {"BATCH_TO_SPACE_ND", "SPACE_TO_BATCH_ND"},
     "float_edges.tflite": IMPORTS,
     "gru_unrolled.tflite": IMPORTS,
     "inception.tflite": IMPORTS,
-    "kws_separable.tflite": {"REDUCE_MAX"},
+    "kws_separable.tflite": IMPORTS,
     "leaky_prelu_cnn.tflite": IMPORTS,
     "lstm.tflite": {"UNIDIRECTIONAL_SEQUENCE_LSTM",
                     "UNIDIRECTIONAL_SEQUENCE_LSTM: reads, a variable tensor (state kept across "

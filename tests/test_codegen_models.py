@@ -75,6 +75,8 @@ def add_layer(b, kind):
         binary_step(b, kind, act)          # a constant or an activation that broadcasts, or itself
     elif kind == "prelu":
         b.prelu(alpha_shape=broadcast_shape(rng, shape))
+    elif kind in ("sum", "reduce_max"):      # over the last axis, keeping it
+        b.reduce(kind, (len(shape) - 1,), keep_dims=True)
     else:
         getattr(b, kind)()
     return True
@@ -115,7 +117,8 @@ GCC, CLANG, ARM_GCC = shutil.which("gcc"), shutil.which("clang"), shutil.which("
 requires_gcc = pytest.mark.skipif(GCC is None, reason="gcc is not installed")
 EVERY_KIND = ["conv_2d", "relu", "depthwise_conv_2d", "add", "mul", "max_pool_2d", "relu6", "prelu",
               "average_pool_2d", "hard_swish", "sub", "logistic", "tanh", "add", "squared_difference",
-              "maximum", "leaky_relu", "mean", "minimum", "elu", "reshape", "fully_connected", "softmax"]
+              "maximum", "leaky_relu", "mean", "minimum", "elu", "reshape", "reduce_max", "sum",
+              "fully_connected", "softmax"]
 
 
 def every_kind_model(seed=0, name="every_kind"):

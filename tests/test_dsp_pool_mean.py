@@ -28,7 +28,7 @@ from minitiny.quant import fixedpoint as fp  # noqa: E402
 # the global average pool, four channels per word (dsp/mean.c.j2, dsp.py's mean section)
 # ---------------------------------------------------------------------------------------
 # The effective multiplier e = s_in / (s_out * count) sets the requantization's shift (from
-# kernels/mean.py prepare, by count): 4 -> a left shift of 3; 0.7 and 0.3 -> 1, 0 or -1;
+# kernels/reduce.py prepare, by count): 4 -> a left shift of 3; 0.7 and 0.3 -> 1, 0 or -1;
 # 0.01 -> -5 or -6 (requantize_fast from -1 on); 1e-4 -> -12 or -13; 1e-9 -> -28 or -29;
 # 1e-11 and 1e-12 -> -31 with a multiplier far below 2^30, or a multiplier of 0 (general).
 MEAN_MULTIPLIERS = [4.0, 0.7, 0.3, 0.01, 1e-4, 1e-9, 1e-11, 1e-12]
@@ -76,10 +76,10 @@ def test_mean_layer_takes_the_dsp_kernel(tmp_path):
 @given(st.integers(-255 * 4096, 255 * 4096), st.integers(1, 4096), st.floats(1e-13, 0.49))
 @settings(max_examples=400)
 def test_requantize_fast_takes_the_means_multipliers(total, count, e):
-    """kernels/mean.py prepare divides the multiplier by count, often below 2^30 (far below
+    """kernels/reduce.py prepare divides the multiplier by count, often below 2^30 (far below
     when the shift reaches -31); requantize_fast (whose proof needs only 0 < m < 2^31) still
     gives fixedpoint.py's bits wherever mean_fast_requantize takes it. The multiplier is
-    computed as kernels/mean.py prepare does; oracle: minitiny/quant/fixedpoint.py in Python integers."""
+    computed as kernels/reduce.py prepare does; oracle: minitiny/quant/fixedpoint.py in Python integers."""
     mult, shift = fp.quantize_multiplier(np.float64(e) * count, False)
     s = min(count.bit_length() - 1, 32, 31 + shift)
     m, shift = (mult << s) // count, shift - s

@@ -45,6 +45,7 @@ def models():
                                                          depth_multiplier=1, kernel=(3, 3), padding="same")
     out["max pool, one channel"] = one_channel_max_pool()
     out["data movement"] = movement_chain(0)
+    out["spatial ops"] = o.spatial_model()
     return out
 
 

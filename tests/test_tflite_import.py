@@ -552,7 +552,6 @@ def second_subgraph(m, s):
 
 
 UNSUPPORTED = {      # edit -> (model, a fragment the error must hold)
-    "dilation": ("conv_2d", set_options("dilationHFactor", 2, "CONV_2D"), "dilation 2x1"),
     "fused tanh": ("conv_2d", set_options("fusedActivationFunction", 4, "CONV_2D"), "fused activation TANH"),
     "fused relu_n1_to_1": ("fully_connected", set_options("fusedActivationFunction", 2, "FULLY_CONNECTED"),
                            "fused activation RELU_N1_TO_1"),
@@ -582,7 +581,7 @@ def test_unsupported_is_a_clear_error(what):
 def test_every_unsupported_item_is_listed_at_once():
     """Several problems in one file: one error that lists each of them."""
     def change(m, s):
-        set_options("dilationHFactor", 2, "CONV_2D")(m, s)
+        set_options("fusedActivationFunction", 4, "CONV_2D")(m, s)
         ops = m.subgraphs[0].operators
         for o, code in zip(ops[1:], ("SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "RELU_N1_TO_1")):
             o.opcodeIndex = opcode_index(m, s, getattr(s.BuiltinOperator, code))
@@ -592,20 +591,20 @@ def test_every_unsupported_item_is_listed_at_once():
         from_tflite(edit(to_tflite(q), change))
     text = str(e.value)
     assert len(e.value.problems) == 4 and "4 unsupported items" in text
-    for fragment in ("operator #0 CONV_2D: dilation 2x1", "operator #1 SPACE_TO_DEPTH", "operator #2 BATCH_TO_SPACE_ND",
+    for fragment in ("operator #0 CONV_2D: fused activation TANH", "operator #1 SPACE_TO_DEPTH", "operator #2 BATCH_TO_SPACE_ND",
                      "operator #3 RELU_N1_TO_1"):
         assert fragment in text, text
 
 
 def test_every_kind_of_unsupported_item_in_one_error_with_operator_indices():
-    """Issue 19 item 8: an operator, a fused option, a tensor type, a dynamic shape, a batch of
+    """Issue 19 item 8: an operator, a fused activation, a tensor type, a dynamic shape, a batch of
     2 and a variable tensor, each in another operator of one well-formed file: one
     UnsupportedTFLiteError (never a TFLiteFormatError) lists them all, each under the index
     of the operator it concerns, in operator order."""
     def change(m, s):
         sg = m.subgraphs[0]
         ops = sg.operators
-        set_options("dilationHFactor", 2, "CONV_2D")(m, s)                         # op 0
+        set_options("fusedActivationFunction", 4, "CONV_2D")(m, s)                 # op 0: TANH
         sg.tensors[ops[3].outputs[0]].type = s.TensorType.INT16                    # op 3 writes it
         sg.tensors[ops[5].outputs[0]].shapeSignature = [1, -1, 4, 3]               # op 5: dynamic
         out9 = sg.tensors[ops[9].outputs[0]]
@@ -621,7 +620,7 @@ def test_every_kind_of_unsupported_item_in_one_error_with_operator_indices():
     with pytest.raises(UnsupportedTFLiteError) as e:
         from_tflite(edit(to_tflite(q), change))
     problems = e.value.problems
-    expect = [("operator #0 CONV_2D", "dilation 2x1"), ("operator #3 AVERAGE_POOL_2D", "type int16"),
+    expect = [("operator #0 CONV_2D", "fused activation TANH"), ("operator #3 AVERAGE_POOL_2D", "type int16"),
               ("operator #4 MAX_POOL_2D", "type int16"), ("operator #5 RELU", "dynamic shape [1, -1, 4, 3]"),
               ("operator #9 FULLY_CONNECTED", "batch dimension of 1"),
               ("operator #11 UNIDIRECTIONAL_SEQUENCE_LSTM", "not supported"),

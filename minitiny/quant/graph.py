@@ -27,11 +27,13 @@ from .errors import GraphError
 # Every operator kind the graph may hold, with the options each one takes.
 OP_OPTIONS = {
     "fully_connected": ("activation",),
-    "conv_2d": ("stride", "padding", "activation"),
-    "depthwise_conv_2d": ("stride", "padding", "depth_multiplier", "activation"),
+    "conv_2d": ("stride", "padding", "dilation", "activation"),
+    "depthwise_conv_2d": ("stride", "padding", "dilation", "depth_multiplier", "activation"),
     "max_pool_2d": ("pool_size", "stride", "padding", "activation"),
     "average_pool_2d": ("pool_size", "stride", "padding", "activation"),
     "mean": ("axes", "keep_dims"),
+    "sum": ("axes", "keep_dims"),
+    "reduce_max": ("axes", "keep_dims"),
     "add": ("activation",),
     "sub": ("activation",),
     "mul": ("activation",),

@@ -57,6 +57,8 @@ BUILTINS = {
     "max_pool_2d": (BuiltinOperator.MAX_POOL_2D, 2),
     "average_pool_2d": (BuiltinOperator.AVERAGE_POOL_2D, 2),
     "mean": (BuiltinOperator.MEAN, 2),
+    "sum": (BuiltinOperator.SUM, 2),
+    "reduce_max": (BuiltinOperator.REDUCE_MAX, 2),
     "add": (BuiltinOperator.ADD, 2),
     "sub": (BuiltinOperator.SUB, 2),
     "mul": (BuiltinOperator.MUL, 2),
@@ -90,6 +92,7 @@ PADDING = {"same": Padding.SAME, "valid": Padding.VALID}
 # kinds whose options table holds only the fused activation -> that table
 ACTIVATION_ONLY_OPTIONS = {"fully_connected": "FullyConnectedOptions", "add": "AddOptions",
                            "sub": "SubOptions", "mul": "MulOptions"}
+REDUCERS = ("mean", "sum", "reduce_max")         # their axes are an int32 input tensor
 TENSOR_TYPE = {"int8": TensorType.INT8, "int16": TensorType.INT16, "int32": TensorType.INT32,
                "int64": TensorType.INT64, "float32": TensorType.FLOAT32}
 # 'int8' (the default) and 'int16' both mean the model's own integer edge
@@ -198,8 +201,8 @@ class _Writer:
             tfl.Conv2DOptionsAddPadding(b, PADDING[o.get("padding", "valid")])
             tfl.Conv2DOptionsAddStrideH(b, int(o.get("stride", (1, 1))[0]))
             tfl.Conv2DOptionsAddStrideW(b, int(o.get("stride", (1, 1))[1]))
-            tfl.Conv2DOptionsAddDilationHFactor(b, 1)
-            tfl.Conv2DOptionsAddDilationWFactor(b, 1)
+            tfl.Conv2DOptionsAddDilationHFactor(b, int(o.get("dilation", (1, 1))[0]))
+            tfl.Conv2DOptionsAddDilationWFactor(b, int(o.get("dilation", (1, 1))[1]))
             tfl.Conv2DOptionsAddFusedActivationFunction(b, act)
             return BuiltinOptions.Conv2DOptions, tfl.Conv2DOptionsEnd(b)
         if kind == "depthwise_conv_2d":
@@ -208,8 +211,8 @@ class _Writer:
             tfl.DepthwiseConv2DOptionsAddStrideH(b, int(o.get("stride", (1, 1))[0]))
             tfl.DepthwiseConv2DOptionsAddStrideW(b, int(o.get("stride", (1, 1))[1]))
             tfl.DepthwiseConv2DOptionsAddDepthMultiplier(b, int(o.get("depth_multiplier", 1)))
-            tfl.DepthwiseConv2DOptionsAddDilationHFactor(b, 1)
-            tfl.DepthwiseConv2DOptionsAddDilationWFactor(b, 1)
+            tfl.DepthwiseConv2DOptionsAddDilationHFactor(b, int(o.get("dilation", (1, 1))[0]))
+            tfl.DepthwiseConv2DOptionsAddDilationWFactor(b, int(o.get("dilation", (1, 1))[1]))
             tfl.DepthwiseConv2DOptionsAddFusedActivationFunction(b, act)
             return BuiltinOptions.DepthwiseConv2DOptions, tfl.DepthwiseConv2DOptionsEnd(b)
         if kind in ("max_pool_2d", "average_pool_2d"):
@@ -222,7 +225,7 @@ class _Writer:
             tfl.Pool2DOptionsAddFilterWidth(b, int(pool[1]))
             tfl.Pool2DOptionsAddFusedActivationFunction(b, act)
             return BuiltinOptions.Pool2DOptions, tfl.Pool2DOptionsEnd(b)
-        if kind == "mean":
+        if kind in REDUCERS:
             tfl.ReducerOptionsStart(b)
             tfl.ReducerOptionsAddKeepDims(b, bool(o.get("keep_dims", False)))
             return BuiltinOptions.ReducerOptions, tfl.ReducerOptionsEnd(b)
@@ -276,7 +279,7 @@ class _Writer:
 
     # -- the model -----------------------------------------------------------------------
     def collect(self):
-        """Every QTensor, plus the int32 constants TFLite wants as inputs (MEAN's axes,
+        """Every QTensor, plus the int32 constants TFLite wants as inputs (MEAN's, SUM's and REDUCE_MAX's axes,
         RESHAPE's new shape), each op's list of tensor indices."""
         q = self.q
         for t in q.tensors.values():
@@ -292,8 +295,8 @@ class _Writer:
                 # TFLite's converter always gives convolutions a bias, and TFLM's depthwise
                 # kernel crashes without one: write zeros (scale s_in * s_w, as a bias has).
                 inputs.append(self.add_zero_bias(op))
-            if op.kind == "mean":
-                axes = np.array([a + 1 for a in op.options.get("axes", (0, 1))], dtype=np.int32)
+            if op.kind in REDUCERS:                                   # axes past the batch
+                axes = np.array([a + 1 for a in op.params["axes"]], dtype=np.int32)   # resolved, sorted
                 inputs.append(self.add_tensor(f"{op.name}/axes", axes.shape, TensorType.INT32, axes))
             if op.kind == "reshape":
                 shape = np.array((1,) + q.tensors[op.outputs[0]].shape, dtype=np.int32)

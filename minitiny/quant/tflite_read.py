@@ -37,7 +37,7 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    activations with zero point 0, int8 weights, int64 bias) imports the same way, its
    edges int16 or float32; the model input's type says which scheme the file uses.
    The operators minitiny runs are the table in `supported.py`. Whatever else minitiny cannot
-   run (an operator, a float tensor, dilation, a dynamic shape, a batch size other
+   run (an operator, a float tensor, a dynamic shape, a batch size other
    than 1, a variable tensor, several subgraphs) is collected, and one `UnsupportedTFLiteError`
    lists every item with its operator index. Several inputs and outputs are kept, in the
    file's order: `QModel.inputs` / `outputs` list them, `predict_int8` returns every output.
@@ -58,7 +58,7 @@ from tflite import ActivationFunctionType, BuiltinOptions, TensorType
 from tflite import BuiltinOperator as Op
 from tflite.utils import BUILTIN_OPCODE2NAME
 
-from ..geometry import out_size
+from ..geometry import effective_kernel, out_size
 from . import kernels, supported, tflm
 from .graph import GraphError, QModel, QOp, QTensor
 
@@ -122,8 +122,10 @@ OPTION_FIELDS = {
 }
 # kind -> (fewest, most) inputs in the file (RESHAPE's and MEAN's second input is a shape / axes)
 ELEMENTWISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
+REDUCERS = ("mean", "sum", "reduce_max")
 ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 3),
-         "mean": (2, 2), "reshape": (1, 2), "prelu": (2, 2), **{kind: (2, 2) for kind in ELEMENTWISE},
+         **{kind: (2, 2) for kind in REDUCERS}, "reshape": (1, 2), "prelu": (2, 2),
+         **{kind: (2, 2) for kind in ELEMENTWISE},
          "concatenation": (1, 10), "pack": (1, 10), "split": (2, 2), "split_v": (3, 3),
          "pad": (2, 3), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2)}
 MULTI_OUTPUT = ("split", "split_v", "unpack")
@@ -483,27 +485,29 @@ class _Importer:
         return ACTIVATIONS[code]
 
     def window(self, op, k_h, k_w):
-        """Stride, padding and activation of a windowed op (a k_h x k_w filter or pool)."""
+        """Stride, padding, dilation (the convolutions, when not 1) and activation of a
+        windowed op (a k_h x k_w filter or pool)."""
         o = op.options
         if o["Padding"] not in PADDINGS:
             raise _Unsupported(f"padding #{o['Padding']} (SAME or VALID only)")
-        if o.get("DilationHFactor", 1) != 1 or o.get("DilationWFactor", 1) != 1:
-            raise _Unsupported(f"dilation {o['DilationHFactor']}x{o['DilationWFactor']} (only 1)")
-        if o["StrideH"] < 1 or o["StrideW"] < 1 or k_h < 1 or k_w < 1:
-            self.fail(f"{op.label}: window {k_h}x{k_w} and stride {o['StrideH']}x{o['StrideW']} "
-                      f"must be positive")
+        dilation = (o.get("DilationHFactor", 1), o.get("DilationWFactor", 1))
+        if o["StrideH"] < 1 or o["StrideW"] < 1 or k_h < 1 or k_w < 1 or min(dilation) < 1:
+            self.fail(f"{op.label}: window {k_h}x{k_w}, stride {o['StrideH']}x{o['StrideW']} and "
+                      f"dilation {dilation[0]}x{dilation[1]} must be positive")
         x = self.tensors[op.inputs[0]]
         if len(x.shape) == 4:
             # The input padded so every window fits, (out - 1) * stride + k per side, is what
             # the NumPy reference allocates: refuse a window of a million rows here.
             padded = x.shape[3]
-            for size, k, stride in ((x.shape[1], k_h, o["StrideH"]), (x.shape[2], k_w, o["StrideW"])):
-                out = max(out_size(PADDINGS[o["Padding"]], size, k, stride), 1)
-                padded *= max((out - 1) * stride + k, size)
+            for size, k, stride, d in ((x.shape[1], k_h, o["StrideH"], dilation[0]),
+                                       (x.shape[2], k_w, o["StrideW"], dilation[1])):
+                out = max(out_size(PADDINGS[o["Padding"]], size, k, stride, d), 1)
+                padded *= max((out - 1) * stride + effective_kernel(k, d), size)
             if padded > MAX_ELEMENTS:
                 raise _Unsupported(f"a {k_h}x{k_w} window pads input {list(x.shape)} to {padded} "
                                    f"elements, more than {MAX_ELEMENTS}")
         return {"stride": (o["StrideH"], o["StrideW"]), "padding": PADDINGS[o["Padding"]],
+                **({"dilation": dilation} if dilation != (1, 1) else {}),
                 "activation": self.activation(op)}
 
     def map_weighted(self, op, kind, x, out):
@@ -537,16 +541,20 @@ class _Importer:
                       f"filter: {out_c} output channels from {in_c} input channels")
         return inputs, dict(self.window(op, w.shape[1], w.shape[2]), depth_multiplier=out_c // in_c)
 
-    def map_mean(self, op, x):
+    def map_reducer(self, op, x):
+        """MEAN, SUM, REDUCE_MAX: the axes (a constant int32 tensor, as TFLM requires) past
+        the batch dimension, which they may not reduce (the output keeps the batch of 1)."""
         axes = self.tensors[op.inputs[1]] if op.inputs[1] >= 0 else None
-        if axes is None or axes.data is None or axes.type not in (TensorType.INT32, TensorType.INT64):
+        if axes is None or axes.data is None or axes.type != TensorType.INT32:
             raise _Unsupported("the axes must be a constant int32 tensor")
-        values = np.frombuffer(axes.data, "<i4" if axes.type == TensorType.INT32 else "<i8").tolist()
+        values = np.frombuffer(axes.data, "<i4").tolist()
         rank = len(x.shape)
-        if rank != 4 or {a + rank if a < 0 else a for a in values} != {1, 2}:
-            raise _Unsupported(f"mean over axes {values} of a rank-{rank} input (only the "
-                               f"global average over H and W of (N, H, W, C))")
-        return {"axes": (0, 1), "keep_dims": bool(op.options["KeepDims"])}
+        if not values or any(not -rank <= a < rank for a in values):
+            self.fail(f"{op.label}: axes {values} are not axes of input {list(x.shape)}")
+        resolved = sorted({a % rank for a in values})
+        if resolved[0] == 0:
+            raise _Unsupported(f"axes {values} reduce the batch dimension of input {list(x.shape)}")
+        return {"axes": tuple(a - 1 for a in resolved), "keep_dims": bool(op.options["KeepDims"])}
 
     def int_constant(self, op, i, role):
         """The values of input i, a constant int32 (or int64) tensor, as a list of ints."""
@@ -724,8 +732,8 @@ class _Importer:
         if kind in ("max_pool_2d", "average_pool_2d"):
             k_h, k_w = op.options["FilterHeight"], op.options["FilterWidth"]
             return kind, op.inputs[:1], dict(self.window(op, k_h, k_w), pool_size=(k_h, k_w))
-        if kind == "mean":
-            return kind, op.inputs[:1], self.map_mean(op, x)
+        if kind in REDUCERS:
+            return kind, op.inputs[:1], self.map_reducer(op, x)
         if kind == "softmax":
             return kind, op.inputs[:1], {"beta": float(op.options["Beta"])}
         if kind == "leaky_relu":

@@ -57,8 +57,8 @@ ALL_INT8 = np.arange(-128, 128, dtype=np.int8)[None]        # (1, 256): every in
 # ---------------------------------------------------------------------------------------
 # A small graph builder: layers appended in order, each reading the previous output
 # ---------------------------------------------------------------------------------------
-def _window_out(n, k, stride, padding):
-    return out_size(padding, n, k, stride)
+def _window_out(n, k, stride, padding, dilation=1):
+    return out_size(padding, n, k, stride, dilation)
 
 
 class Builder:
@@ -119,23 +119,51 @@ class Builder:
         return self._weighted("fully_connected", (units, fan_in), 0, units, fan_in, (units,),
                               per_channel, bias, {"activation": activation})
 
+    def _window_options(self, kernel, stride, padding, dilation, activation):
+        """(out_h, out_w), options of a convolution (dilation only when not 1, as the importer)."""
+        h, w = self.t.shape[:2]
+        out = (_window_out(h, kernel[0], stride[0], padding, dilation[0]),
+               _window_out(w, kernel[1], stride[1], padding, dilation[1]))
+        options = {"stride": tuple(stride), "padding": padding, "activation": activation}
+        if tuple(dilation) != (1, 1):
+            options["dilation"] = tuple(dilation)
+        return out, options
+
     def conv(self, out_c, kernel=(3, 3), stride=(1, 1), padding="same", activation="none",
-             per_channel=True, bias=True):
-        h, w, in_c = self.t.shape
-        out = (_window_out(h, kernel[0], stride[0], padding), _window_out(w, kernel[1], stride[1], padding), out_c)
+             per_channel=True, bias=True, dilation=(1, 1)):
+        in_c = self.t.shape[2]
+        out, options = self._window_options(kernel, stride, padding, dilation, activation)
         return self._weighted("conv_2d", (out_c,) + tuple(kernel) + (in_c,), 0, out_c,
-                              kernel[0] * kernel[1] * in_c, out, per_channel, bias,
-                              {"stride": tuple(stride), "padding": padding, "activation": activation})
+                              kernel[0] * kernel[1] * in_c, out + (out_c,), per_channel, bias, options)
 
     def depthwise(self, depth_multiplier=1, kernel=(3, 3), stride=(1, 1), padding="same",
-                  activation="none", per_channel=True, bias=True):
-        h, w, in_c = self.t.shape
-        out_c = in_c * depth_multiplier
-        out = (_window_out(h, kernel[0], stride[0], padding), _window_out(w, kernel[1], stride[1], padding), out_c)
+                  activation="none", per_channel=True, bias=True, dilation=(1, 1)):
+        out_c = self.t.shape[2] * depth_multiplier
+        out, options = self._window_options(kernel, stride, padding, dilation, activation)
         return self._weighted("depthwise_conv_2d", (1,) + tuple(kernel) + (out_c,), 3, out_c,
-                              kernel[0] * kernel[1], out, per_channel, bias,
-                              {"stride": tuple(stride), "padding": padding, "activation": activation,
-                               "depth_multiplier": depth_multiplier})
+                              kernel[0] * kernel[1], out + (out_c,), per_channel, bias,
+                              dict(options, depth_multiplier=depth_multiplier))
+
+    def transpose_conv(self, out_c, kernel=(3, 3), stride=(2, 2), padding="same", activation="none",
+                       per_channel=True, bias=True, out_hw=None):
+        """Keras' Conv2DTranspose: out = in * stride ('same') or (in - 1) * stride + k ('valid'),
+        unless out_hw gives the output's (H, W) (Keras' output_padding)."""
+        h, w, in_c = self.t.shape
+        if out_hw is None:
+            out_hw = tuple(n * s if padding == "same" else (n - 1) * s + k
+                           for n, s, k in zip((h, w), stride, kernel))
+        fan_in = -(-kernel[0] // stride[0]) * -(-kernel[1] // stride[1]) * in_c
+        return self._weighted("transpose_conv", (out_c,) + tuple(kernel) + (in_c,), 0, out_c, fan_in,
+                              tuple(out_hw) + (out_c,), per_channel, bias,
+                              {"stride": tuple(stride), "padding": padding, "activation": activation})
+
+    def resize(self, kind="resize_nearest_neighbor", size=None, align_corners=False, half_pixel_centers=False):
+        """RESIZE_NEAREST_NEIGHBOR or RESIZE_BILINEAR to `size` (H', W'; default twice the input)."""
+        h, w, c = self.t.shape
+        size = (2 * h, 2 * w) if size is None else tuple(size)
+        out = self._tensor(size + (c,), self.t.scale, self.t.zero_point)
+        return self._op(kind, [self.cur], out, {"align_corners": bool(align_corners),
+                                                "half_pixel_centers": bool(half_pixel_centers)})
 
     def pool(self, kind="max_pool_2d", pool_size=(2, 2), stride=(2, 2), padding="valid", activation="none"):
         h, w, c = self.t.shape
@@ -144,14 +172,24 @@ class Builder:
         return self._op(kind, [self.cur], name, {"pool_size": tuple(pool_size), "stride": tuple(stride),
                                                  "padding": padding, "activation": activation})
 
-    def mean(self, keep_dims=False, same_quantization=False):
-        c = self.t.shape[-1]
-        if same_quantization:
+    def mean(self, keep_dims=False, same_quantization=False, axes=(0, 1)):
+        return self.reduce("mean", axes, keep_dims, same_quantization)
+
+    def reduce(self, kind="mean", axes=(0, 1), keep_dims=False, same_quantization=False):
+        """MEAN, SUM or REDUCE_MAX over `axes` (of the shape without the batch); a SUM's output
+        scale grows with sqrt(count), as a sum of random values does; REDUCE_MAX keeps the input's."""
+        shape = self.t.shape
+        axes = tuple(sorted({a % len(shape) for a in axes}))
+        count = int(np.prod([shape[a] for a in axes]))
+        if same_quantization or kind == "reduce_max":
             scale, zp = self.t.scale, self.t.zero_point
         else:
-            scale, zp = np.float32(self.t.scale * log_uniform(self.rng, 0.1, 10)), zero_point(self.rng)
-        out = self._tensor((1, 1, c) if keep_dims else (c,), scale, zp)
-        return self._op("mean", [self.cur], out, {"axes": (0, 1), "keep_dims": keep_dims})
+            grow = np.sqrt(count) if kind == "sum" else 1.0
+            scale, zp = np.float32(self.t.scale * grow * log_uniform(self.rng, 0.1, 10)), zero_point(self.rng)
+        out_shape = tuple(1 if a in axes else d for a, d in enumerate(shape)) if keep_dims else \
+            tuple(d for a, d in enumerate(shape) if a not in axes)
+        out = self._tensor(out_shape, scale, zp)
+        return self._op(kind, [self.cur], out, {"axes": axes, "keep_dims": keep_dims})
 
     def reshape(self, shape):
         out = self._tensor(tuple(shape), self.t.scale, self.t.zero_point)
@@ -315,6 +353,9 @@ def config(kind, integers, choice):
         in_shape = hw + (integers(1, 4),)
         cfg = dict(kernel=kernel, stride=stride, padding=padding, activation=choice(ACTIVATIONS),
                    per_channel=choice([True, False]), bias=choice([True, False]))
+        if choice([False, False, True]):          # a dilated window, as large as the input allows
+            cfg["dilation"] = tuple(integers(1, 3 if padding == "same" or k == 1 else max(1, min(3, (n - 1) // (k - 1))))
+                                    for n, k in zip(hw, kernel))
         if kind == "conv_2d":
             cfg["out_c"] = integers(1, 5)
         else:
@@ -380,7 +421,7 @@ def random_config(rng, kind):
 SPATIAL = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean")
 ANYWHERE = ("fully_connected", "add", "reshape", "softmax", "logistic", "tanh", "relu", "relu6",
             "sub", "mul", "maximum", "minimum", "squared_difference", "leaky_relu", "prelu", "hard_swish",
-            "elu")
+            "elu", "sum", "reduce_max")
 # blocks: a skip connection, two branches joined by ADD, Keras' Rescaling (MUL and ADD by
 # constants that broadcast), a squeeze-and-excitation gate (the feature map times its mean)
 BLOCKS = ("residual", "diamond", "rescaling", "squeeze_excite")
@@ -403,6 +444,20 @@ def _window(rng, shape, stride_one=False):
     return k, stride, padding
 
 
+def _dilation(rng, shape, k, padding):
+    """A dilation for window k on `shape`: mostly 1, else up to 3 where the dilated window fits."""
+    if rng.random() < 0.75:
+        return (1, 1)
+    top = [3 if padding == "same" or kk == 1 else max(1, min(3, (n - 1) // (kk - 1))) for n, kk in zip(shape, k)]
+    return tuple(int(rng.integers(1, t + 1)) for t in top)
+
+
+def _axes(rng, shape, most):
+    """1..most distinct axes of `shape`, sorted."""
+    n = int(rng.integers(1, min(len(shape), most) + 1))
+    return tuple(sorted(int(a) for a in rng.choice(len(shape), n, replace=False)))
+
+
 def layer(b, kind, keep_shape=False):
     """Append one `kind` layer to Builder `b`, configured from b.rng.
 
@@ -422,7 +477,8 @@ def layer(b, kind, keep_shape=False):
     elif kind in ("conv_2d", "depthwise_conv_2d"):
         k, stride, padding = _window(rng, shape, keep_shape)
         cfg = dict(kernel=k, stride=stride, padding=padding, activation=act,
-                   per_channel=bool(rng.random() < 0.7), bias=bool(rng.random() < 0.8))
+                   per_channel=bool(rng.random() < 0.7), bias=bool(rng.random() < 0.8),
+                   dilation=_dilation(rng, shape, k, padding))
         if kind == "conv_2d":
             b.conv(shape[2] if keep_shape else int(rng.integers(1, 7)), **cfg)
         else:
@@ -433,7 +489,14 @@ def layer(b, kind, keep_shape=False):
     elif kind == "mean":
         if keep_shape:
             return False
-        b.mean(keep_dims=bool(rng.random() < 0.5), same_quantization=bool(rng.random() < 0.3))
+        axes = (0, 1) if rng.random() < 0.6 else _axes(rng, shape, 2)   # global pooling, or any
+        b.mean(keep_dims=bool(rng.random() < 0.5) or len(axes) == len(shape),
+               same_quantization=bool(rng.random() < 0.3), axes=axes)
+    elif kind in ("sum", "reduce_max"):
+        if keep_shape:
+            return False
+        axes = _axes(rng, shape, 2 if kind == "sum" else len(shape))
+        b.reduce(kind, axes, keep_dims=bool(rng.random() < 0.5) or len(axes) == len(shape))
     elif kind == "add":
         # join with an earlier activation of the same shape (a skip), or with itself
         earlier = [n for n, t in b.tensors.items()

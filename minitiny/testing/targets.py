@@ -124,8 +124,8 @@ class LinearLayer:
                     taps, ws = [], []
                     for fy in range(p["kernel_h"]):
                         for fx in range(p["kernel_w"]):
-                            y = out_y * p["stride_h"] - p["pad_h"] + fy
-                            x = out_x * p["stride_w"] - p["pad_w"] + fx
+                            y = out_y * p["stride_h"] - p["pad_h"] + fy * p.get("dilation_h", 1)
+                            x = out_x * p["stride_w"] - p["pad_w"] + fx * p.get("dilation_w", 1)
                             inside = 0 <= y < in_h and 0 <= x < in_w
                             channels = [out_c // p["depth_multiplier"]] if depthwise else range(in_c)
                             for c in channels:

@@ -6,7 +6,7 @@ scales into integer constants once; Eval runs integer loops over them. minitiny 
 same, and keeps the two halves of an op side by side in one file:
 
     fully_connected.py    conv_2d.py    depthwise_conv_2d.py    pooling.py (max, average)
-    mean.py    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
+    reduce.py (mean, sum, reduce_max)    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
     reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
     leaky_relu.py    prelu.py    hard_swish.py    elu.py    quantize.py (int8 -> int8)
     concatenation.py (concatenation, pack)    split.py (split, split_v, unpack)
@@ -44,10 +44,12 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | --- | --- |
 | all kinds | `macs` (multiply-accumulates; pools: window reads; others 0), `single_rounding` (bool), `dtype` ('int8', or 'int16' in the 16x8 scheme: the activations' type) |
 | `fully_connected` | `input_offset` (-z_in), `output_offset` (z_out), `output_multiplier` int32[out], `output_shift` int32[out], `per_channel` (bool: the weights have one scale per unit; if not, every multiplier and shift is the same), `act_min`, `act_max`, `in_features`, `out_features`, `has_bias` |
-| `conv_2d` | `input_offset`, `output_offset`, `output_multiplier` int32[C_out], `output_shift` int32[C_out], `per_channel`, `act_min`, `act_max`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `kernel_h`, `kernel_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w` (rows/cols of padding before, TF 'same' rule), `has_bias` |
+| `conv_2d` | `input_offset`, `output_offset`, `output_multiplier` int32[C_out], `output_shift` int32[C_out], `per_channel`, `act_min`, `act_max`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `kernel_h`, `kernel_w`, `stride_h`, `stride_w`, `dilation_h`, `dilation_w` (taps that many rows/cols apart), `pad_h`, `pad_w` (rows/cols of padding before, TF 'same' rule over the dilated window), `has_bias` |
 | `depthwise_conv_2d` | the `conv_2d` keys plus `depth_multiplier` (out_c = in_c * depth_multiplier; output channel = in_channel * depth_multiplier + m) |
 | `max_pool_2d`, `average_pool_2d` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `pool_h`, `pool_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w`, `act_min`, `act_max` |
-| `mean` | `in_h`, `in_w`, `channels`, `count` (H*W), `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (these two already include the division by `count`) |
+| `mean` | `axes` (sorted, of the input without the batch), `count` (values per output), `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride` (4 each, padded in front with 1 and 0: a flat output index, or an index among the count values, unravelled over them gives its part of the input offset), `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (with the division by count folded in); over H and W of (H, W, C) also `in_h`, `in_w`, `channels` (the tuned kernels' case) |
+| `sum` | `axes`, `count`, `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride`, `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (s_in / s_out) |
+| `reduce_max` | `axes`, `count`, `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride` (input and output share one quantization) |
 | `add`, `sub` | `input1_offset`, `input2_offset` (-z), `output_offset` (z_out), `left_shift` (20), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (all shifts <= 0), `act_min`, `act_max`; and as every element-wise kind below: `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
 | `mul` | `input1_offset`, `input2_offset`, `output_offset`, `output_multiplier`, `output_shift` (s_1 * s_2 / s_out), `act_min`, `act_max`, `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
 | `squared_difference` | `input1_offset`, `input2_offset`, `output_offset`, `left_shift` (7), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (either sign), `act_min`, `act_max`, `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
@@ -82,14 +84,14 @@ import numpy as np
 
 from ..errors import GraphError
 from . import (activations, add, concatenation, conv_2d, depthwise_conv_2d, elu, fully_connected,
-               hard_swish, leaky_relu, logistic_tanh, maximum_minimum, mean, mul, pad, pooling,
-               prelu, quantize, reshape, softmax, split, squared_difference, strided_slice, sub,
-               transpose)
+               hard_swish, leaky_relu, logistic_tanh, maximum_minimum, mul, pad, pooling,
+               prelu, quantize, reduce, reshape, softmax, split, squared_difference, strided_slice,
+               sub, transpose)
 from .common import ActivationRangeError, fail
 
 # kind -> the module that prepares and runs it, in the order docs/READING.md meets them.
 KERNELS = {kind: module
-           for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, mean, add, sub,
+           for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, reduce, add, sub,
                           mul, maximum_minimum, squared_difference, reshape, softmax,
                           logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu,
                           quantize, concatenation, split, pad, strided_slice, transpose)

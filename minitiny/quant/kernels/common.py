@@ -226,31 +226,38 @@ def requantize(acc, p):
 
 
 # -- the windowed ops (conv_2d, depthwise_conv_2d, the pools) ------------------------------
-def spatial(op, x, out, k_h, k_w, n_out_c):
+def spatial(op, x, out, k_h, k_w, n_out_c, dilated=False):
     """Output size and padding of a windowed op (minitiny.geometry, TFLM padding.h); checks
-    them against the output tensor."""
+    them against the output tensor. `dilated` (the convolutions): the window's taps lie
+    `dilation` rows / columns apart, so it spans (k - 1) * dilation + 1 of them."""
     stride = op.options.get("stride", (1, 1))
     if len(stride) != 2 or min(stride) < 1:
         fail(op, f"stride must be two positive integers, got {stride}")
+    dilation = op.options.get("dilation", (1, 1)) if dilated else (1, 1)
+    if len(dilation) != 2 or min(dilation) < 1:
+        fail(op, f"dilation must be two positive integers, got {dilation}")
     padding = op.options.get("padding", "valid")
     h, w = x.shape[0], x.shape[1]
-    out_h = geometry.out_size(padding, h, k_h, stride[0])
-    out_w = geometry.out_size(padding, w, k_w, stride[1])
+    out_h = geometry.out_size(padding, h, k_h, stride[0], dilation[0])
+    out_w = geometry.out_size(padding, w, k_w, stride[1], dilation[1])
     if out_h <= 0 or out_w <= 0:
-        fail(op, f"window {k_h}x{k_w} with '{padding}' padding gives an empty output on a "
-                 f"{h}x{w} input")
+        fail(op, f"window {k_h}x{k_w} (dilation {dilation[0]}x{dilation[1]}) with '{padding}' "
+                 f"padding gives an empty output on a {h}x{w} input")
     if out.shape != (out_h, out_w, n_out_c):
         fail(op, f"output {out.name!r} has shape {out.shape}, expected {(out_h, out_w, n_out_c)}")
-    return dict(in_h=h, in_w=w, out_h=out_h, out_w=out_w, stride_h=int(stride[0]),
-                stride_w=int(stride[1]), pad_h=geometry.pad_before(padding, h, k_h, stride[0]),
-                pad_w=geometry.pad_before(padding, w, k_w, stride[1]))
+    p = dict(in_h=h, in_w=w, out_h=out_h, out_w=out_w, stride_h=int(stride[0]),
+             stride_w=int(stride[1]), pad_h=geometry.pad_before(padding, h, k_h, stride[0], dilation[0]),
+             pad_w=geometry.pad_before(padding, w, k_w, stride[1], dilation[1]))
+    if dilated:
+        p.update(dilation_h=int(dilation[0]), dilation_w=int(dilation[1]))
+    return p
 
 
 def padded(x, p, k_h, k_w, value):
     """(N, H, W, C) -> padded with `value` so every window of the output fits: pad_h rows
     before, the rest after, as TF's 'same' rule puts them."""
-    need_h = (p["out_h"] - 1) * p["stride_h"] + k_h
-    need_w = (p["out_w"] - 1) * p["stride_w"] + k_w
+    need_h = (p["out_h"] - 1) * p["stride_h"] + geometry.effective_kernel(k_h, p.get("dilation_h", 1))
+    need_w = (p["out_w"] - 1) * p["stride_w"] + geometry.effective_kernel(k_w, p.get("dilation_w", 1))
     after_h = max(need_h - p["in_h"] - p["pad_h"], 0)
     after_w = max(need_w - p["in_w"] - p["pad_w"], 0)
     return np.pad(x, ((0, 0), (p["pad_h"], after_h), (p["pad_w"], after_w), (0, 0)),
@@ -258,11 +265,14 @@ def padded(x, p, k_h, k_w, value):
 
 
 def taps(xp, p, k_h, k_w):
-    """Yield (filter_y, filter_x, (N, out_h, out_w, C) view of the input under that tap)."""
+    """Yield (filter_y, filter_x, (N, out_h, out_w, C) view of the input under that tap):
+    tap (fy, fx) reads row y * stride_h + fy * dilation_h of the padded input."""
     sh, sw, oh, ow = p["stride_h"], p["stride_w"], p["out_h"], p["out_w"]
+    dh, dw = p.get("dilation_h", 1), p.get("dilation_w", 1)
     for fy in range(k_h):
         for fx in range(k_w):
-            yield fy, fx, xp[:, fy:fy + sh * (oh - 1) + 1:sh, fx:fx + sw * (ow - 1) + 1:sw, :]
+            y, x = fy * dh, fx * dw
+            yield fy, fx, xp[:, y:y + sh * (oh - 1) + 1:sh, x:x + sw * (ow - 1) + 1:sw, :]
 
 
 def batched(x, per_sample, fn):

@@ -1,5 +1,6 @@
 """CONV_2D: out[y, x, oc] = requantize(sum over the window and in_channel of
-w[oc, fy, fx, ic] * (in[y*sy + fy - pad_h, x*sx + fx - pad_w, ic] + input_offset) + bias[oc]).
+w[oc, fy, fx, ic] * (in[y*sy + fy*dy - pad_h, x*sx + fx*dx - pad_w, ic] + input_offset) + bias[oc]),
+with strides (sy, sx) and dilations (dy, dx): a dilated window's taps lie dy rows apart.
 
 TFLM: micro/kernels/conv_common.cc (Prepare), reference/integer_ops/conv.h (Eval).
 Weight (out_c, kh, kw, in_c) int8 with one scale per output channel, bias (out_c,) int32.
@@ -36,7 +37,7 @@ def prepare(op, tensors, single_rounding):
         fail(op, f"weight {wt.name!r} has {wt.shape[3]} input channels, input {x.name!r} has {in_c}")
     fan_in = k_h * k_w * in_c
     w, w_scales, bias = weights_and_bias(op, tensors, out_c, 0)
-    geometry = spatial(op, x, out, k_h, k_w, out_c)
+    geometry = spatial(op, x, out, k_h, k_w, out_c, dilated=True)
     return dict(weighted_requantization(op, x, out, w, w_scales, bias, fan_in, single_rounding),
                 in_c=in_c, out_c=out_c, kernel_h=k_h, kernel_w=k_w, has_bias=bias is not None,
                 macs=geometry["out_h"] * geometry["out_w"] * out_c * fan_in, **geometry)

@@ -1,6 +1,7 @@
 """DEPTHWISE_CONV_2D: each input channel ic gets its own depth_multiplier filters m;
 out[y, x, ic * depth_multiplier + m] = requantize(sum over the window of
-w[0, fy, fx, ic * depth_multiplier + m] * (in[y*sy + fy - pad_h, x*sx + fx - pad_w, ic] + input_offset) + bias).
+w[0, fy, fx, ic * depth_multiplier + m] * (in[y*sy + fy*dy - pad_h, x*sx + fx*dx - pad_w, ic] + input_offset) + bias),
+with strides (sy, sx) and dilations (dy, dx), as conv_2d.
 
 TFLM: micro/kernels/depthwise_conv_common.cc (Prepare), reference/integer_ops/
 depthwise_conv.h (Eval). Weight (1, kh, kw, in_c * depth_multiplier) int8, bias int32.
@@ -26,7 +27,7 @@ def prepare(op, tensors, single_rounding):
     out_c, k_h, k_w = wt.shape[3], wt.shape[1], wt.shape[2]
     fan_in = k_h * k_w
     w, w_scales, bias = weights_and_bias(op, tensors, out_c, 3)
-    geometry = spatial(op, x, out, k_h, k_w, out_c)
+    geometry = spatial(op, x, out, k_h, k_w, out_c, dilated=True)
     return dict(weighted_requantization(op, x, out, w, w_scales, bias, fan_in, single_rounding),
                 in_c=in_c, out_c=out_c, kernel_h=k_h, kernel_w=k_w, has_bias=bias is not None,
                 macs=geometry["out_h"] * geometry["out_w"] * out_c * fan_in,
