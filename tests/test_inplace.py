@@ -36,11 +36,13 @@ SCALE = 10 if THOROUGH else 1
 # ---------------------------------------------------------------------------------------
 # one kernel: TFLM's loop order replayed byte by byte
 # ---------------------------------------------------------------------------------------
-def window_params(h, w, k, stride, padding):
-    out_h, out_w = out_size(padding, h, k[0], stride[0]), out_size(padding, w, k[1], stride[1])
+def window_params(h, w, k, stride, padding, dilation=1):
+    out_h = out_size(padding, h, k[0], stride[0], dilation)
+    out_w = out_size(padding, w, k[1], stride[1], dilation)
     return dict(in_h=h, in_w=w, out_h=out_h, out_w=out_w, kernel_h=k[0], kernel_w=k[1],
-                stride_h=stride[0], stride_w=stride[1], pad_h=pad_before(padding, h, k[0], stride[0]),
-                pad_w=pad_before(padding, w, k[1], stride[1]))
+                stride_h=stride[0], stride_w=stride[1], dilation_h=dilation, dilation_w=dilation,
+                pad_h=pad_before(padding, h, k[0], stride[0], dilation),
+                pad_w=pad_before(padding, w, k[1], stride[1], dilation))
 
 
 def replay_reference(kind, p, in_c, out_c, shift):
@@ -56,8 +58,8 @@ def replay_reference(kind, p, in_c, out_c, shift):
                 in_channels = range(in_c) if kind == "conv_2d" else [channel // (out_c // in_c)]
                 for fy in range(p["kernel_h"]):
                     for fx in range(p["kernel_w"]):
-                        y = out_y * p["stride_h"] - p["pad_h"] + fy
-                        x = out_x * p["stride_w"] - p["pad_w"] + fx
+                        y = out_y * p["stride_h"] - p["pad_h"] + fy * p.get("dilation_h", 1)
+                        x = out_x * p["stride_w"] - p["pad_w"] + fx * p.get("dilation_w", 1)
                         if 0 <= y < p["in_h"] and 0 <= x < p["in_w"]:
                             for c in in_channels:
                                 if clobbered[base + (y * p["in_w"] + x) * in_c + c]:
@@ -71,12 +73,14 @@ windows = st.tuples(st.integers(1, 7), st.integers(1, 7), st.sampled_from([(1, 1
 
 
 @given(st.sampled_from(["conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d"]), windows,
-       st.integers(1, 4), st.integers(1, 5))
+       st.integers(1, 4), st.integers(1, 5), st.sampled_from([1, 1, 2]))
 @settings(max_examples=60 * SCALE)
-def test_reference_kernels_never_read_what_they_overwrote(kind, window, in_c, factor):
+def test_reference_kernels_never_read_what_they_overwrote(kind, window, in_c, factor, dilation):
     h, w, k, stride, padding = window
-    assume(padding == "same" or (k[0] <= h and k[1] <= w))
-    p = window_params(h, w, k, stride, padding)
+    dilation = dilation if kind in ("conv_2d", "depthwise_conv_2d") else 1    # the convolutions'
+    span = [(n - 1) * dilation + 1 for n in k]
+    assume(padding == "same" or (span[0] <= h and span[1] <= w))
+    p = window_params(h, w, k, stride, padding, dilation)
     out_c = {"conv_2d": factor, "depthwise_conv_2d": in_c * factor}.get(kind, in_c)
     p["depth_multiplier"] = out_c // in_c
     for kernel in ("reference", "scalar"):              # the scalar kernels walk the same order
