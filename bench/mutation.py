@@ -503,8 +503,8 @@ def table(rows, budget):
         groups.setdefault((r["model"], r["variant"]), []).append(r)
     groups[("all", "")] = rows
     lines = ["| model | variant | faults | non-equivalent | equivalent | undecided | "
-             + " | ".join(f"{m}: found (of non-equiv.), mean s" for m in MODES) + " |",
-             "|---|---|---:|---:|---:|---:|" + "---:|" * len(MODES)]
+             + " | ".join(f"{m}: found (of non-equiv.), mean s" for m in MODES) + " | thorough: slowest find |",
+             "|---|---|---:|---:|---:|---:|" + "---:|" * (len(MODES) + 1)]
     for (model, variant), rs in groups.items():
         ne = [r for r in rs if r["status"] == "non-equivalent"]
         cells = [model, variant, str(len(rs)), str(len(ne)),
@@ -514,6 +514,8 @@ def table(rows, budget):
             found = sum(r[f"{m}_found"] for r in ne)
             mean = np.mean([r[f"{m}_s"] for r in rs]) if rs else 0.0
             cells.append(f"{found}/{len(ne)} ({found / max(len(ne), 1):.0%}), {mean:.1f} s")
+        finds = [r["thorough_s"] for r in ne if r["thorough_found"]]
+        cells.append(f"{max(finds):.1f} s" if finds else "-")
         lines.append("| " + " | ".join(cells) + " |")
     wrong = [r for r in rows if r["status"] == "DECISION WRONG"]
     if wrong:
