@@ -36,8 +36,8 @@ SIGN_FAULT = ("(int32_t)(high - (high >> 31))", "(int32_t)high")
 
 
 @functools.lru_cache(maxsize=None)
-def conv_mlp(seed=10):
-    """A conv -> max pool -> dense -> softmax model on which SIGN_FAULT is visible (seed 10:
+def conv_mlp(seed=16):
+    """A conv -> max pool -> dense -> softmax model on which SIGN_FAULT is visible (seed 16:
     its dense layer has a zero point and clamp that let a negative tie through)."""
     return models.random_qmodel(seed, ["conv_2d", "max_pool_2d", "reshape", "fully_connected", "softmax"],
                                 spatial=True)
