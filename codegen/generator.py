@@ -78,6 +78,9 @@ REFERENCE_ONLY_TEMPLATES = {
     "hard_swish": "reference/hard_swish.c.j2", "elu": "reference/elu.c.j2",
     **MOVEMENT_TEMPLATES,
     "sum": "reference/mean_or_sum.c.j2", "reduce_max": "reference/reduce_max.c.j2",
+    "transpose_conv": "reference/transpose_conv.c.j2",
+    "resize_nearest_neighbor": "reference/resize_nearest_neighbor.c.j2",
+    "resize_bilinear": "reference/resize_bilinear.c.j2",
 }
 REFERENCE_TEMPLATES = {**{kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS + ("sub", "mul")},
                        **REFERENCE_ONLY_TEMPLATES,
@@ -103,6 +106,9 @@ REFERENCE_KERNELS = {
     "fully_connected": ["reference/fully_connected.c.j2"],
     "conv_2d": ["reference/conv_2d.c.j2"],
     "depthwise_conv_2d": ["reference/depthwise_conv_2d.c.j2"],
+    "transpose_conv": ["reference/transpose_conv.c.j2"],
+    "resize_nearest_neighbor": ["reference/resize_nearest_neighbor.c.j2"],
+    "resize_bilinear": ["reference/resize_bilinear.c.j2"],
     "max_pool_2d": ["reference/pool_params.c.j2", "reference/max_pool_2d.c.j2"],
     "average_pool_2d": ["reference/pool_params.c.j2", "reference/average_pool_2d.c.j2"],
     "mean": ["reference/reduce_params.c.j2", "reference/mean_or_sum.c.j2"],
@@ -144,6 +150,7 @@ FIXEDPOINT_USES = {
     "fully_connected": ["MultiplyByQuantizedMultiplier"],
     "conv_2d": ["MultiplyByQuantizedMultiplier"],
     "depthwise_conv_2d": ["MultiplyByQuantizedMultiplier"],
+    "transpose_conv": ["MultiplyByQuantizedMultiplier"],
     "mean": ["MultiplyByQuantizedMultiplier"],
     "sum": ["MultiplyByQuantizedMultiplier"],
     "add": ["MultiplyByQuantizedMultiplier"],
@@ -222,6 +229,7 @@ CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, check
 CODE_BYTES_REFERENCE = {
     "fully_connected": 140, "conv_2d": 320, "depthwise_conv_2d": 260, "max_pool_2d": 130,
     "average_pool_2d": 160, "mean": 150, "sum": 150, "reduce_max": 110,
+    "transpose_conv": 340, "resize_nearest_neighbor": 70, "resize_bilinear": 330,
     # the element-wise kinds: the op's function with one of the loops it shares (each counted
     # with every kind), measured on one-layer models with a broadcast
     "add": 170, "sub": 170, "mul": 150, "maximum": 110, "minimum": 110, "squared_difference": 175,
@@ -233,8 +241,9 @@ CODE_BYTES_REFERENCE = {
 }
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
-    "fully_connected": 6 * 4, "conv_2d": 18 * 4, "depthwise_conv_2d": 19 * 4, "max_pool_2d": 13 * 4,
+    "fully_connected": 7 * 4, "conv_2d": 18 * 4, "depthwise_conv_2d": 19 * 4, "max_pool_2d": 13 * 4,
     "average_pool_2d": 13 * 4, "mean": 24 * 4, "sum": 24 * 4, "reduce_max": 24 * 4, "add": 12 * 4,
+    "transpose_conv": 16 * 4, "resize_nearest_neighbor": 4 * 4, "resize_bilinear": 8 * 4,
     "sub": 12 * 4, "mul": 12 * 4,
     "maximum": 12 * 4, "minimum": 12 * 4, "squared_difference": 12 * 4, "prelu": 7 * 4,
     "leaky_relu": 7 * 4, "hard_swish": 6 * 4, "elu": 256,      # elu: its table
@@ -356,7 +365,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     if weight is not None and kind == "depthwise_conv_2d":
         weight = dict(weight, data=weight["data"][0], shape=weight["shape"][1:])  # drop the leading 1
     per_channel = False
-    if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
+    if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv"):
         per_channel = bool(len(set(p["output_multiplier"].tolist())) > 1
                            or len(set(p["output_shift"].tolist())) > 1)
     # bytes in flash: weights and bias, plus per-channel multipliers and shifts (int32 each);
@@ -366,7 +375,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
                     + (dsp_weight_bytes - consts[0]["nbytes"] if dsp_weight_bytes is not None else 0))
     # the banner's integer parameters, a line per group (BANNER_GROUPS)
     integers = {k: v for k, v in p.items() if isinstance(v, int) and not isinstance(v, bool) and k != "macs"}
-    if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d") and not per_channel:
+    if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv") and not per_channel:
         integers.update(output_multiplier=int(p["output_multiplier"][0]), output_shift=int(p["output_shift"][0]))
     scalars = _banner_groups(integers)
     dsp_context = dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data if weight is not None else None,
@@ -383,7 +392,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     if generic:
         weight_bytes += (REFERENCE_PARAMS_BYTES[kind] + (3 * 4 * 4 if ew and ew["shape"] else 0)
                          + 4 * len(p.get("copy_sizes", ())))     # concatenation's, split's sizes
-        if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d"):
+        if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv"):
             # the generic kernel takes a multiplier and a shift per output channel, as TFLM's
             channels = p["out_features"] if kind == "fully_connected" else p["out_c"]
             channel_multipliers = {k: np.broadcast_to(p[k], (channels,)) for k in ("output_multiplier", "output_shift")}
@@ -445,10 +454,11 @@ def _kernels(variant, kind):
 def reference_only(op):
     """Layers that every variant computes with the reference kernel though their kind has a
     tuned one: what the scalar and DSP kernels do not handle. A dilated window (they assume
-    neighbouring taps), a mean over other axes than H and W of (H, W, C). The reference
-    kernel computes the same bits, only slower."""
+    neighbouring taps), a mean over other axes than H and W of (H, W, C), a fully_connected
+    over several rows (keep_num_dims). The reference kernel computes the same bits, only slower."""
     p = op.params or {}
     return (op.kind == "mean" and "in_h" not in p
+            or op.kind == "fully_connected" and p.get("rows", 1) != 1
             or op.kind in REFERENCE_KERNELS and (p.get("dilation_h", 1) != 1 or p.get("dilation_w", 1) != 1))
 
 

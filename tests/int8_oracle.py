@@ -70,9 +70,13 @@ def check_against_tflm(qmodel, x=None, label=None, seed=0):
 
 def spatial_model(seed=6):
     """One model with issue 19's spatial ops and reductions, for the tests that render or
-    compile every template (dilated convolutions, reductions over other axes than H and W)."""
+    compile every template: dilated convolutions, a transposed convolution, both resizes, a
+    dense layer over the rows of a feature map, reductions over other axes than H and W."""
     b = Builder(seed, (10, 9, 3), "spatial")
     b.conv(4, kernel=(3, 3), dilation=(2, 2), activation="relu").depthwise(2, kernel=(3, 2), dilation=(1, 3))
+    b.transpose_conv(4, kernel=(3, 3), stride=(2, 2), padding="same", activation="relu")
+    b.resize("resize_nearest_neighbor", (10, 9)).resize("resize_bilinear", (12, 11), half_pixel_centers=True)
+    b.dense(5, keep_num_dims=True)
     b.reduce("reduce_max", (2,), keep_dims=True).reduce("mean", (1,)).reduce("sum", (0,), keep_dims=True)
     return b.model()
 

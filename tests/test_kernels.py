@@ -552,6 +552,9 @@ def test_params_match_the_documented_table():
     models.update(_movement_models())
     for kind in ("sum", "reduce_max"):
         models[kind] = O.Builder(0, (4, 4, 2)).reduce(kind, (0, 1)).model()
+    models["transpose_conv"] = O.Builder(0, (3, 3, 2)).transpose_conv(2).model()
+    for kind in ("resize_nearest_neighbor", "resize_bilinear"):
+        models[kind] = O.Builder(0, (3, 3, 2)).resize(kind).model()
     models["elu"] = O.Builder(0, (2, 3)).elu().model()
     assert set(models) == set(table) == set(kernels.KERNELS)
     for kind, model in models.items():

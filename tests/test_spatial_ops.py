@@ -19,9 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import int8_oracle as O
-from dsp_host import host_dsp
+from dsp_host import host_dsp, requires_qemu, run_on
 from minitiny import codegen
 from minitiny.quant import fixedpoint as fp
+from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.tflite_read import from_tflite
 
@@ -314,3 +315,278 @@ def test_reductions_refused_with_the_reason():
         b.tensors[b.cur].scale = np.float32(1e-5)     # s_in / s_out = 2^16.6: shifted left 17 bits
         b.model()
 
+
+# ---------------------------------------------------------------------------------------
+# TRANSPOSE_CONV
+# ---------------------------------------------------------------------------------------
+@st.composite
+def transpose_configs(draw):
+    """(in_shape, cfg): kernels 1..4, strides 1..3, SAME or VALID, sometimes an output one
+    row or column larger than Keras' formula (its output_padding)."""
+    padding = draw(st.sampled_from(["same", "valid"]))
+    kernel = (draw(st.integers(1, 4)), draw(st.integers(1, 4)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    in_shape = (draw(st.integers(1, 6)), draw(st.integers(1, 6)), draw(st.integers(1, 4)))
+    out_hw = tuple((n * s if padding == "same" else (n - 1) * s + k) + draw(st.integers(0, 1) if s > 1 else st.just(0))
+                   for n, s, k in zip(in_shape, stride, kernel))
+    return in_shape, dict(out_c=draw(st.integers(1, 5)), kernel=kernel, stride=stride, padding=padding,
+                          out_hw=out_hw, activation=draw(O.activations),
+                          per_channel=draw(st.booleans()), bias=draw(st.booleans()))
+
+
+def transpose_model(seed, in_shape, cfg):
+    b = O.Builder(seed, in_shape, "transpose_conv")
+    b.transpose_conv(**cfg)
+    return b.model()
+
+
+def naive_transpose_conv(model, x):
+    """TFLM's scatter, written out: each input pixel adds its window into an int32 buffer of
+    the output's size; then bias and requantization per channel."""
+    op = model.ops[0]
+    p, t = op.params, model.tensors
+    w = t[op.inputs[1]].data.astype(np.int64)
+    out_h, out_w, out_c = t[op.outputs[0]].shape
+    in_h, in_w, in_c = model.input.shape
+    kh, kw = w.shape[1:3]
+    sh, sw = op.options["stride"]
+    same = op.options["padding"] == "same"
+    ph = same_before(out_h, kh, sh, 1) if same else 0
+    pw = same_before(out_w, kw, sw, 1) if same else 0
+    acc = np.zeros((len(x), out_h, out_w, out_c), np.int64)
+    xs = x.astype(np.int64) + p["input_offset"]
+    for iy in range(in_h):
+        for ix in range(in_w):
+            for fy in range(kh):
+                for fx in range(kw):
+                    oy, ox = iy * sh - ph + fy, ix * sw - pw + fx
+                    if 0 <= oy < out_h and 0 <= ox < out_w:
+                        acc[:, oy, ox, :] += xs[:, iy, ix, :] @ w[:, fy, fx, :].T
+    if len(op.inputs) > 2:
+        acc += t[op.inputs[2]].data
+    q = fp.multiply_by_quantized_multiplier(acc, p["output_multiplier"], p["output_shift"], False)
+    return np.clip(q + p["output_offset"], p["act_min"], p["act_max"]).astype(np.int8)
+
+
+@given(config=transpose_configs(), seed=O.seeds)
+def test_transpose_conv_is_the_naive_scatter(config, seed):
+    model = transpose_model(seed, *config)
+    x = O.int8_input(np.random.default_rng(seed % 1000), model.input.shape, 4)
+    np.testing.assert_array_equal(model.predict_int8(x), naive_transpose_conv(model, x))
+
+
+@O.requires_tflm
+@given(config=transpose_configs(), seed=O.seeds)
+def test_transpose_conv_matches_tflm_through_the_file(config, seed):
+    model = round_trip(transpose_model(seed, *config))
+    O.check_against_tflm(model, seed=seed, label="transpose_conv")
+
+
+@O.requires_tflm
+def test_large_transpose_convs_match_tflm():
+    """Where users go: an autoencoder's decoder, 16x16x32 -> 32x32x16 (3x3, stride 2, SAME),
+    and 4x4 kernels at stride 4; 1 case per CI run, 3 when thorough."""
+    cases = [((16, 16, 32), 16, (3, 3), (2, 2), "same"), ((8, 12, 8), 8, (4, 4), (4, 4), "valid"),
+             ((20, 5, 4), 24, (5, 3), (2, 3), "same")]
+    for i, (shape, out_c, kernel, stride, padding) in enumerate(cases[:None if THOROUGH else 1]):
+        model = transpose_model(i, shape, dict(out_c=out_c, kernel=kernel, stride=stride, padding=padding,
+                                               activation=O.ACTIVATIONS[i % 3]))
+        O.check_against_tflm(round_trip(model), O.random_inputs(model, i, 2), label="transpose_conv (large)")
+
+
+@requires_gcc
+@settings(max_examples=8)
+@given(config=transpose_configs(), seed=O.seeds)
+def test_transpose_conv_in_c_every_variant(config, seed):
+    model = transpose_model(seed, *config)
+    check_c(model, O.int8_input(np.random.default_rng(4), model.input.shape, 6))
+
+
+# ---------------------------------------------------------------------------------------
+# RESIZE_NEAREST_NEIGHBOR and RESIZE_BILINEAR
+# ---------------------------------------------------------------------------------------
+RESIZERS = ("resize_nearest_neighbor", "resize_bilinear")
+
+
+@st.composite
+def resize_configs(draw, kind, max_dim=9):
+    """(in_shape, size, align_corners, half_pixel_centers): up- and downsampling by any
+    ratio (1x1 images and 1-row outputs too); bilinear never both flags (TFLM refuses)."""
+    in_shape = (draw(st.integers(1, max_dim)), draw(st.integers(1, max_dim)), draw(st.integers(1, 3)))
+    size = (draw(st.integers(1, 2 * max_dim)), draw(st.integers(1, 2 * max_dim)))
+    align = draw(st.booleans())
+    half = draw(st.booleans()) and not (align and kind == "resize_bilinear")
+    return in_shape, size, align, half
+
+
+def resize_model(seed, kind, in_shape, size, align, half):
+    b = O.Builder(seed, in_shape, kind)
+    b.resize(kind, size, align, half)
+    return b.model()
+
+
+def real_positions(out_size, in_size, align, half):
+    """Where output index i samples the input, as a real coordinate (TensorFlow's definition)."""
+    i = np.arange(out_size, dtype=np.float64)
+    if align and out_size > 1:
+        return i * (in_size - 1) / (out_size - 1)
+    scale = in_size / out_size
+    return (i + 0.5) * scale - 0.5 if half else i * scale
+
+
+@pytest.mark.parametrize("kind", RESIZERS)
+@given(data=st.data())
+def test_resize_samples_where_tensorflow_says(kind, data):
+    """Nearest: each output copies an input pixel within half a pixel (plus TFLM's clamps) of
+    where TensorFlow samples; bilinear: dequantized, the output is the real bilinear
+    interpolation at TensorFlow's positions to within one output step (the positions are
+    held in 1/1024 of a pixel)."""
+    in_shape, size, align, half = data.draw(resize_configs(kind))
+    model = resize_model(data.draw(O.seeds), kind, in_shape, size, align, half)
+    x = O.int8_input(np.random.default_rng(0), in_shape, 3)
+    got = model.predict_int8(x).astype(np.int64)
+    ys = real_positions(size[0], in_shape[0], align, half)
+    xs = real_positions(size[1], in_shape[1], align, half)
+    if kind == "resize_nearest_neighbor":
+        # TensorFlow's nearest neighbour: (i + 0.5 if half_pixel_centers) * scale, rounded
+        # with align_corners (scale (in - 1) / (out - 1)), else floored (scale in / out)
+        p = model.ops[0].params
+        for index, out_n, n in ((p["in_y"], size[0], in_shape[0]), (p["in_x"], size[1], in_shape[1])):
+            assert np.all((0 <= index) & (index < n))
+            scale = (n - 1) / (out_n - 1) if align and out_n > 1 else n / out_n
+            value = (np.arange(out_n) + (0.5 if half else 0.0)) * scale
+            frac = value - np.floor(value)
+            target = np.clip(np.floor(value + 0.5) if align else np.floor(value), 0, n - 1)
+            # float32 may round a position across a boundary it lies within 1e-3 of
+            near = np.abs(frac - 0.5) < 1e-3 if align else np.minimum(frac, 1 - frac) < 1e-3
+            assert np.all((index == target) | near), (index, target, value)
+        np.testing.assert_array_equal(got, x[:, p["in_y"]][:, :, p["in_x"]])
+        return
+    ys, xs = np.clip(ys, 0, in_shape[0] - 1), np.clip(xs, 0, in_shape[1] - 1)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, in_shape[0] - 1), np.minimum(x0 + 1, in_shape[1] - 1)
+    fy, fx = (ys - y0)[:, None, None], (xs - x0)[None, :, None]
+    v = x.astype(np.float64)
+    want = (v[:, y0][:, :, x0] * (1 - fy) * (1 - fx) + v[:, y1][:, :, x0] * fy * (1 - fx)
+            + v[:, y0][:, :, x1] * (1 - fy) * fx + v[:, y1][:, :, x1] * fy * fx)
+    # rounding, plus the positions held in 1/1024: scale_10 is within 1/2048 of 1024 * the
+    # scale, so output index i samples at most i / 2048 pixels off, worth 255 per pixel
+    slack = 0.5 + 255 * max(size) / 2048 + 1e-9
+    assert np.abs(got - want).max() <= slack, (np.abs(got - want).max(), slack)
+
+
+@O.requires_tflm
+@pytest.mark.parametrize("kind", RESIZERS)
+@given(data=st.data())
+def test_resize_matches_tflm_through_the_file(kind, data):
+    in_shape, size, align, half = data.draw(resize_configs(kind))
+    seed = data.draw(O.seeds)
+    model = round_trip(resize_model(seed, kind, in_shape, size, align, half))
+    O.check_against_tflm(model, seed=seed, label=kind)
+
+
+@O.requires_tflm
+@pytest.mark.parametrize("kind", RESIZERS)
+def test_large_resizes_match_tflm(kind):
+    """Where users go: a segmentation head's 8x upsampling of 24x24x8 to 192x192, odd ratios
+    (17 -> 64), a downsampling; 1 case per CI run, all when thorough."""
+    cases = [((24, 24, 8), (192, 192), False, True), ((17, 30, 3), (64, 7), True, False),
+             ((100, 3, 2), (33, 250), False, False)]
+    for i, (shape, size, align, half) in enumerate(cases[:None if THOROUGH else 1]):
+        model = resize_model(i, kind, shape, size, align, half)
+        O.check_against_tflm(round_trip(model), O.random_inputs(model, i, 2), label=f"{kind} (large)")
+
+
+@requires_gcc
+@pytest.mark.parametrize("kind", RESIZERS)
+@settings(max_examples=6)
+@given(data=st.data())
+def test_resize_in_c_every_variant(kind, data):
+    in_shape, size, align, half = data.draw(resize_configs(kind))
+    model = resize_model(data.draw(O.seeds), kind, in_shape, size, align, half)
+    check_c(model, O.int8_input(np.random.default_rng(5), in_shape, 6))
+
+
+# ---------------------------------------------------------------------------------------
+# FULLY_CONNECTED with keep_num_dims, SOFTMAX on any rank
+# ---------------------------------------------------------------------------------------
+@st.composite
+def rows_configs(draw):
+    """An input of rank 1..4 besides the batch (TFLite's 2..5), the last axis the features."""
+    rank = draw(st.integers(1, 4))
+    return tuple(draw(st.integers(1, 6)) for _ in range(rank))
+
+
+def keep_num_dims_model(seed, shape, units, activation="none", per_channel=False, bias=True):
+    b = O.Builder(seed, shape, "dense_rows")
+    b.dense(units, activation, per_channel, bias, keep_num_dims=True)
+    return b.model()
+
+
+@given(shape=rows_configs(), units=st.integers(1, 8), seed=O.seeds)
+def test_keep_num_dims_is_a_dense_per_row(shape, units, seed):
+    """Each (..., C) row gives what a Dense on that row alone gives (the one-row model of
+    the same weights, bias and quantization)."""
+    model = keep_num_dims_model(seed, shape, units, bias=bool(seed % 2))
+    x = O.int8_input(np.random.default_rng(seed % 1000), shape, 3)
+    got = model.predict_int8(x).reshape(3, -1, units)
+    row_in = model.tensors[model.inputs[0]]
+    tensors = dict(model.tensors, x=QTensor("x", (shape[-1],), "int8", row_in.scale, row_in.zero_point))
+    out = model.tensors[model.outputs[0]]
+    tensors[out.name] = QTensor(out.name, (units,), "int8", out.scale, out.zero_point)
+    op = model.ops[0]
+    row_model = QModel("row", tensors, [QOp(op.kind, op.name, op.inputs, op.outputs, {"activation": "none"})],
+                       ["x"], op.outputs)
+    want = row_model.predict_int8(x.reshape(-1, shape[-1])).reshape(3, -1, units)
+    np.testing.assert_array_equal(got, want)
+
+
+@O.requires_tflm
+@given(shape=rows_configs(), units=st.integers(1, 8), seed=O.seeds, activation=O.activations,
+       per_channel=st.booleans(), bias=st.booleans())
+def test_keep_num_dims_matches_tflm_through_the_file(shape, units, seed, activation, per_channel, bias):
+    model = round_trip(keep_num_dims_model(seed, shape, units, activation, per_channel, bias))
+    O.check_against_tflm(model, seed=seed, label="fully_connected keep_num_dims")
+
+
+@O.requires_tflm
+@given(shape=rows_configs(), seed=O.seeds, beta=st.sampled_from([1.0, 0.5, 2.0]))
+def test_softmax_on_any_rank_matches_tflm_through_the_file(shape, seed, beta):
+    b = O.Builder(seed, shape, "softmax")
+    b.softmax(beta)
+    O.check_against_tflm(round_trip(b.model()), seed=seed, label="softmax (any rank)")
+
+
+@O.requires_tflm
+def test_large_rows_match_tflm():
+    """Where users go: Dense(64) over a (1, 128, 32) sequence and a softmax over the 10
+    classes of each of 24x24 pixels (a segmentation head); 1 case per CI run, both when thorough."""
+    cases = [("dense", (128, 32)), ("softmax", (24, 24, 10))]
+    for i, (what, shape) in enumerate(cases[:None if THOROUGH else 1]):
+        b = O.Builder(i, shape, what)
+        b.dense(64, "relu", per_channel=True, keep_num_dims=True) if what == "dense" else b.softmax()
+        O.check_against_tflm(round_trip(b.model()), O.random_inputs(b.model(), i, 2), label=f"{what} rows (large)")
+
+
+@requires_gcc
+@settings(max_examples=8)
+@given(shape=rows_configs(), units=st.integers(1, 8), seed=O.seeds, softmax=st.booleans())
+def test_rows_in_c_every_variant(shape, units, seed, softmax):
+    """The reference kernel loops over the rows; the scalar and DSP variants hand a
+    keep_num_dims layer to it. Softmax runs over the last axis of any rank in every variant."""
+    model = keep_num_dims_model(seed, shape, units)
+    if softmax:
+        b = O.Builder(seed, shape, "softmax")
+        model = b.softmax().model()
+    check_c(model, O.int8_input(np.random.default_rng(6), shape, 6))
+
+
+# ---------------------------------------------------------------------------------------
+# On the emulated Cortex-M4
+# ---------------------------------------------------------------------------------------
+@requires_qemu
+@pytest.mark.parametrize("variant", ["reference", "auto"])
+def test_spatial_model_on_the_emulated_cortex_m4(variant, tmp_path):
+    """Every op of this file in one model, built for the M4 and run under QEMU: its outputs
+    are the NumPy reference's (firmware.run compares them)."""
+    run_on(O.spatial_model(), variant, "cortex-m4", tmp_path, n=3)

@@ -26,11 +26,14 @@ from .errors import GraphError
 
 # Every operator kind the graph may hold, with the options each one takes.
 OP_OPTIONS = {
-    "fully_connected": ("activation",),
+    "fully_connected": ("activation", "keep_num_dims"),
     "conv_2d": ("stride", "padding", "dilation", "activation"),
     "depthwise_conv_2d": ("stride", "padding", "dilation", "depth_multiplier", "activation"),
     "max_pool_2d": ("pool_size", "stride", "padding", "activation"),
     "average_pool_2d": ("pool_size", "stride", "padding", "activation"),
+    "transpose_conv": ("stride", "padding", "activation"),
+    "resize_nearest_neighbor": ("align_corners", "half_pixel_centers"),
+    "resize_bilinear": ("align_corners", "half_pixel_centers"),
     "mean": ("axes", "keep_dims"),
     "sum": ("axes", "keep_dims"),
     "reduce_max": ("axes", "keep_dims"),

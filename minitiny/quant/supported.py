@@ -28,12 +28,21 @@ class Builtin:
 
 OPS = (
     Builtin("FULLY_CONNECTED", "fully_connected", "FullyConnectedOptions", ("int8", "int16x8"),
-            "one row per sample (the input flattened), per-tensor or per-channel weights, "
-            "fused RELU/RELU6"),
+            "one row per sample (the input flattened), or with keep_num_dims one per (..., C) "
+            "position of any rank; per-tensor or per-channel weights, fused RELU/RELU6"),
     Builtin("CONV_2D", "conv_2d", "Conv2DOptions", ("int8", "int16x8"),
             "SAME/VALID padding, any stride and dilation, fused RELU/RELU6"),
     Builtin("DEPTHWISE_CONV_2D", "depthwise_conv_2d", "DepthwiseConv2DOptions", ("int8", "int16x8"),
             "any depth multiplier, stride and dilation, fused RELU/RELU6"),
+    Builtin("TRANSPOSE_CONV", "transpose_conv", "TransposeConvOptions", ("int8",),
+            "SAME/VALID padding, any stride, per-channel weights, bias or none, fused RELU/RELU6; "
+            "the output shape a constant"),
+    Builtin("RESIZE_NEAREST_NEIGHBOR", "resize_nearest_neighbor", "ResizeNearestNeighborOptions", ("int8",),
+            "align_corners, half_pixel_centers; the size a constant; input and output share one "
+            "quantization"),
+    Builtin("RESIZE_BILINEAR", "resize_bilinear", "ResizeBilinearOptions", ("int8",),
+            "TFLM's integer kernel, align_corners or half_pixel_centers; the size a constant; input "
+            "and output share one quantization"),
     Builtin("MAX_POOL_2D", "max_pool_2d", "Pool2DOptions", ("int8", "int16x8"), "SAME/VALID, any stride"),
     Builtin("AVERAGE_POOL_2D", "average_pool_2d", "Pool2DOptions", ("int8", "int16x8"), "SAME/VALID, any stride"),
     Builtin("MEAN", "mean", "ReducerOptions", ("int8", "int16x8"),

@@ -54,6 +54,9 @@ BUILTINS = {
     "fully_connected": (BuiltinOperator.FULLY_CONNECTED, 4),
     "conv_2d": (BuiltinOperator.CONV_2D, 3),
     "depthwise_conv_2d": (BuiltinOperator.DEPTHWISE_CONV_2D, 3),
+    "transpose_conv": (BuiltinOperator.TRANSPOSE_CONV, 3),
+    "resize_nearest_neighbor": (BuiltinOperator.RESIZE_NEAREST_NEIGHBOR, 3),
+    "resize_bilinear": (BuiltinOperator.RESIZE_BILINEAR, 3),
     "max_pool_2d": (BuiltinOperator.MAX_POOL_2D, 2),
     "average_pool_2d": (BuiltinOperator.AVERAGE_POOL_2D, 2),
     "mean": (BuiltinOperator.MEAN, 2),
@@ -93,6 +96,8 @@ PADDING = {"same": Padding.SAME, "valid": Padding.VALID}
 ACTIVATION_ONLY_OPTIONS = {"fully_connected": "FullyConnectedOptions", "add": "AddOptions",
                            "sub": "SubOptions", "mul": "MulOptions"}
 REDUCERS = ("mean", "sum", "reduce_max")         # their axes are an int32 input tensor
+RESIZE_OPTIONS = {"resize_nearest_neighbor": "ResizeNearestNeighborOptions",
+                  "resize_bilinear": "ResizeBilinearOptions"}
 TENSOR_TYPE = {"int8": TensorType.INT8, "int16": TensorType.INT16, "int32": TensorType.INT32,
                "int64": TensorType.INT64, "float32": TensorType.FLOAT32}
 # 'int8' (the default) and 'int16' both mean the model's own integer edge
@@ -195,6 +200,8 @@ class _Writer:
             table = ACTIVATION_ONLY_OPTIONS[kind]
             getattr(tfl, table + "Start")(b)
             getattr(tfl, table + "AddFusedActivationFunction")(b, act)
+            if o.get("keep_num_dims", False):         # FullyConnectedOptions: rows of (..., C)
+                tfl.FullyConnectedOptionsAddKeepNumDims(b, True)
             return getattr(BuiltinOptions, table), getattr(tfl, table + "End")(b)
         if kind == "conv_2d":
             tfl.Conv2DOptionsStart(b)
@@ -215,6 +222,19 @@ class _Writer:
             tfl.DepthwiseConv2DOptionsAddDilationWFactor(b, int(o.get("dilation", (1, 1))[1]))
             tfl.DepthwiseConv2DOptionsAddFusedActivationFunction(b, act)
             return BuiltinOptions.DepthwiseConv2DOptions, tfl.DepthwiseConv2DOptionsEnd(b)
+        if kind == "transpose_conv":
+            tfl.TransposeConvOptionsStart(b)
+            tfl.TransposeConvOptionsAddPadding(b, PADDING[o.get("padding", "valid")])
+            tfl.TransposeConvOptionsAddStrideH(b, int(o.get("stride", (1, 1))[0]))
+            tfl.TransposeConvOptionsAddStrideW(b, int(o.get("stride", (1, 1))[1]))
+            tfl.TransposeConvOptionsAddFusedActivationFunction(b, act)
+            return BuiltinOptions.TransposeConvOptions, tfl.TransposeConvOptionsEnd(b)
+        if kind in RESIZE_OPTIONS:                    # ResizeNearestNeighborOptions, ResizeBilinearOptions
+            table = RESIZE_OPTIONS[kind]
+            getattr(tfl, table + "Start")(b)
+            getattr(tfl, table + "AddAlignCorners")(b, bool(o.get("align_corners", False)))
+            getattr(tfl, table + "AddHalfPixelCenters")(b, bool(o.get("half_pixel_centers", False)))
+            return getattr(BuiltinOptions, table), getattr(tfl, table + "End")(b)
         if kind in ("max_pool_2d", "average_pool_2d"):
             pool, stride = o.get("pool_size", (2, 2)), o.get("stride", (1, 1))
             tfl.Pool2DOptionsStart(b)
@@ -298,6 +318,13 @@ class _Writer:
             if op.kind in REDUCERS:                                   # axes past the batch
                 axes = np.array([a + 1 for a in op.params["axes"]], dtype=np.int32)   # resolved, sorted
                 inputs.append(self.add_tensor(f"{op.name}/axes", axes.shape, TensorType.INT32, axes))
+            if op.kind == "transpose_conv":    # TFLite's inputs: output shape, filter, input[, bias]
+                shape = np.array((1,) + q.tensors[op.outputs[0]].shape, dtype=np.int32)
+                inputs = [self.add_tensor(f"{op.name}/output_shape", shape.shape, TensorType.INT32, shape),
+                          inputs[1], inputs[0]] + inputs[2:]
+            if op.kind in RESIZE_OPTIONS:      # the new (height, width)
+                size = np.array(q.tensors[op.outputs[0]].shape[:2], dtype=np.int32)
+                inputs.append(self.add_tensor(f"{op.name}/size", size.shape, TensorType.INT32, size))
             if op.kind == "reshape":
                 shape = np.array((1,) + q.tensors[op.outputs[0]].shape, dtype=np.int32)
                 inputs.append(self.add_tensor(f"{op.name}/shape", shape.shape, TensorType.INT32, shape))

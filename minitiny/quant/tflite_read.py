@@ -107,6 +107,9 @@ OPTION_FIELDS = {
     "Pool2DOptions": ("Padding", "StrideH", "StrideW", "FilterHeight", "FilterWidth",
                       "FusedActivationFunction"),
     "ReducerOptions": ("KeepDims",),
+    "TransposeConvOptions": ("Padding", "StrideH", "StrideW", "FusedActivationFunction"),
+    "ResizeNearestNeighborOptions": ("AlignCorners", "HalfPixelCenters"),
+    "ResizeBilinearOptions": ("AlignCorners", "HalfPixelCenters"),
     "AddOptions": ("FusedActivationFunction",),
     "SubOptions": ("FusedActivationFunction",),
     "MulOptions": ("FusedActivationFunction",),
@@ -124,7 +127,8 @@ OPTION_FIELDS = {
 ELEMENTWISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
 REDUCERS = ("mean", "sum", "reduce_max")
 ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 3),
-         **{kind: (2, 2) for kind in REDUCERS}, "reshape": (1, 2), "prelu": (2, 2),
+         **{kind: (2, 2) for kind in REDUCERS}, "transpose_conv": (3, 4),
+         "resize_nearest_neighbor": (2, 2), "resize_bilinear": (2, 2), "reshape": (1, 2), "prelu": (2, 2),
          **{kind: (2, 2) for kind in ELEMENTWISE},
          "concatenation": (1, 10), "pack": (1, 10), "split": (2, 2), "split_v": (3, 3),
          "pad": (2, 3), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2)}
@@ -132,7 +136,7 @@ MULTI_OUTPUT = ("split", "split_v", "unpack")
 TIME_MAJOR_OK = ("reshape", "concatenation", "pack", "split", "split_v", "unpack")
 MOVEMENT = ("concatenation", "pack", "split", "split_v", "unpack", "pad", "strided_slice",
             "slice", "transpose")
-WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d")
+WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv")   # input, weight[, bias]
 FUSES_ACTIVATION = ("add", "sub", "mul")            # of ELEMENTWISE
 
 
@@ -427,8 +431,10 @@ class _Importer:
 
     @staticmethod
     def data_inputs(op):
-        """The inputs an operator's result depends on (not the shape input of a reshape)."""
-        ins = op.inputs[:1] if op.code in (Op.RESHAPE, Op.SQUEEZE, Op.EXPAND_DIMS) else op.inputs
+        """The inputs an operator's result depends on (not the shape input of a reshape, nor
+        TRANSPOSE_CONV's output shape: the output tensor holds both, and TFLM reads them there)."""
+        ins = op.inputs[:1] if op.code in (Op.RESHAPE, Op.SQUEEZE, Op.EXPAND_DIMS) else \
+            op.inputs[1:] if op.code == Op.TRANSPOSE_CONV else op.inputs
         return [t for t in ins if t >= 0]
 
     def needed(self, inputs, outputs, folded):
@@ -521,11 +527,16 @@ class _Importer:
             if o["WeightsFormat"] != 0:
                 raise _Unsupported(f"weights format #{o['WeightsFormat']} (only DEFAULT)")
             size = int(np.prod(x.shape[1:], dtype=object))
+            if o["KeepNumDims"] and len(x.shape) > 2:   # a row per (..., C): out (..., units)
+                if x.shape[-1] != w.shape[1] or out.shape != x.shape[:-1] + (w.shape[0],):
+                    self.fail(f"{op.label}: keep_num_dims maps input {list(x.shape)} with filter "
+                              f"{list(w.shape)} to {list(x.shape[:-1]) + [w.shape[0]]}, the output has "
+                              f"{list(out.shape)}")
+                return inputs, {"activation": self.activation(op), "keep_num_dims": True}
             if size != w.shape[1]:
                 raise _Unsupported(f"input {list(x.shape)} holds {size} values per sample, the filter "
-                                   f"{list(w.shape)} takes {w.shape[1]}: it would run over several rows")
-            if o["KeepNumDims"] and len(out.shape) != 2:
-                raise _Unsupported(f"keep_num_dims with an output of shape {list(out.shape)}")
+                                   f"{list(w.shape)} takes {w.shape[1]}: it would run over several rows "
+                                   f"(without keep_num_dims, rows beside the batch)")
             return inputs, {"activation": self.activation(op)}
         in_c = x.shape[3] if len(x.shape) == 4 else 0
         if kind == "conv_2d":
@@ -540,6 +551,39 @@ class _Importer:
             self.fail(f"{op.label}: depth_multiplier {o['DepthMultiplier']} does not match the "
                       f"filter: {out_c} output channels from {in_c} input channels")
         return inputs, dict(self.window(op, w.shape[1], w.shape[2]), depth_multiplier=out_c // in_c)
+
+    def constant_values(self, op, i, role, want):
+        """Input i, a constant int32 vector that must hold `want` (a shape the output tensor
+        has too: TFLM reads neither at run time)."""
+        t = self.tensors[op.inputs[i]] if op.inputs[i] >= 0 else None
+        if t is None or t.data is None or t.type != TensorType.INT32:
+            raise _Unsupported(f"the {role} must be a constant int32 tensor")
+        values = np.frombuffer(t.data, "<i4").tolist()
+        if values != want:
+            self.fail(f"{op.label}: the {role} {values} does not match the output's {want}")
+
+    def map_transpose_conv(self, op, out):
+        """TRANSPOSE_CONV's inputs are (output shape, filter, input[, bias]); the QOp's are
+        (input, filter[, bias]), as a convolution's."""
+        x = self.activation_input(op, 2)
+        w = self.constant(op, 1, "filter", 4)
+        if op.inputs[0] >= 0 and self.tensors[op.inputs[0]].data is not None:
+            self.constant_values(op, 0, "output shape", list(out.shape))
+        # else computed at run time (Keras with batch None: SHAPE -> STRIDED_SLICE -> PACK),
+        # which TFLM does not read either: the output tensor's static shape is the one
+        inputs = [op.inputs[2], op.inputs[1]]
+        if len(op.inputs) == 4 and op.inputs[3] >= 0:
+            self.constant(op, 3, "bias", 1)
+            inputs.append(op.inputs[3])
+        o = op.options
+        if o["Padding"] not in PADDINGS:
+            raise _Unsupported(f"padding #{o['Padding']} (SAME or VALID only)")
+        if o["StrideH"] < 1 or o["StrideW"] < 1:
+            self.fail(f"{op.label}: stride {o['StrideH']}x{o['StrideW']} must be positive")
+        if len(x.shape) != 4 or w.shape[3] != x.shape[3]:
+            self.fail(f"{op.label}: filter {list(w.shape)} does not fit input {list(x.shape)}")
+        return inputs, {"stride": (o["StrideH"], o["StrideW"]), "padding": PADDINGS[o["Padding"]],
+                        "activation": self.activation(op)}
 
     def map_reducer(self, op, x):
         """MEAN, SUM, REDUCE_MAX: the axes (a constant int32 tensor, as TFLM requires) past
@@ -726,6 +770,8 @@ class _Importer:
             return (kind,) + self.map_movement(op, kind)
         if kind in ELEMENTWISE:                 # either input may be a constant
             return kind, op.inputs[:2], self.map_elementwise(op, kind, out)
+        if kind == "transpose_conv":            # its input 0 is the output's shape
+            return (kind,) + self.map_transpose_conv(op, out)
         x = self.activation_input(op, 0)
         if kind in WEIGHTED:
             return (kind,) + self.map_weighted(op, kind, x, out)
@@ -734,6 +780,10 @@ class _Importer:
             return kind, op.inputs[:1], dict(self.window(op, k_h, k_w), pool_size=(k_h, k_w))
         if kind in REDUCERS:
             return kind, op.inputs[:1], self.map_reducer(op, x)
+        if kind in ("resize_nearest_neighbor", "resize_bilinear"):
+            self.constant_values(op, 1, "size", list(out.shape[1:3]))
+            return kind, op.inputs[:1], {"align_corners": bool(op.options["AlignCorners"]),
+                                         "half_pixel_centers": bool(op.options["HalfPixelCenters"])}
         if kind == "softmax":
             return kind, op.inputs[:1], {"beta": float(op.options["Beta"])}
         if kind == "leaky_relu":

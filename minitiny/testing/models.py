@@ -114,7 +114,13 @@ class Builder:
         return self._op(kind, inputs, out, options)
 
     # -- layers --------------------------------------------------------------------------
-    def dense(self, units, activation="none", per_channel=False, bias=True):
+    def dense(self, units, activation="none", per_channel=False, bias=True, keep_num_dims=False):
+        """keep_num_dims: Keras' Dense on an (..., C) input, one row per position: (..., units)
+        (on a (C,) input the same as without, and written so, as the importer reads it)."""
+        if keep_num_dims and len(self.t.shape) > 1:
+            return self._weighted("fully_connected", (units, self.t.shape[-1]), 0, units, self.t.shape[-1],
+                                  self.t.shape[:-1] + (units,), per_channel, bias,
+                                  {"activation": activation, "keep_num_dims": True})
         fan_in = int(np.prod(self.t.shape))
         return self._weighted("fully_connected", (units, fan_in), 0, units, fan_in, (units,),
                               per_channel, bias, {"activation": activation})
@@ -418,7 +424,8 @@ def random_config(rng, kind):
 # ---------------------------------------------------------------------------------------
 # Whole graphs: chains of any kind, residual blocks, diamonds
 # ---------------------------------------------------------------------------------------
-SPATIAL = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean")
+SPATIAL = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d", "mean", "transpose_conv",
+           "resize_nearest_neighbor", "resize_bilinear")
 ANYWHERE = ("fully_connected", "add", "reshape", "softmax", "logistic", "tanh", "relu", "relu6",
             "sub", "mul", "maximum", "minimum", "squared_difference", "leaky_relu", "prelu", "hard_swish",
             "elu", "sum", "reduce_max")
@@ -486,6 +493,20 @@ def layer(b, kind, keep_shape=False):
     elif kind in ("max_pool_2d", "average_pool_2d"):
         k, stride, padding = _window(rng, shape, keep_shape)
         b.pool(kind, pool_size=k, stride=stride, padding=padding, activation=act)
+    elif kind == "transpose_conv":
+        if keep_shape:
+            return False
+        k, stride, padding = _window(rng, (8, 8), False)
+        b.transpose_conv(int(rng.integers(1, 5)), kernel=k, stride=tuple(min(st, 2) for st in stride),
+                         padding=padding, activation=act, per_channel=bool(rng.random() < 0.7),
+                         bias=bool(rng.random() < 0.8))
+    elif kind in ("resize_nearest_neighbor", "resize_bilinear"):
+        if keep_shape:
+            return False
+        align = bool(rng.random() < 0.3)
+        half = bool(rng.random() < 0.5) and not (align and kind == "resize_bilinear")
+        b.resize(kind, (int(rng.integers(1, 2 * shape[0] + 1)), int(rng.integers(1, 2 * shape[1] + 1))),
+                 align, half)
     elif kind == "mean":
         if keep_shape:
             return False

@@ -302,7 +302,8 @@ def targeted_batches(qmodel, n=64, seed=0, search_steps=0, deadline=None, batch=
     rng = np.random.default_rng(seed)
     if any(op.params is None for op in qmodel.ops):
         qmodel.prepare()
-    weighted = [op for op in qmodel.ops if op.kind in WEIGHTED]
+    weighted = [op for op in qmodel.ops if op.kind in WEIGHTED
+                and op.params.get("rows", 1) == 1]      # a dense over rows: not a Linear form here
     per_layer = max(1, n // max(len(weighted), 1))
     searched = []
     late = lambda: deadline is not None and time.monotonic() > deadline

@@ -5,7 +5,8 @@ TFLite Micro splits every kernel in two: Prepare checks the tensors and turns th
 scales into integer constants once; Eval runs integer loops over them. minitiny does the
 same, and keeps the two halves of an op side by side in one file:
 
-    fully_connected.py    conv_2d.py    depthwise_conv_2d.py    pooling.py (max, average)
+    fully_connected.py    conv_2d.py    depthwise_conv_2d.py    transpose_conv.py
+    pooling.py (max, average)    resize.py (nearest neighbour, bilinear)
     reduce.py (mean, sum, reduce_max)    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
     reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
     leaky_relu.py    prelu.py    hard_swish.py    elu.py    quantize.py (int8 -> int8)
@@ -43,9 +44,12 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | kind | keys |
 | --- | --- |
 | all kinds | `macs` (multiply-accumulates; pools: window reads; others 0), `single_rounding` (bool), `dtype` ('int8', or 'int16' in the 16x8 scheme: the activations' type) |
-| `fully_connected` | `input_offset` (-z_in), `output_offset` (z_out), `output_multiplier` int32[out], `output_shift` int32[out], `per_channel` (bool: the weights have one scale per unit; if not, every multiplier and shift is the same), `act_min`, `act_max`, `in_features`, `out_features`, `has_bias` |
+| `fully_connected` | `input_offset` (-z_in), `output_offset` (z_out), `output_multiplier` int32[out], `output_shift` int32[out], `per_channel` (bool: the weights have one scale per unit; if not, every multiplier and shift is the same), `act_min`, `act_max`, `in_features`, `out_features`, `rows` (1, or with keep_num_dims the input's rows of in_features), `has_bias` |
 | `conv_2d` | `input_offset`, `output_offset`, `output_multiplier` int32[C_out], `output_shift` int32[C_out], `per_channel`, `act_min`, `act_max`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `kernel_h`, `kernel_w`, `stride_h`, `stride_w`, `dilation_h`, `dilation_w` (taps that many rows/cols apart), `pad_h`, `pad_w` (rows/cols of padding before, TF 'same' rule over the dilated window), `has_bias` |
 | `depthwise_conv_2d` | the `conv_2d` keys plus `depth_multiplier` (out_c = in_c * depth_multiplier; output channel = in_channel * depth_multiplier + m) |
+| `transpose_conv` | `input_offset`, `output_offset`, `output_multiplier` int32[C_out], `output_shift` int32[C_out], `per_channel`, `act_min`, `act_max`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `kernel_h`, `kernel_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w` (output rows/cols cut before the first: TF's 'same' rule for a conv from the output's size), `has_bias` |
+| `resize_nearest_neighbor` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `align_corners`, `half_pixel_centers` (bools), `in_y` int[out_h], `in_x` int[out_w] (the input row / column of each output one) |
+| `resize_bilinear` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `align_corners`, `half_pixel_centers`, `height_scale_10`, `width_scale_10` (input size / output size in 1/1024) |
 | `max_pool_2d`, `average_pool_2d` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `pool_h`, `pool_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w`, `act_min`, `act_max` |
 | `mean` | `axes` (sorted, of the input without the batch), `count` (values per output), `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride` (4 each, padded in front with 1 and 0: a flat output index, or an index among the count values, unravelled over them gives its part of the input offset), `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (with the division by count folded in); over H and W of (H, W, C) also `in_h`, `in_w`, `channels` (the tuned kernels' case) |
 | `sum` | `axes`, `count`, `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride`, `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (s_in / s_out) |
@@ -85,13 +89,14 @@ import numpy as np
 from ..errors import GraphError
 from . import (activations, add, concatenation, conv_2d, depthwise_conv_2d, elu, fully_connected,
                hard_swish, leaky_relu, logistic_tanh, maximum_minimum, mul, pad, pooling,
-               prelu, quantize, reduce, reshape, softmax, split, squared_difference, strided_slice,
-               sub, transpose)
+               prelu, quantize, reduce, reshape, resize, softmax, split, squared_difference,
+               strided_slice, sub, transpose, transpose_conv)
 from .common import ActivationRangeError, fail
 
 # kind -> the module that prepares and runs it, in the order docs/READING.md meets them.
 KERNELS = {kind: module
-           for module in (fully_connected, conv_2d, depthwise_conv_2d, pooling, reduce, add, sub,
+           for module in (fully_connected, conv_2d, depthwise_conv_2d, transpose_conv, pooling, resize,
+                          reduce, add, sub,
                           mul, maximum_minimum, squared_difference, reshape, softmax,
                           logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu,
                           quantize, concatenation, split, pad, strided_slice, transpose)
