@@ -310,7 +310,7 @@ def test_train_with_load_data_returning_x_y(capsys, tmp_path):
 
 
 TINY_PY = textwrap.dedent("""
-    import os, signal
+    import signal
     import numpy as np
     import minitiny as mt
     EPOCHS = 3
@@ -321,7 +321,10 @@ TINY_PY = textwrap.dedent("""
         def step(self, params):
             super().step(params)
             if SIGNAL_AT_STEP and self.iterations == SIGNAL_AT_STEP[1]:
-                os.kill(os.getpid(), getattr(signal, SIGNAL_AT_STEP[0]))
+                # raise_signal, not os.kill: the signal goes to this (the main) thread. os.kill
+                # lets the kernel hand it to any thread (a BLAS worker), which a loaded machine
+                # may not run before training has finished
+                signal.raise_signal(getattr(signal, SIGNAL_AT_STEP[0]))
 
     def build():
         m = mt.Sequential([mt.layers.Dense(4, activation="relu", input_shape=[3]),
