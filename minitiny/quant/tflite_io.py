@@ -44,6 +44,7 @@ from tflite import ActivationFunctionType, BuiltinOperator, BuiltinOptions, Padd
 from .. import __version__
 from ..files import atomic_write
 from .graph import GraphError, QOp, QTensor
+from .kernels import reduce
 
 SCHEMA_VERSION = 3
 FILE_IDENTIFIER = b"TFL3"
@@ -316,7 +317,9 @@ class _Writer:
                 # kernel crashes without one: write zeros (scale s_in * s_w, as a bias has).
                 inputs.append(self.add_zero_bias(op))
             if op.kind in REDUCERS:                                   # axes past the batch
-                axes = np.array([a + 1 for a in op.params["axes"]], dtype=np.int32)   # resolved, sorted
+                # resolved and sorted; a float model's ops have no params
+                axes = reduce.resolved_axes(op, q.tensors[op.inputs[0]].shape)
+                axes = np.array([a + 1 for a in axes], dtype=np.int32)
                 inputs.append(self.add_tensor(f"{op.name}/axes", axes.shape, TensorType.INT32, axes))
             if op.kind == "transpose_conv":    # TFLite's inputs: output shape, filter, input[, bias]
                 shape = np.array((1,) + q.tensors[op.outputs[0]].shape, dtype=np.int32)

@@ -32,15 +32,21 @@ def walk(shape, axes):
     return (1,) * pad + tuple(shape[a] for a in axes), (0,) * pad + tuple(strides[a] for a in axes)
 
 
+def resolved_axes(op, shape):
+    """The op's axes of a sample of `shape`, negative ones resolved, sorted, each once."""
+    rank = len(shape)
+    given = op.options.get("axes", (0, 1))
+    if not given or any(not -rank <= int(a) < rank for a in given):
+        fail(op, f"axes {given} are not axes of the input {shape} (0..{rank - 1}, or negative)")
+    return tuple(sorted({int(a) % rank for a in given}))
+
+
 def prepare(op, tensors, single_rounding):
     x, out = input_and_output(op, tensors)
     rank = len(x.shape)
     if rank > MAX_RANK:
         fail(op, f"input {x.name!r} has {rank} dimensions besides the batch; TFLM reduces at most {MAX_RANK}")
-    given = op.options.get("axes", (0, 1))
-    if not given or any(not -rank <= int(a) < rank for a in given):
-        fail(op, f"axes {given} are not axes of the input {x.shape} (0..{rank - 1}, or negative)")
-    axes = tuple(sorted({int(a) % rank for a in given}))
+    axes = resolved_axes(op, x.shape)
     kept = tuple(a for a in range(rank) if a not in axes)
     keep_dims = bool(op.options.get("keep_dims", False))
     want = tuple(1 if a in axes else d for a, d in enumerate(x.shape)) if keep_dims else \
