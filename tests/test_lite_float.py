@@ -181,3 +181,12 @@ def test_a_float_file_with_ops_minitiny_lacks_is_refused_by_name():
     content = _Writer(fm, "float32", "float32").write()
     with pytest.raises(UnsupportedTFLiteError, match="LEAKY_RELU.*leaky_relu in a float model"):
         from_tflite_float(content)
+
+
+def test_a_layer_without_a_tflite_op_is_refused_as_a_float_conversion():
+    """The lowering's reason speaks of int8 ops; a float conversion says it is one."""
+    from minitiny.quant.lower import LoweringError
+    model = tf.keras.Sequential([tf.keras.layers.Dense(4, input_shape=[3]),
+                                 tf.keras.layers.ReLU(max_value=3.0)])
+    with pytest.raises(LoweringError, match=r"^float conversion: layer 're_lu.*' \(ReLU\): max_value=3.0"):
+        tf.lite.TFLiteConverter.from_keras_model(model).convert()

@@ -38,7 +38,7 @@ import numpy as np
 import tflite as tfl
 
 from minitiny.quant.quantizer import quantize
-from minitiny.quant.lower import lower
+from minitiny.quant.lower import LoweringError, lower
 from minitiny.quant.tflite_float import from_tflite_float, is_float_model
 from minitiny.quant.tflite_io import EDGE_TYPES, to_tflite, to_tflite_float
 from minitiny.quant.tflite_read import from_tflite, read_flatbuffer
@@ -181,7 +181,12 @@ class TFLiteConverter:
         without optimizations float32 ops throughout."""
         self._check()
         if not self.optimizations:
-            return to_tflite_float(lower(self.model))
+            try:
+                graph = lower(self.model)
+            except LoweringError as e:   # its message speaks of int8: say what was asked
+                raise LoweringError(f"float conversion: {e} (the float32 .tflite has the same "
+                                    f"TFLite ops as the int8 one, so the same layers are refused)") from None
+            return to_tflite_float(graph)
         data = self.representative_dataset
         data = getattr(data, "input_gen", data)
         qmodel = quantize(self.model, representative_data=data,
