@@ -2,6 +2,9 @@
 train on MNIST, convert to a float32 .tflite and, with a tf.data representative generator,
 to a uint8-edged full-integer one, evaluate both through tf.lite.Interpreter.
 
+Measured once, the same file run by TensorFlow 2.21 (its tf.keras is Keras 3; MNIST fed from
+minitiny's offline cache, seeds 0): float model 90.2%, quantized model 89.9% on the 1,000 test
+images; minitiny (seed 0) printed 90.1% and 89.9%.
 The guide reports about 98% for the quantized model after 5 epochs on all 60,000 images;
 on the 3,000 / 1,000 images the program keeps, the int8 accuracy must stay within 1.5 points
 of the float model's. TensorFlow Lite Micro runs the very file the program saved and must
