@@ -80,8 +80,9 @@ def generate_frontend(cfg, out_dir, name="kws"):
     return [os.path.join(out, f) for f in sorted(files)]
 
 
-def generate_pipeline(cfg, qmodel, out_dir, name="kws"):
+def generate_pipeline(cfg, qmodel, out_dir, name="kws", variant="reference"):
     """Front end + model + the chaining file; returns the pipeline's manifest (a dict).
+    `variant` is the model's kernel variant, as `generate` takes it.
 
     The model must take the front end's features: input shape (frames, mels) or
     (frames, mels, 1), quantized with scale 1/8 and zero point 0 (train it on
@@ -101,7 +102,7 @@ def generate_pipeline(cfg, qmodel, out_dir, name="kws"):
             f"point {int(x.zero_point)}; the front end's int8 features need scale "
             f"{cfg.feature_scale} and zero point 0: add audio.CALIBRATION_EXTREMES "
             f"({audio_extremes()}) to the representative data")
-    g = generate(qmodel, os.path.join(out_dir, net), name=net)
+    g = generate(qmodel, os.path.join(out_dir, net), name=net, variant=variant)
     y = qmodel.output
     ctx = _context(cfg, p)
     ctx.update(pipeline=f"{p}_pcm", PIPELINE=c_macro_prefix(f"{p}_pcm"), net=g.name,

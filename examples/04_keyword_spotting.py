@@ -212,7 +212,8 @@ def main(argv=None):
 
     step(6, "Inference B: PCM -> front end -> model, one C program")
     program = os.path.join(args.out, "kws_pipeline")
-    manifest = frontend.generate_pipeline(cfg, qmodel, program, "kws")
+    # the tuned portable kernels, as common.deploy builds the other examples' models
+    manifest = frontend.generate_pipeline(cfg, qmodel, program, "kws", variant="scalar")
     c_pipeline = frontend.load_pipeline(program, "kws")
     reference = qmodel.predict_int8(q_test)                     # NumPy: the front end's int8, the int8 model
     scores = c_pipeline(clips_test)                                                     # C, from PCM
