@@ -36,6 +36,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 from minitiny import codegen                                    # noqa: E402
 from minitiny.quant import tflm                                 # noqa: E402
 from minitiny.quant.tflite_read import from_tflite              # noqa: E402
+from minitiny.files import atomic_write  # noqa: E402
 
 MLPERF = os.path.join(os.path.dirname(HERE), "tests", "data", "mlperf")
 ARCHITECTURES = os.path.join(os.path.dirname(HERE), "tests", "data", "architectures")
@@ -135,13 +136,12 @@ def main(argv=None):
         text += "\n\nThe architectures of tests/data/architectures/ (issue 19):\n\n" + table(more)
     print(text)
     if not args.no_write and not args.models:
-        with open(RESULTS, "w") as f:
-            f.write("# Arena: minitiny against TFLite Micro's minimum arena\n\n"
-                    "Written by `python bench/arena.py --instructions --architectures` (MLPerf Tiny models of tests/data/mlperf/, "
-                    "made by scripts/make_mlperf_tiny.py). TFLM's minimum arena is measured in the "
-                    "same run, by bisection over `arena_size`. \"before\": the plain schedule (every "
-                    "convolution and pool writes fresh bytes); \"after\": kernels write over the input "
-                    "they are done reading (codegen/inplace.py).\n\n" + text + "\n")
+        atomic_write(RESULTS, "# Arena: minitiny against TFLite Micro's minimum arena\n\n"
+                              "Written by `python bench/arena.py --instructions --architectures` (MLPerf Tiny models of tests/data/mlperf/, "
+                              "made by scripts/make_mlperf_tiny.py). TFLM's minimum arena is measured in the "
+                              "same run, by bisection over `arena_size`. \"before\": the plain schedule (every "
+                              "convolution and pool writes fresh bytes); \"after\": kernels write over the input "
+                              "they are done reading (codegen/inplace.py).\n\n" + text + "\n")
     return rows
 
 
