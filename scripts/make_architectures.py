@@ -1,6 +1,7 @@
 """Make the architectures users bring, as `.tflite` files with TFLite Micro's outputs beside.
 
-    python scripts/make_architectures.py [OUT_DIR [NAME ...]]   (default: tests/data/architectures, all)
+    python scripts/make_architectures.py [--refresh-outputs] [OUT_DIR [NAME ...]]
+                                       (default: tests/data/architectures, all)
 
 Run with TensorFlow 2.21.0 in an environment of its own, as scripts/make_tflite_testdata.py
 says (tensorflow-cpu, tf-keras, tflite-micro). Each model is a SMALL version of what users
@@ -26,7 +27,12 @@ integer quantization: int8, or the 16x8 mode for `cnn_16x8`.
     dilated_depthwise          dilated Conv2D and DepthwiseConv2D, a depth multiplier of 2; the
                                batch size fixed at 1, so the converter fuses the dilations
     dilated_unfused            the same with Keras' default batch size: TF 2.21 leaves
-                               SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND around each dilated conv
+                               SPACE_TO_BATCH_ND and BATCH_TO_SPACE_ND around each dilated conv.
+                               TFLite Micro runs that chain non-deterministically (see
+                               `reference_outputs`): its expected outputs come from TensorFlow
+                               Lite's reference kernels, and manifest.json says so ("oracle")
+    dilated_tcn                a temporal convolutional network: causal and 'same' dilated
+                               Conv1D, an asymmetric dilated Conv2D; unfused as above
     two_heads                  one input, two outputs (a class and a regression head)
     float_edges                a CNN with float32 input and output (QUANTIZE/DEQUANTIZE edges)
     uint8_edges                a CNN with uint8 input and output, as for camera pixels
@@ -195,6 +201,23 @@ def dilated_depthwise(batch_size=1):
                              keras.layers.Dense(3, activation="softmax")])
 
 
+def dilated_tcn():
+    """A temporal convolutional network for sensor data: causal and 'same' dilated Conv1D
+    (dilations 2 and 4), then an asymmetric dilated Conv2D over (time, axis) pairs; Keras'
+    default batch size, so every dilation stays SPACE_TO_BATCH_ND -> conv -> BATCH_TO_SPACE_ND
+    (with EXPAND_DIMS / RESHAPE inside for Conv1D)."""
+    return keras.Sequential([keras.Input((40, 3)),
+                             keras.layers.Conv1D(6, 3, dilation_rate=2, padding="causal",
+                                                 activation="relu"),
+                             keras.layers.Conv1D(6, 3, dilation_rate=4, padding="same",
+                                                 activation="relu"),
+                             keras.layers.Reshape((40, 6, 1)),
+                             keras.layers.Conv2D(4, (3, 2), dilation_rate=(3, 2), padding="same",
+                                                 activation="relu"),
+                             keras.layers.GlobalAveragePooling2D(),
+                             keras.layers.Dense(3, activation="softmax")])
+
+
 def two_heads():
     x = keras.Input((10, 10, 2))
     h = keras.layers.Conv2D(6, 3, activation="relu")(x)
@@ -307,6 +330,7 @@ ARCHITECTURES = {
     "unet_small": (unet_small, (16, 16, 1), "normal", {}, dict(batch_size=1, targets=unet_targets)),
     "kws_separable": (kws_separable, (49, 10, 1), "normal", {}, {}),
     "sensor_normalized": (sensor_normalized, (32, 6), "normal", {}, {}),
+    "dilated_tcn": (dilated_tcn, (40, 3), "normal", {}, {}),
 }
 
 
@@ -407,12 +431,39 @@ def tflm_outputs(data, edges, x, reset=True):
     return [np.stack(y) for y in ys]
 
 
+def reference_outputs(data, edges, x):
+    """TensorFlow Lite's reference kernels' outputs (the interpreter's BUILTIN_REF resolver),
+    in minitiny's integers: the oracle for a model TFLite Micro cannot run. TFLM runs
+    SPACE_TO_BATCH_ND -> CONV_2D -> BATCH_TO_SPACE_ND (a dilated convolution TensorFlow did not
+    fuse) on tensors sized from the file, where the batch inside is 1 but is block_h * block_w
+    at run time: two runs on the same input give different outputs."""
+    interp = tf.lite.Interpreter(
+        model_content=data,
+        experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_REF)
+    interp.allocate_tensors()
+    ys = [[] for _ in edges["outputs"]]
+    for sample in x:
+        interp.set_tensor(interp.get_input_details()[0]["index"], to_file(sample[None], edges["inputs"][0]))
+        interp.invoke()
+        for j, (d, edge) in enumerate(zip(interp.get_output_details(), edges["outputs"])):
+            ys[j].append(from_file(interp.get_tensor(d["index"])[0], edge))
+    return [np.stack(y) for y in ys]
+
+
+def tflm_runs_it(data):
+    interp = tf.lite.Interpreter(model_content=data)
+    return not any(op["op_name"] in ("SPACE_TO_BATCH_ND", "BATCH_TO_SPACE_ND")
+                   for op in interp._get_ops_details())
+
+
 def has_variable_tensors(data):
     interp = tf.lite.Interpreter(model_content=data)
     return any(op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM" for op in interp._get_ops_details())
 
 
-def main(out_dir, only=()):
+def main(out_dir, only=(), refresh=False):
+    """Make the files named in `only` (all if empty); with `refresh`, keep each existing
+    .tflite file and its inputs and compute only the expected outputs again."""
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, "manifest.json")
     manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
@@ -423,13 +474,20 @@ def main(out_dir, only=()):
     for i, (name, (build, shape, kind, conversion, training)) in enumerate(ARCHITECTURES.items()):
         if only and name not in only:
             continue
-        keras.utils.set_random_seed(SEED + i)
-        model = trained(build(), shape, kind, SEED + i, **training)
-        data = convert(model, shape, kind, **conversion)
-        edges = edge_quantization(data)
-        x = inputs(edges, shape, kind, SEED + i)
+        if refresh:
+            with open(os.path.join(out_dir, f"{name}.tflite"), "rb") as f:
+                data = f.read()
+            edges = edge_quantization(data)
+            x = np.load(os.path.join(out_dir, f"{name}.expected.npz"))["x0"]
+        else:
+            keras.utils.set_random_seed(SEED + i)
+            model = trained(build(), shape, kind, SEED + i, **training)
+            data = convert(model, shape, kind, **conversion)
+            edges = edge_quantization(data)
+            x = inputs(edges, shape, kind, SEED + i)
         arrays = {"x0": x}
-        arrays.update({f"y{j}": y for j, y in enumerate(tflm_outputs(data, edges, x))})
+        oracle = tflm_outputs if tflm_runs_it(data) else reference_outputs
+        arrays.update({f"y{j}": y for j, y in enumerate(oracle(data, edges, x))})
         if has_variable_tensors(data):
             arrays.update({f"stream_y{j}": y for j, y in enumerate(tflm_outputs(data, edges, x, False))})
         write_atomically(os.path.join(out_dir, f"{name}.tflite"), data)
@@ -441,13 +499,15 @@ def main(out_dir, only=()):
         manifest["files"][f"{name}.tflite"] = {
             "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
             "expected_sha256": expected_sha, "input_shape": list(shape),
-            "mode": conversion.get("mode", "int8"), "edges": edges, "samples": len(x)}
+            "mode": conversion.get("mode", "int8"), "edges": edges, "samples": len(x),
+            "oracle": "tflite-micro" if oracle is tflm_outputs else "tflite-reference-kernels"}
         manifest["files"] = dict(sorted(manifest["files"].items()))
         write_atomically(manifest_path, (json.dumps(manifest, indent=1) + "\n").encode())
         print(f"{name}.tflite: {len(data)} bytes, {len(x)} samples", flush=True)
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..",
-                                                             "tests", "data", "architectures"),
-         set(sys.argv[2:]))
+    args = [a for a in sys.argv[1:] if a != "--refresh-outputs"]
+    main(args[0] if args else os.path.join(os.path.dirname(__file__), "..", "tests", "data",
+                                           "architectures"),
+         set(args[1:]), refresh="--refresh-outputs" in sys.argv)

@@ -378,6 +378,47 @@ def test_code_size_estimate_is_close_to_the_measured_size(every_kind, tmp_path, 
     assert measured["rodata"] >= sum(t.nbytes for t in every_kind.tensors.values() if t.is_constant)
 
 
+def _two_layers(kind):
+    """Two layers of `kind` with different shapes: the generic kernel stays general."""
+    from int8_oracle import Builder
+    b = Builder(0, (6, 6, 4), "m")
+    if kind == "transpose_conv":
+        b.transpose_conv(5)
+        b.transpose_conv(3, stride=(1, 1), padding="valid")
+    elif kind == "conv_2d":
+        b.conv(5)
+        b.conv(3, stride=(2, 2), padding="valid")
+    elif kind == "depthwise_conv_2d":
+        b.depthwise(2)
+        b.depthwise(1, stride=(2, 2), padding="valid")
+    else:
+        b.resize(kind)
+        b.resize(kind, size=(5, 7), align_corners=True)
+    return b.model()
+
+
+@pytest.mark.skipif(ARM_GCC is None or not shutil.which("arm-none-eabi-nm"),
+                    reason="the arm-none-eabi toolchain is not installed")
+@pytest.mark.parametrize("kind", ["conv_2d", "depthwise_conv_2d", "transpose_conv",
+                                  "resize_nearest_neighbor", "resize_bilinear"])
+def test_reference_kernel_code_bytes_are_measured(kind, tmp_path):
+    """generator.CODE_BYTES_REFERENCE[kind] against the generic kernel's symbol (with the
+    static helper only it calls) under arm-none-eabi-gcc -Os -fno-inline, as sizes.py builds."""
+    from minitiny.codegen import generator
+    g = codegen.generate(_two_layers(kind), tmp_path, name="m", variant="reference")
+    obj = tmp_path / "m.o"
+    subprocess.run([ARM_GCC, "-mcpu=cortex-m4", "-mthumb", "-std=c99", "-Os", "-fno-inline",
+                    "-ffunction-sections", "-I", str(tmp_path), "-c", g.source, "-o", str(obj)],
+                   check=True)
+    nm = subprocess.run([ARM_GCC.replace("gcc", "nm"), "-S", str(obj)], capture_output=True,
+                        text=True, check=True).stdout
+    sizes = {parts[3]: int(parts[1], 16) for parts in map(str.split, nm.splitlines()) if len(parts) == 4}
+    assert kind in sizes, f"no general {kind} symbol: {sorted(sizes)}"
+    kernel = sizes[kind] + sizes.get("interpolation_values", 0)
+    estimate = generator.CODE_BYTES_REFERENCE[kind]
+    assert 0.75 * estimate <= kernel <= 1.3 * estimate, (kind, kernel, estimate)
+
+
 @pytest.mark.parametrize("kind", ["logistic", "tanh"])
 @pytest.mark.parametrize("zero_point", [-128, 0, 126, 127])
 def test_saturating_logistic_and_tanh_need_no_fixed_point(kind, zero_point):

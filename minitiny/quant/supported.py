@@ -8,7 +8,8 @@ A mode is TFLite's quantization scheme for the op's tensors:
     int8      int8 activations and weights, int32 bias (TFLite's full-integer scheme)
     int16x8   int16 activations with zero point 0, int8 weights, int64 bias (the "16x8"
               scheme; kernels/ INT16_KINDS, which a test holds to this column)
-A kind of None marks the operators minitiny folds at the model's edges rather than runs.
+A kind of None marks the operators minitiny folds away rather than runs: at the model's
+edges, or into the dilated convolution they surround.
 Not here because TFLite Micro has no kernel for it (a model using it does not run on a
 microcontroller with TFLM either; its op resolver registers none): RELU_N1_TO_1.
 """
@@ -108,6 +109,12 @@ OPS = (
             "float32 input, the model's input then int16)"),
     Builtin("DEQUANTIZE", None, None, ("int8", "int16x8"),
             "only at the edges: before a float32 model output"),
+    Builtin("SPACE_TO_BATCH_ND", None, None, ("int8", "int16x8"),
+            "only before a CONV_2D or DEPTHWISE_CONV_2D (an EXPAND_DIMS between for Conv1D) whose "
+            "BATCH_TO_SPACE_ND follows: the chain, a dilated convolution TensorFlow left unfused, "
+            "is imported as one dilated convolution (its SAME or VALID padding)"),
+    Builtin("BATCH_TO_SPACE_ND", None, None, ("int8", "int16x8"),
+            "only as the end of such a chain (SPACE_TO_BATCH_ND above)"),
 )
 MODES = ("int8", "int16x8")
 BY_NAME = {op.name: op for op in OPS}
@@ -141,7 +148,7 @@ def markdown():
             "| --- | --- | " + " | ".join("---" for _ in MODES) + " | --- | --- |"]
     for op in OPS:
         marks = " | ".join("yes" if m in op.modes else "" for m in MODES)
-        kind = f"`{op.kind}`" if op.kind else "(edge)"
+        kind = f"`{op.kind}`" if op.kind else "(folded)"
         rows.append(f"| `{op.name}` | {kind} | {marks} | {'yes' if op.c else 'no'} | {op.notes} |")
     return ("# Supported TFLite operators\n\n"
             "Generated from `minitiny/quant/supported.py` (`python -m minitiny.quant.supported "

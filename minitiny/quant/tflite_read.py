@@ -32,7 +32,9 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    converter reshapes a sequence so before an unrolled GRU) has its batch at axis 1:
    RESHAPE and the axis-only ops (CONCATENATION, PACK, SPLIT, SPLIT_V, UNPACK) read it,
    with their axes shifted around it (`batch_axis`); any other op reading one is refused. An int8 -> int8 QUANTIZE inside the
-   graph is a requantization (kind `quantize`).
+   graph is a requantization (kind `quantize`). A SPACE_TO_BATCH_ND -> convolution ->
+   BATCH_TO_SPACE_ND chain (a dilated convolution TensorFlow did not fuse) is imported as
+   one dilated convolution first (`tflite_dilation.py`).
    A 16x8 model (TFLite's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8: int16
    activations with zero point 0, int8 weights, int64 bias) imports the same way, its
    edges int16 or float32; the model input's type says which scheme the file uses.
@@ -61,6 +63,7 @@ from tflite.utils import BUILTIN_OPCODE2NAME
 from ..geometry import effective_kernel, out_size
 from . import kernels, supported, tflm
 from .graph import GraphError, QModel, QOp, QTensor
+from .tflite_dilation import fold_space_to_batch
 
 
 class TFLiteFormatError(ValueError):
@@ -373,6 +376,8 @@ class _Importer:
         self.source, self.name = source, name
         self.tensors, self.ops, self.inputs, self.outputs, n_subgraphs = read_flatbuffer(data, source)
         self.problems = []
+        # A dilated convolution TensorFlow left unfused becomes one operator (tflite_dilation.py)
+        self.ops, self.unfolded = fold_space_to_batch(self.ops, self.tensors, self.outputs)
         if n_subgraphs > 1:
             self.problems.append(f"{n_subgraphs} subgraphs (control flow such as IF or WHILE): "
                                  f"minitiny imports models with one")
@@ -750,6 +755,9 @@ class _Importer:
         if op.code == Op.DEQUANTIZE:
             raise _Unsupported("inside the graph; minitiny folds DEQUANTIZE only before a "
                                "float32 model output")
+        if op.index in self.unfolded:
+            raise _Unsupported(f"minitiny runs it only around a convolution, imported with it as one "
+                               f"dilated convolution; here {self.unfolded[op.index]}")
         if op.code not in KINDS:
             raise _Unsupported("not supported (not among the operators `minitiny import --help` lists)")
         kind = KINDS[op.code][0]
