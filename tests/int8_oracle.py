@@ -13,7 +13,7 @@ from minitiny.quant import tflm
 # the builders and configurations live in the public package (minitiny.testing.models)
 from minitiny.testing.models import (ACTIVATIONS, ALL_INT8, BINARY, FUSED, Builder,  # noqa: F401
                                      activations, broadcast_config, config, elementwise_model,
-                                     int8_input, log_uniform, op_configs, random_config, seeds,
+                                     int8_input, log_uniform, lstm_model, op_configs, random_config, seeds,
                                      single_op_model, weights, zero_point)
 import figures  # noqa: E402  (tests/figures.py)
 

@@ -50,9 +50,7 @@ MISSING = {
     "inception.tflite": IMPORTS,
     "kws_separable.tflite": IMPORTS,
     "leaky_prelu_cnn.tflite": IMPORTS,
-    "lstm.tflite": {"UNIDIRECTIONAL_SEQUENCE_LSTM",
-                    "UNIDIRECTIONAL_SEQUENCE_LSTM: reads, a variable tensor (state kept across "
-                    "invocations, as an LSTM's): minitiny does not support variable tensors"},
+    "lstm.tflite": IMPORTS,
     "mobilenet_v2.tflite": IMPORTS,
     "mobilenet_v3_small.tflite": IMPORTS,
     "mobilenet_v3_small_min.tflite": IMPORTS,

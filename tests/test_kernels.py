@@ -556,6 +556,7 @@ def test_params_match_the_documented_table():
     for kind in ("resize_nearest_neighbor", "resize_bilinear"):
         models[kind] = O.Builder(0, (3, 3, 2)).resize(kind).model()
     models["elu"] = O.Builder(0, (2, 3)).elu().model()
+    models["unidirectional_sequence_lstm"] = O.lstm_model(0, 3, 2, 4)
     assert set(models) == set(table) == set(kernels.KERNELS)
     for kind, model in models.items():
         op = [o for o in model.ops if o.kind == kind][0]

@@ -268,7 +268,8 @@ WITH_EXPECTED = {
                                  "pad", "reshape", "strided_slice", "split_v", "concatenation",
                                  "concatenation", "fully_connected"],
 }
-REFUSED = {"lstm_state.tflite"}
+# a stateful LSTM: tests/test_lstm.py imports and runs it
+STATEFUL = {"lstm_state.tflite"}
 # TFLite's 16x8 mode (int16 activations): tests/test_int16.py imports and runs them
 INT16_FILES = {"cnn_16x8.tflite", "cnn_16x8_float_edges.tflite"}
 # several inputs or outputs: tests/test_multi_io.py imports and runs them
@@ -279,7 +280,7 @@ def test_tf_files_are_the_ones_the_script_made():
     with open(os.path.join(DATA, "manifest.json")) as f:
         manifest = json.load(f)
     assert manifest["tensorflow"] == "2.21.0"
-    assert set(manifest["files"]) == set(TF_FILES) == (set(SUPPORTED) | set(WITH_EXPECTED) | REFUSED | INT16_FILES
+    assert set(manifest["files"]) == set(TF_FILES) == (set(SUPPORTED) | set(WITH_EXPECTED) | STATEFUL | INT16_FILES
                                                        | SEVERAL_IO)
     for name, info in manifest["files"].items():
         with open(os.path.join(DATA, name), "rb") as f:
@@ -335,16 +336,6 @@ def test_tf_movement_files_hold_what_the_keras_layers_asked_for():
     cnn = from_tflite(os.path.join(DATA, "movement_cnn.tflite"))
     split, join = cnn.ops[4], cnn.ops[5]
     assert join.inputs == split.outputs[::-1]
-
-
-def test_tf_lstm_is_refused_naming_its_variable_tensors():
-    """Keras 2's LSTM: the fused op and its two state tensors, each named, never 'malformed'."""
-    with pytest.raises(UnsupportedTFLiteError) as e:
-        from_tflite(os.path.join(DATA, "lstm_state.tflite"))
-    lstm = [p for p in e.value.problems if "UNIDIRECTIONAL_SEQUENCE_LSTM" in p]
-    assert len([p for p in lstm if "a variable tensor" in p]) == 2, e.value.problems
-    assert any(p.endswith("not supported (not among the operators `minitiny import --help` lists)")
-               for p in lstm)
 
 
 def test_tf_dense_per_channel_and_per_tensor():
@@ -609,7 +600,7 @@ def test_every_kind_of_unsupported_item_in_one_error_with_operator_indices():
         sg.tensors[ops[5].outputs[0]].shapeSignature = [1, -1, 4, 3]               # op 5: dynamic
         out9 = sg.tensors[ops[9].outputs[0]]
         out9.shape = [2] + list(out9.shape[1:])                                    # op 9: batch 2
-        ops[11].opcodeIndex = opcode_index(m, s, s.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM)
+        ops[11].opcodeIndex = opcode_index(m, s, s.BuiltinOperator.SVDF)      # state, as an LSTM
         ops[11].builtinOptionsType, ops[11].builtinOptions = 0, None
         state = add_tensor(m, s, "lstm/state", [1, 4], s.TensorType.INT8, 0.1, 0)
         sg.tensors[state].isVariable = True
@@ -623,8 +614,8 @@ def test_every_kind_of_unsupported_item_in_one_error_with_operator_indices():
     expect = [("operator #0 CONV_2D", "fused activation TANH"), ("operator #3 AVERAGE_POOL_2D", "type int16"),
               ("operator #4 MAX_POOL_2D", "type int16"), ("operator #5 RELU", "dynamic shape [1, -1, 4, 3]"),
               ("operator #9 FULLY_CONNECTED", "batch dimension of 1"),
-              ("operator #11 UNIDIRECTIONAL_SEQUENCE_LSTM", "not supported"),
-              ("operator #11 UNIDIRECTIONAL_SEQUENCE_LSTM", "a variable tensor"),
+              ("operator #11 SVDF", "not supported"),
+              ("operator #11 SVDF", "a variable tensor"),
               ("operator #13 SPACE_TO_DEPTH", "not supported")]
     for head, fragment in expect:
         assert any(p.startswith(head) and fragment in p for p in problems), (head, fragment, problems)
@@ -658,32 +649,32 @@ def test_a_second_output_inside_the_graph_is_returned_in_the_files_order():
         np.testing.assert_array_equal(theirs[1], last)
 
 
-def lstm_with_state(m, s):
-    """The conv becomes an UNIDIRECTIONAL_SEQUENCE_LSTM reading a variable state tensor, as
-    TFLite's converter writes an LSTM: the state is read and updated in place, written by
-    no operator."""
+def svdf_with_state(m, s):
+    """The conv becomes an SVDF reading a variable state tensor, as TFLite's converter writes
+    a stateful op (SVDF, an LSTM): the state is read and updated in place, written by no
+    operator. minitiny runs the LSTM's state (tests/test_lstm.py), not SVDF's."""
     op = first_op(m, s, "CONV_2D")
-    op.opcodeIndex = opcode_index(m, s, s.BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM)
+    op.opcodeIndex = opcode_index(m, s, s.BuiltinOperator.SVDF)
     op.builtinOptionsType, op.builtinOptions = 0, None
-    state = add_tensor(m, s, "lstm/state", [1, 2], s.TensorType.INT8, 0.1, 0)
+    state = add_tensor(m, s, "svdf/state", [1, 2], s.TensorType.INT8, 0.1, 0)
     m.subgraphs[0].tensors[state].isVariable = True
     op.inputs = list(op.inputs) + [state]
 
 
 def test_variable_tensors_are_unsupported_not_malformed():
     with pytest.raises(UnsupportedTFLiteError) as e:
-        from_tflite(edit(to_tflite(one_op("conv_2d")), lstm_with_state))
+        from_tflite(edit(to_tflite(one_op("conv_2d")), svdf_with_state))
     assert len(e.value.problems) == 2
-    assert "operator #0 UNIDIRECTIONAL_SEQUENCE_LSTM: not supported" in str(e.value)
-    assert "operator #0 UNIDIRECTIONAL_SEQUENCE_LSTM: reads tensor #" in str(e.value)
-    assert "'lstm/state', a variable tensor" in str(e.value)
+    assert "operator #0 SVDF: not supported" in str(e.value)
+    assert "operator #0 SVDF: reads tensor #" in str(e.value)
+    assert "'svdf/state', a variable tensor" in str(e.value)
     assert "minitiny does not support variable tensors" in str(e.value)
 
 
 def test_a_tensor_no_one_writes_is_still_malformed():
     """Without is_variable, the same file is broken: the state tensor comes from nowhere."""
     def change(m, s):
-        lstm_with_state(m, s)
+        svdf_with_state(m, s)
         m.subgraphs[0].tensors[-1].isVariable = False
     with pytest.raises(TFLiteFormatError, match="no operator writes it"):
         from_tflite(edit(to_tflite(one_op("conv_2d")), change))

@@ -65,6 +65,8 @@ OP_OPTIONS = {
     "slice": ("begin", "size"),
     "transpose": ("perm",),
     "quantize": (),
+    # recurrent (kernels/lstm.py): the hidden and cell state are variable tensors
+    "unidirectional_sequence_lstm": ("cell_clip",),
 }
 ACTIVATIONS = ("none", "relu", "relu6")
 # dtype -> bytes per value. Activations int8 or int16; weights int8; bias int32 (int8
@@ -98,6 +100,7 @@ class QTensor:
     zero_point: np.ndarray  # int32, same shape as scale
     data: np.ndarray = None  # constants only (weights, bias); None for activations
     quantized_dimension: int = 0  # axis the per-channel scales run along
+    variable: bool = False  # state kept across invokes (an LSTM's): see QModel.states
 
     def __post_init__(self):
         self.shape = tuple(int(d) for d in self.shape)
@@ -115,6 +118,8 @@ class QTensor:
             self.data = _exact(self.data, self.dtype, f"tensor {self.name!r}: data")
             if self.data.shape != self.shape:
                 raise GraphError(f"tensor {self.name!r}: data shape {self.data.shape} != shape {self.shape}")
+        if self.variable and self.data is not None:
+            raise GraphError(f"tensor {self.name!r}: a variable tensor (state) holds no constant data")
 
     @property
     def is_constant(self):
@@ -140,6 +145,11 @@ class QTensor:
     def dequantize(self, q):
         """int8 / int16 -> float32: r = scale * (q - zero_point)."""
         return (self.scale * (np.asarray(q, dtype=np.int32) - self.zero_point)).astype(np.float32)
+
+    def reset_value(self, n=1):
+        """A variable tensor's value after a reset, for n samples: the real number 0, its
+        zero point (TFLM's ResetVariableTensors fills int8 tensors with their zero point)."""
+        return np.full((n,) + self.shape, int(self.zero_point), dtype=self.dtype)
 
 
 def _tuples(value):
@@ -201,6 +211,10 @@ class QModel:
         for name in self.inputs + self.outputs:
             if name not in self.tensors:
                 raise GraphError(f"model {self.name!r}: input/output {name!r} is not a tensor")
+            if self.tensors[name].variable:
+                raise GraphError(f"model {self.name!r}: input/output {name!r} is a variable tensor "
+                                 f"(state), which the model keeps and no caller passes")
+        written.update(self.states)         # state holds a value from the start (a reset)
         seen_ops = set()
         for op in self.ops:
             if op.name in seen_ops:
@@ -225,6 +239,17 @@ class QModel:
         """Compute every op's integer parameters once (TFLM's Prepare)."""
         for op in self.ops:
             op.params = kernels.prepare(op, self.tensors, single_rounding=self.single_rounding)
+
+    @property
+    def states(self):
+        """The variable tensors: state an op (an LSTM) reads and updates in place, kept from
+        one invoke to the next until `reset_state()`, as TFLM keeps its variable tensors."""
+        return [name for name, t in self.tensors.items() if t.variable]
+
+    def reset_state(self):
+        """Set every state tensor to its reset value (real 0), as TFLM's interpreter reset()
+        and the generated C's NAME_reset() do; `stream_int8` starts from here again."""
+        self._state = {name: self.tensors[name].reset_value() for name in self.states}
 
     def activations(self, op):
         """The non-constant input tensors of `op`, in order."""
@@ -291,7 +316,13 @@ class QModel:
 
     def run_ops(self, values):
         """Run every op in list order on `values` ({input name: int8 (N, ...)}), adding each
-        op's output; returns `values`, every activation of the model by name."""
+        op's output; returns `values`, every activation of the model by name. State tensors
+        missing from `values` start from their reset value, one per sample; an op updates
+        the state arrays in `values` in place."""
+        samples = len(values[self.inputs[0]]) if self.inputs else 1
+        for name in self.states:
+            if name not in values:
+                values[name] = self.tensors[name].reset_value(samples)
         for op in self.ops:
             args = [values[n] if n in values else self.tensors[n].data for n in op.inputs]
             values.update(zip(op.outputs, kernels.run_outputs(op, self.tensors, args)))
@@ -302,12 +333,22 @@ class QModel:
 
         Several inputs: a list of arrays in `inputs` order, or a dict by name. Several
         outputs: a list of arrays in `outputs` order (always all of them). A 16x8 model
-        takes and returns int16 (each input's dtype)."""
+        takes and returns int16 (each input's dtype).
+
+        A model with state (an LSTM's, `states`) runs every sample from the reset state,
+        independently, as Keras' predict on a stateless layer; the state `stream_int8`
+        carries is left as it is. To run samples one after another with the state kept,
+        as TFLM and the generated C do across invokes, use `stream_int8`."""
+        values = self.run_ops(dict(zip(self.inputs, self._int_batches(x, "predict_int8"))))
+        return values if return_all else self._results(values)
+
+    def _int_batches(self, x, what):
+        """The integer inputs `x` as one (N, *shape) array per model input, checked."""
         batches = []
-        for name, a in zip(self.inputs, self._batches(x, "predict_int8")):
+        for name, a in zip(self.inputs, self._batches(x, what)):
             dtype = self.tensors[name].dtype
             if a.dtype.kind not in "iu":
-                raise GraphError(f"model {self.name!r}: predict_int8 takes {dtype} input, got {a.dtype} "
+                raise GraphError(f"model {self.name!r}: {what} takes {dtype} input, got {a.dtype} "
                                  f"for input {name!r}; for float input use predict(x), or "
                                  f"quantize_input(x) first")
             if a.dtype != dtype:
@@ -317,8 +358,23 @@ class QModel:
                                      f"[{a.min()}, {a.max()}]")
                 a = a.astype(dtype)
             batches.append(a)
-        values = self.run_ops(dict(zip(self.inputs, batches)))
-        return values if return_all else self._results(values)
+        return batches
+
+    def stream_int8(self, x):
+        """Invoke the model once per sample of x, in order, the state carried from each
+        invoke to the next and across calls (TFLM's interpreter, the generated C's
+        NAME_invoke) until `reset_state()`. Inputs and outputs as `predict_int8` takes them."""
+        if not hasattr(self, "_state"):
+            self.reset_state()
+        batches = self._int_batches(x, "stream_int8")
+        outs = []
+        for i in range(len(batches[0])):
+            # the state arrays (1, ...) are updated in place by the ops that hold state
+            values = self.run_ops(dict(zip(self.inputs, [a[i:i + 1] for a in batches]), **self._state))
+            outs.append([values[name] for name in self.outputs])
+        return self._results({name: np.concatenate([o[k] for o in outs]) if outs else
+                              np.zeros((0,) + self.tensors[name].shape, self.tensors[name].dtype)
+                              for k, name in enumerate(self.outputs)})
 
     def quantize_input(self, x):
         """float -> int8 with each input's scale and zero point (a list for several inputs)."""
@@ -378,7 +434,8 @@ class QModel:
             if t.is_constant:
                 arrays[f"data_{i}"] = t.data
             tensors.append({"name": t.name, "shape": list(t.shape), "dtype": t.dtype,
-                            "quantized_dimension": t.quantized_dimension, "constant": t.is_constant})
+                            "quantized_dimension": t.quantized_dimension, "constant": t.is_constant,
+                            "variable": t.variable})
         config = {"format": self.FORMAT, "name": self.name, "tensors": tensors,
                   "ops": [{"kind": op.kind, "name": op.name, "inputs": op.inputs, "outputs": op.outputs,
                            "options": op.options} for op in self.ops],
@@ -415,7 +472,7 @@ class QModel:
                     t["name"], t["shape"], t["dtype"], _array(arrays, f"scale_{i}", "f"),
                     _array(arrays, f"zero_point_{i}", "iu"),
                     _array(arrays, f"data_{i}", t["dtype"]) if t["constant"] else None,
-                    t["quantized_dimension"])
+                    t["quantized_dimension"], t["variable"])
             ops = [QOp(o["kind"], o["name"], o["inputs"], o["outputs"], o["options"]) for o in config["ops"]]
             return cls(config["name"], tensors, ops, config["inputs"], config["outputs"],
                        single_rounding=config["single_rounding"])
@@ -488,8 +545,10 @@ def _read_config(arrays):
     _fields(config, "config", {"name": str, "tensors": list, "ops": list, "inputs": list,
                                "outputs": list, "single_rounding": bool})
     for i, t in enumerate(config["tensors"]):
+        if isinstance(t, dict):
+            t.setdefault("variable", False)         # files written before state existed
         _fields(t, f"tensor {i}", {"name": str, "shape": list, "dtype": str,
-                                   "quantized_dimension": int, "constant": bool})
+                                   "quantized_dimension": int, "constant": bool, "variable": bool})
         if not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d < 2 ** 31
                    for d in t["shape"]):
             raise GraphError(f"tensor {t['name']!r}: shape {t['shape']} must be sizes in [0, 2^31)")

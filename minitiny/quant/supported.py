@@ -103,6 +103,12 @@ OPS = (
             "constant begin and size (-1: to the end), rank <= 5, the batch taken whole"),
     Builtin("TRANSPOSE", "transpose", None, ("int8",),
             "a constant permutation that keeps the batch first, rank <= 5"),
+    Builtin("UNIDIRECTIONAL_SEQUENCE_LSTM", "unidirectional_sequence_lstm",
+            "UnidirectionalSequenceLSTMOptions", ("int8", "int16x8"),
+            "Keras' LSTM (tf_keras): TFLM's integer kernel (int16 gates and cell state), batch 1, "
+            "not time-major, cell clip; no peephole, projection or "
+            "layer norm (TFLM refuses them). The hidden and cell state are variable tensors kept "
+            "from one invoke to the next until a reset", c=False),
     Builtin("QUANTIZE", "quantize", None, ("int8",),
             "int8 -> int8 inside the graph (TFLM's Requantize); at the edges folded: after a "
             "float32 or uint8 model input, before a uint8 output (16x8: folded after a "

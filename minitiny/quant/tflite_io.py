@@ -44,7 +44,7 @@ from tflite import ActivationFunctionType, BuiltinOperator, BuiltinOptions, Padd
 from .. import __version__
 from ..files import atomic_write
 from .graph import GraphError, QOp, QTensor
-from .kernels import reduce
+from .kernels import lstm, reduce
 
 SCHEMA_VERSION = 3
 FILE_IDENTIFIER = b"TFL3"
@@ -89,6 +89,7 @@ BUILTINS = {
     "strided_slice": (BuiltinOperator.STRIDED_SLICE, 2),
     "slice": (BuiltinOperator.SLICE, 2),
     "transpose": (BuiltinOperator.TRANSPOSE, 2),
+    "unidirectional_sequence_lstm": (BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM, 1),
 }
 ACTIVATION = {"none": ActivationFunctionType.NONE, "relu": ActivationFunctionType.RELU,
               "relu6": ActivationFunctionType.RELU6}
@@ -159,6 +160,13 @@ class _Writer:
         self.tensors.append((name, tuple(int(d) for d in shape), ttype, buf, quant))
         return self.tensor_index[name]
 
+    def lstm_inputs(self, inputs):
+        """An LSTM's 15 inputs at their places among TFLite's 24, the optional ones left out (-1)."""
+        full = [-1] * 24
+        for place, index in zip(lstm.TFLITE_INPUTS, inputs):
+            full[place] = index
+        return full
+
     # -- leaves --------------------------------------------------------------------------
     def quantization(self, t):
         b = self.b
@@ -186,6 +194,8 @@ class _Writer:
         tfl.TensorAddType(b, ttype)
         tfl.TensorAddBuffer(b, buf)
         tfl.TensorAddName(b, name_off)
+        if quant is not None and getattr(quant, "variable", False):
+            tfl.TensorAddIsVariable(b, True)        # state kept across invokes (an LSTM's)
         if quant_off is not None:
             tfl.TensorAddQuantization(b, quant_off)
         return tfl.TensorEnd(b)
@@ -260,6 +270,13 @@ class _Writer:
             tfl.LeakyReluOptionsStart(b)
             tfl.LeakyReluOptionsAddAlpha(b, float(o.get("alpha", 0.2)))
             return BuiltinOptions.LeakyReluOptions, tfl.LeakyReluOptionsEnd(b)
+        if kind == "unidirectional_sequence_lstm":
+            tfl.UnidirectionalSequenceLSTMOptionsStart(b)
+            tfl.UnidirectionalSequenceLSTMOptionsAddFusedActivationFunction(b, ActivationFunctionType.TANH)
+            tfl.UnidirectionalSequenceLSTMOptionsAddCellClip(b, float(o.get("cell_clip", 0.0)))
+            tfl.UnidirectionalSequenceLSTMOptionsAddTimeMajor(b, False)
+            return (BuiltinOptions.UnidirectionalSequenceLSTMOptions,
+                    tfl.UnidirectionalSequenceLSTMOptionsEnd(b))
         if kind == "softmax":
             tfl.SoftmaxOptionsStart(b)
             tfl.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
@@ -331,6 +348,8 @@ class _Writer:
             if op.kind == "reshape":
                 shape = np.array((1,) + q.tensors[op.outputs[0]].shape, dtype=np.int32)
                 inputs.append(self.add_tensor(f"{op.name}/shape", shape.shape, TensorType.INT32, shape))
+            if op.kind == "unidirectional_sequence_lstm":
+                inputs = self.lstm_inputs(inputs)
             inputs = self.movement_inputs(op, inputs)
             op_io.append((self.builtin(op), op, inputs, [self.tensor_index[n] for n in op.outputs]))
         return self.edges(op_io)

@@ -125,6 +125,9 @@ OPTION_FIELDS = {
     "SplitVOptions": ("NumSplits",),
     "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask",
                             "ShrinkAxisMask", "Offset"),
+    "UnidirectionalSequenceLSTMOptions": ("FusedActivationFunction", "CellClip", "ProjClip",
+                                          "TimeMajor", "AsymmetricQuantizeInputs",
+                                          "DiagonalRecurrentTensors"),
 }
 # kind -> (fewest, most) inputs in the file (RESHAPE's and MEAN's second input is a shape / axes)
 ELEMENTWISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
@@ -134,13 +137,25 @@ ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 
          "resize_nearest_neighbor": (2, 2), "resize_bilinear": (2, 2), "reshape": (1, 2), "prelu": (2, 2),
          **{kind: (2, 2) for kind in ELEMENTWISE},
          "concatenation": (1, 10), "pack": (1, 10), "split": (2, 2), "split_v": (3, 3),
-         "pad": (2, 3), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2)}
+         "pad": (2, 3), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2),
+         "unidirectional_sequence_lstm": (24, 24)}
 MULTI_OUTPUT = ("split", "split_v", "unpack")
 TIME_MAJOR_OK = ("reshape", "concatenation", "pack", "split", "split_v", "unpack")
 MOVEMENT = ("concatenation", "pack", "split", "split_v", "unpack", "pad", "strided_slice",
             "slice", "transpose")
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv")   # input, weight[, bias]
 FUSES_ACTIVATION = ("add", "sub", "mul")            # of ELEMENTWISE
+# UNIDIRECTIONAL_SEQUENCE_LSTM's 24 inputs -> the QOp's 15 (kernels/lstm.py) and their
+# roles: input, 8 weights (input then recurrent, gates i f c o), 4 biases, hidden and cell
+# state (variable tensors); the optional inputs TFLM's kernel refuses, named.
+LSTM_INPUTS = kernels.lstm.TFLITE_INPUTS
+LSTM_ROLES = ("activation",) + ("weight",) * 8 + ("bias",) * 4 + ("state", "cell")
+LSTM_NAMES = tuple(f"{src}_{gate}_weight" for src in ("input", "recurrent")
+                   for gate in ("input", "forget", "cell", "output")) + \
+    tuple(f"{gate}_gate_bias" for gate in ("input", "forget", "cell", "output")) + ("hidden_state", "cell_state")
+LSTM_ABSENT = {9: "peephole", 10: "peephole", 11: "peephole", 16: "projection",
+               17: "projection", 20: "layer norm", 21: "layer norm", 22: "layer norm",
+               23: "layer norm"}
 
 
 def op_name(code):
@@ -454,6 +469,9 @@ class _Importer:
         written = set(inputs)
         for op in needed:
             for t in self.data_inputs(op):
+                if t not in written and "variable" in self.tensors[t].extras and \
+                        op.code == Op.UNIDIRECTIONAL_SEQUENCE_LSTM and t in op.inputs[18:20]:
+                    continue                    # its state: read and updated in place
                 if t not in written and "variable" in self.tensors[t].extras:
                     # TFLite's variable tensors hold state across invocations (an LSTM's cell
                     # and output state): read and updated in place by their operator, written
@@ -743,6 +761,40 @@ class _Importer:
                                f"{len(shape)} dimensions (TFLM's broadcasting stops at 4)")
         return {"activation": self.activation(op)} if kind in FUSES_ACTIVATION else {}
 
+    def map_lstm(self, op):
+        """UNIDIRECTIONAL_SEQUENCE_LSTM as TFLM's kernel takes it (unidirectional_sequence_lstm.cc
+        Prepare, lstm_eval.cc ValidateTensorStatus): the standard Keras LSTM, its state in
+        two variable tensors, batch 1."""
+        o = op.options
+        absent = sorted({why for i, why in LSTM_ABSENT.items() if op.inputs[i] >= 0})
+        if absent:
+            raise _Unsupported(f"{' and '.join(absent)} inputs (TFLM's kernel runs the standard "
+                               f"LSTM without them)")
+        missing = [i for i in LSTM_INPUTS if op.inputs[i] < 0]
+        if missing:
+            raise _Unsupported(f"inputs {missing} are absent (no input gate, CIFG?): TFLM's "
+                               f"kernel needs every gate's weights and bias")
+        for i in (18, 19):
+            if "variable" not in self.tensors[op.inputs[i]].extras:
+                raise _Unsupported(f"{self.tensors[op.inputs[i]].label}, the "
+                                   f"{'hidden' if i == 18 else 'cell'} state, is not a variable tensor")
+        if o["TimeMajor"]:
+            raise _Unsupported("time_major=True (minitiny runs batch-major sequences [1, T, F])")
+        if o["ProjClip"] or o["AsymmetricQuantizeInputs"] or o["DiagonalRecurrentTensors"]:
+            raise _Unsupported("proj_clip, asymmetric_quantize_inputs or diagonal recurrent "
+                               "tensors (not in TFLM's integer kernel)")
+        act = o["FusedActivationFunction"]
+        if act != ActivationFunctionType.TANH:      # TFLM's CalculateLstmGate asserts it
+            raise _Unsupported(f"cell activation {ACTIVATION_NAMES.get(act, f'#{act}')} (TFLM's "
+                               f"kernel runs TANH)")
+        x = self.tensors[op.inputs[0]]
+        if len(x.shape) != 3 or x.shape[0] != 1:
+            raise _Unsupported(f"input {x.label} of shape {list(x.shape)} (minitiny runs [1, T, F])")
+        if o["CellClip"] < 0:
+            self.fail(f"{op.label}: cell_clip {o['CellClip']} is negative")
+        options = {"cell_clip": float(o["CellClip"])} if o["CellClip"] > 0 else {}
+        return [op.inputs[i] for i in LSTM_INPUTS], options
+
     def qop(self, op):
         """(kind, input tensor indices, options) of one operator; _Unsupported if minitiny
         cannot run it."""
@@ -776,6 +828,8 @@ class _Importer:
                                        f"CONCATENATION, PACK, SPLIT, SPLIT_V and UNPACK read such tensors")
         if kind in MOVEMENT:
             return (kind,) + self.map_movement(op, kind)
+        if kind == "unidirectional_sequence_lstm":
+            return (kind,) + self.map_lstm(op)
         if kind in ELEMENTWISE:                 # either input may be a constant
             return kind, op.inputs[:2], self.map_elementwise(op, kind, out)
         if kind == "transpose_conv":            # its input 0 is the output's shape
@@ -812,7 +866,8 @@ class _Importer:
         """Why tensor `t` cannot be a QTensor in role 'activation', 'weight' or 'bias'."""
         tensor = self.tensors[t]
         want = self.dtypes[role]
-        why = [f"{extra} tensor" for extra in tensor.extras]
+        why = [f"{extra} tensor" for extra in tensor.extras
+               if not (extra == "variable" and role in ("state", "cell"))]
         if tensor.type_name != want:
             article = "an" if role in ("activation", "operand") else "a"
             why.append(f"type {tensor.type_name} ({article} {role} must be {want})")
@@ -826,7 +881,7 @@ class _Importer:
     def shape_problems(tensor, role):
         """An activation needs batch 1, a bounded size and a static shape."""
         why = []
-        if role == "activation":
+        if role in ("activation", "state", "cell"):
             n = int(np.prod(tensor.shape, dtype=object))
             if batch_axis(tensor.shape) is None:
                 why.append(f"shape {list(tensor.shape)}: minitiny needs a batch dimension of 1, "
@@ -846,9 +901,10 @@ class _Importer:
         scale = tensor.scale if per_channel else tensor.scale[0]
         zero_point = tensor.zero_point if per_channel else tensor.zero_point[0]
         dtype = self.dtypes[role]
-        if role == "activation":
+        if role in ("activation", "state", "cell"):
             b = batch_axis(tensor.shape)
-            return QTensor(name, tensor.shape[:b] + tensor.shape[b + 1:], dtype, scale, zero_point)
+            return QTensor(name, tensor.shape[:b] + tensor.shape[b + 1:], dtype, scale, zero_point,
+                           variable=role in ("state", "cell"))
         data = np.frombuffer(tensor.data, np.dtype(dtype).newbyteorder("<")).reshape(tensor.shape)
         return QTensor(name, tensor.shape, dtype, scale, zero_point, data.astype(dtype),
                        tensor.qdim if per_channel else 0)
@@ -858,8 +914,10 @@ class _Importer:
         weights with int32 bias; in a 16x8 model (its first input int16) int16 activations
         and operands, int8 weights, int64 bias."""
         if inputs and self.tensors[inputs[0]].type == TensorType.INT16:
-            return {"activation": "int16", "operand": "int16", "weight": "int8", "bias": "int64"}
-        return {"activation": "int8", "operand": "int8", "weight": "int8", "bias": "int32"}
+            return {"activation": "int16", "operand": "int16", "weight": "int8", "bias": "int64",
+                    "state": "int16", "cell": "int16"}
+        return {"activation": "int8", "operand": "int8", "weight": "int8", "bias": "int32",
+                "state": "int8", "cell": "int16"}
 
     # -- the model ---------------------------------------------------------------------------
     WHAT = "full-integer int8 models"           # what the importer runs, for its errors
@@ -878,6 +936,7 @@ class _Importer:
                 self.problems.append(f"{op.label}: {e}")
                 continue
             op_roles = [(t, ("activation", "weight", "bias")[i] if kind in WEIGHTED else
+                         LSTM_ROLES[i] if kind == "unidirectional_sequence_lstm" else
                          "operand" if self.tensors[t].data is not None else "activation")
                         for i, t in enumerate(ins)] + [(t, "activation") for t in op.outputs]
             why = [w for t, role in op_roles for w in self.tensor_problems(t, role)]
@@ -922,9 +981,11 @@ class _Importer:
             names[op.outputs[0]] = layer
             for j, t in enumerate(op.outputs[1:], 1):     # SPLIT's, UNPACK's further outputs
                 names[t] = _claim(f"{layer}_{j}", taken)
-            for t in ins:
+            for j, t in enumerate(ins):
                 if t not in names:           # a constant (the first of those two layers share)
                     role = roles[t] if roles[t] != "operand" else "constant"
+                    if kind == "unidirectional_sequence_lstm":
+                        role = LSTM_NAMES[j - 1]
                     names[t] = _claim(f"{layer}_{role}", taken)
             ops.append((op, layer, kind, ins, options))
         return names, ops

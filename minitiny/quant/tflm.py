@@ -73,8 +73,10 @@ def interpreter(model, arena_size=None):
 # ---------------------------------------------------------------------------------------
 # The worker process: what runs the interpreter
 # ---------------------------------------------------------------------------------------
-def _invoke(data, xs):
-    """One sample at a time through the interpreter -> every output stacked, [(N, *shape)]."""
+def _invoke(data, xs, stream=False):
+    """One sample at a time through the interpreter -> every output stacked, [(N, *shape)].
+    The interpreter is reset before each sample (its variable tensors, an LSTM's state, back
+    to zero), unless `stream`: then the state carries from one sample to the next."""
     interp = interpreter(data)
     for i, x in enumerate(xs):
         want = tuple(int(d) for d in interp.get_input_details(i)["shape"])[1:]
@@ -86,6 +88,8 @@ def _invoke(data, xs):
     shapes = [tuple(int(d) for d in d_j["shape"])[1:] for d_j in details]
     outs = [np.zeros((len(xs[0]),) + shape, d_j["dtype"]) for shape, d_j in zip(shapes, details)]
     for n in range(len(xs[0])):
+        if not stream:
+            interp.reset()
         for i, x in enumerate(xs):
             interp.set_input(x[n:n + 1], i)
         interp.invoke()
@@ -170,7 +174,7 @@ def serve():
                 _write_message(replies, result=np.array(_runs_in(data, int(request["arena_size"]))))
             else:
                 xs = [request[f"x{i}"] for i in range(int(request["n_inputs"]))]
-                outs = _invoke(data, xs)
+                outs = _invoke(data, xs, bool(request.get("streamed", False)))
                 _write_message(replies, n_results=np.array(len(outs)),
                                **{f"result{j}": out for j, out in enumerate(outs)})
         except Exception as e:                       # noqa: BLE001 (sent back to the caller)
@@ -239,26 +243,31 @@ atexit.register(_Worker.stop)
 # ---------------------------------------------------------------------------------------
 # The caller's side
 # ---------------------------------------------------------------------------------------
-def run_interpreter(model, xs):
+def run_interpreter(model, xs, stream=False):
     """Inputs (a list of (N, ...) arrays in the model's input dtypes) -> every output
-    (N, ...), a list in the file's order, one sample at a time in TFLM, in the worker."""
+    (N, ...), a list in the file's order, one sample at a time in TFLM, in the worker: each
+    from a reset interpreter (as QModel.predict_int8), or with `stream` one after another,
+    state kept (as QModel.stream_int8)."""
     _runtime()                                     # TFLMUnavailable here, in the caller
-    return _Worker.request("run", _model_bytes(model), [np.ascontiguousarray(x) for x in xs])
+    return _Worker.request("run", _model_bytes(model), [np.ascontiguousarray(x) for x in xs],
+                           streamed=bool(stream))
 
 
-def run_tflm(model, x_int8):
+def run_tflm(model, x_int8, stream=False):
     """int8 (N, *input_shape) -> int8 (N, *output_shape), one sample at a time in TFLM.
 
     `model` is a QModel or the bytes of a `.tflite` file with int8 inputs and outputs
     (a 16x8 model: int16);
     `x_int8` is one array, or a list of arrays for a model with several inputs. A model
     with several outputs gives a list of arrays in the file's order (as QModel.predict_int8).
+    Each sample runs from a reset interpreter; `stream=True` carries a stateful model's
+    state (an LSTM's) from one sample to the next instead, as QModel.stream_int8.
     """
     xs = [np.asarray(a) for a in x_int8] if isinstance(x_int8, (list, tuple)) else [np.asarray(x_int8)]
     for i, x in enumerate(xs):
         if x.dtype not in (np.int8, np.int16):
             raise ValueError(f"run_tflm: input {i} must be int8 (int16 for a 16x8 model), got {x.dtype}")
-    outs = run_interpreter(model, xs)
+    outs = run_interpreter(model, xs, stream)
     return outs if len(outs) > 1 else outs[0]
 
 

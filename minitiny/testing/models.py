@@ -300,6 +300,43 @@ class Builder:
 # ---------------------------------------------------------------------------------------
 # One-op models
 # ---------------------------------------------------------------------------------------
+def lstm_model(seed, steps, features, units, s_x=0.02, s_w=0.01, s_h=1 / 128, cell_log2=-11,
+               int16=False, cell_clip=0.0, bias_spread=1.0, name="lstm"):
+    """One UNIDIRECTIONAL_SEQUENCE_LSTM, x (steps, features) -> y (steps, units), as TFLite's
+    converter writes Keras' LSTM: per-tensor int8 weights around s_w, bias scale s_x * s_w
+    (a real bias of about +-bias_spread), hidden state and output in s_h, the int16 cell
+    state in 2^cell_log2 (a float: any scale), int16 activations and int64 bias if int16."""
+    rng = np.random.default_rng(seed)
+    act = "int16" if int16 else "int8"
+    z_x = 0 if int16 else int(rng.integers(-20, 21))
+    z_h = 0 if int16 else int(rng.integers(-20, 21))
+    t = {"x": QTensor("x", (steps, features), act, s_x, z_x),
+         "h": QTensor("h", (units,), act, s_h, z_h, variable=True),
+         "c": QTensor("c", (units,), "int16", 2.0 ** cell_log2 if isinstance(cell_log2, int)
+                      else cell_log2, 0, variable=True),
+         "y": QTensor("y", (steps, units), act, s_h, z_h)}
+    names = ["x"]
+    for src, fan_in in (("in", features), ("rec", units)):
+        for gate in "ifco":
+            scale = s_w * float(rng.uniform(0.5, 2.0))
+            t[f"w_{src}_{gate}"] = QTensor(f"w_{src}_{gate}", (units, fan_in), "int8", scale, 0,
+                                           rng.integers(-127, 128, (units, fan_in)))
+            names.append(f"w_{src}_{gate}")
+    for gate in "ifco":
+        s_b = np.float32(s_x) * np.float32(t[f"w_in_{gate}"].scale)
+        # a real bias of about +-bias_spread, in the bias' integers (bounded as int32 and so
+        # the accumulator check holds)
+        limit = min(float(bias_spread) / float(s_b), 2.0 ** 30 if not int16 else 2.0 ** 40)
+        data = np.round(rng.uniform(-limit, limit, units)).astype(np.int64)
+        t[f"b_{gate}"] = QTensor(f"b_{gate}", (units,), "int64" if int16 else "int32", s_b, 0,
+                                 data if int16 else np.clip(data, -2 ** 30, 2 ** 30))
+        names.append(f"b_{gate}")
+    names += ["h", "c"]
+    options = {"cell_clip": float(cell_clip)} if cell_clip else {}
+    op = QOp("unidirectional_sequence_lstm", "lstm", names, ["y"], options)
+    return QModel(name, t, [op], ["x"], ["y"])
+
+
 def single_op_model(seed, kind, in_shape, **cfg):
     b = Builder(seed, in_shape, kind)
     if kind == "fully_connected":

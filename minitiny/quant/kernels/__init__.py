@@ -12,6 +12,7 @@ same, and keeps the two halves of an op side by side in one file:
     leaky_relu.py    prelu.py    hard_swish.py    elu.py    quantize.py (int8 -> int8)
     concatenation.py (concatenation, pack)    split.py (split, split_v, unpack)
     pad.py (pad, padv2)    strided_slice.py (strided_slice, slice)    transpose.py
+    lstm.py (unidirectional_sequence_lstm: its state kept from one invoke to the next)
     common.py             the shared checks, the requantization epilogue, the window and
                           broadcasting helpers
 
@@ -73,6 +74,7 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `pad` | `in_shape`, `out_shape`, `before` (entries in front, per dimension), `pad_value` (int8), `size` |
 | `strided_slice`, `slice` | `in_shape`, `start`, `stride`, `count` (entries taken, per input dimension; a shrunk one counts 1), `size` |
 | `transpose` | `in_shape`, `perm` (output dimension d is input dimension perm[d]), `size` |
+| `unidirectional_sequence_lstm` | `time_steps`, `features`, `units`, `input_offset` (-z_x), `hidden_offset` (-z_h), `input_multiplier`, `input_shift`, `recurrent_multiplier`, `recurrent_shift` (4 each, gates input, forget, cell, output: s_x * s_W / 2^-12 and s_h * s_R / 2^-12), `forget_mul_multiplier`, `forget_mul_shift` (2^-15), `input_mul_multiplier`, `input_mul_shift` (2^-30 / s_c), `hidden_mul_multiplier`, `hidden_mul_shift` (2^-30 / s_h), `hidden_zero_point`, `hidden_min`, `hidden_max`, `cell_tanh_multiplier`, `cell_tanh_left_shift` (c to Q3.12 for tanh), `clip_cell` (bool: the op has a cell clip), `cell_clip` (+-its int16 bound) |
 
 Data movement (concatenation.py, split.py, pad.py, strided_slice.py, transpose.py) counts the
 dimensions of one sample: axis 0 is the first after the batch (the `.tflite` importer and
@@ -88,7 +90,7 @@ import numpy as np
 
 from ..errors import GraphError
 from . import (activations, add, concatenation, conv_2d, depthwise_conv_2d, elu, fully_connected,
-               hard_swish, leaky_relu, logistic_tanh, maximum_minimum, mul, pad, pooling,
+               hard_swish, leaky_relu, logistic_tanh, lstm, maximum_minimum, mul, pad, pooling,
                prelu, quantize, reduce, reshape, resize, softmax, split, squared_difference,
                strided_slice, sub, transpose, transpose_conv)
 from .common import ActivationRangeError, fail
@@ -99,7 +101,7 @@ KERNELS = {kind: module
                           reduce, add, sub,
                           mul, maximum_minimum, squared_difference, reshape, softmax,
                           logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu,
-                          quantize, concatenation, split, pad, strided_slice, transpose)
+                          quantize, concatenation, split, pad, strided_slice, transpose, lstm)
            for kind in module.KINDS}
 # the kinds that also run with int16 activations (TFLite's 16x8 scheme)
 INT16_KINDS = tuple(kind for kind, module in KERNELS.items() if kind in getattr(module, "INT16_KINDS", ()))
@@ -108,7 +110,9 @@ INT16_KINDS = tuple(kind for kind, module in KERNELS.items() if kind in getattr(
 def activation_dtype(op, tensors):
     """'int16' if the op's activations are int16 (the 16x8 scheme), else 'int8'; an op
     mixing the two is refused (TFLite's kernels take one type in and out)."""
-    types = {tensors[n].dtype for n in op.inputs + op.outputs
+    # an LSTM's cell state is int16 in either scheme: its input and output say which
+    names = op.inputs[:1] + op.outputs if op.kind in lstm.KINDS else op.inputs + op.outputs
+    types = {tensors[n].dtype for n in names
              if not tensors[n].is_constant and tensors[n].dtype in ("int8", "int16")}
     if len(types) > 1:
         fail(op, "mixes int8 and int16 activations; a 16x8 model's activations are all int16")

@@ -98,20 +98,37 @@ def prepare_int16(op, x, out):
 
 def run_int16(op, p, x):
     """reference_integer_ops::Logistic / Tanh for int16 (TFLM integer_ops/logistic.h, tanh.h)."""
-    multiplier, left_shift = p["input_multiplier"], p["input_left_shift"]
-    if multiplier == 0:                 # a power-of-two scale
+    fn = logistic_int16 if op.kind == "logistic" else tanh_int16
+    return fn(x, p["input_multiplier"], p["input_left_shift"])
+
+
+def _scaled_input(x, multiplier, left_shift):
+    """x * multiplier / 2^left_shift, rounded: the input in units of 1/(3 * 4096); a
+    multiplier of 0 marks a power-of-two scale (then 3 << left_shift, exact)."""
+    if multiplier == 0:
         multiplier, left_shift = 3 << left_shift, 0
     rounding = (1 << (left_shift - 1)) if left_shift > 0 else 0
-    v = (x.astype(np.int64) * multiplier + rounding) >> left_shift     # 1/(3*4096) per unit
+    return (x.astype(np.int64) * multiplier + rounding) >> left_shift
+
+
+def logistic_int16(x, multiplier, left_shift):
+    """int16 in -> sigmoid as int16 Q0.15 (TFLM integer_ops/logistic.h, int16 Logistic);
+    the LSTM's gates call it too (kernels/lstm.py)."""
+    v = _scaled_input(x, multiplier, left_shift)
     a = np.abs(v)
-    if op.kind == "logistic":
-        # the table's step is 2^9 units; the low 9 bits interpolate; result Q0.16 << 9
-        uh = np.minimum(a >> 9, 254)
-        ua, ub = SIGMOID_TABLE[uh], SIGMOID_TABLE[uh + 1]
-        result = np.where(a >> 9 >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
-        result = np.where(v >= 0, result + (1 << 9), (1 << (16 + 9)) - result + (1 << 9) - 1)
-        return (result >> 10).astype(np.int16)
-    # tanh(x) = 2 sigmoid(2x) - 1: the same table at twice the input (steps of 2^8)
+    # the table's step is 2^9 units; the low 9 bits interpolate; result Q0.16 << 9
+    uh = np.minimum(a >> 9, 254)
+    ua, ub = SIGMOID_TABLE[uh], SIGMOID_TABLE[uh + 1]
+    result = np.where(a >> 9 >= 255, 0x7FFF << 10, (ua << 9) + (a & 0x1FF) * (ub - ua))
+    result = np.where(v >= 0, result + (1 << 9), (1 << (16 + 9)) - result + (1 << 9) - 1)
+    return (result >> 10).astype(np.int16)
+
+
+def tanh_int16(x, multiplier, left_shift):
+    """int16 in -> tanh as int16 Q0.15 (TFLM integer_ops/tanh.h, int16 Tanh): tanh(x) =
+    2 sigmoid(2x) - 1, the same table at twice the input (steps of 2^8)."""
+    v = _scaled_input(x, multiplier, left_shift)
+    a = np.abs(v)
     uh = np.minimum(a >> 8, 254)
     ua, ub = SIGMOID_TABLE[uh], SIGMOID_TABLE[uh + 1]
     result = np.where(a >> 8 >= 255, 0xFFFF << 8, (ua << 8) + (a & 0xFF) * (ub - ua))
