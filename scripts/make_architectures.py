@@ -461,17 +461,19 @@ def has_variable_tensors(data):
     return any(op["op_name"] == "UNIDIRECTIONAL_SEQUENCE_LSTM" for op in interp._get_ops_details())
 
 
-def main(out_dir, only=(), refresh=False):
-    """Make the files named in `only` (all if empty); with `refresh`, keep each existing
-    .tflite file and its inputs and compute only the expected outputs again."""
+def main(out_dir, only=(), refresh=False, table=None, made_by="scripts/make_architectures.py"):
+    """Make the files of `table` (default ARCHITECTURES) named in `only` (all if empty); with
+    `refresh`, keep each existing .tflite file and its inputs and compute only the expected
+    outputs again."""
+    table = ARCHITECTURES if table is None else table
     os.makedirs(out_dir, exist_ok=True)
     manifest_path = os.path.join(out_dir, "manifest.json")
     manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
-                "made_by": "scripts/make_architectures.py", "files": {}}
+                "made_by": made_by, "files": {}}
     if only and os.path.exists(manifest_path):                  # a partial run keeps the others
         with open(manifest_path) as f:
             manifest["files"] = json.load(f)["files"]
-    for i, (name, (build, shape, kind, conversion, training)) in enumerate(ARCHITECTURES.items()):
+    for i, (name, (build, shape, kind, conversion, training)) in enumerate(table.items()):
         if only and name not in only:
             continue
         if refresh:
@@ -506,8 +508,13 @@ def main(out_dir, only=(), refresh=False):
         print(f"{name}.tflite: {len(data)} bytes, {len(x)} samples", flush=True)
 
 
-if __name__ == "__main__":
+def command_line(default_dir, **table):
+    """[--refresh-outputs] [OUT_DIR [NAME ...]] -> main."""
     args = [a for a in sys.argv[1:] if a != "--refresh-outputs"]
     main(args[0] if args else os.path.join(os.path.dirname(__file__), "..", "tests", "data",
-                                           "architectures"),
-         set(args[1:]), refresh="--refresh-outputs" in sys.argv)
+                                           default_dir),
+         set(args[1:]), refresh="--refresh-outputs" in sys.argv, **table)
+
+
+if __name__ == "__main__":
+    command_line("architectures")

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 import int8_oracle as O
 import test_data_movement as M
 from minitiny.quant import fixedpoint as fp
-from minitiny.quant import kernels
+from minitiny.quant import kernels, tflm
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
 
 KINDS = ["fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
@@ -630,13 +630,28 @@ def test_prepare_refuses_bad_fixed_output_quantization():
 
 
 def test_prepare_refuses_requantizing_copies():
-    """max/avg pool, reshape and relu6 do not requantize in TFLM: in and out must match."""
+    """max/avg pool and reshape do not requantize in TFLM: in and out must match."""
     ts = dict(x=QTensor("x", (4, 4, 1), "int8", 0.1, 0), y=QTensor("y", (2, 2, 1), "int8", 0.2, 0),
-              z=QTensor("z", (16,), "int8", 0.1, 1), r=QTensor("r", (4, 4, 1), "int8", 0.1, 5))
+              z=QTensor("z", (16,), "int8", 0.1, 1))
     for op in [QOp("max_pool_2d", "p", ["x"], ["y"], {"pool_size": (2, 2), "stride": (2, 2)}),
-               QOp("reshape", "p", ["x"], ["z"]), QOp("relu6", "p", ["x"], ["r"])]:
+               QOp("reshape", "p", ["x"], ["z"])]:
         with pytest.raises(GraphError, match="must share scale and zero point"):
             kernels.prepare(op, ts)
+
+
+@pytest.mark.skipif(not tflm.available(), reason="tflite-micro is not installed")
+@pytest.mark.parametrize("s_out, z_out", [(0.1, 5), (0.03, -128), (0.5, 100)])
+def test_relu6_with_another_output_quantization_is_tflms_clamp(s_out, z_out):
+    """TensorFlow's converter writes standalone RELU6s whose output is quantized unlike the
+    input; TFLM's Relu6 clamps in the input's quantization and ignores the output's. So
+    does minitiny: every int8 input, against TFLM through the writer."""
+    from minitiny.quant.tflite_io import to_tflite
+    ts = dict(x=QTensor("x", (256,), "int8", np.float32(0.05), -3),
+              r=QTensor("r", (256,), "int8", np.float32(s_out), z_out))
+    q = QModel("relu6", ts, [QOp("relu6", "p", ["x"], ["r"])], ["x"], ["r"])
+    x = np.arange(-128, 128, dtype=np.int8)[None]
+    np.testing.assert_array_equal(q.predict_int8(x), np.clip(x, -3, -3 + round(6 / 0.05)))
+    np.testing.assert_array_equal(q.predict_int8(x), np.asarray(tflm.run_tflm(to_tflite(q), x)).reshape(1, -1))
 
 
 def test_prepare_refuses_shape_mismatches():

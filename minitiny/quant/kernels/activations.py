@@ -6,8 +6,7 @@ reference ReluQuantized (Eval).
 import numpy as np
 
 from .. import fixedpoint as fp
-from .common import (activation_range, check_multiplier, input_and_output, same_quantization,
-                     scale, size)
+from .common import activation_range, check_multiplier, input_and_output, scale, size
 
 KINDS = ("relu", "relu6")
 INPUTS = (1, 1)
@@ -16,9 +15,10 @@ INPUTS = (1, 1)
 def prepare(op, tensors, single_rounding):
     x, out = input_and_output(op, tensors, same_shape=True)
     if op.kind == "relu6":
-        # Relu6Prepare: a clamp in the input's quantization, with no requantization, so the
-        # output must share it.
-        same_quantization(op, x, out)
+        # Relu6Prepare: a clamp in the input's quantization, with no requantization. TFLM
+        # ignores the output's quantization, and TensorFlow 2.21's converter does write a
+        # standalone RELU6 whose output is quantized differently (tests/data/ops/sum_relu6):
+        # its integers are then TFLM's, the input's bytes clamped, read in the output's scale.
         # FloatToQuantizedType (TFLM micro_utils.h): z + round(6.0f / scale) in float32, then
         # clamped to int8: the fused ReLU6's range. Where 6.0f / scale leaves int32 TFLM's cast
         # is undefined (found at extreme scales: it gave -128 where this gave 85): refused.

@@ -1,0 +1,69 @@
+"""Make one small TensorFlow-converted model per operator and mode that no other test file
+covers, with TFLite Micro's outputs beside each (tests/data/ops/).
+
+    python scripts/make_op_models.py [--refresh-outputs] [OUT_DIR [NAME ...]]
+                                     (default: tests/data/ops, all)
+
+Run with TensorFlow 2.21.0 as scripts/make_architectures.py says; this script uses its
+machinery (training on structured synthetic data, conversion, the stored inputs and
+outputs, manifest.json) with its own table. tests/test_op_models.py imports every file,
+and checks that every (builtin, mode) row of minitiny/quant/supported.py has some
+TensorFlow-made file under tests/data.
+
+    sum_relu6                  int8: a SUM over time, a standalone RELU6 (nothing before
+                               it fuses one)
+    sequence_16x8              16x8: Conv1D (EXPAND_DIMS), SUB, MUL, a dilated Conv1D that
+                               TensorFlow leaves as SPACE_TO_BATCH_ND -> CONV_2D ->
+                               BATCH_TO_SPACE_ND (its bias an ADD after), MEAN. TFLM runs no
+                               int16 SPACE_TO_BATCH_ND: the outputs are TFLite's reference
+                               kernels' (manifest.json: "oracle")
+
+What TensorFlow 2.21 does not write from Keras code, so no file here has it: SQUEEZE
+(keras.ops.squeeze becomes RESHAPE), an int8 ELU (the converter keeps ELU in float32, between
+DEQUANTIZE and QUANTIZE).
+
+Append new entries at the end of OP_MODELS (each file's seed follows its position).
+"""
+import numpy as np
+from make_architectures import SEED, command_line, keras  # noqa: F401  (SEED: the manifest's)
+
+ops = keras.ops
+
+
+def sum_relu6():
+    x = keras.Input((6, 8, 3))
+    h = keras.layers.Conv2D(4, (6, 1))(x)                                   # (1, 8, 4)
+    h = keras.layers.Reshape((8, 4))(h)
+    h = keras.layers.Lambda(lambda t: ops.sum(t, axis=1))(h)                # SUM -> (8,)
+    h = keras.layers.ReLU(max_value=6.0)(h)                                 # RELU6
+    h = keras.layers.Dense(8, activation="relu")(h)
+    return keras.Model(x, keras.layers.Dense(3, activation="softmax")(h))
+
+
+def sequence_16x8():
+    x = keras.Input((20, 3))
+    a = keras.layers.Conv1D(6, 3, padding="same")(x)
+    b = keras.layers.Conv1D(6, 3, padding="same", activation="relu")(x)
+    h = keras.layers.Subtract()([a, b])
+    h = keras.layers.Multiply()([h, b])
+    h = keras.layers.Conv1D(8, 3, dilation_rate=2, padding="same", activation="relu")(h)
+    # no Dense head: TFLite's reference FULLY_CONNECTED in 16x8 (this file's oracle, as TFLM
+    # runs no int16 SPACE_TO_BATCH_ND) rounds 1 LSB off TFLM's on a few values
+    return keras.Model(x, keras.layers.GlobalAveragePooling1D()(h))
+
+
+def mean_targets(x):
+    """A regression target for a model ending in 8 pooled features."""
+    return np.repeat(np.tanh(x.mean(axis=(1, 2)))[:, None], 8, axis=1), "mse"
+
+
+OP_MODELS = {
+    # name: (build, input shape, data kind, conversion options, training options)
+    "sum_relu6": (sum_relu6, (6, 8, 3), "normal", {}, {}),
+    "sequence_16x8": (sequence_16x8, (20, 3), "normal", dict(mode="int16x8"),
+                      dict(targets=mean_targets)),
+}
+
+
+if __name__ == "__main__":
+    command_line("ops", table=OP_MODELS, made_by="scripts/make_op_models.py")

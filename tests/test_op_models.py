@@ -1,0 +1,112 @@
+"""One TensorFlow-made model per operator and mode (tests/data/ops/, scripts/make_op_models.py),
+and the rule that keeps the supported table honest: every (builtin, mode) row of
+minitiny/quant/supported.py appears in some file TensorFlow made (tests/data/*/ with a
+manifest naming its script), or in NOT_FROM_KERAS with the reason TensorFlow never writes it.
+
+Each file here imports and runs bit for bit as its oracle ran it (manifest.json "oracle":
+TFLite Micro, or TFLite's reference kernels where TFLM cannot run the file); TFLM runs the
+file minitiny's writer makes of it and gives the same outputs; the host C == NumPy.
+"""
+import hashlib
+import json
+import os
+
+import numpy as np
+import pytest
+
+from minitiny import codegen
+from minitiny.quant import supported
+from minitiny.quant import tflm as tflm_runtime
+from minitiny.quant.tflite_io import to_tflite
+from minitiny.quant.tflite_read import TensorType, from_tflite, op_name, read_flatbuffer
+from test_architectures import assert_same, expected, first, outputs_of
+
+DATA = os.path.join(os.path.dirname(__file__), "data")
+OPS = os.path.join(DATA, "ops")
+with open(os.path.join(OPS, "manifest.json")) as _f:
+    MANIFEST = json.load(_f)["files"]
+THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+
+# (builtin, mode) -> why no TensorFlow-made file can hold it (checked: the row exists, and
+# no file holds it; when one does, the entry must go)
+NOT_FROM_KERAS = {
+    ("SQUEEZE", "int8"): "TensorFlow 2.21 writes RESHAPE for keras.ops.squeeze and tf.squeeze",
+    ("SQUEEZE", "int16x8"): "as in int8",
+    ("ELU", "int8"): "TensorFlow 2.21's converter keeps ELU in float32, between DEQUANTIZE and "
+                     "QUANTIZE (TFLM's int8 ELU runs files other tools write)",
+    ("CONCATENATION", "int16x8"): "TensorFlow puts an int16 -> int16 QUANTIZE before each "
+                                  "input of another scale, which minitiny does not run yet",
+}
+
+
+def tf_made_files():
+    """Every .tflite under tests/data whose directory's manifest names the script that made it."""
+    for d in sorted(os.listdir(DATA)):
+        manifest = os.path.join(DATA, d, "manifest.json")
+        if not os.path.exists(manifest):
+            continue
+        with open(manifest) as f:
+            if not str(json.load(f).get("made_by", "")).startswith("scripts/make_"):
+                continue
+        for name in sorted(os.listdir(os.path.join(DATA, d))):
+            if name.endswith(".tflite"):
+                yield os.path.join(DATA, d, name)
+
+
+def builtins_and_modes(path):
+    """{(builtin name, mode)} of a file's operators: an operator's mode is int16x8 when an
+    activation it reads or writes is int16, int8 when one is int8 (a float operator has none)."""
+    with open(path, "rb") as f:
+        tensors, ops, _, _, _ = read_flatbuffer(f.read(), path)
+    found = set()
+    for op in ops:
+        types = {tensors[t].type for t in op.inputs + op.outputs if t >= 0 and tensors[t].data is None}
+        mode = "int16x8" if TensorType.INT16 in types else "int8" if TensorType.INT8 in types else None
+        if mode:
+            found.add((op_name(op.code), mode))
+    return found
+
+
+def test_every_supported_op_and_mode_is_in_a_file_tensorflow_made():
+    seen = set()
+    for path in tf_made_files():
+        seen |= builtins_and_modes(path)
+    rows = {(op.name, mode) for op in supported.OPS for mode in op.modes}
+    assert set(NOT_FROM_KERAS) <= rows, sorted(set(NOT_FROM_KERAS) - rows)
+    missing = sorted(rows - seen - set(NOT_FROM_KERAS))
+    assert not missing, f"no TensorFlow-made file has {missing}: add one to scripts/make_op_models.py"
+    stale = sorted(set(NOT_FROM_KERAS) & seen)
+    assert not stale, f"a TensorFlow-made file has {stale} now: remove it from NOT_FROM_KERAS"
+
+
+def test_the_files_are_the_ones_the_script_made():
+    assert set(MANIFEST) == {f for f in os.listdir(OPS) if f.endswith(".tflite")}
+    for name, info in MANIFEST.items():
+        for key, suffix in (("sha256", ".tflite"), ("expected_sha256", ".expected.npz")):
+            with open(os.path.join(OPS, name[:-len(".tflite")] + suffix), "rb") as f:
+                assert hashlib.sha256(f.read()).hexdigest() == info[key], name
+        assert info["bytes"] < 50_000, name
+
+
+@pytest.mark.parametrize("name", sorted(MANIFEST))
+def test_op_model(name, tmp_path, shim_flags):
+    path = os.path.join(OPS, name)
+    q = from_tflite(path)
+    z = expected(os.path.join("..", "ops", name))
+    x = z["x0"]
+    oracle = [z[k] for k in sorted(k for k in z if k.startswith("y"))]
+    assert_same(f"{name}: NumPy vs {MANIFEST[name]['oracle']}", outputs_of(q.predict_int8(x)), oracle)
+    if tflm_runtime.available():                   # TFLM on minitiny's own file of the model
+        assert_same(f"{name}: TFLM on minitiny's .tflite", outputs_of(tflm_runtime.run_tflm(to_tflite(q), x)),
+                    oracle)
+    few = first(x, len(x) if THOROUGH else 16)
+    want = outputs_of(q.predict_int8(few))
+    int16 = q.tensors[q.inputs[0]].dtype == "int16"
+    for variant, flags in (("reference", ()), ("dsp", shim_flags)):
+        if variant == "dsp" and int16:
+            continue                                 # 16x8 C: the reference kernels only
+        codegen.generate(q, tmp_path / variant, name="m", variant=variant)
+        got = outputs_of(codegen.load(tmp_path / variant, flags=flags)(few))
+        assert_same(f"{name}: {variant} C vs NumPy", got, want)
+    got = outputs_of(codegen.load(tmp_path / "reference", sanitize=True)(first(x, 4)))
+    assert_same(f"{name}: sanitized reference C vs NumPy", got, [o[:4] for o in want])
