@@ -18,6 +18,7 @@ filters only format numbers (`c_int`, `c_row`, ...).
 Files are rendered in memory, written to a temporary directory and moved into place only
 when all of them succeeded, so a failure never leaves half a model behind.
 """
+import copy
 import hashlib
 import json
 
@@ -27,7 +28,7 @@ from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
-from . import dsp, elementwise, inplace, planner
+from . import dsp, elementwise, inplace, planner, stream
 from .float_codegen import generate_float
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 from .output import GENERATOR, CodegenError, Generated, write_atomically
@@ -257,7 +258,7 @@ REFERENCE_PARAMS_BYTES = {
 # Names the generated .c declares itself: a layer may not take them (nor any identifier the
 # templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
 # <arm_acle.h>'s type names, declared in a model with DSP kernels.
-RESERVED = {"arena"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "int8x4_t", "uint8x4_t"}
+RESERVED = {"arena", "stream_copy", "stream_fill"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "int8x4_t", "uint8x4_t"}
 LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding", "_channel",
                   "_params", "_shape", "_input1", "_input2", "_alpha", "_table")
 
@@ -416,7 +417,8 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
             "weight_bytes": int(weight_bytes), "code_bytes": code_bytes,
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
             "shared": arena.shared.get(op.name), "in_place": arena.in_place.get(op.name), "scalars": scalars,
-            "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None}
+            "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None,
+            "band": None, "stream_ops": None, "stream_lines": None}     # set for a streamed layer
 
 
 # The banner of a layer lists its integer parameters by meaning, one line per group; a
@@ -574,8 +576,60 @@ def depthwise_form(qmodel):
     return QModel(qmodel.name, tensors, ops, qmodel.inputs, qmodel.outputs, single_rounding=qmodel.single_rounding)
 
 
+def _scratch(computed, variant, streams=()):
+    """{op index: bytes} of the DSP kernels' scratch; a streamed op's for its band."""
+    band = {i: s for s in streams for i in s.ops}
+    scratch = {}
+    for i, op in enumerate(computed.ops):
+        if op.kind in _dsp_kinds(variant) and op.params is not None and not reference_only(op):
+            p = op.params if i not in band else stream.band_params(
+                op, op.params, band[i].band, computed.tensors[op.outputs[0]].shape[0])
+            scratch[i] = dsp.scratch_bytes(op.kind, p)
+    return scratch
+
+
+def plan_streams(computed, variant, in_place, ram_budget):
+    """(arena plan, [Stream]): the plain or in-place plan, and the streams (stream.py) that
+    bring it to ram_budget bytes, None: no streaming."""
+    kernels_of = lambda op: ["reference"] if reference_only(op) else _kernels(variant, op.kind)
+    candidates = inplace.candidates(computed, kernels_of) if in_place else None
+
+    def arena_of(streams):
+        arena = planner.plan_qmodel(computed, scratch=_scratch(computed, variant, streams), in_place=candidates,
+                                    streams=[stream.planned(computed, s) for s in streams])
+        return arena.size, arena
+
+    def peak_of(streams):
+        steps, sizes = planner.qmodel_steps(computed)
+        return planner.peak(steps, sizes, computed.inputs, computed.outputs, _scratch(computed, variant, streams),
+                            candidates, [stream.planned(computed, s) for s in streams])
+    streams = []
+    if ram_budget is not None:
+        if isinstance(ram_budget, bool) or not isinstance(ram_budget, (int, np.integer)) or ram_budget <= 0:
+            raise CodegenError(f"ram_budget={ram_budget!r}: expected a positive number of bytes")
+        try:
+            streams = stream.choose(computed, int(ram_budget), arena_of, peak_of)
+        except stream.StreamError as e:
+            raise CodegenError(f"model {computed.name!r}: {e}") from None
+    return arena_of(streams)[1], streams
+
+
+def _stream_layer(index, op, computed, s, arena, namer, variant, dsp_weights):
+    """The layer of a streamed op: its kernel rendered for one band (stream.band_params),
+    reading and writing the buffers the stream gives it."""
+    tensors, names = stream.band_tensors(computed, s, index)
+    p = stream.band_params(op, op.params, s.band, computed.tensors[op.outputs[0]].shape[0])
+    band_op = QOp(op.kind, op.name, [names.get(n, n) for n in op.inputs], [names[op.outputs[0]]], op.options)
+    band_op.params = p
+    view = copy.copy(computed)
+    view.tensors = {**computed.tensors, **tensors}
+    layer = _layer(index, band_op, view, arena, namer, variant, dsp_weights)
+    layer.update(macs=int(op.params.get("macs", 0)), band=s.band, stream_ops=s.ops)
+    return layer
+
+
 def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
-                  dsp_weights="int8", in_place=True):
+                  dsp_weights="int8", in_place=True, ram_budget=None):
     """Everything the templates need, computed once: names, plan, layers, sizes."""
     from minitiny import __version__
     if variant not in KERNEL_VARIANTS:
@@ -595,16 +649,18 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     # the model as the kernels compute it: the same tensors, a few ops in an equal form
     computed = depthwise_form(qmodel) if "depthwise_conv_2d" in _dsp_kinds(variant) else qmodel
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
-    scratch = {i: dsp.scratch_bytes(op.kind, op.params) for i, op in enumerate(computed.ops)
-               if op.kind in _dsp_kinds(variant) and op.params is not None and not reference_only(op)}
-    arena = planner.plan_qmodel(computed, scratch=scratch, in_place=inplace.candidates(
-        computed, lambda op: ["reference"] if reference_only(op) else _kernels(variant, op.kind))
-        if in_place else None)
+    arena, streams = plan_streams(computed, variant, in_place, ram_budget)
     inputs, outputs = io_tensors(qmodel, arena)
     namer = Namer(RESERVED | identifiers() | {prefix + "_invoke"}
                   | {f"{prefix}_quantize_{t['arg']}" for t in inputs}
                   | {f"{prefix}_dequantize_{t['arg']}" for t in outputs})
-    layers = [_layer(i, op, computed, arena, namer, variant, dsp_weights) for i, op in enumerate(computed.ops)]
+    stream_of = {i: s for s in streams for i in s.ops}
+    layers = [_stream_layer(i, op, computed, stream_of[i], arena, namer, variant, dsp_weights) if i in stream_of
+              else _layer(i, op, computed, arena, namer, variant, dsp_weights) for i, op in enumerate(computed.ops)]
+    for s in streams:                       # the stream's calls, in invoke at its first layer
+        layers[s.ops[0]]["stream_lines"] = [
+            (code, c_comment(comment)) for code, comment in
+            stream.c_actions(s, arena.offsets.__getitem__, lambda i: layers[i]["name"], computed)]
     for layer, op in zip(layers, qmodel.ops):
         layer["model_kind"] = op.kind       # the model's op; layer["kind"]: the kernel that computes it
     # the reference variant's generic kernels, each emitted once, its code counted at the first
@@ -646,11 +702,12 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
                                                                layer["dsp"]["fast_requantize"],
                                                                dsp_weights,
                                                                layer["dsp"].get("rounding") is not None)),
-        "arena": arena, "arena_size": max(arena.size, 4),
+        "arena": arena, "arena_size": max(arena.size, 4), "streams": streams,
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
         "steps": [dict(row, labels=[c_comment(t) for t in row["tensors"]],
                        in_place=row["in_place"] and {"label": c_comment(row["in_place"]["input"]),
-                                                     "why": c_comment(row["in_place"]["why"])})
+                                                     "why": c_comment(row["in_place"]["why"])},
+                       streamed=row["streamed"] and c_comment(row["streamed"]))
                   for row in arena.steps()],
         "weight_bytes": weight_bytes, "code_bytes": code_bytes,
         "threshold": _threshold(qmodel, prefix, threshold, threshold_name),
@@ -708,6 +765,11 @@ def manifest(context, qmodel):
                    for layer in context["layers"]],
         "plan": arena.rows(),
         "steps": arena.steps(),
+        "streams": [{"ops": [qmodel.ops[i].name for i in s.ops], "band": s.band,
+                     "windows": {t: {"rows": rows, "bytes": rows * s.row_bytes[t]} for t, rows in s.windows.items()},
+                     "output_shares": s.share, "calls": sum(a[0] == "call" for a in s.actions),
+                     "copied_bytes": s.copied_bytes, "extra_macs": s.extra_macs}
+                    for s in context["streams"]],
         **({"threshold": context["threshold"]} if context["threshold"] else {}),
         **({"dtype": "int16"} if context["dtype"] == "int16" else {}),
     }
@@ -722,7 +784,7 @@ def render(context):
 
 
 def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
-             dsp_weights="int8", in_place=True):
+             dsp_weights="int8", in_place=True, ram_budget=None):
     """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
 
     model:   a QModel (int8: the C is bit-exact with qmodel.predict_int8) or an unquantized
@@ -740,6 +802,10 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
     in_place: let kernels write their output over an input that dies at them, where their
              loop order allows it (codegen/inplace.py); False gives every output bytes of its
              own (elementwise ops and reshapes still share theirs): the plain schedule
+    ram_budget: bytes of arena to fit: where the plan needs more, runs of convolutions are
+             computed in bands of rows (codegen/stream.py), the planner choosing where and
+             the band size; CodegenError names the smallest arena reachable when the budget
+             cannot be met. None (default): no streaming
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
              from which it fires (minitiny.quant.threshold.threshold_to_int8), and
@@ -752,7 +818,7 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
                            f"{type(model).__name__}")
     if threshold is not None and not isinstance(model, QModel):
         raise CodegenError("threshold= needs an int8 QModel (the constant is an int8 output value)")
-    context = build_context(model, name, variant, threshold, threshold_name, dsp_weights, in_place)
+    context = build_context(model, name, variant, threshold, threshold_name, dsp_weights, in_place, ram_budget)
     files = {fname: text.encode() for fname, text in render(context).items()}
     info = manifest(context, model)
     prefix = context["prefix"]

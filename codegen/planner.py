@@ -27,6 +27,12 @@ N >= max over steps of the bytes live then, bytes shared in place counted once. 
 in-place kernels that is max over layers of (input bytes + output bytes) for a chain;
 with skip connections the tensors held for later count too. `live_bytes` gives it per op.
 
+Streams (stream.py). A run of ops computed band by band keeps its intermediate tensors in
+window buffers of a few rows: `streams=[Streamed]` gives each its window's bytes, adds the
+windows the stream copies its inputs into, and keeps every tensor the stream touches alive
+from its first op to its last (the ops' calls interleave). Inside a stream nothing is written
+in place, except the stream's output over the one input it was checked to share.
+
 Scratch. A kernel may need working memory while it runs (the DSP-SIMD conv_2d keeps int16
 im2col columns): `scratch={step: bytes}` adds a buffer live at that one step only, placed
 by the same greedy rule, so it reuses bytes no live tensor holds at that step. It is named
@@ -52,6 +58,19 @@ class InPlace:
     input: str
     shift: int
     why: str
+
+
+@dataclass
+class Streamed:
+    """A stream as the planner sees it: ops first..last run interleaved, touching `tensors`;
+    `windows` {buffer name: bytes} of its window buffers (intermediate tensors by their own
+    name, resized; input windows new); the output may share `share`'s bytes; `why`."""
+    first: int
+    last: int
+    tensors: list
+    windows: dict
+    share: str = None
+    why: str = ""
 
 
 @dataclass
@@ -86,6 +105,7 @@ class ArenaPlan:
     live: list = field(default_factory=list)        # per step -1..n: names of the live tensors
     ops: list = field(default_factory=list)         # op names, in execution order
     step_bytes: list = field(default_factory=list)  # per step -1..n: bytes alive (shared once)
+    streamed: dict = field(default_factory=dict)    # op name -> why it runs streamed
 
     def steps(self):
         """Why the peak is what it is, step by step (-1: input copy, n: output copy): the
@@ -98,6 +118,7 @@ class ArenaPlan:
             rows.append({"step": s, "op": op, "live_bytes": live[s + 1], "tensors": self.live[s + 1],
                          "in_place": None if chosen is None else
                          {"input": chosen.input, "shift": chosen.shift, "why": chosen.why},
+                         "streamed": self.streamed.get(op),
                          "peak": live[s + 1] == max(live)})
         return rows
 
@@ -178,9 +199,10 @@ class _Group:
         return _union([(r, r + b.size) for b, r in self.members if b.live_at(step)])
 
 
-def _share(steps, sizes, life, inputs, outputs, scratch, in_place):
+def _share(steps, sizes, life, inputs, outputs, scratch, in_place, streams=()):
     """Step 2: the buffers (tensors on the same bytes) and their groups, the scratch buffers,
     {op name: ('alias' | 'in place', input)} and {op name: InPlace used}."""
+    inside = {i: (s.share if i == s.last else None) for s in streams for i in range(s.first, s.last + 1)}
     buffer_of, group_of = {}, {}                    # tensor -> Buffer, id(Buffer) -> _Group
     groups = []
 
@@ -214,6 +236,9 @@ def _share(steps, sizes, life, inputs, outputs, scratch, in_place):
         if kind in IN_PLACE_KINDS:                  # output[k] from input[k]: exactly over it
             options += [InPlace(t, 0, "elementwise: output[k] is written after input[k] is read")
                         for t in ins if sizes[t] == sizes[out]]
+        if i in inside:                             # streamed: only over the input checked
+            options = [InPlace(inside[i], 0, "streamed: each row of it is read for the last time "
+                               "before the output row over it is written")] if inside[i] else []
         b = new_buffer(out)
         for option in options:
             source = buffer_of[option.input]
@@ -234,6 +259,10 @@ def _share(steps, sizes, life, inputs, outputs, scratch, in_place):
             break
         else:
             new_group(b)
+    for s in streams:                               # the windows stream inputs are copied into
+        for name in s.windows:
+            if name not in buffer_of:
+                new_group(new_buffer(name, (s.first, s.last)))
     scratch_of = {}                                 # step -> its scratch Buffer
     for i, nbytes in sorted((scratch or {}).items()):
         if nbytes > 0:                               # live at step i only
@@ -280,7 +309,27 @@ def _live(groups, n):
     return [sum(g.live_bytes(s) for g in groups) for s in range(-1, n + 1)]
 
 
-def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
+def _streamed(life, sizes, streams):
+    """Lifetimes and sizes with the streams' windows: every tensor a stream touches alive
+    from its first op to its last."""
+    life, sizes = {t: list(span) for t, span in life.items()}, dict(sizes)
+    for s in streams:
+        sizes.update(s.windows)
+        for t in list(s.tensors) + list(s.windows):
+            first, last = life.get(t, (s.first, s.last))
+            life[t] = [min(first, s.first), max(last, s.last)]
+    return life, sizes
+
+
+def peak(steps, sizes, inputs, outputs, scratch=None, in_place=None, streams=()):
+    """The lower bound `plan` would report (the most bytes live at one step), without placing
+    anything: cheap enough to compare many schedules."""
+    life, sizes = _streamed(lifetimes(steps, inputs, outputs), sizes, streams)
+    return max(_live(_share(steps, sizes, life, inputs, outputs, scratch, in_place or {}, streams)[0],
+                     len(steps)) + [0])
+
+
+def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None, streams=()):
     """Lay out the activations of a graph.
 
     steps:    [(op_name, kind, [activation input names], output name)] in execution order
@@ -290,20 +339,21 @@ def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
     scratch:  {step index: bytes} of working memory an op needs while it runs (optional)
     in_place: {step index: InPlace}: where the step's kernel may write over its input
               (shift a multiple of `align`; used when that input dies at the step)
+    streams:  [Streamed]: runs of ops computed band by band (stream.py)
 
     An in-place op whose output starts before its input, or ends after it, ties the two
     tensors' offsets, and a chain of them drifts further with each op: it is used only at
     the steps that need it, where the bytes live without it exceed the peak with it.
     """
-    life = lifetimes(steps, inputs, outputs)
-    sizes, in_place, n = dict(sizes), in_place or {}, len(steps)
+    life, sizes = _streamed(lifetimes(steps, inputs, outputs), sizes, streams)
+    in_place, n = in_place or {}, len(steps)
     free = {i: o for i, o in in_place.items()      # on the input's own bytes: ties nothing
             if o.shift == 0 and sizes[outputs_of(steps[i])[0]] <= sizes[o.input]}
-    peak = max(_live(_share(steps, sizes, life, inputs, outputs, scratch, in_place)[0], n))
-    plain = _live(_share(steps, sizes, life, inputs, outputs, scratch, free)[0], n)
-    needed = {i: o for i, o in in_place.items() if i in free or plain[i + 1] > peak}
+    top = max(_live(_share(steps, sizes, life, inputs, outputs, scratch, in_place, streams)[0], n))
+    plain = _live(_share(steps, sizes, life, inputs, outputs, scratch, free, streams)[0], n)
+    needed = {i: o for i, o in in_place.items() if i in free or plain[i + 1] > top}
     groups, buffer_of, scratch_of, shared, chosen = _share(steps, sizes, life, inputs, outputs,
-                                                           scratch, needed)
+                                                           scratch, needed, streams)
     buffers = [b for g in groups for b, _ in g.members]
 
     # -- 3. greedy: largest first, lowest offset where no tensor overlaps a live one -------
@@ -320,7 +370,8 @@ def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
                            + (scratch_of[i].size if i in scratch_of else 0))
     result = ArenaPlan(buffers, size, max(live + [0]), shared=shared, in_place=chosen,
                        live_bytes=live[1:n + 1], layer_bytes=layer_bytes, ops=[s[0] for s in steps],
-                       step_bytes=live)
+                       step_bytes=live, streamed={steps[i][0]: s.why for s in streams
+                                                  for i in range(s.first, s.last + 1)})
     result.offsets = {t: buffer_of[t].offset for t in buffer_of}
     result.scratch = {i: b.offset for i, b in scratch_of.items()}
     span = {**life, **{b.tensors[0]: (i, i) for i, b in scratch_of.items()}}
@@ -328,13 +379,18 @@ def plan(steps, sizes, inputs, outputs, align=4, scratch=None, in_place=None):
     return result
 
 
-def plan_qmodel(qmodel, align=4, scratch=None, in_place=None):
-    """The arena plan of a QModel (activations only; constants live in flash), plus any
-    scratch={op index: bytes} the kernels need and the in_place={op index: InPlace} their
-    loops allow (inplace.py)."""
+def qmodel_steps(qmodel):
+    """(steps, sizes) of a QModel for plan and peak: activations only (constants live in flash)."""
     steps = []
     for op in qmodel.ops:
         ins = [t.name for t in qmodel.activations(op)]
         steps.append((op.name, op.kind, ins, op.outputs[0] if len(op.outputs) == 1 else list(op.outputs)))
     sizes = {name: t.nbytes for name, t in qmodel.tensors.items() if not t.is_constant}
-    return plan(steps, sizes, qmodel.inputs, qmodel.outputs, align, scratch, in_place)
+    return steps, sizes
+
+
+def plan_qmodel(qmodel, align=4, scratch=None, in_place=None, streams=()):
+    """The arena plan of a QModel, plus any scratch={op index: bytes} the kernels need, the
+    in_place={op index: InPlace} their loops allow (inplace.py) and the streams (stream.py)."""
+    steps, sizes = qmodel_steps(qmodel)
+    return plan(steps, sizes, qmodel.inputs, qmodel.outputs, align, scratch, in_place, streams)
