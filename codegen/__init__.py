@@ -9,6 +9,7 @@ Files, in reading order:
     names.py      identifiers and comments that cannot break the C
     planner.py    the arena: lifetimes, shared buffers, greedy offsets
     inplace.py    which kernels may write over their own input, and how far before it
+    stream.py     runs of convolutions computed in bands of rows, under a RAM budget
     templating.py the Jinja2 environment and the filters that format numbers
     generator.py  QModel -> template context -> files (written atomically); the kernel variants
     dsp.py        the DSP-SIMD kernels' weight layouts (variant "dsp" / "auto")

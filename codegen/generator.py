@@ -588,9 +588,10 @@ def _scratch(computed, variant, streams=()):
     return scratch
 
 
-def plan_streams(computed, variant, in_place, ram_budget):
+def plan_streams(computed, variant, in_place, ram_budget, streams=None):
     """(arena plan, [Stream]): the plain or in-place plan, and the streams (stream.py) that
-    bring it to ram_budget bytes, None: no streaming."""
+    bring it to ram_budget bytes (None: no streaming), or exactly `streams`, [(first op,
+    last op, band)]."""
     kernels_of = lambda op: ["reference"] if reference_only(op) else _kernels(variant, op.kind)
     candidates = inplace.candidates(computed, kernels_of) if in_place else None
 
@@ -603,12 +604,21 @@ def plan_streams(computed, variant, in_place, ram_budget):
         steps, sizes = planner.qmodel_steps(computed)
         return planner.peak(steps, sizes, computed.inputs, computed.outputs, _scratch(computed, variant, streams),
                             candidates, [stream.planned(computed, s) for s in streams])
-    streams = []
+    if streams is not None:
+        try:
+            streams = [stream.build(computed, list(range(a, b + 1)), band) for a, b, band in streams]
+        except stream.StreamError as e:
+            raise CodegenError(f"model {computed.name!r}: {e}") from None
+        taken = [i for s in streams for i in s.ops]
+        if len(taken) != len(set(taken)):
+            raise CodegenError(f"model {computed.name!r}: streams={streams!r} overlap")
+    else:
+        streams = []
     if ram_budget is not None:
         if isinstance(ram_budget, bool) or not isinstance(ram_budget, (int, np.integer)) or ram_budget <= 0:
             raise CodegenError(f"ram_budget={ram_budget!r}: expected a positive number of bytes")
         try:
-            streams = stream.choose(computed, int(ram_budget), arena_of, peak_of)
+            streams = stream.choose(computed, int(ram_budget), arena_of, peak_of, streams)
         except stream.StreamError as e:
             raise CodegenError(f"model {computed.name!r}: {e}") from None
     return arena_of(streams)[1], streams
@@ -629,7 +639,7 @@ def _stream_layer(index, op, computed, s, arena, namer, variant, dsp_weights):
 
 
 def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
-                  dsp_weights="int8", in_place=True, ram_budget=None):
+                  dsp_weights="int8", in_place=True, ram_budget=None, streams=None):
     """Everything the templates need, computed once: names, plan, layers, sizes."""
     from minitiny import __version__
     if variant not in KERNEL_VARIANTS:
@@ -649,7 +659,7 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     # the model as the kernels compute it: the same tensors, a few ops in an equal form
     computed = depthwise_form(qmodel) if "depthwise_conv_2d" in _dsp_kinds(variant) else qmodel
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
-    arena, streams = plan_streams(computed, variant, in_place, ram_budget)
+    arena, streams = plan_streams(computed, variant, in_place, ram_budget, streams)
     inputs, outputs = io_tensors(qmodel, arena)
     namer = Namer(RESERVED | identifiers() | {prefix + "_invoke"}
                   | {f"{prefix}_quantize_{t['arg']}" for t in inputs}
@@ -703,6 +713,7 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
                                                                dsp_weights,
                                                                layer["dsp"].get("rounding") is not None)),
         "arena": arena, "arena_size": max(arena.size, 4), "streams": streams,
+        "stream_helpers": {"copy" if a[0] == "slide" else a[0] for s in streams for a in s.actions} - {"call"},
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],
         "steps": [dict(row, labels=[c_comment(t) for t in row["tensors"]],
                        in_place=row["in_place"] and {"label": c_comment(row["in_place"]["input"]),
@@ -784,7 +795,7 @@ def render(context):
 
 
 def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None, threshold_name="THRESHOLD",
-             dsp_weights="int8", in_place=True, ram_budget=None):
+             dsp_weights="int8", in_place=True, ram_budget=None, streams=None):
     """Write NAME_model.h, NAME_model.c, NAME_manifest.json and NAME.qmodel.npz to out_dir.
 
     model:   a QModel (int8: the C is bit-exact with qmodel.predict_int8) or an unquantized
@@ -806,6 +817,8 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
              computed in bands of rows (codegen/stream.py), the planner choosing where and
              the band size; CodegenError names the smallest arena reachable when the budget
              cannot be met. None (default): no streaming
+    streams: [(first op index, last op index, band rows)]: stream exactly these runs (a plan
+             made by hand, or a test's), before any the budget adds
     threshold: for a detector with one output value (a score), the float score at which it
              fires; the header then defines NAME_<threshold_name>_Q, the int8 output value
              from which it fires (minitiny.quant.threshold.threshold_to_int8), and
@@ -818,7 +831,8 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
                            f"{type(model).__name__}")
     if threshold is not None and not isinstance(model, QModel):
         raise CodegenError("threshold= needs an int8 QModel (the constant is an int8 output value)")
-    context = build_context(model, name, variant, threshold, threshold_name, dsp_weights, in_place, ram_budget)
+    context = build_context(model, name, variant, threshold, threshold_name, dsp_weights, in_place, ram_budget,
+                            streams)
     files = {fname: text.encode() for fname, text in render(context).items()}
     info = manifest(context, model)
     prefix = context["prefix"]

@@ -398,7 +398,7 @@ def planned(qmodel, s):
     return Streamed(s.ops[0], s.ops[-1], tensors, s.window_bytes(), s.share, s.why())
 
 
-def choose(qmodel, budget, arena_of, peak_of):
+def choose(qmodel, budget, arena_of, peak_of, chosen=()):
     """The streams that bring the arena to `budget` bytes or below: [Stream].
 
     Greedy, as the planner: while the arena is over budget, take the step where the most
@@ -406,8 +406,9 @@ def choose(qmodel, budget, arena_of, peak_of):
     (`candidates`), and keep the one with the largest band (fewest calls) whose peak meets
     the budget, else the one with the lowest peak. arena_of(streams) -> the plan's arena
     bytes, peak_of(streams) -> its lower bound (cheaper, to compare the candidates).
-    StreamError names the smallest arena reached when no more streaming lowers the peak."""
-    chosen = []
+    StreamError names the smallest arena reached when no more streaming lowers the peak.
+    `chosen`: streams already decided."""
+    chosen = list(chosen)
     while True:
         size, plan = arena_of(chosen)
         if size <= budget:

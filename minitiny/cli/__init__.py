@@ -347,12 +347,20 @@ def cmd_generate(args):
     from minitiny import codegen
     qmodel = load_qmodel(args.model)
     g = codegen.generate(qmodel, args.out, name=args.name, variant=args.variant,
-                         threshold=args.threshold, dsp_weights=args.dsp_weights)
+                         threshold=args.threshold, dsp_weights=args.dsp_weights, ram_budget=args.ram_budget)
     m = g.manifest
     _say(args, f"wrote {', '.join(g.files)} in {g.dir}")
     print(f"{m['name']}: {len(m['layers'])} layers, {m['macs']:,} MACs, weights {m['weight_bytes']:,} B, "
           f"arena {m['arena_bytes']:,} B (lower bound {m['arena_lower_bound']:,})")
+    _say_streams(m)
     return 0
+
+
+def _say_streams(manifest):
+    """One line per streamed run of layers (generate --ram-budget)."""
+    for s in manifest.get("streams", []):
+        print(f"  streamed: {', '.join(s['ops'])} in bands of {s['band']} rows, "
+              f"{s['extra_macs']:,} extra MACs, {s['copied_bytes']:,} B copied")
 
 
 # ---- verify ------------------------------------------------------------------------------
@@ -572,8 +580,9 @@ def cmd_import(args):
         raise UsageError(f"{args.tflite}: no such file")
     qmodel = from_tflite(args.tflite)
     g = codegen.generate(qmodel, args.out, name=args.name, variant=args.variant,
-                         threshold=args.threshold, dsp_weights=args.dsp_weights)
+                         threshold=args.threshold, dsp_weights=args.dsp_weights, ram_budget=args.ram_budget)
     _say(args, f"imported {args.tflite}: wrote {', '.join(g.files)} in {g.dir}")
+    _say_streams(g.manifest)
     return 0
 
 
@@ -801,6 +810,10 @@ def _add_codegen_options(p):
     p.add_argument("--threshold", type=float, metavar="SCORE",
                    help="a detector's float decision threshold, emitted as an int8 constant "
                         "NAME_THRESHOLD_Q and NAME_detect() in the header")
+    p.add_argument("--ram-budget", type=positive_int, metavar="BYTES",
+                   help="the arena must fit this many bytes: runs of convolutions are then "
+                        "computed in bands of rows where the plan needs more (an error names "
+                        "the smallest arena reachable when it cannot be met)")
 
 
 def edge_types(p):
