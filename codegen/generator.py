@@ -132,8 +132,9 @@ REFERENCE_KERNELS = {
 # A 16x8 model (int16 activations, int8 weights, int64 bias) has the reference variant only:
 # the reference kernels above rendered with int16 types and int64 accumulators (the
 # context's act_t, acc_t, bias_t, requantize), and three kernels of its own in templates/int16/.
-INT16_TEMPLATES = {**REFERENCE_TEMPLATES, "reshape": "reshape.c.j2", "softmax": "int16/softmax.c.j2",
-                   "logistic": "int16/logistic_tanh.c.j2", "tanh": "int16/logistic_tanh.c.j2"}
+INT16_TEMPLATES = {**REFERENCE_TEMPLATES, "reshape": "reshape.c.j2", "relu": "relu.c.j2", "relu6": "relu.c.j2",
+                   "softmax": "int16/softmax.c.j2", "logistic": "int16/logistic_tanh.c.j2",
+                   "tanh": "int16/logistic_tanh.c.j2"}
 INT16_KERNELS = {**REFERENCE_KERNELS, "softmax": ["int16/softmax.c.j2"],
                  "logistic": ["int16/sigmoid_table.c.j2", "int16/logistic_tanh.c.j2"],
                  "tanh": ["int16/sigmoid_table.c.j2", "int16/logistic_tanh.c.j2"]}
@@ -170,7 +171,13 @@ FIXEDPOINT_USES = {
     "fully_connected_int16": ["MultiplyByQuantizedMultiplier64"],
     "conv_2d_int16": ["MultiplyByQuantizedMultiplier64"],
     "depthwise_conv_2d_int16": ["MultiplyByQuantizedMultiplier64"],
+    "transpose_conv_int16": ["MultiplyByQuantizedMultiplier64"],
     "mean_int16": ["MultiplyByQuantizedMultiplier"],
+    "sum_int16": ["MultiplyByQuantizedMultiplier"],
+    "squared_difference_int16": ["MultiplyByQuantizedMultiplier"],
+    "relu_int16": ["MultiplyByQuantizedMultiplier"],
+    "leaky_relu_int16": ["MultiplyByQuantizedMultiplier"],
+    "quantize_int16": ["MultiplyByQuantizedMultiplier"],
     "add_int16": ["MultiplyByQuantizedMultiplier"],
     "sub_int16": ["MultiplyByQuantizedMultiplier"],
     "mul_int16": ["MultiplyByQuantizedMultiplier"],

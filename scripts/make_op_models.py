@@ -17,6 +17,7 @@ TensorFlow-made file under tests/data.
                                BATCH_TO_SPACE_ND (its bias an ADD after), MEAN. TFLM runs no
                                int16 SPACE_TO_BATCH_ND: the outputs are TFLite's reference
                                kernels' (manifest.json: "oracle")
+    sum_relu6_16x8             sum_relu6 in 16x8: SUM, the standalone RELU6, RELU, SOFTMAX
 
 What TensorFlow 2.21 does not write from Keras code, so no file here has it: SQUEEZE
 (keras.ops.squeeze becomes RESHAPE), an int8 ELU (the converter keeps ELU in float32, between
@@ -62,6 +63,7 @@ OP_MODELS = {
     "sum_relu6": (sum_relu6, (6, 8, 3), "normal", {}, {}),
     "sequence_16x8": (sequence_16x8, (20, 3), "normal", dict(mode="int16x8"),
                       dict(targets=mean_targets)),
+    "sum_relu6_16x8": (sum_relu6, (6, 8, 3), "normal", dict(mode="int16x8"), {}),
 }
 
 

@@ -1,6 +1,6 @@
 """Make the `.tflite` test files in tests/data/tflite/ with TensorFlow's own converter.
 
-    python scripts/make_tflite_testdata.py [OUT_DIR]      (default: tests/data/tflite)
+    python scripts/make_tflite_testdata.py [OUT_DIR] [--only NAME,NAME]      (default: tests/data/tflite)
 
 Made with TensorFlow 2.21.0 (tensorflow-cpu, Keras 3), run once, in a virtual environment
 of its own (TensorFlow is about 1.6 GB, so neither minitiny nor its CI installs it):
@@ -51,6 +51,17 @@ output types unless the model keeps float edges on purpose.
                                uneven split, tf.pad with a constant (STRIDED_SLICE with a
                                negative stride and shrink_axis, SLICE, UNPACK, PACK, SPLIT_V,
                                PADV2, CONCATENATION)
+    ops_16x8_cnn.tflite        16x8, int16 edges: LeakyReLU, ZeroPadding2D, Cropping2D,
+                               Conv2DTranspose, a nearest resize, a standalone ReLU, Permute,
+                               channel halves swapped, Maximum and Minimum of two branches,
+                               a Concatenate of different scales (LEAKY_RELU, PAD,
+                               STRIDED_SLICE, TRANSPOSE_CONV, RESIZE_NEAREST_NEIGHBOR, RELU,
+                               TRANSPOSE, SPLIT, CONCATENATION, MAXIMUM, MINIMUM, and the
+                               int16 -> int16 QUANTIZEs the converter puts before them)
+    ops_16x8_sequence.tflite   16x8, int16 edges: movement_sequence's slices (STRIDED_SLICE,
+                               UNPACK, PACK, SLICE, PAD, SPLIT_V), a sum over time (SUM) and
+                               a squared difference (SQUARED_DIFFERENCE). (TF 2.21 writes a
+                               PADV2's constant as float32 in 16x8, which TFLM refuses: PAD.)
 
 For the files minitiny imports since issue 19, `NAME.expected.npz` holds int8 inputs `x`
 (random over the full int8 range, then the representative data quantized) and TFLite
@@ -61,7 +72,8 @@ their outputs mapped back to q, as minitiny's run_tflm_int8 does).
 
 Also written: manifest.json with the TensorFlow version and each file's size and SHA-256
 (tests/test_tflite_import.py checks the files against it). Seeds are fixed: a second run
-writes the same bytes.
+writes the same bytes. `--only NAME,NAME` writes those files alone (and their manifest
+entries); the models added since seed their own weights, so they come out the same either way.
 """
 import hashlib
 import json
@@ -311,20 +323,65 @@ def movement_cnn():
     return keras.Model(x, keras.layers.Dense(3)(h))
 
 
-def movement_sequence():
-    """Slices of a sequence: reversed time with a step of 2 (STRIDED_SLICE, negative stride),
-    one time step (STRIDED_SLICE, shrink_axis), tf.slice (SLICE), unstack and stack in
-    another order (UNPACK, PACK), uneven parts (SPLIT_V), a pad with a constant (PADV2)."""
+def sequence_slices(pad_value):
+    """(input, its Conv1D features h, the padded slices, one time step, its parts reordered):
+    movement_sequence's layers, which ops_16x8_sequence shares."""
     x = keras.Input((6, 8), batch_size=1)        # static shapes: no shape arithmetic
     h = keras.layers.Conv1D(8, 1, activation="relu")(x)
     r = keras.layers.Lambda(lambda t: t[:, ::-2, 1:])(h)                      # (3, 7)
     last = keras.layers.Lambda(lambda t: t[:, 2])(h)                          # (8,)
     u = keras.layers.Lambda(lambda t: tf.stack(tf.unstack(t, axis=1)[::-1], axis=2))(r)   # (7, 3)
     u = keras.layers.Lambda(lambda t: tf.slice(t, [0, 1, 0], [-1, 5, 2]))(u)  # (5, 2)
-    p = keras.layers.Lambda(lambda t: tf.pad(t, [[0, 0], [1, 2], [0, 1]], constant_values=0.25))(u)
+    p = keras.layers.Lambda(lambda t: tf.pad(t, [[0, 0], [1, 2], [0, 1]], constant_values=pad_value))(u)
     parts = keras.layers.Lambda(lambda t: tf.concat(tf.split(t, [3, 5], axis=1)[::-1], axis=1))(last)
+    return x, h, p, last, parts
+
+
+def movement_sequence():
+    """Slices of a sequence: reversed time with a step of 2 (STRIDED_SLICE, negative stride),
+    one time step (STRIDED_SLICE, shrink_axis), tf.slice (SLICE), unstack and stack in
+    another order (UNPACK, PACK), uneven parts (SPLIT_V), a pad with a constant (PADV2)."""
+    x, _, p, _, parts = sequence_slices(0.25)
     h = keras.layers.Concatenate()([keras.layers.Reshape((24,))(p), parts])
     return keras.Model(x, keras.layers.Dense(3)(h))
+
+
+def ops_16x8_cnn():
+    """16x8 data movement and activations in a CNN (converted with the 16x8 ops set)."""
+    x = keras.Input((12, 10, 1))
+    h = keras.layers.Conv2D(6, 3, padding="same")(x)
+    h = keras.layers.LeakyReLU(negative_slope=0.1)(h)
+    h = keras.layers.ZeroPadding2D(((1, 0), (0, 1)))(h)
+    h = keras.layers.Cropping2D(((0, 1), (1, 0)))(h)
+    h = keras.layers.Conv2DTranspose(4, 3, strides=2, padding="same")(h)
+    h = keras.layers.MaxPooling2D(2)(h)
+    # (Keras 3's UpSampling2D becomes TILE, which TFLM lacks; tf.image.resize is the op)
+    h = keras.layers.Lambda(lambda t: tf.image.resize(t, (12, 10), method="nearest"))(h)
+    h = keras.layers.ReLU()(h)
+    h = keras.layers.MaxPooling2D(2)(h)
+    h = keras.layers.Permute((2, 1, 3))(h)
+    h = keras.layers.Lambda(lambda t: tf.concat(tf.split(t, 2, axis=3)[::-1], axis=3))(h)
+    a = keras.layers.Conv2D(4, 1)(h)
+    b = keras.layers.Conv2D(4, 1, activation="relu6")(h)
+    h = keras.layers.Concatenate()([keras.layers.Maximum()([a, b]), keras.layers.Minimum()([a, b]), h])
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    return keras.Model(x, keras.layers.Dense(4, activation="softmax")(h))
+
+
+def ops_16x8_sequence():
+    """16x8 slices of a sequence (movement_sequence's, a PAD for its PADV2), a SUM and a
+    SQUARED_DIFFERENCE."""
+    x, h, p, last, parts = sequence_slices(0)          # tf.pad's default: PAD, not PADV2
+    total = keras.layers.Lambda(lambda t: tf.reduce_sum(t, axis=1))(h)       # (8,)
+    d = keras.layers.Lambda(lambda t: tf.math.squared_difference(t[0], t[1]))([total, last])
+    h = keras.layers.Concatenate()([keras.layers.Reshape((24,))(p), parts, d])
+    return keras.Model(x, keras.layers.Dense(3)(h))
+
+
+def seeded(seed, build, shape, classes, batch_size=64):
+    """build() trained with weights from its own seed (the same whichever files are made)."""
+    keras.utils.set_random_seed(SEED + seed)
+    return trained(build(), shape, classes, seed, batch_size)
 
 
 def expected_outputs(data, shape, seed):
@@ -378,7 +435,7 @@ def write_atomically(path, data):
     os.replace(tmp, path)
 
 
-def main(out_dir):
+def main(out_dir, only=None):
     os.makedirs(out_dir, exist_ok=True)
     keras.utils.set_random_seed(SEED)
     dense = trained(dense_classifier(), (16,), 4, 1)
@@ -396,6 +453,8 @@ def main(out_dir):
     two_two = trained_multi(two_in_two_out(), [(10,), (6,)], 2, 13)
     mcnn = trained(movement_cnn(), (8, 8, 3), 3, 14)
     mseq = trained(movement_sequence(), (6, 8), 3, 15, batch_size=1)       # its batch size is fixed
+    o16 = seeded(16, ops_16x8_cnn, (12, 10, 1), 4)
+    s16 = seeded(17, ops_16x8_sequence, (6, 8), 3, batch_size=1)
     models = {
         "dense_per_channel": (dense, (16,), dict()),
         "dense_per_tensor": (dense, (16,), dict(per_channel_dense=False)),
@@ -414,12 +473,19 @@ def main(out_dir):
         "two_in_two_out_float": (two_two, [(10,), (6,)], dict(int8_edges=False)),
         "movement_cnn": (mcnn, (8, 8, 3), dict()),
         "movement_sequence": (mseq, (6, 8), dict()),
+        "ops_16x8_cnn": (o16, (12, 10, 1), dict(mode_16x8=True)),
+        "ops_16x8_sequence": (s16, (6, 8), dict(mode_16x8=True)),
     }
     several = ("two_inputs", "two_outputs", "two_in_two_out_float")
     with_expected = ("elementwise_ops", "rescaling_broadcast", "activations", "cnn_16x8",
-                     "unsupported_ops", "movement_cnn", "movement_sequence")
+                     "unsupported_ops", "movement_cnn", "movement_sequence", "ops_16x8_cnn",
+                     "ops_16x8_sequence")
     manifest = {"tensorflow": tf.__version__, "keras": keras.__version__, "seed": SEED,
                 "made_by": "scripts/make_tflite_testdata.py", "files": {}}
+    if only:                         # the other files stay, and their manifest entries
+        with open(os.path.join(out_dir, "manifest.json")) as f:
+            manifest["files"] = json.load(f)["files"]
+        models = {name: models[name] for name in only}
     for name, (model, shape, options) in models.items():
         data = convert(model, shape, **options)
         write_atomically(os.path.join(out_dir, f"{name}.tflite"), data)
@@ -443,5 +509,10 @@ def main(out_dir):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(__file__), "..",
-                                                             "tests", "data", "tflite"))
+    args = sys.argv[1:]
+    only = None
+    if "--only" in args:
+        i = args.index("--only")
+        only, args = args[i + 1].split(","), args[:i] + args[i + 2:]
+    main(args[0] if args else os.path.join(os.path.dirname(__file__), "..", "tests", "data", "tflite"),
+         only)

@@ -368,7 +368,7 @@ def test_refusals_name_the_problem():
     _refused(("m", [QTensor("x", (4,), "int8", 0.01, 0), y], [QOp("reshape", "r", ["x"], ["y"])],
               ["x"], ["y"]), "mixes int8 and int16")
     # an op without a 16x8 kernel
-    _refused(("m", [x, y], [QOp("relu", "r", ["x"], ["y"])], ["x"], ["y"]), "no 16x8")
+    _refused(("m", [x, y], [QOp("hard_swish", "r", ["x"], ["y"])], ["x"], ["y"]), "no 16x8")
     # a 16x8 weighted op with an int32 bias
     w = QTensor("w", (4, 4), "int8", 0.01, 0, np.ones((4, 4), np.int8))
     b = QTensor("b", (4,), "int32", np.float32(1e-4), 0, np.ones(4, np.int32))
@@ -470,14 +470,21 @@ def test_int16_activations_follow_the_float_model_closer_than_int8():
 
 
 def test_quantize_int16_refuses_what_has_no_16x8_kernel_by_name():
+    """Every kind Keras layers lower to runs in 16x8; an op graph with one TFLM runs on int8
+    only (a HARD_SWISH) is refused naming the op and its layer."""
     import minitiny as mt
     from minitiny import layers as L
     from minitiny.models import Sequential
-    from minitiny.quant.quantizer import QuantizationError
-    m = Sequential([L.ReLU(name="clip3", input_shape=[3]), L.Dense(4)])   # a ReLU of its own
+    from minitiny.quant.lower import FloatGraph, FOp
+    from minitiny.quant.quantizer import QuantizationError, convert
+
+    class Layer:
+        name = "hs3"
+    graph = FloatGraph("g", "x", (3,), [FOp("hard_swish", "hs", ["x"], (3,), layers=[Layer()])], "hs")
+    ranges = {"x": (-1.0, 1.0), "hs": (-0.5, 1.0)}
+    with pytest.raises(QuantizationError, match="'hs3'.*no 16x8 kernel"):
+        convert(graph, ranges, activations="int16")
     x = np.random.default_rng(0).normal(size=(32, 3)).astype(np.float32)
-    with pytest.raises(QuantizationError, match="clip3.*no 16x8 kernel"):
-        mt.quantize(m, x, activations="int16")
     with pytest.raises(QuantizationError, match="activations must be one of int8, int16"):
         mt.quantize(Sequential([L.Dense(2, input_shape=[3])]), x, activations="int4")
 

@@ -11,7 +11,9 @@ A mode is TFLite's quantization scheme for the op's tensors:
 A kind of None marks the operators minitiny folds away rather than runs: at the model's
 edges, or into the dilated convolution they surround.
 Not here because TFLite Micro has no kernel for it (a model using it does not run on a
-microcontroller with TFLM either; its op resolver registers none): RELU_N1_TO_1.
+microcontroller with TFLM either; its op resolver registers none): RELU_N1_TO_1. Without
+int16x8 because TFLM's kernel refuses int16 activations (so must the importer): PRELU,
+HARD_SWISH, ELU, RESIZE_BILINEAR, REDUCE_MAX; a 16x8 model using one is refused by name.
 """
 import textwrap
 from dataclasses import dataclass
@@ -35,35 +37,36 @@ OPS = (
             "SAME/VALID padding, any stride and dilation, fused RELU/RELU6"),
     Builtin("DEPTHWISE_CONV_2D", "depthwise_conv_2d", "DepthwiseConv2DOptions", ("int8", "int16x8"),
             "any depth multiplier, stride and dilation, fused RELU/RELU6"),
-    Builtin("TRANSPOSE_CONV", "transpose_conv", "TransposeConvOptions", ("int8",),
+    Builtin("TRANSPOSE_CONV", "transpose_conv", "TransposeConvOptions", ("int8", "int16x8"),
             "SAME/VALID padding, any stride, per-channel weights, bias or none, fused RELU/RELU6; "
             "the output shape a constant"),
-    Builtin("RESIZE_NEAREST_NEIGHBOR", "resize_nearest_neighbor", "ResizeNearestNeighborOptions", ("int8",),
+    Builtin("RESIZE_NEAREST_NEIGHBOR", "resize_nearest_neighbor", "ResizeNearestNeighborOptions",
+            ("int8", "int16x8"),
             "align_corners, half_pixel_centers; the size a constant; input and output share one "
             "quantization"),
     Builtin("RESIZE_BILINEAR", "resize_bilinear", "ResizeBilinearOptions", ("int8",),
             "TFLM's integer kernel, align_corners or half_pixel_centers; the size a constant; input "
-            "and output share one quantization"),
+            "and output share one quantization; int8 only (TFLM's refuses int16)"),
     Builtin("MAX_POOL_2D", "max_pool_2d", "Pool2DOptions", ("int8", "int16x8"), "SAME/VALID, any stride"),
     Builtin("AVERAGE_POOL_2D", "average_pool_2d", "Pool2DOptions", ("int8", "int16x8"), "SAME/VALID, any stride"),
     Builtin("MEAN", "mean", "ReducerOptions", ("int8", "int16x8"),
             "over one or two axes (not the batch) of a rank 2..5 input, keep_dims or not"),
-    Builtin("SUM", "sum", "ReducerOptions", ("int8",),
+    Builtin("SUM", "sum", "ReducerOptions", ("int8", "int16x8"),
             "over one or two axes (not the batch) of a rank 2..5 input, keep_dims or not"),
     Builtin("REDUCE_MAX", "reduce_max", "ReducerOptions", ("int8",),
             "over any axes but the batch of a rank 2..5 input, keep_dims or not; input and output "
-            "share one quantization"),
+            "share one quantization; int8 only (TFLM's refuses int16)"),
     Builtin("ADD", "add", "AddOptions", ("int8", "int16x8"),
             "broadcasting, a constant operand, fused RELU/RELU6"),
     Builtin("SUB", "sub", "SubOptions", ("int8", "int16x8"),
             "broadcasting, a constant operand, fused RELU/RELU6"),
     Builtin("MUL", "mul", "MulOptions", ("int8", "int16x8"),
             "broadcasting, a constant operand, fused RELU/RELU6"),
-    Builtin("MAXIMUM", "maximum", None, ("int8",),
+    Builtin("MAXIMUM", "maximum", None, ("int8", "int16x8"),
             "broadcasting, a constant operand; inputs and output share one quantization"),
-    Builtin("MINIMUM", "minimum", None, ("int8",),
+    Builtin("MINIMUM", "minimum", None, ("int8", "int16x8"),
             "broadcasting, a constant operand; inputs and output share one quantization"),
-    Builtin("SQUARED_DIFFERENCE", "squared_difference", None, ("int8",),
+    Builtin("SQUARED_DIFFERENCE", "squared_difference", None, ("int8", "int16x8"),
             "broadcasting, a constant operand"),
     Builtin("RESHAPE", "reshape", None, ("int8", "int16x8"), "a copy (the output tensor holds the shape)"),
     Builtin("SQUEEZE", "reshape", None, ("int8", "int16x8"), "as RESHAPE"),
@@ -73,35 +76,38 @@ OPS = (
     Builtin("LOGISTIC", "logistic", None, ("int8", "int16x8"),
             "output scale 1/256, zero point -128 (16x8: 1/32768, 0)"),
     Builtin("TANH", "tanh", None, ("int8", "int16x8"), "output scale 1/128, zero point 0 (16x8: 1/32768, 0)"),
-    Builtin("RELU", "relu", None, ("int8",), ""),
-    Builtin("RELU6", "relu6", None, ("int8",), "input and output share scale and zero point"),
-    Builtin("LEAKY_RELU", "leaky_relu", "LeakyReluOptions", ("int8",), "alpha > 0"),
+    Builtin("RELU", "relu", None, ("int8", "int16x8"), ""),
+    Builtin("RELU6", "relu6", None, ("int8", "int16x8"), "input and output share scale and zero point"),
+    Builtin("LEAKY_RELU", "leaky_relu", "LeakyReluOptions", ("int8", "int16x8"), "alpha > 0"),
     Builtin("PRELU", "prelu", None, ("int8",),
-            "alpha a constant that broadcasts (Keras' PReLU: one per channel)"),
-    Builtin("HARD_SWISH", "hard_swish", None, ("int8",), "TFLM's int16 fixed-point kernel"),
-    Builtin("ELU", "elu", None, ("int8",), "TFLM's table of the 256 outputs, computed in float32"),
+            "alpha a constant that broadcasts (Keras' PReLU: one per channel); int8 only (TFLM's "
+            "refuses int16)"),
+    Builtin("HARD_SWISH", "hard_swish", None, ("int8",),
+            "TFLM's int16 fixed-point kernel; int8 only (TFLM has no 16x8 HARD_SWISH)"),
+    Builtin("ELU", "elu", None, ("int8",),
+            "TFLM's table of the 256 outputs, computed in float32; int8 only (TFLM's refuses int16)"),
     Builtin("CONCATENATION", "concatenation", "ConcatenationOptions", ("int8", "int16x8"),
             "any axis but the batch one, up to 10 inputs, rank <= 6, no fused activation; the "
             "inputs share the output's scale and zero point (TFLM copies bytes, it does not "
             "requantize)"),
-    Builtin("PACK", "pack", "PackOptions", ("int8",),
+    Builtin("PACK", "pack", "PackOptions", ("int8", "int16x8"),
             "any axis but the batch one, up to 10 inputs of one shape and quantization"),
-    Builtin("UNPACK", "unpack", "UnpackOptions", ("int8",),
+    Builtin("UNPACK", "unpack", "UnpackOptions", ("int8", "int16x8"),
             "any axis but the batch one, also of a time-major [T, 1, F] tensor (an unrolled RNN's)"),
-    Builtin("SPLIT", "split", "SplitOptions", ("int8",),
+    Builtin("SPLIT", "split", "SplitOptions", ("int8", "int16x8"),
             "equal parts along any axis but the batch one (a constant axis)"),
-    Builtin("SPLIT_V", "split_v", "SplitVOptions", ("int8",),
+    Builtin("SPLIT_V", "split_v", "SplitVOptions", ("int8", "int16x8"),
             "parts of given sizes (constant, one may be -1) along any axis but the batch one"),
-    Builtin("PAD", "pad", None, ("int8",),
-            "constant paddings >= 0, none on the batch, rank <= 5; pads with the zero point"),
-    Builtin("PADV2", "pad", None, ("int8",),
+    Builtin("PAD", "pad", None, ("int8", "int16x8"),
+            "constant paddings >= 0, none on the batch, rank <= 5; pads with the zero point (16x8: 0)"),
+    Builtin("PADV2", "pad", None, ("int8", "int16x8"),
             "as PAD, with a constant pad value in the output's quantization"),
-    Builtin("STRIDED_SLICE", "strided_slice", "StridedSliceOptions", ("int8",),
+    Builtin("STRIDED_SLICE", "strided_slice", "StridedSliceOptions", ("int8", "int16x8"),
             "constant begin/end/strides (negative too), begin, end and shrink_axis masks, rank "
             "<= 4; the batch taken whole; no ellipsis, new-axis or offset (TFLM ignores them)"),
-    Builtin("SLICE", "slice", None, ("int8",),
+    Builtin("SLICE", "slice", None, ("int8", "int16x8"),
             "constant begin and size (-1: to the end), rank <= 5, the batch taken whole"),
-    Builtin("TRANSPOSE", "transpose", None, ("int8",),
+    Builtin("TRANSPOSE", "transpose", None, ("int8", "int16x8"),
             "a constant permutation that keeps the batch first, rank <= 5"),
     Builtin("UNIDIRECTIONAL_SEQUENCE_LSTM", "unidirectional_sequence_lstm",
             "UnidirectionalSequenceLSTMOptions", ("int8", "int16x8"),
@@ -109,10 +115,10 @@ OPS = (
             "not time-major, cell clip; no peephole, projection or "
             "layer norm (TFLM refuses them). The hidden and cell state are variable tensors kept "
             "from one invoke to the next until a reset", c=False),
-    Builtin("QUANTIZE", "quantize", None, ("int8",),
-            "int8 -> int8 inside the graph (TFLM's Requantize); at the edges folded: after a "
-            "float32 or uint8 model input, before a uint8 output (16x8: folded after a "
-            "float32 input, the model's input then int16)"),
+    Builtin("QUANTIZE", "quantize", None, ("int8", "int16x8"),
+            "int8 -> int8 (16x8: int16 -> int16) inside the graph (TFLM's Requantize); at the "
+            "edges folded: after a float32 or uint8 model input, before a uint8 output (16x8: "
+            "folded after a float32 input, the model's input then int16)"),
     Builtin("DEQUANTIZE", None, None, ("int8", "int16x8"),
             "only at the edges: before a float32 model output"),
     Builtin("SPACE_TO_BATCH_ND", None, None, ("int8", "int16x8"),

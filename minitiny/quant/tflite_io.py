@@ -372,9 +372,9 @@ class _Writer:
             inputs = inputs + [self.int32_input(op, "paddings", ((0, 0),) + tuple(o["paddings"]))]
             if o.get("constant") is not None:          # PADV2: the value, quantized as the output
                 out = self.q.tensors[op.outputs[0]]
-                c = QTensor(f"{op.name}/constant_values", (), "int8", out.scale, out.zero_point,
-                            np.array(o["constant"], dtype=np.int8))
-                inputs.append(self.add_tensor(c.name, (), TensorType.INT8, c.data, c))
+                c = QTensor(f"{op.name}/constant_values", (), out.dtype, out.scale, out.zero_point,
+                            np.array(o["constant"], dtype=out.dtype))      # int16 in a 16x8 model
+                inputs.append(self.add_tensor(c.name, (), TENSOR_TYPE[out.dtype], c.data, c))
             return inputs
         if kind == "strided_slice":
             return inputs + [self.int32_input(op, "begin", (0,) + tuple(o["begin"])),

@@ -692,15 +692,15 @@ class _Importer:
                 raise _Unsupported(f"negative paddings {pairs}")
             options = {"paddings": tuple(zip(pairs[2::2], pairs[3::2])), "constant": None}
             if len(op.inputs) == 3 and op.inputs[2] >= 0:        # PADV2's constant_values
-                c = self.tensors[op.inputs[2]]
-                if c.data is None or c.type != TensorType.INT8 or len(c.data) != 1:
-                    raise _Unsupported("constant_values must be one constant int8 value")
+                c, dtype = self.tensors[op.inputs[2]], self.dtypes["operand"]    # int16 in 16x8
+                if c.data is None or c.type_name != dtype or len(c.data) != np.dtype(dtype).itemsize:
+                    raise _Unsupported(f"constant_values must be one constant {dtype} value")
                 out = self.tensors[op.outputs[0]]
                 if c.scale is None or out.scale is None or c.scale[0] != out.scale[0] \
                         or c.zero_point[0] != out.zero_point[0]:
                     raise _Unsupported("constant_values must share the output's scale and zero "
                                        "point (TFLM's PadPrepare)")
-                options["constant"] = int(np.frombuffer(c.data, np.int8)[0])
+                options["constant"] = int(np.frombuffer(c.data, np.dtype(dtype).newbyteorder("<"))[0])
             return op.inputs[:1], options
         if kind == "transpose":
             perm = self.int_constant(op, 1, "permutation")
@@ -800,9 +800,10 @@ class _Importer:
         cannot run it."""
         if op.code == Op.QUANTIZE:
             types = [self.tensors[op.inputs[0]].type_name, self.tensors[op.outputs[0]].type_name]
-            if types != ["int8", "int8"]:
+            act = self.dtypes["activation"]                   # int16 -> int16 in a 16x8 model
+            if types != [act, act]:
                 raise _Unsupported(f"{types[0]} -> {types[1]} (a conversion) inside the graph; "
-                                   f"minitiny requantizes int8 -> int8 there, and folds QUANTIZE "
+                                   f"minitiny requantizes {act} -> {act} there, and folds QUANTIZE "
                                    f"after a float32 or uint8 model input")
         if op.code == Op.DEQUANTIZE:
             raise _Unsupported("inside the graph; minitiny folds DEQUANTIZE only before a "
@@ -934,6 +935,10 @@ class _Importer:
                 kind, ins, options = self.qop(op)
             except _Unsupported as e:
                 self.problems.append(f"{op.label}: {e}")
+                continue
+            if self.dtypes["activation"] == "int16" and kind not in kernels.INT16_KINDS:
+                self.problems.append(f"{op.label}: not in the 16x8 scheme (int16 activations): "
+                                     f"TFLM runs it on int8 only")
                 continue
             op_roles = [(t, ("activation", "weight", "bias")[i] if kind in WEIGHTED else
                          LSTM_ROLES[i] if kind == "unidirectional_sequence_lstm" else

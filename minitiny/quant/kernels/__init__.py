@@ -81,7 +81,8 @@ dimensions of one sample: axis 0 is the first after the batch (the `.tflite` imp
 writer shift TFLite's axes, masks and permutations by the batch dimension). With several
 outputs (SPLIT, SPLIT_V, UNPACK) `run` returns a list, and `run_outputs` one array per output.
 
-In the 16x8 scheme the keys are the same, but for three kinds: softmax holds
+In the 16x8 scheme the keys are the same (squared_difference's left_shift is 0 there), but
+for three kinds: softmax holds
 input_multiplier, input_left_shift (either sign), exp_lut and one_over_one_plus_x_lut
 (int16[513] tables), depth and outer; logistic and tanh hold input_multiplier (0 for a
 power-of-two input scale), input_left_shift (>= 0) and size.

@@ -18,7 +18,7 @@ import numpy as np
 from .common import activation_tensor, blocks, check_axis, check_rank, fail, same_quantization, size
 
 KINDS = ("concatenation", "pack")
-INT16_KINDS = ("concatenation",)   # 16x8: the same byte copies, two bytes a value
+INT16_KINDS = KINDS                # 16x8: the same byte copies, two bytes a value
 INPUTS = (1, 10)                      # TFLM's kMaxInputNum
 MAX_DIMS = {"concatenation": 6, "pack": 6}     # counting the batch dimension (RuntimeShape: 6)
 

@@ -10,6 +10,7 @@ import numpy as np
 from .common import binary_operands, broadcast_params, elementwise, same_quantization
 
 KINDS = ("maximum", "minimum")
+INT16_KINDS = KINDS                   # 16x8: the same comparisons of int16 values
 INPUTS = (2, 2)
 
 

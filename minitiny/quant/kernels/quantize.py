@@ -5,13 +5,15 @@ with M * 2^(shift - 31) = s_in / s_out computed in double (QuantizeMultiplier).
 TFLM: micro/kernels/quantize_common.cc (PrepareQuantizeReference, EvalQuantizeReference),
 reference requantize.h Requantize. (Its fast path for a shift of 128 applies to int8 <->
 uint8 only.) QUANTIZE from float32 or uint8 at a model's edges is folded by the importer.
+16x8: int16 -> int16 the same way, clamped to int16 (Requantize<int16_t, int16_t>).
 """
 import numpy as np
 
 from .. import fixedpoint as fp
-from .common import INT8_MAX, INT8_MIN, check_multiplier, input_and_output, scale, size
+from .common import LIMITS, check_multiplier, input_and_output, scale, size
 
 KINDS = ("quantize",)
+INT16_KINDS = KINDS
 INPUTS = (1, 1)
 
 
@@ -28,4 +30,4 @@ def run(op, p, x):
     acc = fp.multiply_by_quantized_multiplier(x.astype(np.int64) - p["input_zero_point"],
                                               p["output_multiplier"], p["output_shift"],
                                               p["single_rounding"])
-    return np.clip(acc + p["output_zero_point"], INT8_MIN, INT8_MAX).astype(np.int8)
+    return np.clip(acc + p["output_zero_point"], *LIMITS[p["dtype"]]).astype(p["dtype"])

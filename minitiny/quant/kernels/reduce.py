@@ -18,7 +18,7 @@ from .. import fixedpoint as fp
 from .common import LIMITS, check_multiplier, fail, input_and_output, same_quantization, scale
 
 KINDS = ("mean", "sum", "reduce_max")
-INT16_KINDS = ("mean",)               # 16x8: the same arithmetic, clamped to int16
+INT16_KINDS = ("mean", "sum")        # 16x8: the same arithmetic, clamped to int16 (not reduce_max)
 INPUTS = (1, 1)
 MAX_RANK = 4                 # TFLM's temp_index holds 5 axes, the batch among them
 MAX_SUMMED_AXES = 2          # reduce_common.cc: resolved_axis[kMaxNumberOfReducedAxis = 2]

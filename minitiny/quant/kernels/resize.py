@@ -22,6 +22,8 @@ import numpy as np
 from .common import fail, input_and_output, same_quantization
 
 KINDS = ("resize_nearest_neighbor", "resize_bilinear")
+# 16x8: nearest copies int16 values; TFLM's bilinear kernel takes float32 and int8 only
+INT16_KINDS = ("resize_nearest_neighbor",)
 INPUTS = (1, 1)
 ONE = 1 << 10                        # ResizeBilinearInteger's fixed point: 1/1024 of a pixel
 

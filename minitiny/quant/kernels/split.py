@@ -12,6 +12,7 @@ import numpy as np
 from .common import activation_tensor, blocks, check_axis, check_rank, fail, same_quantization, size
 
 KINDS = ("split", "split_v", "unpack")
+INT16_KINDS = KINDS                   # 16x8: the same copies, two bytes a value
 INPUTS = (1, 1)
 OUTPUTS = (1, 10 ** 4)
 MAX_DIMS = {"split": 6, "split_v": 6, "unpack": 6}       # counting the batch dimension

@@ -20,6 +20,7 @@ import numpy as np
 from .common import check_rank, fail, input_and_output, same_quantization, size
 
 KINDS = ("strided_slice", "slice")
+INT16_KINDS = KINDS                   # 16x8: the same copies, two bytes a value
 INPUTS = (1, 1)
 MAX_DIMS = {"strided_slice": 4, "slice": 5}        # counting the batch dimension
 INT_MIN, INT_MAX = -2 ** 31, 2 ** 31 - 1

@@ -10,6 +10,7 @@ import numpy as np
 from .common import check_rank, fail, input_and_output, same_quantization, size
 
 KINDS = ("transpose",)
+INT16_KINDS = KINDS                   # 16x8: the same copies, two bytes a value
 INPUTS = (1, 1)
 MAX_DIMS = 5                          # counting the batch dimension (transpose_common.cc)
 

@@ -18,6 +18,7 @@ from .common import (activation_tensor, batched, fail, requantize, weighted_requ
                      weights_and_bias)
 
 KINDS = ("transpose_conv",)
+INT16_KINDS = KINDS                   # 16x8: int16 in and out, int64 bias and accumulator
 INPUTS = (2, 3)                       # input, weight[, bias]
 
 
