@@ -12,9 +12,14 @@ and pool writes fresh bytes) and of the in-place one ("after": codegen/inplace.p
 peak of the in-place schedule (max over steps of the bytes alive at once, bytes written in
 place counted once: the planner's lower bound); the old lower bound (the plain schedule's
 peak: for a chain, the largest input + output + scratch of any one layer); TFLM's minimum
-arena; and the ratio after / TFLM. With --instructions, the instructions per inference of
-the DSP build on the emulated Cortex-M4 (QEMU, exact counts), plain and in place: the same
-kernels, only the offsets differ. The same tables are written to bench/results/arena.md.
+arena; and the ratio after / TFLM. "streamed": generated with ram_budget = half of TFLM's
+minimum arena (codegen/stream.py: runs of convolutions computed in bands of rows where the
+in-place plan is over that budget), with the streamed ops, their extra MACs (recomputed
+rows) and the bytes the windows copy; where the budget cannot be met, the smallest arena
+the planner reaches. With --instructions, the instructions per inference of the DSP build
+on the emulated Cortex-M4 (QEMU, exact counts), plain, in place and streamed: the same
+kernels, only the offsets (and, streamed, the band calls and window copies) differ. The
+same tables are written to bench/results/arena.md.
 
     python bench/arena.py                          # the five MLPerf Tiny models
     python bench/arena.py --instructions           # and their instructions on the M4
@@ -27,6 +32,7 @@ reason instead of figures.
 import argparse
 import json
 import os
+import re
 import sys
 import tempfile
 
@@ -51,19 +57,31 @@ VARIANTS = ("dsp", "reference")
 RESULTS = os.path.join(HERE, "results", "arena.md")
 
 
-def minitiny_arena(qmodel, variant, work, in_place):
-    """The generated model's figures: {'arena', 'lower_bound', 'in_place'} (ops run in place)."""
-    out = os.path.join(work, f"{qmodel.name}-{variant}-{in_place}")
-    manifest = codegen.generate(qmodel, out, name="m", variant=variant, in_place=in_place).manifest
+def minitiny_arena(qmodel, variant, work, in_place, ram_budget=None):
+    """The generated model's figures: {'arena', 'lower_bound', 'in_place'} (ops run in place),
+    with a budget also {'streamed' (ops), 'extra_macs', 'copied_bytes'}; a budget that cannot
+    be met gives {'arena': None, 'reachable': the smallest arena the planner reaches}."""
+    out = os.path.join(work, f"{qmodel.name}-{variant}-{in_place}-{ram_budget}")
+    try:
+        manifest = codegen.generate(qmodel, out, name="m", variant=variant, in_place=in_place,
+                                    ram_budget=ram_budget).manifest
+    except codegen.CodegenError as e:
+        reachable = re.search(r"the smallest arena reachable is (\d+) B", str(e))
+        if ram_budget is None or reachable is None:
+            raise
+        return {"arena": None, "reachable": int(reachable.group(1))}
+    streams = manifest.get("streams", [])
     return {"arena": manifest["arena_bytes"], "lower_bound": manifest["arena_lower_bound"],
-            "in_place": sum(1 for layer in manifest["layers"] if layer.get("in_place"))}
+            "in_place": sum(1 for layer in manifest["layers"] if layer.get("in_place")),
+            "streamed": sum(len(s["ops"]) for s in streams), "extra_macs": sum(s["extra_macs"] for s in streams),
+            "copied_bytes": sum(s["copied_bytes"] for s in streams)}
 
 
-def instructions(qmodel, work, in_place):
+def instructions(qmodel, work, in_place, ram_budget=None):
     """Instructions of one inference of the DSP build on the emulated Cortex-M4."""
     from minitiny import firmware
-    out = os.path.join(work, f"{qmodel.name}-m4-{in_place}")
-    codegen.generate(qmodel, out, name="m", variant="dsp", in_place=in_place)
+    out = os.path.join(work, f"{qmodel.name}-m4-{in_place}-{ram_budget}")
+    codegen.generate(qmodel, out, name="m", variant="dsp", in_place=in_place, ram_budget=ram_budget)
     result = firmware.run(out, board="cortex-m4", n=1, profile=False)
     if not result.ok or result.matches_reference is not True:
         raise SystemExit(f"{qmodel.name} (in_place={in_place}): {result.status}: {result.message}")
@@ -77,10 +95,13 @@ def measure(path, label, count_instructions=False):
     with tempfile.TemporaryDirectory() as work:
         for variant in VARIANTS:
             row[variant] = {"before": minitiny_arena(qmodel, variant, work, False),
-                            "after": minitiny_arena(qmodel, variant, work, True)}
+                            "after": minitiny_arena(qmodel, variant, work, True),
+                            "streamed": minitiny_arena(qmodel, variant, work, True, row["tflm"] // 2)}
         if count_instructions:
             row["instructions"] = {"before": instructions(qmodel, work, False),
                                    "after": instructions(qmodel, work, True)}
+            if row["dsp"]["streamed"]["arena"] is not None and row["dsp"]["streamed"]["streamed"]:
+                row["instructions"]["streamed"] = instructions(qmodel, work, True, row["tflm"] // 2)
     return row
 
 
@@ -88,21 +109,32 @@ def table(rows):
     skipped = [r for r in rows if "skipped" in r]
     rows = [r for r in rows if "skipped" not in r]
     out = ["| model | variant | arena before | arena after | ops in place | peak after "
-           "| old lower bound | TFLM minimum arena | after / TFLM |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| old lower bound | TFLM minimum arena | after / TFLM | streamed | ops streamed "
+           "| extra MACs | window copies | streamed / TFLM |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         for variant in VARIANTS:
-            before, after = r[variant]["before"], r[variant]["after"]
+            before, after, streamed = r[variant]["before"], r[variant]["after"], r[variant]["streamed"]
+            if streamed["arena"] is None:
+                stream_cells = f"not met: {streamed['reachable']:,} B at best | | | | {streamed['reachable'] / r['tflm']:.2f}"
+            else:
+                stream_cells = (f"{streamed['arena']:,} B | {streamed['streamed']} | {streamed['extra_macs']:,} "
+                                f"| {streamed['copied_bytes']:,} B | {streamed['arena'] / r['tflm']:.2f}")
             out.append(f"| {r['label']} | {variant} | {before['arena']:,} B | {after['arena']:,} B "
                        f"| {after['in_place']} | {after['lower_bound']:,} B | {before['lower_bound']:,} B "
-                       f"| {r['tflm']:,} B | {after['arena'] / r['tflm']:.2f} |")
+                       f"| {r['tflm']:,} B | {after['arena'] / r['tflm']:.2f} | {stream_cells} |")
     if any("instructions" in r for r in rows):
-        out += ["", "Instructions per inference, DSP kernels on the emulated Cortex-M4:", "",
-                "| model | plain schedule | in place | in place / plain |", "| --- | ---: | ---: | ---: |"]
+        out += ["", "Instructions per inference, DSP kernels on the emulated Cortex-M4 (streamed: where the "
+                "budget of half TFLM's arena streams any op):", "",
+                "| model | plain schedule | in place | in place / plain | streamed | streamed / plain |",
+                "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for r in rows:
             i = r.get("instructions")
             if i:
-                out.append(f"| {r['label']} | {i['before']:,} | {i['after']:,} | {i['after'] / i['before']:.4f} |")
+                streamed = (f"{i['streamed']:,} | {i['streamed'] / i['before']:.4f}" if "streamed" in i
+                            else "- | -")
+                out.append(f"| {r['label']} | {i['before']:,} | {i['after']:,} | {i['after'] / i['before']:.4f} "
+                           f"| {streamed} |")
     if skipped:
         out += ["", "Not measured:", ""] + [f"- {r['label']}: {r['skipped']}" for r in skipped]
     return "\n".join(out)
@@ -141,7 +173,10 @@ def main(argv=None):
                               "made by scripts/make_mlperf_tiny.py). TFLM's minimum arena is measured in the "
                               "same run, by bisection over `arena_size`. \"before\": the plain schedule (every "
                               "convolution and pool writes fresh bytes); \"after\": kernels write over the input "
-                              "they are done reading (codegen/inplace.py).\n\n" + text + "\n")
+                              "they are done reading (codegen/inplace.py); \"streamed\": generated with "
+                              "ram_budget = half of TFLM's minimum arena, runs of convolutions computed in "
+                              "bands of rows where the in-place plan is over it (codegen/stream.py).\n\n"
+                              + text + "\n")
     return rows
 
 

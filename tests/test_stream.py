@@ -228,3 +228,20 @@ def test_cli_ram_budget(tmp_path, capsys):
     assert "streamed:" in capsys.readouterr().out
     assert main(["import", path, "--out", str(tmp_path / "d"), "--ram-budget", "1000"]) != 0
     assert "smallest arena reachable" in capsys.readouterr().err
+
+
+def test_the_report_shows_the_stream(tmp_path):
+    from minitiny.reporting import collect, render_html
+    model = mlperf("ic_resnet8")
+    g = codegen.generate(model, tmp_path / "c", name="rn", variant="reference", ram_budget=28000)
+    m = g.manifest
+    # the bytes alive at each step add up from the plan's own rows, windows included
+    for s in m["steps"]:
+        covered = np.zeros(m["arena_bytes"], bool)
+        for r in m["plan"]:
+            if r["first"] <= s["step"] <= r["last"]:
+                covered[r["offset"]:r["offset"] + r["size"]] = True
+        assert s["live_bytes"] == covered.sum()
+    page = render_html(collect(str(tmp_path / "c"), run_firmware=False), with_plots=False)
+    streamed = [s for s in m["steps"] if s["streamed"]]
+    assert streamed and streamed[0]["streamed"] in page and "(streamed)" in page

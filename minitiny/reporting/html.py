@@ -41,7 +41,10 @@ def timeline(report, width=1100, height=280, left=70, bottom=110, top=10, right=
     that reads it, at its offset, as tall as its size. Tensors sharing a buffer (a reshape's
     alias, an in-place activation) are one rectangle labelled with all their names; an op
     that writes over its input with its output a little before it shows as two rectangles
-    overlapping at that step. The steps where the most bytes are alive are shaded."""
+    overlapping at that step. A streamed run of ops (computed band by band, its calls
+    interleaved) keeps its window buffers alive from its first op to its last: their
+    rectangles span the run, and its ops' labels say "streamed". The steps where the most
+    bytes are alive are shaded."""
     plan, names = report.plan, report.op_names
     if not plan:
         return None
@@ -65,7 +68,8 @@ def timeline(report, width=1100, height=280, left=70, bottom=110, top=10, right=
     peaks = [{"x": round(left + (r["step"] + 1) * sw, 2), "w": round(sw, 2),
               "tip": f"peak: {r['live_bytes']:,} B alive at step {r['step']} ({r['op']})"}
              for r in report.steps if r.get("peak")]
-    labels = ["input copy"] + list(names) + ["output copy"]
+    streamed = {r["op"] for r in report.steps if r.get("streamed")}
+    labels = ["input copy"] + [f"{n[:11]} (streamed)" if n in streamed else n for n in names] + ["output copy"]
     ticks = [{"x": round(left + (s + 0.5) * sw, 2), "label": lab}
              for s, lab in enumerate(labels)]
     yticks = [{"y": round(top + v * sy, 2), "label": f"{v:,}"}
