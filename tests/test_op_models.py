@@ -55,16 +55,20 @@ def tf_made_files():
 
 
 def builtins_and_modes(path):
-    """{(builtin name, mode)} of a file's operators: an operator's mode is int16x8 when an
-    activation it reads or writes is int16, int8 when one is int8 (a float operator has none)."""
+    """{(builtin name, mode)} of a file's operators. An operator's mode is its activations'
+    type: that of its first activation input (an int8 LSTM keeps int16 state and gates inside),
+    or of its output where that input is float32 or uint8 (the QUANTIZE at an edge); int16 is
+    the 16x8 mode, and a float operator has none."""
     with open(path, "rb") as f:
         tensors, ops, _, _, _ = read_flatbuffer(f.read(), path)
+    modes = {TensorType.INT8: "int8", TensorType.INT16: "int16x8"}
     found = set()
     for op in ops:
-        types = {tensors[t].type for t in op.inputs + op.outputs if t >= 0 and tensors[t].data is None}
-        mode = "int16x8" if TensorType.INT16 in types else "int8" if TensorType.INT8 in types else None
-        if mode:
-            found.add((op_name(op.code), mode))
+        data = [t for t in op.inputs if t >= 0 and tensors[t].data is None]
+        for t in data[:1] + op.outputs[:1]:
+            if tensors[t].type in modes:
+                found.add((op_name(op.code), modes[tensors[t].type]))
+                break
     return found
 
 
