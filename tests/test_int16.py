@@ -639,25 +639,29 @@ def test_generate_refuses_other_variants_and_thresholds_for_16x8(tmp_path):
         codegen.generate(m, tmp_path / "t", name="m", threshold=0.5)
 
 
-def test_the_tf_16x8_cnn_on_the_emulated_cortex_m4(tmp_path):
-    """The TF 16x8 CNN's C built for a Cortex-M4 and run in QEMU: TFLM's stored int16
-    outputs, bit for bit, with instruction counts per layer."""
+def run_tf_16x8_file_on_the_m4(name, rows, tmp_path):
+    """The TF 16x8 file `name`'s C built for a Cortex-M4 and run in QEMU on the stored inputs
+    `rows`: TFLM's stored int16 outputs, bit for bit, and instruction counts per layer."""
     import shutil
     fw = pytest.importorskip("minitiny.firmware")
     missing = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm") if shutil.which(t) is None]
     if missing:
         pytest.skip(f"{', '.join(missing)} not installed")
     from minitiny import codegen
-    q = from_tflite(os.path.join(DATA, "cnn_16x8.tflite"))
-    codegen.generate(q, tmp_path / "m", name="kws16")
-    with np.load(os.path.join(DATA, "cnn_16x8.expected.npz")) as z:
-        x, y = z["x"][60:66], z["y"][60:66]       # full-range and in-distribution samples
+    q = from_tflite(os.path.join(DATA, f"{name}.tflite"))
+    codegen.generate(q, tmp_path / "m", name="m16")
+    with np.load(os.path.join(DATA, f"{name}.expected.npz")) as z:
+        x, y = z["x"][rows], z["y"][rows]
     r = fw.run(tmp_path / "m", board="cortex-m4", inputs=x, expected=y, cache_dir=tmp_path / "cache",
                timeout=60)
     assert r.status == "ok", r.message
     assert r.outputs.dtype == np.int16
     np.testing.assert_array_equal(r.outputs.reshape(y.shape), y)
-    assert r.layer_instructions.shape == (6, len(q.ops))
+    assert r.layer_instructions.shape == (len(x), len(q.ops))
+
+
+def test_the_tf_16x8_cnn_on_the_emulated_cortex_m4(tmp_path):
+    run_tf_16x8_file_on_the_m4("cnn_16x8", slice(60, 66), tmp_path)    # full-range and in-distribution
 
 
 def test_cli_imports_and_verifies_a_16x8_file(tmp_path, capsys):

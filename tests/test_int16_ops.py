@@ -29,6 +29,7 @@ from hypothesis import given, settings, strategies as st
 
 import int8_oracle as O
 import test_data_movement as DM
+import test_int16 as I16
 from minitiny import codegen
 from minitiny.quant import kernels, supported
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
@@ -401,22 +402,9 @@ def test_tf_16x8_file_gives_tflm_stored_outputs_in_numpy_and_c(name, tmp_path):
 
 
 def test_the_tf_16x8_ops_cnn_on_the_emulated_cortex_m4(tmp_path):
-    """ops_16x8_cnn's C built for a Cortex-M4 and run in QEMU: TFLM's stored int16 outputs
-    for full-range and in-distribution inputs, bit for bit, with instruction counts per layer."""
-    fw = pytest.importorskip("minitiny.firmware")
-    missing = [t for t in ("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed")
-    q = from_tflite(os.path.join(DATA, "ops_16x8_cnn.tflite"))
-    codegen.generate(q, tmp_path / "m", name="ops16")
-    with np.load(os.path.join(DATA, "ops_16x8_cnn.expected.npz")) as z:
-        x, y = np.concatenate([z["x"][:3], z["x"][64:67]]), np.concatenate([z["y"][:3], z["y"][64:67]])
-    r = fw.run(tmp_path / "m", board="cortex-m4", inputs=x, expected=y, cache_dir=tmp_path / "cache",
-               timeout=60)
-    assert r.status == "ok", r.message
-    assert r.outputs.dtype == np.int16
-    np.testing.assert_array_equal(r.outputs.reshape(y.shape), y)
-    assert r.layer_instructions.shape == (6, len(q.ops)) and np.all(r.layer_instructions > 0)
+    """ops_16x8_cnn's C in QEMU on a Cortex-M4: TFLM's stored outputs for full-range and
+    in-distribution inputs, bit for bit (test_int16's runner)."""
+    I16.run_tf_16x8_file_on_the_m4("ops_16x8_cnn", [0, 1, 2, 64, 65, 66], tmp_path)
 
 
 # ---------------------------------------------------------------------------------------
