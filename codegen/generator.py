@@ -28,7 +28,7 @@ from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
-from . import dsp, elementwise, inplace, planner, stream
+from . import dsp, elementwise, fast16, inplace, planner, stream
 from .float_codegen import generate_float
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 from .output import GENERATOR, CodegenError, Generated, write_atomically
@@ -129,12 +129,20 @@ REFERENCE_KERNELS = {
     **{kind: [template] for kind, template in MOVEMENT_TEMPLATES.items()},
 }
 
-# A 16x8 model (int16 activations, int8 weights, int64 bias) has the reference variant only:
-# the reference kernels above rendered with int16 types and int64 accumulators (the
-# context's act_t, acc_t, bias_t, requantize), and three kernels of its own in templates/int16/.
+# A 16x8 model (int16 activations, int8 weights, int64 bias): the reference kernels above
+# rendered with int16 types and int64 accumulators (the context's act_t, acc_t, bias_t,
+# requantize), and three kernels of its own in templates/int16/. The other variants compute
+# fully_connected, conv_2d and depthwise_conv_2d with the tuned kernels of codegen/fast16.py
+# (templates/int16/scalar_*.c.j2, and dsp_*.c.j2 in "dsp" and "auto"); the rest with the reference ones.
 INT16_TEMPLATES = {**REFERENCE_TEMPLATES, "reshape": "reshape.c.j2", "relu": "relu.c.j2", "relu6": "relu.c.j2",
                    "softmax": "int16/softmax.c.j2", "logistic": "int16/logistic_tanh.c.j2",
                    "tanh": "int16/logistic_tanh.c.j2"}
+INT16_VARIANTS = {
+    "reference": INT16_TEMPLATES,
+    "scalar": {**INT16_TEMPLATES, **fast16.SCALAR_TEMPLATES},
+    "dsp": {**INT16_TEMPLATES, **fast16.DSP_TEMPLATES},
+    "auto": {**INT16_TEMPLATES, **fast16.DSP_TEMPLATES},
+}
 INT16_KERNELS = {**REFERENCE_KERNELS, "softmax": ["int16/softmax.c.j2"],
                  "logistic": ["int16/sigmoid_table.c.j2", "int16/logistic_tanh.c.j2"],
                  "tanh": ["int16/sigmoid_table.c.j2", "int16/logistic_tanh.c.j2"]}
@@ -267,7 +275,7 @@ REFERENCE_PARAMS_BYTES = {
 # <arm_acle.h>'s type names, declared in a model with DSP kernels.
 RESERVED = {"arena", "stream_copy", "stream_fill"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "int8x4_t", "uint8x4_t"}
 LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding", "_channel",
-                  "_params", "_shape", "_input1", "_input2", "_alpha", "_table")
+                  "_params", "_shape", "_input1", "_input2", "_alpha", "_table", "_multiplier", "_offset")
 
 
 # -- hashing -------------------------------------------------------------------------------
@@ -350,13 +358,13 @@ def io_tensors(qmodel, arena=None):
 def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     kind = op.kind
     int16 = (op.params or {}).get("dtype") == "int16"
-    template = INT16_TEMPLATES.get(kind) if int16 else KERNEL_VARIANTS[variant].get(kind)
-    uses_dsp = kind in _dsp_kinds(variant) and not reference_only(op)
+    template = _int16_template(op, qmodel, variant) if int16 else KERNEL_VARIANTS[variant].get(kind)
+    uses_dsp = _uses_dsp(op, qmodel, variant)
     if reference_only(op) and not int16:
         template = REFERENCE_TEMPLATES[kind]
     dsp_template = None
-    if variant in BOTH_KERNELS and uses_dsp:
-        template, dsp_template = SCALAR_TEMPLATES[kind], template    # "#if MINITINY_DSP ... #else ..."
+    if variant in BOTH_KERNELS and uses_dsp:                         # "#if MINITINY_DSP ... #else ..."
+        template, dsp_template = (fast16.SCALAR_TEMPLATES if int16 else SCALAR_TEMPLATES)[kind], template
     if template is None:
         raise CodegenError(f"model {qmodel.name!r}, layer {index} {op.name!r}: op kind {kind!r} "
                            f"has no C template; supported: {', '.join(sorted(TEMPLATES))}")
@@ -380,7 +388,8 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
                            or len(set(p["output_shift"].tolist())) > 1)
     # bytes in flash: weights and bias, plus per-channel multipliers and shifts (int32 each);
     # a DSP kernel's weight layout may pad rows to a multiple of 4 (dsp.weight_bytes)
-    dsp_weight_bytes = dsp.weight_bytes(kind, p, dsp_weights) if uses_dsp else None
+    dsp_weight_bytes = (None if not uses_dsp else fast16.weight_bytes(kind, p, qmodel.tensors[op.inputs[1]].data)
+                        if int16 else dsp.weight_bytes(kind, p, dsp_weights))
     weight_bytes = (sum(c["nbytes"] for c in consts) + (8 * len(p["output_multiplier"]) if per_channel else 0)
                     + (dsp_weight_bytes - consts[0]["nbytes"] if dsp_weight_bytes is not None else 0))
     # the banner's integer parameters, a line per group (BANNER_GROUPS)
@@ -388,16 +397,24 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     if kind in ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv") and not per_channel:
         integers.update(output_multiplier=int(p["output_multiplier"][0]), output_shift=int(p["output_shift"][0]))
     scalars = _banner_groups(integers)
-    dsp_context = dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data if weight is not None else None,
-                                    bias["data"] if bias is not None else None,
-                                    arena.scratch.get(index), dsp_weights) if uses_dsp else None
+    dsp_context = None
+    if uses_dsp and int16:
+        dsp_context = fast16.dsp_context(kind, p, qmodel.tensors[op.inputs[1]].data, arena.scratch.get(index))
+    elif uses_dsp:
+        dsp_context = dsp.layer_context(kind, p, qmodel.tensors[op.inputs[1]].data if weight is not None else None,
+                                        bias["data"] if bias is not None else None,
+                                        arena.scratch.get(index), dsp_weights)
     if per_channel and dsp_context is not None and dsp_context.get("rounding") is not None:
         weight_bytes += 4 * len(dsp_context["rounding"])   # requantize_doubled's rounding, an int32 per channel
         if kind == "conv_2d" and bias is None:                # conv_2d_dsp's per-channel table
             weight_bytes += 4 * len(dsp_context["rounding"])   # holds a bias of 0 too
-    generic = template == REFERENCE_TEMPLATES.get(kind) or (int16 and kind in INT16_KERNELS)
+    generic = template == REFERENCE_TEMPLATES.get(kind) or (int16 and template == INT16_TEMPLATES.get(kind)
+                                                            and kind in INT16_KERNELS)
     # (the reference variant's kernel, shared by every layer of the kind)
-    code_bytes = (dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES_CALL if generic else CODE_BYTES[kind])
+    if int16 and kind in fast16.SCALAR_TEMPLATES and not generic:
+        code_bytes = (fast16.DSP_CODE_BYTES if uses_dsp else fast16.CODE_BYTES)[kind]
+    else:
+        code_bytes = (dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES_CALL if generic else CODE_BYTES[kind])
     channel_multipliers = None
     if generic:
         weight_bytes += (REFERENCE_PARAMS_BYTES[kind] + (3 * 4 * 4 if ew and ew["shape"] else 0)
@@ -410,7 +427,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     # the scalar kernel's bias with the input offset folded in (None: the offset stays in the
     # loop); a layer without a bias gets one when the folded values are not all zero
     folded = None
-    if kind in ("fully_connected", "conv_2d") and SCALAR_TEMPLATES[kind] in (template, dsp_template):
+    if kind in ("fully_connected", "conv_2d") and SCALAR_TEMPLATES[kind] in (template, dsp_template) and not int16:
         folded = folded_bias(kind, p, qmodel.tensors[op.inputs[1]].data, bias["data"] if bias else None)
         if folded is not None and bias is None and np.any(folded):
             weight_bytes += 4 * len(folded)
@@ -418,14 +435,49 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
             "template": template, "dsp_template": dsp_template, "generic": generic, "p": p,
             "channel_multipliers": channel_multipliers, "elementwise": ew,
             "dsp": dsp_context,
-            "scratch_bytes": dsp.scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
+            "scratch_bytes": (fast16 if int16 else dsp).scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "outputs": outs, "weight": weight, "bias": bias, "per_channel": per_channel,
             "activation": op.options.get("activation", "none"), "macs": int(p.get("macs", 0)),
             "weight_bytes": int(weight_bytes), "code_bytes": code_bytes,
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
             "shared": arena.shared.get(op.name), "in_place": arena.in_place.get(op.name), "scalars": scalars,
             "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None,
-            "band": None, "stream_ops": None, "stream_lines": None}     # set for a streamed layer
+            "band": None, "stream_ops": None, "stream_lines": None,     # set for a streamed layer
+            **_int16_sums(kind, qmodel, op, int16 and not generic, bias["data"] if bias is not None else None)}
+
+
+def _int16_sums(kind, qmodel, op, tuned, bias):
+    """A 16x8 weighted layer's sums in a tuned kernel (tuned: the layer has one): int32 or
+    int64 (fast16.acc32), their bound, the requantization folded or not."""
+    if not tuned or kind not in fast16.SCALAR_TEMPLATES:
+        return {}
+    weight = qmodel.tensors[op.inputs[1]].data
+    bound = fast16.acc_bound(kind, weight)
+    folded = fast16.folded_requantization(op.params, bias, bound)
+    if folded is not None:        # one value for every channel: a constant in the code
+        folded = dict(folded, per_channel=len(set(folded["multiplier"])) > 1 or len(set(folded["offset"])) > 1)
+    return {"acc32": bound < fast16.INT32_LIMIT, "acc_bound": bound, "folded": folded}
+
+
+def _int16_template(op, qmodel, variant):
+    """The template of a 16x8 layer in `variant`: the DSP kernel where the variant has one and
+    it applies (fast16.has_dsp), else the scalar one, else the reference kernel."""
+    templates = INT16_VARIANTS[variant]
+    if reference_only(op) or op.kind not in fast16.SCALAR_TEMPLATES or variant == "reference":
+        return INT16_TEMPLATES.get(op.kind)
+    if templates.get(op.kind) == fast16.DSP_TEMPLATES.get(op.kind) and \
+            not fast16.has_dsp(op.kind, op.params, qmodel.tensors[op.inputs[1]].data):
+        return fast16.SCALAR_TEMPLATES[op.kind]
+    return templates[op.kind]
+
+
+def _uses_dsp(op, qmodel, variant):
+    """Whether the C of `variant` computes the op with a DSP-SIMD kernel."""
+    if op.params is None or reference_only(op):
+        return False
+    if op.params.get("dtype") == "int16":
+        return _int16_template(op, qmodel, variant) in fast16.DSP_TEMPLATES.values()
+    return op.kind in _dsp_kinds(variant)
 
 
 # The banner of a layer lists its integer parameters by meaning, one line per group; a
@@ -588,10 +640,10 @@ def _scratch(computed, variant, streams=()):
     band = {i: s for s in streams for i in s.ops}
     scratch = {}
     for i, op in enumerate(computed.ops):
-        if op.kind in _dsp_kinds(variant) and op.params is not None and not reference_only(op):
+        if _uses_dsp(op, computed, variant):
             p = op.params if i not in band else stream.band_params(
                 op, op.params, band[i].band, computed.tensors[op.outputs[0]].shape[0])
-            scratch[i] = dsp.scratch_bytes(op.kind, p)
+            scratch[i] = (fast16 if p.get("dtype") == "int16" else dsp).scratch_bytes(op.kind, p)
     return scratch
 
 
@@ -657,14 +709,14 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
         raise CodegenError(f"dsp_weights={dsp_weights!r} is for the DSP kernels; variant {variant!r} has "
                            f"none (use variant 'dsp' or 'auto')")
     dtype, single_rounding = _check_model(qmodel)
-    if dtype == "int16" and variant != "reference":
-        raise CodegenError(f"model {qmodel.name!r} is 16x8 (int16 activations): its C has the "
-                           f"'reference' kernels only, not {variant!r}")
+    if dtype == "int16" and dsp_weights != "int8":
+        raise CodegenError(f"model {qmodel.name!r} is 16x8 (int16 activations): dsp_weights={dsp_weights!r} "
+                           f"is for int8 models (its DSP kernels extend the int8 weights as they read them)")
     if dtype == "int16" and threshold is not None:
         raise CodegenError(f"model {qmodel.name!r}: threshold= needs an int8 output, this 16x8 "
                            f"model's is int16")
     # the model as the kernels compute it: the same tensors, a few ops in an equal form
-    computed = depthwise_form(qmodel) if "depthwise_conv_2d" in _dsp_kinds(variant) else qmodel
+    computed = depthwise_form(qmodel) if "depthwise_conv_2d" in _dsp_kinds(variant) and dtype == "int8" else qmodel
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
     arena, streams = plan_streams(computed, variant, in_place, ram_budget, streams)
     inputs, outputs = io_tensors(qmodel, arena)
@@ -694,9 +746,11 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     # they call are emitted under #if !MINITINY_DSP (clang warns about an unused static
     # function, and a DSP build compiles the scalar kernels out).
     called = [layer for layer in layers if not _saturates_only(layer)]
+    # (a 16x8 layer whose requantization is folded, fast16.folded_requantization, calls none)
+    called = [layer for layer in called if not layer.get("folded")]
     scalar_helpers = _helpers((layer["kind"] + ("_int16" if layer["int16"] else "") for layer in called),
                               single_rounding)
-    dsp_helpers = _helpers((layer["kind"] for layer in called
+    dsp_helpers = _helpers((layer["kind"] + ("_int16" if layer["int16"] else "") for layer in called
                             if not (layer["dsp"] and layer["dsp"].get("fast_requantize", True))),
                            single_rounding)
     helpers = dsp_helpers if any(layer["dsp"] for layer in layers) else scalar_helpers
@@ -715,10 +769,11 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
         "single_rounding": single_rounding, "requantize_fast": variant != "reference",
         "dsp": any(layer["dsp"] is not None for layer in layers), "dsp_pixels": dsp.CONV_PIXELS,
         "dsp_helpers": dsp.helper_closure(h for layer in layers if layer["dsp"] is not None
-                                          for h in dsp.helpers(layer["kind"], layer["p"],
-                                                               layer["dsp"]["fast_requantize"],
-                                                               dsp_weights,
-                                                               layer["dsp"].get("rounding") is not None)),
+                                          for h in (fast16.helpers(layer["kind"]) if layer["int16"] else
+                                                    dsp.helpers(layer["kind"], layer["p"],
+                                                                layer["dsp"]["fast_requantize"],
+                                                                dsp_weights,
+                                                                layer["dsp"].get("rounding") is not None))),
         "arena": arena, "arena_size": max(arena.size, 4), "streams": streams,
         "stream_helpers": {"copy" if a[0] == "slide" else a[0] for s in streams for a in s.actions} - {"call"},
         "plan": [dict(row, labels=[c_comment(t) for t in row["tensors"]]) for row in arena.rows()],

@@ -28,7 +28,7 @@ STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
 ACLE_SHIM = r"""
 /* The ACLE DSP intrinsics minitiny's DSP kernels use, for a host C compiler: each written
  * from the pseudo-code of the Arm Architecture Reference Manual (Armv7-M, A7.7: SXTB16,
- * SXTAB16, SMLAD, SMLABB/SMLATT). All arithmetic on uint32_t, so wrap-around is defined. */
+ * SXTAB16, SMLAD, SMLALD, SMLABB/SMLATT). All arithmetic on uint32_t, so wrap-around is defined. */
 #ifndef TEST_ACLE_SHIM_H
 #define TEST_ACLE_SHIM_H
 #include <stdint.h>
@@ -56,6 +56,11 @@ static inline int32_t __smlad(int32_t a, int32_t b, int32_t acc)
 {
     return (int32_t)((uint32_t)acc + (uint32_t)(shim_half(a, 0) * shim_half(b, 0))
                      + (uint32_t)(shim_half(a, 1) * shim_half(b, 1)));
+}
+static inline int64_t __smlald(int32_t a, int32_t b, int64_t acc)   /* 64-bit accumulator */
+{
+    return (int64_t)((uint64_t)acc + (uint64_t)((int64_t)shim_half(a, 0) * shim_half(b, 0))
+                     + (uint64_t)((int64_t)shim_half(a, 1) * shim_half(b, 1)));
 }
 static inline int32_t __smlabb(int32_t a, int32_t b, int32_t acc)
 {
