@@ -28,7 +28,7 @@ from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
-from . import dsp, elementwise, fast16, inplace, planner, stream
+from . import dsp, elementwise, fast16, inplace, lut, planner, stream
 from .float_codegen import generate_float
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 from .output import GENERATOR, CodegenError, Generated, write_atomically
@@ -55,7 +55,8 @@ VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d
 #               by every layer of that kind with its constants; the C to read (the default).
 #   "scalar"    portable C tuned per layer (four outputs at a time, the input offset folded
 #               into the bias, windows clipped once per pixel): cores without the DSP
-#               extension (Cortex-M0/M0+/M3).
+#               extension (Cortex-M0/M0+/M3). Here and in "dsp" and "auto", an op whose
+#               output value depends on one input value is a table lookup (lut.py).
 #   "dsp"       the DSP-SIMD kernels of dsp.py where an op kind has one, else "scalar":
 #               Cortex-M4/M7/M33/M55 only (the C stops with #error without __ARM_FEATURE_DSP).
 #   "auto"      "dsp" and "scalar" both, chosen by the compiler: the DSP kernels when
@@ -71,7 +72,8 @@ MOVEMENT_TEMPLATES = {
     "strided_slice": "reference/strided_slice.c.j2", "slice": "reference/strided_slice.c.j2",
     "transpose": "reference/transpose.c.j2",
 }
-# Op kinds every variant runs with the reference kernel (no tuned form yet).
+# Op kinds every variant runs with the reference kernel (no tuned form yet; but the tuned
+# variants compute a layer by table lookup where lut.py finds one).
 REFERENCE_ONLY_TEMPLATES = {
     "maximum": "reference/maximum_minimum.c.j2", "minimum": "reference/maximum_minimum.c.j2",
     "squared_difference": "reference/squared_difference.c.j2",
@@ -240,6 +242,8 @@ CODE_BYTES_HELPERS = {
     "gemmlowp_logistic": 50, "gemmlowp_tanh": 32,
 }
 CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, checks, one call per layer
+# the table kernel (templates/scalar/lut.c.j2) of the tuned variants, without its table
+LUT_TEMPLATE, CODE_BYTES_LUT = "scalar/lut.c.j2", 48
 # The reference variant: each generic kernel once per model, and per layer the small function
 # that calls it with the layer's constants; the constants' params struct in flash (int fields).
 CODE_BYTES_REFERENCE = {
@@ -362,6 +366,10 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     uses_dsp = _uses_dsp(op, qmodel, variant)
     if reference_only(op) and not int16:
         template = REFERENCE_TEMPLATES[kind]
+    # an op whose output value depends on one input value: a table lookup (codegen/lut.py)
+    table = lut.layer_context(op, qmodel) if variant != "reference" and not int16 else None
+    if table is not None:
+        template = LUT_TEMPLATE
     dsp_template = None
     if variant in BOTH_KERNELS and uses_dsp:                         # "#if MINITINY_DSP ... #else ..."
         template, dsp_template = (fast16.SCALAR_TEMPLATES if int16 else SCALAR_TEMPLATES)[kind], template
@@ -377,8 +385,9 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     outs = [_tensor_view(qmodel.tensors[n], arena.offsets[n]) for n in op.outputs]
     out = outs[0]
     # an element-wise op's constant operand is no weight: codegen/elementwise.py writes it
-    ew = elementwise.layer_context(kind, p, qmodel, op) if kind in elementwise.ROLES and op.params else None
-    weight = consts[0] if consts and ew is None else None
+    ew = elementwise.layer_context(kind, p, qmodel, op) if kind in elementwise.ROLES and op.params and \
+        table is None else None
+    weight = consts[0] if consts and ew is None and table is None else None
     bias = consts[1] if len(consts) > 1 else None
     if weight is not None and kind == "depthwise_conv_2d":
         weight = dict(weight, data=weight["data"][0], shape=weight["shape"][1:])  # drop the leading 1
@@ -390,7 +399,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     # a DSP kernel's weight layout may pad rows to a multiple of 4 (dsp.weight_bytes)
     dsp_weight_bytes = (None if not uses_dsp else fast16.weight_bytes(kind, p, qmodel.tensors[op.inputs[1]].data)
                         if int16 else dsp.weight_bytes(kind, p, dsp_weights))
-    weight_bytes = (sum(c["nbytes"] for c in consts) + (8 * len(p["output_multiplier"]) if per_channel else 0)
+    weight_bytes = (sum(c["nbytes"] for c in consts if table is None) + (8 * len(p["output_multiplier"]) if per_channel else 0)
                     + (dsp_weight_bytes - consts[0]["nbytes"] if dsp_weight_bytes is not None else 0))
     # the banner's integer parameters, a line per group (BANNER_GROUPS)
     integers = {k: v for k, v in p.items() if isinstance(v, int) and not isinstance(v, bool) and k != "macs"}
@@ -414,7 +423,8 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
     if int16 and kind in fast16.SCALAR_TEMPLATES and not generic:
         code_bytes = (fast16.DSP_CODE_BYTES if uses_dsp else fast16.CODE_BYTES)[kind]
     else:
-        code_bytes = (dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES_CALL if generic else CODE_BYTES[kind])
+        code_bytes = (dsp.CODE_BYTES[kind] if uses_dsp else CODE_BYTES_CALL if generic
+                      else CODE_BYTES_LUT if table is not None else CODE_BYTES[kind])
     channel_multipliers = None
     if generic:
         weight_bytes += (REFERENCE_PARAMS_BYTES[kind] + (3 * 4 * 4 if ew and ew["shape"] else 0)
@@ -433,7 +443,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
             weight_bytes += 4 * len(folded)
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind, "int16": int16,
             "template": template, "dsp_template": dsp_template, "generic": generic, "p": p,
-            "channel_multipliers": channel_multipliers, "elementwise": ew,
+            "channel_multipliers": channel_multipliers, "elementwise": ew, "lut": table,
             "dsp": dsp_context,
             "scratch_bytes": (fast16 if int16 else dsp).scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "outputs": outs, "weight": weight, "bias": bias, "per_channel": per_channel,
@@ -745,9 +755,10 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     # either. In "auto" the scalar kernels beside the DSP ones still call theirs: those only
     # they call are emitted under #if !MINITINY_DSP (clang warns about an unused static
     # function, and a DSP build compiles the scalar kernels out).
-    called = [layer for layer in layers if not _saturates_only(layer)]
+    called = [layer for layer in layers if not _saturates_only(layer) and layer["lut"] is None]
     # (a 16x8 layer whose requantization is folded, fast16.folded_requantization, calls none)
     called = [layer for layer in called if not layer.get("folded")]
+    _share_tables(layers)
     scalar_helpers = _helpers((layer["kind"] + ("_int16" if layer["int16"] else "") for layer in called),
                               single_rounding)
     dsp_helpers = _helpers((layer["kind"] + ("_int16" if layer["int16"] else "") for layer in called
@@ -786,6 +797,22 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
         "threshold": _threshold(qmodel, prefix, threshold, threshold_name),
         "dtype": dtype, **C_TYPES[dtype], **_int16_tables(layers),
     }
+
+
+def _share_tables(layers):
+    """Name each table layer's table (lut.py) and emit it once: a layer whose table has the
+    same bytes as an earlier one's reads that one (the GRU's gates, MobileNetV3's hard_swish
+    on equal scales); its flash is counted at the first."""
+    first = {}
+    for layer in layers:
+        t = layer["lut"]
+        if t is None:
+            continue
+        key = t["tables"].tobytes()
+        t["owner"] = key not in first
+        t["table"] = first.setdefault(key, f"{layer['name']}_table")
+        if t["owner"]:
+            layer["weight_bytes"] += t["tables"].size
 
 
 def _int16_tables(layers):

@@ -117,6 +117,12 @@ def models():
     out["data movement"] = movement_chain(0)
     # Issue 19's spatial ops and reductions: every variant hands them to the reference kernels
     out["spatial ops"] = O.spatial_model()
+    # The tuned variants' table kernels (codegen/lut.py): one table, tables per channel, and
+    # a table shared by two layers
+    b = O.Builder(6, (16, 16, 3), "tables", np.float32(0.05), 4)
+    b.binary("add", other_shape=(3,), constant=True).hard_swish().logistic().binary(
+        "mul", other_shape=(), constant=True, constant_first=True)
+    out["tables"] = b.model()
     return out
 
 
