@@ -359,11 +359,13 @@ def io_tensors(qmodel, arena=None):
     return views
 
 
-def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
+def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8", scalar=False):
     kind = op.kind
     int16 = (op.params or {}).get("dtype") == "int16"
     template = _int16_template(op, qmodel, variant) if int16 else KERNEL_VARIANTS[variant].get(kind)
     uses_dsp = _uses_dsp(op, qmodel, variant)
+    if scalar and uses_dsp:             # the RAM budget has no room for the DSP kernel's scratch
+        template, uses_dsp = (fast16.SCALAR_TEMPLATES if int16 else SCALAR_TEMPLATES)[kind], False
     if reference_only(op) and not int16:
         template = REFERENCE_TEMPLATES[kind]
     # an op whose output value depends on one input value: a table lookup (codegen/lut.py)
@@ -453,6 +455,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8"):
             "shared": arena.shared.get(op.name), "in_place": arena.in_place.get(op.name), "scalars": scalars,
             "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None,
             "band": None, "stream_ops": None, "stream_lines": None,     # set for a streamed layer
+            "scalar_for_ram": scalar and _uses_dsp(op, qmodel, variant),
             **_int16_sums(kind, qmodel, op, int16 and not generic, bias["data"] if bias is not None else None)}
 
 
@@ -645,12 +648,13 @@ def depthwise_form(qmodel):
     return QModel(qmodel.name, tensors, ops, qmodel.inputs, qmodel.outputs, single_rounding=qmodel.single_rounding)
 
 
-def _scratch(computed, variant, streams=()):
-    """{op index: bytes} of the DSP kernels' scratch; a streamed op's for its band."""
+def _scratch(computed, variant, streams=(), scalar=()):
+    """{op index: bytes} of the DSP kernels' scratch; a streamed op's for its band; none for
+    the ops in `scalar` (op names), computed with the scalar kernel."""
     band = {i: s for s in streams for i in s.ops}
     scratch = {}
     for i, op in enumerate(computed.ops):
-        if _uses_dsp(op, computed, variant):
+        if _uses_dsp(op, computed, variant) and op.name not in scalar:
             p = op.params if i not in band else stream.band_params(
                 op, op.params, band[i].band, computed.tensors[op.outputs[0]].shape[0])
             scratch[i] = (fast16 if p.get("dtype") == "int16" else dsp).scratch_bytes(op.kind, p)
@@ -658,39 +662,50 @@ def _scratch(computed, variant, streams=()):
 
 
 def plan_streams(computed, variant, in_place, ram_budget, streams=None):
-    """(arena plan, [Stream]): the plain or in-place plan, and the streams (stream.py) that
-    bring it to ram_budget bytes (None: no streaming), or exactly `streams`, [(first op,
-    last op, band)]."""
-    kernels_of = lambda op: ["reference"] if reference_only(op) else _kernels(variant, op.kind)
-    candidates = inplace.candidates(computed, kernels_of) if in_place else None
+    """(arena plan, [Stream], {op names computed with the scalar kernel}): the plain or
+    in-place plan; the streams (stream.py) that bring it to ram_budget bytes (None: no
+    streaming), after exactly `streams`, [(first op, last op, band)], when given; and, where
+    the peak is a DSP kernel's scratch that no stream removes, that op computed with the
+    scalar kernel instead (no scratch; more instructions: bench/arena.py counts them)."""
+    scalar = set()
+    kernels_of = lambda op: (["reference"] if reference_only(op) else
+                             ["scalar"] if op.name in scalar else _kernels(variant, op.kind))
 
     def arena_of(streams):
-        arena = planner.plan_qmodel(computed, scratch=_scratch(computed, variant, streams), in_place=candidates,
+        arena = planner.plan_qmodel(computed, scratch=_scratch(computed, variant, streams, scalar),
+                                    in_place=inplace.candidates(computed, kernels_of) if in_place else None,
                                     streams=[stream.planned(computed, s) for s in streams])
         return arena.size, arena
 
     def peak_of(streams):
         steps, sizes = planner.qmodel_steps(computed)
-        return planner.peak(steps, sizes, computed.inputs, computed.outputs, _scratch(computed, variant, streams),
-                            candidates, [stream.planned(computed, s) for s in streams])
+        return planner.peak(steps, sizes, computed.inputs, computed.outputs,
+                            _scratch(computed, variant, streams, scalar),
+                            inplace.candidates(computed, kernels_of) if in_place else None,
+                            [stream.planned(computed, s) for s in streams])
+    chosen = []
     if streams is not None:
         try:
-            streams = [stream.build(computed, list(range(a, b + 1)), band) for a, b, band in streams]
+            chosen = [stream.build(computed, list(range(a, b + 1)), band) for a, b, band in streams]
         except stream.StreamError as e:
             raise CodegenError(f"model {computed.name!r}: {e}") from None
-        taken = [i for s in streams for i in s.ops]
+        taken = [i for s in chosen for i in s.ops]
         if len(taken) != len(set(taken)):
             raise CodegenError(f"model {computed.name!r}: streams={streams!r} overlap")
-    else:
-        streams = []
     if ram_budget is not None:
         if isinstance(ram_budget, bool) or not isinstance(ram_budget, (int, np.integer)) or ram_budget <= 0:
             raise CodegenError(f"ram_budget={ram_budget!r}: expected a positive number of bytes")
-        try:
-            streams = stream.choose(computed, int(ram_budget), arena_of, peak_of, streams)
-        except stream.StreamError as e:
-            raise CodegenError(f"model {computed.name!r}: {e}") from None
-    return arena_of(streams)[1], streams
+        while True:
+            try:
+                chosen = stream.choose(computed, int(ram_budget), arena_of, peak_of, chosen)
+                break
+            except stream.StreamError as e:
+                op = computed.ops[e.peak_step] if e.peak_step is not None else None
+                if op is None or op.name in scalar or not _scratch(computed, variant).get(e.peak_step):
+                    raise CodegenError(f"model {computed.name!r}: {e}") from None
+                scalar.add(op.name)
+                chosen = e.chosen
+    return arena_of(chosen)[1], chosen, scalar
 
 
 def _stream_layer(index, op, computed, s, arena, namer, variant, dsp_weights):
@@ -728,14 +743,15 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
     # the model as the kernels compute it: the same tensors, a few ops in an equal form
     computed = depthwise_form(qmodel) if "depthwise_conv_2d" in _dsp_kinds(variant) and dtype == "int8" else qmodel
     prefix = c_identifier(name if name is not None else qmodel.name, "model", whole_name=False).lower()
-    arena, streams = plan_streams(computed, variant, in_place, ram_budget, streams)
+    arena, streams, scalar = plan_streams(computed, variant, in_place, ram_budget, streams)
     inputs, outputs = io_tensors(qmodel, arena)
     namer = Namer(RESERVED | identifiers() | {prefix + "_invoke"}
                   | {f"{prefix}_quantize_{t['arg']}" for t in inputs}
                   | {f"{prefix}_dequantize_{t['arg']}" for t in outputs})
     stream_of = {i: s for s in streams for i in s.ops}
     layers = [_stream_layer(i, op, computed, stream_of[i], arena, namer, variant, dsp_weights) if i in stream_of
-              else _layer(i, op, computed, arena, namer, variant, dsp_weights) for i, op in enumerate(computed.ops)]
+              else _layer(i, op, computed, arena, namer, variant, dsp_weights, op.name in scalar)
+              for i, op in enumerate(computed.ops)]
     for s in streams:                       # the stream's calls, in invoke at its first layer
         layers[s.ops[0]]["stream_lines"] = [
             (code, c_comment(comment)) for code, comment in
@@ -853,15 +869,19 @@ def manifest(context, qmodel):
         "layers": [{"index": layer["index"], "name": qmodel.ops[layer["index"]].name,
                     "c_name": layer["name"], "kind": layer["model_kind"],
                     **({"kernel": layer["kind"]} if layer["kind"] != layer["model_kind"] else {}),
-                    "input_shapes": [list(t["shape"]) for t in layer["inputs"]],
-                    "output_shape": list(layer["output"]["shape"]), "macs": layer["macs"],
+                    # the model's shapes (a streamed layer's function sees a band of them)
+                    "input_shapes": [list(t.shape) for t in qmodel.activations(qmodel.ops[layer["index"]])],
+                    "output_shape": list(qmodel.tensors[qmodel.ops[layer["index"]].outputs[0]].shape),
+                    "macs": layer["macs"],
                     "weight_bytes": layer["weight_bytes"], "code_bytes_estimate": layer["code_bytes"],
                     "ram_bytes": layer["ram_bytes"], "scratch_bytes": layer["scratch_bytes"],
                     "activation": layer["activation"],
                     "shares_buffer": layer["shared"][0] if layer["shared"] else None,
                     "live_bytes": layer["live_bytes"],
                     "in_place": ({"input": layer["in_place"].input, "shift": layer["in_place"].shift,
-                                  "why": layer["in_place"].why} if layer["in_place"] else None)}
+                                  "why": layer["in_place"].why} if layer["in_place"] else None),
+                    **({"band_rows": layer["band"]} if layer["band"] else {}),
+                    **({"scalar_for_ram": True} if layer["scalar_for_ram"] else {})}
                    for layer in context["layers"]],
         "plan": arena.rows(),
         "steps": arena.steps(),

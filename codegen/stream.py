@@ -49,7 +49,12 @@ MAX_OPS = 6             # the longest run of ops `choose` tries as one stream
 
 
 class StreamError(ValueError):
-    """A run of ops that cannot be streamed, or a RAM budget no schedule meets."""
+    """A run of ops that cannot be streamed, or a RAM budget no schedule meets (then with
+    `chosen`, the streams that got closest, and `peak_step`, the op where the peak stays)."""
+
+    def __init__(self, message, chosen=None, peak_step=None):
+        super().__init__(message)
+        self.chosen, self.peak_step = chosen or [], peak_step
 
 
 @dataclass
@@ -431,5 +436,6 @@ def choose(qmodel, budget, arena_of, peak_of, chosen=()):
             where = qmodel.ops[peak_step].name if qmodel.ops else "-"
             raise StreamError(f"ram_budget={budget} B cannot be met: the smallest arena reachable "
                               f"is {size} B (peak {max(live + [0])} B at op {peak_step} {where!r}, "
-                              f"which no streamed run of convolutions lowers further)")
+                              f"which no streamed run of convolutions lowers further)",
+                              chosen, peak_step if qmodel.ops else None)
         chosen.append(best)

@@ -357,10 +357,14 @@ def cmd_generate(args):
 
 
 def _say_streams(manifest):
-    """One line per streamed run of layers (generate --ram-budget)."""
+    """One line per streamed run of layers, and per layer computed with the scalar kernel
+    for RAM (generate --ram-budget)."""
     for s in manifest.get("streams", []):
         print(f"  streamed: {', '.join(s['ops'])} in bands of {s['band']} rows, "
               f"{s['extra_macs']:,} extra MACs, {s['copied_bytes']:,} B copied")
+    for layer in manifest["layers"]:
+        if layer.get("scalar_for_ram"):
+            print(f"  {layer['name']}: the scalar kernel, no room for the DSP kernel's scratch")
 
 
 # ---- verify ------------------------------------------------------------------------------
