@@ -935,6 +935,9 @@ def generate(model, out_dir, name=None, variant=DEFAULT_VARIANT, threshold=None,
     """
     if not isinstance(model, QModel):
         if hasattr(model, "graph") or hasattr(model, "layers"):
+            if ram_budget is not None or streams is not None:
+                raise CodegenError("ram_budget= and streams= plan the arena of an int8 QModel; the "
+                                   "float C of an unquantized model has no streamed schedule")
             return generate_float(model, out_dir, name=name)
         raise CodegenError(f"generate: expected a QModel or a minitiny float model, got "
                            f"{type(model).__name__}")

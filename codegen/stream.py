@@ -45,7 +45,7 @@ from minitiny.quant.graph import QTensor
 STREAMABLE = ("conv_2d", "depthwise_conv_2d")
 ROW_WISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference", "relu", "relu6",
             "logistic", "tanh", "leaky_relu", "hard_swish", "elu")
-MAX_OPS = 6             # the longest run of ops `choose` tries as one stream
+MAX_OPS = 8             # the longest run of ops `choose` tries as one stream
 
 
 class StreamError(ValueError):
@@ -348,14 +348,13 @@ def replay(qmodel, stream, values):
     return whole[stream.output]
 
 
-def candidates(qmodel, peak_step, taken=()):
+def candidates(qmodel, peak_step):
     """Runs of ops [a, b] around `peak_step` (a <= peak_step <= b, at most MAX_OPS) that may
     stream, with every band size that divides their rows: [(a, b, band)], largest bands first."""
     n, found = len(qmodel.ops), []
     for a in range(max(0, peak_step - MAX_OPS + 1), peak_step + 1):
         for b in range(peak_step, min(n, a + MAX_OPS)):
-            if any(i in taken for i in range(a, b + 1)) or \
-                    any(eligible(qmodel, qmodel.ops[i]) for i in range(a, b + 1)):
+            if any(eligible(qmodel, qmodel.ops[i]) for i in range(a, b + 1)):
                 continue
             heights = [qmodel.tensors[qmodel.ops[i].outputs[0]].shape[0] for i in range(a, b + 1)]
             bands = [d for d in range(min(heights), 0, -1) if all(h % d == 0 for h in heights)]
@@ -408,8 +407,9 @@ def choose(qmodel, budget, arena_of, peak_of, chosen=()):
 
     Greedy, as the planner: while the arena is over budget, take the step where the most
     bytes are alive, try every run of ops around it that may stream with every band size
-    (`candidates`), and keep the one with the largest band (fewest calls) whose peak meets
-    the budget, else the one with the lowest peak. arena_of(streams) -> the plan's arena
+    (`candidates`; a run that overlaps streams already chosen replaces them), and keep the
+    one with the largest band (fewest calls) whose peak meets the budget, else the one with
+    the lowest peak. arena_of(streams) -> the plan's arena
     bytes, peak_of(streams) -> its lower bound (cheaper, to compare the candidates).
     StreamError names the smallest arena reached when no more streaming lowers the peak.
     `chosen`: streams already decided."""
@@ -420,22 +420,21 @@ def choose(qmodel, budget, arena_of, peak_of, chosen=()):
             return chosen
         live = plan.live_bytes
         peak_step = max(range(len(live)), key=lambda i: live[i]) if live else 0
-        taken = {i for s in chosen for i in s.ops}
         best, best_key = None, None
-        for a, b, band in candidates(qmodel, peak_step, taken):
+        for a, b, band in candidates(qmodel, peak_step):
             try:
                 s = build(qmodel, list(range(a, b + 1)), band)
             except StreamError:
                 continue
-            lower = peak_of(chosen + [s])
+            streams = [c for c in chosen if c.ops[-1] < a or c.ops[0] > b] + [s]
+            lower = peak_of(streams)
             key = (lower > budget, -band if lower <= budget else lower, b - a, -band)
             if best_key is None or key < best_key:
-                best, best_key = s, key
-        current = peak_of(chosen)
-        if best is None or peak_of(chosen + [best]) >= current:
+                best, best_key = streams, key
+        if best is None or peak_of(best) >= peak_of(chosen):
             where = qmodel.ops[peak_step].name if qmodel.ops else "-"
             raise StreamError(f"ram_budget={budget} B cannot be met: the smallest arena reachable "
                               f"is {size} B (peak {max(live + [0])} B at op {peak_step} {where!r}, "
                               f"which no streamed run of convolutions lowers further)",
                               chosen, peak_step if qmodel.ops else None)
-        chosen.append(best)
+        chosen = sorted(best, key=lambda s: s.ops[0])

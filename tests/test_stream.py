@@ -201,6 +201,14 @@ def test_a_budget_that_is_no_byte_count_is_refused(budget, tmp_path):
         codegen.generate(mlperf("micro_speech"), tmp_path / "c", ram_budget=budget)
 
 
+def test_a_float_model_refuses_a_budget(tmp_path):
+    from minitiny import keras
+    model = keras.Sequential([keras.layers.Input((4,)), keras.layers.Dense(2)])
+    with pytest.raises(CodegenError, match="ram_budget= and streams= plan the arena of an int8 QModel"):
+        codegen.generate(model, tmp_path / "c", ram_budget=1000)
+    assert not (tmp_path / "c").exists()
+
+
 def test_an_unreachable_budget_names_the_smallest_arena_and_writes_nothing(tmp_path):
     with pytest.raises(CodegenError, match=r"ram_budget=1000 B cannot be met: the smallest arena "
                                            r"reachable is \d+ B \(peak \d+ B at op \d+ "):
