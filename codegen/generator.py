@@ -454,6 +454,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8", scalar=
             "ram_bytes": arena.layer_bytes[index], "live_bytes": arena.live_bytes[index],
             "shared": arena.shared.get(op.name), "in_place": arena.in_place.get(op.name), "scalars": scalars,
             "folded_bias": folded, "window": window_edges(p) if kind in WINDOWED else None,
+            "table_shapes": {"inputs": [t["shape"] for t in acts], "output": out["shape"]},
             "band": None, "stream_ops": None, "stream_lines": None,     # set for a streamed layer
             "scalar_for_ram": scalar and _uses_dsp(op, qmodel, variant),
             **_int16_sums(kind, qmodel, op, int16 and not generic, bias["data"] if bias is not None else None)}
@@ -718,7 +719,9 @@ def _stream_layer(index, op, computed, s, arena, namer, variant, dsp_weights):
     view = copy.copy(computed)
     view.tensors = {**computed.tensors, **tensors}
     layer = _layer(index, band_op, view, arena, namer, variant, dsp_weights)
-    layer.update(macs=int(op.params.get("macs", 0)), band=s.band, stream_ops=s.ops)
+    layer.update(macs=int(op.params.get("macs", 0)), band=s.band, stream_ops=s.ops,
+                 table_shapes={"inputs": [t.shape for t in computed.activations(op)],
+                               "output": computed.tensors[op.outputs[0]].shape})
     return layer
 
 
