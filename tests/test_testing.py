@@ -6,6 +6,7 @@ Oracles: brute force over every accumulator of a range (knife edges), a predicat
 minimal failing input is known by construction (the shrinker), the NumPy int8 kernels
 (the linear form of a layer), an independent run of the faulty C (the reported input).
 """
+import copy
 import functools
 import importlib.metadata
 import os
@@ -20,7 +21,7 @@ import pytest
 from hypothesis import find, given, settings, strategies as st
 
 from minitiny import codegen
-from minitiny.quant import fixedpoint as fp, tflm
+from minitiny.quant import fixedpoint as fp, kernels, tflm
 from minitiny.testing import (Mismatch, assert_equivalent, assert_invariant, assert_monotonic,
                               assert_stable, float_inputs, int8_inputs, knife_edges, qmodels,
                               shrink, targeted_inputs, tflite_files)
@@ -190,6 +191,53 @@ def test_solved_inputs_hit_their_targets_exactly():
     assert hits >= 10
     batch = targeted_inputs(qmodel, n=16)
     assert batch.dtype == np.int8 and batch.shape[1:] == qmodel.input.shape and len(batch) >= 8
+
+
+def test_solved_inputs_find_a_bias_fault_the_next_layers_mask():
+    """A bias constant off by one in one channel of a per-channel dense layer moves that
+    channel's output by one step, only where its accumulator sits next to a step, and the
+    next dense layer and the softmax hide most such steps. The solved inputs (each chosen
+    where that step reaches the model output) show the fault in every channel; as many
+    random inputs show it in none (seed 3: every channel's fault is visible)."""
+    qmodel = models.Builder(3, (64,), "masked").dense(16, "relu", per_channel=True).dense(10).softmax().model()
+    qmodel.prepare()
+    op = qmodel.ops[0]
+    solved = np.concatenate(list(targets.solved_batches(qmodel, op, np.random.default_rng(0), limit=256,
+                                                        tries=31)))
+    rand = np.random.default_rng(1).integers(-128, 128, solved.shape).astype(np.int8)
+    hits = {"solved": [], "random": []}
+    for c in range(16):
+        faulty = copy.deepcopy(qmodel)
+        bias = faulty.tensors[op.inputs[2]]
+        bias.data = bias.data.copy()
+        bias.data[c] += 1
+        for name, x in (("solved", solved), ("random", rand)):
+            if np.any(faulty.predict_int8(x) != qmodel.predict_int8(x)):
+                hits[name].append(c)
+    assert hits["solved"] == list(range(16)) and len(hits["random"]) <= 2, hits
+
+
+def test_sensitivity_is_a_one_step_change_reaching_the_output():
+    """sensitivity against the rest of the model run by hand, one input at a time, on
+    the moved value: a dense layer whose next layer and softmax hide some steps."""
+    qmodel = models.Builder(3, (64,), "masked").dense(16, "relu", per_channel=True).dense(10).softmax().model()
+    qmodel.prepare()
+    op = qmodel.ops[0]
+    x = np.random.default_rng(0).integers(-128, 128, (100, 64)).astype(np.int8)
+    for e, step in ((3, 1), (11, -1)):
+        got = targets.sensitivity(qmodel, op, x, [e], steps=(step,))[:, 0]
+        values = qmodel.predict_int8(x, return_all=True)
+        want = np.zeros(len(x), bool)
+        for n in range(len(x)):
+            h = values[op.outputs[0]][n].astype(np.int64)
+            h[e] = np.clip(h[e] + step, -128, 127)
+            v = {op.outputs[0]: h[None].astype(np.int8)}
+            for o in qmodel.ops[1:]:
+                v[o.outputs[0]] = kernels.run(o, qmodel.tensors,
+                                              [v[i] if i in v else qmodel.tensors[i].data for i in o.inputs])
+            want[n] = np.any(v[qmodel.outputs[0]][0] != values[qmodel.outputs[0]][n])
+        np.testing.assert_array_equal(got, want)
+        assert 0 < got.sum() < len(x), (e, got.sum())
 
 
 # ---------------------------------------------------------------------------------------

@@ -99,7 +99,9 @@ class LinearLayer:
     padded tap (it holds the zero point, so it adds nothing). e runs over the output in
     NHWC order; channel[e] picks the requantization."""
 
-    def __init__(self, qmodel, op):
+    def __init__(self, qmodel, op, input_bounds=None):
+        """input_bounds: (lo, hi), the values each input can take (reach.tensor_bounds;
+        default: all of int8), for the accumulators' reachable ranges."""
         p, t = op.params, qmodel.tensors
         w = t[op.inputs[1]].data.astype(np.int64)
         bias = t[op.inputs[2]].data.astype(np.int64) if len(op.inputs) > 2 else None
@@ -112,6 +114,10 @@ class LinearLayer:
             self.index, self.w, self.channel = self._windows(p, w, op.kind == "depthwise_conv_2d")
         self.bias = (np.zeros(len(self.channel), np.int64) if bias is None else bias[self.channel])
         self.offset = p["input_offset"]
+        n_in = int(np.prod(t[op.inputs[0]].shape))
+        lo, hi = (-128, 127) if input_bounds is None else input_bounds
+        self.x_lo = np.broadcast_to(np.asarray(lo, np.int64).reshape(-1), (n_in,))
+        self.x_hi = np.broadcast_to(np.asarray(hi, np.int64).reshape(-1), (n_in,))
 
     @staticmethod
     def _windows(p, w, depthwise):
@@ -143,13 +149,28 @@ class LinearLayer:
         padded = np.concatenate([flat + self.offset, np.zeros((len(x), 1), np.int64)], axis=1)
         return (padded[:, self.index[rows]] * self.w[rows]).sum(axis=-1) + self.bias[rows]  # -1: the 0
 
+    def acc_range(self, rows=slice(None)):
+        """(lo, hi) of acc[e] for the outputs e in `rows`, over the inputs in their bounds:
+        each value at its low end where w > 0 and its high end where w < 0, or the other
+        way round (a padded tap adds nothing)."""
+        pad = np.zeros(1, np.int64)
+        x_lo = np.concatenate([self.x_lo + self.offset, pad])[self.index[rows]]
+        x_hi = np.concatenate([self.x_hi + self.offset, pad])[self.index[rows]]
+        w = self.w[rows]
+        return (np.where(w > 0, w * x_lo, w * x_hi).sum(axis=-1) + self.bias[rows],
+                np.where(w > 0, w * x_hi, w * x_lo).sum(axis=-1) + self.bias[rows])
+
     def reachable(self, e):
-        """[lo, hi] of acc[e] over all int8 inputs."""
-        live = self.index[e] >= 0
-        lo_x, hi_x = -128 + self.offset, 127 + self.offset
-        w = self.w[e][live]
-        return (int(self.bias[e] + np.minimum(w * lo_x, w * hi_x).sum()),
-                int(self.bias[e] + np.maximum(w * lo_x, w * hi_x).sum()))
+        """[lo, hi] of acc[e] over all inputs in their bounds."""
+        lo, hi = self.acc_range(e)
+        return int(lo), int(hi)
+
+    def output(self, e, acc):
+        """The epilogue of output e on accumulators acc: requantize, clamp."""
+        p, c = self.p, self.channel[e]
+        y = requantize(acc, p["output_multiplier"][c], p["output_shift"][c], p["output_offset"],
+                       p["single_rounding"])
+        return np.clip(y, p["act_min"], p["act_max"])
 
     def edges(self, e):
         p, c = self.p, self.channel[e]
@@ -161,37 +182,39 @@ class LinearLayer:
         over e's taps, largest |w| first, each moved as far toward the target as it can;
         what is left over is then closed exactly by one pair of taps (i, j) if it can be:
         every value of x[i], and the x[j] that makes the rest divisible."""
-        x = np.asarray(base, np.int64).reshape(-1).copy()
+        return self.solve_many(e, target, np.asarray(base)[None])[0]
+
+    def solve_many(self, e, target, bases):
+        """`solve` from each of several starts (K, ...) at once -> [input or None] (K)."""
+        x = np.asarray(bases, np.int64).reshape(len(bases), -1).copy()
         live = np.flatnonzero((self.index[e] >= 0) & (self.w[e] != 0))
         order = live[np.argsort(-np.abs(self.w[e][live]), kind="stable")]
         if len(order) > 256:              # the largest weights move far, the smallest finish
             order = np.concatenate([order[:128], order[-128:]])
-        d = int(target) - int(self.acc(x[None], e)[0])
+        d = int(target) - self.acc(x, e)                                  # (K,) left to go
         for _ in range(3):
             for t in order:
-                if d == 0:
-                    return x
                 wt, i = int(self.w[e, t]), int(self.index[e, t])
-                step = int(np.clip(round(d / wt), -128 - x[i], 127 - x[i]))
-                x[i] += step
+                step = np.clip(np.round(d / wt).astype(np.int64), -128 - x[:, i], 127 - x[:, i])
+                x[:, i] += step
                 d -= step * wt
-        if d == 0:
-            return x
         values = np.arange(-128, 128, dtype=np.int64)
+        rows = np.arange(len(x))
         for a in order[:16]:
             ia, wa = int(self.index[e, a]), int(self.w[e, a])
-            rest = d - wa * (values - x[ia])                   # left for tap b, per value of x[ia]
+            rest = d[:, None] - wa * (values - x[:, ia, None])           # (K, 256): left for tap b
             for b in order[:16]:
                 ib, wb = int(self.index[e, b]), int(self.w[e, b])
-                if ib == ia:
+                if ib == ia or not d.any():
                     continue
-                new_b = x[ib] + rest // wb
-                ok = (rest % wb == 0) & (new_b >= -128) & (new_b <= 127)
-                if ok.any():
-                    k = int(np.argmax(ok))
-                    x[ia], x[ib] = values[k], new_b[k]
-                    return x
-        return None
+                new_b = x[:, ib, None] + rest // wb
+                ok = (rest % wb == 0) & (new_b >= -128) & (new_b <= 127) & (d != 0)[:, None]
+                hit = ok.any(axis=1)
+                k = np.argmax(ok, axis=1)[hit]
+                x[hit, ia], x[hit, ib] = values[k], new_b[rows[hit], k]
+                d[hit] = 0
+                rest[hit] = 1                                        # closed: no more
+        return [row if left == 0 else None for row, left in zip(x, d)]
 
 
 # ---------------------------------------------------------------------------------------
@@ -216,30 +239,109 @@ def _elements(layer, rng, limit):
     return [int(e) for e in order[first]] + rest[:max(0, limit - len(head))]
 
 
-def solved_inputs(qmodel, op, rng, limit=64, deadline=None):
-    """Model inputs that put accumulators of `op` (which reads the model input) exactly on
-    their knife edges: up to `limit` of them, round-robin over output positions (each
-    channel early) and over each position's edges in random order, until time.monotonic()
-    passes `deadline`."""
+def _run(qmodel, values, ops):
+    """Run `ops` (a part of qmodel.ops, in order) on `values` ({name: (N, ...)}), in place."""
+    for o in ops:
+        args = [values[n] if n in values else qmodel.tensors[n].data for n in o.inputs]
+        values.update(zip(o.outputs, kernels.run_outputs(o, qmodel.tensors, args)))
+    return values
+
+
+def _outputs(qmodel, values, n):
+    return np.concatenate([np.asarray(values[name]).reshape(n, -1) for name in qmodel.outputs], axis=1)
+
+
+def sensitivity(qmodel, op, x, elements=None, steps=(1, -1)):
+    """(N, len(elements)) bool: for each input in x and each output value e of `op` (flat
+    index; default: all), does moving that value by one of `steps` (one up or down)
+    change the model's output? A fault that moves one value by one step shows only where
+    this holds: the layers after `op` (pooling, the next layer's rounding, a softmax)
+    hide the rest. (The layers after `op` run once, on every moved copy stacked.)"""
+    k = next(i for i, o in enumerate(qmodel.ops) if o is op)
+    n = len(x)
+    values = _run(qmodel, {qmodel.inputs[0]: np.asarray(x, np.int8)}, qmodel.ops[:k + 1])
+    y = values[op.outputs[0]]
+    flat = y.reshape(n, -1).astype(np.int64)
+    elements = range(flat.shape[1]) if elements is None else list(elements)
+    info = np.iinfo(y.dtype)
+    copies = [flat]                                             # unmoved first
+    for e in elements:
+        for step in steps:
+            moved = flat.copy()
+            moved[:, e] = np.clip(moved[:, e] + step, info.min, info.max)
+            copies.append(moved)
+    m = len(copies)
+    stacked = {name: np.concatenate([v] * m) for name, v in values.items() if name != op.outputs[0]}
+    stacked[op.outputs[0]] = np.concatenate(copies).astype(y.dtype).reshape((m * n,) + y.shape[1:])
+    out = _outputs(qmodel, _run(qmodel, stacked, qmodel.ops[k + 1:]), m * n).reshape(m, n, -1)
+    changed = np.any(out[1:] != out[0], axis=2).reshape(len(elements), len(steps), n)
+    return changed.any(axis=1).T
+
+
+def solved_batches(qmodel, op, rng, limit=64, deadline=None, batch=16, tries=None):
+    """Batches of model inputs that put accumulators of `op` (which reads the model input)
+    exactly on their knife edges: up to `limit` inputs, round-robin over output positions
+    (each channel early) and over each position's edges (those where the output steps
+    first, in random order), until
+    time.monotonic() passes `deadline`. A target is solved from the last good solution
+    (of this position, of any), the zero point and up to `tries` random starts (default:
+    as many as checking them costs about 30 ms); the first good solution is kept: one
+    where the step the output takes next to the target (one accumulator up or down)
+    reaches the model output (`sensitivity`)."""
     layer = LinearLayer(qmodel, op)
-    zp = int(qmodel.input.zero_point)
-    shape = qmodel.input.shape
+    zp, shape = int(qmodel.input.zero_point), qmodel.input.shape
+    if tries is None:                   # as many as about 30 ms of checking buys, 1 to 31
+        t = time.monotonic()
+        sensitivity(qmodel, op, np.zeros((8,) + tuple(shape), np.int8), [0])
+        tries = int(np.clip(0.03 / max((time.monotonic() - t) / 8, 1e-6), 1, 31))
     elements = _elements(layer, rng, limit)
-    queues = [list(rng.permutation(layer.edges(e))) for e in elements]
-    found = []
-    while len(found) < limit and any(queues):
+    def order(e):           # popped from the end: last, the edges where the output steps
+        edges = rng.permutation(layer.edges(e))
+        y = layer.output(e, edges[:, None] + np.arange(-1, 2))
+        return list(edges[np.argsort((y[:, 0] != y[:, 1]) | (y[:, 2] != y[:, 1]), kind="stable")])
+    queues = [order(e) for e in elements]
+    found, count = [], 0
+    good = {}                   # element (None: any) -> its last sensitive solution, a start
+    while count < limit and any(queues):
         for e, queue in zip(elements, queues):
-            if deadline is not None and time.monotonic() > deadline:
-                return found
-            if not queue or len(found) >= limit:
+            if (deadline is not None and time.monotonic() > deadline) or count >= limit:
+                break
+            if not queue:
                 continue
-            target = queue.pop()
-            for base in (np.full(shape, zp), rng.integers(-128, 128, size=shape)):
-                x = layer.solve(e, target, base)
-                if x is not None:
-                    found.append(x.reshape(shape).astype(np.int8))
+            target, first = queue.pop(), None
+            y = layer.output(e, np.array([target - 1, target, target + 1]))
+            steps = [int(np.sign(v - y[1])) for v in (y[0], y[2]) if v != y[1]]
+            starts = [good[k] for k in (e, None) if k in good] + [np.full(shape, zp)]
+            # random starts in rounds of 1, 7, 24 (at most `tries` in all), until a good
+            # one; none on a flat stretch (inside the clamp: no step to show)
+            rounds = [min(k, max(0, tries - done)) for k, done in ((1, 0), (7, 1), (24, 8))]
+            for more in ([r for r in rounds if r] or [0]) if steps else [0]:
+                starts += list(rng.integers(-128, 128, size=(more,) + tuple(shape)))
+                xs = [x for x in layer.solve_many(e, target, np.stack(starts)) if x is not None]
+                starts = []
+                if not xs:
+                    continue
+                xs = np.stack(xs).reshape((-1,) + tuple(shape)).astype(np.int8)
+                ok = sensitivity(qmodel, op, xs, [e], steps or (1, -1))[:, 0]
+                first = xs[int(np.argmax(ok))] if first is None or ok.any() else first
+                if ok.any():
+                    good[e] = good[None] = first
                     break
-    return found
+            if first is not None:
+                found.append(first)
+                count += 1
+            if len(found) == batch:
+                yield np.stack(found)
+                found = []
+        if deadline is not None and time.monotonic() > deadline:
+            break
+    if found:
+        yield np.stack(found)
+
+
+def solved_inputs(qmodel, op, rng, limit=64, deadline=None):
+    """All of solved_batches as a list of inputs."""
+    return [x for xs in solved_batches(qmodel, op, rng, limit, deadline) for x in xs]
 
 
 def layer_input(qmodel, op, x):
@@ -249,28 +351,17 @@ def layer_input(qmodel, op, x):
     for o in qmodel.ops:
         if op.inputs[0] in values:
             break
-        values[o.outputs[0]] = kernels.run(o, qmodel.tensors,
-                                           [values[n] if n in values else qmodel.tensors[n].data for n in o.inputs])
+        _run(qmodel, values, [o])
     return values[op.inputs[0]]
 
 
-def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16, layer=None):
-    """Search model inputs from x0 that bring acc[e] of `op` (any layer) onto `target` (one
-    accumulator, or an array of them: the nearest counts). Each step tries `batch`
-    mutations, coarse (a few values moved by up to 32, or set to an extreme) and fine (one
-    value moved by 1 to 3), and keeps the best. Returns (input, distance reached).
-    layer: `op`'s LinearLayer, if the caller has it already."""
-    layer = LinearLayer(qmodel, op) if layer is None else layer
-    goals = np.sort(np.atleast_1d(np.asarray(target, np.int64)))
+def climb(qmodel, score, x0, rng, steps=40, batch=16):
+    """Search model inputs from x0 that bring score(xs) ((N,) ints, 0 = reached) down. Each
+    step tries `batch` mutations, coarse (a few values moved by up to 32, or set to an
+    extreme) and fine (one value moved by 1 to 3), and keeps the best.
+    Returns (input, score reached)."""
     best = np.asarray(x0, np.int8).reshape(qmodel.input.shape)
-
-    def distance(xs):
-        acc = layer.acc(layer_input(qmodel, op, xs), e)
-        i = np.searchsorted(goals, acc)                 # goals[i - 1] < acc <= goals[i]
-        below, above = goals[np.maximum(i - 1, 0)], goals[np.minimum(i, len(goals) - 1)]
-        return np.minimum(np.abs(acc - below), np.abs(acc - above))
-
-    best_d = int(distance(best[None])[0])
+    best_d = int(score(best[None])[0])
     size = best.size
     for _ in range(steps):
         if best_d == 0:
@@ -287,36 +378,59 @@ def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16, layer=None):
             else:
                 row[idx] += rng.integers(-32, 33, k)
         cands = np.clip(cands, -128, 127).astype(np.int8).reshape((batch,) + qmodel.input.shape)
-        d = distance(cands)
+        d = score(cands)
         i = int(np.argmin(d))
         if d[i] <= best_d:
             best, best_d = cands[i], int(d[i])
     return best, best_d
 
 
+def hill_climb(qmodel, op, e, target, x0, rng, steps=40, batch=16, layer=None):
+    """Search model inputs from x0 that bring acc[e] of `op` (any layer) onto `target` (one
+    accumulator, or an array of them: the nearest counts): `climb` on the distance.
+    Returns (input, distance reached). layer: `op`'s LinearLayer, if the caller has it."""
+    layer = LinearLayer(qmodel, op) if layer is None else layer
+    goals = np.sort(np.atleast_1d(np.asarray(target, np.int64)))
+
+    def distance(xs):
+        acc = layer.acc(layer_input(qmodel, op, xs), e)
+        i = np.searchsorted(goals, acc)                 # goals[i - 1] < acc <= goals[i]
+        below, above = goals[np.maximum(i - 1, 0)], goals[np.minimum(i, len(goals) - 1)]
+        return np.minimum(np.abs(acc - below), np.abs(acc - above))
+
+    return climb(qmodel, distance, x0, rng, steps, batch)
+
+
 def targeted_batches(qmodel, n=64, seed=0, search_steps=0, deadline=None, batch=8):
     """Batches (k, *input shape) int8 of inputs aimed at the knife edges of every weighted
     layer, yielded as they are found (a caller can stop at the first that shows a fault):
-    solved where the layer reads the model input, searched (hill_climb, `search_steps`
-    steps per goal; 0: none) where it does not, until time.monotonic() passes `deadline`."""
+    solved where the layer reads the model input (each on an input where a step of that
+    output reaches the model output, when one is found), searched (hill_climb,
+    `search_steps` steps per goal; 0: none) where it does not, until time.monotonic()
+    passes `deadline`."""
     rng = np.random.default_rng(seed)
     if any(op.params is None for op in qmodel.ops):
         qmodel.prepare()
     weighted = [op for op in qmodel.ops if op.kind in WEIGHTED
                 and op.params.get("rows", 1) == 1]      # a dense over rows: not a Linear form here
     per_layer = max(1, n // max(len(weighted), 1))
-    searched = []
     late = lambda: deadline is not None and time.monotonic() > deadline
+    # first the solved inputs (per_layer of each first layer), then the deeper layers
+    # searched, then (with a deadline) the first layers' remaining edges, every channel's
+    solving = []
     for op in weighted:
-        if late():
-            return
         if reads_model_input(qmodel, op):
-            found = solved_inputs(qmodel, op, rng, per_layer, deadline)
-            if found:
-                yield np.stack(found).astype(np.int8)
-        elif search_steps:
-            searched.append(op)
-    for op in searched:
+            channels = len(np.unique(LinearLayer(qmodel, op).channel))
+            more = per_layer if deadline is None else max(per_layer, 16 * channels)
+            solving.append(solved_batches(qmodel, op, rng, more, deadline))
+    for batches in solving:
+        count = 0
+        for xs in batches:
+            yield xs
+            count += len(xs)
+            if count >= per_layer:
+                break
+    for op in [op for op in weighted if search_steps and not reads_model_input(qmodel, op)]:
         if late():
             return
         layer, found = LinearLayer(qmodel, op), []
@@ -335,6 +449,8 @@ def targeted_batches(qmodel, n=64, seed=0, search_steps=0, deadline=None, batch=
                     found = []
         if found:
             yield np.stack(found)
+    for batches in solving:
+        yield from batches
 
 
 def targeted_inputs(qmodel, n=64, seed=0, search_steps=0, deadline=None):
