@@ -139,11 +139,14 @@ REFERENCE_KERNELS = {
 INT16_TEMPLATES = {**REFERENCE_TEMPLATES, "reshape": "reshape.c.j2", "relu": "relu.c.j2", "relu6": "relu.c.j2",
                    "softmax": "int16/softmax.c.j2", "logistic": "int16/logistic_tanh.c.j2",
                    "tanh": "int16/logistic_tanh.c.j2"}
+# ADD, SUB and MUL share the int8 tuned template (the same arithmetic on int16_t, TFLM's
+# AddFunc / SubElementwise / MulElementwise for int16).
+INT16_TUNED = {**fast16.SCALAR_TEMPLATES, **{kind: "scalar/elementwise.c.j2" for kind in ("add", "sub", "mul")}}
 INT16_VARIANTS = {
     "reference": INT16_TEMPLATES,
-    "scalar": {**INT16_TEMPLATES, **fast16.SCALAR_TEMPLATES},
-    "dsp": {**INT16_TEMPLATES, **fast16.DSP_TEMPLATES},
-    "auto": {**INT16_TEMPLATES, **fast16.DSP_TEMPLATES},
+    "scalar": {**INT16_TEMPLATES, **INT16_TUNED},
+    "dsp": {**INT16_TEMPLATES, **INT16_TUNED, **fast16.DSP_TEMPLATES},
+    "auto": {**INT16_TEMPLATES, **INT16_TUNED, **fast16.DSP_TEMPLATES},
 }
 INT16_KERNELS = {**REFERENCE_KERNELS, "softmax": ["int16/softmax.c.j2"],
                  "logistic": ["int16/sigmoid_table.c.j2", "int16/logistic_tanh.c.j2"],
@@ -477,8 +480,10 @@ def _int16_template(op, qmodel, variant):
     """The template of a 16x8 layer in `variant`: the DSP kernel where the variant has one and
     it applies (fast16.has_dsp), else the scalar one, else the reference kernel."""
     templates = INT16_VARIANTS[variant]
-    if reference_only(op) or op.kind not in fast16.SCALAR_TEMPLATES or variant == "reference":
+    if reference_only(op) or op.kind not in INT16_TUNED:
         return INT16_TEMPLATES.get(op.kind)
+    if op.kind not in fast16.SCALAR_TEMPLATES:
+        return templates[op.kind]
     if templates.get(op.kind) == fast16.DSP_TEMPLATES.get(op.kind) and \
             not fast16.has_dsp(op.kind, op.params, qmodel.tensors[op.inputs[1]].data):
         return fast16.SCALAR_TEMPLATES[op.kind]

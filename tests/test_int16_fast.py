@@ -244,10 +244,23 @@ def test_the_dsp_kernel_is_chosen_where_it_applies(tmp_path):
     assert "__smlabb" not in text and "const int in_channel = output_channel / depth_multiplier;" in text
     m = weighted("conv_2d", rng, (5, 5, 4), np.float32(1e-3), 1.0, "none", True, kernel=3, stride=1,
                  padding="same", out_c=5)
-    for variant, marker in (("dsp", "__smlald("), ("scalar", "Four output channels at a time"),
+    for variant, marker in (("dsp", "__sxtb16(w_word)"), ("scalar", "Four output channels at a time"),
                             ("reference", "static void conv_2d(const ConvParams *params")):
         codegen.generate(m, tmp_path / variant, name="m", variant=variant)
         assert marker in (tmp_path / variant / "m_model.c").read_text(), variant
+
+
+@requires_gcc
+@FEW
+@given(seed=st.integers(0, 2 ** 31), kind=st.sampled_from(["add", "sub", "mul"]))
+def test_elementwise_in_the_tuned_variants(seed, kind, shim_flags, tmp_path_factory):
+    """ADD, SUB and MUL of 16x8 take the int8 tuned template (scalar/elementwise.c.j2) on
+    int16_t: == NumPy, operands broadcast or not, scales over six decades."""
+    from test_int16 import c_inputs, c_model
+    rng = np.random.default_rng(seed)
+    m = c_model(kind, rng)
+    check_variants(m, c_inputs(m, rng), tmp_path_factory.mktemp("e"), shim_flags, variants=("scalar", "auto"),
+                   sanitize=seed % 3 == 0)
 
 
 def test_int16_dsp_weights_are_refused_for_16x8(tmp_path):
