@@ -572,6 +572,12 @@ def _check_model(qmodel):
     """The model's activation dtype ('int8', 'int16' for 16x8) and whether it single-rounds;
     CodegenError names what the C cannot run."""
     dtype = qmodel.tensors[qmodel.inputs[0]].dtype
+    for op in qmodel.ops:            # TFLM's QUANTIZE between the schemes: one arena type here
+        types = [qmodel.tensors[n].dtype for n in op.inputs[:1] + op.outputs[:1]]
+        if op.kind == "quantize" and types[0] != types[1]:
+            raise CodegenError(f"model {qmodel.name!r}: op {op.name!r} (quantize) converts {types[0]} -> "
+                               f"{types[1]}: the C holds one activation type per model, int8 or int16 "
+                               f"(the NumPy reference and the .tflite writer run such a model)")
     for role, ends in (("input", qmodel.inputs), ("output", qmodel.outputs)):
         for name in ends:
             t = qmodel.tensors[name]

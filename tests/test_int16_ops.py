@@ -258,13 +258,69 @@ def test_ops_tflm_runs_on_int8_only_are_refused_by_name(kind, monkeypatch):
         from_tflite(data)
 
 
-def test_a_mixed_int8_int16_quantize_is_refused_by_name():
-    """TFLM requantizes int16 -> int8 too, but minitiny's model holds one activation type:
-    QUANTIZE between the two inside a graph is refused, naming it, not mis-run."""
-    x = QTensor("x", (6,), "int16", np.float32(1e-3), 0)
-    y = QTensor("y", (6,), "int8", np.float32(0.05), 3)
-    with pytest.raises(GraphError, match="'q'.*mixes int8 and int16"):
-        QModel("mixed", {"x": x, "y": y}, [QOp("quantize", "q", ["x"], ["y"])], ["x"], ["y"]).prepare()
+def mixed_model(rng, int8_outside=True, n=37):
+    """QUANTIZE into the other scheme, a LEAKY_RELU there, QUANTIZE back: int8 -> int16 ->
+    int8 (a 16x8 part inside an int8 model), or int16 -> int8 -> int16. Scales drawn over
+    eight decades, int8 zero points anywhere."""
+    s8 = [np.float32(10.0 ** rng.uniform(-4, 1)) for _ in range(2)]
+    s16 = [np.float32(s8[0] * 10.0 ** rng.uniform(-4, 0)) for _ in range(2)]
+    z8 = [int(rng.integers(-128, 128)) for _ in range(2)]
+    outer = [QTensor(f"e{i}", (n,), "int8", s8[i], z8[i]) if int8_outside else
+             QTensor(f"e{i}", (n,), "int16", s16[i], 0) for i in range(2)]
+    inner = [QTensor(f"i{i}", (n,), "int16", s16[i], 0) if int8_outside else
+             QTensor(f"i{i}", (n,), "int8", s8[i], z8[i]) for i in range(2)]
+    ops = [QOp("quantize", "into", ["e0"], ["i0"]), QOp("leaky_relu", "leaky", ["i0"], ["i1"], {"alpha": 0.3}),
+           QOp("quantize", "back", ["i1"], ["e1"])]
+    return QModel("mixed", {t.name: t for t in outer + inner}, ops, ["e0"], ["e1"])
+
+
+@given(seed=O.seeds, int8_outside=st.booleans())
+@FEW
+def test_quantize_between_int8_and_int16_matches_tflm(seed, int8_outside):
+    """TFLM's Requantize int8 -> int16 and int16 -> int8 (quantize_common.cc), inside a model
+    and at its edges; the file the writer makes imports back to the same model."""
+    rng = np.random.default_rng(seed)
+    try:
+        m = mixed_model(rng, int8_outside)
+    except GraphError as e:            # a multiplier out of TFLM's range: redrawn
+        from hypothesis import reject
+        assert "multiplier" in str(e), e
+        reject()
+    x = m.tensors["e0"]
+    xs = int16_inputs(m, rng, 8) if x.dtype == "int16" else [O.int8_input(rng, x.shape, 8)]
+    O.check_against_tflm(m, xs, label=f"quantize {'int8 <-> int16' if int8_outside else 'int16 <-> int8'}")
+    r = from_tflite(to_tflite(m))
+    assert [(op.kind, r.tensors[op.outputs[0]].dtype) for op in r.ops] == \
+        [(op.kind, m.tensors[op.outputs[0]].dtype) for op in m.ops]
+    np.testing.assert_array_equal(r.predict_int8(xs[0]), m.predict_int8(xs[0]))
+
+
+def test_quantize_int8_to_int16_keeps_the_real_number():
+    """int8 -> int16: every int8 value's real number within one int16 step (the int16 grid
+    is finer), where it fits."""
+    q = QTensor("q", (256,), "int8", np.float32(0.05), 7)
+    w = QTensor("w", (256,), "int16", np.float32(0.05 / 100), 0)      # holds +-16.4
+    m = QModel("up", {"q": q, "w": w}, [QOp("quantize", "up", ["q"], ["w"])], ["q"], ["w"])
+    x = np.arange(-128, 128, dtype=np.int8)[None]
+    got = m.predict_int8(x)
+    assert np.all(np.abs(w.dequantize(got) - q.dequantize(x)) <= float(w.scale))
+    O.check_against_tflm(m, x, label="quantize int8 -> int16, every input")
+
+
+def test_generate_refuses_a_model_mixing_int8_and_int16_naming_the_quantize(tmp_path):
+    m = mixed_model(np.random.default_rng(1))
+    from minitiny.codegen.output import CodegenError
+    with pytest.raises(CodegenError, match="'into' \\(quantize\\) converts int8 -> int16"):
+        codegen.generate(m, tmp_path, name="m")
+    assert not any(tmp_path.iterdir())
+
+
+def test_a_mixed_op_is_refused_by_name():
+    """Only QUANTIZE converts: any other op with int8 in and int16 out is refused."""
+    x = QTensor("x", (6,), "int8", np.float32(0.05), 3)
+    y = QTensor("y", (6,), "int16", np.float32(1e-3), 0)
+    with pytest.raises(GraphError, match="'r'.*mixes int8 and int16"):
+        QModel("mixed", {"x": x, "y": y}, [QOp("relu", "r", ["x"], ["y"])], ["x"], ["y"]).prepare()
 
 
 # ---------------------------------------------------------------------------------------

@@ -118,7 +118,8 @@ OPS = (
     Builtin("QUANTIZE", "quantize", None, ("int8", "int16x8"),
             "int8 -> int8 (16x8: int16 -> int16) inside the graph (TFLM's Requantize); at the "
             "edges folded: after a float32 or uint8 model input, before a uint8 output (16x8: "
-            "folded after a float32 input, the model's input then int16)"),
+            "folded after a float32 input, the model's input then int16). int8 <-> int16 too, "
+            "inside a model or at its edges, in NumPy and the writer (the C holds one type)"),
     Builtin("DEQUANTIZE", None, None, ("int8", "int16x8"),
             "only at the edges: before a float32 model output"),
     Builtin("SPACE_TO_BATCH_ND", None, None, ("int8", "int16x8"),

@@ -800,11 +800,11 @@ class _Importer:
         cannot run it."""
         if op.code == Op.QUANTIZE:
             types = [self.tensors[op.inputs[0]].type_name, self.tensors[op.outputs[0]].type_name]
-            act = self.dtypes["activation"]                   # int16 -> int16 in a 16x8 model
-            if types != [act, act]:
+            # TFLM's Requantize between int8 and int16 either way (a 16x8 part of a model)
+            if not set(types) <= {"int8", "int16"}:
                 raise _Unsupported(f"{types[0]} -> {types[1]} (a conversion) inside the graph; "
-                                   f"minitiny requantizes {act} -> {act} there, and folds QUANTIZE "
-                                   f"after a float32 or uint8 model input")
+                                   f"minitiny requantizes between int8 and int16 there, and folds "
+                                   f"QUANTIZE after a float32 or uint8 model input")
         if op.code == Op.DEQUANTIZE:
             raise _Unsupported("inside the graph; minitiny folds DEQUANTIZE only before a "
                                "float32 model output")
@@ -901,7 +901,7 @@ class _Importer:
         per_channel = tensor.scale.shape[0] > 1
         scale = tensor.scale if per_channel else tensor.scale[0]
         zero_point = tensor.zero_point if per_channel else tensor.zero_point[0]
-        dtype = self.dtypes[role]
+        dtype = tensor.type_name                # the role's type (tensor_problems checked it)
         if role in ("activation", "state", "cell"):
             b = batch_axis(tensor.shape)
             return QTensor(name, tensor.shape[:b] + tensor.shape[b + 1:], dtype, scale, zero_point,
@@ -910,11 +910,12 @@ class _Importer:
         return QTensor(name, tensor.shape, dtype, scale, zero_point, data.astype(dtype),
                        tensor.qdim if per_channel else 0)
 
-    def role_dtypes(self, inputs):
-        """role -> the tensor type it must have: int8 activations, constant operands and
-        weights with int32 bias; in a 16x8 model (its first input int16) int16 activations
-        and operands, int8 weights, int64 bias."""
-        if inputs and self.tensors[inputs[0]].type == TensorType.INT16:
+    @staticmethod
+    def role_dtypes(scheme):
+        """role -> the tensor type it must have in an operator of `scheme`: 'int8', int8
+        activations, constant operands and weights with int32 bias; 'int16' (16x8), int16
+        activations and operands, int8 weights, int64 bias."""
+        if scheme == "int16":
             return {"activation": "int16", "operand": "int16", "weight": "int8", "bias": "int64",
                     "state": "int16", "cell": "int16"}
         return {"activation": "int8", "operand": "int8", "weight": "int8", "bias": "int32",
@@ -927,10 +928,18 @@ class _Importer:
         """(inputs, outputs, [(operator, kind, input indices, options)], {tensor: role}) of
         the operators the outputs need; UnsupportedTFLiteError lists whatever it cannot run."""
         inputs, outputs, folded = self.edges()
-        self.dtypes = self.role_dtypes(inputs)
         roles = {}                                              # tensor index -> role
         mapped = []                                             # (operator, kind, inputs, options)
+        # each activation's scheme, 'int8' or 'int16' (16x8): a model input's is its type, an
+        # operator's outputs take its first activation input's, but a QUANTIZE's output its own
+        # type (TFLM's requantization between the two)
+        scheme = {t: "int16" if self.tensors[t].type == TensorType.INT16 else "int8" for t in inputs}
+        model_scheme = scheme[inputs[0]] if inputs else "int8"
         for op in self.needed(inputs, outputs, folded):
+            first = next((t for t in op.inputs if t >= 0 and self.tensors[t].data is None), None)
+            op_scheme = scheme.get(first, model_scheme)
+            scheme.update((t, op_scheme) for t in op.outputs)
+            self.dtypes = self.role_dtypes(op_scheme)
             try:
                 kind, ins, options = self.qop(op)
             except _Unsupported as e:
@@ -944,7 +953,13 @@ class _Importer:
                          LSTM_ROLES[i] if kind == "unidirectional_sequence_lstm" else
                          "operand" if self.tensors[t].data is not None else "activation")
                         for i, t in enumerate(ins)] + [(t, "activation") for t in op.outputs]
-            why = [w for t, role in op_roles for w in self.tensor_problems(t, role)]
+            why = [w for t, role in op_roles if not (kind == "quantize" and t in op.outputs)
+                   for w in self.tensor_problems(t, role)]
+            if kind == "quantize":                              # its output in its own scheme
+                out = op.outputs[0]
+                scheme[out] = "int16" if self.tensors[out].type == TensorType.INT16 else "int8"
+                self.dtypes = self.role_dtypes(scheme[out])
+                why += self.tensor_problems(out, "activation")
             if why:
                 self.problems.append(f"{op.label}: " + "; ".join(why))
             roles.update(op_roles)
@@ -952,6 +967,7 @@ class _Importer:
         for t in inputs + outputs:
             if t not in roles:                                  # read or written by no operator
                 roles[t] = "activation"
+                self.dtypes = self.role_dtypes(scheme.get(t, model_scheme))
                 why = self.tensor_problems(t, "activation")
                 if why:
                     self.problems.append(f"model {'input' if t in inputs else 'output'}: " + "; ".join(why))

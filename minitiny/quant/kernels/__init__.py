@@ -110,9 +110,11 @@ INT16_KINDS = tuple(kind for kind, module in KERNELS.items() if kind in getattr(
 
 def activation_dtype(op, tensors):
     """'int16' if the op's activations are int16 (the 16x8 scheme), else 'int8'; an op
-    mixing the two is refused (TFLite's kernels take one type in and out)."""
+    mixing the two is refused (TFLite's kernels take one type in and out), but for QUANTIZE,
+    TFLM's requantization between them (the op's type is its output's)."""
     # an LSTM's cell state is int16 in either scheme: its input and output say which
-    names = op.inputs[:1] + op.outputs if op.kind in lstm.KINDS else op.inputs + op.outputs
+    names = op.inputs[:1] + op.outputs if op.kind in lstm.KINDS else \
+        op.outputs if op.kind == "quantize" else op.inputs + op.outputs
     types = {tensors[n].dtype for n in names
              if not tensors[n].is_constant and tensors[n].dtype in ("int8", "int16")}
     if len(types) > 1:

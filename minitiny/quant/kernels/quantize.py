@@ -5,7 +5,9 @@ with M * 2^(shift - 31) = s_in / s_out computed in double (QuantizeMultiplier).
 TFLM: micro/kernels/quantize_common.cc (PrepareQuantizeReference, EvalQuantizeReference),
 reference requantize.h Requantize. (Its fast path for a shift of 128 applies to int8 <->
 uint8 only.) QUANTIZE from float32 or uint8 at a model's edges is folded by the importer.
-16x8: int16 -> int16 the same way, clamped to int16 (Requantize<int16_t, int16_t>).
+16x8: int16 -> int16 the same way, clamped to int16 (Requantize<int16_t, int16_t>), and
+between the schemes, int8 -> int16 and int16 -> int8 (a 16x8 part of a model), clamped to
+the output's type; `params["dtype"]` is the output's.
 """
 import numpy as np
 
