@@ -30,6 +30,7 @@ from hypothesis import given, settings, strategies as st
 import int8_oracle as O
 import test_data_movement as DM
 import test_int16 as I16
+import test_int16_fast as F
 from minitiny import codegen
 from minitiny.quant import kernels, supported
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
@@ -384,7 +385,7 @@ def chain16(seed=3):
     return m16
 
 
-def test_the_chain_matches_tflm_and_its_c_runs_clean_under_asan_and_ubsan(tmp_path):
+def test_the_chain_matches_tflm_and_its_c_runs_clean_under_asan_and_ubsan(tmp_path, shim_flags):
     m16 = chain16()
     assert {op.kind for op in m16.ops} >= set(KINDS) - {"slice", "pack", "unpack", "split_v"}
     xs = int16_inputs(m16, np.random.default_rng(0), 8)
@@ -392,6 +393,7 @@ def test_the_chain_matches_tflm_and_its_c_runs_clean_under_asan_and_ubsan(tmp_pa
     codegen.generate(m16, tmp_path, name="chain16")
     np.testing.assert_array_equal(codegen.load(tmp_path)(xs[0]), m16.predict_int8(xs[0]))
     np.testing.assert_array_equal(codegen.load(tmp_path, sanitize=True)(xs[0][:3]), m16.predict_int8(xs[0][:3]))
+    F.check_variants(m16, xs[0][:4], tmp_path / "variants", shim_flags)     # the tuned variants too
 
 
 def test_c_of_every_kind_under_asan_and_ubsan(tmp_path):
@@ -437,10 +439,10 @@ TF_FILES = {
 
 
 @pytest.mark.parametrize("name", sorted(TF_FILES))
-def test_tf_16x8_file_gives_tflm_stored_outputs_in_numpy_and_c(name, tmp_path):
+def test_tf_16x8_file_gives_tflm_stored_outputs_in_numpy_and_c(name, tmp_path, shim_flags):
     """Imported: every op in 16x8 (int16 activations, int16 -> int16 requantizations where the
     converter put them); the NumPy reference and the host C give TFLM's stored outputs bit
-    for bit, the C also under ASan/UBSan."""
+    for bit, the C also under ASan/UBSan; the tuned variants (test_int16_fast's check) too."""
     q = from_tflite(os.path.join(DATA, f"{name}.tflite"))
     assert [op.kind for op in q.ops] == TF_FILES[name]
     assert {t.dtype for t in q.tensors.values() if not t.is_constant} == {"int16"}
@@ -455,6 +457,7 @@ def test_tf_16x8_file_gives_tflm_stored_outputs_in_numpy_and_c(name, tmp_path):
     codegen.generate(q, tmp_path, name="m")
     np.testing.assert_array_equal(codegen.load(tmp_path)(x), y)
     np.testing.assert_array_equal(codegen.load(tmp_path, sanitize=True)(x[60:68]), y[60:68])
+    F.check_variants(q, x[56:72], tmp_path / "variants", shim_flags)
 
 
 def test_the_tf_16x8_ops_cnn_on_the_emulated_cortex_m4(tmp_path):
