@@ -15,8 +15,9 @@ peak: for a chain, the largest input + output + scratch of any one layer); TFLM'
 arena; and the ratio after / TFLM. "streamed": generated with ram_budget = half of TFLM's
 minimum arena (codegen/stream.py: runs of convolutions computed in bands of rows where the
 in-place plan is over that budget), with the streamed ops, their extra MACs (recomputed
-rows) and the bytes the windows copy; where the budget cannot be met, the smallest arena
-the planner reaches. With --instructions, the instructions per inference of the DSP build
+rows), the bytes the windows copy, and the layers computed with the scalar kernel because
+the budget has no room for their DSP kernel's scratch; where the budget cannot be met, the
+smallest arena the planner reaches. With --instructions, the instructions per inference of the DSP build
 on the emulated Cortex-M4 (QEMU, exact counts), plain, in place and streamed: the same
 kernels, only the offsets (and, streamed, the band calls and window copies) differ. The
 same tables are written to bench/results/arena.md.
@@ -74,6 +75,7 @@ def minitiny_arena(qmodel, variant, work, in_place, ram_budget=None):
     return {"arena": manifest["arena_bytes"], "lower_bound": manifest["arena_lower_bound"],
             "in_place": sum(1 for layer in manifest["layers"] if layer.get("in_place")),
             "streamed": sum(len(s["ops"]) for s in streams), "extra_macs": sum(s["extra_macs"] for s in streams),
+            "scalar_for_ram": sum(1 for layer in manifest["layers"] if layer.get("scalar_for_ram")),
             "copied_bytes": sum(s["copied_bytes"] for s in streams)}
 
 
@@ -100,7 +102,8 @@ def measure(path, label, count_instructions=False):
         if count_instructions:
             row["instructions"] = {"before": instructions(qmodel, work, False),
                                    "after": instructions(qmodel, work, True)}
-            if row["dsp"]["streamed"]["arena"] is not None and row["dsp"]["streamed"]["streamed"]:
+            streamed = row["dsp"]["streamed"]
+            if streamed["arena"] is not None and (streamed["streamed"] or streamed["scalar_for_ram"]):
                 row["instructions"]["streamed"] = instructions(qmodel, work, True, row["tflm"] // 2)
     return row
 
@@ -110,22 +113,23 @@ def table(rows):
     rows = [r for r in rows if "skipped" not in r]
     out = ["| model | variant | arena before | arena after | ops in place | peak after "
            "| old lower bound | TFLM minimum arena | after / TFLM | streamed | ops streamed "
-           "| extra MACs | window copies | streamed / TFLM |",
-           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+           "| extra MACs | window copies | scalar for RAM | streamed / TFLM |",
+           "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in rows:
         for variant in VARIANTS:
             before, after, streamed = r[variant]["before"], r[variant]["after"], r[variant]["streamed"]
             if streamed["arena"] is None:
-                stream_cells = f"not met: {streamed['reachable']:,} B at best | | | | {streamed['reachable'] / r['tflm']:.2f}"
+                stream_cells = f"not met: {streamed['reachable']:,} B at best | | | | | {streamed['reachable'] / r['tflm']:.2f}"
             else:
                 stream_cells = (f"{streamed['arena']:,} B | {streamed['streamed']} | {streamed['extra_macs']:,} "
-                                f"| {streamed['copied_bytes']:,} B | {streamed['arena'] / r['tflm']:.2f}")
+                                f"| {streamed['copied_bytes']:,} B | {streamed['scalar_for_ram']} "
+                                f"| {streamed['arena'] / r['tflm']:.2f}")
             out.append(f"| {r['label']} | {variant} | {before['arena']:,} B | {after['arena']:,} B "
                        f"| {after['in_place']} | {after['lower_bound']:,} B | {before['lower_bound']:,} B "
                        f"| {r['tflm']:,} B | {after['arena'] / r['tflm']:.2f} | {stream_cells} |")
     if any("instructions" in r for r in rows):
         out += ["", "Instructions per inference, DSP kernels on the emulated Cortex-M4 (streamed: where the "
-                "budget of half TFLM's arena streams any op):", "",
+                "budget of half TFLM's arena streams an op or runs one on the scalar kernel):", "",
                 "| model | plain schedule | in place | in place / plain | streamed | streamed / plain |",
                 "| --- | ---: | ---: | ---: | ---: | ---: |"]
         for r in rows:
@@ -175,7 +179,9 @@ def main(argv=None):
                               "convolution and pool writes fresh bytes); \"after\": kernels write over the input "
                               "they are done reading (codegen/inplace.py); \"streamed\": generated with "
                               "ram_budget = half of TFLM's minimum arena, runs of convolutions computed in "
-                              "bands of rows where the in-place plan is over it (codegen/stream.py).\n\n"
+                              "bands of rows where the in-place plan is over it (codegen/stream.py), and a "
+                              "layer whose DSP kernel's scratch no stream removes computed with the scalar "
+                              "kernel (\"scalar for RAM\"; its instructions below).\n\n"
                               + text + "\n")
     return rows
 

@@ -19,7 +19,9 @@ output rows per call, with the same kernel as the plain schedule, rendered for a
 so the band's kernel is the layer's own with in_h = window_rows(band), out_h = band and
 pad_h = 0 (band_params): the rows of zero padding above and below the image are written out
 as the input's zero point, which adds w * (Z - Z) = 0 to every sum as the skipped taps do,
-so the bits are the plain schedule's. The columns keep their padding (pad_w).
+so the bits are the plain schedule's. The columns keep their padding (pad_w). A pool leaves
+padded taps out of its max and its average's count, so it streams only where no window
+reaches past the image's top or bottom.
 
 Each intermediate tensor lives in a window buffer of a few rows, and so does each stream
 input that a convolution reads (its rows are copied in, with the padding rows). The order of
@@ -42,7 +44,8 @@ import numpy as np
 from minitiny.quant import kernels
 from minitiny.quant.graph import QTensor
 
-STREAMABLE = ("conv_2d", "depthwise_conv_2d")
+STREAMABLE = ("conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d")
+POOLS = ("max_pool_2d", "average_pool_2d")     # only where no window reaches past the image
 ROW_WISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference", "relu", "relu6",
             "logistic", "tanh", "leaky_relu", "hard_swish", "elu")
 MAX_OPS = 8             # the longest run of ops `choose` tries as one stream
@@ -89,8 +92,9 @@ def _rows_read(op, p, r0, band):
 
 
 def window_rows(p, band):
-    """Input rows a convolution's band of output rows reads."""
-    return (band - 1) * p["stride_h"] + (p["kernel_h"] - 1) * p.get("dilation_h", 1) + 1
+    """Input rows a convolution's (or pool's) band of output rows reads."""
+    kernel = p["kernel_h"] if "kernel_h" in p else p["pool_h"]
+    return (band - 1) * p["stride_h"] + (kernel - 1) * p.get("dilation_h", 1) + 1
 
 
 def band_params(op, p, band, height):
@@ -120,7 +124,10 @@ def eligible(qmodel, op):
     if p is None or len(op.outputs) != 1 or not acts:
         return "not one output from activations"
     if any(t.dtype != "int8" for t in acts + [out]) or len(out.shape) != 3:
-        return "not int8 (H, W, C)"
+        return "its tensors are not all int8 (H, W, C)"
+    if op.kind in POOLS and (p["pad_h"] or window_rows(p, p["out_h"]) > p["in_h"]):
+        # a pool leaves padded taps out of its max and its count: no zero-point rows for it
+        return "a pool whose windows reach past the image's top or bottom"
     if op.kind in STREAMABLE:
         return None if len(acts) == 1 else "more than one activation input"
     if op.kind in ROW_WISE:
