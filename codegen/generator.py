@@ -68,9 +68,10 @@ MOVEMENT_TEMPLATES = {
     "quantize": "reference/requantize.c.j2",
     "concatenation": "reference/concatenation.c.j2", "pack": "reference/concatenation.c.j2",
     "split": "reference/split.c.j2", "split_v": "reference/split.c.j2", "unpack": "reference/split.c.j2",
-    "pad": "reference/pad.c.j2",
+    "pad": "reference/pad.c.j2", "mirror_pad": "reference/mirror_pad.c.j2",
     "strided_slice": "reference/strided_slice.c.j2", "slice": "reference/strided_slice.c.j2",
     "transpose": "reference/transpose.c.j2",
+    "depth_to_space": "reference/depth_to_space.c.j2", "space_to_depth": "reference/space_to_depth.c.j2",
 }
 # Op kinds every variant runs with the reference kernel (no tuned form yet; but the tuned
 # variants compute a layer by table lookup where lut.py finds one).
@@ -78,12 +79,16 @@ REFERENCE_ONLY_TEMPLATES = {
     "maximum": "reference/maximum_minimum.c.j2", "minimum": "reference/maximum_minimum.c.j2",
     "squared_difference": "reference/squared_difference.c.j2",
     "leaky_relu": "reference/leaky_relu.c.j2", "prelu": "reference/prelu.c.j2",
-    "hard_swish": "reference/hard_swish.c.j2", "elu": "reference/elu.c.j2",
+    "hard_swish": "reference/hard_swish.c.j2",
+    "elu": "reference/lookup_table.c.j2", "abs": "reference/lookup_table.c.j2",
+    "rsqrt": "reference/lookup_table.c.j2",
     **MOVEMENT_TEMPLATES,
     "sum": "reference/mean_or_sum.c.j2", "reduce_max": "reference/reduce_max.c.j2",
     "transpose_conv": "reference/transpose_conv.c.j2",
     "resize_nearest_neighbor": "reference/resize_nearest_neighbor.c.j2",
     "resize_bilinear": "reference/resize_bilinear.c.j2",
+    "batch_matmul": "reference/batch_matmul.c.j2",
+    "l2_normalization": "reference/l2_normalization.c.j2",
 }
 REFERENCE_TEMPLATES = {**{kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS + ("sub", "mul")},
                        **REFERENCE_ONLY_TEMPLATES,
@@ -110,6 +115,8 @@ REFERENCE_KERNELS = {
     "conv_2d": ["reference/conv_2d.c.j2"],
     "depthwise_conv_2d": ["reference/depthwise_conv_2d.c.j2"],
     "transpose_conv": ["reference/transpose_conv.c.j2"],
+    "batch_matmul": ["reference/batch_matmul.c.j2"],
+    "l2_normalization": ["reference/l2_normalization.c.j2"],
     "resize_nearest_neighbor": ["reference/resize_nearest_neighbor.c.j2"],
     "resize_bilinear": ["reference/resize_bilinear.c.j2"],
     "max_pool_2d": ["reference/pool_params.c.j2", "reference/max_pool_2d.c.j2"],
@@ -127,7 +134,8 @@ REFERENCE_KERNELS = {
     "prelu": ["reference/elementwise.c.j2", "reference/prelu.c.j2"],
     "leaky_relu": ["reference/leaky_relu.c.j2"],
     "hard_swish": ["reference/hard_swish.c.j2"],
-    "elu": ["reference/elu.c.j2"],
+    "elu": ["reference/lookup_table.c.j2"], "abs": ["reference/lookup_table.c.j2"],
+    "rsqrt": ["reference/lookup_table.c.j2"],
     **{kind: [template] for kind, template in MOVEMENT_TEMPLATES.items()},
 }
 
@@ -166,6 +174,8 @@ FIXEDPOINT_USES = {
     "conv_2d": ["MultiplyByQuantizedMultiplier"],
     "depthwise_conv_2d": ["MultiplyByQuantizedMultiplier"],
     "transpose_conv": ["MultiplyByQuantizedMultiplier"],
+    "batch_matmul": ["MultiplyByQuantizedMultiplier"],
+    "l2_normalization": ["MultiplyByQuantizedMultiplier", "GetInvSqrtQuantizedMultiplierExp"],
     "mean": ["MultiplyByQuantizedMultiplier"],
     "sum": ["MultiplyByQuantizedMultiplier"],
     "add": ["MultiplyByQuantizedMultiplier"],
@@ -217,6 +227,8 @@ FIXEDPOINT_DEPENDS = {
     "GetReciprocal": ["CountLeadingZeros", "one_over_one_plus_x_for_x_in_0_1"],
     "gemmlowp_logistic": ["exp_on_negative_values", "one_over_one_plus_x_for_x_in_0_1"],
     "gemmlowp_tanh": ["exp_on_negative_values", "one_minus_x_over_one_plus_x_for_x_in_0_1"],
+    "GetInvSqrtQuantizedMultiplierExp": ["CountLeadingZeros", "SaturatingRoundingMultiplyByPOT",
+                                         "SaturatingRoundingDoublingHighMul"],
 }
 # With TFLITE_SINGLE_ROUNDING, requantization is one 64-bit multiply and shift.
 FIXEDPOINT_DEPENDS_SINGLE_ROUNDING = {
@@ -242,7 +254,7 @@ CODE_BYTES_HELPERS = {
     "exp_on_interval_between_negative_one_quarter_and_0_excl": 82, "exp_on_negative_values": 104,
     "newton_raphson_reciprocal": 56, "one_over_one_plus_x_for_x_in_0_1": 18,
     "one_minus_x_over_one_plus_x_for_x_in_0_1": 22, "CountLeadingZeros": 30, "GetReciprocal": 30,
-    "gemmlowp_logistic": 50, "gemmlowp_tanh": 32,
+    "gemmlowp_logistic": 50, "gemmlowp_tanh": 32, "GetInvSqrtQuantizedMultiplierExp": 140,
 }
 CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, checks, one call per layer
 # the table kernel (templates/scalar/lut.c.j2) of the tuned variants, without its table
@@ -255,26 +267,30 @@ CODE_BYTES_REFERENCE = {
     # measured on two-layer models, so the compiler keeps the kernel general (one caller
     # lets it fold the constants in: tests/test_codegen_models.py measures these again)
     "transpose_conv": 380, "resize_nearest_neighbor": 90, "resize_bilinear": 540,
+    "batch_matmul": 200, "l2_normalization": 110,
     # the element-wise kinds: the op's function with one of the loops it shares (each counted
     # with every kind), measured on one-layer models with a broadcast
     "add": 170, "sub": 170, "mul": 150, "maximum": 110, "minimum": 110, "squared_difference": 175,
-    "prelu": 165, "leaky_relu": 105, "hard_swish": 295, "elu": 28,
+    "prelu": 165, "leaky_relu": 105, "hard_swish": 295, "elu": 28, "abs": 28, "rsqrt": 28,
     # 16x8's own kernels, with their tables (512 bytes of sigmoid, 2 x 1026 of softmax LUTs)
     "softmax": 160 + 2052, "logistic": 80 + 512, "tanh": 70 + 512,
     "quantize": 64, "concatenation": 68, "pack": 68, "split": 68, "split_v": 68, "unpack": 68,
     "pad": 170, "strided_slice": 160, "slice": 160, "transpose": 244,
+    "depth_to_space": 110, "space_to_depth": 110, "mirror_pad": 200,
 }
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
     "fully_connected": 7 * 4, "conv_2d": 18 * 4, "depthwise_conv_2d": 19 * 4, "max_pool_2d": 13 * 4,
     "average_pool_2d": 13 * 4, "mean": 24 * 4, "sum": 24 * 4, "reduce_max": 24 * 4, "add": 12 * 4,
     "transpose_conv": 16 * 4, "resize_nearest_neighbor": 4 * 4, "resize_bilinear": 8 * 4,
+    "batch_matmul": 18 * 4, "l2_normalization": 0,
     "sub": 12 * 4, "mul": 12 * 4,
     "maximum": 12 * 4, "minimum": 12 * 4, "squared_difference": 12 * 4, "prelu": 7 * 4,
-    "leaky_relu": 7 * 4, "hard_swish": 6 * 4, "elu": 256,      # elu: its table
+    "leaky_relu": 7 * 4, "hard_swish": 6 * 4, "elu": 256, "abs": 256, "rsqrt": 256,   # their tables
     "softmax": 4 * 4, "logistic": 0, "tanh": 0,
     "quantize": 5 * 4, "concatenation": 3 * 4, "pack": 3 * 4, "split": 3 * 4, "split_v": 3 * 4,
     "unpack": 3 * 4, "pad": 16 * 4, "strided_slice": 20 * 4, "slice": 20 * 4, "transpose": 10 * 4,
+    "depth_to_space": 6 * 4, "space_to_depth": 6 * 4, "mirror_pad": 16 * 4,
 }
 
 # Names the generated .c declares itself: a layer may not take them (nor any identifier the

@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 
 ALIAS_KINDS = ("reshape",)
 IN_PLACE_KINDS = ("relu", "relu6", "logistic", "tanh", "add", "softmax", "sub", "mul", "maximum",
-                  "minimum", "squared_difference", "leaky_relu", "prelu", "hard_swish", "elu")
+                  "minimum", "squared_difference", "leaky_relu", "prelu", "hard_swish", "elu", "abs",
+                  "rsqrt")
 SHUFFLES = 32           # seeded shuffles of the greedy placement's order tried beside TFLM's
 
 

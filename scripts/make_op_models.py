@@ -18,6 +18,18 @@ TensorFlow-made file under tests/data.
                                int16 SPACE_TO_BATCH_ND: the outputs are TFLite's reference
                                kernels' (manifest.json: "oracle")
     sum_relu6_16x8             sum_relu6 in 16x8: SUM, the standalone RELU6, RELU, SOFTMAX
+    abs_rsqrt                  int8: Dense -> tf.abs -> + 1 -> tf.math.rsqrt (ABS, ADD, RSQRT)
+    depth_space                int8: Conv2D -> tf.nn.depth_to_space -> Conv2D -> tf.nn.space_to_depth
+    attention                  int8: keras Attention over two Dense projections (BATCH_MATMUL
+                               with adj_y, SOFTMAX, BATCH_MATMUL)
+    multi_head_attention       int8: keras MultiHeadAttention, 2 heads (BATCH_MATMUL of rank 4,
+                               TRANSPOSE, MUL, SOFTMAX)
+    l2_mirror                  int8: tf.pad REFLECT and SYMMETRIC, tf.math.l2_normalize
+                               (MIRROR_PAD, L2_NORMALIZATION)
+
+The models with a Lambda or an attention layer fix their batch size to 1: with batch None,
+Keras 3 computes their reshapes' shapes at run time (SHAPE, GATHER, REDUCE_PROD, ...), which
+TFLM cannot allocate.
 
 What TensorFlow 2.21 does not write from Keras code, so no file here has it: SQUEEZE
 (keras.ops.squeeze becomes RESHAPE), an int8 ELU (the converter keeps ELU in float32, between
@@ -53,6 +65,45 @@ def sequence_16x8():
     return keras.Model(x, keras.layers.GlobalAveragePooling1D()(h))
 
 
+def abs_rsqrt():
+    x = keras.Input((8,), batch_size=1)
+    h = keras.layers.Dense(6)(x)
+    return keras.Model(x, keras.layers.Lambda(lambda t: ops.rsqrt(ops.abs(t) + 1.0))(h))
+
+
+def depth_space():
+    import tensorflow as tf
+    x = keras.Input((6, 6, 2), batch_size=1)
+    h = keras.layers.Conv2D(8, 1, activation="relu")(x)
+    h = keras.layers.Lambda(lambda t: tf.nn.depth_to_space(t, 2))(h)         # (12, 12, 2)
+    h = keras.layers.Conv2D(3, 3, padding="same")(h)
+    h = keras.layers.Lambda(lambda t: tf.nn.space_to_depth(t, 3))(h)         # (4, 4, 27)
+    return keras.Model(x, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h)))
+
+
+def attention():
+    q = keras.Input((5, 8), batch_size=1)
+    h = keras.layers.Attention()([keras.layers.Dense(8)(q), keras.layers.Dense(8)(q)])
+    return keras.Model(q, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h)))
+
+
+def multi_head_attention():
+    q = keras.Input((6, 8), batch_size=1)
+    h = keras.layers.MultiHeadAttention(2, 4)(q, q)
+    return keras.Model(q, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h)))
+
+
+def l2_mirror():
+    import tensorflow as tf
+    x = keras.Input((6, 6, 2), batch_size=1)
+    h = keras.layers.Conv2D(4, 3, activation="relu")(x)                      # (4, 4, 4)
+    h = keras.layers.Lambda(lambda t: tf.pad(t, [[0, 0], [1, 2], [0, 1], [0, 0]], "REFLECT"))(h)
+    h = keras.layers.Lambda(lambda t: tf.pad(t, [[0, 0], [2, 0], [1, 1], [0, 0]], "SYMMETRIC"))(h)
+    h = keras.layers.Conv2D(6, 3)(h)
+    h = keras.layers.Lambda(lambda t: tf.math.l2_normalize(t, axis=-1))(h)
+    return keras.Model(x, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h)))
+
+
 def mean_targets(x):
     """A regression target for a model ending in 8 pooled features."""
     return np.repeat(np.tanh(x.mean(axis=(1, 2)))[:, None], 8, axis=1), "mse"
@@ -64,6 +115,11 @@ OP_MODELS = {
     "sequence_16x8": (sequence_16x8, (20, 3), "normal", dict(mode="int16x8"),
                       dict(targets=mean_targets)),
     "sum_relu6_16x8": (sum_relu6, (6, 8, 3), "normal", dict(mode="int16x8"), {}),
+    "abs_rsqrt": (abs_rsqrt, (8,), "normal", {}, dict(batch_size=1)),
+    "depth_space": (depth_space, (6, 6, 2), "normal", {}, dict(batch_size=1)),
+    "attention": (attention, (5, 8), "normal", {}, dict(batch_size=1)),
+    "multi_head_attention": (multi_head_attention, (6, 8), "normal", {}, dict(batch_size=1)),
+    "l2_mirror": (l2_mirror, (6, 6, 2), "normal", {}, dict(batch_size=1)),
 }
 
 

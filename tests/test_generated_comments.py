@@ -46,6 +46,7 @@ def models():
     out["max pool, one channel"] = one_channel_max_pool()
     out["data movement"] = movement_chain(0)
     out["spatial ops"] = o.spatial_model()
+    out["more ops"] = o.more_ops_model()
     return out
 
 
@@ -116,7 +117,9 @@ KERNEL_CALLS = {
     **{kind: rf"\b(ElementWise\(\d+, |BroadcastBinaryFunction4DSlow\()&\w+_params\b.*\b{function}\);"
        for kind, function in elementwise.FUNCTIONS.items()},
     "prelu": r"\bBroadcastPrelu4DSlow\(&\w+_params\b", "leaky_relu": r"\bQuantizeLeakyRelu\(&\w+_params\b",
-    "hard_swish": r"\bHardSwish\(&\w+_params\b", "elu": r"\bLookupTable\(\d+, \w+_table\b",
+    "hard_swish": r"\bHardSwish\(&\w+_params\b",
+    **{kind: r"\bLookupTable\(\d+, \w+_table\b" for kind in ("elu", "abs", "rsqrt")},
+    "l2_normalization": r"\bl2_normalization\(\d+, \d+, -?\d+, input, output\)",
 }
 
 

@@ -557,6 +557,10 @@ def test_params_match_the_documented_table():
         models[kind] = O.Builder(0, (3, 3, 2)).resize(kind).model()
     models["elu"] = O.Builder(0, (2, 3)).elu().model()
     models["unidirectional_sequence_lstm"] = O.lstm_model(0, 3, 2, 4)
+    models["abs"] = O.Builder(0, (2, 3)).abs().model()
+    models["rsqrt"] = O.Builder(0, (2, 3)).rsqrt().model()
+    for kind in ("depth_to_space", "space_to_depth"):
+        models[kind] = getattr(O.Builder(0, (4, 4, 4)), kind)(2).model()
     assert set(models) == set(table) == set(kernels.KERNELS)
     for kind, model in models.items():
         op = [o for o in model.ops if o.kind == kind][0]

@@ -490,3 +490,40 @@ def exp_f32(x):
     """std::exp on a float: exp in double, rounded once to float32 (glibc's expf is within
     0.502 ulp; the one-ulp cases, if any, meet a TFLite-table rounding only by chance)."""
     return np.float32(math.exp(float(x)))
+
+
+# ---------------------------------------------------------------------------------------
+# 7. The inverse square root (RSQRT, L2_NORMALIZATION)
+# ---------------------------------------------------------------------------------------
+def inv_sqrt_quantized_multiplier_exp(x, reverse_shift):
+    """GetInvSqrtQuantizedMultiplierExp (TFLM kernels/internal/common.h): 1 / sqrt(x) for one
+    int32 x >= 0, as (multiplier, shift) with 1/sqrt(x) = multiplier * 2^(shift - 31) when
+    reverse_shift = -1 (TFLM's kReverseShift: the shift then counts left).
+
+    x <= 1 gives (INT32_MAX, 0) (0 is taken as 1). Otherwise x is scaled by a power of four
+    into [2^27, 2^29) (s counts the pairs of bits), read as F3 (x / 2^28 in [1/2, 2)) and
+    halved, and five Newton-Raphson steps from y = 1 refine y -> 1.5 y - (x/2) y^3, towards
+    1/sqrt(x / 2^28); the result times sqrt(2)/2 in F0. A negative shift is moved into the
+    multiplier (an int32 left shift, wrapping as C's does)."""
+    x = int(x)
+    if x <= 1:
+        return INT32_MAX, 0
+    shift = 11
+    while x >= (1 << 29):
+        x //= 4
+        shift += 1
+    pairs = (int(count_leading_zeros(x)) - 1) // 2 - 1
+    shift -= pairs
+    x <<= 2 * pairs
+    srdhm, by_pot = saturating_rounding_doubling_high_mul, saturating_rounding_multiply_by_pot
+    half_x = int(by_pot(x >> 1, -1))                    # F3
+    half_three = (1 << 28) + (1 << 27)                  # 1.5 in F3
+    y = 1 << 28                                         # 1.0 in F3
+    for _ in range(5):
+        y3 = int(by_pot(srdhm(srdhm(y, y), y), 6))       # F9 -> Rescale<3>
+        y = int(by_pot(int(wrap_int32(int(srdhm(half_three, y)) - int(srdhm(half_x, y3)))), 3))  # F6 -> F3
+    y = int(srdhm(y, 1518500250))                       # * sqrt(2)/2 (F0): stays F3
+    if shift < 0:
+        y = int(wrap_int32(y << -shift))
+        shift = 0
+    return y, shift * reverse_shift

@@ -14,6 +14,8 @@ Not here because TFLite Micro has no kernel for it (a model using it does not ru
 microcontroller with TFLM either; its op resolver registers none): RELU_N1_TO_1. Without
 int16x8 because TFLM's kernel refuses int16 activations (so must the importer): PRELU,
 HARD_SWISH, ELU, RESIZE_BILINEAR, REDUCE_MAX; a 16x8 model using one is refused by name.
+`NOT_SUPPORTED` lists the builtins a Keras model converted to int8 can still contain, with
+the reason minitiny refuses each (docs/OPS.md prints it under the table).
 """
 import textwrap
 from dataclasses import dataclass
@@ -40,6 +42,10 @@ OPS = (
     Builtin("TRANSPOSE_CONV", "transpose_conv", "TransposeConvOptions", ("int8", "int16x8"),
             "SAME/VALID padding, any stride, per-channel weights, bias or none, fused RELU/RELU6; "
             "the output shape a constant"),
+    Builtin("BATCH_MATMUL", "batch_matmul", "BatchMatMulOptions", ("int8",),
+            "two activations of rank 3 to 5 (Keras' Attention, MultiHeadAttention, Dot), adj_x, "
+            "adj_y, batch dimensions broadcast; a constant operand is refused (TF's converter "
+            "makes that product a FULLY_CONNECTED)"),
     Builtin("RESIZE_NEAREST_NEIGHBOR", "resize_nearest_neighbor", "ResizeNearestNeighborOptions",
             ("int8", "int16x8"),
             "align_corners, half_pixel_centers; the size a constant; input and output share one "
@@ -73,6 +79,9 @@ OPS = (
     Builtin("EXPAND_DIMS", "reshape", None, ("int8", "int16x8"), "as RESHAPE"),
     Builtin("SOFTMAX", "softmax", "SoftmaxOptions", ("int8", "int16x8"),
             "over the last axis; output scale 1/256, zero point -128 (16x8: 1/32768, 0)"),
+    Builtin("L2_NORMALIZATION", "l2_normalization", "L2NormOptions", ("int8",),
+            "over the last axis (tf.math.l2_normalize), rank <= 4; output scale 1/128, zero point 0; "
+            "no fused activation"),
     Builtin("LOGISTIC", "logistic", None, ("int8", "int16x8"),
             "output scale 1/256, zero point -128 (16x8: 1/32768, 0)"),
     Builtin("TANH", "tanh", None, ("int8", "int16x8"), "output scale 1/128, zero point 0 (16x8: 1/32768, 0)"),
@@ -86,6 +95,10 @@ OPS = (
             "TFLM's int16 fixed-point kernel; int8 only (TFLM has no 16x8 HARD_SWISH)"),
     Builtin("ELU", "elu", None, ("int8",),
             "TFLM's table of the 256 outputs, computed in float32; int8 only (TFLM's refuses int16)"),
+    Builtin("ABS", "abs", None, ("int8",), "requantized to the output's scale"),
+    Builtin("RSQRT", "rsqrt", None, ("int8",),
+            "TFLM's integer 1/sqrt (LayerNormalization's); an input below the zero point (a "
+            "negative real) is refused at run time, as TFLM stops there"),
     Builtin("CONCATENATION", "concatenation", "ConcatenationOptions", ("int8", "int16x8"),
             "any axis but the batch one, up to 10 inputs, rank <= 6, no fused activation; the "
             "inputs share the output's scale and zero point (TFLM copies bytes, it does not "
@@ -102,6 +115,9 @@ OPS = (
             "constant paddings >= 0, none on the batch, rank <= 5; pads with the zero point (16x8: 0)"),
     Builtin("PADV2", "pad", None, ("int8", "int16x8"),
             "as PAD, with a constant pad value in the output's quantization"),
+    Builtin("MIRROR_PAD", "mirror_pad", "MirrorPadOptions", ("int8",),
+            "REFLECT or SYMMETRIC (tf.pad), constant paddings within TF's limits, none on the "
+            "batch, rank <= 5; input and output share one quantization"),
     Builtin("STRIDED_SLICE", "strided_slice", "StridedSliceOptions", ("int8", "int16x8"),
             "constant begin/end/strides (negative too), begin, end and shrink_axis masks, rank "
             "<= 4; the batch taken whole; no ellipsis, new-axis or offset (TFLM ignores them)"),
@@ -115,6 +131,10 @@ OPS = (
             "not time-major, cell clip; no peephole, projection or "
             "layer norm (TFLM refuses them). The hidden and cell state are variable tensors kept "
             "from one invoke to the next until a reset", c=False),
+    Builtin("DEPTH_TO_SPACE", "depth_to_space", "DepthToSpaceOptions", ("int8",),
+            "(H, W, C) -> (H b, W b, C / b^2); input and output share one quantization"),
+    Builtin("SPACE_TO_DEPTH", "space_to_depth", "SpaceToDepthOptions", ("int8",),
+            "(H, W, C) -> (H / b, W / b, C b^2); input and output share one quantization"),
     Builtin("QUANTIZE", "quantize", None, ("int8", "int16x8"),
             "int8 -> int8 (16x8: int16 -> int16) inside the graph (TFLM's Requantize); at the "
             "edges folded: after a float32 or uint8 model input, before a uint8 output (16x8: "
@@ -130,6 +150,45 @@ OPS = (
             "only as the end of such a chain (SPACE_TO_BATCH_ND above)"),
 )
 MODES = ("int8", "int16x8")
+
+
+@dataclass(frozen=True)
+class Refused:
+    names: str         # TFLite builtins
+    source: str        # the Keras layer or tf op that produces them in TF 2.21's int8 converter
+    why: str
+
+
+# What TF 2.21's int8 converter makes of ordinary Keras code beyond OPS, found by converting a
+# small model per layer or tf op (Keras 3, batch size fixed to 1) and running it in TFLM.
+NOT_SUPPORTED = (
+    Refused("ARG_MAX, ARG_MIN", "tf.argmax / tf.argmin (output_type=tf.int32) heads",
+            "not yet: TFLM runs them, but their output is int32, which minitiny's graph, planner and "
+            "C API do not carry (with the default int64 output TFLM stops at run time)"),
+    Refused("GATHER, GATHER_ND", "tf.gather, tf.gather_nd; keras Embedding",
+            "not yet (TFLM runs int8 GATHER and GATHER_ND). Embedding's int32 input comes with LESS, "
+            "SELECT_V2 and int32 arithmetic on the indices, which TFLM cannot allocate"),
+    Refused("LOG_SOFTMAX, DIV, REDUCE_MIN, REVERSE_V2, BROADCAST_TO",
+            "tf.nn.log_softmax, x / y, tf.reduce_min, tf.reverse, tf.broadcast_to",
+            "not yet: TFLM runs each in int8"),
+    Refused("SELECT_V2, GREATER, LESS, EQUAL, CAST", "tf.where, comparisons, tf.cast of a bool",
+            "bool tensors: minitiny's graph holds int8 (and int16) activations only"),
+    Refused("NEG, SQUARE, ADD_N, FLOOR, SIN, CUMSUM, SIGN",
+            "keras LayerNormalization (NEG), UnitNormalization and GroupNormalization (SQUARE), "
+            "tf.math.add_n, tf.floor, tf.sin, tf.cumsum, tf.sign",
+            "the converter leaves them in float32 between a DEQUANTIZE and a QUANTIZE (they have "
+            "no int8 kernel in TFLite); minitiny runs integer graphs only"),
+    Refused("EXP, GELU, SQRT, LOG, TILE", "tf.exp, tf.nn.gelu, tf.sqrt, tf.math.log, keras "
+            "RepeatVector and tf.tile",
+            "TFLM refuses the converted int8 model (allocating or invoking it fails): it does not run "
+            "on a microcontroller with TFLM either"),
+    Refused("RELU_N1_TO_1", "a standalone clip to [-1, 1] (the converter fuses one after a layer)",
+            "TFLM's op resolver registers no kernel for it"),
+    Refused("SHAPE, GATHER, REDUCE_PROD, ... before RESHAPE", "Keras 3 models with batch size None "
+            "(Attention, Dot, LayerNormalization, rank-3 Dense)",
+            "a shape computed at run time, which TFLM cannot allocate either: give the model's "
+            "Input batch_size=1 before converting"),
+)
 BY_NAME = {op.name: op for op in OPS}
 
 
@@ -163,6 +222,8 @@ def markdown():
         marks = " | ".join("yes" if m in op.modes else "" for m in MODES)
         kind = f"`{op.kind}`" if op.kind else "(folded)"
         rows.append(f"| `{op.name}` | {kind} | {marks} | {'yes' if op.c else 'no'} | {op.notes} |")
+    refused = ["| builtins | from | why not |", "| --- | --- | --- |"]
+    refused += [f"| {r.names} | {r.source} | {r.why} |" for r in NOT_SUPPORTED]
     return ("# Supported TFLite operators\n\n"
             "Generated from `minitiny/quant/supported.py` (`python -m minitiny.quant.supported "
             "> docs/OPS.md`); a test checks this file against it. `minitiny import --help` prints "
@@ -172,7 +233,10 @@ def markdown():
             "Every row and mode appears in a model TensorFlow 2.21 converted from Keras code, "
             "imported and compared bit for bit in the tests (tests/test_op_models.py lists the few "
             "TensorFlow never writes, and why).\n\n"
-            + "\n".join(rows) + "\n")
+            + "\n".join(rows) + "\n\n## Not supported, and why\n\n"
+            "What TensorFlow 2.21's int8 converter makes of ordinary Keras code beyond the table above "
+            "(one small model per layer or tf op, converted and run in TFLite Micro):\n\n"
+            + "\n".join(refused) + "\n")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,7 @@ BUILTINS = {
     "conv_2d": (BuiltinOperator.CONV_2D, 3),
     "depthwise_conv_2d": (BuiltinOperator.DEPTHWISE_CONV_2D, 3),
     "transpose_conv": (BuiltinOperator.TRANSPOSE_CONV, 3),
+    "batch_matmul": (BuiltinOperator.BATCH_MATMUL, 2),
     "resize_nearest_neighbor": (BuiltinOperator.RESIZE_NEAREST_NEIGHBOR, 3),
     "resize_bilinear": (BuiltinOperator.RESIZE_BILINEAR, 3),
     "max_pool_2d": (BuiltinOperator.MAX_POOL_2D, 2),
@@ -71,6 +72,7 @@ BUILTINS = {
     "squared_difference": (BuiltinOperator.SQUARED_DIFFERENCE, 2),
     "reshape": (BuiltinOperator.RESHAPE, 1),
     "softmax": (BuiltinOperator.SOFTMAX, 2),
+    "l2_normalization": (BuiltinOperator.L2_NORMALIZATION, 2),
     "logistic": (BuiltinOperator.LOGISTIC, 2),
     "tanh": (BuiltinOperator.TANH, 2),
     "relu": (BuiltinOperator.RELU, 2),
@@ -79,17 +81,22 @@ BUILTINS = {
     "prelu": (BuiltinOperator.PRELU, 1),
     "hard_swish": (BuiltinOperator.HARD_SWISH, 1),
     "elu": (BuiltinOperator.ELU, 2),
+    "abs": (BuiltinOperator.ABS, 2),
+    "rsqrt": (BuiltinOperator.RSQRT, 2),
     "quantize": (BuiltinOperator.QUANTIZE, 2),
     "concatenation": (BuiltinOperator.CONCATENATION, 2),
     "pack": (BuiltinOperator.PACK, 2),
     "split": (BuiltinOperator.SPLIT, 2),
     "split_v": (BuiltinOperator.SPLIT_V, 2),
     "unpack": (BuiltinOperator.UNPACK, 2),
+    "mirror_pad": (BuiltinOperator.MIRROR_PAD, 2),
     "pad": (BuiltinOperator.PAD, 2),          # PADV2 when the op has a constant (see builtin())
     "strided_slice": (BuiltinOperator.STRIDED_SLICE, 2),
     "slice": (BuiltinOperator.SLICE, 2),
     "transpose": (BuiltinOperator.TRANSPOSE, 2),
     "unidirectional_sequence_lstm": (BuiltinOperator.UNIDIRECTIONAL_SEQUENCE_LSTM, 1),
+    "depth_to_space": (BuiltinOperator.DEPTH_TO_SPACE, 2),
+    "space_to_depth": (BuiltinOperator.SPACE_TO_DEPTH, 2),
 }
 ACTIVATION = {"none": ActivationFunctionType.NONE, "relu": ActivationFunctionType.RELU,
               "relu6": ActivationFunctionType.RELU6}
@@ -100,6 +107,7 @@ ACTIVATION_ONLY_OPTIONS = {"fully_connected": "FullyConnectedOptions", "add": "A
 REDUCERS = ("mean", "sum", "reduce_max")         # their axes are an int32 input tensor
 RESIZE_OPTIONS = {"resize_nearest_neighbor": "ResizeNearestNeighborOptions",
                   "resize_bilinear": "ResizeBilinearOptions"}
+BLOCK_OPTIONS = {"depth_to_space": "DepthToSpaceOptions", "space_to_depth": "SpaceToDepthOptions"}
 TENSOR_TYPE = {"int8": TensorType.INT8, "int16": TensorType.INT16, "int32": TensorType.INT32,
                "int64": TensorType.INT64, "float32": TensorType.FLOAT32}
 # 'int8' (the default) and 'int16' both mean the model's own integer edge
@@ -277,6 +285,20 @@ class _Writer:
             tfl.UnidirectionalSequenceLSTMOptionsAddTimeMajor(b, False)
             return (BuiltinOptions.UnidirectionalSequenceLSTMOptions,
                     tfl.UnidirectionalSequenceLSTMOptionsEnd(b))
+        if kind == "l2_normalization":
+            tfl.L2NormOptionsStart(b)
+            tfl.L2NormOptionsAddFusedActivationFunction(b, ActivationFunctionType.NONE)
+            return BuiltinOptions.L2NormOptions, tfl.L2NormOptionsEnd(b)
+        if kind == "batch_matmul":
+            tfl.BatchMatMulOptionsStart(b)
+            tfl.BatchMatMulOptionsAddAdjX(b, bool(o.get("adj_x", False)))
+            tfl.BatchMatMulOptionsAddAdjY(b, bool(o.get("adj_y", False)))
+            return BuiltinOptions.BatchMatMulOptions, tfl.BatchMatMulOptionsEnd(b)
+        if kind in BLOCK_OPTIONS:                     # DepthToSpaceOptions, SpaceToDepthOptions
+            table = BLOCK_OPTIONS[kind]
+            getattr(tfl, table + "Start")(b)
+            getattr(tfl, table + "AddBlockSize")(b, int(o["block_size"]))
+            return getattr(BuiltinOptions, table), getattr(tfl, table + "End")(b)
         if kind == "softmax":
             tfl.SoftmaxOptionsStart(b)
             tfl.SoftmaxOptionsAddBeta(b, float(o.get("beta", 1.0)))
@@ -306,6 +328,10 @@ class _Writer:
             getattr(tfl, table + "Start")(b)
             getattr(tfl, table + "AddNumSplits")(b, len(op.outputs))
             return getattr(BuiltinOptions, table), getattr(tfl, table + "End")(b)
+        if kind == "mirror_pad":
+            tfl.MirrorPadOptionsStart(b)
+            tfl.MirrorPadOptionsAddMode(b, {"reflect": 0, "symmetric": 1}[o["mode"]])
+            return BuiltinOptions.MirrorPadOptions, tfl.MirrorPadOptionsEnd(b)
         if kind == "strided_slice":
             tfl.StridedSliceOptionsStart(b)
             tfl.StridedSliceOptionsAddBeginMask(b, int(o.get("begin_mask", 0)) << 1)
@@ -313,7 +339,7 @@ class _Writer:
             tfl.StridedSliceOptionsAddShrinkAxisMask(b, int(o.get("shrink_axis_mask", 0)) << 1)
             return BuiltinOptions.StridedSliceOptions, tfl.StridedSliceOptionsEnd(b)
         return BuiltinOptions.NONE, None     # logistic, tanh, relu, relu6, maximum, minimum,
-        #               squared_difference, prelu, hard_swish, elu, quantize, pad, slice, transpose
+        #               squared_difference, prelu, hard_swish, elu, abs, rsqrt, quantize, pad, slice, transpose
 
     # -- the model -----------------------------------------------------------------------
     def collect(self):
@@ -368,6 +394,8 @@ class _Writer:
         if kind == "split_v":        # (input, size_splits, axis)
             return inputs + [self.int32_input(op, "size_splits", o["sizes"]),
                              self.int32_input(op, "axis", int(o["axis"]) + 1)]
+        if kind == "mirror_pad":
+            return inputs + [self.int32_input(op, "paddings", ((0, 0),) + tuple(o["paddings"]))]
         if kind == "pad":
             inputs = inputs + [self.int32_input(op, "paddings", ((0, 0),) + tuple(o["paddings"]))]
             if o.get("constant") is not None:          # PADV2: the value, quantized as the output

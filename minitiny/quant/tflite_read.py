@@ -117,12 +117,17 @@ OPTION_FIELDS = {
     "SubOptions": ("FusedActivationFunction",),
     "MulOptions": ("FusedActivationFunction",),
     "SoftmaxOptions": ("Beta",),
+    "L2NormOptions": ("FusedActivationFunction",),
     "LeakyReluOptions": ("Alpha",),
     "ConcatenationOptions": ("Axis", "FusedActivationFunction"),
     "PackOptions": ("ValuesCount", "Axis"),
     "UnpackOptions": ("Num", "Axis"),
     "SplitOptions": ("NumSplits",),
     "SplitVOptions": ("NumSplits",),
+    "BatchMatMulOptions": ("AdjX", "AdjY"),
+    "DepthToSpaceOptions": ("BlockSize",),
+    "MirrorPadOptions": ("Mode",),
+    "SpaceToDepthOptions": ("BlockSize",),
     "StridedSliceOptions": ("BeginMask", "EndMask", "EllipsisMask", "NewAxisMask",
                             "ShrinkAxisMask", "Offset"),
     "UnidirectionalSequenceLSTMOptions": ("FusedActivationFunction", "CellClip", "ProjClip",
@@ -137,11 +142,11 @@ ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 
          "resize_nearest_neighbor": (2, 2), "resize_bilinear": (2, 2), "reshape": (1, 2), "prelu": (2, 2),
          **{kind: (2, 2) for kind in ELEMENTWISE},
          "concatenation": (1, 10), "pack": (1, 10), "split": (2, 2), "split_v": (3, 3),
-         "pad": (2, 3), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2),
-         "unidirectional_sequence_lstm": (24, 24)}
+         "pad": (2, 3), "mirror_pad": (2, 2), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2),
+         "batch_matmul": (2, 2), "unidirectional_sequence_lstm": (24, 24)}
 MULTI_OUTPUT = ("split", "split_v", "unpack")
 TIME_MAJOR_OK = ("reshape", "concatenation", "pack", "split", "split_v", "unpack")
-MOVEMENT = ("concatenation", "pack", "split", "split_v", "unpack", "pad", "strided_slice",
+MOVEMENT = ("concatenation", "pack", "split", "split_v", "unpack", "pad", "mirror_pad", "strided_slice",
             "slice", "transpose")
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv")   # input, weight[, bias]
 FUSES_ACTIVATION = ("add", "sub", "mul")            # of ELEMENTWISE
@@ -682,7 +687,7 @@ class _Importer:
             return op.inputs[:1], {"axis": axis, "sizes": tuple(sizes)}
         x = self.activation_input(op, 0)
         rank = len(x.shape)
-        if kind == "pad":
+        if kind in ("pad", "mirror_pad"):
             pairs = self.int_constant(op, 1, "paddings")
             if len(pairs) != 2 * rank:
                 self.fail(f"{op.label}: {len(pairs)} paddings for {rank} dimensions (two each)")
@@ -691,6 +696,11 @@ class _Importer:
             if min(pairs) < 0:
                 raise _Unsupported(f"negative paddings {pairs}")
             options = {"paddings": tuple(zip(pairs[2::2], pairs[3::2])), "constant": None}
+            if kind == "mirror_pad":                             # MirrorPadMode: REFLECT 0, SYMMETRIC 1
+                if o["Mode"] not in (0, 1):
+                    raise _Unsupported(f"mirror pad mode #{o['Mode']} (REFLECT or SYMMETRIC only)")
+                return op.inputs[:1], {"paddings": options["paddings"],
+                                       "mode": ("reflect", "symmetric")[o["Mode"]]}
             if len(op.inputs) == 3 and op.inputs[2] >= 0:        # PADV2's constant_values
                 c, dtype = self.tensors[op.inputs[2]], self.dtypes["operand"]    # int16 in 16x8
                 if c.data is None or c.type_name != dtype or len(c.data) != np.dtype(dtype).itemsize:
@@ -740,6 +750,15 @@ class _Importer:
         return op.inputs[:1], {"begin": tuple(begin[1:]), "end": tuple(end[1:]), "strides": tuple(strides[1:]),
                                "begin_mask": masks["BeginMask"] >> 1, "end_mask": masks["EndMask"] >> 1,
                                "shrink_axis_mask": masks["ShrinkAxisMask"] >> 1}
+
+    def map_batch_matmul(self, op, lhs):
+        """BATCH_MATMUL of two activations, each of rank 3 to 5 (the batch, then matrices)."""
+        rhs = self.activation_input(op, 1)
+        for t in (lhs, rhs):
+            if not 3 <= len(t.shape) <= 5:
+                raise _Unsupported(f"{t.label} of shape {list(t.shape)}: minitiny multiplies "
+                                   f"operands of rank 3 to 5 (a batch of 1, then the matrices)")
+        return {"adj_x": bool(op.options["AdjX"]), "adj_y": bool(op.options["AdjY"])}
 
     def map_elementwise(self, op, kind, out):
         """ADD, SUB, MUL, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE: two inputs, either one a
@@ -851,6 +870,12 @@ class _Importer:
             return kind, op.inputs[:1], {"beta": float(op.options["Beta"])}
         if kind == "leaky_relu":
             return kind, op.inputs[:1], {"alpha": float(op.options["Alpha"])}
+        if kind == "batch_matmul":
+            return kind, op.inputs[:2], self.map_batch_matmul(op, x)
+        if kind == "l2_normalization" and op.options["FusedActivationFunction"] != ActivationFunctionType.NONE:
+            raise _Unsupported("a fused activation (TFLM's kernel refuses one)")
+        if kind in ("depth_to_space", "space_to_depth"):
+            return kind, op.inputs[:1], {"block_size": int(op.options["BlockSize"])}
         if kind == "prelu":
             alpha = self.tensors[op.inputs[1]] if op.inputs[1] >= 0 else None
             if alpha is None or alpha.data is None:
@@ -860,7 +885,8 @@ class _Importer:
             except ValueError:
                 self.fail(f"{op.label}: alpha {list(alpha.shape)} does not broadcast over input {list(x.shape)}")
             return kind, op.inputs[:2], {}
-        return kind, op.inputs[:1], {}          # reshape, logistic, tanh, relu, relu6, hard_swish, elu
+        return kind, op.inputs[:1], {}          # reshape, logistic, tanh, relu, relu6, hard_swish, elu,
+        #                                         abs, rsqrt, l2_normalization
 
     # -- tensors -------------------------------------------------------------------------
     def tensor_problems(self, t, role):

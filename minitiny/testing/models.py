@@ -275,6 +275,55 @@ class Builder:
         zp = zero_point(self.rng) if zp is None else zp
         return self._op("elu", [self.cur], self._tensor(self.t.shape, scale, zp))
 
+    def abs(self, scale=None, zp=None):
+        """|x|: the output scale drawn near the input's (or the same, with no rescale)."""
+        scale = np.float32(self.t.scale * log_uniform(self.rng, 0.3, 3)) if scale is None else scale
+        zp = zero_point(self.rng) if zp is None else zp
+        return self._op("abs", [self.cur], self._tensor(self.t.shape, scale, zp))
+
+    def rsqrt(self, scale=None, zp=None):
+        """1/sqrt(x) (an input below its zero point is refused at run time, as TFLM does)."""
+        scale = np.float32(log_uniform(self.rng, 0.3, 3) / np.sqrt(self.t.scale) / 128) if scale is None else scale
+        zp = zero_point(self.rng) if zp is None else zp
+        return self._op("rsqrt", [self.cur], self._tensor(self.t.shape, scale, zp))
+
+    def batch_matmul(self, other, adj_x=False, adj_y=False, scale=None, zp=None):
+        """The current tensor (lhs) times the activation `other` (rhs); the output scale sized
+        for sums of depth products."""
+        lhs, rhs = self.t, self.tensors[other]
+        rows, depth = lhs.shape[-2:][::-1] if adj_x else lhs.shape[-2:]
+        cols = rhs.shape[-2] if adj_y else rhs.shape[-1]
+        batch = np.broadcast_shapes(lhs.shape[:-2], rhs.shape[:-2])
+        scale = np.float32(lhs.scale * rhs.scale * 150 * np.sqrt(depth) * log_uniform(self.rng, 0.3, 3)) \
+            if scale is None else scale
+        zp = zero_point(self.rng) if zp is None else zp
+        return self._op("batch_matmul", [self.cur, other], self._tensor(tuple(batch) + (rows, cols), scale, zp),
+                        {"adj_x": adj_x, "adj_y": adj_y})
+
+    def mirror_pad(self, paddings, mode="reflect"):
+        """tf.pad REFLECT / SYMMETRIC by (before, after) per dimension; the quantization kept."""
+        shape = tuple(n + b + a for n, (b, a) in zip(self.t.shape, paddings))
+        return self._op("mirror_pad", [self.cur], self._tensor(shape, self.t.scale, self.t.zero_point),
+                        {"paddings": tuple(tuple(p) for p in paddings), "mode": mode})
+
+    def l2_normalization(self):
+        """Each row of the last axis over its L2 norm; TFLite's output scale 1/128, zero point 0."""
+        return self._op("l2_normalization", [self.cur], self._tensor(self.t.shape, 1 / 128, 0))
+
+    def depth_to_space(self, block_size=2):
+        """(H, W, C) -> (H b, W b, C / b^2); the quantization kept."""
+        h, w, c = self.t.shape
+        b = block_size
+        return self._op("depth_to_space", [self.cur], self._tensor((h * b, w * b, c // (b * b)), self.t.scale,
+                                                                 self.t.zero_point), {"block_size": b})
+
+    def space_to_depth(self, block_size=2):
+        """(H, W, C) -> (H / b, W / b, C b^2); the quantization kept."""
+        h, w, c = self.t.shape
+        b = block_size
+        return self._op("space_to_depth", [self.cur], self._tensor((h // b, w // b, c * b * b), self.t.scale,
+                                                                 self.t.zero_point), {"block_size": b})
+
     def softmax(self, beta=1.0):
         return self._op("softmax", [self.cur], self._tensor(self.t.shape, 1 / 256, -128), {"beta": beta})
 

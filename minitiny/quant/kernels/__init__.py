@@ -6,12 +6,15 @@ scales into integer constants once; Eval runs integer loops over them. minitiny 
 same, and keeps the two halves of an op side by side in one file:
 
     fully_connected.py    conv_2d.py    depthwise_conv_2d.py    transpose_conv.py
+    batch_matmul.py
     pooling.py (max, average)    resize.py (nearest neighbour, bilinear)
     reduce.py (mean, sum, reduce_max)    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
-    reshape.py    softmax.py    logistic_tanh.py    activations.py (relu, relu6)
-    leaky_relu.py    prelu.py    hard_swish.py    elu.py    quantize.py (int8 -> int8)
+    reshape.py    softmax.py    l2_normalization.py    logistic_tanh.py    activations.py (relu, relu6)
+    leaky_relu.py    prelu.py    hard_swish.py    elu.py    abs_rsqrt.py (abs, rsqrt)
+    quantize.py (int8 -> int8)
     concatenation.py (concatenation, pack)    split.py (split, split_v, unpack)
-    pad.py (pad, padv2)    strided_slice.py (strided_slice, slice)    transpose.py
+    pad.py (pad, padv2)    mirror_pad.py    strided_slice.py (strided_slice, slice)    transpose.py
+    depth_space.py (depth_to_space, space_to_depth)
     lstm.py (unidirectional_sequence_lstm: its state kept from one invoke to the next)
     common.py             the shared checks, the requantization epilogue, the window and
                           broadcasting helpers
@@ -48,6 +51,7 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `fully_connected` | `input_offset` (-z_in), `output_offset` (z_out), `output_multiplier` int32[out], `output_shift` int32[out], `per_channel` (bool: the weights have one scale per unit; if not, every multiplier and shift is the same), `act_min`, `act_max`, `in_features`, `out_features`, `rows` (1, or with keep_num_dims the input's rows of in_features), `has_bias` |
 | `conv_2d` | `input_offset`, `output_offset`, `output_multiplier` int32[C_out], `output_shift` int32[C_out], `per_channel`, `act_min`, `act_max`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `kernel_h`, `kernel_w`, `stride_h`, `stride_w`, `dilation_h`, `dilation_w` (taps that many rows/cols apart), `pad_h`, `pad_w` (rows/cols of padding before, TF 'same' rule over the dilated window), `has_bias` |
 | `depthwise_conv_2d` | the `conv_2d` keys plus `depth_multiplier` (out_c = in_c * depth_multiplier; output channel = in_channel * depth_multiplier + m) |
+| `batch_matmul` | `lhs_offset`, `rhs_offset` (-z), `output_offset`, `output_multiplier`, `output_shift` (s_lhs * s_rhs / s_out), `act_min`, `act_max`, `adj_x`, `adj_y` (bools), `rows`, `depth`, `cols` (of the product), `batch` (the output's batch dimensions, padded in front with 1 to two), `lhs_batch_stride`, `rhs_batch_stride` (each operand's step along them, 0 where it is broadcast) |
 | `transpose_conv` | `input_offset`, `output_offset`, `output_multiplier` int32[C_out], `output_shift` int32[C_out], `per_channel`, `act_min`, `act_max`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `kernel_h`, `kernel_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w` (output rows/cols cut before the first: TF's 'same' rule for a conv from the output's size), `has_bias` |
 | `resize_nearest_neighbor` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `align_corners`, `half_pixel_centers` (bools), `in_y` int[out_h], `in_x` int[out_w] (the input row / column of each output one) |
 | `resize_bilinear` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `align_corners`, `half_pixel_centers`, `height_scale_10`, `width_scale_10` (input size / output size in 1/1024) |
@@ -61,19 +65,23 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `maximum`, `minimum` | `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` (inputs and output share one quantization) |
 | `reshape` | `size` |
 | `softmax` | `input_multiplier`, `input_left_shift` (>= 0), `diff_min` (negative), `depth` (last axis), `outer` (rows) |
+| `l2_normalization` | `input_zero_point`, `depth` (the last axis), `outer` (rows), `size` (output scale 1/128, zero point 0) |
 | `logistic`, `tanh` | `input_zero_point`, `input_range_radius`, `input_multiplier`, `input_left_shift`, `size` |
 | `relu` | `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift`, `act_min`, `act_max`, `size` |
 | `relu6` | `lower` (z_in: real 0), `upper` (real 6 in the input's quantization), `size` |
 | `leaky_relu` | `input_zero_point`, `output_zero_point`, `output_multiplier_alpha`, `output_shift_alpha` (alpha * s_in / s_out), `output_multiplier_identity`, `output_shift_identity` (s_in / s_out), `size` |
 | `prelu` | `input_offset`, `alpha_offset` (-z), `output_offset`, `output_multiplier_1`, `output_shift_1` (s_in / s_out), `output_multiplier_2`, `output_shift_2` (s_in * s_alpha / s_out), `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` (input 2 is alpha) |
 | `elu` | `input_zero_point`, `output_zero_point`, `table` int8[256] (the output of every input q at index q + 128), `size` |
+| `abs`, `rsqrt` | `input_zero_point`, `output_zero_point`, `needs_rescale` (abs: the scales differ), `output_multiplier`, `output_shift` (abs: s_in / s_out; rsqrt: 1 / (sqrt(s_in) s_out)), `table` int8[256] (as elu's), `size` |
 | `hard_swish` | `input_zero_point`, `output_zero_point`, `output_multiplier_fixedpoint_int16`, `output_multiplier_exponent` (<= 0), `reluish_multiplier_fixedpoint_int16`, `reluish_multiplier_exponent` (int16 Q15 multipliers), `size` |
 | `quantize` | `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (s_in / s_out), `size` |
 | `concatenation`, `pack` | `axis` (of the sample), `outer` (blocks: the product of the output's dimensions before the axis), `copy_sizes` (values each input gives a block), `inputs_count`, `size` |
 | `split`, `split_v`, `unpack` | `axis`, `outer` (blocks of the input), `copy_sizes` (values of a block each output takes), `outputs_count`, `size` (the input's) |
 | `pad` | `in_shape`, `out_shape`, `before` (entries in front, per dimension), `pad_value` (int8), `size` |
+| `mirror_pad` | `in_shape`, `out_shape`, `before` (entries in front, per dimension), `offset` (REFLECT 1, SYMMETRIC 0), `input_index` (per dimension, the input index each output index copies), `size` |
 | `strided_slice`, `slice` | `in_shape`, `start`, `stride`, `count` (entries taken, per input dimension; a shrunk one counts 1), `size` |
 | `transpose` | `in_shape`, `perm` (output dimension d is input dimension perm[d]), `size` |
+| `depth_to_space`, `space_to_depth` | `block_size`, `in_h`, `in_w`, `in_c`, `out_h`, `out_w`, `out_c`, `size` |
 | `unidirectional_sequence_lstm` | `time_steps`, `features`, `units`, `input_offset` (-z_x), `hidden_offset` (-z_h), `input_multiplier`, `input_shift`, `recurrent_multiplier`, `recurrent_shift` (4 each, gates input, forget, cell, output: s_x * s_W / 2^-12 and s_h * s_R / 2^-12), `forget_mul_multiplier`, `forget_mul_shift` (2^-15), `input_mul_multiplier`, `input_mul_shift` (2^-30 / s_c), `hidden_mul_multiplier`, `hidden_mul_shift` (2^-30 / s_h), `hidden_zero_point`, `hidden_min`, `hidden_max`, `cell_tanh_multiplier`, `cell_tanh_left_shift` (c to Q3.12 for tanh), `clip_cell` (bool: the op has a cell clip), `cell_clip` (+-its int16 bound) |
 
 Data movement (concatenation.py, split.py, pad.py, strided_slice.py, transpose.py) counts the
@@ -90,19 +98,22 @@ power-of-two input scale), input_left_shift (>= 0) and size.
 import numpy as np
 
 from ..errors import GraphError
-from . import (activations, add, concatenation, conv_2d, depthwise_conv_2d, elu, fully_connected,
-               hard_swish, leaky_relu, logistic_tanh, lstm, maximum_minimum, mul, pad, pooling,
+from . import (abs_rsqrt, activations, add, batch_matmul, concatenation, conv_2d, depth_space, depthwise_conv_2d,
+               elu, fully_connected, hard_swish, l2_normalization, leaky_relu, logistic_tanh, lstm,
+               maximum_minimum, mirror_pad, mul, pad, pooling,
                prelu, quantize, reduce, reshape, resize, softmax, split, squared_difference,
                strided_slice, sub, transpose, transpose_conv)
 from .common import ActivationRangeError, fail
 
 # kind -> the module that prepares and runs it, in the order docs/READING.md meets them.
 KERNELS = {kind: module
-           for module in (fully_connected, conv_2d, depthwise_conv_2d, transpose_conv, pooling, resize,
+           for module in (fully_connected, conv_2d, depthwise_conv_2d, transpose_conv, batch_matmul,
+                          pooling, resize,
                           reduce, add, sub,
-                          mul, maximum_minimum, squared_difference, reshape, softmax,
-                          logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu,
-                          quantize, concatenation, split, pad, strided_slice, transpose, lstm)
+                          mul, maximum_minimum, squared_difference, reshape, softmax, l2_normalization,
+                          logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu, abs_rsqrt,
+                          quantize, concatenation, split, pad, mirror_pad, strided_slice, transpose, depth_space,
+                          lstm)
            for kind in module.KINDS}
 # the kinds that also run with int16 activations (TFLite's 16x8 scheme)
 INT16_KINDS = tuple(kind for kind, module in KERNELS.items() if kind in getattr(module, "INT16_KINDS", ()))
