@@ -254,7 +254,7 @@ CODE_BYTES_HELPERS = {
     "exp_on_interval_between_negative_one_quarter_and_0_excl": 82, "exp_on_negative_values": 104,
     "newton_raphson_reciprocal": 56, "one_over_one_plus_x_for_x_in_0_1": 18,
     "one_minus_x_over_one_plus_x_for_x_in_0_1": 22, "CountLeadingZeros": 30, "GetReciprocal": 30,
-    "gemmlowp_logistic": 50, "gemmlowp_tanh": 32, "GetInvSqrtQuantizedMultiplierExp": 140,
+    "gemmlowp_logistic": 50, "gemmlowp_tanh": 32, "GetInvSqrtQuantizedMultiplierExp": 180,
 }
 CODE_BYTES_INVOKE, CODE_BYTES_PER_CALL = 56, 4      # NAME_invoke: copies, checks, one call per layer
 # the table kernel (templates/scalar/lut.c.j2) of the tuned variants, without its table
@@ -276,7 +276,7 @@ CODE_BYTES_REFERENCE = {
     "softmax": 160 + 2052, "logistic": 80 + 512, "tanh": 70 + 512,
     "quantize": 64, "concatenation": 68, "pack": 68, "split": 68, "split_v": 68, "unpack": 68,
     "pad": 170, "strided_slice": 160, "slice": 160, "transpose": 244,
-    "depth_to_space": 110, "space_to_depth": 110, "mirror_pad": 200,
+    "depth_to_space": 110, "space_to_depth": 110, "mirror_pad": 260,
 }
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
