@@ -594,6 +594,13 @@ def _check_model(qmodel):
             raise CodegenError(f"model {qmodel.name!r}: op {op.name!r} (quantize) converts {types[0]} -> "
                                f"{types[1]}: the C holds one activation type per model, int8 or int16 "
                                f"(the NumPy reference and the .tflite writer run such a model)")
+    # the kinds first: an op without C (ARG_MAX's int32 output too) is named as such
+    templates = INT16_TEMPLATES if dtype == "int16" else TEMPLATES
+    unsupported = sorted({op.kind for op in qmodel.ops} - set(templates))
+    if unsupported:
+        raise CodegenError(f"model {qmodel.name!r}: op kind(s) {', '.join(unsupported)} have no C "
+                           f"template{' for 16x8' if dtype == 'int16' else ''}; supported: "
+                           f"{', '.join(sorted(templates))}")
     for role, ends in (("input", qmodel.inputs), ("output", qmodel.outputs)):
         for name in ends:
             t = qmodel.tensors[name]
@@ -601,12 +608,6 @@ def _check_model(qmodel):
                 raise CodegenError(f"model {qmodel.name!r}: {role} {t.name!r} must be int8 (or int16 "
                                    f"in a 16x8 model) with one scale, got {t.dtype} with scale shape "
                                    f"{t.scale.shape}")
-    templates = INT16_TEMPLATES if dtype == "int16" else TEMPLATES
-    unsupported = sorted({op.kind for op in qmodel.ops} - set(templates))
-    if unsupported:
-        raise CodegenError(f"model {qmodel.name!r}: op kind(s) {', '.join(unsupported)} have no C "
-                           f"template{' for 16x8' if dtype == 'int16' else ''}; supported: "
-                           f"{', '.join(sorted(templates))}")
     rounding = {bool(op.params.get("single_rounding", False)) for op in qmodel.ops if op.params}
     if len(rounding) > 1:
         raise CodegenError(f"model {qmodel.name!r}: ops mix single and double rounding")

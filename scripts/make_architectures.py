@@ -374,6 +374,9 @@ def edge_quantization(data):
         edges["inputs"].append((str(np.dtype(d["dtype"])),) + integer(inner))
     for d in interp.get_output_details():
         inner = d["index"]
+        if d["dtype"] == np.int32:              # ARG_MAX's indices: no quantization, no edge op
+            edges["outputs"].append(("int32", 1.0, 0, "int32"))
+            continue
         if d["dtype"] != np.int8 and d["dtype"] != np.int16:
             inner = next(op["inputs"][0] for op in ops
                          if op["op_name"] == "DEQUANTIZE" and op["outputs"][0] == d["index"]

@@ -26,6 +26,9 @@ TensorFlow-made file under tests/data.
                                TRANSPOSE, MUL, SOFTMAX)
     l2_mirror                  int8: tf.pad REFLECT and SYMMETRIC, tf.math.l2_normalize
                                (MIRROR_PAD, L2_NORMALIZATION)
+    arg_heads                  int8: a classifier (trained first) with its class probabilities
+                               and two int32 heads, tf.argmax and tf.argmin over the classes
+                               (ARG_MAX, ARG_MIN with output_type int32: TFLM stops on int64)
 
 The models with a Lambda or an attention layer fix their batch size to 1: with batch None,
 Keras 3 computes their reshapes' shapes at run time (SHAPE, GATHER, REDUCE_PROD, ...), which
@@ -104,6 +107,18 @@ def l2_mirror():
     return keras.Model(x, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h)))
 
 
+def arg_heads():
+    """Trained as a classifier here (an int32 output has no loss), then given its heads."""
+    import tensorflow as tf
+    from make_architectures import trained
+    x = keras.Input((12,))
+    probs = keras.layers.Dense(6, activation="softmax")(keras.layers.Dense(16, activation="relu")(x))
+    trained(keras.Model(x, probs), (12,), "normal", 7)
+    heads = [keras.layers.Lambda(lambda t, f=f: f(t, axis=-1, output_type=tf.int32))(probs)
+             for f in (tf.argmax, tf.argmin)]
+    return keras.Model(x, [probs] + heads)
+
+
 def mean_targets(x):
     """A regression target for a model ending in 8 pooled features."""
     return np.repeat(np.tanh(x.mean(axis=(1, 2)))[:, None], 8, axis=1), "mse"
@@ -120,6 +135,7 @@ OP_MODELS = {
     "attention": (attention, (5, 8), "normal", {}, dict(batch_size=1)),
     "multi_head_attention": (multi_head_attention, (6, 8), "normal", {}, dict(batch_size=1)),
     "l2_mirror": (l2_mirror, (6, 6, 2), "normal", {}, dict(batch_size=1)),
+    "arg_heads": (arg_heads, (12,), "normal", {}, dict(epochs=0)),
 }
 
 

@@ -38,6 +38,8 @@ OP_OPTIONS = {
     "mean": ("axes", "keep_dims"),
     "sum": ("axes", "keep_dims"),
     "reduce_max": ("axes", "keep_dims"),
+    "arg_max": ("axis",),
+    "arg_min": ("axis",),
     "add": ("activation",),
     "sub": ("activation",),
     "mul": ("activation",),
@@ -340,7 +342,8 @@ class QModel:
 
         Several inputs: a list of arrays in `inputs` order, or a dict by name. Several
         outputs: a list of arrays in `outputs` order (always all of them). A 16x8 model
-        takes and returns int16 (each input's dtype).
+        takes and returns int16 (each input's dtype); an ARG_MAX / ARG_MIN output is int32
+        indices.
 
         A model with state (an LSTM's, `states`) runs every sample from the reset state,
         independently, as Keras' predict on a stateless layer; the state `stream_int8`

@@ -62,6 +62,11 @@ OPS = (
     Builtin("REDUCE_MAX", "reduce_max", "ReducerOptions", ("int8",),
             "over any axes but the batch of a rank 2..5 input, keep_dims or not; input and output "
             "share one quantization; int8 only (TFLM's refuses int16)"),
+    Builtin("ARG_MAX", "arg_max", "ArgMaxOptions", ("int8",),
+            "a constant axis but the batch one; int32 output (tf.argmax(..., output_type=tf.int32); "
+            "TFLM stops on the default int64); the first index of equal values. No C yet: the C "
+            "API carries int8 (int16) outputs only", c=False),
+    Builtin("ARG_MIN", "arg_min", "ArgMinOptions", ("int8",), "as ARG_MAX", c=False),
     Builtin("ADD", "add", "AddOptions", ("int8", "int16x8"),
             "broadcasting, a constant operand, fused RELU/RELU6"),
     Builtin("SUB", "sub", "SubOptions", ("int8", "int16x8"),
@@ -162,9 +167,8 @@ class Refused:
 # What TF 2.21's int8 converter makes of ordinary Keras code beyond OPS, found by converting a
 # small model per layer or tf op (Keras 3, batch size fixed to 1) and running it in TFLM.
 NOT_SUPPORTED = (
-    Refused("ARG_MAX, ARG_MIN", "tf.argmax / tf.argmin (output_type=tf.int32) heads",
-            "not yet: TFLM runs them, but their output is int32, which minitiny's graph, planner and "
-            "C API do not carry (with the default int64 output TFLM stops at run time)"),
+    Refused("ARG_MAX, ARG_MIN with an int64 output", "tf.argmax / tf.argmin (the default output_type)",
+            "TFLM stops at run time on them (int32 outputs import and run)"),
     Refused("GATHER, GATHER_ND", "tf.gather, tf.gather_nd; keras Embedding",
             "not yet (TFLM runs int8 GATHER and GATHER_ND). Embedding's int32 input comes with LESS, "
             "SELECT_V2 and int32 arithmetic on the indices, which TFLM cannot allocate"),

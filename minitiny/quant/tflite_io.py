@@ -57,6 +57,8 @@ BUILTINS = {
     "depthwise_conv_2d": (BuiltinOperator.DEPTHWISE_CONV_2D, 3),
     "transpose_conv": (BuiltinOperator.TRANSPOSE_CONV, 3),
     "batch_matmul": (BuiltinOperator.BATCH_MATMUL, 2),
+    "arg_max": (BuiltinOperator.ARG_MAX, 2),
+    "arg_min": (BuiltinOperator.ARG_MIN, 2),
     "resize_nearest_neighbor": (BuiltinOperator.RESIZE_NEAREST_NEIGHBOR, 3),
     "resize_bilinear": (BuiltinOperator.RESIZE_BILINEAR, 3),
     "max_pool_2d": (BuiltinOperator.MAX_POOL_2D, 2),
@@ -285,6 +287,11 @@ class _Writer:
             tfl.UnidirectionalSequenceLSTMOptionsAddTimeMajor(b, False)
             return (BuiltinOptions.UnidirectionalSequenceLSTMOptions,
                     tfl.UnidirectionalSequenceLSTMOptionsEnd(b))
+        if kind in ("arg_max", "arg_min"):         # ArgMaxOptions, ArgMinOptions: int32 indices
+            table = "ArgMaxOptions" if kind == "arg_max" else "ArgMinOptions"
+            getattr(tfl, table + "Start")(b)
+            getattr(tfl, table + "AddOutputType")(b, TensorType.INT32)
+            return getattr(BuiltinOptions, table), getattr(tfl, table + "End")(b)
         if kind == "l2_normalization":
             tfl.L2NormOptionsStart(b)
             tfl.L2NormOptionsAddFusedActivationFunction(b, ActivationFunctionType.NONE)
@@ -348,8 +355,9 @@ class _Writer:
         q = self.q
         for t in q.tensors.values():
             shape = t.shape if t.is_constant else (1,) + t.shape      # batch 1 on activations
+            index = not t.is_constant and t.dtype == "int32"           # ARG_MAX's indices: unquantized
             self.add_tensor(t.name, shape, TENSOR_TYPE[t.dtype], t.data,
-                            None if self.float else t)
+                            None if self.float or index else t)
         op_io = []
         for op in q.ops:
             inputs = [self.tensor_index[n] for n in op.inputs]
@@ -391,6 +399,8 @@ class _Writer:
         o, kind = op.options, op.kind
         if kind == "split":          # SPLIT reads its axis first: (axis, input)
             return [self.int32_input(op, "axis", int(o["axis"]) + 1)] + inputs
+        if kind in ("arg_max", "arg_min"):                       # (input, axis)
+            return inputs + [self.int32_input(op, "axis", [int(o["axis"]) + 1])]
         if kind == "split_v":        # (input, size_splits, axis)
             return inputs + [self.int32_input(op, "size_splits", o["sizes"]),
                              self.int32_input(op, "axis", int(o["axis"]) + 1)]
@@ -432,6 +442,8 @@ class _Writer:
                 continue
             for i, index in enumerate(ends):
                 t = q.tensors[self.tensors[index][0]]
+                if t.dtype == "int32":          # ARG_MAX's indices meet the outside as they are
+                    continue
                 quant = None if ttype == "float32" else QTensor(
                     t.name, t.shape, "int8", t.scale, t.zero_point + 128)   # uint8: z + 128
                 ends[i] = self.add_tensor(f"{t.name}_{ttype}", (1,) + t.shape,
@@ -463,6 +475,8 @@ class _Writer:
                 if dtype != "float32":
                     raise GraphError(f"model {q.name!r}: input/output {name!r} must be float32")
                 continue
+            if dtype == "int32" and name in q.outputs and not q.tensors[name].is_constant:
+                continue                        # ARG_MAX's indices: an int32 output as TFLite writes it
             if dtype not in ("int8", "int16"):
                 raise GraphError(f"model {q.name!r}: input/output {name!r} must be int8 or int16")
             if (ttype, dtype) in (("int16", "int8"), ("uint8", "int16")):

@@ -110,6 +110,8 @@ OPTION_FIELDS = {
     "Pool2DOptions": ("Padding", "StrideH", "StrideW", "FilterHeight", "FilterWidth",
                       "FusedActivationFunction"),
     "ReducerOptions": ("KeepDims",),
+    "ArgMaxOptions": ("OutputType",),
+    "ArgMinOptions": ("OutputType",),
     "TransposeConvOptions": ("Padding", "StrideH", "StrideW", "FusedActivationFunction"),
     "ResizeNearestNeighborOptions": ("AlignCorners", "HalfPixelCenters"),
     "ResizeBilinearOptions": ("AlignCorners", "HalfPixelCenters"),
@@ -143,13 +145,15 @@ ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 
          **{kind: (2, 2) for kind in ELEMENTWISE},
          "concatenation": (1, 10), "pack": (1, 10), "split": (2, 2), "split_v": (3, 3),
          "pad": (2, 3), "mirror_pad": (2, 2), "strided_slice": (4, 4), "slice": (3, 3), "transpose": (2, 2),
-         "batch_matmul": (2, 2), "unidirectional_sequence_lstm": (24, 24)}
+         "batch_matmul": (2, 2), "arg_max": (2, 2), "arg_min": (2, 2),
+         "unidirectional_sequence_lstm": (24, 24)}
 MULTI_OUTPUT = ("split", "split_v", "unpack")
 TIME_MAJOR_OK = ("reshape", "concatenation", "pack", "split", "split_v", "unpack")
 MOVEMENT = ("concatenation", "pack", "split", "split_v", "unpack", "pad", "mirror_pad", "strided_slice",
             "slice", "transpose")
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv")   # input, weight[, bias]
 FUSES_ACTIVATION = ("add", "sub", "mul")            # of ELEMENTWISE
+INDEX_OUTPUT = ("arg_max", "arg_min")               # an int32 output of indices, no quantization
 # UNIDIRECTIONAL_SEQUENCE_LSTM's 24 inputs -> the QOp's 15 (kernels/lstm.py) and their
 # roles: input, 8 weights (input then recurrent, gates i f c o), 4 biases, hidden and cell
 # state (variable tensors); the optional inputs TFLM's kernel refuses, named.
@@ -872,6 +876,14 @@ class _Importer:
             return kind, op.inputs[:1], {"alpha": float(op.options["Alpha"])}
         if kind == "batch_matmul":
             return kind, op.inputs[:2], self.map_batch_matmul(op, x)
+        if kind in INDEX_OUTPUT:                # ARG_MAX, ARG_MIN: int32 indices out
+            if op.options["OutputType"] != TensorType.INT32:
+                raise _Unsupported(f"output type {TYPE_NAMES.get(op.options['OutputType'], '?')} (TFLM "
+                                   f"stops at run time on anything but int32)")
+            axis = self.int_constant(op, 1, "axis")
+            if len(axis) != 1:
+                raise _Unsupported(f"axis {axis}: one axis")
+            return kind, op.inputs[:1], {"axis": self.sample_axis(axis[0], len(x.shape))}
         if kind == "l2_normalization" and op.options["FusedActivationFunction"] != ActivationFunctionType.NONE:
             raise _Unsupported("a fused activation (TFLM's kernel refuses one)")
         if kind in ("depth_to_space", "space_to_depth"):
@@ -896,9 +908,9 @@ class _Importer:
         why = [f"{extra} tensor" for extra in tensor.extras
                if not (extra == "variable" and role in ("state", "cell"))]
         if tensor.type_name != want:
-            article = "an" if role in ("activation", "operand") else "a"
+            article = "an" if role in ("activation", "operand", "index") else "a"
             why.append(f"type {tensor.type_name} ({article} {role} must be {want})")
-        elif tensor.scale is None:
+        elif tensor.scale is None and role != "index":
             why.append("no quantization parameters")
         elif role == "operand" and tensor.scale.shape[0] > 1:
             why.append(f"{tensor.scale.shape[0]} scales (a constant operand has one)")
@@ -908,7 +920,7 @@ class _Importer:
     def shape_problems(tensor, role):
         """An activation needs batch 1, a bounded size and a static shape."""
         why = []
-        if role in ("activation", "state", "cell"):
+        if role in ("activation", "state", "cell", "index"):
             n = int(np.prod(tensor.shape, dtype=object))
             if batch_axis(tensor.shape) is None:
                 why.append(f"shape {list(tensor.shape)}: minitiny needs a batch dimension of 1, "
@@ -924,6 +936,9 @@ class _Importer:
         """The QTensor of tensor `t`: activations lose the batch dimension; one scale is
         per tensor (a single channel's scale is the same thing)."""
         tensor = self.tensors[t]
+        if role == "index":                     # ARG_MAX's int32 output: indices, unquantized
+            b = batch_axis(tensor.shape)
+            return QTensor(name, tensor.shape[:b] + tensor.shape[b + 1:], "int32", 1.0, 0)
         per_channel = tensor.scale.shape[0] > 1
         scale = tensor.scale if per_channel else tensor.scale[0]
         zero_point = tensor.zero_point if per_channel else tensor.zero_point[0]
@@ -943,9 +958,9 @@ class _Importer:
         activations and operands, int8 weights, int64 bias."""
         if scheme == "int16":
             return {"activation": "int16", "operand": "int16", "weight": "int8", "bias": "int64",
-                    "state": "int16", "cell": "int16"}
+                    "state": "int16", "cell": "int16", "index": "int32"}
         return {"activation": "int8", "operand": "int8", "weight": "int8", "bias": "int32",
-                "state": "int8", "cell": "int16"}
+                "state": "int8", "cell": "int16", "index": "int32"}
 
     # -- the model ---------------------------------------------------------------------------
     WHAT = "full-integer int8 models"           # what the importer runs, for its errors
@@ -978,7 +993,8 @@ class _Importer:
             op_roles = [(t, ("activation", "weight", "bias")[i] if kind in WEIGHTED else
                          LSTM_ROLES[i] if kind == "unidirectional_sequence_lstm" else
                          "operand" if self.tensors[t].data is not None else "activation")
-                        for i, t in enumerate(ins)] + [(t, "activation") for t in op.outputs]
+                        for i, t in enumerate(ins)] + [(t, "index" if kind in INDEX_OUTPUT else "activation")
+                                                       for t in op.outputs]
             why = [w for t, role in op_roles if not (kind == "quantize" and t in op.outputs)
                    for w in self.tensor_problems(t, role)]
             if kind == "quantize":                              # its output in its own scheme

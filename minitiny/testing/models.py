@@ -310,6 +310,12 @@ class Builder:
         """Each row of the last axis over its L2 norm; TFLite's output scale 1/128, zero point 0."""
         return self._op("l2_normalization", [self.cur], self._tensor(self.t.shape, 1 / 128, 0))
 
+    def arg(self, kind="arg_max", axis=-1):
+        """ARG_MAX / ARG_MIN along `axis` (of the sample): an int32 output of indices."""
+        axis = axis % len(self.t.shape)
+        shape = self.t.shape[:axis] + self.t.shape[axis + 1:]
+        return self._op(kind, [self.cur], self._tensor(shape, 1.0, 0, dtype="int32"), {"axis": axis})
+
     def depth_to_space(self, block_size=2):
         """(H, W, C) -> (H b, W b, C / b^2); the quantization kept."""
         h, w, c = self.t.shape

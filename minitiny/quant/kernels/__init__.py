@@ -8,7 +8,7 @@ same, and keeps the two halves of an op side by side in one file:
     fully_connected.py    conv_2d.py    depthwise_conv_2d.py    transpose_conv.py
     batch_matmul.py
     pooling.py (max, average)    resize.py (nearest neighbour, bilinear)
-    reduce.py (mean, sum, reduce_max)    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
+    reduce.py (mean, sum, reduce_max)    arg_min_max.py (arg_max, arg_min: int32 indices)    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
     reshape.py    softmax.py    l2_normalization.py    logistic_tanh.py    activations.py (relu, relu6)
     leaky_relu.py    prelu.py    hard_swish.py    elu.py    abs_rsqrt.py (abs, rsqrt)
     quantize.py (int8 -> int8)
@@ -59,6 +59,7 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `mean` | `axes` (sorted, of the input without the batch), `count` (values per output), `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride` (4 each, padded in front with 1 and 0: a flat output index, or an index among the count values, unravelled over them gives its part of the input offset), `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (with the division by count folded in); over H and W of (H, W, C) also `in_h`, `in_w`, `channels` (the tuned kernels' case) |
 | `sum` | `axes`, `count`, `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride`, `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (s_in / s_out) |
 | `reduce_max` | `axes`, `count`, `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride` (input and output share one quantization) |
+| `arg_max`, `arg_min` | `axis` (of the sample), `outer`, `axis_size`, `inner` (the input as (outer, axis_size, inner)), `size` (the output an int32 index, scale 1 and zero point 0) |
 | `add`, `sub` | `input1_offset`, `input2_offset` (-z), `output_offset` (z_out), `left_shift` (20), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (all shifts <= 0), `act_min`, `act_max`; and as every element-wise kind below: `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
 | `mul` | `input1_offset`, `input2_offset`, `output_offset`, `output_multiplier`, `output_shift` (s_1 * s_2 / s_out), `act_min`, `act_max`, `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
 | `squared_difference` | `input1_offset`, `input2_offset`, `output_offset`, `left_shift` (7), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (either sign), `act_min`, `act_max`, `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
@@ -98,7 +99,7 @@ power-of-two input scale), input_left_shift (>= 0) and size.
 import numpy as np
 
 from ..errors import GraphError
-from . import (abs_rsqrt, activations, add, batch_matmul, concatenation, conv_2d, depth_space, depthwise_conv_2d,
+from . import (abs_rsqrt, activations, add, arg_min_max, batch_matmul, concatenation, conv_2d, depth_space, depthwise_conv_2d,
                elu, fully_connected, hard_swish, l2_normalization, leaky_relu, logistic_tanh, lstm,
                maximum_minimum, mirror_pad, mul, pad, pooling,
                prelu, quantize, reduce, reshape, resize, softmax, split, squared_difference,
@@ -109,7 +110,7 @@ from .common import ActivationRangeError, fail
 KERNELS = {kind: module
            for module in (fully_connected, conv_2d, depthwise_conv_2d, transpose_conv, batch_matmul,
                           pooling, resize,
-                          reduce, add, sub,
+                          reduce, arg_min_max, add, sub,
                           mul, maximum_minimum, squared_difference, reshape, softmax, l2_normalization,
                           logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu, abs_rsqrt,
                           quantize, concatenation, split, pad, mirror_pad, strided_slice, transpose, depth_space,
