@@ -550,7 +550,7 @@ UNSUPPORTED = {      # edit -> (model, a fragment the error must hold)
                            "fused activation RELU_N1_TO_1"),
     "shuffled weights": ("fully_connected", set_options("weightsFormat", 1, "FULLY_CONNECTED"),
                          "weights format #1"),
-    "operator SPACE_TO_DEPTH": ("conv_2d", replace_op("SPACE_TO_DEPTH"), "operator #0 SPACE_TO_DEPTH: not supported"),
+    "operator CUMSUM": ("conv_2d", replace_op("CUMSUM"), "operator #0 CUMSUM: not supported"),
     "operator RELU_N1_TO_1": ("conv_2d", replace_op("RELU_N1_TO_1"), "RELU_N1_TO_1: not supported"),
     "int16 output": ("conv_2d", set_tensor("type", lambda s: s.TensorType.INT16), "type int16"),
     "float32 output": ("conv_2d", set_tensor("type", lambda s: s.TensorType.FLOAT32),
@@ -576,7 +576,7 @@ def test_every_unsupported_item_is_listed_at_once():
     def change(m, s):
         set_options("fusedActivationFunction", 4, "CONV_2D")(m, s)
         ops = m.subgraphs[0].operators
-        for o, code in zip(ops[1:], ("SPACE_TO_DEPTH", "BATCH_TO_SPACE_ND", "RELU_N1_TO_1")):
+        for o, code in zip(ops[1:], ("CUMSUM", "BATCH_TO_SPACE_ND", "RELU_N1_TO_1")):
             o.opcodeIndex = opcode_index(m, s, getattr(s.BuiltinOperator, code))
             o.builtinOptionsType, o.builtinOptions = 0, None
     q = residual_model(0)
@@ -584,7 +584,7 @@ def test_every_unsupported_item_is_listed_at_once():
         from_tflite(edit(to_tflite(q), change))
     text = str(e.value)
     assert len(e.value.problems) == 4 and "4 unsupported items" in text
-    for fragment in ("operator #0 CONV_2D: fused activation TANH", "operator #1 SPACE_TO_DEPTH", "operator #2 BATCH_TO_SPACE_ND",
+    for fragment in ("operator #0 CONV_2D: fused activation TANH", "operator #1 CUMSUM", "operator #2 BATCH_TO_SPACE_ND",
                      "operator #3 RELU_N1_TO_1"):
         assert fragment in text, text
 
@@ -607,7 +607,7 @@ def test_every_kind_of_unsupported_item_in_one_error_with_operator_indices():
         state = add_tensor(m, s, "lstm/state", [1, 4], s.TensorType.INT8, 0.1, 0)
         sg.tensors[state].isVariable = True
         ops[11].inputs = list(ops[11].inputs) + [state]                            # op 11
-        ops[13].opcodeIndex = opcode_index(m, s, s.BuiltinOperator.SPACE_TO_DEPTH)  # op 13
+        ops[13].opcodeIndex = opcode_index(m, s, s.BuiltinOperator.CUMSUM)          # op 13
         ops[13].builtinOptionsType, ops[13].builtinOptions = 0, None
     q = residual_model(3)
     with pytest.raises(UnsupportedTFLiteError) as e:
@@ -618,7 +618,7 @@ def test_every_kind_of_unsupported_item_in_one_error_with_operator_indices():
               ("operator #9 FULLY_CONNECTED", "batch dimension of 1"),
               ("operator #11 SVDF", "not supported"),
               ("operator #11 SVDF", "a variable tensor"),
-              ("operator #13 SPACE_TO_DEPTH", "not supported")]
+              ("operator #13 CUMSUM", "not supported")]
     for head, fragment in expect:
         assert any(p.startswith(head) and fragment in p for p in problems), (head, fragment, problems)
     indices = [int(p.split()[1][1:]) for p in problems if p.startswith("operator #")]
