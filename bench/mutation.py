@@ -36,6 +36,7 @@ The table gives, per model and variant, faults found / non-equivalent / equivale
 undecided per mode, and the time each mode takes.
 """
 import argparse
+import json
 import os
 import re
 import shutil
@@ -53,7 +54,9 @@ import minitiny as mt  # noqa: E402
 from minitiny import codegen  # noqa: E402
 from minitiny.codegen import generator  # noqa: E402
 from minitiny.quant import fixedpoint as fp  # noqa: E402
-from minitiny.testing import Mismatch, assert_equivalent, int8_inputs, suite, targets  # noqa: E402
+from minitiny.codegen.loader import read_manifest  # noqa: E402
+from minitiny.files import atomic_write  # noqa: E402
+from minitiny.testing import Mismatch, assert_equivalent, int8_inputs, reach, suite, targets  # noqa: E402
 from minitiny.testing.models import Builder  # noqa: E402
 
 MODES = ("verify", "property", "thorough")
@@ -241,24 +244,51 @@ CONSTANT_OPERATORS = {"clamp: activation min", "clamp: activation max", "offset:
                       "multiplier", "shift constant", "bias constant"}
 
 
-def _weighted_layers(qmodel):
-    return [op for op in qmodel.ops if op.kind in targets.WEIGHTED]
-
-
 def _helper_only_in_mbqm(qmodel, text, operator):
     """Is the mutated code reached only through MultiplyByQuantizedMultiplier called by
-    weighted layers (so its reachable inputs are their accumulators)?"""
+    weighted layers and MEAN (so its reachable inputs are their accumulators and sums)?"""
     kinds = {op.kind for op in qmodel.ops}
-    others = kinds - set(targets.WEIGHTED) - {"reshape", "max_pool_2d"}
+    others = kinds - set(targets.WEIGHTED) - {"reshape", "max_pool_2d", "mean"}   # mean: its sums are covered
     if operator in ("rounding: sign correction", "rounding: round bit"):
-        return not (others & {"mean", "add", "relu", "logistic", "tanh"})   # MBQM's short road only
+        return not (others & {"add", "relu", "logistic", "tanh"})   # MBQM's short road only
     return not others
 
 
-def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
+def _call_sites(qmodel, bounds):
+    """Every call of MultiplyByQuantizedMultiplier the model makes, as
+    (op, channel, acc lo, acc hi, multiplier, shift, output offset, act min, act max):
+    a weighted layer's channels over the accumulators its inputs' bounds allow, MEAN's
+    outputs over the sums (minus Z_in * count) its inputs' bounds allow."""
+    sites = []
+    for op in qmodel.ops:
+        p = op.params
+        if op.kind in targets.WEIGHTED:
+            layer = targets.LinearLayer(qmodel, op, bounds[op.inputs[0]])
+            lo, hi = layer.acc_range()
+            for c in np.unique(layer.channel):
+                at = layer.channel == c
+                sites.append((op, int(c), int(lo[at].min()), int(hi[at].max()), p["output_multiplier"][c],
+                              p["output_shift"][c], p["output_offset"], p["act_min"], p["act_max"]))
+        elif op.kind == "mean":
+            for k, (lo, hi) in enumerate(zip(*_mean_sums(op, bounds))):
+                sites.append((op, k, int(lo), int(hi), p["output_multiplier"], p["output_shift"],
+                              p["output_zero_point"], -128, 127))
+    return sites
+
+
+def _mean_sums(op, bounds):
+    """(lo, hi), one per output value, of MEAN's sum(q) - Z_in * count."""
+    p = op.params
+    axes = tuple(a + 1 for a in p["axes"])
+    lo, hi = bounds[op.inputs[0]]
+    z = p["input_zero_point"] * p["count"]
+    return lo.sum(axis=axes).reshape(-1) - z, hi.sum(axis=axes).reshape(-1) - z
+
+
+def _requant_equivalent(qmodel, faulty_c, tmp, cflags, bounds):
     """Compile the faulty file's MultiplyByQuantizedMultiplier in a harness beside an
     oracle (TFLM's formula, written in the harness); run both on every reachable acc of
-    every channel of every weighted layer, after the output offset and clamp.
+    every call site (_call_sites), after the output offset and clamp.
     -> (True if no acc differs, False if some does, None if the ranges were too large to
     cover; [(op, channel, some differing accs)])."""
     with open(os.path.join(tmp, "faulty_model.c"), "w") as f:
@@ -271,20 +301,16 @@ def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
     if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
         return None, []
     bad, complete = [], True
-    for op in _weighted_layers(qmodel):
-        layer, p = targets.LinearLayer(qmodel, op), op.params
-        for c in np.unique(layer.channel):
-            lo, hi = _channel_range(layer, c)
-            if hi - lo > MAX_EXHAUSTIVE:          # too many: the accs the clamp lets through
-                lo, hi = _unclamped_window(p, c, lo, hi)
-                complete = False
-            args = [lo, hi, p["output_multiplier"][c], p["output_shift"][c], p["output_offset"],
-                    p["act_min"], p["act_max"]]
-            out = subprocess.run([exe] + [str(int(a)) for a in args], capture_output=True, text=True,
-                                 check=True).stdout.split("\n")
-            accs = [int(v) for v in out if v and not v.startswith("count")]
-            if accs:
-                bad.append((op, int(c), np.array(accs, np.int64)))
+    for op, c, lo, hi, m, shift, off, a_min, a_max in _call_sites(qmodel, bounds):
+        if hi - lo > MAX_EXHAUSTIVE:          # too many: the accs the clamp lets through
+            lo, hi = _unclamped_window(m, shift, off, a_min, a_max, lo, hi)
+            complete = False
+        args = [lo, hi, m, shift, off, a_min, a_max]
+        out = subprocess.run([exe] + [str(int(a)) for a in args], capture_output=True, text=True,
+                             check=True).stdout.split("\n")
+        accs = [int(v) for v in out if v and not v.startswith("count")]
+        if accs:
+            bad.append((op, int(c), np.array(accs, np.int64)))
     if bad:
         return False, bad
     return (True if complete else None), bad
@@ -296,48 +322,43 @@ def _requant_equivalent(qmodel, faulty_c, tmp, cflags):
 MAX_EXHAUSTIVE = 1 << 22
 
 
-def _unclamped_window(p, c, lo, hi):
-    """The accs whose correct output lies within [act_min - 2, act_max + 2], within [lo, hi]."""
-    rate = int(p["output_multiplier"][c]) * 2.0 ** (int(p["output_shift"][c]) - 31)   # output per acc
-    a = (p["act_min"] - 2 - p["output_offset"]) / rate
-    b = (p["act_max"] + 2 - p["output_offset"]) / rate
+def _unclamped_window(m, shift, off, a_min, a_max, lo, hi):
+    """The accs whose correct output lies within [a_min - 2, a_max + 2], within [lo, hi]."""
+    rate = int(m) * 2.0 ** (int(shift) - 31)                 # output per acc
+    a = (a_min - 2 - off) / rate
+    b = (a_max + 2 - off) / rate
     return max(lo, int(np.floor(a))), min(hi, int(np.ceil(b)))
 
 
-def _channel_range(layer, c):
-    """[lo, hi] of the accumulators of channel c over all its output positions."""
-    ranges = [layer.reachable(int(e)) for e in np.flatnonzero(layer.channel == c)]
-    return min(r[0] for r in ranges), max(r[1] for r in ranges)
+def _owner(qmodel, c_dir, original, at):
+    """The layer whose code holds offset `at` of the C: the last declaration before it
+    (a function, an array or a params struct) named for a layer (C names from the
+    manifest, one per op), or None."""
+    names = {layer["c_name"]: op for layer, op in zip(read_manifest(c_dir)["layers"], qmodel.ops)}
+    alternatives = "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+    found = list(re.finditer(rf"^static (?:const )?[\w ]*?\b({alternatives})(?:_\w+)?\s*[\[(=]", original[:at], re.M))
+    return names[found[-1].group(1)] if found else None
 
 
-def _constant_equivalent(qmodel, operator, original, faulty):
-    """A per-layer constant changed: find its layer (the function, or for a bias array the
-    array, holding the change), evaluate that layer's epilogue with the changed constant
-    over every reachable acc of every channel. True: equivalent; False: a visible
-    difference at the layer; None: not a weighted layer (not decided here)."""
+def _constant_equivalent(qmodel, operator, original, faulty, c_dir, bounds):
+    """A per-layer constant changed: find its layer (_owner), evaluate that layer's
+    epilogue with the changed constant over every reachable acc (or MEAN's sum) of every
+    call site (_call_sites). True: equivalent; False: a visible difference at the layer;
+    None: not a weighted layer or MEAN (not decided here)."""
     at = next(i for i, (a, b) in enumerate(zip(original, faulty)) if a != b)
-    line = original[original.rfind("\n", 0, at) + 1:original.find("\n", at)]
-    if operator == "bias constant":
-        m = re.search(r"static const \w+ (\w+?)_bias\[", line)
-        owner = m.group(1) if m else None
-    else:
-        before = [m.group(1) for m in re.finditer(r"^static void (\w+)\(", original[:at], re.M)]
-        owner = before[-1] if before else None
-    op = dict(zip(_c_names(original, qmodel), qmodel.ops)).get(owner)
-    if op is None or op.kind not in targets.WEIGHTED:
+    op = _owner(qmodel, c_dir, original, at)
+    if op is None or (op.kind not in targets.WEIGHTED and op.kind != "mean"):
         return None, []
-    layer, p = targets.LinearLayer(qmodel, op), op.params
     bad = []
-    channels = np.unique(layer.channel)
-    for c in channels:
-        if operator == "bias constant" and c != channels[0]:
+    sites = [site for site in _call_sites(qmodel, bounds) if site[0] is op]
+    for _, c, lo, hi, *epilogue in sites:
+        if operator == "bias constant" and c != 0:
             continue                      # the fault is in the array's first entry: channel 0
-        lo, hi = _channel_range(layer, c)
         differs = []
         for start in range(lo, hi + 1, 1 << 22):               # in chunks: ranges reach 10^8
             acc = np.arange(start, min(start + (1 << 22), hi + 1), dtype=np.int64)
-            new = _epilogue(acc, p, c, operator)
-            old = _epilogue(acc, p, c, None)
+            new = _epilogue(acc, *epilogue, operator)
+            old = _epilogue(acc, *epilogue, None)
             differs.extend(acc[new != old][:64 - len(differs)].tolist())
             if len(differs) >= 64:
                 break
@@ -346,10 +367,9 @@ def _constant_equivalent(qmodel, operator, original, faulty):
     return not bad, bad
 
 
-def _epilogue(acc, p, c, operator):
-    """clamp(MBQM(acc, M, shift) + offset) for channel c, with `operator`'s constant changed."""
-    m, s = int(p["output_multiplier"][c]), int(p["output_shift"][c])
-    a_min, a_max, off = p["act_min"], p["act_max"], p["output_offset"]
+def _epilogue(acc, m, s, off, a_min, a_max, operator):
+    """clamp(MBQM(acc, M, shift) + offset) of one call site, with `operator`'s constant changed."""
+    m, s = int(m), int(s)
     if operator == "clamp: activation min":
         a_min += 1
     elif operator == "clamp: activation max":
@@ -368,32 +388,32 @@ def _epilogue(acc, p, c, operator):
 def witness_search(qmodel, d, flags, bad, rng, per_channel=4, steps=60):
     """An input on which the faulty C's model output differs, aimed at the accumulators
     where the decision saw the faulty layer differ: solved for a layer reading the model
-    input, hill-climbed for a deeper one. None if none is found."""
+    input (from 16 starts, those where a step of that output reaches the model output
+    first), hill-climbed for a deeper one. None if none is found."""
     fn = codegen.load(d, flags=flags)
-    for op, c, accs in bad[:4]:
+    for op, c, accs in [b for b in bad if b[0].kind in targets.WEIGHTED][:4]:
         layer = targets.LinearLayer(qmodel, op)
         members = np.flatnonzero(layer.channel == c)
         first = targets.reads_model_input(qmodel, op)
         for acc in rng.choice(accs, min(per_channel, len(accs)), replace=False):
             e = int(rng.choice(members))
             if first:
-                x = layer.solve(e, int(acc), rng.integers(-128, 128, qmodel.input.shape))
+                xs = [x for x in layer.solve_many(e, int(acc), rng.integers(-128, 128, (16,) + qmodel.input.shape))
+                      if x is not None]
+                if not xs:
+                    continue
+                xs = np.stack(xs).reshape((-1,) + qmodel.input.shape).astype(np.int8)
+                xs = xs[np.argsort(~targets.sensitivity(qmodel, op, xs, [e])[:, 0], kind="stable")]
             else:                               # aim at every differing acc at once
                 x0 = rng.integers(-128, 128, qmodel.input.shape).astype(np.int8)
                 x, dist = targets.hill_climb(qmodel, op, e, accs, x0, rng, steps=steps)
-                x = x if dist == 0 else None
-            if x is None:
-                continue
-            x = np.asarray(x, np.int8).reshape(qmodel.input.shape)
-            if not np.array_equal(fn(x[None]), qmodel.predict_int8(x[None])):
-                return x
+                if dist != 0:
+                    continue
+                xs = np.asarray(x, np.int8)[None]
+            differs = np.any(fn(xs).reshape(len(xs), -1) != qmodel.predict_int8(xs).reshape(len(xs), -1), axis=1)
+            if differs.any():
+                return xs[int(np.argmax(differs))]
     return None
-
-
-def _c_names(text, qmodel):
-    """The C function name of each layer, in order (the calls in NAME_invoke)."""
-    calls = re.findall(r"^\s+(\w+)\(arena \+", text, re.M)
-    return calls + [None] * (len(qmodel.ops) - len(calls))
 
 
 # =======================================================================================
@@ -456,6 +476,7 @@ def bench(quick=False, budget=20.0, per_operator=2, seed=0, log=print, models=No
     models = build_models(quick) if models is None else models
     for name, (qmodel, x_verify) in models.items():
         qmodel.prepare()
+        bounds = reach.tensor_bounds(qmodel)
         chosen = [(v, f) for v, f in variants() if only_variants is None or v in only_variants]
         for variant, flags in (chosen[:1] if quick else chosen):
             with tempfile.TemporaryDirectory() as tmp:
@@ -476,9 +497,9 @@ def bench(quick=False, budget=20.0, per_operator=2, seed=0, log=print, models=No
                         continue                      # does not compile: not a silent fault
                     decision, bad = None, []
                     if operator in REQUANT_OPERATORS and _helper_only_in_mbqm(qmodel, text, operator):
-                        decision, bad = _requant_equivalent(qmodel, text, d, flags)
+                        decision, bad = _requant_equivalent(qmodel, text, d, flags, bounds)
                     elif operator in CONSTANT_OPERATORS:
-                        decision, bad = _constant_equivalent(qmodel, operator, original, text)
+                        decision, bad = _constant_equivalent(qmodel, operator, original, text, clean, bounds)
                     modes = run_modes(qmodel, d, x_verify, flags, budget)
                     witnessed = any(_witness(qmodel, d, x, flags) for _, _, x in modes.values())
                     if not witnessed and bad:
@@ -523,6 +544,21 @@ def table(rows, budget):
     return "\n".join(lines)
 
 
+def details(rows):
+    """What the table hides: per operator, the faults still undecided and the
+    non-equivalent ones --thorough missed (model/variant#site)."""
+    lines = []
+    for title, pick in (("Undecided", lambda r: r["status"] == "undecided"),
+                        ("Non-equivalent, missed by --thorough",
+                         lambda r: r["status"] == "non-equivalent" and not r["thorough_found"])):
+        by_op = {}
+        for r in filter(pick, rows):
+            by_op.setdefault(r["operator"], []).append(f"{r['model']}/{r['variant']}#{r['site']}")
+        lines.append(f"\n{title}: " + ("; ".join(f"{op} ({len(v)}): {', '.join(v)}" for op, v in by_op.items())
+                                        if by_op else "none"))
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="one small model, one site per operator")
@@ -530,30 +566,51 @@ def main(argv=None):
     ap.add_argument("--per-operator", type=int, default=2, help="fault sites per operator (default 2)")
     ap.add_argument("--models", help="a comma-separated subset of mlp,cnn,ds_cnn (default: all)")
     ap.add_argument("--variants", help="a comma-separated subset of the kernel variants (default: all)")
+    ap.add_argument("--rows", help="also write the rows (JSON) here, for --merge")
+    ap.add_argument("--merge", help="comma-separated --rows files of several runs: their rows in one table "
+                                    "(nothing is run)")
     ap.add_argument("--out", help="write the results (Markdown) here, e.g. bench/results/mutation.md")
     args = ap.parse_args(argv)
     t = time.monotonic()
-    only = args.models.split(",") if args.models else None
-    if only and set(only) - {"mlp", "cnn", "ds_cnn"}:
-        ap.error(f"--models: unknown {', '.join(sorted(set(only) - {'mlp', 'cnn', 'ds_cnn'}))}; "
-                 f"known: mlp, cnn, ds_cnn")
-    models = build_models(args.quick, only)
-    if only:
-        models = {k: v for k, v in models.items() if k in only}
-    rows = bench(args.quick, args.budget, args.per_operator, models=models,
-                 only_variants=args.variants.split(",") if args.variants else None)
-    text = table(rows, args.budget)
+    if args.merge:
+        runs = []
+        for path in args.merge.split(","):
+            with open(path) as f:
+                runs.append(json.load(f))
+        rows = [r for run in runs for r in run["rows"]]
+        header = ("Regenerate, one run per model and kernel variant, one after another, then merged:\n\n"
+                  + "".join(f"    {run['command']}    # {run['seconds']:.0f} s\n" for run in runs)
+                  + f"    python bench/mutation.py --merge {args.merge} --out {args.out}\n")
+    else:
+        only = args.models.split(",") if args.models else None
+        if only and set(only) - {"mlp", "cnn", "ds_cnn"}:
+            ap.error(f"--models: unknown {', '.join(sorted(set(only) - {'mlp', 'cnn', 'ds_cnn'}))}; "
+                     f"known: mlp, cnn, ds_cnn")
+        models = build_models(args.quick, only)
+        if only:
+            models = {k: v for k, v in models.items() if k in only}
+        rows = bench(args.quick, args.budget, args.per_operator, models=models,
+                     only_variants=args.variants.split(",") if args.variants else None)
+        rows = [{k: v for k, v in r.items() if k not in ("source", "flags")} for r in rows]
+        chosen = (f" --models {args.models}" if args.models else "") + \
+            (f" --variants {args.variants}" if args.variants else "")
+        command = (f"python bench/mutation.py --budget {args.budget:g} --per-operator {args.per_operator}"
+                   f"{chosen}")
+        seconds = time.monotonic() - t
+        header = f"Regenerate: `{command} --out {args.out}` ({seconds:.0f} s on this machine).\n"
+        if args.rows:
+            atomic_write(args.rows, json.dumps(dict(command=command, seconds=seconds, rows=rows), default=_plain))
+    text = table(rows, args.budget) + "\n" + details(rows)
     print(text)
     if args.out:
-        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
-        with open(args.out, "w") as f:
-            chosen = (f" --models {args.models}" if args.models else "") + \
-                (f" --variants {args.variants}" if args.variants else "")
-            f.write(f"# Mutation testing of the verification modes\n\nRegenerate: `python bench/mutation.py "
-                    f"--budget {args.budget:g} --per-operator {args.per_operator}{chosen} --out {args.out}` "
-                    f"({time.monotonic() - t:.0f} s on this machine).\n\n{__doc__.split(chr(10) + chr(10), 1)[1]}\n"
-                    f"{text}\n")
+        atomic_write(args.out, f"# Mutation testing of the verification modes\n\n{header}\n"
+                               f"{__doc__.split(chr(10) + chr(10), 1)[1]}\n{text}\n")
     return 0
+
+
+def _plain(v):
+    """numpy scalars as JSON numbers"""
+    return v.item() if hasattr(v, "item") else str(v)
 
 
 if __name__ == "__main__":
