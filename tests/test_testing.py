@@ -511,6 +511,65 @@ def test_mutation_bench_decisions_agree_with_brute_force(tmp_path):
     assert f"| tiny | {rows[0]['variant']} |" in mutation.table(rows, 1.0)
 
 
+@requires_cc
+def test_mutation_bench_decides_mean_faults_as_brute_force_does(tmp_path):
+    """A 1x1 conv, MEAN and a dense layer on two inputs: all 65,536 of them through the
+    faulty C. MEAN's multiplier and shift and the requantization helper (called by MEAN
+    too) are decided over MEAN's reachable sums: what the bench calls equivalent changes
+    no output, what it calls non-equivalent changes some."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
+    import mutation
+    qmodel = models.Builder(5, (1, 2, 1), "mean").conv(2, kernel=(1, 1), activation="relu").mean().dense(3).model()
+    every = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 1, 2, 1)
+    every = every.astype(np.int8)
+    rows = mutation.bench(quick=True, budget=1.0, models={"mean": (qmodel, every[::997])}, log=lambda *a: None)
+    decided = [r for r in rows if r["status"] in ("equivalent", "non-equivalent")]
+    assert not [r for r in rows if r["status"] == "DECISION WRONG"]
+    assert {"multiplier", "shift constant"} & {r["operator"] for r in decided}
+    for i, r in enumerate(decided):
+        d = tmp_path / f"f{i}"
+        codegen.generate(qmodel, d, name="m", variant=r["variant"])
+        (d / "m_model.c").write_text(r["source"])
+        differs = np.any(codegen.load(d)(every) != qmodel.predict_int8(every))
+        assert differs == (r["status"] == "non-equivalent"), (r["operator"], r["status"])
+
+
+def test_reachable_bounds_hold_and_are_exact_for_a_first_dense_layer():
+    """reach.tensor_bounds against every one of the 65,536 inputs of a two-input model:
+    every activation lies within its bounds, and the first (dense) layer's bounds are
+    reached (interval arithmetic is exact for one layer: each input is free)."""
+    from minitiny.testing import reach
+    qmodel = models.Builder(4, (2,), "two").dense(6, "relu", per_channel=True).dense(5, "relu").dense(3).model()
+    qmodel.prepare()
+    bounds = reach.tensor_bounds(qmodel)
+    every = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 2).astype(np.int8)
+    values = qmodel.predict_int8(every, return_all=True)
+    for op in qmodel.ops:
+        lo, hi = bounds[op.outputs[0]]
+        v = values[op.outputs[0]]
+        assert (v >= lo).all() and (v <= hi).all(), op.name
+    first = qmodel.ops[0].outputs[0]
+    np.testing.assert_array_equal(values[first].min(axis=0), bounds[first][0][0])
+    np.testing.assert_array_equal(values[first].max(axis=0), bounds[first][1][0])
+
+
+@given(qmodels(max_layers=6), st.integers(0, 2 ** 16))
+@settings(max_examples=10 * SCALE, deadline=None)
+def test_reachable_bounds_hold_on_drawn_models(qmodel, seed):
+    """Random models of every kind the drawer makes (branches, pooling, element-wise
+    ops), random and extreme inputs: every activation within reach.tensor_bounds."""
+    from minitiny.testing import reach
+    qmodel.prepare()
+    bounds = reach.tensor_bounds(qmodel)
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (64,) + qmodel.input.shape).astype(np.int8)
+    x[0], x[1] = -128, 127
+    values = qmodel.predict_int8(x, return_all=True)
+    for name, (lo, hi) in bounds.items():
+        if name in values:
+            assert (values[name] >= lo).all() and (values[name] <= hi).all(), name
+
+
 def test_assert_int8_agrees_with_float_bounds_the_quantization_error():
     import minitiny as mt
     from minitiny.layers import Dense

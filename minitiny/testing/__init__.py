@@ -13,6 +13,7 @@ Files, in reading order:
     models.py       random int8 models: a builder, configurations, whole graphs (qmodels)
     inputs.py       hypothesis strategies: int8_inputs, float_inputs, tflite_files
     targets.py      inputs aimed at each layer's rounding ties and clamp bounds
+    reach.py        the values each tensor can take: interval bounds through the graph
     shrinking.py    a failing input shrunk toward the zero point
     probe.py        every layer's output from the C (a probe build) and from TFLite Micro
     equivalence.py  assert_equivalent
@@ -30,6 +31,7 @@ _PUBLIC = {
     "models": ["Builder", "multi_io_model", "qmodels", "random_qmodel"],
     "properties": ["assert_int8_agrees_with_float", "assert_stable", "assert_invariant", "assert_monotonic"],
     "shrinking": ["shrink"],
+    "reach": ["tensor_bounds"],
     "targets": ["knife_edges", "targeted_inputs"],
 }
 _HOME = {name: module for module, names in _PUBLIC.items() for name in names}
