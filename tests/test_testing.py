@@ -490,6 +490,17 @@ def test_the_verify_walkthrough_commands_parse_and_its_code_runs(tmp_path, monke
 # ---------------------------------------------------------------------------------------
 # bench/mutation.py: its equivalence decisions, checked by brute force on a small layer
 # ---------------------------------------------------------------------------------------
+def _brute_force_agrees(qmodel, decided, every, tmp_path):
+    """Each decided fault's C on every input: it changes an output iff it was called
+    non-equivalent."""
+    for i, r in enumerate(decided):
+        d = tmp_path / f"f{i}"
+        codegen.generate(qmodel, d, name="m", variant=r["variant"])
+        (d / "m_model.c").write_text(r["source"])
+        differs = np.any(codegen.load(d)(every) != qmodel.predict_int8(every))
+        assert differs == (r["status"] == "non-equivalent"), (r["operator"], r["status"])
+
+
 @requires_cc
 def test_mutation_bench_decisions_agree_with_brute_force(tmp_path):
     """A dense layer on two inputs: all 65,536 int8 inputs through the faulty C. A fault the
@@ -502,12 +513,7 @@ def test_mutation_bench_decisions_agree_with_brute_force(tmp_path):
     rows = mutation.bench(quick=True, budget=1.0, models={"tiny": (qmodel, every[::997])}, log=lambda *a: None)
     decided = [r for r in rows if r["status"] in ("equivalent", "non-equivalent")]
     assert len(decided) >= 5 and not [r for r in rows if r["status"] == "DECISION WRONG"]
-    for i, r in enumerate(decided):
-        d = tmp_path / f"f{i}"
-        codegen.generate(qmodel, d, name="m", variant=r["variant"])
-        (d / "m_model.c").write_text(r["source"])
-        differs = np.any(codegen.load(d)(every) != qmodel.predict_int8(every))
-        assert differs == (r["status"] == "non-equivalent"), (r["operator"], r["status"])
+    _brute_force_agrees(qmodel, decided, every, tmp_path)
     assert f"| tiny | {rows[0]['variant']} |" in mutation.table(rows, 1.0)
 
 
@@ -526,12 +532,7 @@ def test_mutation_bench_decides_mean_faults_as_brute_force_does(tmp_path):
     decided = [r for r in rows if r["status"] in ("equivalent", "non-equivalent")]
     assert not [r for r in rows if r["status"] == "DECISION WRONG"]
     assert {"multiplier", "shift constant"} & {r["operator"] for r in decided}
-    for i, r in enumerate(decided):
-        d = tmp_path / f"f{i}"
-        codegen.generate(qmodel, d, name="m", variant=r["variant"])
-        (d / "m_model.c").write_text(r["source"])
-        differs = np.any(codegen.load(d)(every) != qmodel.predict_int8(every))
-        assert differs == (r["status"] == "non-equivalent"), (r["operator"], r["status"])
+    _brute_force_agrees(qmodel, decided, every, tmp_path)
 
 
 def test_reachable_bounds_hold_and_are_exact_for_a_first_dense_layer():
