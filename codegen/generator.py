@@ -147,9 +147,11 @@ REFERENCE_KERNELS = {
 INT16_TEMPLATES = {**REFERENCE_TEMPLATES, "reshape": "reshape.c.j2", "relu": "relu.c.j2", "relu6": "relu.c.j2",
                    "softmax": "int16/softmax.c.j2", "logistic": "int16/logistic_tanh.c.j2",
                    "tanh": "int16/logistic_tanh.c.j2"}
-# ADD, SUB and MUL share the int8 tuned template (the same arithmetic on int16_t, TFLM's
-# AddFunc / SubElementwise / MulElementwise for int16).
-INT16_TUNED = {**fast16.SCALAR_TEMPLATES, **{kind: "scalar/elementwise.c.j2" for kind in ("add", "sub", "mul")}}
+# ADD, SUB, MUL, the pools and the mean share the int8 tuned templates (the same arithmetic
+# on int16_t as TFLM's int16 kernels: AddFunc, SubElementwise, MulElementwise, AveragePool,
+# MaxPool, QuantizedMeanOrSum).
+INT16_TUNED = {**fast16.SCALAR_TEMPLATES, **{kind: "scalar/elementwise.c.j2" for kind in ("add", "sub", "mul")},
+               **{kind: f"scalar/{kind}.c.j2" for kind in ("max_pool_2d", "average_pool_2d", "mean")}}
 INT16_VARIANTS = {
     "reference": INT16_TEMPLATES,
     "scalar": {**INT16_TEMPLATES, **INT16_TUNED},

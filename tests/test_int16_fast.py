@@ -252,10 +252,12 @@ def test_the_dsp_kernel_is_chosen_where_it_applies(tmp_path):
 
 @requires_gcc
 @FEW
-@given(seed=st.integers(0, 2 ** 31), kind=st.sampled_from(["add", "sub", "mul"]))
-def test_elementwise_in_the_tuned_variants(seed, kind, shim_flags, tmp_path_factory):
-    """ADD, SUB and MUL of 16x8 take the int8 tuned template (scalar/elementwise.c.j2) on
-    int16_t: == NumPy, operands broadcast or not, scales over six decades."""
+@given(seed=st.integers(0, 2 ** 31),
+       kind=st.sampled_from(["add", "sub", "mul", "max_pool_2d", "average_pool_2d", "mean"]))
+def test_other_kinds_in_the_tuned_variants(seed, kind, shim_flags, tmp_path_factory):
+    """ADD, SUB, MUL, the pools and the mean of 16x8 take the int8 tuned templates
+    (scalar/elementwise.c.j2, max_pool_2d.c.j2, ...) on int16_t: == NumPy, operands
+    broadcast or not, scales over six decades, fused activations."""
     from test_int16 import c_inputs, c_model
     rng = np.random.default_rng(seed)
     m = c_model(kind, rng)
