@@ -81,8 +81,10 @@ def layer_context(kind, p, qmodel, op):
             t = qmodel.tensors[name]
             dims = t.shape or (1,)                     # a scalar constant is an array of one
             data = np.asarray(t.data).reshape(dims)
+            # its own type: the activations' (int8, or int16 in 16x8), but a 16x8 PRELU's alpha int8
             constant = {"role": role, "label": c_comment(t.name), "dims": dims, "data": data,
-                        "nbytes": int(data.size), "scale": float(t.scale), "zero_point": int(t.zero_point)}
+                        "c_type": f"{t.dtype}_t", "nbytes": t.nbytes, "scale": float(t.scale),
+                        "zero_point": int(t.zero_point)}
     loop = None if kind == "prelu" else "ElementWise" if flat else "BroadcastBinaryFunction4DSlow"
     nest = loops(shape) if shape else [(size, 1, 1)]
     return {"loop": loop, "function": FUNCTIONS.get(kind), "shape": shape, "constant": constant,

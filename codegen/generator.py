@@ -202,6 +202,7 @@ FIXEDPOINT_USES = {
     "squared_difference_int16": ["MultiplyByQuantizedMultiplier"],
     "relu_int16": ["MultiplyByQuantizedMultiplier"],
     "leaky_relu_int16": ["MultiplyByQuantizedMultiplier"],
+    "prelu_int16": ["MultiplyByQuantizedMultiplier"],
     "quantize_int16": ["MultiplyByQuantizedMultiplier"],
     "add_int16": ["MultiplyByQuantizedMultiplier"],
     "sub_int16": ["MultiplyByQuantizedMultiplier"],

@@ -1,5 +1,5 @@
 """16x8 (int16 activations, int8 weights, int64 bias) for the ops beyond test_int16.py's:
-RELU, RELU6, LEAKY_RELU, MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, TRANSPOSE_CONV,
+RELU, RELU6, LEAKY_RELU, PRELU (alpha int8), MAXIMUM, MINIMUM, SQUARED_DIFFERENCE, TRANSPOSE_CONV,
 RESIZE_NEAREST_NEIGHBOR, SUM, QUANTIZE int16 -> int16 and the data movement (CONCATENATION,
 PACK, SPLIT, SPLIT_V, UNPACK, PAD/PADV2, STRIDED_SLICE, SLICE, TRANSPOSE).
 
@@ -16,8 +16,8 @@ a drawn gain over seven decades. The oracles:
 - two files TensorFlow's converter made in 16x8 (ops_16x8_cnn, ops_16x8_sequence), with the
   outputs TFLM gave for them stored beside them.
 
-TFLM runs PRELU, HARD_SWISH, ELU, RESIZE_BILINEAR and REDUCE_MAX on int8 only (their
-kernels refuse int16): the kernels, the importer and the quantizer refuse them by name.
+TFLM runs HARD_SWISH, ELU, RESIZE_BILINEAR and REDUCE_MAX on int8 only (their kernels
+refuse int16): the kernels, the importer and the quantizer refuse them by name.
 """
 import os
 import shutil
@@ -40,11 +40,11 @@ from minitiny.quant.tflite_read import UnsupportedTFLiteError, from_tflite
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
 FEW = settings(max_examples=max(3, settings().max_examples // 8))
 WEIGHTED = ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv")
-ACTIVATION_KINDS = ("relu", "relu6", "leaky_relu")
+ACTIVATION_KINDS = ("relu", "relu6", "leaky_relu", "prelu")
 BINARY_KINDS = ("maximum", "minimum", "squared_difference")
 SPATIAL_KINDS = ("transpose_conv", "resize_nearest_neighbor", "sum")
 KINDS = ACTIVATION_KINDS + BINARY_KINDS + SPATIAL_KINDS + DM.KINDS
-INT8_ONLY = ("prelu", "hard_swish", "elu", "resize_bilinear", "reduce_max")
+INT8_ONLY = ("hard_swish", "elu", "resize_bilinear", "reduce_max")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,8 +60,9 @@ def to_16x8(m, gain=1.0):
     """The int8 QModel `m` in TFLite's 16x8 scheme: every activation and constant operand
     int16 with zero point 0 and scale s * gain / 256 (the same reals at 256 times the
     resolution, moved by `gain`); a constant operand's values (q - z) * 256, clipped; weights
-    kept int8; bias int64 with the new s_in * s_w. Ratios of scales (the multipliers) stay."""
-    weights = {op.inputs[1] for op in m.ops if op.kind in WEIGHTED}
+    (and a PRELU's alpha) kept int8; bias int64 with the new s_in * s_w. Ratios of scales
+    (the multipliers) stay."""
+    weights = {op.inputs[1] for op in m.ops if op.kind in WEIGHTED + ("prelu",)}
     biases = {op.inputs[2]: op.inputs[0] for op in m.ops if op.kind in WEIGHTED and len(op.inputs) > 2}
 
     def moved(s):
@@ -109,7 +110,7 @@ def int8_model(seed, kind, integers, choice, big=False):
     if kind in ACTIVATION_KINDS:
         shape = (integers(20, 60), integers(20, 60)) if big else choice([(1,), (10,), (3, 4, 5)])
         b = O.Builder(seed, shape, kind)
-        {"relu": b.relu, "relu6": b.relu6,
+        {"relu": b.relu, "relu6": b.relu6, "prelu": b.prelu,
          "leaky_relu": lambda: b.leaky_relu(alpha=choice([0.01, 0.2, 0.3, 1.5]))}[kind]()
         return b.model(), None
     if kind in BINARY_KINDS:
@@ -193,7 +194,7 @@ def test_activations_at_extreme_scales(gain):
     x = np.arange(-32768, 32768, dtype=np.int16).reshape(16, 4096)
     for kind in ACTIVATION_KINDS:
         b = O.Builder(1, (4096,), kind)
-        {"relu": b.relu, "relu6": b.relu6, "leaky_relu": b.leaky_relu}[kind]()
+        {"relu": b.relu, "relu6": b.relu6, "leaky_relu": b.leaky_relu, "prelu": b.prelu}[kind]()
         m16 = to_16x8(b.model(), gain)
         m16.prepare()
         O.check_against_tflm(m16, x, label=f"{kind} 16x8, every input")
@@ -347,12 +348,12 @@ def test_host_c_matches_numpy(kind, data, tmp_path_factory):
 
 def chain16(seed=3):
     """One 16x8 model through every op kind of this file: conv, leaky ReLU, transposed conv,
-    nearest resize, ReLU, ReLU6, pad, strided slice, transpose, a split joined back, maximum
+    nearest resize, PReLU, ReLU, ReLU6, pad, strided slice, transpose, a split joined back, maximum
     and squared difference with constants, minimum of two branches, sum, requantize."""
     rng = np.random.default_rng(seed)
     b = O.Builder(seed, (6, 5, 2), "chain16")
     b.conv(3, activation="relu").leaky_relu(0.2).transpose_conv(2, kernel=(3, 3), stride=(2, 2))
-    b.resize("resize_nearest_neighbor", (10, 9)).relu().relu6()
+    b.resize("resize_nearest_neighbor", (10, 9)).prelu().relu().relu6()
     s, z = b.t.scale, b.t.zero_point
 
     def movement(kind, shape, options, n_out=1):

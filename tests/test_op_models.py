@@ -34,6 +34,9 @@ NOT_FROM_KERAS = {
     ("SQUEEZE", "int16x8"): "as in int8",
     ("ELU", "int8"): "TensorFlow 2.21's converter keeps ELU in float32, between DEQUANTIZE and "
                      "QUANTIZE (TFLM's int8 ELU runs files other tools write)",
+    ("PRELU", "int16x8"): "TensorFlow 2.21's converter refuses it ('Quantization to 16x8-bit not "
+                          "yet supported for op: PRELU'); TFLM runs it with an int8 alpha "
+                          "(tests/test_int16_ops.py runs minitiny's files in TFLM)",
     ("PADV2", "int16x8"): "TensorFlow 2.21 writes a 16x8 PADV2's constant_values as float32, "
                           "which TFLM refuses (pad_common.cc); minitiny's writer writes int16 "
                           "(tests/test_int16_ops.py runs those files in TFLM)",

@@ -12,8 +12,8 @@ A kind of None marks the operators minitiny folds away rather than runs: at the 
 edges, or into the dilated convolution they surround.
 Not here because TFLite Micro has no kernel for it (a model using it does not run on a
 microcontroller with TFLM either; its op resolver registers none): RELU_N1_TO_1. Without
-int16x8 because TFLM's kernel refuses int16 activations (so must the importer): PRELU,
-HARD_SWISH, ELU, RESIZE_BILINEAR, REDUCE_MAX; a 16x8 model using one is refused by name.
+int16x8 because TFLM's kernel refuses int16 activations (so must the importer): HARD_SWISH,
+ELU, RESIZE_BILINEAR, REDUCE_MAX; a 16x8 model using one is refused by name.
 `NOT_SUPPORTED` lists the builtins a Keras model converted to int8 can still contain, with
 the reason minitiny refuses each (docs/OPS.md prints it under the table).
 """
@@ -93,9 +93,9 @@ OPS = (
     Builtin("RELU", "relu", None, ("int8", "int16x8"), ""),
     Builtin("RELU6", "relu6", None, ("int8", "int16x8"), "input and output share scale and zero point"),
     Builtin("LEAKY_RELU", "leaky_relu", "LeakyReluOptions", ("int8", "int16x8"), "alpha > 0"),
-    Builtin("PRELU", "prelu", None, ("int8",),
-            "alpha a constant that broadcasts (Keras' PReLU: one per channel); int8 only (TFLM's "
-            "refuses int16)"),
+    Builtin("PRELU", "prelu", None, ("int8", "int16x8"),
+            "alpha a constant that broadcasts (Keras' PReLU: one per channel); alpha int8 (16x8 "
+            "too, as TFLM's kernel takes it)"),
     Builtin("HARD_SWISH", "hard_swish", None, ("int8",),
             "TFLM's int16 fixed-point kernel; int8 only (TFLM has no 16x8 HARD_SWISH)"),
     Builtin("ELU", "elu", None, ("int8",),

@@ -908,11 +908,11 @@ class _Importer:
         why = [f"{extra} tensor" for extra in tensor.extras
                if not (extra == "variable" and role in ("state", "cell"))]
         if tensor.type_name != want:
-            article = "an" if role in ("activation", "operand", "index") else "a"
+            article = "an" if role in ("activation", "operand", "index", "alpha") else "a"
             why.append(f"type {tensor.type_name} ({article} {role} must be {want})")
         elif tensor.scale is None and role != "index":
             why.append("no quantization parameters")
-        elif role == "operand" and tensor.scale.shape[0] > 1:
+        elif role in ("operand", "alpha") and tensor.scale.shape[0] > 1:
             why.append(f"{tensor.scale.shape[0]} scales (a constant operand has one)")
         return [f"{tensor.label}: {w}" for w in why + self.shape_problems(tensor, role)]
 
@@ -955,12 +955,12 @@ class _Importer:
     def role_dtypes(scheme):
         """role -> the tensor type it must have in an operator of `scheme`: 'int8', int8
         activations, constant operands and weights with int32 bias; 'int16' (16x8), int16
-        activations and operands, int8 weights, int64 bias."""
+        activations and operands, int8 weights, int64 bias. A PRELU's alpha is int8 in both."""
         if scheme == "int16":
             return {"activation": "int16", "operand": "int16", "weight": "int8", "bias": "int64",
-                    "state": "int16", "cell": "int16", "index": "int32"}
+                    "state": "int16", "cell": "int16", "index": "int32", "alpha": "int8"}
         return {"activation": "int8", "operand": "int8", "weight": "int8", "bias": "int32",
-                "state": "int8", "cell": "int16", "index": "int32"}
+                "state": "int8", "cell": "int16", "index": "int32", "alpha": "int8"}
 
     # -- the model ---------------------------------------------------------------------------
     WHAT = "full-integer int8 models"           # what the importer runs, for its errors
@@ -992,6 +992,7 @@ class _Importer:
                 continue
             op_roles = [(t, ("activation", "weight", "bias")[i] if kind in WEIGHTED else
                          LSTM_ROLES[i] if kind == "unidirectional_sequence_lstm" else
+                         "alpha" if kind == "prelu" and i == 1 else
                          "operand" if self.tensors[t].data is not None else "activation")
                         for i, t in enumerate(ins)] + [(t, "index" if kind in INDEX_OUTPUT else "activation")
                                                        for t in op.outputs]
@@ -1046,7 +1047,7 @@ class _Importer:
                 names[t] = _claim(f"{layer}_{j}", taken)
             for j, t in enumerate(ins):
                 if t not in names:           # a constant (the first of those two layers share)
-                    role = roles[t] if roles[t] != "operand" else "constant"
+                    role = roles[t] if roles[t] not in ("operand", "alpha") else "constant"
                     if kind == "unidirectional_sequence_lstm":
                         role = LSTM_NAMES[j - 1]
                     names[t] = _claim(f"{layer}_{role}", taken)

@@ -4,15 +4,17 @@ Keras' PReLU learns it) that broadcasts over the input.
     q_out = z_out + (s_in / s_out) * (q - z_in)                            where q >= z_in
     q_out = z_out + (s_in * s_alpha / s_out) * (q - z_in) * (a - z_alpha)  below
 TFLM: micro/kernels/prelu_common.cc CalculatePreluParams (Prepare), reference/prelu.h
-BroadcastPrelu4DSlow (Eval).
+BroadcastPrelu4DSlow (Eval). 16x8: int16 input and output, alpha int8 (PreluPrepare demands
+it), clamped to int16; |(q - z_in) * (a - z_alpha)| <= 32768 * 255 stays int32.
 """
 import numpy as np
 
 from .. import fixedpoint as fp
-from .common import (INT8_MAX, INT8_MIN, activation_tensor, broadcast_params, check_multiplier,
-                     elementwise, fail, file_shape, operand, scale)
+from .common import (LIMITS, activation_tensor, broadcast_params, check_multiplier, elementwise,
+                     fail, file_shape, operand, scale)
 
 KINDS = ("prelu",)
+INT16_KINDS = KINDS
 INPUTS = (2, 2)                      # input, alpha
 
 
@@ -22,6 +24,9 @@ def prepare(op, tensors, single_rounding):
     out = activation_tensor(op, tensors, op.outputs[0], "output")
     if not alpha.is_constant:
         fail(op, f"alpha {alpha.name!r} must be a constant")
+    if alpha.dtype != "int8":
+        fail(op, f"alpha {alpha.name!r} must be int8 (in the 16x8 scheme too: TFLM's PreluPrepare), "
+                 f"got {alpha.dtype}")
     try:
         shape = np.broadcast_shapes(file_shape(x), file_shape(alpha))
     except ValueError:
@@ -41,14 +46,14 @@ def prepare(op, tensors, single_rounding):
 
 
 def prelu_int8(p, x, a):
-    """BroadcastPrelu4DSlow's body (TFLM reference/prelu.h) on int8 arrays x, alpha."""
+    """BroadcastPrelu4DSlow's body (TFLM reference/prelu.h) on int8 (int16) x, int8 alpha."""
     sr = p["single_rounding"]
     value = x.astype(np.int64) + p["input_offset"]
     positive = fp.multiply_by_quantized_multiplier(value, p["output_multiplier_1"], p["output_shift_1"], sr)
     negative = fp.multiply_by_quantized_multiplier(value * (a.astype(np.int64) + p["alpha_offset"]),
                                                    p["output_multiplier_2"], p["output_shift_2"], sr)
     out = np.where(value >= 0, positive, negative) + p["output_offset"]
-    return np.clip(out, INT8_MIN, INT8_MAX).astype(np.int8)
+    return np.clip(out, *LIMITS[p["dtype"]]).astype(p["dtype"])
 
 
 def run(op, p, x, alpha):
