@@ -81,7 +81,8 @@ REFERENCE_ONLY_TEMPLATES = {
     "leaky_relu": "reference/leaky_relu.c.j2", "prelu": "reference/prelu.c.j2",
     "hard_swish": "reference/hard_swish.c.j2",
     "elu": "reference/lookup_table.c.j2", "abs": "reference/lookup_table.c.j2",
-    "rsqrt": "reference/lookup_table.c.j2",
+    "rsqrt": "reference/lookup_table.c.j2", "neg": "reference/lookup_table.c.j2",
+    "square": "reference/lookup_table.c.j2",
     **MOVEMENT_TEMPLATES,
     "sum": "reference/mean_or_sum.c.j2", "reduce_max": "reference/reduce_max.c.j2",
     "transpose_conv": "reference/transpose_conv.c.j2",
@@ -135,7 +136,8 @@ REFERENCE_KERNELS = {
     "leaky_relu": ["reference/leaky_relu.c.j2"],
     "hard_swish": ["reference/hard_swish.c.j2"],
     "elu": ["reference/lookup_table.c.j2"], "abs": ["reference/lookup_table.c.j2"],
-    "rsqrt": ["reference/lookup_table.c.j2"],
+    "rsqrt": ["reference/lookup_table.c.j2"], "neg": ["reference/lookup_table.c.j2"],
+    "square": ["reference/lookup_table.c.j2"],
     **{kind: [template] for kind, template in MOVEMENT_TEMPLATES.items()},
 }
 
@@ -274,7 +276,7 @@ CODE_BYTES_REFERENCE = {
     # the element-wise kinds: the op's function with one of the loops it shares (each counted
     # with every kind), measured on one-layer models with a broadcast
     "add": 170, "sub": 170, "mul": 150, "maximum": 110, "minimum": 110, "squared_difference": 175,
-    "prelu": 165, "leaky_relu": 105, "hard_swish": 295, "elu": 28, "abs": 28, "rsqrt": 28,
+    "prelu": 165, "leaky_relu": 105, "hard_swish": 295, "elu": 28, "abs": 28, "rsqrt": 28, "neg": 28, "square": 28,
     # 16x8's own kernels, with their tables (512 bytes of sigmoid, 2 x 1026 of softmax LUTs)
     "softmax": 160 + 2052, "logistic": 80 + 512, "tanh": 70 + 512,
     "quantize": 64, "concatenation": 68, "pack": 68, "split": 68, "split_v": 68, "unpack": 68,
@@ -289,7 +291,7 @@ REFERENCE_PARAMS_BYTES = {
     "batch_matmul": 18 * 4, "l2_normalization": 0,
     "sub": 12 * 4, "mul": 12 * 4,
     "maximum": 12 * 4, "minimum": 12 * 4, "squared_difference": 12 * 4, "prelu": 7 * 4,
-    "leaky_relu": 7 * 4, "hard_swish": 6 * 4, "elu": 256, "abs": 256, "rsqrt": 256,   # their tables
+    "leaky_relu": 7 * 4, "hard_swish": 6 * 4, "elu": 256, "abs": 256, "rsqrt": 256, "neg": 256, "square": 256,   # tables
     "softmax": 4 * 4, "logistic": 0, "tanh": 0,
     "quantize": 5 * 4, "concatenation": 3 * 4, "pack": 3 * 4, "split": 3 * 4, "split_v": 3 * 4,
     "unpack": 3 * 4, "pad": 16 * 4, "strided_slice": 20 * 4, "slice": 20 * 4, "transpose": 10 * 4,

@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 ALIAS_KINDS = ("reshape",)
 IN_PLACE_KINDS = ("relu", "relu6", "logistic", "tanh", "add", "softmax", "sub", "mul", "maximum",
                   "minimum", "squared_difference", "leaky_relu", "prelu", "hard_swish", "elu", "abs",
-                  "rsqrt")
+                  "rsqrt", "neg", "square")
 SHUFFLES = 32           # seeded shuffles of the greedy placement's order tried beside TFLM's
 
 

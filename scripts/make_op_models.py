@@ -26,6 +26,11 @@ TensorFlow-made file under tests/data.
                                TRANSPOSE, MUL, SOFTMAX)
     l2_mirror                  int8: tf.pad REFLECT and SYMMETRIC, tf.math.l2_normalize
                                (MIRROR_PAD, L2_NORMALIZATION)
+    layer_norm                 int8: keras LayerNormalization over a Dense's rows (MEAN, NEG in
+                               float32 between DEQUANTIZE and QUANTIZE, SQUARED_DIFFERENCE, ADD,
+                               RSQRT, MUL)
+    unit_norm                  int8: keras UnitNormalization (SQUARE in float32 between
+                               DEQUANTIZE and QUANTIZE, SUM, RSQRT, MINIMUM, MUL)
     arg_heads                  int8: a classifier (trained first) with its class probabilities
                                and two int32 heads, tf.argmax and tf.argmin over the classes
                                (ARG_MAX, ARG_MIN with output_type int32: TFLM stops on int64)
@@ -107,6 +112,18 @@ def l2_mirror():
     return keras.Model(x, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h)))
 
 
+def layer_norm():
+    x = keras.Input((5, 8), batch_size=1)
+    h = keras.layers.LayerNormalization()(keras.layers.Dense(8)(x))
+    return keras.Model(x, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(h)))
+
+
+def unit_norm():
+    x = keras.Input((10,))
+    h = keras.layers.UnitNormalization()(keras.layers.Dense(6)(x))
+    return keras.Model(x, keras.layers.Dense(3, activation="softmax")(h))
+
+
 def arg_heads():
     """Trained as a classifier here (an int32 output has no loss), then given its heads."""
     import tensorflow as tf
@@ -136,6 +153,8 @@ OP_MODELS = {
     "multi_head_attention": (multi_head_attention, (6, 8), "normal", {}, dict(batch_size=1)),
     "l2_mirror": (l2_mirror, (6, 6, 2), "normal", {}, dict(batch_size=1)),
     "arg_heads": (arg_heads, (12,), "normal", {}, dict(epochs=0)),
+    "layer_norm": (layer_norm, (5, 8), "normal", {}, dict(batch_size=1)),
+    "unit_norm": (unit_norm, (10,), "normal", {}, {}),
 }
 
 

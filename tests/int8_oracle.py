@@ -68,6 +68,18 @@ def check_against_tflm(qmodel, x=None, label=None, seed=0):
     return ours.size
 
 
+def check_reference_c(qmodel, x, sanitize=False):
+    """The model's generated C (reference kernels), built on the host (under ASan and UBSan
+    with `sanitize`), against predict_int8 on `x` (an array, or a list for several inputs)."""
+    import tempfile
+    from minitiny import codegen
+    want = qmodel.predict_int8(x)
+    with tempfile.TemporaryDirectory() as d:
+        codegen.generate(qmodel, d, name="m", variant="reference")
+        got = codegen.load(d, sanitize=sanitize)(x)
+    np.testing.assert_array_equal(np.asarray(got).reshape(want.shape), want)
+
+
 def spatial_model(seed=6):
     """One model with issue 19's spatial ops and reductions, for the tests that render or
     compile every template: dilated convolutions, a transposed convolution, both resizes, a
@@ -84,12 +96,12 @@ def spatial_model(seed=6):
 def more_ops_model(seed=7):
     """One model with the builtins issue 19 added beyond its list, for the tests that render or
     compile every template: MIRROR_PAD, DEPTH_TO_SPACE, SPACE_TO_DEPTH, ABS, RSQRT (after ABS,
-    so every input is valid), L2_NORMALIZATION and BATCH_MATMUL of two activations."""
+    so every input is valid), NEG, SQUARE, L2_NORMALIZATION and BATCH_MATMUL of two activations."""
     b = Builder(seed, (6, 6, 2), "more ops")
     b.conv(8, kernel=(3, 3), activation="relu").mirror_pad(((1, 1), (2, 0), (0, 0)), "reflect")
     b.depth_to_space(2).space_to_depth(2)                                  # (7, 8, 8)
     rhs = b.cur
-    b.abs().rsqrt().l2_normalization()
+    b.abs().rsqrt().float_unary("neg").float_unary("square").l2_normalization()
     b.batch_matmul(rhs, adj_y=True)
     return b.model()
 

@@ -7,14 +7,12 @@ dimensions with either operand broadcast along them, and the quantization; a few
 products per CI run (depths in the hundreds), more under HYPOTHESIS_PROFILE=thorough.
 """
 import os
-import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import int8_oracle as O
-from minitiny import codegen
 from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import GraphError
 from minitiny.quant.tflite_io import to_tflite
@@ -88,10 +86,7 @@ def check(lhs_shape, rhs_shape, adj_x, adj_y, seed, c_code=False, sanitize=False
     if O.tflm.available():
         O.check_against_tflm(m, xs)
     if c_code:
-        with tempfile.TemporaryDirectory() as d:
-            codegen.generate(m, d, name="bmm", variant="reference")
-            got = codegen.load(d, sanitize=sanitize)(xs)
-        np.testing.assert_array_equal(np.asarray(got).reshape(want.shape), want)
+        O.check_reference_c(m, xs, sanitize)
 
 
 @given(configs())

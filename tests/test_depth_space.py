@@ -6,14 +6,12 @@ Hypothesis draws the block size (1..4), the plane and the channels so the sizes 
 the quantization; a few large feature maps per CI run, more under HYPOTHESIS_PROFILE=thorough.
 """
 import os
-import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import int8_oracle as O
-from minitiny import codegen
 from minitiny.quant.graph import GraphError
 from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.tflite_read import from_tflite
@@ -80,10 +78,7 @@ def check(kind, b, plane, c, seed, c_code=False, sanitize=False):
     if O.tflm.available():
         O.check_against_tflm(m, x, label=kind)
     if c_code:
-        with tempfile.TemporaryDirectory() as d:
-            codegen.generate(m, d, name="ds", variant="reference")
-            got = codegen.load(d, sanitize=sanitize)(x)
-        np.testing.assert_array_equal(got.reshape(everything[m.outputs[0]].shape), everything[m.outputs[0]])
+        O.check_reference_c(m, x, sanitize)
 
 
 @given(configs())

@@ -118,7 +118,7 @@ KERNEL_CALLS = {
        for kind, function in elementwise.FUNCTIONS.items()},
     "prelu": r"\bBroadcastPrelu4DSlow\(&\w+_params\b", "leaky_relu": r"\bQuantizeLeakyRelu\(&\w+_params\b",
     "hard_swish": r"\bHardSwish\(&\w+_params\b",
-    **{kind: r"\bLookupTable\(\d+, \w+_table\b" for kind in ("elu", "abs", "rsqrt")},
+    **{kind: r"\bLookupTable\(\d+, \w+_table\b" for kind in ("elu", "abs", "rsqrt", "neg", "square")},
     "l2_normalization": r"\bl2_normalization\(\d+, \d+, -?\d+, input, output\)",
 }
 

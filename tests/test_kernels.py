@@ -563,6 +563,8 @@ def test_params_match_the_documented_table():
         models[kind] = getattr(O.Builder(0, (4, 4, 4)), kind)(2).model()
     models["mirror_pad"] = O.Builder(0, (2, 3)).mirror_pad(((1, 0), (0, 2))).model()
     models["l2_normalization"] = O.Builder(0, (2, 3)).l2_normalization().model()
+    for kind in ("neg", "square"):
+        models[kind] = O.Builder(0, (2, 3)).float_unary(kind).model()
     for kind in ("arg_max", "arg_min"):
         models[kind] = O.Builder(0, (2, 3)).arg(kind, 1).model()
     models["batch_matmul"] = O.more_ops_model()

@@ -7,14 +7,12 @@ Hypothesis draws the rank (1 to 3 per sample), the depth (1 to 64, a few large o
 (a norm of 0). More under HYPOTHESIS_PROFILE=thorough.
 """
 import os
-import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import int8_oracle as O
-from minitiny import codegen
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
 from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.tflite_read import from_tflite
@@ -51,10 +49,7 @@ def check(shape, s_in, z_in, seed, c_code=False, sanitize=False):
     if O.tflm.available():
         O.check_against_tflm(m, x)
     if c_code:
-        with tempfile.TemporaryDirectory() as d:
-            codegen.generate(m, d, name="l2", variant="reference")
-            got = codegen.load(d, sanitize=sanitize)(x)
-        np.testing.assert_array_equal(got.reshape(want.shape), want)
+        O.check_reference_c(m, x, sanitize)
 
 
 @given(configs())

@@ -7,14 +7,12 @@ limit (the size less one for REFLECT, the size for SYMMETRIC), and the mode; a f
 tensors per CI run, more under HYPOTHESIS_PROFILE=thorough.
 """
 import os
-import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
 import int8_oracle as O
-from minitiny import codegen
 from minitiny.quant.graph import GraphError
 from minitiny.quant.tflite_io import to_tflite
 from minitiny.quant.tflite_read import from_tflite
@@ -48,10 +46,7 @@ def check(shape, paddings, mode, seed, c_code=False, sanitize=False):
     if O.tflm.available():
         O.check_against_tflm(m, x)
     if c_code:
-        with tempfile.TemporaryDirectory() as d:
-            codegen.generate(m, d, name="mp", variant="reference")
-            got = codegen.load(d, sanitize=sanitize)(x)
-        np.testing.assert_array_equal(got.reshape(want.shape), want)
+        O.check_reference_c(m, x, sanitize)
 
 
 @given(configs())

@@ -58,6 +58,8 @@ OP_OPTIONS = {
     "hard_swish": (),
     "elu": (),
     "abs": (),
+    "neg": (),
+    "square": (),
     "rsqrt": (),
     # data movement (kernels/concatenation.py, split.py, pad.py, strided_slice.py,
     # transpose.py, quantize.py); axes count the dimensions of one sample, without the batch

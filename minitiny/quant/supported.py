@@ -100,6 +100,12 @@ OPS = (
             "TFLM's int16 fixed-point kernel; int8 only (TFLM has no 16x8 HARD_SWISH)"),
     Builtin("ELU", "elu", None, ("int8",),
             "TFLM's table of the 256 outputs, computed in float32; int8 only (TFLM's refuses int16)"),
+    Builtin("NEG", "neg", None, ("int8",),
+            "only as TF's converter writes it in an int8 model, in float32 between a DEQUANTIZE and a "
+            "QUANTIZE (Keras' LayerNormalization): the three imported as one int8 op computing what "
+            "TFLM's three kernels compute"),
+    Builtin("SQUARE", "square", None, ("int8",),
+            "as NEG (Keras' UnitNormalization and GroupNormalization)"),
     Builtin("ABS", "abs", None, ("int8",), "requantized to the output's scale"),
     Builtin("RSQRT", "rsqrt", None, ("int8",),
             "TFLM's integer 1/sqrt (LayerNormalization's); an input below the zero point (a "
@@ -177,11 +183,9 @@ NOT_SUPPORTED = (
             "not yet: TFLM runs each in int8"),
     Refused("SELECT_V2, GREATER, LESS, EQUAL, CAST", "tf.where, comparisons, tf.cast of a bool",
             "bool tensors: minitiny's graph holds int8 (and int16) activations only"),
-    Refused("NEG, SQUARE, ADD_N, FLOOR, SIN, CUMSUM, SIGN",
-            "keras LayerNormalization (NEG), UnitNormalization and GroupNormalization (SQUARE), "
-            "tf.math.add_n, tf.floor, tf.sin, tf.cumsum, tf.sign",
-            "the converter leaves them in float32 between a DEQUANTIZE and a QUANTIZE (they have "
-            "no int8 kernel in TFLite); minitiny runs integer graphs only"),
+    Refused("ADD_N, FLOOR, SIN, CUMSUM, SIGN", "tf.math.add_n, tf.floor, tf.sin, tf.cumsum, tf.sign",
+            "the converter leaves them in float32 between DEQUANTIZE and QUANTIZE (no int8 kernel in "
+            "TFLite); minitiny imports such float islands for NEG and SQUARE only"),
     Refused("EXP, GELU, SQRT, LOG, TILE", "tf.exp, tf.nn.gelu, tf.sqrt, tf.math.log, keras "
             "RepeatVector and tf.tile",
             "TFLM refuses the converted int8 model (allocating or invoking it fails): it does not run "

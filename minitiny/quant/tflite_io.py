@@ -84,6 +84,8 @@ BUILTINS = {
     "hard_swish": (BuiltinOperator.HARD_SWISH, 1),
     "elu": (BuiltinOperator.ELU, 2),
     "abs": (BuiltinOperator.ABS, 2),
+    "neg": (BuiltinOperator.NEG, 1),          # float32 kernels, between DEQUANTIZE and QUANTIZE
+    "square": (BuiltinOperator.SQUARE, 1),
     "rsqrt": (BuiltinOperator.RSQRT, 2),
     "quantize": (BuiltinOperator.QUANTIZE, 2),
     "concatenation": (BuiltinOperator.CONCATENATION, 2),
@@ -109,6 +111,7 @@ ACTIVATION_ONLY_OPTIONS = {"fully_connected": "FullyConnectedOptions", "add": "A
 REDUCERS = ("mean", "sum", "reduce_max")         # their axes are an int32 input tensor
 RESIZE_OPTIONS = {"resize_nearest_neighbor": "ResizeNearestNeighborOptions",
                   "resize_bilinear": "ResizeBilinearOptions"}
+FLOAT_UNARY = ("neg", "square")                  # written as DEQUANTIZE -> the op -> QUANTIZE
 BLOCK_OPTIONS = {"depth_to_space": "DepthToSpaceOptions", "space_to_depth": "SpaceToDepthOptions"}
 TENSOR_TYPE = {"int8": TensorType.INT8, "int16": TensorType.INT16, "int32": TensorType.INT32,
                "int64": TensorType.INT64, "float32": TensorType.FLOAT32}
@@ -385,8 +388,20 @@ class _Writer:
             if op.kind == "unidirectional_sequence_lstm":
                 inputs = self.lstm_inputs(inputs)
             inputs = self.movement_inputs(op, inputs)
+            if op.kind in FLOAT_UNARY and not self.float:
+                op_io += self.float_unary(op, inputs[0], self.tensor_index[op.outputs[0]])
+                continue
             op_io.append((self.builtin(op), op, inputs, [self.tensor_index[n] for n in op.outputs]))
         return self.edges(op_io)
+
+    def float_unary(self, op, x, out):
+        """NEG and SQUARE as TF's converter writes them in an int8 model (kernels/float_unary.py):
+        int8 -> DEQUANTIZE -> float32 -> the op -> float32 -> QUANTIZE -> int8."""
+        shape = (1,) + self.q.tensors[op.outputs[0]].shape
+        dequantized = self.add_tensor(f"{op.name}/dequantized", shape, TensorType.FLOAT32)
+        result = self.add_tensor(f"{op.name}/float", shape, TensorType.FLOAT32)
+        return [("dequantize", None, [x], [dequantized]), (op.kind, None, [dequantized], [result]),
+                ("quantize", None, [result], [out])]
 
     def int32_input(self, op, what, values):
         """A constant int32 input tensor of `op` (an axis, paddings, begin, ...)."""

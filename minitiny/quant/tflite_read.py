@@ -34,7 +34,9 @@ read bytes (`tflite_io.py`, the writer, describes the layout). Reading takes thr
    with their axes shifted around it (`batch_axis`); any other op reading one is refused. An int8 -> int8 QUANTIZE inside the
    graph is a requantization (kind `quantize`). A SPACE_TO_BATCH_ND -> convolution ->
    BATCH_TO_SPACE_ND chain (a dilated convolution TensorFlow did not fuse) is imported as
-   one dilated convolution first (`tflite_dilation.py`).
+   one dilated convolution first (`tflite_dilation.py`), and a DEQUANTIZE -> NEG or SQUARE
+   -> QUANTIZE chain (float32 kernels TF's converter leaves in an int8 model) as one int8
+   operator (`tflite_float_unary.py`).
    A 16x8 model (TFLite's EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8: int16
    activations with zero point 0, int8 weights, int64 bias) imports the same way, its
    edges int16 or float32; the model input's type says which scheme the file uses.
@@ -64,6 +66,7 @@ from ..geometry import effective_kernel, out_size
 from . import kernels, supported, tflm
 from .graph import GraphError, QModel, QOp, QTensor
 from .tflite_dilation import fold_space_to_batch
+from .tflite_float_unary import fold_float_unary
 
 
 class TFLiteFormatError(ValueError):
@@ -402,6 +405,8 @@ class _Importer:
         self.problems = []
         # A dilated convolution TensorFlow left unfused becomes one operator (tflite_dilation.py)
         self.ops, self.unfolded = fold_space_to_batch(self.ops, self.tensors, self.outputs)
+        # NEG and SQUARE the converter left in float32 become int8 -> int8 (tflite_float_unary.py)
+        self.ops, self.unfolded_unary = fold_float_unary(self.ops, self.tensors, self.outputs)
         if n_subgraphs > 1:
             self.problems.append(f"{n_subgraphs} subgraphs (control flow such as IF or WHILE): "
                                  f"minitiny imports models with one")
@@ -834,6 +839,8 @@ class _Importer:
         if op.index in self.unfolded:
             raise _Unsupported(f"minitiny runs it only around a convolution, imported with it as one "
                                f"dilated convolution; here {self.unfolded[op.index]}")
+        if op.index in self.unfolded_unary:
+            raise _Unsupported(self.unfolded_unary[op.index])
         if op.code not in KINDS:
             raise _Unsupported("not supported (not among the operators `minitiny import --help` lists)")
         kind = KINDS[op.code][0]
@@ -898,7 +905,7 @@ class _Importer:
                 self.fail(f"{op.label}: alpha {list(alpha.shape)} does not broadcast over input {list(x.shape)}")
             return kind, op.inputs[:2], {}
         return kind, op.inputs[:1], {}          # reshape, logistic, tanh, relu, relu6, hard_swish, elu,
-        #                                         abs, rsqrt, l2_normalization
+        #                                         abs, rsqrt, l2_normalization, neg, square
 
     # -- tensors -------------------------------------------------------------------------
     def tensor_problems(self, t, role):

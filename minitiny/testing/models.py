@@ -281,6 +281,15 @@ class Builder:
         zp = zero_point(self.rng) if zp is None else zp
         return self._op("abs", [self.cur], self._tensor(self.t.shape, scale, zp))
 
+    def float_unary(self, kind="neg", scale=None, zp=None):
+        """NEG or SQUARE as TF's converter leaves them (float32 between DEQUANTIZE and QUANTIZE):
+        the output scale drawn near the natural one (SQUARE: (128 s)^2 over 128 steps)."""
+        if scale is None:
+            natural = self.t.scale if kind == "neg" else self.t.scale ** 2 * 128
+            scale = np.float32(natural * log_uniform(self.rng, 0.3, 3))
+        zp = zero_point(self.rng) if zp is None else zp
+        return self._op(kind, [self.cur], self._tensor(self.t.shape, scale, zp))
+
     def rsqrt(self, scale=None, zp=None):
         """1/sqrt(x) (an input below its zero point is refused at run time, as TFLM does)."""
         scale = np.float32(log_uniform(self.rng, 0.3, 3) / np.sqrt(self.t.scale) / 128) if scale is None else scale

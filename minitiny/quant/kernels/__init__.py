@@ -11,6 +11,7 @@ same, and keeps the two halves of an op side by side in one file:
     reduce.py (mean, sum, reduce_max)    arg_min_max.py (arg_max, arg_min: int32 indices)    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
     reshape.py    softmax.py    l2_normalization.py    logistic_tanh.py    activations.py (relu, relu6)
     leaky_relu.py    prelu.py    hard_swish.py    elu.py    abs_rsqrt.py (abs, rsqrt)
+    float_unary.py (neg, square: TFLite's float32 kernels between DEQUANTIZE and QUANTIZE)
     quantize.py (int8 -> int8)
     concatenation.py (concatenation, pack)    split.py (split, split_v, unpack)
     pad.py (pad, padv2)    mirror_pad.py    strided_slice.py (strided_slice, slice)    transpose.py
@@ -73,6 +74,7 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `leaky_relu` | `input_zero_point`, `output_zero_point`, `output_multiplier_alpha`, `output_shift_alpha` (alpha * s_in / s_out), `output_multiplier_identity`, `output_shift_identity` (s_in / s_out), `size` |
 | `prelu` | `input_offset`, `alpha_offset` (-z), `output_offset`, `output_multiplier_1`, `output_shift_1` (s_in / s_out), `output_multiplier_2`, `output_shift_2` (s_in * s_alpha / s_out), `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` (input 2 is alpha) |
 | `elu` | `input_zero_point`, `output_zero_point`, `table` int8[256] (the output of every input q at index q + 128), `size` |
+| `neg`, `square` | `input_zero_point`, `output_zero_point`, `table` int8[256] (as elu's), `size` |
 | `abs`, `rsqrt` | `input_zero_point`, `output_zero_point`, `needs_rescale` (abs: the scales differ), `output_multiplier`, `output_shift` (abs: s_in / s_out; rsqrt: 1 / (sqrt(s_in) s_out)), `table` int8[256] (as elu's), `size` |
 | `hard_swish` | `input_zero_point`, `output_zero_point`, `output_multiplier_fixedpoint_int16`, `output_multiplier_exponent` (<= 0), `reluish_multiplier_fixedpoint_int16`, `reluish_multiplier_exponent` (int16 Q15 multipliers), `size` |
 | `quantize` | `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (s_in / s_out), `size` |
@@ -100,7 +102,7 @@ import numpy as np
 
 from ..errors import GraphError
 from . import (abs_rsqrt, activations, add, arg_min_max, batch_matmul, concatenation, conv_2d, depth_space, depthwise_conv_2d,
-               elu, fully_connected, hard_swish, l2_normalization, leaky_relu, logistic_tanh, lstm,
+               elu, float_unary, fully_connected, hard_swish, l2_normalization, leaky_relu, logistic_tanh, lstm,
                maximum_minimum, mirror_pad, mul, pad, pooling,
                prelu, quantize, reduce, reshape, resize, softmax, split, squared_difference,
                strided_slice, sub, transpose, transpose_conv)
@@ -112,7 +114,7 @@ KERNELS = {kind: module
                           pooling, resize,
                           reduce, arg_min_max, add, sub,
                           mul, maximum_minimum, squared_difference, reshape, softmax, l2_normalization,
-                          logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu, abs_rsqrt,
+                          logistic_tanh, activations, leaky_relu, prelu, hard_swish, elu, abs_rsqrt, float_unary,
                           quantize, concatenation, split, pad, mirror_pad, strided_slice, transpose, depth_space,
                           lstm)
            for kind in module.KINDS}

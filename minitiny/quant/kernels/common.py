@@ -399,6 +399,12 @@ def clamped(raw, p):
 
 
 # -- the data-movement ops (concatenation, pack, split, split_v, unpack) ---------------------
+def lookup(table, x):
+    """TFLM's LookupTable (reference/integer_ops/lut.h): the output of every int8 value q at
+    table[q + 128] (ELU, ABS, RSQRT, NEG, SQUARE: ops of one int8 input)."""
+    return table[x.astype(np.int16) - INT8_MIN]
+
+
 def check_axis(op, axis, rank, role="axis"):
     """An axis of a sample of rank `rank` (the batch dimension is not one of them)."""
     if not isinstance(axis, (int, np.integer)) or isinstance(axis, bool) or not 0 <= axis < rank:
