@@ -16,8 +16,9 @@ a drawn gain over seven decades. The oracles:
 - two files TensorFlow's converter made in 16x8 (ops_16x8_cnn, ops_16x8_sequence), with the
   outputs TFLM gave for them stored beside them.
 
-TFLM runs HARD_SWISH, ELU, RESIZE_BILINEAR and REDUCE_MAX on int8 only (their kernels
-refuse int16): the kernels, the importer and the quantizer refuse them by name.
+TFLM runs HARD_SWISH, ELU, RESIZE_BILINEAR, REDUCE_MAX, RSQRT, MIRROR_PAD, DEPTH_TO_SPACE
+and SPACE_TO_DEPTH on int8 only (their kernels refuse int16): the kernels, the importer and
+the quantizer refuse them by name.
 """
 import os
 import shutil
@@ -44,7 +45,8 @@ ACTIVATION_KINDS = ("relu", "relu6", "leaky_relu", "prelu")
 BINARY_KINDS = ("maximum", "minimum", "squared_difference")
 SPATIAL_KINDS = ("transpose_conv", "resize_nearest_neighbor", "sum")
 KINDS = ACTIVATION_KINDS + BINARY_KINDS + SPATIAL_KINDS + DM.KINDS
-INT8_ONLY = ("hard_swish", "elu", "resize_bilinear", "reduce_max")
+INT8_ONLY = ("hard_swish", "elu", "resize_bilinear", "reduce_max", "rsqrt", "mirror_pad", "depth_to_space",
+             "space_to_depth")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -241,13 +243,10 @@ def test_round_trip_through_the_file(kind, data, edge):
 def test_ops_tflm_runs_on_int8_only_are_refused_by_name(kind, monkeypatch):
     """In prepare (GraphError naming the op) and at import (UnsupportedTFLiteError naming the
     operator): a 16x8 file with one of them, written while the kernel table is stretched."""
-    b = O.Builder(2, (4, 4, 3), kind)
-    if kind.startswith("resize"):
-        b.resize(kind, (8, 8))
-    elif kind == "reduce_max":
-        b.reduce(kind, (0, 1))
-    else:
-        getattr(b, kind)()
+    b = O.Builder(2, (4, 4, 4), kind)
+    special = {"resize_bilinear": lambda: b.resize(kind, (8, 8)), "reduce_max": lambda: b.reduce(kind, (0, 1)),
+               "mirror_pad": lambda: b.mirror_pad(((1, 0), (0, 2), (0, 0)))}
+    special[kind]() if kind in special else getattr(b, kind)()
     with pytest.raises(GraphError, match=f"{kind}.*no 16x8"):
         to_16x8(b.model()).prepare()
     assert "int16x8" not in supported.BY_NAME[kind.upper()].modes

@@ -12,8 +12,11 @@ A kind of None marks the operators minitiny folds away rather than runs: at the 
 edges, or into the dilated convolution they surround.
 Not here because TFLite Micro has no kernel for it (a model using it does not run on a
 microcontroller with TFLM either; its op resolver registers none): RELU_N1_TO_1. Without
-int16x8 because TFLM's kernel refuses int16 activations (so must the importer): HARD_SWISH,
-ELU, RESIZE_BILINEAR, REDUCE_MAX; a 16x8 model using one is refused by name.
+int16x8 because TFLM's kernel refuses int16 activations (so must the importer; each checked
+by running it): HARD_SWISH, ELU, RESIZE_BILINEAR, REDUCE_MAX, RSQRT, MIRROR_PAD,
+DEPTH_TO_SPACE, SPACE_TO_DEPTH. TFLM runs ABS and BATCH_MATMUL on int16 too, minitiny not yet
+(ARG_MAX, ARG_MIN and L2_NORMALIZATION are not checked). A 16x8 model using any of them is
+refused by name.
 `NOT_SUPPORTED` lists the builtins a Keras model converted to int8 can still contain, with
 the reason minitiny refuses each (docs/OPS.md prints it under the table).
 """

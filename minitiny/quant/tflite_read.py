@@ -995,7 +995,7 @@ class _Importer:
                 continue
             if self.dtypes["activation"] == "int16" and kind not in kernels.INT16_KINDS:
                 self.problems.append(f"{op.label}: not in the 16x8 scheme (int16 activations): "
-                                     f"TFLM runs it on int8 only")
+                                     f"minitiny runs it on int8 only (docs/OPS.md)")
                 continue
             op_roles = [(t, ("activation", "weight", "bias")[i] if kind in WEIGHTED else
                          LSTM_ROLES[i] if kind == "unidirectional_sequence_lstm" else
