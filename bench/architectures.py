@@ -9,8 +9,8 @@ converted by TensorFlow 2.21, TFLite Micro's outputs stored beside). Per file:
     flash         the linked image on the emulated Cortex-M4 (code and constants), bytes
     arena         the generated C's arena / TFLite Micro's minimum arena for the same file
     instr/MAC     instructions per MAC of the whole inference on the emulated M4 (QEMU
-                  mps2-an386, exact counts), the fastest variant ('auto': the DSP kernels;
-                  'reference' where the generator has no other, as for 16x8),
+                  mps2-an386, exact counts), the fastest variant ('auto': the DSP kernels,
+                  for 16x8 models too; 'reference' where the generator has no other),
                   arm-none-eabi-gcc -O2; the firmware checks its outputs against NumPy
 
 The flash, arena and instruction figures need `generate` to accept the model (every op with
