@@ -55,6 +55,10 @@ the order the kernel reads (CMSIS-NN does the same: "reordered" weights).
   bias are doubled so that the sum is 2 acc, and requantize_doubled_to_int8 ends each
   output in four instructions (SMMLAR, SUB, ASR, SSAT).
 
+* transpose_conv: the gather of templates/scalar/transpose_conv.c.j2 (codegen/transpose_conv.py:
+  per output pixel the taps that meet an input), its dot products over in_channel four
+  channels a word: input and weight words extended alike, (0, 2) and (1, 3), no reordering.
+
 Requantization. Each kernel ends every output with requantize_fast_to_int8
 (templates/dsp/helpers.c.j2): TFLM's double rounding in a few instructions (SMMULR of
 2 acc, then one rounding shift), exact when fast_requantize below proves it for the layer
@@ -81,6 +85,7 @@ TEMPLATES = {
     "fully_connected": "dsp/fully_connected.c.j2",
     "conv_2d": "dsp/conv_2d.c.j2",
     "depthwise_conv_2d": "dsp/depthwise_conv_2d.c.j2",
+    "transpose_conv": "dsp/transpose_conv.c.j2",      # scalar/transpose_conv.c.j2 with SMLAD
     "max_pool_2d": "dsp/max_pool_2d.c.j2",
     "mean": "dsp/mean.c.j2",
 }
@@ -90,7 +95,7 @@ TEMPLATES = {
 # minitiny.codegen.sizes DIR` reads it on single-layer models (as generator.CODE_BYTES; the
 # conv and depthwise kernels vary with their shapes, as their loops are written out or not).
 CODE_BYTES = {"fully_connected": 350, "conv_2d": 900, "depthwise_conv_2d": 820, "max_pool_2d": 200,
-             "mean": 400}
+             "mean": 400, "transpose_conv": 460}
 
 
 # The helpers of templates/dsp/helpers.c.j2 each kernel calls, and what they call in turn; only
@@ -123,6 +128,8 @@ def helpers(kind, p, fast, dsp_weights="int8", folded=False):
         return ["read_s8x4", "sxtab16_ror8", "read_2_words"] + epilogue
     if kind == "fully_connected":
         return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else []) + epilogue
+    if kind == "transpose_conv":         # a word of 4 channels: read, extended, SMLADs
+        return (["read_s8x4", "smlad_s8x4"] if p["in_c"] >= 4 else []) + epilogue
     if kind == "conv_2d":
         if not conv_uses_plane(p):
             im2col = ["im2col_zero_blocks", "im2col_copy_blocks"]

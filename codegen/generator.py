@@ -28,7 +28,7 @@ from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
-from . import dsp, elementwise, fast16, inplace, lut, planner, stream
+from . import dsp, elementwise, fast16, inplace, lut, planner, stream, transpose_conv
 from .float_codegen import generate_float
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 from .output import GENERATOR, CodegenError, Generated, write_atomically
@@ -46,8 +46,8 @@ SHARED_TEMPLATES = {
     "relu6": "relu.c.j2",       # one template for both: relu6 is a clamp to [lower, upper]
 }
 # Op kinds with a template per variant.
-VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "max_pool_2d", "average_pool_2d",
-                 "mean", "add")
+VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv", "max_pool_2d",
+                 "average_pool_2d", "mean", "add")
 # The variants. Every one computes the same bits as QModel.predict_int8 (the tests run each
 # against it); they differ in how the C reads and how fast it runs.
 #   "reference" TFLM's reference kernels (tensorflow/lite/kernels/internal/reference/integer_ops):
@@ -85,7 +85,6 @@ REFERENCE_ONLY_TEMPLATES = {
     "square": "reference/lookup_table.c.j2",
     **MOVEMENT_TEMPLATES,
     "sum": "reference/mean_or_sum.c.j2", "reduce_max": "reference/reduce_max.c.j2",
-    "transpose_conv": "reference/transpose_conv.c.j2",
     "resize_nearest_neighbor": "reference/resize_nearest_neighbor.c.j2",
     "resize_bilinear": "reference/resize_bilinear.c.j2",
     "batch_matmul": "reference/batch_matmul.c.j2",
@@ -247,7 +246,7 @@ FIXEDPOINT_DEPENDS_SINGLE_ROUNDING = {
 # varies with its shapes; the firmware build reports the exact size of a linked image).
 # CODE_BYTES: the scalar (and shared) kernels, one copy per layer.
 CODE_BYTES = {
-    "fully_connected": 250, "conv_2d": 340, "depthwise_conv_2d": 430, "max_pool_2d": 160,
+    "fully_connected": 250, "conv_2d": 340, "depthwise_conv_2d": 430, "transpose_conv": 500, "max_pool_2d": 160,
     "average_pool_2d": 270, "mean": 90, "add": 100, "sub": 100, "mul": 80, "reshape": 0, "softmax": 160,
     "logistic": 80, "tanh": 70, "relu": 60, "relu6": 40,
 }
@@ -467,9 +466,13 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8", scalar=
         folded = folded_bias(kind, p, qmodel.tensors[op.inputs[1]].data, bias["data"] if bias else None)
         if folded is not None and bias is None and np.any(folded):
             weight_bytes += 4 * len(folded)
+    gather = (transpose_conv.layer_context(p, qmodel.tensors[op.inputs[1]].data)
+              if kind == "transpose_conv" and not generic else None)
+    if gather is not None:                  # the taps' weight sums (int32) and ranges (int16 pairs)
+        weight_bytes += 4 * gather["weight_sums"].size + 4 * (len(gather["rows"]) + len(gather["cols"]))
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind, "int16": int16,
             "template": template, "dsp_template": dsp_template, "generic": generic, "p": p,
-            "channel_multipliers": channel_multipliers, "elementwise": ew, "lut": table,
+            "channel_multipliers": channel_multipliers, "elementwise": ew, "lut": table, "gather": gather,
             "dsp": dsp_context,
             "scratch_bytes": (fast16 if int16 else dsp).scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "outputs": outs, "weight": weight, "bias": bias, "per_channel": per_channel,

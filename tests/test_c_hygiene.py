@@ -115,7 +115,7 @@ def models():
     out["1 input, 2 outputs"] = multi_io_model(23, 1, 2)
     # Every data-movement kind in one chain (tests/test_data_movement.py)
     out["data movement"] = movement_chain(0)
-    # Issue 19's spatial ops and reductions: every variant hands them to the reference kernels
+    # Issue 19's spatial ops and reductions (the tuned variants' transpose_conv among them)
     out["spatial ops"] = O.spatial_model()
     # The tuned variants' table kernels (codegen/lut.py): one table, tables per channel, and
     # a table shared by two layers
