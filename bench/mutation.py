@@ -239,16 +239,18 @@ int main(int argc, char **argv)
 }}
 """
 REQUANT_OPERATORS = {"rounding: high-mul nudge", "rounding: sign correction", "rounding: round bit",
-                     "rounding: RDBPOT threshold", "shift: >> 31", "saturation branch"}
+                     "rounding: RDBPOT threshold", "shift: >> 31", "saturation branch",
+                     "saturation: multiply by POT"}
 CONSTANT_OPERATORS = {"clamp: activation min", "clamp: activation max", "offset: output zero point",
                       "multiplier", "shift constant", "bias constant"}
 
 
 def _helper_only_in_mbqm(qmodel, text, operator):
     """Is the mutated code reached only through MultiplyByQuantizedMultiplier called by
-    weighted layers and MEAN (so its reachable inputs are their accumulators and sums)?"""
+    weighted layers and MEAN (so its reachable inputs are their accumulators and sums),
+    and through the softmax's helpers (_softmax_equivalent covers those)?"""
     kinds = {op.kind for op in qmodel.ops}
-    others = kinds - set(targets.WEIGHTED) - {"reshape", "max_pool_2d", "mean"}   # mean: its sums are covered
+    others = kinds - set(targets.WEIGHTED) - {"reshape", "max_pool_2d", "mean", "softmax"}   # covered
     if operator in ("rounding: sign correction", "rounding: round bit"):
         return not (others & {"add", "relu", "logistic", "tanh"})   # MBQM's short road only
     return not others
@@ -314,6 +316,111 @@ def _requant_equivalent(qmodel, faulty_c, tmp, cflags, bounds):
     if bad:
         return False, bad
     return (True if complete else None), bad
+
+
+# The softmax's fixed-point helpers (fixedpoint.c.j2), as the original file defines them:
+# copied into the harness with an "oracle_" prefix, beside the faulty file's own.
+HELPERS = ("SaturatingRoundingDoublingHighMul", "RoundingDivideByPOT", "SaturatingRoundingMultiplyByPOT",
+           "MultiplyByQuantizedMultiplierGreaterThanOne", "RoundingHalfSum",
+           "exp_on_interval_between_negative_one_quarter_and_0_excl", "exp_on_negative_values",
+           "newton_raphson_reciprocal", "one_over_one_plus_x_for_x_in_0_1", "CountLeadingZeros", "GetReciprocal")
+
+SOFTMAX_HARNESS = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include "{source}"
+
+{oracle}
+
+/* One softmax row, as softmax.c.j2 computes it, split where the row enters: each value
+ * d = x - max >= diff_min adds exp_q12(d) to the sum S; the output for d then depends on
+ * d and S only. A faulty helper leaves the softmax equivalent iff exp_q12 agrees on every
+ * d and the output agrees on every (d, S) with S in [exp_q12(0), depth * exp_q12(0)]. */
+#define ROW(P) \
+    static int32_t P##scaled(int32_t d, int32_t m, int ls) \
+    {{ return P##MultiplyByQuantizedMultiplierGreaterThanOne(d, m, ls); }} \
+    static int32_t P##exp_q12(int32_t d, int32_t m, int ls) \
+    {{ return P##RoundingDivideByPOT(P##exp_on_negative_values(P##scaled(d, m, ls), 5), 12); }} \
+    static int32_t P##out(int32_t e0, int32_t shifted_scale, int bits) \
+    {{ const int32_t u = P##RoundingDivideByPOT(P##SaturatingRoundingDoublingHighMul(shifted_scale, e0), bits + 31 - 8) - 128; \
+       return u > 127 ? 127 : u < -128 ? -128 : u; }}
+ROW()
+ROW(oracle_)
+
+/* argv: beta multiplier, left shift, diff_min, depth -> the differing (d) or (d, S), at most
+ * 64, one per line, then their count */
+int main(int argc, char **argv)
+{{
+    const int32_t m = (int32_t)atol(argv[1]);
+    const int ls = atoi(argv[2]);
+    const int32_t diff_min = (int32_t)atol(argv[3]), depth = (int32_t)atol(argv[4]);
+    const int32_t d_lo = diff_min > -255 ? diff_min : -255;
+    static int32_t e[256], oe[256];
+    long n = 0;
+    (void)argc;
+    for (int32_t d = d_lo; d <= 0; ++d) {{
+        e[-d] = exp_on_negative_values(scaled(d, m, ls), 5);
+        oe[-d] = oracle_exp_on_negative_values(oracle_scaled(d, m, ls), 5);
+        if (exp_q12(d, m, ls) != oracle_exp_q12(d, m, ls) && n++ < 64) {{
+            printf("%ld\n", (long)d);
+        }}
+    }}
+    if (n == 0) {{
+        const int32_t one = oracle_exp_q12(0, m, ls);
+        for (long sum = one; sum <= (long)depth * one; ++sum) {{
+            int bits, obits;
+            const int32_t scale = GetReciprocal((int32_t)sum, 12, &bits);
+            const int32_t oscale = oracle_GetReciprocal((int32_t)sum, 12, &obits);
+            for (int32_t d = d_lo; d <= 0; ++d) {{
+                if (out(e[-d], scale, bits) != oracle_out(oe[-d], oscale, obits) && n++ < 64) {{
+                    printf("%ld %ld\n", (long)d, sum);
+                }}
+            }}
+        }}
+    }}
+    printf("count %ld\n", n);
+    return 0;
+}}
+"""
+# at most this many (d, S) pairs per softmax (about a minute of the harness)
+MAX_SOFTMAX_PAIRS = 6 * 10 ** 9
+
+
+def _oracle_helpers(original):
+    """The original file's definitions of the softmax's helpers, renamed oracle_NAME."""
+    names = "|".join(HELPERS)
+    bodies = [m.group(0) for m in re.finditer(rf"^static (?:inline )?\w+ ({names})\([^)]*\)\n{{.*?^}}\n",
+                                               original, re.M | re.S)]
+    return re.sub(rf"\b({names})\b", r"oracle_\1", "\n".join(bodies))
+
+
+def _softmax_equivalent(qmodel, original, faulty_c, tmp, cflags):
+    """Every softmax of the model with the faulty file's helpers against the original's,
+    over every row difference d and every sum S (SOFTMAX_HARNESS). True: equivalent;
+    False: some (d) or (d, S) differs; None: not run (no softmax helpers, or too many
+    pairs)."""
+    ops = [op for op in qmodel.ops if op.kind == "softmax"]
+    if not ops or "GetReciprocal(" not in original:
+        return None
+    with open(os.path.join(tmp, "faulty_model.c"), "w") as f:
+        f.write(faulty_c)
+    harness = os.path.join(tmp, "softmax_harness.c")
+    with open(harness, "w") as f:
+        f.write(SOFTMAX_HARNESS.format(source="faulty_model.c", oracle=_oracle_helpers(original)))
+    exe = os.path.join(tmp, "softmax_harness")
+    cmd = [codegen.loader.default_compiler(), "-O2", "-w", "-I", tmp] + cflags + ["-o", exe, harness, "-lm"]
+    if subprocess.run(cmd, capture_output=True, text=True).returncode != 0:
+        return None
+    for op in ops:
+        p = op.params
+        if p["depth"] * (1 << 19) * 256 > MAX_SOFTMAX_PAIRS:
+            return None
+        out = subprocess.run([exe] + [str(int(p[k])) for k in ("input_multiplier", "input_left_shift", "diff_min",
+                                                               "depth")],
+                             capture_output=True, text=True, check=True).stdout
+        if not out.endswith("count 0\n"):
+            return False
+    return True
 
 
 # Above this many accumulators per channel the harness evaluates only the window where the
@@ -383,6 +490,49 @@ def _epilogue(acc, m, s, off, a_min, a_max, operator):
     elif operator == "bias constant":
         acc = acc + 1
     return np.clip(fp.multiply_by_quantized_multiplier(acc, m, s) + off, a_min, a_max)
+
+
+def decide(qmodel, operator, original, text, d, clean, flags, bounds):
+    """(True: equivalent, False: differs at a layer, None: not decided; [(op, channel,
+    differing accs)]) for the fault `text` (in directory d) of `original` (in clean)."""
+    if operator in REQUANT_OPERATORS and _helper_only_in_mbqm(qmodel, text, operator):
+        decision, bad = _requant_equivalent(qmodel, text, d, flags, bounds)
+        if decision is not False and any(op.kind == "softmax" for op in qmodel.ops):
+            softmax = _softmax_equivalent(qmodel, original, text, d, flags)
+            decision = (decision and softmax) if softmax is not None else None
+        return decision, bad
+    if operator in CONSTANT_OPERATORS:
+        return _constant_equivalent(qmodel, operator, original, text, clean, bounds)
+    return None, []
+
+
+def redecide(rows, log=print):
+    """Decide again the undecided faults of the requantization's helpers in rows of an
+    earlier run (one made before the softmax's helpers were decided): the same models
+    (training is deterministic), the same faults (model, variant, operator, site); only
+    the decision runs, not the modes (they found nothing on these)."""
+    todo = [r for r in rows if r["status"] == "undecided" and r["operator"] in REQUANT_OPERATORS]
+    flags = dict(variants())
+    for name in sorted({r["model"] for r in todo}):
+        qmodel = build_models(False, [name])[name][0]
+        qmodel.prepare()
+        bounds = reach.tensor_bounds(qmodel)
+        for r in [r for r in todo if r["model"] == name]:
+            with tempfile.TemporaryDirectory() as tmp:
+                clean, d = os.path.join(tmp, "clean"), os.path.join(tmp, "fault")
+                codegen.generate(qmodel, clean, name="m", variant=r["variant"])
+                with open(os.path.join(clean, "m_model.c")) as f:
+                    original = f.read()
+                regex, replace = next((rx, rp) for op, rx, rp in OPERATORS if op == r["operator"])
+                text = plant(original, regex, replace, r["site"])
+                shutil.copytree(clean, d)
+                with open(os.path.join(d, "m_model.c"), "w") as f:
+                    f.write(text)
+                decision = decide(qmodel, r["operator"], original, text, d, clean, flags[r["variant"]], bounds)[0]
+            if decision is True:
+                r["status"] = "equivalent"
+            log(f"  {name} ({r['variant']}) {r['operator']:30s} #{r['site']}: {r['status']}")
+    return rows
 
 
 def witness_search(qmodel, d, flags, bad, rng, per_channel=4, steps=60):
@@ -495,11 +645,7 @@ def bench(quick=False, budget=20.0, per_operator=2, seed=0, log=print, models=No
                         codegen.load(d, flags=flags)
                     except codegen.CompileError:
                         continue                      # does not compile: not a silent fault
-                    decision, bad = None, []
-                    if operator in REQUANT_OPERATORS and _helper_only_in_mbqm(qmodel, text, operator):
-                        decision, bad = _requant_equivalent(qmodel, text, d, flags, bounds)
-                    elif operator in CONSTANT_OPERATORS:
-                        decision, bad = _constant_equivalent(qmodel, operator, original, text, clean, bounds)
+                    decision, bad = decide(qmodel, operator, original, text, d, clean, flags, bounds)
                     modes = run_modes(qmodel, d, x_verify, flags, budget)
                     witnessed = any(_witness(qmodel, d, x, flags) for _, _, x in modes.values())
                     if not witnessed and bad:
@@ -569,6 +715,8 @@ def main(argv=None):
     ap.add_argument("--rows", help="also write the rows (JSON) here, for --merge")
     ap.add_argument("--merge", help="comma-separated --rows files of several runs: their rows in one table "
                                     "(nothing is run)")
+    ap.add_argument("--redecide", action="store_true", help="with --merge: decide the undecided helper faults "
+                                                                "again (runs made before the softmax was decided)")
     ap.add_argument("--out", help="write the results (Markdown) here, e.g. bench/results/mutation.md")
     args = ap.parse_args(argv)
     t = time.monotonic()
@@ -578,9 +726,12 @@ def main(argv=None):
             with open(path) as f:
                 runs.append(json.load(f))
         rows = [r for run in runs for r in run["rows"]]
+        if args.redecide:
+            rows = redecide(rows)
         header = ("Regenerate, one run per model and kernel variant, one after another, then merged:\n\n"
                   + "".join(f"    {run['command']}    # {run['seconds']:.0f} s\n" for run in runs)
-                  + f"    python bench/mutation.py --merge {args.merge} --out {args.out}\n")
+                  + f"    python bench/mutation.py --merge {args.merge}{' --redecide' if args.redecide else ''} "
+                    f"--out {args.out}\n")
     else:
         only = args.models.split(",") if args.models else None
         if only and set(only) - {"mlp", "cnn", "ds_cnn"}:

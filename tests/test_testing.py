@@ -502,17 +502,22 @@ def _brute_force_agrees(qmodel, decided, every, tmp_path):
 
 
 @requires_cc
-def test_mutation_bench_decisions_agree_with_brute_force(tmp_path):
-    """A dense layer on two inputs: all 65,536 int8 inputs through the faulty C. A fault the
-    bench calls equivalent changes no output; one it calls non-equivalent changes some."""
+@pytest.mark.parametrize("softmax", [False, True])
+def test_mutation_bench_decisions_agree_with_brute_force(tmp_path, softmax):
+    """A dense layer on two inputs (then a softmax, whose helpers the requantization's
+    faults reach too): all 65,536 int8 inputs through the faulty C. A fault the bench
+    calls equivalent changes no output; one it calls non-equivalent changes some."""
     sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "bench"))
     import mutation
-    b = models.Builder(3, (2,), "tiny", in_zero_point=0)
-    qmodel = b.dense(3, "relu", per_channel=True).model()
+    b = models.Builder(3, (2,), "tiny", in_zero_point=0).dense(3, "relu", per_channel=True)
+    qmodel = (b.softmax() if softmax else b).model()
     every = np.stack(np.meshgrid(np.arange(-128, 128), np.arange(-128, 128)), -1).reshape(-1, 2).astype(np.int8)
     rows = mutation.bench(quick=True, budget=1.0, models={"tiny": (qmodel, every[::997])}, log=lambda *a: None)
     decided = [r for r in rows if r["status"] in ("equivalent", "non-equivalent")]
     assert len(decided) >= 5 and not [r for r in rows if r["status"] == "DECISION WRONG"]
+    if softmax:                     # helpers the softmax shares, proved equivalent (seed 3)
+        assert {r["operator"] for r in decided if r["status"] == "equivalent"} & \
+            {"rounding: RDBPOT threshold", "saturation branch"}
     _brute_force_agrees(qmodel, decided, every, tmp_path)
     assert f"| tiny | {rows[0]['variant']} |" in mutation.table(rows, 1.0)
 
