@@ -18,8 +18,12 @@ the order the kernel reads (CMSIS-NN does the same: "reordered" weights).
   with zeros to a multiple of 4 (the columns are padded with zeros too, so no tail code).
   The kernel computes CONV_PIXELS = 4 output pixels per pass, one output channel at a
   time: each weight word is extended once for four pixels, whose columns are interleaved
-  in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs); the k
-  loop runs `conv_unroll` blocks per iteration. With dsp_weights="int16" (`conv_weight16`)
+  in blocks of four (scratch: 4 columns of int16 in the arena while the layer runs), so
+  that two LDMs of four words read a block of all four (read_4_words; 13 instructions for
+  16 MACs: LDR, two SXTB16, two LDM, eight SMLAD); the k loop runs `conv_unroll` blocks per
+  iteration. Where the output zero point is folded into the rounding (folded_rounding) with
+  per-channel scales, each output channel's requantization constants and weights are one
+  record, read by one pointer (the k loop needs every register). With dsp_weights="int16" (`conv_weight16`)
   the rows are stored already extended, in their natural order, and one LDRD replaces the
   LDR and the two SXTB16 of a block.
   When in_channel is not a multiple of 4 (first layers: grayscale, RGB, spectrograms) a tap
@@ -41,7 +45,10 @@ the order the kernel reads (CMSIS-NN does the same: "reordered" weights).
 * fully_connected: the input word is extended the same way as the weight word, (x0, x2)
   and (x1, x3), so no permutation is needed; instead four units are interleaved
   (`dense_weight`) so that two LDRDs from one pointer read their four words, and each
-  input word is extended once for all four. Rows padded to a multiple of 4 with zeros;
+  input word is extended once for all four; from DENSE_EXTEND_GROUPS groups of four units
+  on, the whole input is extended once into the arena (dense_extends_input), and a block
+  costs one LDRD of its pairs, one LDM of the four weight words, eight SXTB16 and eight
+  SMLAD (18 instructions for 16 MACs, against 21). Rows padded to a multiple of 4 with zeros;
   the input's last word may read up to 3 bytes past the input tensor, which stay inside
   the arena (every buffer starts and ends 4-aligned) and meet those zero weights. Every
   weight byte is read once per inference, so its extension to int16 cannot be shared
@@ -51,7 +58,9 @@ the order the kernel reads (CMSIS-NN does the same: "reordered" weights).
   arena with its padding written out as the input zero point, so that neighbours along a
   plane row are the int16 pairs SMLAD takes; the weights keep TFLite's int8 layout and are
   paired per channel at run time; the input offset is folded into the bias (section
-  "depthwise_conv_2d" at the end of this file). Where folded_rounding allows, weights and
+  "depthwise_conv_2d" at the end of this file). A 3x3 kernel with stride 1 or 2 along the
+  plane's rows keeps its weights in registers and computes four outputs per pass
+  (depthwise_fast, depthwise_fast_stride2); other kernels go through a table of pairs. Where folded_rounding allows, weights and
   bias are doubled so that the sum is 2 acc, and requantize_doubled_to_int8 ends each
   output in four instructions (SMMLAR, SUB, ASR, SSAT).
 
@@ -124,10 +133,12 @@ def helpers(kind, p, fast, dsp_weights="int8", folded=False):
     epilogue = ["requantize_fast_to_int8"] if fast else ["requantize_to_int8"]
     if folded:
         epilogue = ["requantize_doubled_to_int8"]
+    extended = ["read_2_words"] if kind == "fully_connected" and dense_extends_input(p) else []
     if kind == "fully_connected" and dsp_weights == "int16":
         return ["read_s8x4", "sxtab16_ror8", "read_2_words"] + epilogue
     if kind == "fully_connected":
-        return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + (["read_2_words"] if p["out_features"] >= 4 else []) + epilogue
+        words = (["read_4_words"] if dense_extends_input(p) else ["read_2_words"]) if p["out_features"] >= 4 else []
+        return ["read_s8x4", "sxtab16_ror8", "smlad_s8x4"] + words + extended + epilogue
     if kind == "transpose_conv":         # a word of 4 channels: read, extended, SMLADs
         return (["read_s8x4", "smlad_s8x4"] if p["in_c"] >= 4 else []) + epilogue
     if kind == "conv_2d":
@@ -140,7 +151,8 @@ def helpers(kind, p, fast, dsp_weights="int8", folded=False):
         l2 = even(p["kernel_w"] * p["in_c"])
         if conv_uses_plane(p) and padded(p["kernel_h"] * l2) > p["kernel_h"] * l2:
             im2col.append("write_s16x2")        # the columns' last pair, zeroed once
-        return ["read_2_words"] + ([] if dsp_weights == "int16" else ["read_s8x4", "sxtb16_ror8"]) + im2col + epilogue
+        return ["read_4_words"] + (["read_2_words"] if dsp_weights == "int16" else ["read_s8x4", "sxtb16_ror8"]) \
+            + im2col + epilogue
     return depthwise_helpers(p, folded) + epilogue
 
 
@@ -204,7 +216,7 @@ def dense_weight(weight):
     Each row padded with zeros to a multiple of 4 (the kernel reads the input four at a
     time; the last word's extra bytes meet zero weights). Units in groups of four, one
     line per group: for each block of four inputs, the four units' four weights (16 bytes,
-    read with two LDRDs). After the groups, the last units mod 4 as whole rows, one line each."""
+    read with two LDRDs, or one LDM). After the groups, the last units mod 4 as whole rows, one line each."""
     w = np.asarray(weight)
     units, n = w.shape
     w = np.concatenate([w, np.zeros((units, padded(n) - n), w.dtype)], axis=1)
@@ -230,6 +242,17 @@ def dense_unroll(blocks):
     per that many blocks; more blocks per iteration buy less and cost code
     (bench/cortexm_mac.py measures the layer)."""
     return max(d for d in range(1, DENSE_UNROLL_MAX + 1) if blocks % d == 0)
+
+
+DENSE_EXTEND_GROUPS = 4   # from this many groups of four units on, the input is extended once
+
+
+def dense_extends_input(p):
+    """True when dsp/fully_connected.c.j2 first extends the whole input to int16 pairs in the
+    arena, (x0, x2) - Z and (x1, x3) - Z per block of four (a few instructions a block, once),
+    so that each group of four units reads a block's pairs with one LDRD instead of an LDR
+    and two SXTAB16 (saved once per group)."""
+    return p["out_features"] // 4 >= DENSE_EXTEND_GROUPS
 
 
 def offset_pair(offset):
@@ -344,6 +367,8 @@ def scratch_bytes(kind, p):
         return CONV_PIXELS * conv_k4(p) * 2 + (rows * cols * 2 if conv_uses_plane(p) else 0)
     if kind == "depthwise_conv_2d":
         return depthwise_scratch_bytes(p)
+    if kind == "fully_connected" and dense_extends_input(p):
+        return 2 * padded(p["in_features"])          # the input as int16 pairs, x - Z
     return 0
 
 
@@ -451,7 +476,10 @@ def layer_context(kind, p, weight, bias=None, scratch_offset=None, dsp_weights="
         units, n = weight.shape
         wide = dsp_weights == "int16"
         ctx.update(groups=units // 4, out_tail=units % 4, in_features=padded(n), in_blocks=padded(n) // 4,
-                   unroll=dense_unroll(padded(n) // 4),
+                   unroll=dense_unroll(padded(n) // 4), extended=dense_extends_input(p),
+                   scratch=int(scratch_offset or 0), scratch_bytes=scratch_bytes(kind, p),
+                   # model.c.j2's banner prints the scratch as int16[pixels][K4]
+                   pixels=padded(n) // 4, K4=4, scratch_label="the input extended, (x0, x2) and (x1, x3) - Z",
                    int16=wide, weight=dense_weight16(weight) if wide else dense_weight(weight))
     elif kind == "depthwise_conv_2d":
         ctx.update(depthwise_context(p, weight, bias, scratch_offset))
@@ -491,6 +519,15 @@ def depthwise_fast(p):
     return p["kernel_h"] == 3 and p["kernel_w"] == 3 and along["stride"] == 1
 
 
+def depthwise_fast_stride2(p):
+    """The 3x3 kernel with stride 2 along the plane's rows: every window starts at an even
+    plane column, so each output reads two whole words of a filter row, (x0, x1) for one
+    SMLAD and x2 for one SMLABB; neighbouring outputs share the word between them. Its
+    weights in registers as the stride-1 path's."""
+    _, _, along = depthwise_axes(p)
+    return p["kernel_h"] == 3 and p["kernel_w"] == 3 and along["stride"] == 2
+
+
 def depthwise_pairs(p):
     """Weight pairs per filter row: a window starting at an odd plane column reads from the
     column before, so kernel + 1 columns, rounded up to whole words."""
@@ -516,7 +553,7 @@ def depthwise_scratch_bytes(p):
     """The plane, and for the general kernel each channel's weight pairs (even and odd)."""
     _, rows, cols, _ = depthwise_plane(p)
     _, across, _ = depthwise_axes(p)
-    table = 0 if depthwise_fast(p) else 2 * across["kernel"] * depthwise_pairs(p) * 4
+    table = 0 if depthwise_fast(p) or depthwise_fast_stride2(p) else 2 * across["kernel"] * depthwise_pairs(p) * 4
     return rows * cols * 2 + table
 
 
@@ -540,9 +577,12 @@ def depthwise_bias(p, weight, bias):
 
 
 def depthwise_helpers(p, folded=False):
-    fast = ["smlatb", "smlabt", "read_2_words_at", "in_register_words"] + (["in_registers"] if folded else []) \
-        if depthwise_fast(p) else []
-    return ["pack_s16x2"] + fast
+    registers = ["read_2_words_at", "in_register_words"] + (["in_registers"] if folded else [])
+    if depthwise_fast(p):
+        return ["pack_s16x2", "smlatb", "smlabt"] + registers
+    if depthwise_fast_stride2(p):
+        return ["pack_s16x2"] + registers
+    return ["pack_s16x2"]
 
 
 def depthwise_context(p, weight, bias, scratch_offset):
@@ -553,7 +593,8 @@ def depthwise_context(p, weight, bias, scratch_offset):
     # and folded bias doubled; 2 acc fits an int32 as |acc| < 2^30 (fast_requantize), and the
     # folded bias is acc for the input x = 0, so it is bounded the same way.
     scale = 1 if rounding is None else 2
-    return {"fast": depthwise_fast(p), "pairs": depthwise_pairs(p), "band": band, "rows": rows,
+    return {"fast": depthwise_fast(p) or depthwise_fast_stride2(p), "stride2": depthwise_fast_stride2(p),
+            "pairs": depthwise_pairs(p), "band": band, "rows": rows,
             "cols": cols, "copy_width": copy, "plane_bytes": rows * cols * 2, "along": name,
             "across_axis": across, "along_axis": along, "scale": scale,
             "bias": depthwise_bias(p, weight, bias) * scale, "rounding": rounding,

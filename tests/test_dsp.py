@@ -153,7 +153,10 @@ def test_offset_pair_and_scratch_sizes():
     # 1x1 on 4 channels: the columns only (each value is copied once, no plane)
     one = dict(p, in_c=4, kernel_h=1, kernel_w=1, pad_h=0, pad_w=0)
     assert dsp.scratch_bytes("conv_2d", one) == dsp.CONV_PIXELS * 4 * 2
-    assert dsp.scratch_bytes("fully_connected", p) == 0
+    # dense: 8 units (two groups of four) read the int8 input; 16 units (four groups) extend
+    # it once, 30 inputs -> 32 int16 values (8 blocks of two pair words)
+    assert dsp.scratch_bytes("fully_connected", dict(in_features=30, out_features=8)) == 0
+    assert dsp.scratch_bytes("fully_connected", dict(in_features=30, out_features=16)) == 32 * 2
 
 
 def test_dense_unroll_divides_the_blocks():

@@ -120,12 +120,21 @@ def depthwise_models(seed):
         # a multiplier near 2^-30: requantize_fast, but Z_out 2^r too big to fold (seed 0)
         with_real_multiplier(o.single_op_model(seed, dw, (5, 10, 3), per_channel=False, activation="relu"),
                              2.0 ** -30),
+        # the 3x3 stride-2 path: along y (13 outputs), along x (7), bands, stride 2 along x only
+        o.single_op_model(seed, dw, (25, 9, 6), stride=(2, 2), activation="relu"),
+        o.single_op_model(seed, dw, (9, 14, 5), stride=(2, 2), per_channel=False),
+        o.single_op_model(seed, dw, (40, 38, 3), stride=(2, 2), bias=False),
+        o.single_op_model(seed, dw, (8, 22, 3), stride=(1, 2), padding="valid", activation="relu6"),
     ]
 
 
 def test_depthwise_models_take_the_paths_they_name():
     ctx = [generator.build_context(m, "m", variant="dsp")["layers"][0]["dsp"] for m in depthwise_models(0)]
-    assert [c["fast"] for c in ctx] == [True] * 6 + [False] * 4 + [True] * 3
+    assert [c["fast"] for c in ctx] == [True] * 6 + [False, True, False, False] + [True] * 7
+    assert [c["stride2"] for c in ctx] == [False] * 7 + [True] + [False] * 5 + [True] * 4
+    assert [c["along_axis"]["out"] for c in ctx[-4:]] == [13, 7, 20, 10]
+    assert ctx[-2]["band"] < 19                                     # several bands
+    assert {c["along_axis"]["out"] % 4 for c in ctx if c["stride2"]} == {0, 1, 2, 3}
     assert [c["along"] for c in ctx[:3]] == ["y", "x", "x"]
     assert ctx[5]["band"] < 40 and ctx[6]["band"] < 36             # several bands
     assert ctx[10]["fast_requantize"] is False and ctx[0]["fast_requantize"]
@@ -134,7 +143,7 @@ def test_depthwise_models_take_the_paths_they_name():
     # the doubled sums (requantize_doubled_to_int8) exactly where the rounding folds
     assert [c["scale"] for c in ctx] == [1 if c["rounding"] is None else 2 for c in ctx]
     assert ctx[0]["scale"] == 2 and ctx[10]["scale"] == 1
-    assert ctx[-1]["fast_requantize"] and ctx[-1]["rounding"] is None and ctx[-1]["along_axis"]["out"] % 4 == 2
+    assert ctx[12]["fast_requantize"] and ctx[12]["rounding"] is None and ctx[12]["along_axis"]["out"] % 4 == 2
     m = depthwise_models(0)[0]
     layer = generator.build_context(m, "m", variant="dsp")["layers"][0]
     assert (layer["dsp"]["bias"] == 2 * dsp.depthwise_bias(layer["p"], m.tensors[m.ops[0].inputs[1]].data,
