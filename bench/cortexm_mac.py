@@ -24,6 +24,16 @@ one cycle, loads two (one when pipelined), a taken branch two to four.
 
     python bench/cortexm_mac.py                 # all three models
     python bench/cortexm_mac.py --only mlp -n 2
+
+With --mlperf, the DSP build (int8 weights) of the five MLPerf Tiny reference models
+(tests/data/mlperf/, made by scripts/make_mlperf_tiny.py, imported with from_tflite) and of
+a seeded set of random DS-CNN-like models (random_model: channel counts that are not
+multiples of 4, odd input sizes, strides 1 and 2, 3x3 and 5x5 first kernels): instructions
+per MAC of the whole inference, each build checked against the NumPy int8 reference, with
+the average and the maximum of each set. Written to bench/results/cortexm_mac.md.
+
+    python bench/cortexm_mac.py --mlperf                # MLPerf models and 8 random models
+    python bench/cortexm_mac.py --mlperf --random 3 --layers
 """
 import argparse
 import os
@@ -38,6 +48,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 import minitiny as mt                                    # noqa: E402
 from minitiny import codegen, firmware                   # noqa: E402
+from minitiny.files import atomic_write                  # noqa: E402
 
 MAC_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d")
 
@@ -69,6 +80,106 @@ def ds_cnn():
 
 
 MODELS = {"mlp": mlp, "cnn": cnn, "ds-cnn": ds_cnn}
+
+MLPERF = os.path.join(os.path.dirname(HERE), "tests", "data", "mlperf")
+MLPERF_MODELS = ["kws_ds_cnn", "vww_mobilenet_v1", "ic_resnet8", "micro_speech", "ad_autoencoder"]
+RESULTS = os.path.join(HERE, "results", "cortexm_mac.md")
+RANDOM_SEED = 2026
+
+
+def random_model(rng, index):
+    """A DS-CNN-like model of shapes nobody tuned for: an odd-sized input of 1-3 channels, a
+    first Conv2D (3x3 or 5x5, stride 1 or 2), two depthwise-separable blocks (DepthwiseConv2D
+    3x3 with stride 1 or 2, then a 1x1 Conv2D), global average pool, Dense. Every channel
+    count is drawn so that it is not a multiple of 4."""
+    L = mt.layers
+
+    def channels(lo, hi):
+        c = int(rng.integers(lo, hi))
+        return c + 1 if c % 4 == 0 else c
+
+    h, w = (int(rng.integers(7, 20)) * 2 + 1 for _ in range(2))
+    kernel, stride = int(rng.choice([3, 5])), int(rng.integers(1, 3))
+    layers = [L.Conv2D(channels(6, 40), kernel, strides=stride, padding="same", activation="relu",
+                       input_shape=(h, w, int(rng.integers(1, 4))))]
+    for _ in range(2):
+        layers += [L.DepthwiseConv2D(3, strides=int(rng.integers(1, 3)), padding="same", activation="relu"),
+                   L.Conv2D(channels(10, 90), 1, activation="relu")]
+    layers += [L.GlobalAveragePooling2D(), L.Dense(channels(3, 15))]
+    return mt.Sequential(layers, name=f"random_{index}")
+
+
+def random_models(count, seed=RANDOM_SEED):
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(count):
+        mt.random.seed(seed + i)
+        model = random_model(rng, i)
+        rep = rng.normal(size=(32,) + tuple(model.input_shape)).astype(np.float32)
+        out.append(mt.quantize(model, rep))
+    return out
+
+
+def mlperf_models():
+    from minitiny.quant.tflite_read import from_tflite
+    return [from_tflite(open(os.path.join(MLPERF, f"{name}.tflite"), "rb").read(), name=name)
+            for name in MLPERF_MODELS]
+
+
+def describe(qmodel):
+    """The shapes of a model in one line: input, then each MAC layer's kernel/stride and output."""
+    parts = ["x".join(str(v) for v in qmodel.input.shape)]
+    for op in qmodel.ops:
+        if op.kind in MAC_KINDS:
+            p, out = op.params, qmodel.tensors[op.outputs[0]].shape
+            size = f" {p['kernel_h']}x{p['kernel_w']}/{p['stride_h']}" if "kernel_h" in p else ""
+            parts.append(f"{op.kind}{size} -> {'x'.join(str(v) for v in out)}")
+    return "; ".join(parts)
+
+
+def dsp_speed(qmodels, n, work, per_layer):
+    """Instructions per MAC of the DSP build (int8 weights) of each model on the M4."""
+    rows = []
+    for qmodel in qmodels:
+        result, manifest = measure(qmodel, "dsp", n, work)
+        rows.append((qmodel.name, manifest["macs"], result.instructions))
+        if per_layer:
+            insns = result.layer_instructions.max(axis=0)
+            for i, layer in enumerate(manifest["layers"]):
+                print(f"  {qmodel.name:18s} {i:2d} {layer['kind']:20s} {layer['macs']:9,d} MACs "
+                      f"{int(insns[i]):10,d} insns " + (f"{insns[i] / layer['macs']:6.2f}" if layer["macs"] else ""))
+    return rows
+
+
+def speed_table(title, rows):
+    out = [title, "", "| model | MACs | instructions | per MAC |", "| --- | ---: | ---: | ---: |"]
+    ratios = [insns / macs for _, macs, insns in rows]
+    for (name, macs, insns), ratio in zip(rows, ratios):
+        out.append(f"| {name} | {macs:,} | {insns:,} | {ratio:.3f} |")
+    out.append(f"| average | | | {sum(ratios) / len(ratios):.3f} |")
+    out.append(f"| max | | | {max(ratios):.3f} |")
+    return out
+
+
+def mlperf_main(args):
+    t0 = time.time()
+    randoms = random_models(args.random)
+    with tempfile.TemporaryDirectory() as work:
+        mlperf_rows = dsp_speed(mlperf_models(), args.n, work, args.layers)
+        random_rows = dsp_speed(randoms, args.n, work, args.layers)
+    lines = speed_table("MLPerf Tiny reference models (tests/data/mlperf/):", mlperf_rows) + [""]
+    lines += speed_table(f"Random DS-CNN-like models (random_model, seed {RANDOM_SEED}):", random_rows) + [""]
+    lines += ["Shapes of the random models (input, then each layer's kernel/stride -> output):", ""]
+    lines += [f"- {q.name}: {describe(q)}" for q in randoms]
+    text = "\n".join(lines)
+    print(text)
+    print(f"\n({time.time() - t0:.0f} s)")
+    if not args.no_write and args.random == 8:
+        atomic_write(RESULTS, "# DSP kernels: instructions per MAC on the emulated Cortex-M4\n\n"
+                              "Regenerated by `python bench/cortexm_mac.py --mlperf` (its docstring says how it measures): "
+                              "codegen variant \"dsp\" with int8 weights, arm-none-eabi-gcc -O2, QEMU mps2-an386's exact "
+                              "instruction counts of one inference, every build checked against the NumPy int8 "
+                              "reference.\n\n" + text + "\n")
 
 
 def quantized(name, seed=0):
@@ -118,7 +229,13 @@ def main(argv=None):
     parser.add_argument("--only", choices=list(MODELS), action="append")
     parser.add_argument("-n", type=int, default=2, help="inputs per run (the counts are per inference)")
     parser.add_argument("--layers", action="store_true", help="also print the per-layer figures")
+    parser.add_argument("--mlperf", action="store_true",
+                        help="the DSP build of the MLPerf Tiny models and of random models instead")
+    parser.add_argument("--random", type=int, default=8, help="random models with --mlperf")
+    parser.add_argument("--no-write", action="store_true", help="do not rewrite the results file")
     args = parser.parse_args(argv)
+    if args.mlperf:
+        return mlperf_main(args)
     names = args.only or list(MODELS)
     t0 = time.time()
     rows = []
