@@ -75,7 +75,8 @@ Requantization. Each kernel ends every output with requantize_fast_to_int8
 The conv kernel goes one step further where `folded_rounding` allows: the output zero point
 joins the rounding constant, precomputed per channel, and its im2col columns hold 2 (x - Z),
 so that the sums are 2 acc and requantize_doubled_to_int8 ends each output in SMMLAR, SUB,
-ASR, SSAT (the depthwise kernel too). Otherwise the layer keeps requantize_to_int8, the
+ASR, SSAT (the depthwise kernel too, and the dense kernel where it extends its input once,
+into 2 (x - Z)). Otherwise the layer keeps requantize_to_int8, the
 scalar kernels' MultiplyByQuantizedMultiplier. The dense and conv kernels do not fold the
 input offset into the bias: the DSP kernels add it while extending int8 to int16 (SXTAB16
 costs what SXTB16 does), so folding would save nothing; the scalar kernels fold it
@@ -477,6 +478,10 @@ def layer_context(kind, p, weight, bias=None, scratch_offset=None, dsp_weights="
         wide = dsp_weights == "int16"
         ctx.update(groups=units // 4, out_tail=units % 4, in_features=padded(n), in_blocks=padded(n) // 4,
                    unroll=dense_unroll(padded(n) // 4), extended=dense_extends_input(p),
+                   # the extended input holds 2 (x - Z) where the output zero point folds into
+                   # the rounding: requantize_doubled_to_int8, as the conv kernel's columns
+                   rounding=folded_rounding(kind, p, weight, bias) if dense_extends_input(p) else None,
+                   doubled_offset_pair=offset_pair(2 * p["input_offset"]),
                    scratch=int(scratch_offset or 0), scratch_bytes=scratch_bytes(kind, p),
                    # model.c.j2's banner prints the scratch as int16[pixels][K4]
                    pixels=padded(n) // 4, K4=4, scratch_label="the input extended, (x0, x2) and (x1, x3) - Z",

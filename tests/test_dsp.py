@@ -309,6 +309,24 @@ def test_int16_dsp_weights_on_the_host(shim_flags, n, units, per_channel, bias, 
 
 
 @requires_gcc
+@settings(max_examples=12)
+@given(st.integers(1, 300), st.integers(dsp.DENSE_EXTEND_GROUPS * 4, 70), st.booleans(), st.booleans(), o.seeds)
+def test_dense_with_the_input_extended_once_on_the_host(shim_flags, n, units, per_channel, bias, seed):
+    """From DENSE_EXTEND_GROUPS groups of four units the dense kernel extends its input once
+    into the arena (doubled where the rounding folds the output zero point): inputs not a
+    multiple of 4, units mod 4 left over, both weight widths, the sanitizers every few."""
+    model = o.single_op_model(seed, "fully_connected", (n,), units=units, per_channel=per_channel,
+                              bias=bias, activation=["none", "relu", "relu6"][seed % 3])
+    if seed % 2:       # a multiplier >= 1/2: the plain requantization, the input not doubled
+        model = with_real_multiplier(model, 0.8)
+    ctx = generator.build_context(model, "m", variant="dsp")["layers"][0]["dsp"]
+    assert ctx["extended"] and ctx["scratch_bytes"] == 2 * dsp.padded(n)
+    assert (ctx["rounding"] is None) == (seed % 2 == 1)
+    for width in ("int8", "int16"):
+        host_dsp(model, inputs_for(model, seed % 1000), shim_flags, sanitize=seed % 4 == 0, dsp_weights=width)
+
+
+@requires_gcc
 @settings(max_examples=15)
 @given(st.integers(1, 9), st.integers(1, 9), st.integers(2, 7), st.integers(1, 3), st.integers(1, 2),
        st.sampled_from(["same", "valid"]), st.booleans(), o.seeds)
