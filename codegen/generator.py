@@ -89,6 +89,7 @@ REFERENCE_ONLY_TEMPLATES = {
     "resize_bilinear": "reference/resize_bilinear.c.j2",
     "batch_matmul": "reference/batch_matmul.c.j2",
     "l2_normalization": "reference/l2_normalization.c.j2",
+    "unidirectional_sequence_lstm": "reference/unidirectional_sequence_lstm.c.j2",
 }
 REFERENCE_TEMPLATES = {**{kind: f"reference/{kind}.c.j2" for kind in VARIANT_KINDS + ("sub", "mul")},
                        **REFERENCE_ONLY_TEMPLATES,
@@ -138,6 +139,9 @@ REFERENCE_KERNELS = {
     "rsqrt": ["reference/lookup_table.c.j2"], "neg": ["reference/lookup_table.c.j2"],
     "square": ["reference/lookup_table.c.j2"],
     **{kind: [template] for kind, template in MOVEMENT_TEMPLATES.items()},
+    # the LSTM's gates call the int16 logistic and tanh of the 16x8 scheme, in either scheme
+    "unidirectional_sequence_lstm": ["int16/sigmoid_table.c.j2", "int16/logistic_tanh.c.j2",
+                                     "reference/unidirectional_sequence_lstm.c.j2"],
 }
 
 # A 16x8 model (int16 activations, int8 weights, int64 bias): the reference kernels above
@@ -209,6 +213,8 @@ FIXEDPOINT_USES = {
     "sub_int16": ["MultiplyByQuantizedMultiplier"],
     "mul_int16": ["MultiplyByQuantizedMultiplier"],
     "softmax_int16": ["MultiplyByQuantizedMultiplier", "CountLeadingZeros"],
+    "unidirectional_sequence_lstm": ["MultiplyByQuantizedMultiplier"],
+    "unidirectional_sequence_lstm_int16": ["MultiplyByQuantizedMultiplier64", "MultiplyByQuantizedMultiplier"],
 }
 FIXEDPOINT_DEPENDS = {
     "RoundingDivideByPOT": [],
@@ -281,6 +287,8 @@ CODE_BYTES_REFERENCE = {
     "quantize": 64, "concatenation": 68, "pack": 68, "split": 68, "split_v": 68, "unpack": 68,
     "pad": 170, "strided_slice": 160, "slice": 160, "transpose": 244,
     "depth_to_space": 110, "space_to_depth": 110, "mirror_pad": 260,
+    # the LSTM with the int16 logistic and tanh it calls and their 512-byte table
+    "unidirectional_sequence_lstm": 560 + 512,
 }
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
@@ -295,14 +303,19 @@ REFERENCE_PARAMS_BYTES = {
     "quantize": 5 * 4, "concatenation": 3 * 4, "pack": 3 * 4, "split": 3 * 4, "split_v": 3 * 4,
     "unpack": 3 * 4, "pad": 16 * 4, "strided_slice": 20 * 4, "slice": 20 * 4, "transpose": 10 * 4,
     "depth_to_space": 6 * 4, "space_to_depth": 6 * 4, "mirror_pad": 16 * 4,
+    "unidirectional_sequence_lstm": 40 * 4,
 }
 
 # Names the generated .c declares itself: a layer may not take them (nor any identifier the
 # templates spell out: locals such as out_y, helpers, types; see names.template_identifiers).
 # <arm_acle.h>'s type names, declared in a model with DSP kernels.
 RESERVED = {"arena", "stream_copy", "stream_fill"} | set(FIXEDPOINT_DEPENDS) | {"int16x2_t", "uint16x2_t", "int8x4_t", "uint8x4_t"}
+LSTM_WEIGHTS = tuple(f"{src}_{gate}_weight" for src in ("input", "recurrent")
+                     for gate in ("input", "forget", "cell", "output"))
+LSTM_BIASES = tuple(f"{gate}_gate_bias" for gate in ("input", "forget", "cell", "output"))
 LAYER_SUFFIXES = ("", "_weight", "_bias", "_output_multiplier", "_output_shift", "_rounding", "_channel",
-                  "_params", "_shape", "_input1", "_input2", "_alpha", "_table", "_multiplier", "_offset")
+                  "_params", "_shape", "_input1", "_input2", "_alpha", "_table", "_multiplier", "_offset",
+                  "_weights") + tuple("_" + c for c in LSTM_WEIGHTS + LSTM_BIASES)
 
 
 # -- hashing -------------------------------------------------------------------------------
@@ -470,7 +483,11 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8", scalar=
               if kind == "transpose_conv" and not generic else None)
     if gather is not None:                  # the taps' weight sums (int32) and ranges (int16 pairs)
         weight_bytes += 4 * gather["weight_sums"].size + 4 * (len(gather["rows"]) + len(gather["cols"]))
+    lstm = lstm_context(op, qmodel, arena, index) if kind == "unidirectional_sequence_lstm" else None
+    if lstm is not None:
+        weight = bias = None               # its own constants: layer["lstm"]
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind, "int16": int16,
+            "lstm": lstm,
             "template": template, "dsp_template": dsp_template, "generic": generic, "p": p,
             "channel_multipliers": channel_multipliers, "elementwise": ew, "lut": table, "gather": gather,
             "dsp": dsp_context,
@@ -521,6 +538,24 @@ def _uses_dsp(op, qmodel, variant):
     if op.params.get("dtype") == "int16":
         return _int16_template(op, qmodel, variant) in fast16.DSP_TEMPLATES.values()
     return op.kind in _dsp_kinds(variant)
+
+
+def lstm_context(op, qmodel, arena, index):
+    """An LSTM layer's constants (8 weights, 4 biases, in the order of its inputs), where its
+    state and scratch lie in the arena."""
+    t = [qmodel.tensors[n] for n in op.inputs]
+    hidden, cell = t[13], t[14]
+    return {"weights": [{"what": c_name.replace("_", " "), "c_name": c_name, "shape": w.shape,
+                         "scale": float(w.scale), "data": w.data} for c_name, w in zip(LSTM_WEIGHTS, t[1:9])],
+            "biases": [{"c_name": c_name, "data": b.data} for c_name, b in zip(LSTM_BIASES, t[9:13])],
+            "hidden_offset": arena.offsets[hidden.name], "hidden_bytes": hidden.nbytes,
+            "cell_offset": arena.offsets[cell.name], "cell_bytes": cell.nbytes,
+            "scratch": arena.scratch[index], "scratch_bytes": lstm_scratch_bytes(op.params)}
+
+
+def lstm_scratch_bytes(p):
+    """The LSTM kernel's working memory: four gates and one more row of int16 per unit."""
+    return 5 * 2 * p["units"]
 
 
 # The banner of a layer lists its integer parameters by meaning, one line per group; a
@@ -695,6 +730,8 @@ def _scratch(computed, variant, streams=(), scalar=()):
             p = op.params if i not in band else stream.band_params(
                 op, op.params, band[i].band, computed.tensors[op.outputs[0]].shape[0])
             scratch[i] = (fast16 if p.get("dtype") == "int16" else dsp).scratch_bytes(op.kind, p)
+        if op.kind == "unidirectional_sequence_lstm":      # its gates, in every variant
+            scratch[i] = lstm_scratch_bytes(op.params)
     return scratch
 
 
@@ -716,7 +753,7 @@ def plan_streams(computed, variant, in_place, ram_budget, streams=None):
 
     def peak_of(streams):
         steps, sizes = planner.qmodel_steps(computed)
-        return planner.peak(steps, sizes, computed.inputs, computed.outputs,
+        return planner.peak(steps, sizes, computed.inputs + computed.states, computed.outputs + computed.states,
                             _scratch(computed, variant, streams, scalar),
                             inplace.candidates(computed, kernels_of) if in_place else None,
                             [stream.planned(computed, s) for s in streams])
@@ -832,6 +869,7 @@ def build_context(qmodel, name=None, variant=DEFAULT_VARIANT, threshold=None, th
         "dsp_weights": dsp_weights,
         "inputs": inputs, "outputs": outputs, "single_io": len(inputs) == len(outputs) == 1,
         "layers": layers, "kernels": kernels, "helpers": helpers, "helpers_scalar_only": helpers_scalar_only,
+        "states": [dict(_tensor_view(qmodel.tensors[n], arena.offsets[n]), name=n) for n in qmodel.states],
         "single_rounding": single_rounding, "requantize_fast": variant != "reference",
         "dsp": any(layer["dsp"] is not None for layer in layers), "dsp_pixels": dsp.CONV_PIXELS,
         "dsp_helpers": dsp.helper_closure(h for layer in layers if layer["dsp"] is not None
@@ -874,6 +912,8 @@ def _int16_tables(layers):
     """The tables the 16x8 kernels read, for the templates: TFLM's sigmoid table (LOGISTIC,
     TANH) and the softmax LUTs (the same for every softmax layer, kernels/softmax.py)."""
     kinds = {layer["kind"] for layer in layers if layer["int16"]}
+    if any(layer["kind"] == "unidirectional_sequence_lstm" for layer in layers):
+        kinds |= {"logistic", "tanh"}             # its gates call both, in either scheme
     luts = next(({"exp": layer["p"]["exp_lut"].tolist(),
                   "one_over_one_plus_x": layer["p"]["one_over_one_plus_x_lut"].tolist()}
                  for layer in layers if layer["int16"] and layer["kind"] == "softmax"), None)
@@ -929,6 +969,11 @@ def manifest(context, qmodel):
                      "output_shares": s.share, "calls": sum(a[0] == "call" for a in s.actions),
                      "copied_bytes": s.copied_bytes, "extra_macs": s.extra_macs}
                     for s in context["streams"]],
+        # state kept across invokes (an LSTM's): where it lies; NAME_reset sets it to real 0
+        **({"reset": f"{context['prefix']}_reset",
+            "state": [{"name": t["name"], "offset": t["offset"], "bytes": t["nbytes"], "dtype": t["dtype"],
+                       "zero_point": int(t["zero_point"])} for t in context["states"]]}
+           if context["states"] else {}),
         **({"threshold": context["threshold"]} if context["threshold"] else {}),
         **({"dtype": "int16"} if context["dtype"] == "int16" else {}),
     }

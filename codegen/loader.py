@@ -257,7 +257,10 @@ def _results(outs, outputs, single):
 
 class CModel:
     """A generated model compiled for the host: call it on int8 inputs (a list for a model
-    with several; a list of outputs back for a model with several, as QModel.predict_int8)."""
+    with several; a list of outputs back for a model with several, as QModel.predict_int8).
+    A model with state (an LSTM's) runs each sample after NAME_reset(), as predict_int8, or
+    with stream=True one after another, the state kept (QModel.stream_int8); `reset()`
+    calls NAME_reset()."""
 
     def __init__(self, path, manifest):
         import cffi
@@ -278,11 +281,13 @@ class CModel:
                           + "".join(f"void {p}_quantize_{t['arg']}(const float *input, {c} *output);\n"
                                     for t in self.inputs)
                           + "".join(f"void {p}_dequantize_{t['arg']}(const {c} *input, float *output);\n"
-                                    for t in self.outputs))
+                                    for t in self.outputs)
+                          + (f"void {manifest['reset']}(void);\n" if "reset" in manifest else ""))
         self.lib = self.ffi.dlopen(path)
         self.invoke = getattr(self.lib, f"{p}_invoke")
+        self.reset = getattr(self.lib, manifest["reset"]) if "reset" in manifest else (lambda: None)
 
-    def __call__(self, x):
+    def __call__(self, x, stream=False):
         batches, single = _as_batches(x, self.inputs, self.name, self.dtype)
         n = len(batches[0])
         outs = [np.empty((n, t["size"]), dtype=self.dtype) for t in self.outputs]
@@ -293,6 +298,8 @@ class CModel:
         out_sizes = [t["size"] for t in self.outputs]
         invoke = self.invoke
         for i in range(n):
+            if not stream:
+                self.reset()
             status = invoke(*[p + i * size for p, size in zip(pins, in_sizes)],
                             *[p + i * size for p, size in zip(pouts, out_sizes)])
             if status != 0:
@@ -337,7 +344,7 @@ class SanitizedModel:
         self.inputs, self.outputs = manifest_io(manifest)
         self.input_shape, self.output_shape = self.inputs[0]["shape"], self.outputs[0]["shape"]
 
-    def __call__(self, x):
+    def __call__(self, x, stream=False):
         batches, single = _as_batches(x, self.inputs, self.name, self.dtype)
         n = len(batches[0])
         with tempfile.TemporaryDirectory() as tmp:
@@ -345,7 +352,8 @@ class SanitizedModel:
             np.concatenate(batches, axis=1).tofile(src)        # per sample: input0, input1, ...
             env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0:abort_on_error=0",
                        UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
-            result = subprocess.run([self.path, src, dst], capture_output=True, text=True, env=env)
+            result = subprocess.run([self.path, src, dst] + (["stream"] if stream else []),
+                                    capture_output=True, text=True, env=env)
             if result.returncode != 0 or "runtime error" in result.stderr:
                 raise SanitizerError(f"{self.name}: the sanitized build failed (exit "
                                      f"{result.returncode}):\n{result.stderr.strip()}")
@@ -371,7 +379,8 @@ def load(model_dir, name=None, compiler=None, flags=(), sanitize=False):
         inputs, outputs = manifest_io(manifest)
         main = environment().get_template("host_main.c.j2").render(
             prefix=manifest["name"], PREFIX=manifest["name"].upper(), header=manifest["header"],
-            inputs=inputs, outputs=outputs, act_t=f"{manifest.get('dtype', 'int8')}_t")
+            inputs=inputs, outputs=outputs, act_t=f"{manifest.get('dtype', 'int8')}_t",
+            reset=manifest.get("reset"))
         path = build(model_dir, manifest, cc, STRICT_FLAGS + SANITIZE_FLAGS + list(flags), "exe",
                       {"host_main.c": main.encode()})
         return SanitizedModel(path, manifest)

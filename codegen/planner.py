@@ -392,6 +392,9 @@ def qmodel_steps(qmodel):
 
 def plan_qmodel(qmodel, align=4, scratch=None, in_place=None, streams=()):
     """The arena plan of a QModel, plus any scratch={op index: bytes} the kernels need, the
-    in_place={op index: InPlace} their loops allow (inplace.py) and the streams (stream.py)."""
+    in_place={op index: InPlace} their loops allow (inplace.py) and the streams (stream.py).
+    State (QModel.states, an LSTM's) persists from one invoke to the next: planned as live
+    from the input copy to the output copy, so no other tensor ever shares its bytes."""
     steps, sizes = qmodel_steps(qmodel)
-    return plan(steps, sizes, qmodel.inputs, qmodel.outputs, align, scratch, in_place, streams)
+    states = list(getattr(qmodel, "states", ()))
+    return plan(steps, sizes, qmodel.inputs + states, qmodel.outputs + states, align, scratch, in_place, streams)

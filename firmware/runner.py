@@ -279,7 +279,8 @@ def _render_harness(files, x, marks_per_run):
     return env.get_template("harness.c.j2").render(
         name=files.name, NAME=files.macro, n_inputs=len(x), inputs=x.tolist(),
         tensors_in=offsets(files.inputs), tensors_out=offsets(files.outputs),
-        marks_per_run=marks_per_run, act_t=f"{files.dtype.name}_t")
+        marks_per_run=marks_per_run, act_t=f"{files.dtype.name}_t",
+        reset=(files.manifest or {}).get("reset"))
 
 
 def _build_and_run(files, target, x, profile, counter, stack, cache_dir, fault_test, opt,

@@ -125,6 +125,8 @@ def models():
     out["tables"] = b.model()
     # The builtins TFLM runs in int8 beyond issue 19's list (abs, rsqrt, l2_normalization, ...)
     out["more ops"] = O.more_ops_model()
+    # An LSTM: its state in the arena across invokes, int16 gates and cell state
+    out["lstm"] = O.lstm_model(3, 5, 3, 6, cell_clip=1.0)
     return out
 
 

@@ -47,6 +47,7 @@ def models():
     out["data movement"] = movement_chain(0)
     out["spatial ops"] = o.spatial_model()
     out["more ops"] = o.more_ops_model()
+    out["lstm"] = o.lstm_model(4, 3, 2, 5)
     return out
 
 

@@ -8,12 +8,17 @@ LSTMs (hypothesis draws sizes and scales, extreme ones too), and for the generat
 NumPy reference it matched.
 """
 import os
+import shutil
+import subprocess
+import tempfile
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from minitiny import codegen
+from minitiny import firmware as fw
 from minitiny.quant import tflm
 from minitiny.quant.graph import GraphError, QModel, QOp, QTensor
 from minitiny.quant.tflite_io import to_tflite
@@ -24,6 +29,8 @@ from int8_oracle import requires_tflm
 HERE = os.path.dirname(__file__)
 ARCH = os.path.join(HERE, "data", "architectures")
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
+STRICT = ["-std=c99", "-Wall", "-Wextra", "-Werror", "-pedantic"]
+FIRMWARE_TOOLS = ("arm-none-eabi-gcc", "arm-none-eabi-nm", "qemu-system-arm")
 
 
 def stored(name):
@@ -174,3 +181,97 @@ def test_state_must_be_variable_and_never_a_model_input():
         QModel("m", t, q.ops, ["x"], ["y"])
     with pytest.raises(GraphError, match="holds no constant data"):
         QTensor("s", (2,), "int8", 0.1, 0, np.zeros(2), variable=True)
+
+
+# ---------------------------------------------------------------------------------------
+# The generated C: state in the arena, kept across NAME_invoke until NAME_reset()
+# ---------------------------------------------------------------------------------------
+def test_tf_lstm_in_c_reset_and_streamed(tmp_path, shim_flags):
+    """Host C of the TF-made file, reference and DSP variants (the LSTM runs its reference
+    kernel in every variant), against TFLM's stored outputs: each sample after NAME_reset()
+    and all of them streamed, the state kept across invokes and across calls."""
+    q = from_tflite(os.path.join(ARCH, "lstm.tflite"))
+    z = stored("lstm")
+    g = codegen.generate(q, tmp_path / "reference", name="m")
+    assert g.manifest["reset"] == "m_reset"
+    assert {s["name"] for s in g.manifest["state"]} == set(q.states)
+    # the state lives the whole invoke, from the input copy to the output copy: nothing
+    # else is planned over its bytes
+    rows = [r for r in g.manifest["plan"] if set(r["tensors"]) & set(q.states)]
+    assert len(rows) == 2 and all((r["first"], r["last"]) == (-1, len(q.ops)) for r in rows)
+    for variant, flags in (("reference", ()), ("dsp", shim_flags)):
+        if variant != "reference":
+            codegen.generate(q, tmp_path / variant, name="m", variant=variant)
+        c = codegen.load(tmp_path / variant, flags=flags)
+        assert_equal(f"{variant} C, reset", c(z["x0"]), z["y0"])
+        c.reset()
+        half = len(z["x0"]) // 2
+        streamed = np.concatenate([c(z["x0"][:half], stream=True), c(z["x0"][half:], stream=True)])
+        assert_equal(f"{variant} C, streamed", streamed, z["stream_y0"])
+        c.reset()
+        assert_equal(f"{variant} C, after m_reset", c(z["x0"][:5], stream=True), z["stream_y0"][:5])
+    sanitized = codegen.load(tmp_path / "reference", sanitize=True)
+    assert_equal("sanitized C, reset", sanitized(z["x0"][:6]), z["y0"][:6])
+    assert_equal("sanitized C, streamed", sanitized(z["x0"][:6], stream=True), z["stream_y0"][:6])
+
+
+def test_first_invoke_starts_from_the_reset_state(tmp_path):
+    """A fresh library (static arena all zeros, the hidden state's zero point not 0) resets
+    itself before its first invoke, as TFLM resets its variable tensors at allocation."""
+    q = lstm_model(11, 4, 3, 5)
+    assert int(q.tensors["h"].zero_point) != 0
+    codegen.generate(q, tmp_path, name="m")
+    x = random_x(q, 11, 3)
+    q.reset_state()
+    assert_equal("first invokes", codegen.load(tmp_path)(x, stream=True), q.stream_int8(x))
+
+
+@settings(max_examples=40 if THOROUGH else 4)
+@given(cfg=lstm_configs())
+def test_random_lstm_c_matches_numpy_streamed(cfg):
+    q = lstm_model(**cfg)
+    x = random_x(q, cfg["seed"], 4)
+    with tempfile.TemporaryDirectory() as d:
+        codegen.generate(q, d, name="m")
+        c = codegen.load(d)
+        q.reset_state()
+        assert_equal(f"C {cfg}, streamed", c(x, stream=True), q.stream_int8(x))
+        assert_equal(f"C {cfg}, reset", c(x), q.predict_int8(x))
+
+
+@settings(max_examples=10 if THOROUGH else 1)
+@given(cfg=lstm_configs(large=True))
+def test_large_random_lstm_c_matches_numpy_under_sanitizers(cfg):
+    q = lstm_model(**cfg)
+    x = random_x(q, cfg["seed"], 3)
+    with tempfile.TemporaryDirectory() as d:
+        codegen.generate(q, d, name="m")
+        q.reset_state()
+        assert_equal(f"sanitized C {cfg}", codegen.load(d, sanitize=True)(x, stream=True), q.stream_int8(x))
+
+
+@pytest.mark.skipif(shutil.which("clang") is None or shutil.which("arm-none-eabi-gcc") is None,
+                    reason="clang or arm-none-eabi-gcc is missing")
+@pytest.mark.parametrize("int16", [False, True])
+def test_lstm_c_compiles_strictly_with_every_compiler(tmp_path, int16):
+    q = lstm_model(2, 3, 2, 4, int16=int16, cell_clip=1.0)
+    g = codegen.generate(q, tmp_path, name="m")
+    for cc in (["gcc", "-O2"], ["clang", "-O2"], ["arm-none-eabi-gcc", "-mcpu=cortex-m4", "-mthumb", "-Os",
+                                                  "-ffreestanding"]):
+        r = subprocess.run(cc + STRICT + ["-c", os.path.join(g.dir, "m_model.c"), "-o", str(tmp_path / "m.o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stderr, (cc[0], r.stderr)
+
+
+@pytest.mark.skipif(any(shutil.which(t) is None for t in FIRMWARE_TOOLS),
+                    reason="arm-none-eabi-gcc or qemu-system-arm is missing")
+def test_tf_lstm_on_the_m4(tmp_path):
+    """The TF-made LSTM on the emulated Cortex-M4 through the firmware harness: each input
+    after m_reset(), as TFLM's stored outputs."""
+    q = from_tflite(os.path.join(ARCH, "lstm.tflite"))
+    z = stored("lstm")
+    codegen.generate(q, tmp_path / "m4", name="m")
+    r = fw.run(tmp_path / "m4", board="cortex-m4", inputs=z["x0"][:4], timeout=120)
+    assert r.status == "ok", r.message
+    assert_equal("Cortex-M4", r.outputs.reshape(4, -1), z["y0"][:4])
+    assert r.matches_reference is True

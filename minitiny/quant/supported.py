@@ -144,7 +144,7 @@ OPS = (
             "Keras' LSTM (tf_keras): TFLM's integer kernel (int16 gates and cell state), batch 1, "
             "not time-major, cell clip; no peephole, projection or "
             "layer norm (TFLM refuses them). The hidden and cell state are variable tensors kept "
-            "from one invoke to the next until a reset", c=False),
+            "from one invoke to the next until a reset"),
     Builtin("DEPTH_TO_SPACE", "depth_to_space", "DepthToSpaceOptions", ("int8",),
             "(H, W, C) -> (H b, W b, C / b^2); input and output share one quantization"),
     Builtin("SPACE_TO_DEPTH", "space_to_depth", "SpaceToDepthOptions", ("int8",),
