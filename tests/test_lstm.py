@@ -275,3 +275,15 @@ def test_tf_lstm_on_the_m4(tmp_path):
     assert r.status == "ok", r.message
     assert_equal("Cortex-M4", r.outputs.reshape(4, -1), z["y0"][:4])
     assert r.matches_reference is True
+
+
+def test_ops_table_says_truly_what_an_unrolled_gru_becomes():
+    """docs/OPS.md's note on recurrent layers names the builtins an unrolled Keras GRU
+    becomes: exactly the kinds of the TF-made gru_unrolled file's LSTM-free graph."""
+    from minitiny.quant import supported
+    text = supported.markdown()
+    note = text[text.index("A GRU has no fused op"):].split("\n")[0]
+    named = {b.kind for b in supported.OPS if b.kind and f"`{b.name}`" in note}
+    gru = from_tflite(os.path.join(ARCH, "gru_unrolled.tflite"))
+    per_step = {op.kind for op in gru.ops} - {"reshape", "softmax"}        # the head and the input
+    assert named == per_step

@@ -144,7 +144,8 @@ OPS = (
             "Keras' LSTM (tf_keras): TFLM's integer kernel (int16 gates and cell state), batch 1, "
             "not time-major, cell clip; no peephole, projection or "
             "layer norm (TFLM refuses them). The hidden and cell state are variable tensors kept "
-            "from one invoke to the next until a reset"),
+            "from one invoke to the next until a reset. 16x8: TFLM's kernel (int16 hidden "
+            "state, int64 bias); TensorFlow 2.21's converter does not write it"),
     Builtin("DEPTH_TO_SPACE", "depth_to_space", "DepthToSpaceOptions", ("int8",),
             "(H, W, C) -> (H b, W b, C / b^2); input and output share one quantization"),
     Builtin("SPACE_TO_DEPTH", "space_to_depth", "SpaceToDepthOptions", ("int8",),
@@ -244,6 +245,12 @@ def markdown():
             "Every row and mode appears in a model TensorFlow 2.21 converted from Keras code, "
             "imported and compared bit for bit in the tests (tests/test_op_models.py lists the few "
             "TensorFlow never writes, and why).\n\n"
+            "Recurrent layers: Keras' LSTM (tf_keras, Keras 2) converts to the fused "
+            "`UNIDIRECTIONAL_SEQUENCE_LSTM` below, its state kept across invokes (in C until "
+            "`NAME_reset()`); Keras 3's LSTM becomes a WHILE loop (several subgraphs: refused). "
+            "A GRU has no fused op: with `unroll=True` it becomes `FULLY_CONNECTED`, `SPLIT`, "
+            "`UNPACK`, `STRIDED_SLICE`, `ADD`, `SUB`, `MUL`, `LOGISTIC` and `TANH` rows of this "
+            "table, one set per time step (tests/data/architectures/gru_unrolled).\n\n"
             + "\n".join(rows) + "\n\n## Not supported, and why\n\n"
             "What TensorFlow 2.21's int8 converter makes of ordinary Keras code beyond the table above "
             "(one small model per layer or tf op, converted and run in TFLite Micro):\n\n"
