@@ -327,6 +327,7 @@ def model_hash(qmodel):
                  "ops": [[op.kind, op.name, op.inputs, op.outputs, sorted(op.options.items())]
                          for op in qmodel.ops],
                  "tensors": [[t.name, list(t.shape), t.dtype, t.quantized_dimension, t.is_constant]
+                             + (["variable"] if t.variable else [])       # state (an LSTM's)
                              for t in qmodel.tensors.values()]}
     h.update(json.dumps(structure, sort_keys=True, default=str).encode())
     for t in qmodel.tensors.values():
