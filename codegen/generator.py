@@ -85,6 +85,7 @@ REFERENCE_ONLY_TEMPLATES = {
     "square": "reference/lookup_table.c.j2",
     **MOVEMENT_TEMPLATES,
     "sum": "reference/mean_or_sum.c.j2", "reduce_max": "reference/reduce_max.c.j2",
+    "reduce_min": "reference/reduce_min.c.j2",
     "resize_nearest_neighbor": "reference/resize_nearest_neighbor.c.j2",
     "resize_bilinear": "reference/resize_bilinear.c.j2",
     "batch_matmul": "reference/batch_matmul.c.j2",
@@ -125,6 +126,7 @@ REFERENCE_KERNELS = {
     "mean": ["reference/reduce_params.c.j2", "reference/mean_or_sum.c.j2"],
     "sum": ["reference/reduce_params.c.j2", "reference/mean_or_sum.c.j2"],
     "reduce_max": ["reference/reduce_params.c.j2", "reference/reduce_max.c.j2"],
+    "reduce_min": ["reference/reduce_params.c.j2", "reference/reduce_min.c.j2"],
     # the element-wise kinds: the shared loops (reference/elementwise.c.j2), then the op's function
     "add": ["reference/elementwise.c.j2", "reference/add.c.j2"],
     "sub": ["reference/elementwise.c.j2", "reference/sub.c.j2"],
@@ -273,7 +275,7 @@ LUT_TEMPLATE, CODE_BYTES_LUT = "scalar/lut.c.j2", 48
 # that calls it with the layer's constants; the constants' params struct in flash (int fields).
 CODE_BYTES_REFERENCE = {
     "fully_connected": 140, "conv_2d": 390, "depthwise_conv_2d": 360, "max_pool_2d": 130,
-    "average_pool_2d": 160, "mean": 150, "sum": 150, "reduce_max": 110,
+    "average_pool_2d": 160, "mean": 150, "sum": 150, "reduce_max": 110, "reduce_min": 110,
     # measured on two-layer models, so the compiler keeps the kernel general (one caller
     # lets it fold the constants in: tests/test_codegen_models.py measures these again)
     "transpose_conv": 380, "resize_nearest_neighbor": 90, "resize_bilinear": 540,
@@ -293,7 +295,7 @@ CODE_BYTES_REFERENCE = {
 CODE_BYTES_CALL = 8
 REFERENCE_PARAMS_BYTES = {
     "fully_connected": 7 * 4, "conv_2d": 18 * 4, "depthwise_conv_2d": 19 * 4, "max_pool_2d": 13 * 4,
-    "average_pool_2d": 13 * 4, "mean": 24 * 4, "sum": 24 * 4, "reduce_max": 24 * 4, "add": 12 * 4,
+    "average_pool_2d": 13 * 4, "mean": 24 * 4, "sum": 24 * 4, "reduce_max": 24 * 4, "reduce_min": 24 * 4, "add": 12 * 4,
     "transpose_conv": 16 * 4, "resize_nearest_neighbor": 4 * 4, "resize_bilinear": 8 * 4,
     "batch_matmul": 18 * 4, "l2_normalization": 0,
     "sub": 12 * 4, "mul": 12 * 4,

@@ -31,6 +31,7 @@ TensorFlow-made file under tests/data.
                                RSQRT, MUL)
     unit_norm                  int8: keras UnitNormalization (SQUARE in float32 between
                                DEQUANTIZE and QUANTIZE, SUM, RSQRT, MINIMUM, MUL)
+    reduce_min                 int8: tf.reduce_min over time of a Dense's rows (REDUCE_MIN)
     arg_heads                  int8: a classifier (trained first) with its class probabilities
                                and two int32 heads, tf.argmax and tf.argmin over the classes
                                (ARG_MAX, ARG_MIN with output_type int32: TFLM stops on int64)
@@ -124,6 +125,12 @@ def unit_norm():
     return keras.Model(x, keras.layers.Dense(3, activation="softmax")(h))
 
 
+def reduce_min():
+    x = keras.Input((6, 8), batch_size=1)
+    h = keras.layers.Lambda(lambda t: ops.min(t, axis=1))(keras.layers.Dense(8)(x))
+    return keras.Model(x, keras.layers.Dense(3, activation="softmax")(h))
+
+
 def arg_heads():
     """Trained as a classifier here (an int32 output has no loss), then given its heads."""
     import tensorflow as tf
@@ -155,6 +162,7 @@ OP_MODELS = {
     "arg_heads": (arg_heads, (12,), "normal", {}, dict(epochs=0)),
     "layer_norm": (layer_norm, (5, 8), "normal", {}, dict(batch_size=1)),
     "unit_norm": (unit_norm, (10,), "normal", {}, {}),
+    "reduce_min": (reduce_min, (6, 8), "normal", {}, dict(batch_size=1)),
 }
 
 

@@ -96,13 +96,14 @@ def spatial_model(seed=6):
 def more_ops_model(seed=7):
     """One model with the builtins issue 19 added beyond its list, for the tests that render or
     compile every template: MIRROR_PAD, DEPTH_TO_SPACE, SPACE_TO_DEPTH, ABS, RSQRT (after ABS,
-    so every input is valid), NEG, SQUARE, L2_NORMALIZATION and BATCH_MATMUL of two activations."""
+    so every input is valid), NEG, SQUARE, L2_NORMALIZATION, BATCH_MATMUL of two activations and
+    REDUCE_MIN."""
     b = Builder(seed, (6, 6, 2), "more ops")
     b.conv(8, kernel=(3, 3), activation="relu").mirror_pad(((1, 1), (2, 0), (0, 0)), "reflect")
     b.depth_to_space(2).space_to_depth(2)                                  # (7, 8, 8)
     rhs = b.cur
     b.abs().rsqrt().float_unary("neg").float_unary("square").l2_normalization()
-    b.batch_matmul(rhs, adj_y=True)
+    b.batch_matmul(rhs, adj_y=True).reduce("reduce_min", (2,), keep_dims=True)
     return b.model()
 
 

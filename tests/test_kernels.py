@@ -550,7 +550,7 @@ def test_params_match_the_documented_table():
     b = O.Builder(0, (2, 3))
     models["reshape"] = b.reshape((6,)).model()
     models.update(_movement_models())
-    for kind in ("sum", "reduce_max"):
+    for kind in ("sum", "reduce_max", "reduce_min"):
         models[kind] = O.Builder(0, (4, 4, 2)).reduce(kind, (0, 1)).model()
     models["transpose_conv"] = O.Builder(0, (3, 3, 2)).transpose_conv(2).model()
     for kind in ("resize_nearest_neighbor", "resize_bilinear"):

@@ -198,18 +198,19 @@ def test_dilation_is_refused_when_not_positive():
 
 
 # ---------------------------------------------------------------------------------------
-# MEAN, SUM, REDUCE_MAX over any axes
+# MEAN, SUM, REDUCE_MAX, REDUCE_MIN over any axes
 # ---------------------------------------------------------------------------------------
-REDUCERS = ("mean", "sum", "reduce_max")
+REDUCERS = ("mean", "sum", "reduce_max", "reduce_min")
+EXTREMES = {"reduce_max": np.max, "reduce_min": np.min}
 
 
 @st.composite
 def reduce_configs(draw, kind, max_dim=6):
     """(in_shape, axes, keep_dims): rank 1..4 besides the batch (TFLite's 2..5), one or two
-    axes for MEAN and SUM (TFLM's limit), any for REDUCE_MAX, negative ones too."""
+    axes for MEAN and SUM (TFLM's limit), any for REDUCE_MAX and REDUCE_MIN, negative ones too."""
     rank = draw(st.integers(1, 4))
     shape = tuple(draw(st.integers(1, max_dim)) for _ in range(rank))
-    most = rank if kind == "reduce_max" else min(rank, 2)
+    most = rank if kind in EXTREMES else min(rank, 2)
     axes = draw(st.lists(st.integers(0, rank - 1), min_size=1, max_size=most, unique=True))
     axes = tuple(a - rank if draw(st.booleans()) else a for a in axes)
     keep = draw(st.booleans()) or len(axes) == rank
@@ -223,8 +224,8 @@ def reduce_model(seed, kind, shape, axes, keep, same_quantization=False):
 
 
 def naive_reduction(model, x):
-    """Over every output index, the values it reduces, found by comparing indices: the max,
-    or the sum of (q - Z_in)."""
+    """Over every output index, the values it reduces, found by comparing indices: the max or
+    the min, or the sum of (q - Z_in)."""
     op = model.ops[0]
     shape = model.input.shape
     axes = {a % len(shape) for a in op.options["axes"]}
@@ -235,14 +236,15 @@ def naive_reduction(model, x):
         values = [x[(slice(None),) + i] for i in np.ndindex(*shape)
                   if all(i[a] == out[a] for a in range(len(shape)) if a not in axes)]
         values = np.stack(values, axis=1).astype(np.int64)
-        result[(slice(None),) + out] = values.max(axis=1) if op.kind == "reduce_max" else (values - z).sum(axis=1)
+        result[(slice(None),) + out] = EXTREMES[op.kind](values, axis=1) if op.kind in EXTREMES \
+            else (values - z).sum(axis=1)
     return result
 
 
 @pytest.mark.parametrize("kind", REDUCERS)
 @given(data=st.data())
 def test_reduction_is_the_naive_loop(kind, data):
-    """REDUCE_MAX is the naive max; MEAN and SUM, dequantized, are the real mean and sum of
+    """REDUCE_MAX and REDUCE_MIN are the naive max and min; MEAN and SUM, dequantized, are the real mean and sum of
     the dequantized inputs to within one output step (where inside the output's range: half
     a step of rounding, and up to half a step more from TFLM's double rounding)."""
     shape, axes, keep = data.draw(reduce_configs(kind))
@@ -250,7 +252,7 @@ def test_reduction_is_the_naive_loop(kind, data):
     x = O.int8_input(np.random.default_rng(0), shape, 4)
     got = model.predict_int8(x).reshape((len(x),) + (-1,))
     want = naive_reduction(model, x).reshape(len(x), -1)
-    if kind == "reduce_max":
+    if kind in EXTREMES:
         np.testing.assert_array_equal(got, want)
         return
     count = model.ops[0].params["count"]

@@ -38,6 +38,7 @@ OP_OPTIONS = {
     "mean": ("axes", "keep_dims"),
     "sum": ("axes", "keep_dims"),
     "reduce_max": ("axes", "keep_dims"),
+    "reduce_min": ("axes", "keep_dims"),
     "arg_max": ("axis",),
     "arg_min": ("axis",),
     "add": ("activation",),

@@ -65,6 +65,9 @@ OPS = (
     Builtin("REDUCE_MAX", "reduce_max", "ReducerOptions", ("int8",),
             "over any axes but the batch of a rank 2..5 input, keep_dims or not; input and output "
             "share one quantization; int8 only (TFLM's refuses int16)"),
+    Builtin("REDUCE_MIN", "reduce_min", "ReducerOptions", ("int8",),
+            "over any axes but the batch of a rank 2..5 input, keep_dims or not; input and output "
+            "share one quantization; int8 only (TFLM's refuses int16)"),
     Builtin("ARG_MAX", "arg_max", "ArgMaxOptions", ("int8",),
             "a constant axis but the batch one; int32 output (tf.argmax(..., output_type=tf.int32); "
             "TFLM stops on the default int64); the first index of equal values. No C yet: the C "
@@ -182,8 +185,8 @@ NOT_SUPPORTED = (
     Refused("GATHER, GATHER_ND", "tf.gather, tf.gather_nd; keras Embedding",
             "not yet (TFLM runs int8 GATHER and GATHER_ND). Embedding's int32 input comes with LESS, "
             "SELECT_V2 and int32 arithmetic on the indices, which TFLM cannot allocate"),
-    Refused("LOG_SOFTMAX, DIV, REDUCE_MIN, REVERSE_V2, BROADCAST_TO",
-            "tf.nn.log_softmax, x / y, tf.reduce_min, tf.reverse, tf.broadcast_to",
+    Refused("LOG_SOFTMAX, DIV, REVERSE_V2, BROADCAST_TO",
+            "tf.nn.log_softmax, x / y, tf.reverse, tf.broadcast_to",
             "not yet: TFLM runs each in int8"),
     Refused("SELECT_V2, GREATER, LESS, EQUAL, CAST", "tf.where, comparisons, tf.cast of a bool",
             "bool tensors: minitiny's graph holds int8 (and int16) activations only"),

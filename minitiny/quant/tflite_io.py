@@ -66,6 +66,7 @@ BUILTINS = {
     "mean": (BuiltinOperator.MEAN, 2),
     "sum": (BuiltinOperator.SUM, 2),
     "reduce_max": (BuiltinOperator.REDUCE_MAX, 2),
+    "reduce_min": (BuiltinOperator.REDUCE_MIN, 2),
     "add": (BuiltinOperator.ADD, 2),
     "sub": (BuiltinOperator.SUB, 2),
     "mul": (BuiltinOperator.MUL, 2),
@@ -108,7 +109,7 @@ PADDING = {"same": Padding.SAME, "valid": Padding.VALID}
 # kinds whose options table holds only the fused activation -> that table
 ACTIVATION_ONLY_OPTIONS = {"fully_connected": "FullyConnectedOptions", "add": "AddOptions",
                            "sub": "SubOptions", "mul": "MulOptions"}
-REDUCERS = ("mean", "sum", "reduce_max")         # their axes are an int32 input tensor
+REDUCERS = ("mean", "sum", "reduce_max", "reduce_min")         # their axes are an int32 input tensor
 RESIZE_OPTIONS = {"resize_nearest_neighbor": "ResizeNearestNeighborOptions",
                   "resize_bilinear": "ResizeBilinearOptions"}
 FLOAT_UNARY = ("neg", "square")                  # written as DEQUANTIZE -> the op -> QUANTIZE

@@ -141,7 +141,7 @@ OPTION_FIELDS = {
 }
 # kind -> (fewest, most) inputs in the file (RESHAPE's and MEAN's second input is a shape / axes)
 ELEMENTWISE = ("add", "sub", "mul", "maximum", "minimum", "squared_difference")
-REDUCERS = ("mean", "sum", "reduce_max")
+REDUCERS = ("mean", "sum", "reduce_max", "reduce_min")
 ARITY = {"fully_connected": (2, 3), "conv_2d": (2, 3), "depthwise_conv_2d": (2, 3),
          **{kind: (2, 2) for kind in REDUCERS}, "transpose_conv": (3, 4),
          "resize_nearest_neighbor": (2, 2), "resize_bilinear": (2, 2), "reshape": (1, 2), "prelu": (2, 2),

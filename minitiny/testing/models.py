@@ -187,7 +187,7 @@ class Builder:
         shape = self.t.shape
         axes = tuple(sorted({a % len(shape) for a in axes}))
         count = int(np.prod([shape[a] for a in axes]))
-        if same_quantization or kind == "reduce_max":
+        if same_quantization or kind in ("reduce_max", "reduce_min"):
             scale, zp = self.t.scale, self.t.zero_point
         else:
             grow = np.sqrt(count) if kind == "sum" else 1.0

@@ -8,7 +8,7 @@ same, and keeps the two halves of an op side by side in one file:
     fully_connected.py    conv_2d.py    depthwise_conv_2d.py    transpose_conv.py
     batch_matmul.py
     pooling.py (max, average)    resize.py (nearest neighbour, bilinear)
-    reduce.py (mean, sum, reduce_max)    arg_min_max.py (arg_max, arg_min: int32 indices)    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
+    reduce.py (mean, sum, reduce_max, reduce_min)    arg_min_max.py (arg_max, arg_min: int32 indices)    add.py    sub.py    mul.py    maximum_minimum.py    squared_difference.py
     reshape.py    softmax.py    l2_normalization.py    logistic_tanh.py    activations.py (relu, relu6)
     leaky_relu.py    prelu.py    hard_swish.py    elu.py    abs_rsqrt.py (abs, rsqrt)
     float_unary.py (neg, square: TFLite's float32 kernels between DEQUANTIZE and QUANTIZE)
@@ -59,7 +59,7 @@ element-wise kinds' `input1_shape`, `input2_shape`, `output_shape` are TFLite's 
 | `max_pool_2d`, `average_pool_2d` | `in_h`, `in_w`, `channels`, `out_h`, `out_w`, `pool_h`, `pool_w`, `stride_h`, `stride_w`, `pad_h`, `pad_w`, `act_min`, `act_max` |
 | `mean` | `axes` (sorted, of the input without the batch), `count` (values per output), `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride` (4 each, padded in front with 1 and 0: a flat output index, or an index among the count values, unravelled over them gives its part of the input offset), `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (with the division by count folded in); over H and W of (H, W, C) also `in_h`, `in_w`, `channels` (the tuned kernels' case) |
 | `sum` | `axes`, `count`, `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride`, `input_zero_point`, `output_zero_point`, `output_multiplier`, `output_shift` (s_in / s_out) |
-| `reduce_max` | `axes`, `count`, `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride` (input and output share one quantization) |
+| `reduce_max`, `reduce_min` | `axes`, `count`, `output_size`, `kept_extent`, `kept_stride`, `reduced_extent`, `reduced_stride` (input and output share one quantization) |
 | `arg_max`, `arg_min` | `axis` (of the sample), `outer`, `axis_size`, `inner` (the input as (outer, axis_size, inner)), `size` (the output an int32 index, scale 1 and zero point 0) |
 | `add`, `sub` | `input1_offset`, `input2_offset` (-z), `output_offset` (z_out), `left_shift` (20), `input1_multiplier`, `input1_shift`, `input2_multiplier`, `input2_shift`, `output_multiplier`, `output_shift` (all shifts <= 0), `act_min`, `act_max`; and as every element-wise kind below: `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |
 | `mul` | `input1_offset`, `input2_offset`, `output_offset`, `output_multiplier`, `output_shift` (s_1 * s_2 / s_out), `act_min`, `act_max`, `input1_shape`, `input2_shape`, `output_shape`, `input1_constant`, `input2_constant`, `broadcast`, `size` |

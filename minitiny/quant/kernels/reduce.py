@@ -1,23 +1,26 @@
-"""MEAN, SUM and REDUCE_MAX over any axes of an activation (up to 4 dimensions besides the
+"""MEAN, SUM, REDUCE_MAX and REDUCE_MIN over any axes of an activation (up to 4 dimensions besides the
 batch), keep_dims or not. Each output value reduces `count` input values:
 
     mean         q_out = Z_out + s_in / (s_out * count) * (sum(q) - Z_in * count)
     sum          q_out = Z_out + s_in / s_out * (sum(q) - Z_in * count)
     reduce_max   q_out = max(q)          (input and output share scale and zero point)
+    reduce_min   q_out = min(q)          (the same)
 
 then clamped to int8 (int16 for a 16x8 mean). Global average pooling is the mean over H
 and W of (H, W, C).
 
 TFLM: micro/kernels/reduce_common.cc (PrepareMeanOrSumHelper, PrepareMaxHelper and the
 Eval helpers), reference/reduce.h QuantizedMeanOrSum (mean and sum: the zero point taken
-out of the int32 sum at once) and ReduceGeneric (max, from the lowest int8).
+out of the int32 sum at once) and ReduceGeneric (max from the lowest int8, min from the
+highest).
 """
 import numpy as np
 
 from .. import fixedpoint as fp
 from .common import LIMITS, check_multiplier, fail, input_and_output, same_quantization, scale
 
-KINDS = ("mean", "sum", "reduce_max")
+KINDS = ("mean", "sum", "reduce_max", "reduce_min")
+EXTREMES = {"reduce_max": np.max, "reduce_min": np.min}      # no arithmetic: a value of the input
 INT16_KINDS = ("mean", "sum")        # 16x8: the same arithmetic, clamped to int16 (not reduce_max)
 INPUTS = (1, 1)
 MAX_RANK = 4                 # TFLM's temp_index holds 5 axes, the batch among them
@@ -63,7 +66,7 @@ def prepare(op, tensors, single_rounding):
              macs=0)
     if op.kind == "mean" and rank == 3 and axes == (0, 1):   # global average pooling: the tuned kernels' case
         p.update(in_h=x.shape[0], in_w=x.shape[1], channels=x.shape[2])
-    if op.kind == "reduce_max":             # reduce_common.cc EvalMaxHelper: no requantization
+    if op.kind in EXTREMES:                 # reduce_common.cc EvalMaxHelper: no requantization
         same_quantization(op, x, out)
         return p
     if len(axes) > MAX_SUMMED_AXES:
@@ -91,8 +94,8 @@ def prepare(op, tensors, single_rounding):
 
 def run(op, p, x):
     axes = tuple(a + 1 for a in p["axes"])                           # past the batch
-    if op.kind == "reduce_max":
-        return x.max(axis=axes)
+    if op.kind in EXTREMES:
+        return EXTREMES[op.kind](x, axis=axes)
     # reduce.h QuantizedMeanOrSum: the zero point out of the sum, requantize, add Z_out
     shifted_sum = x.astype(np.int64).sum(axis=axes) - p["input_zero_point"] * p["count"]
     result = fp.multiply_by_quantized_multiplier(shifted_sum, p["output_multiplier"], p["output_shift"],
