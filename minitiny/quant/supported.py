@@ -185,9 +185,13 @@ NOT_SUPPORTED = (
     Refused("GATHER, GATHER_ND", "tf.gather, tf.gather_nd; keras Embedding",
             "not yet (TFLM runs int8 GATHER and GATHER_ND). Embedding's int32 input comes with LESS, "
             "SELECT_V2 and int32 arithmetic on the indices, which TFLM cannot allocate"),
-    Refused("LOG_SOFTMAX, DIV, REVERSE_V2, BROADCAST_TO",
-            "tf.nn.log_softmax, x / y, tf.reverse, tf.broadcast_to",
+    Refused("LOG_SOFTMAX, REVERSE_V2, BROADCAST_TO", "tf.nn.log_softmax, tf.reverse, tf.broadcast_to",
             "not yet: TFLM runs each in int8"),
+    Refused("DIV", "x / y, tf.math.divide",
+            "TFLM's int8 DivElementwise shifts the quotient right by 32 bits or more for a small "
+            "numerator (0 / y always: the numerator's headroom is 31 bits), undefined in C; TFLM on "
+            "x86 then gives host-dependent values (0 / y = 1, -4 / 148 = -128 for one scale), which "
+            "no kernel can match across hosts"),
     Refused("SELECT_V2, GREATER, LESS, EQUAL, CAST", "tf.where, comparisons, tf.cast of a bool",
             "bool tensors: minitiny's graph holds int8 (and int16) activations only"),
     Refused("ADD_N, FLOOR, SIN, CUMSUM, SIGN", "tf.math.add_n, tf.floor, tf.sin, tf.cumsum, tf.sign",
