@@ -712,7 +712,8 @@ def main(argv=None):
     ap.add_argument("--per-operator", type=int, default=2, help="fault sites per operator (default 2)")
     ap.add_argument("--models", help="a comma-separated subset of mlp,cnn,ds_cnn (default: all)")
     ap.add_argument("--variants", help="a comma-separated subset of the kernel variants (default: all)")
-    ap.add_argument("--rows", help="also write the rows (JSON) here, for --merge")
+    ap.add_argument("--rows", help="also write the rows (JSON) here, for --merge (with --merge of one run: "
+                                   "its rows re-decided)")
     ap.add_argument("--merge", help="comma-separated --rows files of several runs: their rows in one table "
                                     "(nothing is run)")
     ap.add_argument("--redecide", action="store_true", help="with --merge: decide the undecided helper faults "
@@ -725,11 +726,18 @@ def main(argv=None):
         for path in args.merge.split(","):
             with open(path) as f:
                 runs.append(json.load(f))
+        if args.redecide:           # each run's rows, re-decided (the time it took kept with them)
+            for run in runs:
+                t = time.monotonic()
+                redecide(run["rows"])
+                run["redecided"] = run.get("redecided", 0) + time.monotonic() - t
+        if args.rows and len(runs) == 1:
+            atomic_write(args.rows, json.dumps(runs[0], default=_plain))
         rows = [r for run in runs for r in run["rows"]]
-        if args.redecide:
-            rows = redecide(rows)
-        header = ("Regenerate, one run per model and kernel variant, one after another, then merged:\n\n"
-                  + "".join(f"    {run['command']}    # {run['seconds']:.0f} s\n" for run in runs)
+        again = lambda run: f", re-decided in {run['redecided']:.0f} s" if run.get("redecided") else ""
+        header = ("Regenerate, one run per model and kernel variant, one after another, then merged (each "
+                  "run's undecided helper faults re-decided with --redecide):\n\n"
+                  + "".join(f"    {run['command']}    # {run['seconds']:.0f} s{again(run)}\n" for run in runs)
                   + f"    python bench/mutation.py --merge {args.merge}{' --redecide' if args.redecide else ''} "
                     f"--out {args.out}\n")
     else:
