@@ -16,12 +16,20 @@ constants, loop bounds.
 
 Each fault is then decided:
     equivalent      proven: the faulty helper or layer gives the same int8 values over a
-                    superset of its reachable inputs (every accumulator a channel's weights
-                    and int8 inputs allow, evaluated exhaustively: the helper's C compiled
-                    in a harness, a constant's effect on the layer in NumPy)
+                    superset of its reachable inputs, evaluated exhaustively:
+                    - every accumulator a channel's weights allow and every MEAN sum, with
+                      each input within the bounds interval arithmetic gives it through the
+                      graph (minitiny.testing.reach: a ReLU's output never below its zero
+                      point, a dead channel constant): the helper's C compiled in a harness
+                      beside TFLM's formula, a constant's effect on the layer in NumPy;
+                    - a softmax, for faults in the helpers it shares, split where a row
+                      enters it (each difference d from the row's max adds exp(d) to a sum
+                      S; each output depends on d and S only): the faulty helpers against
+                      the original's on every d and every S a row can sum to
     non-equivalent  proven by a witness: an input on which the faulty C's model output
                     differs from the NumPy int8 reference (found by the decision or any mode)
-    undecided       neither
+    undecided       neither (a layer-level difference no input was found to carry to the
+                    output, a weight or loop fault, a range too large to cover)
 and each verification mode is run on it, timed:
     verify          today's `minitiny verify DIR --data mnist -n 300` (300 test images;
                     random int8 inputs without the data set)
@@ -426,7 +434,7 @@ def _softmax_equivalent(qmodel, original, faulty_c, tmp, cflags):
 # Above this many accumulators per channel the harness evaluates only the window where the
 # correct output is not clamped (plus a margin): a difference there is still a lead for the
 # witness search, but no difference there proves nothing (undecided).
-MAX_EXHAUSTIVE = 1 << 22
+MAX_EXHAUSTIVE = 1 << 27
 
 
 def _unclamped_window(m, shift, off, a_min, a_max, lo, hi):
@@ -735,9 +743,11 @@ def main(argv=None):
             atomic_write(args.rows, json.dumps(runs[0], default=_plain))
         rows = [r for run in runs for r in run["rows"]]
         again = lambda run: f", re-decided in {run['redecided']:.0f} s" if run.get("redecided") else ""
-        header = ("Regenerate, one run per model and kernel variant, one after another, then merged (each "
-                  "run's undecided helper faults re-decided with --redecide):\n\n"
-                  + "".join(f"    {run['command']}    # {run['seconds']:.0f} s{again(run)}\n" for run in runs)
+        header = ("Regenerate, one run per model and kernel variant, one after another (a run marked "
+                  "'re-decided' was made before the softmax's helpers were decided: its undecided helper faults "
+                  "were decided again with `--merge NAME.json --redecide --rows NAME.json`); then merged:\n\n"
+                  + "".join(f"    {run['command']} --rows {path}    # {run['seconds']:.0f} s{again(run)}\n"
+                            for run, path in zip(runs, args.merge.split(",")))
                   + f"    python bench/mutation.py --merge {args.merge}{' --redecide' if args.redecide else ''} "
                     f"--out {args.out}\n")
     else:
