@@ -491,7 +491,8 @@ class _Writer:
                 if dtype != "float32":
                     raise GraphError(f"model {q.name!r}: input/output {name!r} must be float32")
                 continue
-            if dtype == "int32" and name in q.outputs and not q.tensors[name].is_constant:
+            if dtype == "int32" and name in q.outputs and any(
+                    op.kind in ("arg_max", "arg_min") and name in op.outputs for op in q.ops):
                 continue                        # ARG_MAX's indices: an int32 output as TFLite writes it
             if dtype not in ("int8", "int16"):
                 raise GraphError(f"model {q.name!r}: input/output {name!r} must be int8 or int16")
