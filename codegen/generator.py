@@ -28,7 +28,7 @@ from minitiny.quant import fixedpoint as fp
 from minitiny.quant.graph import QModel, QOp, QTensor
 from minitiny.quant.threshold import ThresholdError, threshold_to_int8
 
-from . import dsp, elementwise, fast16, inplace, lut, planner, stream, transpose_conv
+from . import dsp, elementwise, fast16, inplace, lut, planner, resize, stream, transpose_conv
 from .float_codegen import generate_float
 from .names import Namer, c_comment, c_identifier, c_macro_prefix
 from .output import GENERATOR, CodegenError, Generated, write_atomically
@@ -46,8 +46,8 @@ SHARED_TEMPLATES = {
     "relu6": "relu.c.j2",       # one template for both: relu6 is a clamp to [lower, upper]
 }
 # Op kinds with a template per variant.
-VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv", "max_pool_2d",
-                 "average_pool_2d", "mean", "add")
+VARIANT_KINDS = ("fully_connected", "conv_2d", "depthwise_conv_2d", "transpose_conv", "resize_bilinear",
+                 "max_pool_2d", "average_pool_2d", "mean", "add")
 # The variants. Every one computes the same bits as QModel.predict_int8 (the tests run each
 # against it); they differ in how the C reads and how fast it runs.
 #   "reference" TFLM's reference kernels (tensorflow/lite/kernels/internal/reference/integer_ops):
@@ -87,7 +87,6 @@ REFERENCE_ONLY_TEMPLATES = {
     "sum": "reference/mean_or_sum.c.j2", "reduce_max": "reference/reduce_max.c.j2",
     "reduce_min": "reference/reduce_min.c.j2",
     "resize_nearest_neighbor": "reference/resize_nearest_neighbor.c.j2",
-    "resize_bilinear": "reference/resize_bilinear.c.j2",
     "batch_matmul": "reference/batch_matmul.c.j2",
     "l2_normalization": "reference/l2_normalization.c.j2",
     "unidirectional_sequence_lstm": "reference/unidirectional_sequence_lstm.c.j2",
@@ -254,7 +253,8 @@ FIXEDPOINT_DEPENDS_SINGLE_ROUNDING = {
 # varies with its shapes; the firmware build reports the exact size of a linked image).
 # CODE_BYTES: the scalar (and shared) kernels, one copy per layer.
 CODE_BYTES = {
-    "fully_connected": 250, "conv_2d": 340, "depthwise_conv_2d": 430, "transpose_conv": 500, "max_pool_2d": 160,
+    "fully_connected": 250, "conv_2d": 340, "depthwise_conv_2d": 430, "transpose_conv": 500, "resize_bilinear": 260,
+    "max_pool_2d": 160,
     "average_pool_2d": 270, "mean": 90, "add": 100, "sub": 100, "mul": 80, "reshape": 0, "softmax": 160,
     "logistic": 80, "tanh": 70, "relu": 60, "relu6": 40,
 }
@@ -403,7 +403,7 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8", scalar=
     int16 = (op.params or {}).get("dtype") == "int16"
     template = _int16_template(op, qmodel, variant) if int16 else KERNEL_VARIANTS[variant].get(kind)
     uses_dsp = _uses_dsp(op, qmodel, variant)
-    if scalar and uses_dsp:             # the RAM budget has no room for the DSP kernel's scratch
+    if (scalar or scalar_is_faster(op)) and uses_dsp:   # no room for the DSP kernel's scratch, or slower
         template, uses_dsp = (fast16.SCALAR_TEMPLATES if int16 else SCALAR_TEMPLATES)[kind], False
     if reference_only(op) and not int16:
         template = REFERENCE_TEMPLATES[kind]
@@ -489,10 +489,14 @@ def _layer(index, op, qmodel, arena, namer, variant, dsp_weights="int8", scalar=
     lstm = lstm_context(op, qmodel, arena, index) if kind == "unidirectional_sequence_lstm" else None
     if lstm is not None:
         weight = bias = None               # its own constants: layer["lstm"]
+    bilinear = resize.layer_context(p) if kind == "resize_bilinear" and not generic else None
+    if bilinear is not None:                # its rows' and columns' tables (int16 quadruples)
+        weight_bytes += 8 * (len(bilinear["rows"]) + len(bilinear["cols"]))
     return {"index": index, "name": name, "label": c_comment(op.name), "kind": kind, "int16": int16,
             "lstm": lstm,
             "template": template, "dsp_template": dsp_template, "generic": generic, "p": p,
             "channel_multipliers": channel_multipliers, "elementwise": ew, "lut": table, "gather": gather,
+            "resize": bilinear,
             "dsp": dsp_context,
             "scratch_bytes": (fast16 if int16 else dsp).scratch_bytes(kind, p) if uses_dsp else 0, "options": op.options, "inputs": acts, "input": acts[0],
             "output": out, "outputs": outs, "weight": weight, "bias": bias, "per_channel": per_channel,
@@ -559,6 +563,20 @@ def lstm_context(op, qmodel, arena, index):
 def lstm_scratch_bytes(p):
     """The LSTM kernel's working memory: four gates and one more row of int16 per unit."""
     return 5 * 2 * p["units"]
+
+
+def scalar_is_faster(op):
+    """A layer the DSP variants compute with the scalar kernel, as it is the faster there: a
+    depthwise_conv_2d whose output is one pixel, or has fewer pixels than the filter has
+    taps while the DSP kernel is off its fast path (dsp.depthwise_fast). The DSP kernel
+    first copies each channel's padded input into an int16 plane, a cost per channel that
+    only many outputs repay: MobileNets' last blocks (5x5 filters on 2x2 and 1x1 maps) run
+    faster on the scalar kernel (bench/architectures.py measures the models)."""
+    p = op.params or {}
+    if op.kind != "depthwise_conv_2d" or "out_h" not in p or p.get("dtype") == "int16":
+        return False
+    outputs = p["out_h"] * p["out_w"]
+    return outputs == 1 or (not dsp.depthwise_fast(p) and outputs < p["kernel_h"] * p["kernel_w"])
 
 
 # The banner of a layer lists its integer parameters by meaning, one line per group; a
@@ -709,7 +727,7 @@ def depthwise_form(qmodel):
         p = op.params
         if op.kind == "conv_2d" and p is not None and p["in_c"] == 1 and not reference_only(op):
             as_depthwise = dict(p, depth_multiplier=p["out_c"])
-            if dsp.depthwise_fast(as_depthwise):
+            if dsp.depthwise_fast(as_depthwise) and p["out_h"] * p["out_w"] > 1:
                 w = qmodel.tensors[op.inputs[1]]
                 tensors[w.name] = QTensor(w.name, (1, w.shape[1], w.shape[2], w.shape[0]), w.dtype, w.scale,
                                           w.zero_point, data=np.transpose(w.data, (3, 1, 2, 0)),
@@ -729,7 +747,7 @@ def _scratch(computed, variant, streams=(), scalar=()):
     band = {i: s for s in streams for i in s.ops}
     scratch = {}
     for i, op in enumerate(computed.ops):
-        if _uses_dsp(op, computed, variant) and op.name not in scalar:
+        if _uses_dsp(op, computed, variant) and op.name not in scalar and not scalar_is_faster(op):
             p = op.params if i not in band else stream.band_params(
                 op, op.params, band[i].band, computed.tensors[op.outputs[0]].shape[0])
             scratch[i] = (fast16 if p.get("dtype") == "int16" else dsp).scratch_bytes(op.kind, p)
@@ -746,7 +764,7 @@ def plan_streams(computed, variant, in_place, ram_budget, streams=None):
     scalar kernel instead (no scratch; more instructions: bench/arena.py counts them)."""
     scalar = set()
     kernels_of = lambda op: (["reference"] if reference_only(op) else
-                             ["scalar"] if op.name in scalar else _kernels(variant, op.kind))
+                             ["scalar"] if op.name in scalar or scalar_is_faster(op) else _kernels(variant, op.kind))
 
     def arena_of(streams):
         arena = planner.plan_qmodel(computed, scratch=_scratch(computed, variant, streams, scalar),
