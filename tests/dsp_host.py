@@ -108,6 +108,13 @@ def host_dsp(model, x, flags, sanitize=False, variant="dsp", **options):
                              f"C {got[tuple(bad[0])]}, NumPy {want[tuple(bad[0])]}\n{model.summary()}")
 
 
+def host_variants(model, x, flags, variants=("reference", "scalar", "dsp", "auto"), sanitize=False):
+    """host_dsp for each variant: the DSP one built with `flags` (the ACLE shim), the others
+    with none."""
+    for variant in variants:
+        host_dsp(model, x, flags if variant == "dsp" else (), sanitize=sanitize, variant=variant)
+
+
 def inputs_for(model, seed, n=8):
     return o.int8_input(np.random.default_rng(seed), model.input.shape, n)
 

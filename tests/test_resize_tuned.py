@@ -15,7 +15,7 @@ import numpy as np
 from hypothesis import given, settings, strategies as st
 
 import int8_oracle as O
-from dsp_host import host_dsp, requires_gcc, requires_qemu, run_on
+from dsp_host import host_variants, requires_gcc, requires_qemu, run_on
 from minitiny.codegen import generator, resize
 from minitiny.quant.kernels.resize import ONE, bilinear_positions
 
@@ -47,16 +47,11 @@ def bilinear_models(draw, max_dim=12):
     return m
 
 
-def every_variant(m, x, flags):
-    for variant in ("reference", "scalar", "dsp", "auto"):
-        host_dsp(m, x, flags if variant == "dsp" else (), variant=variant)
-
-
 @requires_gcc
 @settings(max_examples=40 if THOROUGH else 8)
 @given(m=bilinear_models(), seed=st.integers(0, 2 ** 16))
 def test_drawn_resizes_give_the_reference_bits(m, seed, shim_flags):
-    every_variant(m, O.int8_input(np.random.default_rng(seed), m.input.shape, 4), shim_flags)
+    host_variants(m, O.int8_input(np.random.default_rng(seed), m.input.shape, 4), shim_flags)
 
 
 @requires_gcc
@@ -66,8 +61,7 @@ def test_a_large_upsampling_with_extreme_inputs(shim_flags):
     b.resize("resize_bilinear", (96, 128), half_pixel_centers=True)
     m = b.model()
     x = np.where(np.random.default_rng(1).random((1, 24, 32, 16)) < 0.5, -128, 127).astype(np.int8)
-    for variant in ("scalar", "dsp"):
-        host_dsp(m, x, shim_flags if variant == "dsp" else (), variant=variant)
+    host_variants(m, x, shim_flags, ("scalar", "dsp"))
 
 
 def depthwise_tail(seed):
@@ -87,7 +81,7 @@ def depthwise_tail(seed):
 def test_small_depthwise_layers_take_the_scalar_kernel_with_its_bits(seed, input_seed, shim_flags):
     m = depthwise_tail(seed)
     assert [generator.scalar_is_faster(op) for op in m.ops] == [True, False, True, True, True]
-    every_variant(m, O.int8_input(np.random.default_rng(input_seed), m.input.shape, 4), shim_flags)
+    host_variants(m, O.int8_input(np.random.default_rng(input_seed), m.input.shape, 4), shim_flags)
 
 
 @requires_qemu

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import int8_oracle as O
-from dsp_host import host_dsp, requires_gcc, requires_qemu, run_on
+from dsp_host import host_variants, requires_gcc, requires_qemu, run_on
 from minitiny.codegen import transpose_conv
 
 THOROUGH = os.environ.get("HYPOTHESIS_PROFILE") == "thorough"
@@ -53,9 +53,7 @@ def model(seed, in_shape, cfg, s_in, z_in):
 
 
 def check(m, x, flags, variants=("scalar", "dsp", "auto"), sanitize=False):
-    host_dsp(m, x, (), variant="reference")
-    for variant in variants:
-        host_dsp(m, x, flags if variant == "dsp" else (), sanitize=sanitize, variant=variant)
+    host_variants(m, x, flags, ("reference",) + tuple(variants), sanitize)
 
 
 @requires_gcc
