@@ -568,7 +568,7 @@ def lstm_scratch_bytes(p):
 def scalar_is_faster(op):
     """A layer the DSP variants compute with the scalar kernel, as it is the faster there: a
     depthwise_conv_2d whose output is one pixel, or has fewer pixels than the filter has
-    taps while the DSP kernel is off its fast path (dsp.depthwise_fast). The DSP kernel
+    taps while the DSP kernel is off its fast paths (3x3, stride 1 or 2). The DSP kernel
     first copies each channel's padded input into an int16 plane, a cost per channel that
     only many outputs repay: MobileNets' last blocks (5x5 filters on 2x2 and 1x1 maps) run
     faster on the scalar kernel (bench/architectures.py measures the models)."""
@@ -576,7 +576,8 @@ def scalar_is_faster(op):
     if op.kind != "depthwise_conv_2d" or "out_h" not in p or p.get("dtype") == "int16":
         return False
     outputs = p["out_h"] * p["out_w"]
-    return outputs == 1 or (not dsp.depthwise_fast(p) and outputs < p["kernel_h"] * p["kernel_w"])
+    fast = dsp.depthwise_fast(p) or dsp.depthwise_fast_stride2(p)
+    return outputs == 1 or (not fast and outputs < p["kernel_h"] * p["kernel_w"])
 
 
 # The banner of a layer lists its integer parameters by meaning, one line per group; a
