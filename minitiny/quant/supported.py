@@ -257,7 +257,7 @@ def markdown():
             "`NAME_reset()`); Keras 3's LSTM becomes a WHILE loop (several subgraphs: refused). "
             "A GRU has no fused op: with `unroll=True` it becomes `FULLY_CONNECTED`, `SPLIT`, "
             "`UNPACK`, `STRIDED_SLICE`, `ADD`, `SUB`, `MUL`, `LOGISTIC` and `TANH` rows of this "
-            "table, one set per time step (tests/data/architectures/gru_unrolled).\n\n"
+            "table, one set per time step (tests/data/architectures/gru_unrolled.tflite).\n\n"
             + "\n".join(rows) + "\n\n## Not supported, and why\n\n"
             "What TensorFlow 2.21's int8 converter makes of ordinary Keras code beyond the table above "
             "(one small model per layer or tf op, converted and run in TFLite Micro):\n\n"
